@@ -1,0 +1,4 @@
+//! The integration-sources host: stores sources and links, serves the HTTP API and the admin
+//! page, and runs provider plugins in a sandbox. See ARCHITECTURE.md for the codemap.
+
+pub mod plugin;

@@ -1,0 +1,68 @@
+//! The one wasmtime `Engine` of the process: its configuration, the pooling allocator and
+//! the epoch ticker that drives CPU deadlines.
+
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::Limits;
+
+/// How often the epoch advances: the granularity of CPU deadlines and of the timeslices a
+/// busy guest gives back to tokio.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Builds the engine: component model, epoch interruption, and the pooling allocator sized to
+/// `limits.max_concurrent_calls` (falling back to on-demand allocation where the machine cannot
+/// reserve the pool's address space).
+pub fn build(limits: &Limits) -> anyhow::Result<Engine> {
+    let mut config = base_config();
+    let n = limits.max_concurrent_calls;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(n)
+        // A std guest uses ~3 core instances (the guest, wasi adapters); leave headroom.
+        .total_core_instances(n * 6)
+        .total_memories(n * 2)
+        .total_tables(n * 4)
+        .total_stacks(n)
+        .max_memory_size(limits.memory_bytes)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20)
+        .linear_memory_keep_resident(256 << 10)
+        .table_keep_resident(64 << 10);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => Ok(start_ticker(engine)),
+        Err(e) => {
+            tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
+            Ok(start_ticker(Engine::new(&base_config())?))
+        }
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(512 << 10)
+        .async_stack_size(2 << 20)
+        .memory_init_cow(true);
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a plain thread, which exits once the
+/// engine is dropped (the thread only holds a weak reference).
+fn start_ticker(engine: Engine) -> Engine {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawn the epoch thread");
+    engine
+}

@@ -1,0 +1,690 @@
+//! The plugin host: the only code that knows wasmtime.
+//!
+//! [`PluginHost`] keeps a registry of loaded plugins (provider id -> [`LoadedPlugin`]) and runs
+//! every call in a **fresh instance** with a memory cap, a CPU deadline and a wall-clock
+//! timeout; the guest gets WASI with nothing granted and reaches the network only through
+//! [`egress`]. A trap, a timeout, a blown memory cap or malformed output is a [`PluginError`]
+//! for that call; the host keeps serving.
+//!
+//! Replacing a plugin swaps one `Arc` in the registry: calls already running keep the old
+//! version alive until they finish, new calls get the new one.
+
+pub mod egress;
+mod engine;
+pub mod model;
+mod v1;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use egress::Egress;
+pub use model::{ConnectionInfo, Issue, ProviderError, ProviderInfo, SourceConfig};
+
+/// The contract versions this host runs, for listings and error messages.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["1.x"];
+
+/// Per-call resource limits. Defaults suit a small service; all are configurable.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Cap on each linear memory, in bytes (default 64 MiB).
+    pub memory_bytes: usize,
+    /// Guest CPU time per call (default 2 s), enforced by epoch interruption.
+    pub cpu_time: Duration,
+    /// Wall-clock time per call including HTTP (default 15 s).
+    pub wall_time: Duration,
+    /// HTTP requests per call (default 50).
+    pub max_requests: u32,
+    /// Bytes per HTTP response body (default 4 MiB).
+    pub max_response_bytes: usize,
+    /// Calls running at once; more wait for a slot (default 64).
+    pub max_concurrent_calls: u32,
+    /// Largest plugin binary accepted, in bytes (default 16 MiB).
+    pub max_plugin_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            cpu_time: Duration::from_secs(2),
+            wall_time: Duration::from_secs(15),
+            max_requests: 50,
+            max_response_bytes: 4 << 20,
+            max_concurrent_calls: 64,
+            max_plugin_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Why a plugin call or load failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// No plugin with that provider id is loaded.
+    #[error("no plugin is loaded for provider {0:?}")]
+    NotLoaded(String),
+    /// A binary was refused at load time (not a component, wrong world, bad `describe`, ...).
+    #[error("plugin rejected: {0}")]
+    Rejected(String),
+    /// The guest used up its CPU time.
+    #[error("the plugin used more than its CPU time limit ({0:?}) and was stopped")]
+    CpuLimit(Duration),
+    /// The whole call (HTTP included) took too long.
+    #[error("the plugin call took longer than {0:?} and was stopped")]
+    Timeout(Duration),
+    /// The guest tried to grow its memory past the cap.
+    #[error("the plugin exceeded its memory limit ({0} bytes) and was stopped")]
+    MemoryLimit(usize),
+    /// The guest trapped (panic, unreachable, out-of-bounds access, ...).
+    #[error("the plugin crashed: {0}")]
+    Trap(String),
+    /// The guest answered something the contract forbids.
+    #[error("the plugin returned malformed output: {0}")]
+    Malformed(String),
+    /// The guest answered with a contract error (bad key, unauthorized, ...).
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+impl PluginError {
+    /// A stable kebab-case code for APIs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotLoaded(_) => "plugin-missing",
+            Self::Rejected(_) => "plugin-rejected",
+            Self::CpuLimit(_) => "plugin-cpu-limit",
+            Self::Timeout(_) => "plugin-timeout",
+            Self::MemoryLimit(_) => "plugin-memory-limit",
+            Self::Trap(_) => "plugin-trap",
+            Self::Malformed(_) => "plugin-malformed-output",
+            Self::Provider(e) => e.code(),
+        }
+    }
+
+    /// True when the plugin itself misbehaved (as opposed to answering with an error).
+    pub fn is_fault(&self) -> bool {
+        !matches!(self, Self::Provider(_) | Self::NotLoaded(_))
+    }
+}
+
+/// The store data of one call: WASI (nothing granted), limits, and the egress state.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    egress: Egress,
+    plugin_id: Arc<str>,
+    log_budget: usize,
+    cpu_ticks: u64,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl CallState {
+    /// Writes a guest log line to the host log, tagged, within the per-call budget.
+    fn guest_log(&mut self, level: tracing::Level, message: &str) {
+        if self.log_budget == 0 {
+            return;
+        }
+        let line: String = message.chars().take(self.log_budget.min(2048)).collect();
+        self.log_budget = self.log_budget.saturating_sub(line.len().max(1));
+        match level {
+            tracing::Level::ERROR => tracing::error!(plugin = %self.plugin_id, "{line}"),
+            tracing::Level::WARN => tracing::warn!(plugin = %self.plugin_id, "{line}"),
+            tracing::Level::INFO => tracing::info!(plugin = %self.plugin_id, "{line}"),
+            _ => tracing::debug!(plugin = %self.plugin_id, "{line}"),
+        }
+    }
+}
+
+/// One loaded plugin version.
+pub struct LoadedPlugin {
+    /// What `describe` said.
+    pub info: ProviderInfo,
+    /// The contract version it was built against, e.g. `1.0.0`.
+    pub contract: String,
+    /// sha-256 of the `.wasm`, hex.
+    pub digest: String,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+    /// Where it came from (a path or "upload").
+    pub origin: String,
+    pre: v1::ProviderPre<CallState>,
+}
+
+type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+/// Loads plugins and runs calls into them. Cheap to share behind an `Arc`.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<CallState>,
+    http: reqwest::Client,
+    limits: Limits,
+    slots: Semaphore,
+    cache_dir: Option<PathBuf>,
+    plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+}
+
+impl PluginHost {
+    /// A host with no plugins. `cache_dir`, if given, keeps compiled artifacts keyed by the
+    /// plugin's digest and the engine's compatibility hash, so restarts skip compilation.
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> anyhow::Result<PluginHost> {
+        let engine = engine::build(&limits)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        v1::add_to_linker(&mut linker)?;
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(PluginHost {
+            slots: Semaphore::new(limits.max_concurrent_calls as usize),
+            http: egress::client()?,
+            engine,
+            linker,
+            limits,
+            cache_dir,
+            plugins: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Loads every `*.wasm` in `dir`; returns each file with its outcome. A bad file is
+    /// reported and skipped; the others load.
+    pub async fn load_dir(&self, dir: &Path) -> Vec<(PathBuf, Result<Arc<LoadedPlugin>, PluginError>)> {
+        let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot read the plugins directory");
+                Vec::new()
+            }
+        };
+        paths.sort();
+        let mut out = Vec::new();
+        for path in paths {
+            let result = self.load_file(&path).await;
+            match &result {
+                Ok(p) => tracing::info!(plugin = %p.info.id, version = %p.info.version, path = %path.display(), "plugin loaded"),
+                Err(e) => tracing::error!(path = %path.display(), error = %e, "plugin not loaded"),
+            }
+            out.push((path, result));
+        }
+        out
+    }
+
+    /// Loads (or replaces) the plugin in one file.
+    pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| PluginError::Rejected(format!("cannot read {}: {e}", path.display())))?;
+        let plugin = self.prepare(&bytes, path.display().to_string()).await?;
+        Ok(self.install(plugin))
+    }
+
+    /// Compiles and checks a plugin binary without installing it: the component must export
+    /// a supported contract version and answer `describe` with a valid description.
+    pub async fn prepare(&self, bytes: &[u8], origin: String) -> Result<LoadedPlugin, PluginError> {
+        if bytes.len() > self.limits.max_plugin_bytes {
+            return Err(PluginError::Rejected(format!(
+                "the plugin is {} bytes; the limit is {}",
+                bytes.len(),
+                self.limits.max_plugin_bytes
+            )));
+        }
+        let digest = hex::encode(Sha256::digest(bytes));
+        let component = self.compile(bytes, &digest).await?;
+        let contract = contract_version(&self.engine, &component)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::Rejected(format!("the plugin's imports cannot be satisfied: {e:#}")))?;
+        let pre = v1::ProviderPre::new(instance_pre)
+            .map_err(|e| PluginError::Rejected(format!("the plugin does not fit the provider world: {e:#}")))?;
+
+        // `describe` runs in the same sandbox as every other call, before the plugin is used.
+        let probe = ProviderInfo {
+            id: String::new(),
+            version: String::new(),
+            name: String::new(),
+            key_hint: String::new(),
+            key_example: String::new(),
+            default_key_pattern: None,
+            default_issue_url_template: String::new(),
+            default_create_url_template: None,
+            base_url_example: String::new(),
+            auth_types: Vec::new(),
+            settings: Vec::new(),
+            extra_origins: Vec::new(),
+        };
+        let mut plugin = LoadedPlugin {
+            info: probe,
+            contract,
+            digest,
+            loaded_at: SystemTime::now(),
+            origin,
+            pre,
+        };
+        let info = self
+            .run(&plugin, &SourceConfig::default(), |store, p| {
+                Box::pin(async move { p.testorchestrator_provider_tracker().call_describe(store).await })
+            })
+            .await
+            .map_err(|e| PluginError::Rejected(format!("describe failed: {e}")))?;
+        let info = ProviderInfo::from(info);
+        validate_info(&info).map_err(PluginError::Rejected)?;
+        plugin.info = info;
+        Ok(plugin)
+    }
+
+    /// Makes a prepared plugin the current version of its provider; returns it.
+    pub fn install(&self, plugin: LoadedPlugin) -> Arc<LoadedPlugin> {
+        let plugin = Arc::new(plugin);
+        let previous = self
+            .plugins
+            .write()
+            .expect("plugin registry lock")
+            .insert(plugin.info.id.clone(), plugin.clone());
+        match previous {
+            Some(old) if old.digest != plugin.digest => tracing::info!(
+                plugin = %plugin.info.id, from = %old.info.version, to = %plugin.info.version,
+                digest = %plugin.digest, "plugin swapped"
+            ),
+            _ => {}
+        }
+        plugin
+    }
+
+    /// Removes a provider's plugin; calls already running finish on it.
+    pub fn remove(&self, provider: &str) -> Option<Arc<LoadedPlugin>> {
+        self.plugins.write().expect("plugin registry lock").remove(provider)
+    }
+
+    /// The current plugin of a provider.
+    pub fn get(&self, provider: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
+        self.plugins
+            .read()
+            .expect("plugin registry lock")
+            .get(provider)
+            .cloned()
+            .ok_or_else(|| PluginError::NotLoaded(provider.to_string()))
+    }
+
+    /// All loaded plugins, sorted by id.
+    pub fn list(&self) -> Vec<Arc<LoadedPlugin>> {
+        let mut all: Vec<_> = self.plugins.read().expect("plugin registry lock").values().cloned().collect();
+        all.sort_by(|a, b| a.info.id.cmp(&b.info.id));
+        all
+    }
+
+    /// `normalize-key`: the canonical form of a key as typed or pasted.
+    pub async fn normalize_key(&self, source: &SourceConfig, key: &str) -> Result<String, PluginError> {
+        let plugin = self.get(&source.provider)?;
+        let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
+        let canonical = self
+            .run(&plugin, source, |store, p| {
+                Box::pin(async move { p.testorchestrator_provider_tracker().call_normalize_key(store, &wsrc, &key).await })
+            })
+            .await?
+            .map_err(ProviderError::from)?;
+        check_text("normalize-key", &canonical, 256)?;
+        Ok(canonical)
+    }
+
+    /// `issue-url`: the issue's browser URL.
+    pub async fn issue_url(&self, source: &SourceConfig, key: &str) -> Result<String, PluginError> {
+        let plugin = self.get(&source.provider)?;
+        let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
+        let url = self
+            .run(&plugin, source, |store, p| {
+                Box::pin(async move { p.testorchestrator_provider_tracker().call_issue_url(store, &wsrc, &key).await })
+            })
+            .await?
+            .map_err(ProviderError::from)?;
+        check_url("issue-url", &url)?;
+        Ok(url)
+    }
+
+    /// `create-url`: the tracker's new-issue page.
+    pub async fn create_url(&self, source: &SourceConfig) -> Result<String, PluginError> {
+        let plugin = self.get(&source.provider)?;
+        let wsrc = v1::source(&plugin.info, source);
+        let url = self
+            .run(&plugin, source, |store, p| {
+                Box::pin(async move { p.testorchestrator_provider_tracker().call_create_url(store, &wsrc).await })
+            })
+            .await?
+            .map_err(ProviderError::from)?;
+        check_url("create-url", &url)?;
+        Ok(url)
+    }
+
+    /// `test-connection`: who the source is connected as.
+    pub async fn test_connection(&self, source: &SourceConfig) -> Result<ConnectionInfo, PluginError> {
+        let plugin = self.get(&source.provider)?;
+        let wsrc = v1::source(&plugin.info, source);
+        let info = self
+            .run(&plugin, source, |store, p| {
+                Box::pin(async move { p.testorchestrator_provider_tracker().call_test_connection(store, &wsrc).await })
+            })
+            .await?
+            .map_err(ProviderError::from)?;
+        check_text("test-connection account", &info.account, 1024)?;
+        Ok(info.into())
+    }
+
+    /// `fetch-issue`: one issue's details.
+    pub async fn fetch_issue(&self, source: &SourceConfig, key: &str) -> Result<Issue, PluginError> {
+        let plugin = self.get(&source.provider)?;
+        let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
+        let issue = self
+            .run(&plugin, source, |store, p| {
+                Box::pin(async move { p.testorchestrator_provider_tracker().call_fetch_issue(store, &wsrc, &key).await })
+            })
+            .await?
+            .map_err(ProviderError::from)?;
+        check_issue(issue.into())
+    }
+
+    /// `fetch-issues`: many issues, one result per key in order.
+    pub async fn fetch_issues(
+        &self,
+        source: &SourceConfig,
+        keys: &[String],
+    ) -> Result<Vec<Result<Issue, ProviderError>>, PluginError> {
+        let plugin = self.get(&source.provider)?;
+        let (wsrc, owned) = (v1::source(&plugin.info, source), keys.to_vec());
+        let results = self
+            .run(&plugin, source, |store, p| {
+                Box::pin(async move { p.testorchestrator_provider_tracker().call_fetch_issues(store, &wsrc, &owned).await })
+            })
+            .await?
+            .map_err(ProviderError::from)?;
+        if results.len() != keys.len() {
+            return Err(PluginError::Malformed(format!(
+                "fetch-issues answered {} results for {} keys",
+                results.len(),
+                keys.len()
+            )));
+        }
+        results
+            .into_iter()
+            .map(|r| match r {
+                Ok(issue) => check_issue(issue.into()).map(Ok),
+                Err(e) => Ok(Err(e.into())),
+            })
+            .collect()
+    }
+
+    /// Runs `f` against a fresh instance of `plugin`, under the call limits.
+    async fn run<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        source: &SourceConfig,
+        f: impl for<'a> FnOnce(&'a mut Store<CallState>, &'a v1::Provider) -> CallFuture<'a, R>,
+    ) -> Result<R, PluginError> {
+        let _slot = self.slots.acquire().await.expect("the call semaphore is never closed");
+        let started = Instant::now();
+        let wall = self.limits.wall_time;
+        let stdout = MemoryOutputPipe::new(16 << 10);
+        let stderr = MemoryOutputPipe::new(16 << 10);
+        let mut store = self.new_store(plugin, source, started + wall, &stdout, &stderr);
+
+        let outcome = tokio::time::timeout(wall, async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            f(&mut store, &instance).await
+        })
+        .await;
+
+        for (pipe, stream) in [(&stdout, "stdout"), (&stderr, "stderr")] {
+            let text = pipe.contents();
+            for line in String::from_utf8_lossy(&text).lines().filter(|l| !l.trim().is_empty()) {
+                tracing::info!(plugin = %plugin.info.id, stream, "{line}");
+            }
+        }
+        match outcome {
+            Err(_) => Err(PluginError::Timeout(wall)),
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(self.classify(e, store.data().cpu_ticks)),
+        }
+    }
+
+    fn new_store(
+        &self,
+        plugin: &LoadedPlugin,
+        source: &SourceConfig,
+        deadline: Instant,
+        stdout: &MemoryOutputPipe,
+        stderr: &MemoryOutputPipe,
+    ) -> Store<CallState> {
+        // No env, no args, no preopened directories, no sockets: only capped stdio pipes.
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .instances(16)
+            .tables(32)
+            .memories(8)
+            .trap_on_grow_failure(true)
+            .build();
+        let egress = Egress::new(
+            self.http.clone(),
+            &plugin.info,
+            source,
+            deadline,
+            self.limits.max_requests,
+            self.limits.max_response_bytes,
+        );
+        let state = CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            egress,
+            plugin_id: Arc::from(plugin.info.id.as_str()),
+            log_budget: 16 << 10,
+            cpu_ticks: 0,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        // Every tick the guest spends running counts against its CPU budget; between ticks
+        // it yields to tokio so one busy guest cannot hold a worker thread.
+        let budget_ticks = (self.limits.cpu_time.as_millis() / engine::EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut ctx| {
+            let state = ctx.data_mut();
+            state.cpu_ticks += 1;
+            if state.cpu_ticks > budget_ticks {
+                Ok(wasmtime::UpdateDeadline::Interrupt)
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    fn classify(&self, e: wasmtime::Error, cpu_ticks: u64) -> PluginError {
+        let budget_ticks = self.limits.cpu_time.as_millis() / engine::EPOCH_TICK.as_millis();
+        if let Some(trap) = e.downcast_ref::<wasmtime::Trap>()
+            && *trap == wasmtime::Trap::Interrupt
+            && u128::from(cpu_ticks) > budget_ticks
+        {
+            return PluginError::CpuLimit(self.limits.cpu_time);
+        }
+        let text = format!("{e:#}");
+        if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
+            return PluginError::MemoryLimit(self.limits.memory_bytes);
+        }
+        if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+            return PluginError::Trap(format!("{trap}"));
+        }
+        // Lifting errors (invalid UTF-8, bad discriminant, out-of-bounds pointers) and
+        // instantiation failures end up here.
+        PluginError::Trap(first_line(&text))
+    }
+
+    async fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, PluginError> {
+        let cached = self.cache_dir.as_ref().map(|dir| {
+            let mut h = Sha256::new();
+            std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut HashWriter(&mut h));
+            dir.join(format!("{digest}-{}.cwasm", &hex::encode(h.finalize())[..16]))
+        });
+        if let Some(path) = &cached
+            && path.exists()
+        {
+            // SAFETY: the file is our own `Component::serialize` output, written under a name
+            // keyed by the source digest and this engine's compatibility hash; vendor-supplied
+            // precompiled artifacts are never loaded.
+            match unsafe { Component::deserialize_file(&self.engine, path) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "stale compile cache entry; recompiling"),
+            }
+        }
+        let engine = self.engine.clone();
+        let owned = bytes.to_vec();
+        let component = tokio::task::spawn_blocking(move || Component::from_binary(&engine, &owned))
+            .await
+            .map_err(|e| PluginError::Rejected(format!("compilation panicked: {e}")))?
+            .map_err(|e| PluginError::Rejected(format!("not a valid WebAssembly component: {}", first_line(&format!("{e:#}")))))?;
+        if let Some(path) = &cached
+            && let Ok(serialized) = component.serialize()
+        {
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::write(&tmp, serialized).and_then(|()| std::fs::rename(&tmp, path)).is_err() {
+                tracing::warn!(path = %path.display(), "could not write the compile cache");
+            }
+        }
+        Ok(component)
+    }
+}
+
+/// Bridges `std::hash::Hash` into a sha-256 (the compatibility hash only implements `Hash`).
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::hash::Hasher for HashWriter<'_> {
+    fn finish(&self) -> u64 {
+        0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// Reads the contract version from the component's exports and checks this host runs it.
+fn contract_version(engine: &Engine, component: &Component) -> Result<String, PluginError> {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let found = exports
+        .iter()
+        .find_map(|name| name.strip_prefix(v1::EXPORT)?.strip_prefix('@'))
+        .ok_or_else(|| {
+            PluginError::Rejected(format!(
+                "not a provider plugin: it exports {exports:?}, not {}@{}",
+                v1::EXPORT,
+                SUPPORTED_CONTRACTS.join(", ")
+            ))
+        })?;
+    let major: u64 = found.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    if major != v1::MAJOR {
+        return Err(PluginError::Rejected(format!(
+            "the plugin is built for contract {found}; this host supports {}",
+            SUPPORTED_CONTRACTS.join(", ")
+        )));
+    }
+    Ok(found.to_string())
+}
+
+/// Checks a `describe` answer: what the host relies on must hold.
+fn validate_info(info: &ProviderInfo) -> Result<(), String> {
+    let kebab = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !kebab(&info.id) {
+        return Err(format!("describe: id {:?} must be 1-64 characters of a-z, 0-9 and '-'", info.id));
+    }
+    if info.name.trim().is_empty() {
+        return Err("describe: name is empty".into());
+    }
+    if info.auth_types.is_empty() {
+        return Err("describe: no auth types (use one with id \"none\" for public trackers)".into());
+    }
+    for auth in &info.auth_types {
+        let field = |name: &str| auth.fields.iter().find(|f| f.name == name);
+        let needs_secret: Vec<&str> = match &auth.scheme {
+            model::CredentialScheme::None => vec![],
+            model::CredentialScheme::Basic { password_field, .. } => vec![password_field],
+            model::CredentialScheme::Bearer { field } | model::CredentialScheme::Header { field, .. } => vec![field],
+        };
+        for name in needs_secret {
+            if !field(name).is_some_and(|f| f.secret) {
+                return Err(format!("describe: auth type {:?} applies {name:?}, which is not a secret field", auth.id));
+            }
+        }
+        if let model::CredentialScheme::Header { name, .. } = &auth.scheme
+            && reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+        {
+            return Err(format!("describe: auth type {:?} names an invalid header {name:?}", auth.id));
+        }
+    }
+    for origin in &info.extra_origins {
+        // Extra origins are granted without an admin naming them, so they must be public
+        // https names: never an IP literal, never plain http.
+        let ok = url::Url::parse(origin).is_ok_and(|u| {
+            u.scheme() == "https" && matches!(u.host(), Some(url::Host::Domain(d)) if d.contains('.') && !d.ends_with(".localhost"))
+        });
+        if !ok {
+            return Err(format!("describe: extra origin {origin:?} must be an https URL with a DNS name"));
+        }
+    }
+    Ok(())
+}
+
+fn check_text(what: &str, text: &str, max: usize) -> Result<(), PluginError> {
+    if text.trim().is_empty() || text.len() > max {
+        return Err(PluginError::Malformed(format!("{what} must be 1 to {max} bytes, got {}", text.len())));
+    }
+    Ok(())
+}
+
+fn check_url(what: &str, url: &str) -> Result<(), PluginError> {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && url.len() <= 4096 => Ok(()),
+        _ => Err(PluginError::Malformed(format!("{what} is not an absolute http(s) URL: {:?}", first_line(url)))),
+    }
+}
+
+fn check_issue(issue: Issue) -> Result<Issue, PluginError> {
+    check_text("issue key", &issue.key, 256)?;
+    if issue.title.len() > 64 << 10 || issue.status.len() > 1024 {
+        return Err(PluginError::Malformed("issue title or status is too long".into()));
+    }
+    check_url("issue web URL", &issue.web_url)?;
+    Ok(issue)
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").chars().take(300).collect()
+}

@@ -1,0 +1,254 @@
+//! The host's own view of what plugins say, independent of any WIT version.
+//!
+//! Each `vN` module converts its generated bindings into these types, so the rest of the host
+//! (API, store, sync) never sees a `bindgen!` type and a future `v2` world can live beside `v1`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a plugin call needs to know about a source. Built by the caller (the API or
+/// the sync worker) from a stored source; `secrets` never reach the guest: only the HTTP import
+/// reads them, to apply them to requests the guest marks authenticated.
+#[derive(Clone, Default)]
+pub struct SourceConfig {
+    /// Provider id, e.g. `jira-cloud`.
+    pub provider: String,
+    /// Base URL without trailing slash.
+    pub base_url: String,
+    /// The chosen auth type id.
+    pub auth_type: String,
+    /// Non-secret auth field values (e.g. `email`).
+    pub fields: BTreeMap<String, String>,
+    /// Secret auth field values (e.g. `api-token`). Write-only: never logged, never shown.
+    pub secrets: BTreeMap<String, String>,
+    /// Provider setting values.
+    pub settings: BTreeMap<String, String>,
+    /// The admin's issue URL template, if any.
+    pub issue_url_template: Option<String>,
+    /// The admin's create URL template, if any.
+    pub create_url_template: Option<String>,
+    /// The admin's key pattern, if any.
+    pub key_pattern: Option<String>,
+}
+
+impl std::fmt::Debug for SourceConfig {
+    /// Prints secret names only, never their values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("auth_type", &self.auth_type)
+            .field("fields", &self.fields)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The coarse state of an issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatusCategory {
+    /// Not started.
+    ToDo,
+    /// Started.
+    InProgress,
+    /// Finished or abandoned.
+    Done,
+}
+
+/// An issue as a plugin read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issue {
+    /// Canonical key.
+    pub key: String,
+    /// Title.
+    pub title: String,
+    /// The tracker's status name.
+    pub status: String,
+    /// The status mapped to a category.
+    pub status_category: StatusCategory,
+    /// Assignee display name.
+    pub assignee: Option<String>,
+    /// The issue's web page.
+    pub web_url: String,
+}
+
+/// Who a connection test is connected as.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionInfo {
+    /// Human-readable identity.
+    pub account: String,
+    /// Anything else worth showing.
+    pub detail: Option<String>,
+}
+
+/// An error a plugin returned on purpose (as opposed to a fault of the plugin).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", content = "message", rename_all = "kebab-case")]
+pub enum ProviderError {
+    /// Bad input (e.g. a malformed key).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// Credentials rejected.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// No access.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Slow down.
+    #[error("rate limited, retry after {retry_after_secs} s: {message}")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after_secs: u32,
+        /// What the tracker said.
+        message: String,
+    },
+    /// Network failure.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// Not supported by this provider or source.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// Unexpected tracker answer.
+    #[error("provider error: {0}")]
+    Provider(String),
+}
+
+impl ProviderError {
+    /// A stable, kebab-case name of the category, used in API error codes and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidInput(_) => "invalid-input",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not-found",
+            Self::RateLimited { .. } => "rate-limited",
+            Self::Unreachable(_) => "unreachable",
+            Self::Unsupported(_) => "unsupported",
+            Self::Provider(_) => "provider-error",
+        }
+    }
+}
+
+/// One input field of an auth type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthField {
+    /// Field name.
+    pub name: String,
+    /// Label.
+    pub label: String,
+    /// Write-only and never given to the plugin.
+    pub secret: bool,
+    /// Must be set.
+    pub required: bool,
+    /// Hint.
+    pub help: Option<String>,
+}
+
+/// How the host applies an auth type's secrets to authenticated requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum CredentialScheme {
+    /// Nothing.
+    None,
+    /// `Authorization: Basic base64(user:password)`.
+    Basic {
+        /// Field holding the user name; none = empty user.
+        user_field: Option<String>,
+        /// Field holding the password.
+        password_field: String,
+    },
+    /// `Authorization: Bearer <field>`.
+    Bearer {
+        /// Field holding the token.
+        field: String,
+    },
+    /// `<name>: <prefix><field>`.
+    Header {
+        /// Header name.
+        name: String,
+        /// Prefix before the value.
+        prefix: String,
+        /// Field holding the value.
+        field: String,
+    },
+}
+
+/// One way to authenticate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthType {
+    /// Stable id.
+    pub id: String,
+    /// Label.
+    pub label: String,
+    /// Fields in display order.
+    pub fields: Vec<AuthField>,
+    /// How secrets are applied.
+    pub scheme: CredentialScheme,
+}
+
+/// What a setting holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SettingKind {
+    /// Free text.
+    Text,
+    /// Absolute http(s) URL; its origin joins the egress allow-list.
+    Url,
+}
+
+/// A provider-specific setting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setting {
+    /// Name.
+    pub name: String,
+    /// Label.
+    pub label: String,
+    /// Help text.
+    pub help: String,
+    /// Kind.
+    pub kind: SettingKind,
+    /// Must be set.
+    pub required: bool,
+}
+
+/// A plugin's self-description.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    /// Unique id.
+    pub id: String,
+    /// Plugin version.
+    pub version: String,
+    /// Display name.
+    pub name: String,
+    /// Key format hint.
+    pub key_hint: String,
+    /// Sample key.
+    pub key_example: String,
+    /// Suggested key pattern.
+    pub default_key_pattern: Option<String>,
+    /// Default issue URL template.
+    pub default_issue_url_template: String,
+    /// Suggested create URL template.
+    pub default_create_url_template: Option<String>,
+    /// Sample base URL.
+    pub base_url_example: String,
+    /// Auth types; the first is the default.
+    pub auth_types: Vec<AuthType>,
+    /// Settings.
+    pub settings: Vec<Setting>,
+    /// Extra origins the plugin may reach.
+    pub extra_origins: Vec<String>,
+}
+
+impl ProviderInfo {
+    /// The auth type with this id.
+    pub fn auth_type(&self, id: &str) -> Option<&AuthType> {
+        self.auth_types.iter().find(|a| a.id == id)
+    }
+}

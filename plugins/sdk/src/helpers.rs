@@ -1,0 +1,284 @@
+//! Helpers shared by all plugins: sources, templates, HTTP + JSON, and error mapping.
+
+use crate::bindings::testorchestrator::provider::{http, log};
+use crate::{HttpError, HttpResponse, Method, ProviderError, RateLimit, Source};
+
+/// The value of a provider setting, if the admin set a non-empty one.
+pub fn setting<'a>(source: &'a Source, name: &str) -> Option<&'a str> {
+    lookup(&source.settings, name)
+}
+
+/// The value of a non-secret auth field (e.g. the account email), if set.
+pub fn auth_field<'a>(source: &'a Source, name: &str) -> Option<&'a str> {
+    lookup(&source.auth_fields, name)
+}
+
+fn lookup<'a>(pairs: &'a [crate::Pair], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.value.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// Renders a URL template: `{baseUrl}` becomes the base URL without its trailing slash and
+/// `{key}` the key (percent-encoded where a URL needs it). Unknown text is kept as is.
+pub fn render_template(template: &str, base_url: &str, key: Option<&str>) -> String {
+    let base = base_url.trim_end_matches('/');
+    let out = template.replace("{baseUrl}", base);
+    match key {
+        Some(key) => out.replace("{key}", &encode_component(key)),
+        None => out,
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn encode_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Writes a line to the host's log, tagged with this plugin's id.
+pub fn log_info(message: &str) {
+    log::write(log::Level::Info, message);
+}
+
+/// A request under construction; see [`get`] and [`post_json`].
+pub struct RequestBuilder(http::Request);
+
+/// Starts an authenticated GET with `Accept: application/json`.
+pub fn get(url: impl Into<String>) -> RequestBuilder {
+    RequestBuilder(http::Request {
+        method: Method::Get,
+        url: url.into(),
+        headers: vec![("accept".into(), "application/json".into())],
+        body: None,
+        authenticated: true,
+    })
+}
+
+/// Starts an authenticated POST of a JSON body.
+pub fn post_json(url: impl Into<String>, body: &serde_json::Value) -> RequestBuilder {
+    RequestBuilder(http::Request {
+        method: Method::Post,
+        url: url.into(),
+        headers: vec![
+            ("accept".into(), "application/json".into()),
+            ("content-type".into(), "application/json".into()),
+        ],
+        body: Some(body.to_string().into_bytes()),
+        authenticated: true,
+    })
+}
+
+impl RequestBuilder {
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.0.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sends the request without credentials.
+    pub fn anonymous(mut self) -> Self {
+        self.0.authenticated = false;
+        self
+    }
+
+    /// Sends the request through the host. Transport failures become
+    /// [`ProviderError::Unreachable`] (or `Provider` for a refused or oversized request).
+    pub fn send(self) -> Result<HttpResponse, ProviderError> {
+        http::send(&self.0).map_err(transport_error)
+    }
+}
+
+/// Maps a transport failure to the error an admin can act on.
+pub fn transport_error(e: HttpError) -> ProviderError {
+    match e {
+        HttpError::Denied(m) => ProviderError::Unreachable(format!("request refused by the host: {m}")),
+        HttpError::InvalidRequest(m) => ProviderError::InvalidInput(format!("invalid request: {m}")),
+        HttpError::Unreachable(m) => ProviderError::Unreachable(m),
+        HttpError::Timeout => ProviderError::Unreachable("the tracker did not answer in time".into()),
+        HttpError::TooLarge => ProviderError::Provider("the tracker's response was too large".into()),
+        HttpError::BudgetExhausted => {
+            ProviderError::Provider("too many requests for one call".into())
+        }
+    }
+}
+
+impl HttpResponse {
+    /// The first value of a header (names are lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON; a parse failure is a `provider` error naming the status.
+    pub fn json(&self) -> Result<serde_json::Value, ProviderError> {
+        serde_json::from_slice(&self.body).map_err(|_| {
+            ProviderError::Provider(format!(
+                "the tracker answered HTTP {} with a body that is not JSON: {}",
+                self.status,
+                snippet(&self.text())
+            ))
+        })
+    }
+
+    /// True for 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// Seconds to wait if this response says we are rate limited: a 429, or a 403 with
+    /// `X-RateLimit-Remaining: 0` (GitHub). Reads `Retry-After` (seconds), then
+    /// `X-RateLimit-Reset` / `RateLimit-Reset` (epoch seconds or delta), default 60.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        let remaining_zero = ["x-ratelimit-remaining", "ratelimit-remaining"]
+            .iter()
+            .any(|h| self.header(h).map(str::trim) == Some("0"));
+        if self.status != 429 && !(self.status == 403 && remaining_zero) {
+            return None;
+        }
+        let wait = self
+            .header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .or_else(|| {
+                ["x-ratelimit-reset", "ratelimit-reset"]
+                    .iter()
+                    .find_map(|h| self.header(h)?.trim().parse::<u64>().ok())
+                    .map(|reset| reset_to_delta(reset))
+            })
+            .unwrap_or(60);
+        Some(RateLimit {
+            retry_after_secs: wait.clamp(1, u32::MAX as u64) as u32,
+            message: format!("the tracker answered HTTP {}: rate limited", self.status),
+        })
+    }
+}
+
+/// A reset header holds either a delta in seconds or a Unix time; values above a year are
+/// taken as Unix time and turned into a delta from the guest's clock.
+fn reset_to_delta(reset: u64) -> u64 {
+    const YEAR: u64 = 365 * 24 * 3600;
+    if reset < YEAR {
+        return reset;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    reset.saturating_sub(now).max(1)
+}
+
+/// The common mapping of an unsuccessful response to an error, for statuses a provider has no
+/// special reading of. `what` names the thing asked for, e.g. "issue PROJ-7".
+pub fn status_error(resp: &HttpResponse, what: &str) -> ProviderError {
+    if let Some(limit) = resp.rate_limit() {
+        return ProviderError::RateLimited(limit);
+    }
+    let body = snippet(&resp.text());
+    match resp.status {
+        400 => ProviderError::InvalidInput(format!("the tracker rejected the request for {what}: {body}")),
+        401 => ProviderError::Unauthorized(format!(
+            "the tracker rejected the credentials (HTTP 401); check the token and that it has not expired"
+        )),
+        403 => ProviderError::Forbidden(format!(
+            "the credentials are valid but have no access to {what} (HTTP 403)"
+        )),
+        404 => ProviderError::NotFound(format!("{what} was not found (HTTP 404)")),
+        s if s >= 500 => ProviderError::Provider(format!("the tracker failed with HTTP {s}: {body}")),
+        s => ProviderError::Provider(format!("unexpected HTTP {s} for {what}: {body}")),
+    }
+}
+
+/// Errors after which asking for the next key of a batch is pointless.
+pub fn is_batch_fatal(e: &ProviderError) -> bool {
+    matches!(
+        e,
+        ProviderError::Unauthorized(_) | ProviderError::RateLimited(_) | ProviderError::Unreachable(_)
+    )
+}
+
+/// The first 200 characters of a body, on one line, for error messages.
+pub fn snippet(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    }
+}
+
+/// A string field of a JSON object by pointer (`/fields/status/name`), if present and a string.
+pub fn str_at<'a>(value: &'a serde_json::Value, pointer: &str) -> Option<&'a str> {
+    value.pointer(pointer).and_then(|v| v.as_str())
+}
+
+/// Strips the base URL (or any http(s) origin) off a pasted issue URL and returns the path
+/// segments after it, or `None` if `input` is not a URL.
+pub fn url_path_segments(input: &str) -> Option<Vec<String>> {
+    let rest = input
+        .strip_prefix("https://")
+        .or_else(|| input.strip_prefix("http://"))?;
+    let path = rest.split_once('/').map(|(_, p)| p).unwrap_or("");
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    Some(
+        path.split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// Parses a positive issue number (`1`..), rejecting signs, zero, leading zeros and
+/// non-ASCII digits.
+pub fn parse_issue_number(text: &str) -> Option<u64> {
+    if text.is_empty() || text.starts_with('0') || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok().filter(|n| *n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_trims_base_and_encodes_key() {
+        assert_eq!(
+            render_template("{baseUrl}/browse/{key}", "https://a.atlassian.net/", Some("PROJ-1")),
+            "https://a.atlassian.net/browse/PROJ-1"
+        );
+        assert_eq!(render_template("{baseUrl}/x?q={key}", "http://h", Some("a b")), "http://h/x?q=a%20b");
+    }
+
+    #[test]
+    fn issue_numbers() {
+        assert_eq!(parse_issue_number("12"), Some(12));
+        for bad in ["", "0", "012", "-1", "+1", "1.0", "١٢"] {
+            assert_eq!(parse_issue_number(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn url_segments() {
+        assert_eq!(
+            url_path_segments("https://github.com/o/r/issues/5?x#y").unwrap(),
+            vec!["o", "r", "issues", "5"]
+        );
+        assert!(url_path_segments("PROJ-1").is_none());
+    }
+}

@@ -1,0 +1,1 @@
+//! End-to-end tests of the linear plugin through the real host runtime (to be written).

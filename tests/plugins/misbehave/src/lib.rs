@@ -1,0 +1,144 @@
+//! A test-only provider that misbehaves on request. The setting `mode` picks the fault that
+//! `normalize-key`, `test-connection` and `fetch-issue(s)` commit:
+//!
+//! - `loop`: spins forever (the CPU deadline must stop it);
+//! - `sleep-http`: asks a URL that never answers (the wall-clock timeout must stop it);
+//! - `bomb`: allocates until memory runs out (the memory cap must stop it);
+//! - `panic`: panics (a trap);
+//! - `egress`: calls a host that is not on the allow-list and reports what happened;
+//! - `echo`: reports everything it can see (source, environment, files, the request headers a
+//!   stand-in echoes back), to prove no secret reaches the guest;
+//! - `garbage`: answers things the contract forbids (an empty key, a non-URL, a short batch);
+//! - anything else: behaves.
+
+use testorchestrator_provider_sdk::*;
+
+struct Misbehave;
+
+fn mode(source: &Source) -> &str {
+    setting(source, "mode").unwrap_or("")
+}
+
+/// Everything the guest can observe, as one string.
+fn everything_visible(source: &Source) -> String {
+    let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    let args: Vec<String> = std::env::args().collect();
+    let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
+    let echoed = setting(source, "echo-url")
+        .map(|url| match get(url).send() {
+            Ok(resp) => resp.text(),
+            Err(e) => format!("{e:?}"),
+        })
+        .unwrap_or_default();
+    format!("source={source:?} env={env:?} args={args:?} root={root:?} echoed={echoed}")
+}
+
+fn misbehave(source: &Source) -> Result<String, ProviderError> {
+    match mode(source) {
+        "loop" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "sleep-http" => {
+            let url = setting(source, "slow-url").unwrap_or("http://127.0.0.1:9/");
+            get(url).send().map(|r| r.text())
+        }
+        "bomb" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "panic" => panic!("the misbehave plugin panics on purpose"),
+        "egress" => {
+            let url = setting(source, "forbidden-url").unwrap_or("https://example.org/");
+            match get(url).send() {
+                Ok(resp) => Ok(format!("reached {url}: HTTP {}", resp.status)),
+                Err(e) => Err(e),
+            }
+        }
+        "echo" => Err(ProviderError::Provider(everything_visible(source))),
+        _ => Ok("OK-1".into()),
+    }
+}
+
+impl Provider for Misbehave {
+    fn describe() -> ProviderInfo {
+        ProviderInfo {
+            id: "misbehave".into(),
+            version: "0.0.1".into(),
+            name: "Misbehave (test only)".into(),
+            key_hint: "Anything".into(),
+            key_example: "OK-1".into(),
+            default_key_pattern: None,
+            default_issue_url_template: "{baseUrl}/issue/{key}".into(),
+            default_create_url_template: Some("{baseUrl}/new".into()),
+            base_url_example: "http://127.0.0.1:8080".into(),
+            auth_types: vec![AuthType {
+                id: "api-token".into(),
+                label: "API Token".into(),
+                fields: vec![
+                    AuthField { name: "user".into(), label: "User".into(), secret: false, required: false, help: None },
+                    AuthField { name: "token".into(), label: "Token".into(), secret: true, required: true, help: None },
+                ],
+                scheme: CredentialScheme::Basic(BasicScheme {
+                    user_field: Some("user".into()),
+                    password_field: "token".into(),
+                }),
+            }],
+            settings: ["mode", "echo-url", "slow-url", "forbidden-url"]
+                .into_iter()
+                .map(|name| Setting {
+                    name: name.into(),
+                    label: name.into(),
+                    help: String::new(),
+                    kind: if name == "mode" { SettingKind::Text } else { SettingKind::Url },
+                    required: false,
+                })
+                .collect(),
+            extra_origins: vec![],
+        }
+    }
+
+    fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {
+        if mode(source) == "garbage" {
+            return Ok(String::new());
+        }
+        misbehave(source).map(|_| key.trim().to_string())
+    }
+
+    fn issue_url(source: &Source, key: &str) -> Result<String, ProviderError> {
+        if mode(source) == "garbage" {
+            return Ok("javascript:alert(1)".into());
+        }
+        Ok(render_template("{baseUrl}/issue/{key}", &source.base_url, Some(key)))
+    }
+
+    fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {
+        misbehave(source).map(|account| ConnectionInfo { account, detail: None })
+    }
+
+    fn fetch_issue(source: &Source, key: &str) -> Result<Issue, ProviderError> {
+        misbehave(source)?;
+        Ok(Issue {
+            key: key.into(),
+            title: "A test issue".into(),
+            status: "Open".into(),
+            status_category: StatusCategory::ToDo,
+            assignee: None,
+            web_url: Self::issue_url(source, key)?,
+        })
+    }
+
+    fn fetch_issues(source: &Source, keys: &[String]) -> Result<Vec<Result<Issue, ProviderError>>, ProviderError> {
+        if mode(source) == "garbage" {
+            return Ok(Vec::new());
+        }
+        Ok(keys.iter().map(|k| Self::fetch_issue(source, k)).collect())
+    }
+}
+
+export_provider!(Misbehave);
