@@ -117,10 +117,15 @@ pub async fn plugin_host_with(
     limits: host::plugin::Limits,
     dirs: &[PathBuf],
 ) -> std::sync::Arc<host::plugin::PluginHost> {
-    let host = host::plugin::PluginHost::new(limits, Some(compile_cache_dir())).expect("plugin host");
+    let host =
+        host::plugin::PluginHost::new(limits, Some(compile_cache_dir())).expect("plugin host");
     for dir in dirs {
         let loaded = host.load_dir(dir).await;
-        assert!(!loaded.is_empty(), "no plugins in {} (run scripts/build-plugins.sh)", dir.display());
+        assert!(
+            !loaded.is_empty(),
+            "no plugins in {} (run scripts/build-plugins.sh)",
+            dir.display()
+        );
         for (path, result) in loaded {
             if let Err(e) = result {
                 panic!("{} did not load: {e}", path.display());
@@ -143,5 +148,8 @@ pub fn source(provider: &str, base_url: &str) -> host::plugin::SourceConfig {
 
 /// Builds a string map from pairs, for `fields`, `secrets` and `settings`.
 pub fn map(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

@@ -20,7 +20,13 @@ use super::model::{AuthType, CredentialScheme, ProviderInfo, SettingKind, Source
 const MAX_REDIRECTS: usize = 5;
 
 /// Headers only the host may set.
-const RESERVED_HEADERS: [&str; 5] = ["authorization", "cookie", "host", "proxy-authorization", "content-length"];
+const RESERVED_HEADERS: [&str; 5] = [
+    "authorization",
+    "cookie",
+    "host",
+    "proxy-authorization",
+    "content-length",
+];
 
 /// An origin: scheme, lower-case host and port, the unit of the allow-list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,7 +187,9 @@ impl Egress {
                     .to_str()
                     .ok()
                     .and_then(|l| url.join(l).ok())
-                    .ok_or_else(|| SendError::InvalidRequest("unreadable redirect location".into()))?;
+                    .ok_or_else(|| {
+                        SendError::InvalidRequest("unreadable redirect location".into())
+                    })?;
                 self.check(&next).map_err(|_| {
                     SendError::Denied(format!(
                         "{url} redirected to {}, which this source may not reach",
@@ -197,7 +205,10 @@ impl Egress {
             }
             return self.read(resp).await;
         }
-        Err(SendError::Unreachable(format!("more than {MAX_REDIRECTS} redirects from {}", req.url)))
+        Err(SendError::Unreachable(format!(
+            "more than {MAX_REDIRECTS} redirects from {}",
+            req.url
+        )))
     }
 
     fn check(&self, url: &url::Url) -> Result<Origin, SendError> {
@@ -206,7 +217,9 @@ impl Egress {
         if self.allow.contains(&origin) {
             Ok(origin)
         } else {
-            Err(SendError::Denied(format!("{origin} is not an allowed destination for this source")))
+            Err(SendError::Denied(format!(
+                "{origin} is not an allowed destination for this source"
+            )))
         }
     }
 
@@ -215,9 +228,17 @@ impl Egress {
         let headers = resp
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        if resp.content_length().is_some_and(|n| n > self.max_body as u64) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > self.max_body as u64)
+        {
             return Err(SendError::TooLarge);
         }
         let mut body = Vec::new();
@@ -233,7 +254,11 @@ impl Egress {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Reply { status, headers, body })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -258,21 +283,36 @@ fn credential_header(
     fields: &BTreeMap<String, String>,
     secrets: &BTreeMap<String, String>,
 ) -> Option<(HeaderName, HeaderValue)> {
-    let value_of = |name: &str| secrets.get(name).or_else(|| fields.get(name)).map(String::as_str);
+    let value_of = |name: &str| {
+        secrets
+            .get(name)
+            .or_else(|| fields.get(name))
+            .map(String::as_str)
+    };
     let (name, value) = match &auth.scheme {
         CredentialScheme::None => return None,
-        CredentialScheme::Basic { user_field, password_field } => {
+        CredentialScheme::Basic {
+            user_field,
+            password_field,
+        } => {
             let user = user_field.as_deref().and_then(value_of).unwrap_or("");
             let password = value_of(password_field)?;
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             (reqwest::header::AUTHORIZATION, format!("Basic {token}"))
         }
-        CredentialScheme::Bearer { field } => {
-            (reqwest::header::AUTHORIZATION, format!("Bearer {}", value_of(field)?))
-        }
-        CredentialScheme::Header { name, prefix, field } => {
-            (HeaderName::from_bytes(name.as_bytes()).ok()?, format!("{prefix}{}", value_of(field)?))
-        }
+        CredentialScheme::Bearer { field } => (
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", value_of(field)?),
+        ),
+        CredentialScheme::Header {
+            name,
+            prefix,
+            field,
+        } => (
+            HeaderName::from_bytes(name.as_bytes()).ok()?,
+            format!("{prefix}{}", value_of(field)?),
+        ),
     };
     let mut value = HeaderValue::from_str(&value).ok()?;
     value.set_sensitive(true);
@@ -289,7 +329,11 @@ fn transport_error(url: &url::Url, e: reqwest::Error) -> SendError {
     while let Some(next) = cause.source() {
         cause = next;
     }
-    let what = if e.is_connect() { "could not connect to" } else { "request failed for" };
+    let what = if e.is_connect() {
+        "could not connect to"
+    } else {
+        "request failed for"
+    };
     SendError::Unreachable(format!("{what} {origin}: {cause}"))
 }
 

@@ -130,7 +130,10 @@ pub struct CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -164,6 +167,17 @@ pub struct LoadedPlugin {
     /// Where it came from (a path or "upload").
     pub origin: String,
     pre: v1::ProviderPre<CallState>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("id", &self.info.id)
+            .field("version", &self.info.version)
+            .field("contract", &self.contract)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
 }
 
 type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
@@ -208,7 +222,10 @@ impl PluginHost {
 
     /// Loads every `*.wasm` in `dir`; returns each file with its outcome. A bad file is
     /// reported and skipped; the others load.
-    pub async fn load_dir(&self, dir: &Path) -> Vec<(PathBuf, Result<Arc<LoadedPlugin>, PluginError>)> {
+    pub async fn load_dir(
+        &self,
+        dir: &Path,
+    ) -> Vec<(PathBuf, Result<Arc<LoadedPlugin>, PluginError>)> {
         let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -224,7 +241,9 @@ impl PluginHost {
         for path in paths {
             let result = self.load_file(&path).await;
             match &result {
-                Ok(p) => tracing::info!(plugin = %p.info.id, version = %p.info.version, path = %path.display(), "plugin loaded"),
+                Ok(p) => {
+                    tracing::info!(plugin = %p.info.id, version = %p.info.version, path = %path.display(), "plugin loaded")
+                }
                 Err(e) => tracing::error!(path = %path.display(), error = %e, "plugin not loaded"),
             }
             out.push((path, result));
@@ -253,12 +272,12 @@ impl PluginHost {
         let digest = hex::encode(Sha256::digest(bytes));
         let component = self.compile(bytes, &digest).await?;
         let contract = contract_version(&self.engine, &component)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| PluginError::Rejected(format!("the plugin's imports cannot be satisfied: {e:#}")))?;
-        let pre = v1::ProviderPre::new(instance_pre)
-            .map_err(|e| PluginError::Rejected(format!("the plugin does not fit the provider world: {e:#}")))?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            PluginError::Rejected(format!("the plugin's imports cannot be satisfied: {e:#}"))
+        })?;
+        let pre = v1::ProviderPre::new(instance_pre).map_err(|e| {
+            PluginError::Rejected(format!("the plugin does not fit the provider world: {e:#}"))
+        })?;
 
         // `describe` runs in the same sandbox as every other call, before the plugin is used.
         let probe = ProviderInfo {
@@ -285,7 +304,11 @@ impl PluginHost {
         };
         let info = self
             .run(&plugin, &SourceConfig::default(), |store, p| {
-                Box::pin(async move { p.testorchestrator_provider_tracker().call_describe(store).await })
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_describe(store)
+                        .await
+                })
             })
             .await
             .map_err(|e| PluginError::Rejected(format!("describe failed: {e}")))?;
@@ -315,7 +338,10 @@ impl PluginHost {
 
     /// Removes a provider's plugin; calls already running finish on it.
     pub fn remove(&self, provider: &str) -> Option<Arc<LoadedPlugin>> {
-        self.plugins.write().expect("plugin registry lock").remove(provider)
+        self.plugins
+            .write()
+            .expect("plugin registry lock")
+            .remove(provider)
     }
 
     /// The current plugin of a provider.
@@ -330,18 +356,32 @@ impl PluginHost {
 
     /// All loaded plugins, sorted by id.
     pub fn list(&self) -> Vec<Arc<LoadedPlugin>> {
-        let mut all: Vec<_> = self.plugins.read().expect("plugin registry lock").values().cloned().collect();
+        let mut all: Vec<_> = self
+            .plugins
+            .read()
+            .expect("plugin registry lock")
+            .values()
+            .cloned()
+            .collect();
         all.sort_by(|a, b| a.info.id.cmp(&b.info.id));
         all
     }
 
     /// `normalize-key`: the canonical form of a key as typed or pasted.
-    pub async fn normalize_key(&self, source: &SourceConfig, key: &str) -> Result<String, PluginError> {
+    pub async fn normalize_key(
+        &self,
+        source: &SourceConfig,
+        key: &str,
+    ) -> Result<String, PluginError> {
         let plugin = self.get(&source.provider)?;
         let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
         let canonical = self
             .run(&plugin, source, |store, p| {
-                Box::pin(async move { p.testorchestrator_provider_tracker().call_normalize_key(store, &wsrc, &key).await })
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_normalize_key(store, &wsrc, &key)
+                        .await
+                })
             })
             .await?
             .map_err(ProviderError::from)?;
@@ -355,7 +395,11 @@ impl PluginHost {
         let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
         let url = self
             .run(&plugin, source, |store, p| {
-                Box::pin(async move { p.testorchestrator_provider_tracker().call_issue_url(store, &wsrc, &key).await })
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_issue_url(store, &wsrc, &key)
+                        .await
+                })
             })
             .await?
             .map_err(ProviderError::from)?;
@@ -369,7 +413,11 @@ impl PluginHost {
         let wsrc = v1::source(&plugin.info, source);
         let url = self
             .run(&plugin, source, |store, p| {
-                Box::pin(async move { p.testorchestrator_provider_tracker().call_create_url(store, &wsrc).await })
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_create_url(store, &wsrc)
+                        .await
+                })
             })
             .await?
             .map_err(ProviderError::from)?;
@@ -378,12 +426,19 @@ impl PluginHost {
     }
 
     /// `test-connection`: who the source is connected as.
-    pub async fn test_connection(&self, source: &SourceConfig) -> Result<ConnectionInfo, PluginError> {
+    pub async fn test_connection(
+        &self,
+        source: &SourceConfig,
+    ) -> Result<ConnectionInfo, PluginError> {
         let plugin = self.get(&source.provider)?;
         let wsrc = v1::source(&plugin.info, source);
         let info = self
             .run(&plugin, source, |store, p| {
-                Box::pin(async move { p.testorchestrator_provider_tracker().call_test_connection(store, &wsrc).await })
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_test_connection(store, &wsrc)
+                        .await
+                })
             })
             .await?
             .map_err(ProviderError::from)?;
@@ -392,12 +447,20 @@ impl PluginHost {
     }
 
     /// `fetch-issue`: one issue's details.
-    pub async fn fetch_issue(&self, source: &SourceConfig, key: &str) -> Result<Issue, PluginError> {
+    pub async fn fetch_issue(
+        &self,
+        source: &SourceConfig,
+        key: &str,
+    ) -> Result<Issue, PluginError> {
         let plugin = self.get(&source.provider)?;
         let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
         let issue = self
             .run(&plugin, source, |store, p| {
-                Box::pin(async move { p.testorchestrator_provider_tracker().call_fetch_issue(store, &wsrc, &key).await })
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_fetch_issue(store, &wsrc, &key)
+                        .await
+                })
             })
             .await?
             .map_err(ProviderError::from)?;
@@ -414,7 +477,11 @@ impl PluginHost {
         let (wsrc, owned) = (v1::source(&plugin.info, source), keys.to_vec());
         let results = self
             .run(&plugin, source, |store, p| {
-                Box::pin(async move { p.testorchestrator_provider_tracker().call_fetch_issues(store, &wsrc, &owned).await })
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_fetch_issues(store, &wsrc, &owned)
+                        .await
+                })
             })
             .await?
             .map_err(ProviderError::from)?;
@@ -441,7 +508,11 @@ impl PluginHost {
         source: &SourceConfig,
         f: impl for<'a> FnOnce(&'a mut Store<CallState>, &'a v1::Provider) -> CallFuture<'a, R>,
     ) -> Result<R, PluginError> {
-        let _slot = self.slots.acquire().await.expect("the call semaphore is never closed");
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the call semaphore is never closed");
         let started = Instant::now();
         let wall = self.limits.wall_time;
         let stdout = MemoryOutputPipe::new(16 << 10);
@@ -456,7 +527,10 @@ impl PluginHost {
 
         for (pipe, stream) in [(&stdout, "stdout"), (&stderr, "stderr")] {
             let text = pipe.contents();
-            for line in String::from_utf8_lossy(&text).lines().filter(|l| !l.trim().is_empty()) {
+            for line in String::from_utf8_lossy(&text)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+            {
                 tracing::info!(plugin = %plugin.info.id, stream, "{line}");
             }
         }
@@ -511,7 +585,8 @@ impl PluginHost {
         store.limiter(|s| &mut s.limits);
         // Every tick the guest spends running counts against its CPU budget; between ticks
         // it yields to tokio so one busy guest cannot hold a worker thread.
-        let budget_ticks = (self.limits.cpu_time.as_millis() / engine::EPOCH_TICK.as_millis()).max(1) as u64;
+        let budget_ticks =
+            (self.limits.cpu_time.as_millis() / engine::EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
@@ -534,7 +609,8 @@ impl PluginHost {
             return PluginError::CpuLimit(self.limits.cpu_time);
         }
         let text = format!("{e:#}");
-        if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
+        if text.contains("forcing trap when growing memory") || text.contains("memory minimum size")
+        {
             return PluginError::MemoryLimit(self.limits.memory_bytes);
         }
         if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
@@ -548,8 +624,14 @@ impl PluginHost {
     async fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, PluginError> {
         let cached = self.cache_dir.as_ref().map(|dir| {
             let mut h = Sha256::new();
-            std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut HashWriter(&mut h));
-            dir.join(format!("{digest}-{}.cwasm", &hex::encode(h.finalize())[..16]))
+            std::hash::Hash::hash(
+                &self.engine.precompile_compatibility_hash(),
+                &mut HashWriter(&mut h),
+            );
+            dir.join(format!(
+                "{digest}-{}.cwasm",
+                &hex::encode(h.finalize())[..16]
+            ))
         });
         if let Some(path) = &cached
             && path.exists()
@@ -559,20 +641,31 @@ impl PluginHost {
             // precompiled artifacts are never loaded.
             match unsafe { Component::deserialize_file(&self.engine, path) } {
                 Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "stale compile cache entry; recompiling"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "stale compile cache entry; recompiling")
+                }
             }
         }
         let engine = self.engine.clone();
         let owned = bytes.to_vec();
-        let component = tokio::task::spawn_blocking(move || Component::from_binary(&engine, &owned))
-            .await
-            .map_err(|e| PluginError::Rejected(format!("compilation panicked: {e}")))?
-            .map_err(|e| PluginError::Rejected(format!("not a valid WebAssembly component: {}", first_line(&format!("{e:#}")))))?;
+        let component =
+            tokio::task::spawn_blocking(move || Component::from_binary(&engine, &owned))
+                .await
+                .map_err(|e| PluginError::Rejected(format!("compilation panicked: {e}")))?
+                .map_err(|e| {
+                    PluginError::Rejected(format!(
+                        "not a valid WebAssembly component: {}",
+                        first_line(&format!("{e:#}"))
+                    ))
+                })?;
         if let Some(path) = &cached
             && let Ok(serialized) = component.serialize()
         {
             let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            if std::fs::write(&tmp, serialized).and_then(|()| std::fs::rename(&tmp, path)).is_err() {
+            if std::fs::write(&tmp, serialized)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .is_err()
+            {
                 tracing::warn!(path = %path.display(), "could not write the compile cache");
             }
         }
@@ -609,7 +702,11 @@ fn contract_version(engine: &Engine, component: &Component) -> Result<String, Pl
                 SUPPORTED_CONTRACTS.join(", ")
             ))
         })?;
-    let major: u64 = found.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    let major: u64 = found
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
     if major != v1::MAJOR {
         return Err(PluginError::Rejected(format!(
             "the plugin is built for contract {found}; this host supports {}",
@@ -621,32 +718,49 @@ fn contract_version(engine: &Engine, component: &Component) -> Result<String, Pl
 
 /// Checks a `describe` answer: what the host relies on must hold.
 fn validate_info(info: &ProviderInfo) -> Result<(), String> {
-    let kebab = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let kebab = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
     if !kebab(&info.id) {
-        return Err(format!("describe: id {:?} must be 1-64 characters of a-z, 0-9 and '-'", info.id));
+        return Err(format!(
+            "describe: id {:?} must be 1-64 characters of a-z, 0-9 and '-'",
+            info.id
+        ));
     }
     if info.name.trim().is_empty() {
         return Err("describe: name is empty".into());
     }
     if info.auth_types.is_empty() {
-        return Err("describe: no auth types (use one with id \"none\" for public trackers)".into());
+        return Err(
+            "describe: no auth types (use one with id \"none\" for public trackers)".into(),
+        );
     }
     for auth in &info.auth_types {
         let field = |name: &str| auth.fields.iter().find(|f| f.name == name);
         let needs_secret: Vec<&str> = match &auth.scheme {
             model::CredentialScheme::None => vec![],
             model::CredentialScheme::Basic { password_field, .. } => vec![password_field],
-            model::CredentialScheme::Bearer { field } | model::CredentialScheme::Header { field, .. } => vec![field],
+            model::CredentialScheme::Bearer { field }
+            | model::CredentialScheme::Header { field, .. } => vec![field],
         };
         for name in needs_secret {
             if !field(name).is_some_and(|f| f.secret) {
-                return Err(format!("describe: auth type {:?} applies {name:?}, which is not a secret field", auth.id));
+                return Err(format!(
+                    "describe: auth type {:?} applies {name:?}, which is not a secret field",
+                    auth.id
+                ));
             }
         }
         if let model::CredentialScheme::Header { name, .. } = &auth.scheme
             && reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
         {
-            return Err(format!("describe: auth type {:?} names an invalid header {name:?}", auth.id));
+            return Err(format!(
+                "describe: auth type {:?} names an invalid header {name:?}",
+                auth.id
+            ));
         }
     }
     for origin in &info.extra_origins {
@@ -656,7 +770,9 @@ fn validate_info(info: &ProviderInfo) -> Result<(), String> {
             u.scheme() == "https" && matches!(u.host(), Some(url::Host::Domain(d)) if d.contains('.') && !d.ends_with(".localhost"))
         });
         if !ok {
-            return Err(format!("describe: extra origin {origin:?} must be an https URL with a DNS name"));
+            return Err(format!(
+                "describe: extra origin {origin:?} must be an https URL with a DNS name"
+            ));
         }
     }
     Ok(())
@@ -664,7 +780,10 @@ fn validate_info(info: &ProviderInfo) -> Result<(), String> {
 
 fn check_text(what: &str, text: &str, max: usize) -> Result<(), PluginError> {
     if text.trim().is_empty() || text.len() > max {
-        return Err(PluginError::Malformed(format!("{what} must be 1 to {max} bytes, got {}", text.len())));
+        return Err(PluginError::Malformed(format!(
+            "{what} must be 1 to {max} bytes, got {}",
+            text.len()
+        )));
     }
     Ok(())
 }
@@ -672,19 +791,29 @@ fn check_text(what: &str, text: &str, max: usize) -> Result<(), PluginError> {
 fn check_url(what: &str, url: &str) -> Result<(), PluginError> {
     match url::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && url.len() <= 4096 => Ok(()),
-        _ => Err(PluginError::Malformed(format!("{what} is not an absolute http(s) URL: {:?}", first_line(url)))),
+        _ => Err(PluginError::Malformed(format!(
+            "{what} is not an absolute http(s) URL: {:?}",
+            first_line(url)
+        ))),
     }
 }
 
 fn check_issue(issue: Issue) -> Result<Issue, PluginError> {
     check_text("issue key", &issue.key, 256)?;
     if issue.title.len() > 64 << 10 || issue.status.len() > 1024 {
-        return Err(PluginError::Malformed("issue title or status is too long".into()));
+        return Err(PluginError::Malformed(
+            "issue title or status is too long".into(),
+        ));
     }
     check_url("issue web URL", &issue.web_url)?;
     Ok(issue)
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or("").chars().take(300).collect()
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect()
 }

@@ -5,9 +5,9 @@
 
 use wasmtime::component::HasSelf;
 
+use super::CallState;
 use super::egress::{Outgoing, SendError};
 use super::model;
-use super::CallState;
 
 wasmtime::component::bindgen!({
     path: "../wit/provider/v1",
@@ -56,7 +56,11 @@ impl http::Host for CallState {
             tracing::debug!(plugin = %self.plugin_id, error = ?e, "plugin HTTP request failed");
         }
         Ok(result
-            .map(|r| http::Response { status: r.status, headers: r.headers, body: r.body })
+            .map(|r| http::Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
             .map_err(|e| match e {
                 SendError::Denied(m) => http::HttpError::Denied(m),
                 SendError::InvalidRequest(m) => http::HttpError::InvalidRequest(m),
@@ -86,12 +90,21 @@ impl log::Host for CallState {
 pub fn source(info: &model::ProviderInfo, s: &model::SourceConfig) -> wit::Source {
     let secret_names: Vec<&str> = info
         .auth_type(&s.auth_type)
-        .map(|a| a.fields.iter().filter(|f| f.secret).map(|f| f.name.as_str()).collect())
+        .map(|a| {
+            a.fields
+                .iter()
+                .filter(|f| f.secret)
+                .map(|f| f.name.as_str())
+                .collect()
+        })
         .unwrap_or_default();
     let pairs = |m: &std::collections::BTreeMap<String, String>| {
         m.iter()
             .filter(|(k, _)| !secret_names.contains(&k.as_str()))
-            .map(|(name, value)| wit::Pair { name: name.clone(), value: value.clone() })
+            .map(|(name, value)| wit::Pair {
+                name: name.clone(),
+                value: value.clone(),
+            })
             .collect()
     };
     wit::Source {
@@ -113,9 +126,10 @@ impl From<wit::ProviderError> for model::ProviderError {
             wit::ProviderError::Unauthorized(m) => E::Unauthorized(m),
             wit::ProviderError::Forbidden(m) => E::Forbidden(m),
             wit::ProviderError::NotFound(m) => E::NotFound(m),
-            wit::ProviderError::RateLimited(r) => {
-                E::RateLimited { retry_after_secs: r.retry_after_secs.max(1), message: r.message }
-            }
+            wit::ProviderError::RateLimited(r) => E::RateLimited {
+                retry_after_secs: r.retry_after_secs.max(1),
+                message: r.message,
+            },
             wit::ProviderError::Unreachable(m) => E::Unreachable(m),
             wit::ProviderError::Unsupported(m) => E::Unsupported(m),
             wit::ProviderError::Provider(m) => E::Provider(m),
@@ -142,7 +156,10 @@ impl From<wit::Issue> for model::Issue {
 
 impl From<wit::ConnectionInfo> for model::ConnectionInfo {
     fn from(c: wit::ConnectionInfo) -> Self {
-        model::ConnectionInfo { account: c.account, detail: c.detail }
+        model::ConnectionInfo {
+            account: c.account,
+            detail: c.detail,
+        }
     }
 }
 
@@ -200,9 +217,11 @@ fn auth_type(a: wit::AuthType) -> model::AuthType {
                 password_field: b.password_field,
             },
             wit::CredentialScheme::Bearer(field) => model::CredentialScheme::Bearer { field },
-            wit::CredentialScheme::Header(h) => {
-                model::CredentialScheme::Header { name: h.name, prefix: h.prefix, field: h.field }
-            }
+            wit::CredentialScheme::Header(h) => model::CredentialScheme::Header {
+                name: h.name,
+                prefix: h.prefix,
+                field: h.field,
+            },
         },
     }
 }

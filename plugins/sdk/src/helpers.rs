@@ -101,11 +101,19 @@ impl RequestBuilder {
 /// Maps a transport failure to the error an admin can act on.
 pub fn transport_error(e: HttpError) -> ProviderError {
     match e {
-        HttpError::Denied(m) => ProviderError::Unreachable(format!("request refused by the host: {m}")),
-        HttpError::InvalidRequest(m) => ProviderError::InvalidInput(format!("invalid request: {m}")),
+        HttpError::Denied(m) => {
+            ProviderError::Unreachable(format!("request refused by the host: {m}"))
+        }
+        HttpError::InvalidRequest(m) => {
+            ProviderError::InvalidInput(format!("invalid request: {m}"))
+        }
         HttpError::Unreachable(m) => ProviderError::Unreachable(m),
-        HttpError::Timeout => ProviderError::Unreachable("the tracker did not answer in time".into()),
-        HttpError::TooLarge => ProviderError::Provider("the tracker's response was too large".into()),
+        HttpError::Timeout => {
+            ProviderError::Unreachable("the tracker did not answer in time".into())
+        }
+        HttpError::TooLarge => {
+            ProviderError::Provider("the tracker's response was too large".into())
+        }
         HttpError::BudgetExhausted => {
             ProviderError::Provider("too many requests for one call".into())
         }
@@ -192,7 +200,9 @@ pub fn status_error(resp: &HttpResponse, what: &str) -> ProviderError {
     }
     let body = snippet(&resp.text());
     match resp.status {
-        400 => ProviderError::InvalidInput(format!("the tracker rejected the request for {what}: {body}")),
+        400 => ProviderError::InvalidInput(format!(
+            "the tracker rejected the request for {what}: {body}"
+        )),
         401 => ProviderError::Unauthorized(format!(
             "the tracker rejected the credentials (HTTP 401); check the token and that it has not expired"
         )),
@@ -200,7 +210,9 @@ pub fn status_error(resp: &HttpResponse, what: &str) -> ProviderError {
             "the credentials are valid but have no access to {what} (HTTP 403)"
         )),
         404 => ProviderError::NotFound(format!("{what} was not found (HTTP 404)")),
-        s if s >= 500 => ProviderError::Provider(format!("the tracker failed with HTTP {s}: {body}")),
+        s if s >= 500 => {
+            ProviderError::Provider(format!("the tracker failed with HTTP {s}: {body}"))
+        }
         s => ProviderError::Provider(format!("unexpected HTTP {s} for {what}: {body}")),
     }
 }
@@ -209,7 +221,9 @@ pub fn status_error(resp: &HttpResponse, what: &str) -> ProviderError {
 pub fn is_batch_fatal(e: &ProviderError) -> bool {
     matches!(
         e,
-        ProviderError::Unauthorized(_) | ProviderError::RateLimited(_) | ProviderError::Unreachable(_)
+        ProviderError::Unauthorized(_)
+            | ProviderError::RateLimited(_)
+            | ProviderError::Unreachable(_)
     )
 }
 
@@ -259,10 +273,17 @@ mod tests {
     #[test]
     fn template_trims_base_and_encodes_key() {
         assert_eq!(
-            render_template("{baseUrl}/browse/{key}", "https://a.atlassian.net/", Some("PROJ-1")),
+            render_template(
+                "{baseUrl}/browse/{key}",
+                "https://a.atlassian.net/",
+                Some("PROJ-1")
+            ),
             "https://a.atlassian.net/browse/PROJ-1"
         );
-        assert_eq!(render_template("{baseUrl}/x?q={key}", "http://h", Some("a b")), "http://h/x?q=a%20b");
+        assert_eq!(
+            render_template("{baseUrl}/x?q={key}", "http://h", Some("a b")),
+            "http://h/x?q=a%20b"
+        );
     }
 
     #[test]

@@ -25,8 +25,8 @@ pub use bindings::testorchestrator::provider::http::{
 };
 pub use bindings::testorchestrator::provider::log::Level as LogLevel;
 pub use bindings::testorchestrator::provider::types::{
-    AuthField, AuthType, BasicScheme, ConnectionInfo, CredentialScheme, HeaderScheme, Issue,
-    Pair, ProviderError, ProviderInfo, RateLimit, Setting, SettingKind, Source, StatusCategory,
+    AuthField, AuthType, BasicScheme, ConnectionInfo, CredentialScheme, HeaderScheme, Issue, Pair,
+    ProviderError, ProviderInfo, RateLimit, Setting, SettingKind, Source, StatusCategory,
 };
 pub use helpers::*;
 pub use serde_json;
@@ -56,18 +56,24 @@ pub trait Provider {
             .create_url_template
             .clone()
             .or_else(|| Self::describe().default_create_url_template)
-            .ok_or_else(|| ProviderError::Unsupported("this tracker has no new-issue page".into()))?;
+            .ok_or_else(|| {
+                ProviderError::Unsupported("this tracker has no new-issue page".into())
+            })?;
         Ok(render_template(&template, &source.base_url, None))
     }
 
     /// Proves the connection works and says who we are (`test-connection`).
     fn test_connection(_source: &Source) -> Result<ConnectionInfo, ProviderError> {
-        Err(ProviderError::Unsupported("connection tests are not supported".into()))
+        Err(ProviderError::Unsupported(
+            "connection tests are not supported".into(),
+        ))
     }
 
     /// Reads one issue (`fetch-issue`).
     fn fetch_issue(_source: &Source, _key: &str) -> Result<Issue, ProviderError> {
-        Err(ProviderError::Unsupported("reading issues is not supported".into()))
+        Err(ProviderError::Unsupported(
+            "reading issues is not supported".into(),
+        ))
     }
 
     /// Reads many issues (`fetch-issues`). The default asks one key at a time and stops early

@@ -6,6 +6,7 @@
 //! - `bomb`: allocates until memory runs out (the memory cap must stop it);
 //! - `panic`: panics (a trap);
 //! - `egress`: calls a host that is not on the allow-list and reports what happened;
+//! - `anonymous`: like `egress`, but the request is not marked authenticated;
 //! - `echo`: reports everything it can see (source, environment, files, the request headers a
 //!   stand-in echoes back), to prove no secret reaches the guest;
 //! - `garbage`: answers things the contract forbids (an empty key, a non-URL, a short batch);
@@ -23,7 +24,9 @@ fn mode(source: &Source) -> &str {
 fn everything_visible(source: &Source) -> String {
     let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
     let args: Vec<String> = std::env::args().collect();
-    let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
+    let root = std::fs::read_dir("/")
+        .map(|d| d.count())
+        .map_err(|e| e.to_string());
     let echoed = setting(source, "echo-url")
         .map(|url| match get(url).send() {
             Ok(resp) => resp.text(),
@@ -60,6 +63,13 @@ fn misbehave(source: &Source) -> Result<String, ProviderError> {
                 Err(e) => Err(e),
             }
         }
+        "anonymous" => {
+            let url = setting(source, "forbidden-url").unwrap_or("https://example.org/");
+            get(url)
+                .anonymous()
+                .send()
+                .map(|resp| format!("HTTP {}", resp.status))
+        }
         "echo" => Err(ProviderError::Provider(everything_visible(source))),
         _ => Ok("OK-1".into()),
     }
@@ -81,8 +91,20 @@ impl Provider for Misbehave {
                 id: "api-token".into(),
                 label: "API Token".into(),
                 fields: vec![
-                    AuthField { name: "user".into(), label: "User".into(), secret: false, required: false, help: None },
-                    AuthField { name: "token".into(), label: "Token".into(), secret: true, required: true, help: None },
+                    AuthField {
+                        name: "user".into(),
+                        label: "User".into(),
+                        secret: false,
+                        required: false,
+                        help: None,
+                    },
+                    AuthField {
+                        name: "token".into(),
+                        label: "Token".into(),
+                        secret: true,
+                        required: true,
+                        help: None,
+                    },
                 ],
                 scheme: CredentialScheme::Basic(BasicScheme {
                     user_field: Some("user".into()),
@@ -95,7 +117,12 @@ impl Provider for Misbehave {
                     name: name.into(),
                     label: name.into(),
                     help: String::new(),
-                    kind: if name == "mode" { SettingKind::Text } else { SettingKind::Url },
+                    // `forbidden-url` is text on purpose: it must not widen the allow-list.
+                    kind: if matches!(name, "echo-url" | "slow-url") {
+                        SettingKind::Url
+                    } else {
+                        SettingKind::Text
+                    },
                     required: false,
                 })
                 .collect(),
@@ -114,11 +141,18 @@ impl Provider for Misbehave {
         if mode(source) == "garbage" {
             return Ok("javascript:alert(1)".into());
         }
-        Ok(render_template("{baseUrl}/issue/{key}", &source.base_url, Some(key)))
+        Ok(render_template(
+            "{baseUrl}/issue/{key}",
+            &source.base_url,
+            Some(key),
+        ))
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {
-        misbehave(source).map(|account| ConnectionInfo { account, detail: None })
+        misbehave(source).map(|account| ConnectionInfo {
+            account,
+            detail: None,
+        })
     }
 
     fn fetch_issue(source: &Source, key: &str) -> Result<Issue, ProviderError> {
@@ -133,7 +167,10 @@ impl Provider for Misbehave {
         })
     }
 
-    fn fetch_issues(source: &Source, keys: &[String]) -> Result<Vec<Result<Issue, ProviderError>>, ProviderError> {
+    fn fetch_issues(
+        source: &Source,
+        keys: &[String],
+    ) -> Result<Vec<Result<Issue, ProviderError>>, ProviderError> {
         if mode(source) == "garbage" {
             return Ok(Vec::new());
         }
