@@ -1,4 +1,8 @@
 //! The integration-sources host: stores sources and links, serves the HTTP API and the admin
 //! page, and runs provider plugins in a sandbox. See ARCHITECTURE.md for the codemap.
 
+pub mod api;
+pub mod app;
+pub mod crypto;
 pub mod plugin;
+pub mod store;

@@ -1,1 +1,144 @@
-fn main() {}
+//! The `integration-host` binary: configuration, logging, then one of the subcommands
+//! (`serve`, `check`, `rotate-key`). Everything else lives in the library.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use host::app::{AppState, router};
+use host::crypto::MasterKey;
+use host::plugin::{Limits, PluginHost};
+use host::store::Store;
+
+/// Integration sources: connect test management to issue trackers through sandboxed plugins.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Directory for the database (`integration.redb`), the master key file and caches.
+    #[arg(
+        long,
+        env = "INTEGRATION_DATA_DIR",
+        default_value = "data",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// Directory of provider plugins (`*.wasm`).
+    #[arg(
+        long,
+        env = "INTEGRATION_PLUGINS_DIR",
+        default_value = "target/plugins",
+        global = true
+    )]
+    plugins_dir: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves the API and the admin page (the default).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "INTEGRATION_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// An admin token to accept (created if missing). Without it, the first start creates
+        /// one and prints it once.
+        #[arg(long, env = "INTEGRATION_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+    },
+    /// Re-encrypts every stored credential under a new master key and replaces the key file.
+    RotateKey,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    std::fs::create_dir_all(&cli.data_dir)
+        .with_context(|| format!("cannot create {}", cli.data_dir.display()))?;
+    match cli.command.unwrap_or(Command::Serve {
+        listen: "127.0.0.1:8080".parse()?,
+        admin_token: std::env::var("INTEGRATION_ADMIN_TOKEN").ok(),
+    }) {
+        Command::Serve {
+            listen,
+            admin_token,
+        } => serve(&cli.data_dir, &cli.plugins_dir, listen, admin_token).await,
+        Command::RotateKey => rotate_key(&cli.data_dir).await,
+    }
+}
+
+async fn serve(
+    data_dir: &Path,
+    plugins_dir: &Path,
+    listen: SocketAddr,
+    admin_token: Option<String>,
+) -> anyhow::Result<()> {
+    let store = Store::open(&data_dir.join("integration.redb")).context("opening the database")?;
+    let key = MasterKey::load_or_create(&data_dir.join("master.key"))?;
+    let plugins = Arc::new(PluginHost::new(
+        Limits::default(),
+        Some(data_dir.join("compile-cache")),
+    )?);
+    let loaded = plugins.load_dir(plugins_dir).await;
+    let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();
+    tracing::info!(loaded = ok, failed = loaded.len() - ok, dir = %plugins_dir.display(), "plugins");
+    if let Some(token) = host::api::tokens::bootstrap_admin(&store, admin_token).await? {
+        // Printed once, to the terminal only (not the log): only its hash is stored.
+        println!("Admin token (shown once, keep it): {token}");
+    }
+    let state = AppState {
+        store,
+        plugins,
+        key,
+        plugins_dir: plugins_dir.to_path_buf(),
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!("Integration sources is running: open http://{addr}/");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}
+
+async fn rotate_key(data_dir: &Path) -> anyhow::Result<()> {
+    let store = Store::open(&data_dir.join("integration.redb"))?;
+    let path = data_dir.join("master.key");
+    let old = MasterKey::load_or_create(&path)?;
+    let (new, bytes) = MasterKey::generate();
+    let count = host::store::rotate_secrets(&store, old, new).await?;
+    host::crypto::write_key_file(&path, &bytes)?;
+    println!(
+        "Re-encrypted the credentials of {count} sources; new key written to {}",
+        path.display()
+    );
+    if std::env::var(host::crypto::MASTER_KEY_ENV).is_ok() {
+        println!(
+            "Note: {} is set; update it to the new key in {}",
+            host::crypto::MASTER_KEY_ENV,
+            path.display()
+        );
+    }
+    Ok(())
+}

@@ -153,3 +153,166 @@ pub fn map(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String>
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// The real router on a real port, with a fresh data directory (redb file, key file), every
+/// shipped plugin and the test plugins loaded, and a known admin token.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// An admin bearer token.
+    pub admin: String,
+    /// The application state (store, plugins, key), for assertions on what is stored.
+    pub state: host::app::AppState,
+    /// The data directory; kept until the app is dropped.
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+    client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The admin token every [`TestApp`] accepts.
+pub const ADMIN_TOKEN: &str = "its_test-admin-token-0123456789abcdef";
+
+impl TestApp {
+    /// Starts an app on a new data directory.
+    pub async fn start() -> TestApp {
+        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        TestApp::start_in(dir).await
+    }
+
+    /// Starts an app on an existing data directory (a restart).
+    pub async fn start_in(dir: std::sync::Arc<tempfile::TempDir>) -> TestApp {
+        let store = host::store::Store::open(&dir.path().join("integration.redb")).unwrap();
+        let key = host::crypto::MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
+        let plugins = plugin_host_with(
+            host::plugin::Limits::default(),
+            &[plugins_dir(), test_plugins_dir()],
+        )
+        .await;
+        host::api::tokens::bootstrap_admin(&store, Some(ADMIN_TOKEN.into()))
+            .await
+            .unwrap();
+        let state = host::app::AppState {
+            store,
+            plugins,
+            key,
+            plugins_dir: plugins_dir(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = host::app::router(state.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        TestApp {
+            url,
+            admin: ADMIN_TOKEN.into(),
+            state,
+            dir,
+            client,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server, closes the database and starts again on the same directory.
+    pub async fn restart(mut self) -> TestApp {
+        let dir = self.dir.clone();
+        self.stop().await;
+        drop(self);
+        TestApp::start_in(dir).await
+    }
+
+    async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+
+    /// Sends a request; returns the status, the headers and the body (JSON, or a JSON string
+    /// holding the text when the body is not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Response2 {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = format!("{:?}", resp.headers());
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text.clone()));
+        Response2 {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// `call` as the admin.
+    pub async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Response2 {
+        self.call(method, path, Some(&self.admin.clone()), body)
+            .await
+    }
+}
+
+/// What [`TestApp::call`] got back.
+#[derive(Debug)]
+pub struct Response2 {
+    /// Status code.
+    pub status: u16,
+    /// Headers, debug-formatted (for leak checks).
+    pub headers: String,
+    /// Body as JSON.
+    pub body: serde_json::Value,
+    /// Body as text.
+    pub text: String,
+}
+
+impl Response2 {
+    /// Asserts the status, printing the body if it differs; returns the body.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &serde_json::Value {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        &self.body
+    }
+
+    /// Asserts a 4xx error naming `field`; returns the error's message.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, field: &str) -> String {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        assert_eq!(self.body["error"]["field"], field, "body: {}", self.text);
+        self.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}

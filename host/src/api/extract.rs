@@ -1,0 +1,143 @@
+//! Request extractors that answer in the API's error shape: [`Body`] (JSON with the failing
+//! field's path) and [`Caller`] (the bearer token's role).
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::store::records::{Role, TokenRecord};
+use crate::store::{Read, TOKENS};
+
+/// The largest JSON body accepted, in bytes.
+pub const MAX_JSON_BYTES: usize = 64 << 10;
+
+/// A JSON body. Unknown fields, wrong types and oversized bodies are 4xx errors naming the
+/// field (as a path like `auth.fields`).
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    format!("the body is larger than {MAX_JSON_BYTES} bytes"),
+                )
+            })?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
+            // The path names the failing field, unknown fields included (`auth.fields.pin`).
+            let path = e.path().to_string();
+            ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid",
+                message: strip_position(&e.into_inner().to_string()),
+                field: (path != ".").then_some(path),
+            }
+        })
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Who is calling, from `Authorization: Bearer <token>`.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The token's record.
+    pub token: TokenRecord,
+}
+
+impl Caller {
+    /// 403 unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.token.role {
+            Role::Admin => Ok(()),
+            Role::Member => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this needs an admin token",
+            )),
+        }
+    }
+
+    /// True for admins.
+    pub fn is_admin(&self) -> bool {
+        self.token.role == Role::Admin
+    }
+
+    /// 403 unless the caller may work in `project`.
+    pub fn require_project(&self, project: &str) -> Result<(), ApiError> {
+        if self.is_admin() || self.token.projects.iter().any(|p| p == project) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this token may not use project {project:?}"),
+            ))
+        }
+    }
+
+    /// A short description for the audit log.
+    pub fn who(&self) -> String {
+        format!("{} ({})", self.token.name, self.token.id)
+    }
+}
+
+/// The hex sha-256 under which a token is stored.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthorized =
+            |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m.to_string());
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("send Authorization: Bearer <token>"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthorized("send Authorization: Bearer <token>"))?;
+        let hash = token_hash(token);
+        let record: Option<TokenRecord> = state.store.read(move |r| r.get(TOKENS, &hash)).await?;
+        record
+            .map(|token| Caller { token })
+            .ok_or_else(|| unauthorized("unknown or revoked token"))
+    }
+}

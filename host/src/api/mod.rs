@@ -1,0 +1,26 @@
+//! HTTP handlers under `/api/v1`, one module per resource. A handler extracts its inputs,
+//! makes one call into `store` or `plugin` (through a small domain function when there are
+//! rules to apply), and returns a wire type. Errors are [`error::ApiError`].
+
+pub mod error;
+pub mod extract;
+pub mod projects;
+pub mod providers;
+pub mod sources;
+pub mod tokens;
+
+use rand::RngCore;
+
+use error::ApiError;
+
+/// A new random id with a readable prefix, e.g. `src_5f2c0e9a7b1d4c3e`.
+pub fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 8];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}_{}", hex::encode(bytes))
+}
+
+/// The API's answer to an unknown route.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such API route")
+}

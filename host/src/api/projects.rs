@@ -1,0 +1,163 @@
+//! `/projects`: a minimal project list, so "all projects" and "specific projects" mean
+//! something. Deleting a project removes it from every source's specific assignment.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::extract::{Body, Caller};
+use super::new_id;
+use crate::app::AppState;
+use crate::store::records::{ProjectAssignment, ProjectRecord, SourceRecord, now};
+use crate::store::{PROJECTS, Read, SOURCES, Writer};
+
+/// A project on the wire.
+#[derive(Serialize)]
+pub struct ProjectView {
+    /// Id.
+    pub id: String,
+    /// Record.
+    #[serde(flatten)]
+    pub record: ProjectRecord,
+}
+
+/// Body of create and rename.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectInput {
+    /// Unique, 1-100 characters.
+    pub name: String,
+}
+
+/// `GET /projects`: admins see all; members see theirs.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ProjectView>>, ApiError> {
+    let all: Vec<(String, ProjectRecord)> = state.store.read(|r| r.all(PROJECTS)).await?;
+    Ok(Json(
+        all.into_iter()
+            .filter(|(id, _)| caller.require_project(id).is_ok())
+            .map(|(id, record)| ProjectView { id, record })
+            .collect(),
+    ))
+}
+
+/// `GET /projects/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ProjectView>, ApiError> {
+    caller.require_project(&id)?;
+    let key = id.clone();
+    let record: Option<ProjectRecord> = state.store.read(move |r| r.get(PROJECTS, &key)).await?;
+    let record = record.ok_or_else(|| ApiError::not_found(format!("no project {id:?}")))?;
+    Ok(Json(ProjectView { id, record }))
+}
+
+/// `POST /projects` (admin).
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(input): Body<ProjectInput>,
+) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
+    caller.require_admin()?;
+    let name = valid_name(&input.name)?;
+    let id = new_id("prj");
+    let record = ProjectRecord {
+        name,
+        created_at: now(),
+    };
+    let (key, value) = (id.clone(), record.clone());
+    state
+        .store
+        .write(move |w| {
+            unique_name(w, &value.name, None)?;
+            w.put(PROJECTS, &key, &value)?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(ProjectView { id, record })))
+}
+
+/// `PUT /projects/{id}` (admin): rename.
+pub async fn rename(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(input): Body<ProjectInput>,
+) -> Result<Json<ProjectView>, ApiError> {
+    caller.require_admin()?;
+    let name = valid_name(&input.name)?;
+    let key = id.clone();
+    let record = state
+        .store
+        .write(move |w| {
+            let mut record: ProjectRecord = w
+                .get(PROJECTS, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no project {key:?}")))?;
+            unique_name(w, &name, Some(&key))?;
+            record.name = name;
+            w.put(PROJECTS, &key, &record)?;
+            Ok::<_, ApiError>(record)
+        })
+        .await?;
+    Ok(Json(ProjectView { id, record }))
+}
+
+/// `DELETE /projects/{id}` (admin): also removes the project from specific assignments.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    state
+        .store
+        .write(move |w| {
+            if !w.delete(PROJECTS, &id)? {
+                return Err(ApiError::not_found(format!("no project {id:?}")));
+            }
+            let sources: Vec<(String, SourceRecord)> = w.all(SOURCES)?;
+            for (source_id, mut source) in sources {
+                if let ProjectAssignment::Specific { ids } = &mut source.projects
+                    && ids.contains(&id)
+                {
+                    ids.retain(|p| *p != id);
+                    source.updated_at = now();
+                    w.put(SOURCES, &source_id, &source)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn valid_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid(
+            "name",
+            "a project name is 1 to 100 characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn unique_name(w: &Writer, name: &str, except: Option<&str>) -> Result<(), ApiError> {
+    let all: Vec<(String, ProjectRecord)> = w.all(PROJECTS)?;
+    if all
+        .iter()
+        .any(|(id, p)| Some(id.as_str()) != except && p.name.eq_ignore_ascii_case(name))
+    {
+        return Err(ApiError::conflict(
+            Some("name"),
+            format!("a project named {name:?} already exists"),
+        ));
+    }
+    Ok(())
+}

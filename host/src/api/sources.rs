@@ -1,0 +1,865 @@
+//! `/sources`: create, read, list, edit, enable/disable, delete and test integration sources.
+//!
+//! Rules (the spec's, plus what keeps data clean): every input is checked against the
+//! provider's own description (auth types and their fields, settings), URLs and templates must
+//! render to absolute http(s) URLs, and a failed check stores nothing. Secrets are write-only:
+//! an edit that omits one keeps it, one that sends it replaces it, and switching provider or
+//! auth type drops the old ones.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::extract::{Body, Caller};
+use super::new_id;
+use crate::app::AppState;
+use crate::crypto::MasterKey;
+use crate::plugin::model::SettingKind;
+use crate::plugin::{PluginError, ProviderInfo, SourceConfig};
+use crate::store::records::{
+    Capabilities, ProjectAssignment, ProjectRecord, SourceRecord, TestResult, now,
+};
+use crate::store::{PROJECTS, Read, SECRETS, SOURCES, Writer};
+
+/// The longest key pattern accepted, in characters.
+pub const MAX_KEY_PATTERN: usize = 512;
+
+/// Body of create, update and draft test.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceInput {
+    /// Provider (plugin) id.
+    pub provider: String,
+    /// Label members see; unique.
+    pub display_name: String,
+    /// Root URL of the tracker instance.
+    pub base_url: String,
+    /// Auth type and its fields (secret and non-secret together).
+    pub auth: AuthInput,
+    /// Optional issue URL template (`{baseUrl}`, `{key}`).
+    #[serde(default)]
+    pub issue_url_template: Option<String>,
+    /// Optional create URL template (`{baseUrl}`).
+    #[serde(default)]
+    pub create_url_template: Option<String>,
+    /// Optional key pattern (regular expression).
+    #[serde(default)]
+    pub key_pattern: Option<String>,
+    /// Available to members (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Capabilities (default: none).
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    /// Project assignment.
+    pub projects: ProjectAssignment,
+    /// Provider settings.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The auth part of [`SourceInput`].
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthInput {
+    /// Auth type id, one of the provider's.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Field values; secret ones may be omitted on edit to keep the stored value.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// A source as admins see it. Secret values never appear: `secrets_set` names the set ones.
+#[derive(Serialize)]
+pub struct SourceView {
+    /// Id.
+    pub id: String,
+    /// The stored configuration.
+    #[serde(flatten)]
+    pub record: SourceRecord,
+    /// The provider's display name, or none when its plugin is missing.
+    pub provider_name: Option<String>,
+    /// `loaded` or `missing`: a source whose plugin is not loaded cannot be tested or synced.
+    pub plugin_status: &'static str,
+    /// Capabilities that are stored but not active in this release.
+    pub inactive_capabilities: Vec<&'static str>,
+}
+
+/// A source as project members see it.
+#[derive(Serialize)]
+pub struct MemberSourceView {
+    /// Id.
+    pub id: String,
+    /// Provider id.
+    pub provider: String,
+    /// Provider display name.
+    pub provider_name: Option<String>,
+    /// Label.
+    pub display_name: String,
+    /// Base URL.
+    pub base_url: String,
+    /// How keys look.
+    pub key_hint: Option<String>,
+    /// A sample key.
+    pub key_example: Option<String>,
+    /// Whether issue details are read.
+    pub read_issue_details: bool,
+    /// Whether a create-issue shortcut is offered.
+    pub create_issues: bool,
+}
+
+/// The outcome of a connection test.
+#[derive(Serialize)]
+pub struct TestOutcome {
+    /// True on success.
+    pub ok: bool,
+    /// `connected` or the error category (`unauthorized`, `not-found`, ...).
+    pub code: String,
+    /// What to show the admin.
+    pub message: String,
+    /// On success: who we are connected as.
+    pub account: Option<String>,
+    /// On success: more detail.
+    pub detail: Option<String>,
+    /// On rate limiting: seconds to wait.
+    pub retry_after_secs: Option<u32>,
+}
+
+/// Query of `GET /sources`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only sources usable in this project.
+    pub project: Option<String>,
+}
+
+/// `GET /sources`: admins get every source; members get the enabled sources assigned to
+/// their projects (or to `?project=`), in the member view.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if let Some(project) = &query.project {
+        caller.require_project(project)?;
+    }
+    let mut all: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
+    all.sort_by(|a, b| {
+        a.1.display_name
+            .to_lowercase()
+            .cmp(&b.1.display_name.to_lowercase())
+    });
+    let usable = |s: &SourceRecord| match &query.project {
+        Some(p) => s.projects.includes(p),
+        None => true,
+    };
+    if caller.is_admin() {
+        let views: Vec<SourceView> = all
+            .into_iter()
+            .filter(|(_, s)| usable(s))
+            .map(|(id, s)| view(&state, id, s))
+            .collect();
+        return Ok(Json(json!(views)));
+    }
+    let views: Vec<MemberSourceView> = all
+        .into_iter()
+        .filter(|(_, s)| s.enabled && usable(s))
+        .filter(|(_, s)| caller.token.projects.iter().any(|p| s.projects.includes(p)))
+        .map(|(id, s)| member_view(&state, id, s))
+        .collect();
+    Ok(Json(json!(views)))
+}
+
+/// `GET /sources/{id}` (admin).
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SourceView>, ApiError> {
+    caller.require_admin()?;
+    let record = load(&state, &id).await?;
+    Ok(Json(view(&state, id, record)))
+}
+
+/// `POST /sources` (admin).
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(input): Body<SourceInput>,
+) -> Result<(StatusCode, Json<SourceView>), ApiError> {
+    caller.require_admin()?;
+    let info = provider_info(&state, &input.provider)?;
+    let (record, secrets) = check(&input, &info, None)?;
+    let id = new_id("src");
+    let sealed = state.key.seal(&id, &secrets);
+    let (key, value, who) = (id.clone(), record.clone(), caller.who());
+    state
+        .store
+        .write(move |w| {
+            check_in_store(w, &value, None)?;
+            w.put(SOURCES, &key, &value)?;
+            w.put(SECRETS, &key, &sealed)?;
+            audit(
+                w,
+                &who,
+                "source.created",
+                &key,
+                json!({"display_name": value.display_name, "provider": value.provider}),
+            )?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&state, id, record))))
+}
+
+/// `PUT /sources/{id}` (admin): replaces the configuration; omitted secrets are kept.
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(input): Body<SourceInput>,
+) -> Result<Json<SourceView>, ApiError> {
+    caller.require_admin()?;
+    let info = provider_info(&state, &input.provider)?;
+    let (current, stored) = load_with_secrets(&state, &id).await?;
+    let (mut record, secrets) = check(&input, &info, Some((&current, &stored)))?;
+    record.created_at = current.created_at;
+    record.last_test = current.last_test.clone();
+    let sealed = state.key.seal(&id, &secrets);
+    let changed = changed_fields(&current, &record, &stored, &secrets);
+    let (key, value, who) = (id.clone(), record.clone(), caller.who());
+    state
+        .store
+        .write(move |w| {
+            let now_stored: SourceRecord = w
+                .get(SOURCES, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no source {key:?}")))?;
+            if now_stored.updated_at != current.updated_at {
+                return Err(ApiError::conflict(
+                    None,
+                    "the source changed while you edited it; reload and try again",
+                ));
+            }
+            check_in_store(w, &value, Some(&key))?;
+            w.put(SOURCES, &key, &value)?;
+            w.put(SECRETS, &key, &sealed)?;
+            audit(
+                w,
+                &who,
+                "source.edited",
+                &key,
+                json!({ "changed": changed }),
+            )?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(Json(view(&state, id, record)))
+}
+
+/// `DELETE /sources/{id}` (admin). Links to it stay, marked not syncing.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let who = caller.who();
+    state
+        .store
+        .write(move |w| {
+            let record: SourceRecord = w
+                .get(SOURCES, &id)?
+                .ok_or_else(|| ApiError::not_found(format!("no source {id:?}")))?;
+            w.delete(SOURCES, &id)?;
+            w.delete(SECRETS, &id)?;
+            audit(
+                w,
+                &who,
+                "source.deleted",
+                &id,
+                json!({"display_name": record.display_name}),
+            )?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /sources/{id}/enable` (admin).
+pub async fn enable(
+    state: State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+) -> Result<Json<SourceView>, ApiError> {
+    set_enabled(state, caller, id, true).await
+}
+
+/// `POST /sources/{id}/disable` (admin).
+pub async fn disable(
+    state: State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+) -> Result<Json<SourceView>, ApiError> {
+    set_enabled(state, caller, id, false).await
+}
+
+async fn set_enabled(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    enabled: bool,
+) -> Result<Json<SourceView>, ApiError> {
+    caller.require_admin()?;
+    let (key, who) = (id.clone(), caller.who());
+    let record = state
+        .store
+        .write(move |w| {
+            let mut record: SourceRecord = w
+                .get(SOURCES, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no source {key:?}")))?;
+            if record.enabled != enabled {
+                record.enabled = enabled;
+                record.updated_at = now();
+                w.put(SOURCES, &key, &record)?;
+                let action = if enabled {
+                    "source.enabled"
+                } else {
+                    "source.disabled"
+                };
+                audit(w, &who, action, &key, json!({}))?;
+            }
+            Ok::<_, ApiError>(record)
+        })
+        .await?;
+    Ok(Json(view(&state, id, record)))
+}
+
+/// `POST /sources/{id}/test` (admin): runs the plugin's connection test with the stored
+/// configuration, enabled or not, and records the result on the source.
+pub async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<TestOutcome>, ApiError> {
+    caller.require_admin()?;
+    let (record, secrets) = load_with_secrets(&state, &id).await?;
+    let outcome = run_test(&state, &config(&record, secrets)).await?;
+    let result = TestResult {
+        ok: outcome.ok,
+        code: outcome.code.clone(),
+        message: outcome.message.clone(),
+        at: now(),
+    };
+    let who = caller.who();
+    state
+        .store
+        .write(move |w| {
+            // The source may have been deleted meanwhile; then there is nothing to record on.
+            if let Some(mut record) = w.get::<SourceRecord>(SOURCES, &id)? {
+                record.last_test = Some(result.clone());
+                w.put(SOURCES, &id, &record)?;
+                audit(
+                    w,
+                    &who,
+                    "source.tested",
+                    &id,
+                    json!({"ok": result.ok, "code": result.code}),
+                )?;
+            }
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(Json(outcome))
+}
+
+/// `POST /sources/test` (admin): tests a draft configuration without saving it.
+pub async fn test_draft(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(input): Body<SourceInput>,
+) -> Result<Json<TestOutcome>, ApiError> {
+    caller.require_admin()?;
+    let info = provider_info(&state, &input.provider)?;
+    let (record, secrets) = check(&input, &info, None)?;
+    Ok(Json(run_test(&state, &config(&record, secrets)).await?))
+}
+
+async fn run_test(state: &AppState, config: &SourceConfig) -> Result<TestOutcome, ApiError> {
+    match state.plugins.test_connection(config).await {
+        Ok(info) => Ok(TestOutcome {
+            ok: true,
+            code: "connected".into(),
+            message: format!("Connected as {}", info.account),
+            account: Some(info.account),
+            detail: info.detail,
+            retry_after_secs: None,
+        }),
+        Err(PluginError::Provider(e)) => Ok(TestOutcome {
+            ok: false,
+            code: e.code().into(),
+            retry_after_secs: match &e {
+                crate::plugin::ProviderError::RateLimited {
+                    retry_after_secs, ..
+                } => Some(*retry_after_secs),
+                _ => None,
+            },
+            message: e.to_string(),
+            account: None,
+            detail: None,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The plugin-call view of a stored source and its opened secrets.
+pub fn config(record: &SourceRecord, secrets: BTreeMap<String, String>) -> SourceConfig {
+    SourceConfig {
+        provider: record.provider.clone(),
+        base_url: record.base_url.clone(),
+        auth_type: record.auth_type.clone(),
+        fields: record.auth_fields.clone(),
+        secrets,
+        settings: record.settings.clone(),
+        issue_url_template: record.issue_url_template.clone(),
+        create_url_template: record.create_url_template.clone(),
+        key_pattern: record.key_pattern.clone(),
+    }
+}
+
+/// Loads a source and opens its secrets.
+pub async fn load_with_secrets(
+    state: &AppState,
+    id: &str,
+) -> Result<(SourceRecord, BTreeMap<String, String>), ApiError> {
+    let key = id.to_string();
+    let (record, sealed): (Option<SourceRecord>, Option<Vec<u8>>) = state
+        .store
+        .read(move |r| Ok::<_, ApiError>((r.get(SOURCES, &key)?, r.get(SECRETS, &key)?)))
+        .await?;
+    let record = record.ok_or_else(|| ApiError::not_found(format!("no source {id:?}")))?;
+    let secrets = match sealed {
+        Some(sealed) => open(&state.key, id, &sealed)?,
+        None => BTreeMap::new(),
+    };
+    Ok((record, secrets))
+}
+
+fn open(key: &MasterKey, id: &str, sealed: &[u8]) -> Result<BTreeMap<String, String>, ApiError> {
+    key.open(id, sealed)
+        .map_err(|e| ApiError::internal(format!("source {id}: {e}")))
+}
+
+async fn load(state: &AppState, id: &str) -> Result<SourceRecord, ApiError> {
+    let key = id.to_string();
+    let record: Option<SourceRecord> = state.store.read(move |r| r.get(SOURCES, &key)).await?;
+    record.ok_or_else(|| ApiError::not_found(format!("no source {id:?}")))
+}
+
+fn provider_info(state: &AppState, provider: &str) -> Result<ProviderInfo, ApiError> {
+    state
+        .plugins
+        .get(provider)
+        .map(|p| p.info.clone())
+        .map_err(|_| ApiError::invalid("provider", format!("unknown provider {provider:?}")))
+}
+
+fn view(state: &AppState, id: String, record: SourceRecord) -> SourceView {
+    let plugin = state.plugins.get(&record.provider).ok();
+    let mut inactive = Vec::new();
+    if record.capabilities.add_comments {
+        inactive.push("add_comments");
+    }
+    if record.capabilities.process_webhooks {
+        inactive.push("process_webhooks");
+    }
+    SourceView {
+        id,
+        provider_name: plugin.as_ref().map(|p| p.info.name.clone()),
+        plugin_status: if plugin.is_some() {
+            "loaded"
+        } else {
+            "missing"
+        },
+        inactive_capabilities: inactive,
+        record,
+    }
+}
+
+fn member_view(state: &AppState, id: String, s: SourceRecord) -> MemberSourceView {
+    let plugin = state.plugins.get(&s.provider).ok();
+    MemberSourceView {
+        id,
+        provider_name: plugin.as_ref().map(|p| p.info.name.clone()),
+        key_hint: plugin.as_ref().map(|p| p.info.key_hint.clone()),
+        key_example: plugin.as_ref().map(|p| p.info.key_example.clone()),
+        provider: s.provider,
+        display_name: s.display_name,
+        base_url: s.base_url,
+        read_issue_details: s.capabilities.read_issue_details,
+        create_issues: s.capabilities.create_issues && s.create_url_template.is_some(),
+    }
+}
+
+/// Records an admin change in the audit log (never with a secret value).
+pub fn audit(
+    w: &mut Writer,
+    who: &str,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    w.audit(
+        &json!({"at": now(), "who": who, "action": action, "target": target, "details": details}),
+    )?;
+    Ok(())
+}
+
+/// Names of the fields an edit changed; secrets appear as `auth.fields.<name>: replaced`.
+fn changed_fields(
+    old: &SourceRecord,
+    new: &SourceRecord,
+    old_secrets: &BTreeMap<String, String>,
+    new_secrets: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cmp = |name: &str, a: serde_json::Value, b: serde_json::Value| {
+        if a != b {
+            out.push(name.to_string());
+        }
+    };
+    cmp("provider", json!(old.provider), json!(new.provider));
+    cmp(
+        "display_name",
+        json!(old.display_name),
+        json!(new.display_name),
+    );
+    cmp("base_url", json!(old.base_url), json!(new.base_url));
+    cmp("auth.type", json!(old.auth_type), json!(new.auth_type));
+    cmp(
+        "auth.fields",
+        json!(old.auth_fields),
+        json!(new.auth_fields),
+    );
+    cmp(
+        "issue_url_template",
+        json!(old.issue_url_template),
+        json!(new.issue_url_template),
+    );
+    cmp(
+        "create_url_template",
+        json!(old.create_url_template),
+        json!(new.create_url_template),
+    );
+    cmp(
+        "key_pattern",
+        json!(old.key_pattern),
+        json!(new.key_pattern),
+    );
+    cmp("enabled", json!(old.enabled), json!(new.enabled));
+    cmp(
+        "capabilities",
+        json!(old.capabilities),
+        json!(new.capabilities),
+    );
+    cmp("projects", json!(old.projects), json!(new.projects));
+    cmp("settings", json!(old.settings), json!(new.settings));
+    for (name, value) in new_secrets {
+        if old_secrets.get(name) != Some(value) {
+            out.push(format!("auth.fields.{name}: replaced"));
+        }
+    }
+    out
+}
+
+/// Checks that need the database: a unique display name and existing projects.
+fn check_in_store(w: &Writer, record: &SourceRecord, except: Option<&str>) -> Result<(), ApiError> {
+    let all: Vec<(String, SourceRecord)> = w.all(SOURCES)?;
+    let name = record.display_name.to_lowercase();
+    if all
+        .iter()
+        .any(|(id, s)| Some(id.as_str()) != except && s.display_name.to_lowercase() == name)
+    {
+        return Err(ApiError::conflict(
+            Some("display_name"),
+            format!(
+                "a source named {:?} already exists; choose a name that tells them apart",
+                record.display_name
+            ),
+        ));
+    }
+    if let ProjectAssignment::Specific { ids } = &record.projects {
+        for (i, project) in ids.iter().enumerate() {
+            if w.get::<ProjectRecord>(PROJECTS, project)?.is_none() {
+                return Err(ApiError::invalid(
+                    format!("projects.ids[{i}]"),
+                    format!("no project {project:?}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks an input against the provider's description; returns the record to store and the
+/// secrets to seal. `existing` is the stored source and its secrets, for edits.
+pub fn check(
+    input: &SourceInput,
+    info: &ProviderInfo,
+    existing: Option<(&SourceRecord, &BTreeMap<String, String>)>,
+) -> Result<(SourceRecord, BTreeMap<String, String>), ApiError> {
+    let display_name = input.display_name.trim().to_string();
+    if display_name.is_empty() || display_name.chars().count() > 100 {
+        return Err(ApiError::invalid(
+            "display_name",
+            "a display name is 1 to 100 characters",
+        ));
+    }
+    let base_url = check_base_url(&input.base_url)?;
+    let optional = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let issue_url_template = optional(&input.issue_url_template);
+    let create_url_template = optional(&input.create_url_template);
+    let key_pattern = optional(&input.key_pattern);
+    if let Some(t) = &issue_url_template {
+        check_template("issue_url_template", t, &base_url, &["baseUrl", "key"])?;
+    }
+    if let Some(t) = &create_url_template {
+        check_template("create_url_template", t, &base_url, &["baseUrl"])?;
+    }
+    if input.capabilities.create_issues && create_url_template.is_none() {
+        return Err(ApiError::invalid(
+            "create_url_template",
+            "\"Create issues\" needs a create URL template (e.g. {baseUrl}/issues/new)",
+        ));
+    }
+    if let Some(p) = &key_pattern {
+        check_key_pattern(p)?;
+    }
+    if let ProjectAssignment::Specific { ids } = &input.projects
+        && ids.is_empty()
+    {
+        return Err(ApiError::invalid(
+            "projects.ids",
+            "choose at least one project, or all projects",
+        ));
+    }
+
+    // Auth: the type must be the provider's; fields split into plain and secret by its
+    // description; unknown fields are refused.
+    let auth = info.auth_type(&input.auth.kind).ok_or_else(|| {
+        let known: Vec<&str> = info.auth_types.iter().map(|a| a.id.as_str()).collect();
+        ApiError::invalid(
+            "auth.type",
+            format!(
+                "{} does not support auth type {:?}; use one of {known:?}",
+                info.name, input.auth.kind
+            ),
+        )
+    })?;
+    for name in input.auth.fields.keys() {
+        if !auth.fields.iter().any(|f| &f.name == name) {
+            return Err(ApiError::invalid(
+                format!("auth.fields.{name}"),
+                format!("auth type {:?} has no field {name:?}", auth.id),
+            ));
+        }
+    }
+    let keep_secrets = existing
+        .filter(|(old, _)| old.provider == input.provider && old.auth_type == auth.id)
+        .map(|(_, secrets)| secrets);
+    let mut fields = BTreeMap::new();
+    let mut secrets = BTreeMap::new();
+    for field in &auth.fields {
+        let given = input
+            .auth
+            .fields
+            .get(&field.name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty());
+        let value = match (given, field.secret) {
+            (Some(v), _) => Some(v.to_string()),
+            (None, true) => keep_secrets.and_then(|s| s.get(&field.name)).cloned(),
+            (None, false) => None,
+        };
+        match value {
+            Some(v) if v.len() > 8192 => {
+                return Err(ApiError::invalid(
+                    format!("auth.fields.{}", field.name),
+                    "at most 8192 bytes",
+                ));
+            }
+            Some(v) if field.secret => {
+                secrets.insert(field.name.clone(), v);
+            }
+            Some(v) => {
+                fields.insert(field.name.clone(), v);
+            }
+            None if field.required => {
+                return Err(ApiError::invalid(
+                    format!("auth.fields.{}", field.name),
+                    format!("{} is required", field.label),
+                ));
+            }
+            None => {}
+        }
+    }
+
+    let mut settings = BTreeMap::new();
+    for (name, value) in &input.settings {
+        let setting = info
+            .settings
+            .iter()
+            .find(|s| &s.name == name)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    format!("settings.{name}"),
+                    format!("{} has no setting {name:?}", info.name),
+                )
+            })?;
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        if value.len() > 4096 {
+            return Err(ApiError::invalid(
+                format!("settings.{name}"),
+                "at most 4096 bytes",
+            ));
+        }
+        let value = match setting.kind {
+            SettingKind::Url => check_url(&format!("settings.{name}"), value)?,
+            SettingKind::Text => value.to_string(),
+        };
+        settings.insert(name.clone(), value);
+    }
+    if let Some(missing) = info
+        .settings
+        .iter()
+        .find(|s| s.required && !settings.contains_key(&s.name))
+    {
+        return Err(ApiError::invalid(
+            format!("settings.{}", missing.name),
+            format!("{} is required", missing.label),
+        ));
+    }
+
+    let at = now();
+    let record = SourceRecord {
+        provider: input.provider.clone(),
+        display_name,
+        base_url,
+        auth_type: auth.id.clone(),
+        auth_fields: fields,
+        secrets_set: secrets.keys().cloned().collect(),
+        settings,
+        issue_url_template,
+        create_url_template,
+        key_pattern,
+        enabled: input.enabled,
+        capabilities: input.capabilities,
+        projects: input.projects.clone(),
+        last_test: None,
+        created_at: at,
+        updated_at: at,
+    };
+    Ok((record, secrets))
+}
+
+fn check_base_url(text: &str) -> Result<String, ApiError> {
+    let trimmed = text.trim().trim_end_matches('/');
+    let url = check_url("base_url", trimmed)?;
+    let parsed = url::Url::parse(&url).expect("checked");
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(ApiError::invalid(
+            "base_url",
+            "a base URL has no query (?...) or fragment (#...)",
+        ));
+    }
+    Ok(url)
+}
+
+/// An absolute http(s) URL without credentials in it, as given (trimmed).
+fn check_url(field: &str, text: &str) -> Result<String, ApiError> {
+    let url = url::Url::parse(text)
+        .map_err(|e| ApiError::invalid(field, format!("{text:?} is not an absolute URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ApiError::invalid(field, "use an http:// or https:// URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ApiError::invalid(
+            field,
+            "put credentials in the auth fields, not in the URL",
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// A template may use only `allowed` placeholders and must render to an absolute http(s) URL.
+fn check_template(
+    field: &str,
+    template: &str,
+    base_url: &str,
+    allowed: &[&str],
+) -> Result<(), ApiError> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| ApiError::invalid(field, "a '{' is not closed"))?;
+        let name = &rest[open + 1..open + close];
+        if !allowed.contains(&name) {
+            let list: Vec<String> = allowed.iter().map(|a| format!("{{{a}}}")).collect();
+            return Err(ApiError::invalid(
+                field,
+                format!("unknown placeholder {{{name}}}; use {}", list.join(" and ")),
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    let rendered = template
+        .replace("{baseUrl}", base_url)
+        .replace("{key}", "KEY-1");
+    check_url(field, &rendered).map_err(|_| {
+        ApiError::invalid(
+            field,
+            format!("the template must yield an absolute http(s) URL; it yields {rendered:?}"),
+        )
+    })?;
+    Ok(())
+}
+
+fn check_key_pattern(pattern: &str) -> Result<(), ApiError> {
+    if pattern.chars().count() > MAX_KEY_PATTERN {
+        return Err(ApiError::invalid(
+            "key_pattern",
+            format!("at most {MAX_KEY_PATTERN} characters"),
+        ));
+    }
+    regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            ApiError::invalid(
+                "key_pattern",
+                format!(
+                    "not a valid regular expression: {}",
+                    e.to_string().lines().last().unwrap_or("")
+                ),
+            )
+        })?;
+    Ok(())
+}

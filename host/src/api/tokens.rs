@@ -1,0 +1,178 @@
+//! `/tokens`: bearer tokens with roles. A token's value is shown once, when created; only its
+//! sha-256 is stored.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::Engine as _;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::extract::{Body, Caller, token_hash};
+use super::new_id;
+use crate::app::AppState;
+use crate::store::records::{ProjectRecord, Role, TokenRecord, now};
+use crate::store::{PROJECTS, Read, Store, StoreError, TOKENS};
+
+/// Body of `POST /tokens`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenInput {
+    /// A label.
+    pub name: String,
+    /// `admin` or `member`.
+    pub role: Role,
+    /// For members: at least one existing project id.
+    #[serde(default)]
+    pub projects: Vec<String>,
+}
+
+/// A created token: the only time its value is sent.
+#[derive(Serialize)]
+pub struct CreatedToken {
+    /// The bearer token. Store it now; it cannot be shown again.
+    pub token: String,
+    /// The record.
+    #[serde(flatten)]
+    pub record: TokenRecord,
+}
+
+/// A new random token value.
+pub fn new_token_value() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "its_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// `POST /tokens` (admin).
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(input): Body<TokenInput>,
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    caller.require_admin()?;
+    let name = input.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid(
+            "name",
+            "a token name is 1 to 100 characters",
+        ));
+    }
+    if input.role == Role::Member && input.projects.is_empty() {
+        return Err(ApiError::invalid(
+            "projects",
+            "a member token needs at least one project",
+        ));
+    }
+    let token = new_token_value();
+    let record = TokenRecord {
+        id: new_id("tok"),
+        name,
+        role: input.role,
+        projects: if input.role == Role::Admin {
+            Vec::new()
+        } else {
+            input.projects
+        },
+        created_at: now(),
+    };
+    let (hash, value) = (token_hash(&token), record.clone());
+    state
+        .store
+        .write(move |w| {
+            for (i, project) in value.projects.iter().enumerate() {
+                if w.get::<ProjectRecord>(PROJECTS, project)?.is_none() {
+                    return Err(ApiError::invalid(
+                        format!("projects[{i}]"),
+                        format!("no project {project:?}"),
+                    ));
+                }
+            }
+            w.put(TOKENS, &hash, &value)?;
+            Ok(())
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { token, record })))
+}
+
+/// `GET /tokens` (admin): records only, never values.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<TokenRecord>>, ApiError> {
+    caller.require_admin()?;
+    let all: Vec<(String, TokenRecord)> = state.store.read(|r| r.all(TOKENS)).await?;
+    let mut tokens: Vec<TokenRecord> = all.into_iter().map(|(_, t)| t).collect();
+    tokens.sort_by_key(|t| t.created_at);
+    Ok(Json(tokens))
+}
+
+/// `DELETE /tokens/{id}` (admin). Revoking the last admin token is refused.
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    state
+        .store
+        .write(move |w| {
+            let all: Vec<(String, TokenRecord)> = w.all(TOKENS)?;
+            let (hash, record) = all
+                .iter()
+                .find(|(_, t)| t.id == id)
+                .ok_or_else(|| ApiError::not_found(format!("no token {id:?}")))?;
+            let admins = all.iter().filter(|(_, t)| t.role == Role::Admin).count();
+            if record.role == Role::Admin && admins == 1 {
+                return Err(ApiError::conflict(
+                    None,
+                    "this is the last admin token; create another first",
+                ));
+            }
+            w.delete(TOKENS, hash)?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /me`: the caller's own token record.
+pub async fn me(caller: Caller) -> Json<TokenRecord> {
+    Json(caller.token)
+}
+
+/// Makes sure an admin can get in: stores `preset` as an admin token if given (idempotent), or
+/// creates one if no token exists yet. Returns a newly created value, to be shown once.
+pub async fn bootstrap_admin(
+    store: &Store,
+    preset: Option<String>,
+) -> Result<Option<String>, StoreError> {
+    store
+        .write(move |w| {
+            let record = |name: &str| TokenRecord {
+                id: new_id("tok"),
+                name: name.to_string(),
+                role: Role::Admin,
+                projects: Vec::new(),
+                created_at: now(),
+            };
+            if let Some(token) = preset {
+                let hash = token_hash(&token);
+                if w.get::<TokenRecord>(TOKENS, &hash)?.is_none() {
+                    w.put(TOKENS, &hash, &record("preset admin"))?;
+                }
+                return Ok(None);
+            }
+            if !w.all::<TokenRecord>(TOKENS)?.is_empty() {
+                return Ok(None);
+            }
+            let token = new_token_value();
+            w.put(TOKENS, &token_hash(&token), &record("first admin"))?;
+            Ok(Some(token))
+        })
+        .await
+}

@@ -1,0 +1,326 @@
+//! The only code that touches redb.
+//!
+//! One database file; every table maps a string id to a JSON record (see [`records`]), except
+//! `meta` (schema version) and `audit` (sequence number -> event). Callers get a transaction
+//! through [`Store::read`] or [`Store::write`]: a write closure runs inside one redb write
+//! transaction that commits only if the closure returns `Ok`, so every API mutation is all or
+//! nothing, validation reads included. Both run on the blocking pool.
+
+pub mod records;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The schema version this build writes. Bump it with a migration in [`Store::open`].
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// A table of JSON records keyed by id.
+#[derive(Clone, Copy)]
+pub struct Table(TableDefinition<'static, &'static str, &'static [u8]>);
+
+/// Sources (non-secret configuration), by source id.
+pub const SOURCES: Table = Table(TableDefinition::new("sources"));
+/// Sealed credentials, by source id (see `crypto`).
+pub const SECRETS: Table = Table(TableDefinition::new("secrets"));
+/// Projects, by project id.
+pub const PROJECTS: Table = Table(TableDefinition::new("projects"));
+/// API tokens, by the hex sha-256 of the token.
+pub const TOKENS: Table = Table(TableDefinition::new("tokens"));
+/// Links between test objects and issues, by link id.
+pub const LINKS: Table = Table(TableDefinition::new("links"));
+
+const ALL_TABLES: [Table; 5] = [SOURCES, SECRETS, PROJECTS, TOKENS, LINKS];
+
+/// Storage failures. Only `Corrupt` and `Db` are unexpected; both become a 500 upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed (I/O, corruption detected by redb, ...).
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+    /// A record did not decode.
+    #[error("corrupt record in {table}/{id}: {error}")]
+    Corrupt {
+        /// Table name.
+        table: String,
+        /// Record id.
+        id: String,
+        /// Decode error.
+        error: String,
+    },
+    /// The file was written by a newer build.
+    #[error("the database has schema version {found}; this build supports up to {SCHEMA_VERSION}")]
+    TooNew {
+        /// Version in the file.
+        found: u64,
+    },
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.into()) }
+        }
+    )*};
+}
+db_err!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+/// The database handle; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens or creates the database file, creating every table and recording the schema
+    /// version on first use.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::create(path)?;
+        let tx = db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v }),
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+            }
+            for table in ALL_TABLES {
+                tx.open_table(table.0)?;
+            }
+            tx.open_table(AUDIT)?;
+        }
+        tx.commit()?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    /// Runs `f` in a read transaction (a consistent snapshot) on the blocking pool.
+    pub async fn read<R, E>(
+        &self,
+        f: impl FnOnce(&Reader) -> Result<R, E> + Send + 'static,
+    ) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_read().map_err(StoreError::from)?;
+            f(&Reader { tx })
+        })
+        .await
+    }
+
+    /// Runs `f` in one write transaction on the blocking pool; commits (durably) if `f`
+    /// returns `Ok`, aborts otherwise.
+    pub async fn write<R, E>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<R, E> + Send + 'static,
+    ) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || {
+            let tx = db.begin_write().map_err(StoreError::from)?;
+            let mut writer = Writer { tx };
+            let out = f(&mut writer)?;
+            writer.tx.commit().map_err(StoreError::from)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        Ok(meta.get("schema_version")?.map_or(0, |v| v.value()))
+    }
+}
+
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+fn decode<T: DeserializeOwned>(table: Table, id: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table: table.0.name().to_string(),
+        id: id.to_string(),
+        error: e.to_string(),
+    })
+}
+
+/// Reads within a snapshot.
+pub struct Reader {
+    tx: redb::ReadTransaction,
+}
+
+/// Reads and writes within one write transaction.
+pub struct Writer {
+    tx: redb::WriteTransaction,
+}
+
+/// Read access, shared by [`Reader`] and [`Writer`].
+pub trait Read {
+    /// One record.
+    fn get<T: DeserializeOwned>(&self, table: Table, id: &str) -> Result<Option<T>, StoreError>;
+    /// Every record of a table, in id order.
+    fn all<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<(String, T)>, StoreError>;
+    /// Audit events with sequence number below `before` (newest first), at most `limit`.
+    fn audit_page(
+        &self,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, serde_json::Value)>, StoreError>;
+}
+
+macro_rules! impl_read {
+    ($t:ty) => {
+        impl Read for $t {
+            fn get<T: DeserializeOwned>(
+                &self,
+                table: Table,
+                id: &str,
+            ) -> Result<Option<T>, StoreError> {
+                let t = self.tx.open_table(table.0)?;
+                let value = t.get(id)?;
+                value.map(|v| decode(table, id, v.value())).transpose()
+            }
+
+            fn all<T: DeserializeOwned>(
+                &self,
+                table: Table,
+            ) -> Result<Vec<(String, T)>, StoreError> {
+                let t = self.tx.open_table(table.0)?;
+                let mut out = Vec::new();
+                for entry in t.iter()? {
+                    let (k, v) = entry?;
+                    let id = k.value().to_string();
+                    let record = decode(table, &id, v.value())?;
+                    out.push((id, record));
+                }
+                Ok(out)
+            }
+
+            fn audit_page(
+                &self,
+                before: u64,
+                limit: usize,
+            ) -> Result<Vec<(u64, serde_json::Value)>, StoreError> {
+                let t = self.tx.open_table(AUDIT)?;
+                let mut out = Vec::new();
+                for entry in t.range(..before)?.rev().take(limit) {
+                    let (k, v) = entry?;
+                    let seq = k.value();
+                    let event =
+                        serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
+                            table: "audit".into(),
+                            id: seq.to_string(),
+                            error: e.to_string(),
+                        })?;
+                    out.push((seq, event));
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+impl_read!(Reader);
+impl_read!(Writer);
+
+impl Writer {
+    /// Inserts or replaces a record.
+    pub fn put<T: Serialize>(
+        &mut self,
+        table: Table,
+        id: &str,
+        record: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(record).expect("records serialize");
+        self.tx.open_table(table.0)?.insert(id, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a record; true if it existed.
+    pub fn delete(&mut self, table: Table, id: &str) -> Result<bool, StoreError> {
+        Ok(self.tx.open_table(table.0)?.remove(id)?.is_some())
+    }
+
+    /// Appends an audit event; returns its sequence number.
+    pub fn audit<T: Serialize>(&mut self, event: &T) -> Result<u64, StoreError> {
+        let mut t = self.tx.open_table(AUDIT)?;
+        let next = t.last()?.map_or(1, |(k, _)| k.value() + 1);
+        let bytes = serde_json::to_vec(event).expect("events serialize");
+        t.insert(next, bytes.as_slice())?;
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_write_leaves_nothing_and_a_reopen_keeps_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        let store = Store::open(&path).unwrap();
+        store
+            .write(|w| w.put(PROJECTS, "p1", &serde_json::json!({"name": "one"})))
+            .await
+            .unwrap();
+        let failed: Result<(), StoreError> = store
+            .write(|w| {
+                w.put(PROJECTS, "p2", &serde_json::json!({"name": "two"}))?;
+                Err(StoreError::TooNew { found: 99 })
+            })
+            .await;
+        assert!(failed.is_err());
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        let all: Vec<(String, serde_json::Value)> = store.read(|r| r.all(PROJECTS)).await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].0, "p1");
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+}
+
+/// Re-seals every source's credentials from `old` to `new` in one write transaction; returns
+/// how many sources were re-sealed. Nothing changes if any of them fails to open.
+pub async fn rotate_secrets(
+    store: &Store,
+    old: crate::crypto::MasterKey,
+    new: crate::crypto::MasterKey,
+) -> anyhow::Result<usize> {
+    store
+        .write(move |w| {
+            let all: Vec<(String, Vec<u8>)> = w.all(SECRETS)?;
+            for (id, sealed) in &all {
+                let secrets = old
+                    .open(id, sealed)
+                    .map_err(|e| anyhow::anyhow!("source {id}: {e}"))?;
+                w.put(SECRETS, id, &new.seal(id, &secrets))?;
+            }
+            Ok::<_, anyhow::Error>(all.len())
+        })
+        .await
+}

@@ -1,0 +1,139 @@
+//! The records kept in the database. They hold no secret: credentials live sealed in the
+//! `secrets` table (see `crypto`), and a source records only the *names* of the secret
+//! fields that are set.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
+
+/// Now, in [`Millis`].
+pub fn now() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What the host may do with a source (the spec's CAPABILITIES tab).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capabilities {
+    /// Fetch and cache issue status and assignee.
+    pub read_issue_details: bool,
+    /// Offer a shortcut to the tracker's new-issue form (needs a create URL template).
+    pub create_issues: bool,
+    /// Stored and shown; not active yet (a future release).
+    pub add_comments: bool,
+    /// Stored and shown; not active yet (a future release).
+    pub process_webhooks: bool,
+}
+
+/// Which projects may use a source (the spec's PROJECTS tab).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ProjectAssignment {
+    /// Every project, including projects created later.
+    All,
+    /// Only these project ids (at least one when saved; may become empty when projects are
+    /// deleted, which leaves the source usable by no project).
+    Specific {
+        /// Project ids.
+        ids: Vec<String>,
+    },
+}
+
+impl ProjectAssignment {
+    /// True if the project may use the source.
+    pub fn includes(&self, project: &str) -> bool {
+        match self {
+            ProjectAssignment::All => true,
+            ProjectAssignment::Specific { ids } => ids.iter().any(|id| id == project),
+        }
+    }
+}
+
+/// The outcome of the last connection test.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestResult {
+    /// True on success.
+    pub ok: bool,
+    /// "connected as ..." or the error's category code.
+    pub code: String,
+    /// What to show the admin.
+    pub message: String,
+    /// When it ran.
+    pub at: Millis,
+}
+
+/// A source's stored configuration (no secret values).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    /// Provider (plugin) id.
+    pub provider: String,
+    /// Label members see.
+    pub display_name: String,
+    /// Root URL, absolute http(s), no trailing slash.
+    pub base_url: String,
+    /// Chosen auth type id.
+    pub auth_type: String,
+    /// Non-secret auth field values.
+    pub auth_fields: BTreeMap<String, String>,
+    /// Names of the secret fields that are set (their values are sealed elsewhere).
+    pub secrets_set: Vec<String>,
+    /// Provider settings.
+    pub settings: BTreeMap<String, String>,
+    /// Issue URL template.
+    pub issue_url_template: Option<String>,
+    /// Create URL template.
+    pub create_url_template: Option<String>,
+    /// Key pattern (regular expression).
+    pub key_pattern: Option<String>,
+    /// Available to members.
+    pub enabled: bool,
+    /// Capabilities.
+    pub capabilities: Capabilities,
+    /// Project assignment.
+    pub projects: ProjectAssignment,
+    /// Last connection test.
+    pub last_test: Option<TestResult>,
+    /// Created.
+    pub created_at: Millis,
+    /// Last changed.
+    pub updated_at: Millis,
+}
+
+/// A project.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRecord {
+    /// Name, unique.
+    pub name: String,
+    /// Created.
+    pub created_at: Millis,
+}
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Use enabled sources of its projects for links.
+    Member,
+}
+
+/// An API token (stored under the sha-256 of its value, never the value).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Public id, used to revoke it.
+    pub id: String,
+    /// A label ("CI", "Alice").
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// For members: the projects it may use.
+    pub projects: Vec<String>,
+    /// Created.
+    pub created_at: Millis,
+}

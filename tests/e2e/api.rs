@@ -1,0 +1,748 @@
+//! Source administration through the real router on a real redb file: every field, every
+//! validation rule, write-only credentials, roles, projects, connection tests and restarts.
+//! The `misbehave` test plugin serves as a generic provider (auth type `api-token` with a plain
+//! `user` and a secret `token`, applied as Basic); its `egress` mode makes an authenticated
+//! request to the URL in its `forbidden-url` setting, which lets a stand-in see what the host
+//! applied.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::Router;
+use axum::routing::get;
+use integration_tests::{StandIn, TestApp};
+use serde_json::{Value, json};
+
+const CANARY: &str = "canary-3b8e1f6d0c2a4957b7e3d1f0a9c8b6e4-TOKEN";
+
+/// Everything the test process logs, to check no secret is ever logged.
+fn log_buffer() -> Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER
+        .get_or_init(|| {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let sink = buffer.clone();
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(move || LogSink(sink.clone()))
+                .init();
+            buffer
+        })
+        .clone()
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn source(name: &str, base_url: &str) -> Value {
+    json!({
+        "provider": "misbehave",
+        "display_name": name,
+        "base_url": base_url,
+        "auth": {"type": "api-token", "fields": {"user": "robot", "token": CANARY}},
+        "issue_url_template": "{baseUrl}/issue/{key}",
+        "create_url_template": "{baseUrl}/new",
+        "key_pattern": "^[A-Z]+-\\d+$",
+        "enabled": true,
+        "capabilities": {"read_issue_details": true, "create_issues": true, "add_comments": true, "process_webhooks": false},
+        "projects": {"mode": "all"},
+        "settings": {"mode": "egress", "forbidden-url": format!("{base_url}/whoami")}
+    })
+}
+
+async fn count_sources(app: &TestApp) -> usize {
+    app.admin("GET", "/api/v1/sources", None)
+        .await
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+fn basic(user: &str, token: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_get_list_roundtrip_every_field_without_secrets() {
+    let app = TestApp::start().await;
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/sources",
+            Some(source("Our Tracker", "https://t.example.com/")),
+        )
+        .await;
+    let body = created.expect(201).clone();
+    let id = body["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        body["base_url"], "https://t.example.com",
+        "trailing slash trimmed"
+    );
+    assert_eq!(body["display_name"], "Our Tracker");
+    assert_eq!(body["provider"], "misbehave");
+    assert_eq!(body["provider_name"], "Misbehave (test only)");
+    assert_eq!(body["auth_type"], "api-token");
+    assert_eq!(body["auth_fields"], json!({"user": "robot"}));
+    assert_eq!(body["secrets_set"], json!(["token"]));
+    assert_eq!(body["issue_url_template"], "{baseUrl}/issue/{key}");
+    assert_eq!(body["create_url_template"], "{baseUrl}/new");
+    assert_eq!(body["key_pattern"], "^[A-Z]+-\\d+$");
+    assert_eq!(body["enabled"], true);
+    assert_eq!(body["capabilities"]["add_comments"], true);
+    assert_eq!(body["inactive_capabilities"], json!(["add_comments"]));
+    assert_eq!(body["projects"], json!({"mode": "all"}));
+    assert_eq!(body["settings"]["mode"], "egress");
+    assert!(!created.text.contains(CANARY));
+
+    let got = app
+        .admin("GET", &format!("/api/v1/sources/{id}"), None)
+        .await;
+    assert_eq!(got.expect(200), &body);
+    let list = app.admin("GET", "/api/v1/sources", None).await;
+    assert_eq!(list.expect(200).as_array().unwrap().len(), 1);
+    assert!(!list.text.contains(CANARY));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_invalid_input_is_a_4xx_naming_the_field_and_stores_nothing() {
+    let app = TestApp::start().await;
+    app.admin(
+        "POST",
+        "/api/v1/sources",
+        Some(source("Taken", "https://t.example.com")),
+    )
+    .await
+    .expect(201);
+
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, u16, &str)> = vec![
+        (
+            "unknown provider",
+            Box::new(|s| s["provider"] = json!("nope")),
+            400,
+            "provider",
+        ),
+        (
+            "empty name",
+            Box::new(|s| s["display_name"] = json!("  ")),
+            400,
+            "display_name",
+        ),
+        (
+            "duplicate name",
+            Box::new(|s| s["display_name"] = json!("taken")),
+            409,
+            "display_name",
+        ),
+        (
+            "relative base URL",
+            Box::new(|s| s["base_url"] = json!("/jira")),
+            400,
+            "base_url",
+        ),
+        (
+            "ftp base URL",
+            Box::new(|s| s["base_url"] = json!("ftp://t.example.com")),
+            400,
+            "base_url",
+        ),
+        (
+            "credentials in URL",
+            Box::new(|s| s["base_url"] = json!("https://u:p@t.example.com")),
+            400,
+            "base_url",
+        ),
+        (
+            "unknown placeholder",
+            Box::new(|s| s["issue_url_template"] = json!("{baseUrl}/{id}")),
+            400,
+            "issue_url_template",
+        ),
+        (
+            "template not a URL",
+            Box::new(|s| s["issue_url_template"] = json!("browse/{key}")),
+            400,
+            "issue_url_template",
+        ),
+        (
+            "key in create template",
+            Box::new(|s| s["create_url_template"] = json!("{baseUrl}/new/{key}")),
+            400,
+            "create_url_template",
+        ),
+        (
+            "create issues without template",
+            Box::new(|s| s["create_url_template"] = json!(null)),
+            400,
+            "create_url_template",
+        ),
+        (
+            "bad regex",
+            Box::new(|s| s["key_pattern"] = json!("^[A-Z+$")),
+            400,
+            "key_pattern",
+        ),
+        (
+            "huge regex",
+            Box::new(|s| s["key_pattern"] = json!("a".repeat(600))),
+            400,
+            "key_pattern",
+        ),
+        (
+            "unsupported auth type",
+            Box::new(|s| s["auth"]["type"] = json!("oauth2")),
+            400,
+            "auth.type",
+        ),
+        (
+            "missing secret",
+            Box::new(|s| s["auth"]["fields"] = json!({"user": "robot"})),
+            400,
+            "auth.fields.token",
+        ),
+        (
+            "unknown auth field",
+            Box::new(|s| s["auth"]["fields"]["pin"] = json!("1")),
+            400,
+            "auth.fields.pin",
+        ),
+        (
+            "zero projects",
+            Box::new(|s| s["projects"] = json!({"mode": "specific", "ids": []})),
+            400,
+            "projects.ids",
+        ),
+        (
+            "unknown project",
+            Box::new(|s| s["projects"] = json!({"mode": "specific", "ids": ["prj_nope"]})),
+            400,
+            "projects.ids[0]",
+        ),
+        (
+            "unknown setting",
+            Box::new(|s| s["settings"]["colour"] = json!("red")),
+            400,
+            "settings.colour",
+        ),
+        (
+            "url setting not a URL",
+            Box::new(|s| s["settings"]["echo-url"] = json!("nope")),
+            400,
+            "settings.echo-url",
+        ),
+        (
+            "unknown top-level field",
+            Box::new(|s| s["colour"] = json!("red")),
+            400,
+            "colour",
+        ),
+        (
+            "unknown capability",
+            Box::new(|s| s["capabilities"]["teleport"] = json!(true)),
+            400,
+            "capabilities.teleport",
+        ),
+        (
+            "wrong type",
+            Box::new(|s| s["enabled"] = json!("yes")),
+            400,
+            "enabled",
+        ),
+    ];
+    for (what, mutate, status, field) in cases {
+        let mut body = source("Fresh", "https://t.example.com");
+        mutate(&mut body);
+        let response = app.admin("POST", "/api/v1/sources", Some(body)).await;
+        assert_eq!(response.status, status, "{what}: {}", response.text);
+        assert_eq!(
+            response.body["error"]["field"], field,
+            "{what}: {}",
+            response.text
+        );
+        assert!(
+            !response.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .is_empty(),
+            "{what}"
+        );
+        assert_eq!(count_sources(&app).await, 1, "{what} stored something");
+    }
+
+    // Oversized and non-JSON bodies.
+    let mut huge = source("Huge", "https://t.example.com");
+    huge["settings"]["mode"] = json!("x".repeat(100_000));
+    assert_eq!(
+        app.admin("POST", "/api/v1/sources", Some(huge))
+            .await
+            .status,
+        413
+    );
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{}/api/v1/sources", app.url))
+        .bearer_auth(&app.admin)
+        .body("provider=jira")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    assert_eq!(count_sources(&app).await, 1);
+
+    // Edits are validated the same way and change nothing on failure.
+    let list = app.admin("GET", "/api/v1/sources", None).await;
+    let id = list.body[0]["id"].as_str().unwrap().to_string();
+    let mut bad = source("Taken", "https://t.example.com");
+    bad["key_pattern"] = json!("(");
+    app.admin("PUT", &format!("/api/v1/sources/{id}"), Some(bad))
+        .await
+        .expect_error(400, "key_pattern");
+    let after = app
+        .admin("GET", &format!("/api/v1/sources/{id}"), None)
+        .await;
+    assert_eq!(after.body["key_pattern"], "^[A-Z]+-\\d+$");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_are_write_only_kept_replaced_and_dropped() {
+    let tracker = StandIn::start(Router::new().route("/whoami", get(|| async { "ok" }))).await;
+    let app = TestApp::start().await;
+    let id = app
+        .admin(
+            "POST",
+            "/api/v1/sources",
+            Some(source("Keep", &tracker.url)),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/sources/{id}");
+
+    // An edit without the secret keeps it: the tracker still receives it.
+    let mut edit = source("Keep (renamed)", &tracker.url);
+    edit["auth"]["fields"] = json!({"user": "robot2"});
+    let edited = app.admin("PUT", &path, Some(edit)).await;
+    assert_eq!(edited.expect(200)["secrets_set"], json!(["token"]));
+    let outcome = app.admin("POST", &format!("{path}/test"), None).await;
+    assert_eq!(outcome.expect(200)["ok"], true, "{}", outcome.text);
+    assert_eq!(
+        tracker.requests()[0].header("authorization").unwrap(),
+        basic("robot2", CANARY)
+    );
+
+    // An edit with a new secret replaces it.
+    let mut edit = source("Keep (renamed)", &tracker.url);
+    edit["auth"]["fields"] = json!({"user": "robot2", "token": "second-secret-value"});
+    app.admin("PUT", &path, Some(edit)).await.expect(200);
+    app.admin("POST", &format!("{path}/test"), None)
+        .await
+        .expect(200);
+    assert_eq!(
+        tracker.requests()[1].header("authorization").unwrap(),
+        basic("robot2", "second-secret-value")
+    );
+
+    // Switching provider (and so auth type) drops the stored secrets: they are required again.
+    let mut other = source("Keep (renamed)", &tracker.url);
+    other["provider"] = json!("custom");
+    other["auth"] = json!({"type": "none", "fields": {}});
+    other["settings"] = json!({});
+    let switched = app.admin("PUT", &path, Some(other)).await;
+    assert_eq!(
+        switched.expect(200)["secrets_set"],
+        json!([]),
+        "{}",
+        switched.text
+    );
+    let mut back = source("Keep (renamed)", &tracker.url);
+    back["auth"]["fields"] = json!({"user": "robot"});
+    app.admin("PUT", &path, Some(back))
+        .await
+        .expect_error(400, "auth.fields.token");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disabled_source_can_be_tested_and_the_result_is_recorded() {
+    let tracker = StandIn::start(Router::new().route("/whoami", get(|| async { "ok" }))).await;
+    let app = TestApp::start().await;
+    let mut body = source("Disabled", &tracker.url);
+    body["enabled"] = json!(false);
+    let id = app
+        .admin("POST", "/api/v1/sources", Some(body))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let outcome = app
+        .admin("POST", &format!("/api/v1/sources/{id}/test"), None)
+        .await;
+    let outcome = outcome.expect(200);
+    assert_eq!(outcome["ok"], true);
+    assert!(
+        outcome["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Connected as"),
+        "{outcome}"
+    );
+    assert_eq!(
+        tracker.requests()[0].header("authorization").unwrap(),
+        basic("robot", CANARY)
+    );
+    let stored = app
+        .admin("GET", &format!("/api/v1/sources/{id}"), None)
+        .await;
+    assert_eq!(stored.body["last_test"]["ok"], true);
+    assert!(stored.body["last_test"]["at"].as_u64().unwrap() > 0);
+
+    // A failing test is a result, not an API error: the admin sees the category and message.
+    let mut bad = source("Disabled", "http://127.0.0.1:1");
+    bad["enabled"] = json!(false);
+    app.admin("PUT", &format!("/api/v1/sources/{id}"), Some(bad))
+        .await
+        .expect(200);
+    let failed = app
+        .admin("POST", &format!("/api/v1/sources/{id}/test"), None)
+        .await;
+    assert_eq!(failed.expect(200)["ok"], false);
+    assert_eq!(failed.body["code"], "unreachable", "{}", failed.text);
+    let stored = app
+        .admin("GET", &format!("/api/v1/sources/{id}"), None)
+        .await;
+    assert_eq!(stored.body["last_test"]["code"], "unreachable");
+
+    // A draft can be tested before it is saved.
+    let draft = app
+        .admin(
+            "POST",
+            "/api/v1/sources/test",
+            Some(source("Draft", &tracker.url)),
+        )
+        .await;
+    assert_eq!(draft.expect(200)["ok"], true, "{}", draft.text);
+    assert_eq!(count_sources(&app).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enable_disable_and_delete() {
+    let app = TestApp::start().await;
+    let id = app
+        .admin(
+            "POST",
+            "/api/v1/sources",
+            Some(source("Toggle", "https://t.example.com")),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let off = app
+        .admin("POST", &format!("/api/v1/sources/{id}/disable"), None)
+        .await;
+    assert_eq!(off.expect(200)["enabled"], false);
+    let on = app
+        .admin("POST", &format!("/api/v1/sources/{id}/enable"), None)
+        .await;
+    assert_eq!(on.expect(200)["enabled"], true);
+    app.admin("DELETE", &format!("/api/v1/sources/{id}"), None)
+        .await
+        .expect(204);
+    app.admin("GET", &format!("/api/v1/sources/{id}"), None)
+        .await
+        .expect(404);
+    app.admin("DELETE", &format!("/api/v1/sources/{id}"), None)
+        .await
+        .expect(404);
+    // The sealed credentials went with it.
+    let secrets: Vec<(String, Vec<u8>)> = app
+        .state
+        .store
+        .read(|r| host::store::Read::all(r, host::store::SECRETS))
+        .await
+        .unwrap();
+    assert!(secrets.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn projects_and_specific_assignment() {
+    let app = TestApp::start().await;
+    let a = app
+        .admin("POST", "/api/v1/projects", Some(json!({"name": "Alpha"})))
+        .await
+        .expect(201)["id"]
+        .clone();
+    let b = app
+        .admin("POST", "/api/v1/projects", Some(json!({"name": "Beta"})))
+        .await
+        .expect(201)["id"]
+        .clone();
+    app.admin("POST", "/api/v1/projects", Some(json!({"name": "alpha"})))
+        .await
+        .expect_error(409, "name");
+    app.admin(
+        "PUT",
+        &format!("/api/v1/projects/{}", a.as_str().unwrap()),
+        Some(json!({"name": "Alpha 2"})),
+    )
+    .await
+    .expect(200);
+
+    let mut body = source("Specific", "https://t.example.com");
+    body["projects"] = json!({"mode": "specific", "ids": [a, b]});
+    let id = app
+        .admin("POST", "/api/v1/sources", Some(body))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Deleting a project removes it from the assignment; deleting the last leaves a clear,
+    // empty assignment rather than a broken source.
+    app.admin(
+        "DELETE",
+        &format!("/api/v1/projects/{}", a.as_str().unwrap()),
+        None,
+    )
+    .await
+    .expect(204);
+    let s = app
+        .admin("GET", &format!("/api/v1/sources/{id}"), None)
+        .await;
+    assert_eq!(s.body["projects"], json!({"mode": "specific", "ids": [b]}));
+    app.admin(
+        "DELETE",
+        &format!("/api/v1/projects/{}", b.as_str().unwrap()),
+        None,
+    )
+    .await
+    .expect(204);
+    let s = app
+        .admin("GET", &format!("/api/v1/sources/{id}"), None)
+        .await;
+    assert_eq!(
+        s.expect(200)["projects"],
+        json!({"mode": "specific", "ids": []})
+    );
+    // ...and saving it again asks for at least one project.
+    let mut again = source("Specific", "https://t.example.com");
+    again["projects"] = json!({"mode": "specific", "ids": []});
+    app.admin("PUT", &format!("/api/v1/sources/{id}"), Some(again))
+        .await
+        .expect_error(400, "projects.ids");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn roles_members_see_only_enabled_sources_of_their_projects() {
+    let app = TestApp::start().await;
+    let alpha = app
+        .admin("POST", "/api/v1/projects", Some(json!({"name": "Alpha"})))
+        .await
+        .expect(201)["id"]
+        .clone();
+    let beta = app
+        .admin("POST", "/api/v1/projects", Some(json!({"name": "Beta"})))
+        .await
+        .expect(201)["id"]
+        .clone();
+    let member = app
+        .admin(
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"name": "Alice", "role": "member", "projects": [alpha]})),
+        )
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let all = source("All projects", "https://a.example.com");
+    let mut only_beta = source("Beta only", "https://b.example.com");
+    only_beta["projects"] = json!({"mode": "specific", "ids": [beta]});
+    let mut disabled = source("Disabled", "https://c.example.com");
+    disabled["enabled"] = json!(false);
+    for body in [all, only_beta, disabled] {
+        app.admin("POST", "/api/v1/sources", Some(body))
+            .await
+            .expect(201);
+    }
+
+    let seen = app
+        .call("GET", "/api/v1/sources", Some(&member), None)
+        .await;
+    let names: Vec<&str> = seen
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["All projects"]);
+    assert!(seen.body[0].get("auth_fields").is_none() && seen.body[0].get("secrets_set").is_none());
+    assert!(
+        !seen.text.contains("robot"),
+        "members see no auth details: {}",
+        seen.text
+    );
+
+    // Everything else is admin-only; no token or a bad one is 401.
+    let id = app.admin("GET", "/api/v1/sources", None).await.body[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (method, path) in [
+        ("GET", format!("/api/v1/sources/{id}")),
+        ("POST", format!("/api/v1/sources/{id}/test")),
+        ("POST", format!("/api/v1/sources/{id}/disable")),
+        ("DELETE", format!("/api/v1/sources/{id}")),
+        ("GET", "/api/v1/tokens".to_string()),
+    ] {
+        assert_eq!(
+            app.call(method, &path, Some(&member), None).await.status,
+            403,
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        app.call(
+            "POST",
+            "/api/v1/sources",
+            Some(&member),
+            Some(source("X", "https://x.example.com"))
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        app.call("GET", "/api/v1/sources", None, None).await.status,
+        401
+    );
+    assert_eq!(
+        app.call("GET", "/api/v1/sources", Some("its_wrong"), None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        app.call(
+            "GET",
+            &format!("/api/v1/sources?project={}", beta.as_str().unwrap()),
+            Some(&member),
+            None
+        )
+        .await
+        .status,
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_loses_nothing_acknowledged() {
+    let app = TestApp::start().await;
+    let project = app
+        .admin("POST", "/api/v1/projects", Some(json!({"name": "Alpha"})))
+        .await
+        .expect(201)["id"]
+        .clone();
+    let mut body = source("Persistent", "https://t.example.com");
+    body["projects"] = json!({"mode": "specific", "ids": [project]});
+    let before = app
+        .admin("POST", "/api/v1/sources", Some(body))
+        .await
+        .expect(201)
+        .clone();
+    let app = app.restart().await;
+    let after = app
+        .admin(
+            "GET",
+            &format!("/api/v1/sources/{}", before["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(after.expect(200), &before);
+    assert_eq!(
+        app.state.store.schema_version().unwrap(),
+        host::store::SCHEMA_VERSION
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_canary_secret_never_leaves_in_responses_logs_or_the_file() {
+    let logs = log_buffer();
+    let tracker = StandIn::start(Router::new().route("/whoami", get(|| async { "ok" }))).await;
+    let app = TestApp::start().await;
+    let mut responses = Vec::new();
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/sources",
+            Some(source("Canary", &tracker.url)),
+        )
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    responses.push(created);
+    responses.push(app.admin("GET", "/api/v1/sources", None).await);
+    responses.push(
+        app.admin("GET", &format!("/api/v1/sources/{id}"), None)
+            .await,
+    );
+    responses.push(
+        app.admin("POST", &format!("/api/v1/sources/{id}/test"), None)
+            .await,
+    );
+    let mut bad = source("Canary", &tracker.url);
+    bad["key_pattern"] = json!("(");
+    responses.push(
+        app.admin("PUT", &format!("/api/v1/sources/{id}"), Some(bad))
+            .await,
+    );
+    responses.push(
+        app.admin(
+            "POST",
+            "/api/v1/sources/test",
+            Some(source("Draft", "http://127.0.0.1:1")),
+        )
+        .await,
+    );
+    for r in &responses {
+        assert!(!r.text.contains(CANARY), "response body leaks: {}", r.text);
+        assert!(
+            !r.headers.contains(CANARY),
+            "response headers leak: {}",
+            r.headers
+        );
+    }
+    // The tracker did receive it (so the canary was really in play).
+    assert_eq!(
+        tracker.requests()[0].header("authorization").unwrap(),
+        basic("robot", CANARY)
+    );
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(!logged.is_empty(), "the log capture works");
+    assert!(!logged.contains(CANARY), "the log leaks the secret");
+    let dir = app.dir.clone();
+    drop(app);
+    let file = std::fs::read(dir.path().join("integration.redb")).unwrap();
+    assert!(
+        !file.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
+        "the redb file holds the secret in clear"
+    );
+}
