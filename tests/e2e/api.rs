@@ -42,6 +42,9 @@ impl std::io::Write for LogSink {
     }
 }
 
+/// A change to a valid source body that makes it invalid.
+type Mutation = Box<dyn Fn(&mut Value)>;
+
 fn source(name: &str, base_url: &str) -> Value {
     json!({
         "provider": "misbehave",
@@ -127,7 +130,7 @@ async fn every_invalid_input_is_a_4xx_naming_the_field_and_stores_nothing() {
     .await
     .expect(201);
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, u16, &str)> = vec![
+    let cases: Vec<(&str, Mutation, u16, &str)> = vec![
         (
             "unknown provider",
             Box::new(|s| s["provider"] = json!("nope")),

@@ -275,6 +275,27 @@ impl Writer {
     }
 }
 
+/// Re-seals every source's credentials from `old` to `new` in one write transaction; returns
+/// how many sources were re-sealed. Nothing changes if any of them fails to open.
+pub async fn rotate_secrets(
+    store: &Store,
+    old: crate::crypto::MasterKey,
+    new: crate::crypto::MasterKey,
+) -> anyhow::Result<usize> {
+    store
+        .write(move |w| {
+            let all: Vec<(String, Vec<u8>)> = w.all(SECRETS)?;
+            for (id, sealed) in &all {
+                let secrets = old
+                    .open(id, sealed)
+                    .map_err(|e| anyhow::anyhow!("source {id}: {e}"))?;
+                w.put(SECRETS, id, &new.seal(id, &secrets))?;
+            }
+            Ok::<_, anyhow::Error>(all.len())
+        })
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,25 +323,4 @@ mod tests {
         assert_eq!(all[0].0, "p1");
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     }
-}
-
-/// Re-seals every source's credentials from `old` to `new` in one write transaction; returns
-/// how many sources were re-sealed. Nothing changes if any of them fails to open.
-pub async fn rotate_secrets(
-    store: &Store,
-    old: crate::crypto::MasterKey,
-    new: crate::crypto::MasterKey,
-) -> anyhow::Result<usize> {
-    store
-        .write(move |w| {
-            let all: Vec<(String, Vec<u8>)> = w.all(SECRETS)?;
-            for (id, sealed) in &all {
-                let secrets = old
-                    .open(id, sealed)
-                    .map_err(|e| anyhow::anyhow!("source {id}: {e}"))?;
-                w.put(SECRETS, id, &new.seal(id, &secrets))?;
-            }
-            Ok::<_, anyhow::Error>(all.len())
-        })
-        .await
 }
