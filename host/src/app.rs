@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(api::extract::MAX_JSON_BYTES));
     Router::new()
         .nest("/api/v1", api)
+        .route("/", get(crate::page::index))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }

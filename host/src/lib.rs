@@ -4,5 +4,6 @@
 pub mod api;
 pub mod app;
 pub mod crypto;
+pub mod page;
 pub mod plugin;
 pub mod store;
