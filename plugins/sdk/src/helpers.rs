@@ -168,7 +168,7 @@ impl HttpResponse {
                 ["x-ratelimit-reset", "ratelimit-reset"]
                     .iter()
                     .find_map(|h| self.header(h)?.trim().parse::<u64>().ok())
-                    .map(|reset| reset_to_delta(reset))
+                    .map(reset_to_delta)
             })
             .unwrap_or(60);
         Some(RateLimit {
@@ -203,9 +203,10 @@ pub fn status_error(resp: &HttpResponse, what: &str) -> ProviderError {
         400 => ProviderError::InvalidInput(format!(
             "the tracker rejected the request for {what}: {body}"
         )),
-        401 => ProviderError::Unauthorized(format!(
+        401 => ProviderError::Unauthorized(
             "the tracker rejected the credentials (HTTP 401); check the token and that it has not expired"
-        )),
+                .to_string(),
+        ),
         403 => ProviderError::Forbidden(format!(
             "the credentials are valid but have no access to {what} (HTTP 403)"
         )),
