@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 
 use crate::api;
 use crate::crypto::MasterKey;
+use crate::links::KeyPatterns;
 use crate::plugin::PluginHost;
 use crate::store::Store;
 
@@ -23,6 +24,15 @@ pub struct AppState {
     pub key: MasterKey,
     /// Where plugin files live (uploads are written here).
     pub plugins_dir: PathBuf,
+    /// Compiled key patterns of sources.
+    pub patterns: Arc<KeyPatterns>,
+}
+
+impl AppState {
+    /// The state of a service on `store` with these plugins and this master key.
+    pub fn new(store: Store, plugins: Arc<PluginHost>, key: MasterKey, plugins_dir: PathBuf) -> AppState {
+        AppState { store, plugins, key, plugins_dir, patterns: Arc::default() }
+    }
 }
 
 /// The whole HTTP surface: `/api/v1/...`, the admin page and health checks.
@@ -42,6 +52,21 @@ pub fn router(state: AppState) -> Router {
         .route("/sources/{id}/enable", post(api::sources::enable))
         .route("/sources/{id}/disable", post(api::sources::disable))
         .route("/sources/{id}/test", post(api::sources::test))
+        .route("/sources/{id}/links", get(api::links::list_by_source))
+        .route("/sources/{id}/impact", get(api::links::impact))
+        .route("/sources/{id}/refresh", post(api::links::refresh_source))
+        .route("/projects/{project}/links", get(api::links::list).post(api::links::create))
+        .route("/projects/{project}/links/bulk", post(api::links::create_bulk))
+        .route("/projects/{project}/links/{id}", axum::routing::delete(api::links::delete))
+        .route("/projects/{project}/links/{id}/refresh", post(api::links::refresh))
+        .route("/projects/{project}/sources/{source}/create-url", get(api::links::create_url))
+        .route("/plugins", get(api::plugins::list))
+        .route(
+            "/plugins/{id}",
+            get(api::plugins::get)
+                .put(api::plugins::upload)
+                .delete(api::plugins::remove),
+        )
         .route("/providers", get(api::providers::list))
         .route("/providers/{id}", get(api::providers::get))
         .route(
@@ -62,6 +87,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/", get(crate::page::index))
+        .route("/assets/app.css", get(crate::page::css))
+        .route("/assets/app.js", get(crate::page::js))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }

@@ -4,6 +4,8 @@
 pub mod api;
 pub mod app;
 pub mod crypto;
+pub mod links;
 pub mod page;
 pub mod plugin;
 pub mod store;
+pub mod sync;

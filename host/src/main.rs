@@ -40,17 +40,30 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serves the API and the admin page (the default).
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "INTEGRATION_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// An admin token to accept (created if missing). Without it, the first start creates
-        /// one and prints it once.
-        #[arg(long, env = "INTEGRATION_ADMIN_TOKEN", hide_env_values = true)]
-        admin_token: Option<String>,
-    },
+    Serve(ServeArgs),
     /// Re-encrypts every stored credential under a new master key and replaces the key file.
     RotateKey,
+}
+
+/// Parses `ServeArgs` alone, for when no subcommand is given.
+#[derive(Parser)]
+struct ServeCli {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "INTEGRATION_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// An admin token to accept (created if missing). Without it, the first start creates
+    /// one and prints it once.
+    #[arg(long, env = "INTEGRATION_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Seconds between sync passes over the links of enabled sources.
+    #[arg(long, env = "INTEGRATION_SYNC_INTERVAL", default_value_t = 300)]
+    sync_interval: u64,
 }
 
 #[tokio::main]
@@ -63,24 +76,18 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("cannot create {}", cli.data_dir.display()))?;
-    match cli.command.unwrap_or(Command::Serve {
-        listen: "127.0.0.1:8080".parse()?,
-        admin_token: std::env::var("INTEGRATION_ADMIN_TOKEN").ok(),
-    }) {
-        Command::Serve {
-            listen,
-            admin_token,
-        } => serve(&cli.data_dir, &cli.plugins_dir, listen, admin_token).await,
+    let command = match cli.command {
+        Some(command) => command,
+        // No subcommand: serve with the defaults (and the environment).
+        None => Command::Serve(ServeCli::parse_from(["serve"]).args),
+    };
+    match command {
+        Command::Serve(args) => serve(&cli.data_dir, &cli.plugins_dir, args).await,
         Command::RotateKey => rotate_key(&cli.data_dir).await,
     }
 }
 
-async fn serve(
-    data_dir: &Path,
-    plugins_dir: &Path,
-    listen: SocketAddr,
-    admin_token: Option<String>,
-) -> anyhow::Result<()> {
+async fn serve(data_dir: &Path, plugins_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(&data_dir.join("integration.redb")).context("opening the database")?;
     let key = MasterKey::load_or_create(&data_dir.join("master.key"))?;
     let plugins = Arc::new(PluginHost::new(
@@ -90,16 +97,14 @@ async fn serve(
     let loaded = plugins.load_dir(plugins_dir).await;
     let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();
     tracing::info!(loaded = ok, failed = loaded.len() - ok, dir = %plugins_dir.display(), "plugins");
-    if let Some(token) = host::api::tokens::bootstrap_admin(&store, admin_token).await? {
+    if let Some(token) = host::api::tokens::bootstrap_admin(&store, args.admin_token).await? {
         // Printed once, to the terminal only (not the log): only its hash is stored.
         println!("Admin token (shown once, keep it): {token}");
     }
-    let state = AppState {
-        store,
-        plugins,
-        key,
-        plugins_dir: plugins_dir.to_path_buf(),
-    };
+    let state = AppState::new(store, plugins, key, plugins_dir.to_path_buf());
+    let interval = std::time::Duration::from_secs(args.sync_interval.max(1));
+    tokio::spawn(host::sync::run(state.clone(), interval));
+    let listen = args.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

@@ -192,12 +192,7 @@ impl TestApp {
         host::api::tokens::bootstrap_admin(&store, Some(ADMIN_TOKEN.into()))
             .await
             .unwrap();
-        let state = host::app::AppState {
-            store,
-            plugins,
-            key,
-            plugins_dir: plugins_dir(),
-        };
+        let state = host::app::AppState::new(store, plugins, key, plugins_dir());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -4,6 +4,8 @@
 
 pub mod error;
 pub mod extract;
+pub mod plugins;
+pub mod links;
 pub mod projects;
 pub mod providers;
 pub mod sources;

@@ -9,15 +9,18 @@
 //! Replacing a plugin swaps one `Arc` in the registry: calls already running keep the old
 //! version alive until they finish, new calls get the new one.
 
+pub mod check;
 pub mod egress;
 mod engine;
 pub mod model;
+pub mod registry;
 mod v1;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -30,6 +33,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use egress::Egress;
 pub use model::{ConnectionInfo, Issue, ProviderError, ProviderInfo, SourceConfig};
+pub use registry::{CallCounts, CallStats, CompileCounts};
 
 /// The contract versions this host runs, for listings and error messages.
 pub const SUPPORTED_CONTRACTS: &[&str] = &["1.x"];
@@ -166,6 +170,17 @@ pub struct LoadedPlugin {
     pub loaded_at: SystemTime,
     /// Where it came from (a path or "upload").
     pub origin: String,
+    /// The file in the plugins directory that holds this version, when there is one (set by
+    /// [`PluginHost::load_file`] and by uploads, which are saved there).
+    pub file: Option<PathBuf>,
+    /// Size of the `.wasm`, in bytes.
+    pub size_bytes: usize,
+    /// True when the compiled code came from the on-disk compile cache.
+    pub from_cache: bool,
+    /// How long compiling (or loading from the cache), linking and `describe` took.
+    pub prepare_time: Duration,
+    /// Calls into this version and how they ended.
+    pub stats: CallStats,
     pre: v1::ProviderPre<CallState>,
 }
 
@@ -191,6 +206,12 @@ pub struct PluginHost {
     slots: Semaphore,
     cache_dir: Option<PathBuf>,
     plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+    /// Components compiled from source, and loaded from the compile cache instead.
+    compiles: AtomicU64,
+    cache_hits: AtomicU64,
+    /// Serialises registry changes made by uploads, removals and the directory watcher
+    /// (calls never take it).
+    swap_lock: tokio::sync::Mutex<()>,
 }
 
 impl PluginHost {
@@ -212,6 +233,9 @@ impl PluginHost {
             limits,
             cache_dir,
             plugins: RwLock::new(HashMap::new()),
+            compiles: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            swap_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -255,7 +279,8 @@ impl PluginHost {
     pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
         let bytes = std::fs::read(path)
             .map_err(|e| PluginError::Rejected(format!("cannot read {}: {e}", path.display())))?;
-        let plugin = self.prepare(&bytes, path.display().to_string()).await?;
+        let mut plugin = self.prepare(&bytes, path.display().to_string()).await?;
+        plugin.file = Some(path.to_path_buf());
         Ok(self.install(plugin))
     }
 
@@ -269,8 +294,9 @@ impl PluginHost {
                 self.limits.max_plugin_bytes
             )));
         }
+        let started = Instant::now();
         let digest = hex::encode(Sha256::digest(bytes));
-        let component = self.compile(bytes, &digest).await?;
+        let (component, from_cache) = self.compile(bytes, &digest).await?;
         let contract = contract_version(&self.engine, &component)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
             PluginError::Rejected(format!("the plugin's imports cannot be satisfied: {e:#}"))
@@ -300,6 +326,11 @@ impl PluginHost {
             digest,
             loaded_at: SystemTime::now(),
             origin,
+            file: None,
+            size_bytes: bytes.len(),
+            from_cache,
+            prepare_time: Duration::ZERO,
+            stats: CallStats::default(),
             pre,
         };
         let info = self
@@ -315,25 +346,35 @@ impl PluginHost {
         let info = ProviderInfo::from(info);
         validate_info(&info).map_err(PluginError::Rejected)?;
         plugin.info = info;
+        // `describe` above is part of loading, not a call anyone made.
+        plugin.stats = CallStats::default();
+        plugin.prepare_time = started.elapsed();
         Ok(plugin)
     }
 
     /// Makes a prepared plugin the current version of its provider; returns it.
     pub fn install(&self, plugin: LoadedPlugin) -> Arc<LoadedPlugin> {
         let plugin = Arc::new(plugin);
+        self.replace(plugin.clone());
+        plugin
+    }
+
+    /// Makes `plugin` the current version of its provider in one atomic swap; returns the
+    /// version it replaced. Calls already running keep their own `Arc` of the old version.
+    pub fn replace(&self, plugin: Arc<LoadedPlugin>) -> Option<Arc<LoadedPlugin>> {
         let previous = self
             .plugins
             .write()
             .expect("plugin registry lock")
             .insert(plugin.info.id.clone(), plugin.clone());
-        match previous {
+        match &previous {
             Some(old) if old.digest != plugin.digest => tracing::info!(
                 plugin = %plugin.info.id, from = %old.info.version, to = %plugin.info.version,
                 digest = %plugin.digest, "plugin swapped"
             ),
             _ => {}
         }
-        plugin
+        previous
     }
 
     /// Removes a provider's plugin; calls already running finish on it.
@@ -384,9 +425,34 @@ impl PluginHost {
                 })
             })
             .await?
-            .map_err(ProviderError::from)?;
-        check_text("normalize-key", &canonical, 256)?;
+            .map_err(|e| plugin.stats.provider_error(e))?;
+        plugin.stats.malformed(check_text("normalize-key", &canonical, 256))?;
         Ok(canonical)
+    }
+
+    /// Benchmark support: `n` `normalize-key` calls on ONE warm instance, timing each. The
+    /// service never does this (every call gets a fresh instance); the benchmark compares.
+    #[doc(hidden)]
+    pub async fn bench_warm_normalize(
+        &self,
+        source: &SourceConfig,
+        key: &str,
+        n: usize,
+    ) -> Result<Vec<Duration>, PluginError> {
+        let plugin = self.get(&source.provider)?;
+        let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
+        self.run(&plugin, source, |store, p| {
+            Box::pin(async move {
+                let mut times = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let started = Instant::now();
+                    let _ = p.testorchestrator_provider_tracker().call_normalize_key(&mut *store, &wsrc, &key).await?;
+                    times.push(started.elapsed());
+                }
+                Ok(times)
+            })
+        })
+        .await
     }
 
     /// `issue-url`: the issue's browser URL.
@@ -402,8 +468,8 @@ impl PluginHost {
                 })
             })
             .await?
-            .map_err(ProviderError::from)?;
-        check_url("issue-url", &url)?;
+            .map_err(|e| plugin.stats.provider_error(e))?;
+        plugin.stats.malformed(check_url("issue-url", &url))?;
         Ok(url)
     }
 
@@ -420,8 +486,8 @@ impl PluginHost {
                 })
             })
             .await?
-            .map_err(ProviderError::from)?;
-        check_url("create-url", &url)?;
+            .map_err(|e| plugin.stats.provider_error(e))?;
+        plugin.stats.malformed(check_url("create-url", &url))?;
         Ok(url)
     }
 
@@ -441,8 +507,10 @@ impl PluginHost {
                 })
             })
             .await?
-            .map_err(ProviderError::from)?;
-        check_text("test-connection account", &info.account, 1024)?;
+            .map_err(|e| plugin.stats.provider_error(e))?;
+        plugin
+            .stats
+            .malformed(check_text("test-connection account", &info.account, 1024))?;
         Ok(info.into())
     }
 
@@ -463,8 +531,8 @@ impl PluginHost {
                 })
             })
             .await?
-            .map_err(ProviderError::from)?;
-        check_issue(issue.into())
+            .map_err(|e| plugin.stats.provider_error(e))?;
+        plugin.stats.malformed(check_issue(issue.into()))
     }
 
     /// `fetch-issues`: many issues, one result per key in order.
@@ -484,21 +552,23 @@ impl PluginHost {
                 })
             })
             .await?
-            .map_err(ProviderError::from)?;
+            .map_err(|e| plugin.stats.provider_error(e))?;
         if results.len() != keys.len() {
-            return Err(PluginError::Malformed(format!(
+            return plugin.stats.malformed(Err(PluginError::Malformed(format!(
                 "fetch-issues answered {} results for {} keys",
                 results.len(),
                 keys.len()
-            )));
+            ))));
         }
-        results
-            .into_iter()
-            .map(|r| match r {
-                Ok(issue) => check_issue(issue.into()).map(Ok),
-                Err(e) => Ok(Err(e.into())),
-            })
-            .collect()
+        plugin.stats.malformed(
+            results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(issue) => check_issue(issue.into()).map(Ok),
+                    Err(e) => Ok(Err(e.into())),
+                })
+                .collect(),
+        )
     }
 
     /// Runs `f` against a fresh instance of `plugin`, under the call limits.
@@ -513,6 +583,7 @@ impl PluginHost {
             .acquire()
             .await
             .expect("the call semaphore is never closed");
+        let _counted = plugin.stats.start();
         let started = Instant::now();
         let wall = self.limits.wall_time;
         let stdout = MemoryOutputPipe::new(16 << 10);
@@ -534,11 +605,12 @@ impl PluginHost {
                 tracing::info!(plugin = %plugin.info.id, stream, "{line}");
             }
         }
-        match outcome {
+        let result = match outcome {
             Err(_) => Err(PluginError::Timeout(wall)),
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.classify(e, store.data().cpu_ticks)),
-        }
+        };
+        plugin.stats.malformed(result)
     }
 
     fn new_store(
@@ -621,7 +693,8 @@ impl PluginHost {
         PluginError::Trap(first_line(&text))
     }
 
-    async fn compile(&self, bytes: &[u8], digest: &str) -> Result<Component, PluginError> {
+    /// Compiles a component, or loads it from the compile cache; true when it was cached.
+    async fn compile(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool), PluginError> {
         let cached = self.cache_dir.as_ref().map(|dir| {
             let mut h = Sha256::new();
             std::hash::Hash::hash(
@@ -640,7 +713,10 @@ impl PluginHost {
             // keyed by the source digest and this engine's compatibility hash; vendor-supplied
             // precompiled artifacts are never loaded.
             match unsafe { Component::deserialize_file(&self.engine, path) } {
-                Ok(component) => return Ok(component),
+                Ok(component) => {
+                    self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok((component, true));
+                }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "stale compile cache entry; recompiling")
                 }
@@ -648,6 +724,7 @@ impl PluginHost {
         }
         let engine = self.engine.clone();
         let owned = bytes.to_vec();
+        self.compiles.fetch_add(1, Ordering::Relaxed);
         let component =
             tokio::task::spawn_blocking(move || Component::from_binary(&engine, &owned))
                 .await
@@ -669,7 +746,7 @@ impl PluginHost {
                 tracing::warn!(path = %path.display(), "could not write the compile cache");
             }
         }
-        Ok(component)
+        Ok((component, false))
     }
 }
 

@@ -36,7 +36,10 @@ pub const TOKENS: Table = Table(TableDefinition::new("tokens"));
 /// Links between test objects and issues, by link id.
 pub const LINKS: Table = Table(TableDefinition::new("links"));
 
-const ALL_TABLES: [Table; 5] = [SOURCES, SECRETS, PROJECTS, TOKENS, LINKS];
+/// Link ids by [`records::LinkRecord::identity`], to refuse duplicates.
+pub const LINK_IDENTITIES: Table = Table(TableDefinition::new("link_identities"));
+
+const ALL_TABLES: [Table; 6] = [SOURCES, SECRETS, PROJECTS, TOKENS, LINKS, LINK_IDENTITIES];
 
 /// Storage failures. Only `Corrupt` and `Db` are unexpected; both become a 500 upstream.
 #[derive(Debug, thiserror::Error)]

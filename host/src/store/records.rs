@@ -137,3 +137,70 @@ pub struct TokenRecord {
     /// Created.
     pub created_at: Millis,
 }
+
+/// The cached details of a linked issue, as last fetched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Title.
+    pub title: String,
+    /// The tracker's status name.
+    pub status: String,
+    /// `to-do`, `in-progress` or `done`.
+    pub status_category: crate::plugin::model::StatusCategory,
+    /// Assignee display name.
+    pub assignee: Option<String>,
+    /// The issue's web page.
+    pub web_url: String,
+    /// When it was fetched.
+    pub fetched_at: Millis,
+}
+
+/// Why the last fetch of a link's issue failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkError {
+    /// Category (`not-found`, `unauthorized`, `rate-limited`, `plugin-trap`, ...).
+    pub code: String,
+    /// What to show.
+    pub message: String,
+    /// When it happened.
+    pub at: Millis,
+}
+
+/// A link between a test object and an issue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// Project id.
+    pub project: String,
+    /// The test object as the caller names it, e.g. `test-case:TC-42`.
+    pub test_object: String,
+    /// Source id (the source may since have been deleted).
+    pub source_id: String,
+    /// The source's display name when the link was made (shown if the source is deleted).
+    pub source_name: String,
+    /// Provider id.
+    pub provider: String,
+    /// Canonical issue key.
+    pub key: String,
+    /// The issue's browser URL, if the source could build one.
+    pub url: Option<String>,
+    /// Last fetched details.
+    pub snapshot: Option<Snapshot>,
+    /// Last fetch failure (cleared by a successful fetch).
+    pub last_error: Option<LinkError>,
+    /// Created.
+    pub created_at: Millis,
+    /// Who created it.
+    pub created_by: String,
+}
+
+impl LinkRecord {
+    /// The uniqueness key: one link per project, test object, source and issue key.
+    pub fn identity(&self) -> String {
+        link_identity(&self.project, &self.test_object, &self.source_id, &self.key)
+    }
+}
+
+/// See [`LinkRecord::identity`].
+pub fn link_identity(project: &str, test_object: &str, source_id: &str, key: &str) -> String {
+    format!("{project}\u{1f}{test_object}\u{1f}{source_id}\u{1f}{key}")
+}

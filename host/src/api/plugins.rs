@@ -1,0 +1,336 @@
+//! `/plugins` (admin only): the plugin registry. List and inspect loaded plugins (version,
+//! contract, digest, origin, call and error counts), upload a new version (`PUT`, raw
+//! `application/wasm`; compiled and checked before an atomic swap, saved to the plugins
+//! directory), and remove one (`DELETE`, refused while sources use it unless `?force=true`).
+//! Every change, including those the directory watcher picks up, is logged and audited
+//! (`plugin.uploaded`, `plugin.swapped`, `plugin.removed`).
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::extract::Caller;
+use super::sources::audit;
+use crate::app::AppState;
+use crate::plugin::registry::{Swap, UploadError, watch_dir};
+use crate::plugin::{
+    CallCounts, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS,
+};
+use crate::store::records::{Millis, SourceRecord};
+use crate::store::{Read, SOURCES};
+
+/// The media type of an upload.
+pub const WASM: &str = "application/wasm";
+
+/// One loaded plugin version as the registry listing shows it.
+#[derive(Serialize)]
+pub struct PluginView {
+    /// Provider id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The plugin's own version (from `describe`).
+    pub version: String,
+    /// The contract version it was built against, e.g. `1.0.0`.
+    pub contract: String,
+    /// sha-256 of the `.wasm`, hex.
+    pub digest: String,
+    /// Size of the `.wasm` in bytes.
+    pub size_bytes: usize,
+    /// When this version was loaded (ms since the Unix epoch).
+    pub loaded_at: Millis,
+    /// Where it came from: a file path, or `upload`.
+    pub origin: String,
+    /// The file in the plugins directory holding it, if any.
+    pub file: Option<String>,
+    /// True when its compiled code came from the compile cache.
+    pub from_cache: bool,
+    /// Milliseconds spent compiling (or loading from the cache), linking and describing it.
+    pub prepare_ms: u64,
+    /// Calls into this version and how they ended.
+    pub calls: CallCounts,
+    /// How many sources use this provider.
+    pub sources: usize,
+}
+
+/// `GET /plugins`.
+#[derive(Serialize)]
+pub struct PluginList {
+    /// Contract versions this host runs, e.g. `["1.x"]`.
+    pub supported_contracts: &'static [&'static str],
+    /// Compilations and compile-cache hits since the host started.
+    pub compile: CompileCounts,
+    /// Loaded plugins, by id.
+    pub plugins: Vec<PluginView>,
+}
+
+/// `GET /plugins/{id}`: the listing entry and the full `describe` answer.
+#[derive(Serialize)]
+pub struct PluginDetail {
+    /// The listing entry.
+    #[serde(flatten)]
+    pub plugin: PluginView,
+    /// What `describe` said.
+    pub describe: ProviderInfo,
+}
+
+/// What an upload did.
+#[derive(Serialize)]
+pub struct UploadOutcome {
+    /// False when this exact binary was already serving (nothing changed).
+    pub changed: bool,
+    /// The version now serving.
+    pub plugin: PluginView,
+    /// The version it replaced: `{version, digest}`, or null for a new provider.
+    pub previous: Option<serde_json::Value>,
+}
+
+/// Query of `DELETE /plugins/{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveQuery {
+    /// Remove even though sources use the provider (they then show `plugin_status: missing`).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `GET /plugins` (admin).
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<PluginList>, ApiError> {
+    caller.require_admin()?;
+    let sources = sources_by_provider(&state).await?;
+    let plugins = state
+        .plugins
+        .list()
+        .iter()
+        .map(|p| view(p, count(&sources, &p.info.id)))
+        .collect();
+    Ok(Json(PluginList {
+        supported_contracts: SUPPORTED_CONTRACTS,
+        compile: state.plugins.compile_counts(),
+        plugins,
+    }))
+}
+
+/// `GET /plugins/{id}` (admin).
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PluginDetail>, ApiError> {
+    caller.require_admin()?;
+    let plugin = loaded(&state, &id)?;
+    let sources = sources_by_provider(&state).await?;
+    Ok(Json(PluginDetail {
+        plugin: view(&plugin, count(&sources, &id)),
+        describe: plugin.info.clone(),
+    }))
+}
+
+/// `PUT /plugins/{id}` (admin): uploads a plugin binary (`Content-Type: application/wasm`, at
+/// most the host's plugin size limit). 201 for a new provider, 200 for a replacement; 4xx
+/// (and the current version keeps serving) when the binary is refused.
+pub async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<UploadOutcome>), ApiError> {
+    caller.require_admin()?;
+    let is_wasm = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == WASM);
+    if !is_wasm {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!("send the plugin's .wasm as the raw body with Content-Type: {WASM}"),
+        ));
+    }
+    let limit = state.plugins.limits().max_plugin_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("the plugin is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("body", "the body is empty; send the .wasm"));
+    }
+    let swap = state
+        .plugins
+        .upload(&id, &bytes, &state.plugins_dir)
+        .await
+        .map_err(|e| match e {
+            UploadError::Plugin(e) => {
+                tracing::warn!(plugin = %id, error = %e, "plugin upload rejected; the loaded version keeps serving");
+                ApiError::from(e)
+            }
+            e @ UploadError::IdMismatch { .. } => ApiError::invalid("id", e.to_string()),
+            e @ UploadError::Save { .. } => ApiError::internal(e),
+        })?;
+    if swap.changed {
+        record(&state, &caller.who(), "upload", &swap).await?;
+    }
+    let sources = sources_by_provider(&state).await?;
+    let status = if swap.changed && swap.previous.is_none() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(UploadOutcome {
+            changed: swap.changed,
+            previous: swap
+                .previous
+                .as_ref()
+                .map(|p| json!({"version": p.info.version, "digest": p.digest})),
+            plugin: view(&swap.plugin, count(&sources, &id)),
+        }),
+    ))
+}
+
+/// `DELETE /plugins/{id}[?force=true]` (admin): unloads the plugin and deletes its file.
+/// Refused (409) while sources use the provider, unless forced.
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<RemoveQuery>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let plugin = loaded(&state, &id)?;
+    let using = count(&sources_by_provider(&state).await?, &id);
+    if using > 0 && !query.force {
+        return Err(ApiError::conflict(
+            None,
+            format!(
+                "{using} source(s) use provider {id:?}; delete them first, or remove with \
+                 ?force=true (they stay, marked plugin_status \"missing\", until a plugin \
+                 for {id:?} is loaded again)"
+            ),
+        ));
+    }
+    let removed = state
+        .plugins
+        .unload(&id, &state.plugins_dir)
+        .await
+        .map_err(ApiError::internal)?;
+    if removed.is_none() {
+        return Err(ApiError::not_found(format!("no plugin {id:?} is loaded")));
+    }
+    let (who, target) = (caller.who(), id.clone());
+    let details = json!({
+        "version": plugin.info.version,
+        "digest": plugin.digest,
+        "sources": using,
+        "forced": query.force,
+    });
+    state
+        .store
+        .write(move |w| audit(w, &who, "plugin.removed", &target, details))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts the plugins-directory watcher of a running service: a new or changed `*.wasm` in
+/// `state.plugins_dir` is compiled, checked and swapped in (a bad one is logged and ignored),
+/// and audited as done by the `plugins-directory` watcher. Call after the initial load.
+pub fn spawn_watcher(state: &AppState, every: Duration) -> tokio::task::JoinHandle<()> {
+    let audit_state = state.clone();
+    watch_dir(
+        state.plugins.clone(),
+        state.plugins_dir.clone(),
+        every,
+        move |swap| {
+            let state = audit_state.clone();
+            async move {
+                if let Err(e) = record(&state, "plugins-directory watcher", "file", &swap).await {
+                    tracing::error!(error = ?e.message, "could not audit a plugin swap");
+                }
+            }
+        },
+    )
+}
+
+/// Audits an accepted swap: `plugin.uploaded` for a new provider, `plugin.swapped` when it
+/// replaced a version; `via` says how it arrived (`upload` or `file`).
+async fn record(state: &AppState, who: &str, via: &str, swap: &Swap) -> Result<(), ApiError> {
+    let plugin = &swap.plugin;
+    let action = if swap.previous.is_some() {
+        "plugin.swapped"
+    } else {
+        "plugin.uploaded"
+    };
+    let details = json!({
+        "via": via,
+        "version": plugin.info.version,
+        "digest": plugin.digest,
+        "contract": plugin.contract,
+        "file": plugin.file.as_ref().map(|f| f.display().to_string()),
+        "previous": swap.previous.as_ref().map(|p| json!({"version": p.info.version, "digest": p.digest})),
+    });
+    let (who, target) = (who.to_string(), plugin.info.id.clone());
+    state
+        .store
+        .write(move |w| audit(w, &who, action, &target, details))
+        .await
+}
+
+fn loaded(state: &AppState, id: &str) -> Result<std::sync::Arc<LoadedPlugin>, ApiError> {
+    state
+        .plugins
+        .get(id)
+        .map_err(|_| ApiError::not_found(format!("no plugin {id:?} is loaded")))
+}
+
+async fn sources_by_provider(state: &AppState) -> Result<Vec<String>, ApiError> {
+    let all: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
+    Ok(all.into_iter().map(|(_, s)| s.provider).collect())
+}
+
+fn count(providers: &[String], id: &str) -> usize {
+    providers.iter().filter(|p| *p == id).count()
+}
+
+fn view(p: &LoadedPlugin, sources: usize) -> PluginView {
+    PluginView {
+        id: p.info.id.clone(),
+        name: p.info.name.clone(),
+        version: p.info.version.clone(),
+        contract: p.contract.clone(),
+        digest: p.digest.clone(),
+        size_bytes: p.size_bytes,
+        loaded_at: p
+            .loaded_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        origin: p.origin.clone(),
+        file: p.file.as_ref().map(|f| f.display().to_string()),
+        from_cache: p.from_cache,
+        prepare_ms: p.prepare_time.as_millis() as u64,
+        calls: p.stats.counts(),
+        sources,
+    }
+}

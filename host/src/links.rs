@@ -1,0 +1,319 @@
+//! Links between test objects and issues: the checks a new link must pass, the view members
+//! see, and applying fetched issue details to stored links.
+//!
+//! A link outlives its source: disabling a source stops its sync, deleting it leaves the link
+//! with its last snapshot; both are shown as "not syncing" ([`SyncState`]), derived at read
+//! time from the source as it is now.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use axum::http::StatusCode;
+use regex::Regex;
+use serde::Serialize;
+
+use crate::api::error::ApiError;
+use crate::app::AppState;
+use crate::plugin::{Issue, PluginError, ProviderError};
+use crate::store::records::{LinkError, LinkRecord, Millis, Snapshot, SourceRecord, now};
+use crate::store::{LINK_IDENTITIES, LINKS, Read, Writer};
+
+/// Whether a link's details are kept fresh, and if not, why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncState {
+    /// The source is enabled and reads issue details.
+    Syncing,
+    /// The source is disabled: the link shows its last snapshot until re-enabled.
+    NotSyncingDisabled,
+    /// The source was deleted: the link keeps its last snapshot for good.
+    NotSyncingDeleted,
+    /// The source does not have the "Read issue details" capability.
+    NoDetails,
+}
+
+impl SyncState {
+    /// The state of links of `source` (None = deleted).
+    pub fn of(source: Option<&SourceRecord>) -> SyncState {
+        match source {
+            None => SyncState::NotSyncingDeleted,
+            Some(s) if !s.enabled => SyncState::NotSyncingDisabled,
+            Some(s) if !s.capabilities.read_issue_details => SyncState::NoDetails,
+            Some(_) => SyncState::Syncing,
+        }
+    }
+}
+
+/// A link on the wire.
+#[derive(Serialize)]
+pub struct LinkView {
+    /// Id.
+    pub id: String,
+    /// The stored link.
+    #[serde(flatten)]
+    pub record: LinkRecord,
+    /// Sync state, derived from the source as it is now.
+    pub sync_state: SyncState,
+}
+
+/// Builds views of links, looking up each source once.
+pub fn views(
+    links: Vec<(String, LinkRecord)>,
+    sources: &HashMap<String, SourceRecord>,
+) -> Vec<LinkView> {
+    links
+        .into_iter()
+        .map(|(id, mut record)| {
+            let source = sources.get(&record.source_id);
+            if let Some(s) = source {
+                record.source_name = s.display_name.clone();
+            }
+            LinkView {
+                id,
+                sync_state: SyncState::of(source),
+                record,
+            }
+        })
+        .collect()
+}
+
+/// Compiled key patterns, by pattern text: a source's pattern is compiled once, not per link.
+#[derive(Default)]
+pub struct KeyPatterns(Mutex<HashMap<String, Regex>>);
+
+impl KeyPatterns {
+    /// True if `key` matches `pattern` (patterns are validated when a source is saved; one
+    /// that no longer compiles matches nothing).
+    pub fn matches(&self, pattern: &str, key: &str) -> bool {
+        let mut cache = self.0.lock().expect("pattern cache lock");
+        if !cache.contains_key(pattern) {
+            if cache.len() > 1024 {
+                cache.clear();
+            }
+            match regex::RegexBuilder::new(pattern)
+                .size_limit(1 << 20)
+                .build()
+            {
+                Ok(re) => {
+                    cache.insert(pattern.to_string(), re);
+                }
+                Err(_) => return false,
+            }
+        }
+        cache[pattern].is_match(key)
+    }
+}
+
+/// A link that passed every check and is ready to store.
+pub struct NewLink {
+    /// The record.
+    pub record: LinkRecord,
+}
+
+/// Runs the checks for a new link, in order: the source exists, is enabled, is assigned to the
+/// project; the provider's `normalize-key` accepts the key; the canonical key matches the
+/// source's key pattern. Then builds the issue URL and, with "Read issue details", fetches the
+/// issue (a failed fetch is recorded on the link, not thrown).
+///
+/// The pattern is checked on the canonical key, after normalisation, so `proj-7` and a pasted
+/// issue URL pass a pattern like `^[A-Z]+-\d+$` once the plugin has made them `PROJ-7`.
+pub async fn prepare(
+    state: &AppState,
+    project: &str,
+    test_object: &str,
+    source_id: &str,
+    key: &str,
+    who: &str,
+) -> Result<NewLink, ApiError> {
+    let test_object = test_object.trim();
+    if test_object.is_empty() || test_object.chars().count() > 200 {
+        return Err(ApiError::invalid(
+            "test_object",
+            "name the test object, e.g. test-case:TC-42 (1 to 200 characters)",
+        ));
+    }
+    if key.trim().is_empty() {
+        return Err(ApiError::invalid("key", "enter an issue key"));
+    }
+    if key.len() > 2048 {
+        return Err(ApiError::invalid(
+            "key",
+            "an issue key or URL is at most 2048 bytes",
+        ));
+    }
+    let (source, secrets) = match crate::api::sources::load_with_secrets(state, source_id).await {
+        Ok(found) => found,
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            return Err(ApiError::not_found(format!("no source {source_id:?}")).at("source_id"));
+        }
+        Err(e) => return Err(e),
+    };
+    if !source.enabled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "source-disabled",
+            format!(
+                "{} is disabled: it cannot be used for new links",
+                source.display_name
+            ),
+        )
+        .at("source_id"));
+    }
+    if !source.projects.includes(project) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "source-not-assigned",
+            format!("{} is not available in this project", source.display_name),
+        )
+        .at("source_id"));
+    }
+    let config = crate::api::sources::config(&source, secrets);
+    let canonical = match state.plugins.normalize_key(&config, key).await {
+        Ok(k) => k,
+        Err(PluginError::Provider(ProviderError::InvalidInput(message))) => {
+            return Err(ApiError::invalid("key", message));
+        }
+        Err(e) => return Err(ApiError::from(e).at("key")),
+    };
+    if let Some(pattern) = &source.key_pattern
+        && !state.patterns.matches(pattern, &canonical)
+    {
+        return Err(ApiError::invalid(
+            "key",
+            format!("{canonical:?} does not match this source's key pattern {pattern}"),
+        ));
+    }
+    let url = state.plugins.issue_url(&config, &canonical).await.ok();
+    let mut record = LinkRecord {
+        project: project.to_string(),
+        test_object: test_object.to_string(),
+        source_id: source_id.to_string(),
+        source_name: source.display_name.clone(),
+        provider: source.provider.clone(),
+        key: canonical.clone(),
+        url,
+        snapshot: None,
+        last_error: None,
+        created_at: now(),
+        created_by: who.to_string(),
+    };
+    if source.capabilities.read_issue_details {
+        apply(
+            &mut record,
+            state
+                .plugins
+                .fetch_issue(&config, &canonical)
+                .await
+                .map_err(FetchError::from),
+            now(),
+        );
+    }
+    Ok(NewLink { record })
+}
+
+/// Stores a prepared link; a duplicate is a 409.
+pub fn insert(w: &mut Writer, id: &str, link: &NewLink) -> Result<(), ApiError> {
+    let identity = link.record.identity();
+    if w.get::<String>(LINK_IDENTITIES, &identity)?.is_some() {
+        return Err(ApiError::conflict(
+            Some("key"),
+            format!(
+                "{} is already linked to {} through this source",
+                link.record.key, link.record.test_object
+            ),
+        ));
+    }
+    w.put(LINK_IDENTITIES, &identity, &id.to_string())?;
+    w.put(LINKS, id, &link.record)?;
+    Ok(())
+}
+
+/// Removes a link and its identity.
+pub fn remove(w: &mut Writer, id: &str) -> Result<Option<LinkRecord>, ApiError> {
+    let Some(record) = w.get::<LinkRecord>(LINKS, id)? else {
+        return Ok(None);
+    };
+    w.delete(LINKS, id)?;
+    w.delete(LINK_IDENTITIES, &record.identity())?;
+    Ok(Some(record))
+}
+
+/// A fetch failure in the terms a link records.
+#[derive(Clone, Debug)]
+pub struct FetchError {
+    /// Category code.
+    pub code: String,
+    /// Message.
+    pub message: String,
+}
+
+impl From<PluginError> for FetchError {
+    fn from(e: PluginError) -> Self {
+        FetchError {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<ProviderError> for FetchError {
+    fn from(e: ProviderError) -> Self {
+        FetchError {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Applies one fetch outcome to a link: a success replaces the snapshot and clears the error;
+/// a failure records the error and keeps the last snapshot.
+pub fn apply(record: &mut LinkRecord, outcome: Result<Issue, FetchError>, at: Millis) {
+    match outcome {
+        Ok(issue) => {
+            record.url = Some(issue.web_url.clone());
+            record.snapshot = Some(Snapshot {
+                title: issue.title,
+                status: issue.status,
+                status_category: issue.status_category,
+                assignee: issue.assignee,
+                web_url: issue.web_url,
+                fetched_at: at,
+            });
+            record.last_error = None;
+        }
+        Err(e) => {
+            record.last_error = Some(LinkError {
+                code: e.code,
+                message: e.message,
+                at,
+            })
+        }
+    }
+}
+
+/// Applies fetch outcomes by key to the given links of one source, in one write transaction.
+/// Links deleted meanwhile are skipped.
+pub async fn store_outcomes(
+    state: &AppState,
+    link_ids: Vec<String>,
+    outcomes: BTreeMap<String, Result<Issue, FetchError>>,
+) -> Result<usize, ApiError> {
+    let at = now();
+    state
+        .store
+        .write(move |w| {
+            let mut updated = 0;
+            for id in link_ids {
+                let Some(mut record) = w.get::<LinkRecord>(LINKS, &id)? else {
+                    continue;
+                };
+                if let Some(outcome) = outcomes.get(&record.key) {
+                    apply(&mut record, outcome.clone(), at);
+                    w.put(LINKS, &id, &record)?;
+                    updated += 1;
+                }
+            }
+            Ok::<_, ApiError>(updated)
+        })
+        .await
+}

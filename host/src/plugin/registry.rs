@@ -1,0 +1,358 @@
+//! Registry operations: per-version call counters, hot swap (by upload or by a file change in
+//! the plugins directory) and removal.
+//!
+//! A new binary is compiled and checked by [`PluginHost::prepare`] (a component, a supported
+//! contract major, a valid `describe`) before the one atomic swap in
+//! [`PluginHost::replace`]; anything that fails leaves the current version serving. Calls
+//! already running hold their own `Arc` of the version they started on and finish on it.
+//! Registry changes are serialised by one lock; calls never take it.
+//!
+//! This module knows files and wasmtime, not the store: whoever drives it (the API) audits.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{LoadedPlugin, PluginError, PluginHost, ProviderError};
+
+/// Counters of the calls into one plugin version. Cheap: a few relaxed atomics per call.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    calls: AtomicU64,
+    provider_errors: AtomicU64,
+    faults: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+/// A snapshot of [`CallStats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CallCounts {
+    /// Calls started.
+    pub calls: u64,
+    /// Calls that answered a value.
+    pub ok: u64,
+    /// Calls that answered a contract error on purpose (bad key, unauthorized, ...).
+    pub provider_errors: u64,
+    /// Calls where the plugin misbehaved: trap, CPU or memory limit, timeout, malformed output.
+    pub faults: u64,
+    /// Calls running now.
+    pub in_flight: u64,
+}
+
+/// Marks one call as running until dropped.
+pub(super) struct InFlight<'a>(&'a CallStats);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl CallStats {
+    /// Counts a call as started and running until the guard drops.
+    pub(super) fn start(&self) -> InFlight<'_> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    /// Counts a contract error the plugin answered; converts it.
+    pub(super) fn provider_error(&self, e: impl Into<ProviderError>) -> ProviderError {
+        self.provider_errors.fetch_add(1, Ordering::Relaxed);
+        e.into()
+    }
+
+    /// Counts a fault if `result` is one; passes it through.
+    pub(super) fn malformed<T>(&self, result: Result<T, PluginError>) -> Result<T, PluginError> {
+        if let Err(e) = &result
+            && e.is_fault()
+        {
+            self.faults.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// The counters now. `ok` is derived, so it is exact once no call is running.
+    pub fn counts(&self) -> CallCounts {
+        let calls = self.calls.load(Ordering::Relaxed);
+        let provider_errors = self.provider_errors.load(Ordering::Relaxed);
+        let faults = self.faults.load(Ordering::Relaxed);
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        CallCounts {
+            calls,
+            ok: calls
+                .saturating_sub(provider_errors)
+                .saturating_sub(faults)
+                .saturating_sub(in_flight),
+            provider_errors,
+            faults,
+            in_flight,
+        }
+    }
+}
+
+/// How plugins were compiled since the host started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CompileCounts {
+    /// Components compiled from their `.wasm` (slow: ~0.1-1 s each, tens of seconds for a
+    /// Python component).
+    pub compiled: u64,
+    /// Components loaded from the on-disk compile cache instead (about a millisecond).
+    pub from_cache: u64,
+}
+
+/// The outcome of an upload or a file change that was accepted.
+#[derive(Clone, Debug)]
+pub struct Swap {
+    /// The version now serving.
+    pub plugin: Arc<LoadedPlugin>,
+    /// The version it replaced, if the provider was loaded.
+    pub previous: Option<Arc<LoadedPlugin>>,
+    /// False when the binary was already the current version (nothing was swapped).
+    pub changed: bool,
+}
+
+/// Why an upload was refused. The current version keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The binary did not load (not a component, unsupported contract, bad `describe`, ...).
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// `describe` names another provider than the one uploaded to.
+    #[error("the plugin describes itself as {found:?}, not {expected:?}; upload it to /plugins/{found}")]
+    IdMismatch {
+        /// The id in the request.
+        expected: String,
+        /// The id `describe` answered.
+        found: String,
+    },
+    /// Saving the file to the plugins directory failed.
+    #[error("cannot save the plugin to {path}: {error}")]
+    Save {
+        /// Where it was going.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+}
+
+impl PluginHost {
+    /// How many components were compiled, and how many came from the compile cache.
+    pub fn compile_counts(&self) -> CompileCounts {
+        CompileCounts {
+            compiled: self.compiles.load(Ordering::Relaxed),
+            from_cache: self.cache_hits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Installs an uploaded binary as provider `expected_id`: compiles and checks it, saves it
+    /// to `dir` (atomically, so it survives a restart), then swaps it in. The file is the one
+    /// the current version was loaded from when that is in `dir`, else `<id>.wasm`. On any
+    /// error nothing changes.
+    pub async fn upload(
+        &self,
+        expected_id: &str,
+        bytes: &[u8],
+        dir: &Path,
+    ) -> Result<Swap, UploadError> {
+        let _guard = self.swap_lock.lock().await;
+        let mut plugin = self.prepare(bytes, "upload".into()).await?;
+        if plugin.info.id != expected_id {
+            return Err(UploadError::IdMismatch {
+                expected: expected_id.into(),
+                found: plugin.info.id,
+            });
+        }
+        let current = self.get(expected_id).ok();
+        if let Some(current) = current.filter(|c| c.digest == plugin.digest) {
+            return Ok(Swap {
+                plugin: current,
+                previous: None,
+                changed: false,
+            });
+        }
+        let path = self
+            .get(expected_id)
+            .ok()
+            .and_then(|c| c.file.clone())
+            .filter(|f| same_dir(f, dir))
+            .unwrap_or_else(|| dir.join(format!("{expected_id}.wasm")));
+        write_atomically(&path, bytes).map_err(|error| UploadError::Save {
+            path: path.clone(),
+            error,
+        })?;
+        plugin.file = Some(path);
+        let plugin = Arc::new(plugin);
+        let previous = self.replace(plugin.clone());
+        tracing::info!(
+            plugin = %plugin.info.id, version = %plugin.info.version, digest = %plugin.digest,
+            previous = ?previous.as_ref().map(|p| &p.info.version), "plugin uploaded"
+        );
+        Ok(Swap {
+            plugin,
+            previous,
+            changed: true,
+        })
+    }
+
+    /// Unloads a provider and deletes its file from `dir` (so it stays gone after a restart);
+    /// calls already running finish on it. `None` when it was not loaded.
+    pub async fn unload(
+        &self,
+        provider: &str,
+        dir: &Path,
+    ) -> Result<Option<Arc<LoadedPlugin>>, std::io::Error> {
+        let _guard = self.swap_lock.lock().await;
+        let Ok(current) = self.get(provider) else {
+            return Ok(None);
+        };
+        if let Some(file) = current.file.as_ref().filter(|f| same_dir(f, dir)) {
+            match std::fs::remove_file(file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        let removed = self.remove(provider);
+        tracing::info!(plugin = %provider, version = %current.info.version, "plugin removed");
+        Ok(removed)
+    }
+
+    /// Loads a changed file of the plugins directory, unless its binary is already loaded.
+    /// `Ok(None)`: nothing to do.
+    async fn load_changed(&self, path: &Path) -> Result<Option<Swap>, PluginError> {
+        let _guard = self.swap_lock.lock().await;
+        let bytes = std::fs::read(path)
+            .map_err(|e| PluginError::Rejected(format!("cannot read {}: {e}", path.display())))?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        if self.list().iter().any(|p| p.digest == digest) {
+            return Ok(None);
+        }
+        let mut plugin = self.prepare(&bytes, path.display().to_string()).await?;
+        plugin.file = Some(path.to_path_buf());
+        let plugin = Arc::new(plugin);
+        let previous = self.replace(plugin.clone());
+        Ok(Some(Swap {
+            plugin,
+            previous,
+            changed: true,
+        }))
+    }
+}
+
+/// Watches `dir` for new or changed `*.wasm` files, polling every `every` (no dependency, no
+/// inotify limits; a change is seen within one interval). A changed file is loaded like an
+/// upload: compiled, checked, swapped in; a bad file is logged and the loaded version keeps
+/// serving. Deleting a file does not unload a running plugin (use the API's `DELETE`, which
+/// checks for sources first). Each accepted swap is passed to `on_swap`. Files present when
+/// the watcher starts count as loaded (`load_dir` ran before).
+pub fn watch_dir<F, Fut>(
+    host: Arc<PluginHost>,
+    dir: PathBuf,
+    every: Duration,
+    on_swap: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(Swap) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let mut seen = scan(&dir);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let now = scan(&dir);
+            for (path, state) in &now {
+                if seen.get(path) == Some(state) {
+                    continue;
+                }
+                match host.load_changed(path).await {
+                    Ok(Some(swap)) => {
+                        tracing::info!(
+                            plugin = %swap.plugin.info.id, version = %swap.plugin.info.version,
+                            previous = ?swap.previous.as_ref().map(|p| &p.info.version),
+                            path = %path.display(), "plugin file changed; swapped in"
+                        );
+                        on_swap(swap).await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(
+                        path = %path.display(), error = %e,
+                        "plugin file rejected; the loaded version keeps serving"
+                    ),
+                }
+            }
+            seen = now;
+        }
+    })
+}
+
+/// What identifies a file's content without reading it: modification time, size, inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileState {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+fn scan(dir: &Path) -> HashMap<PathBuf, FileState> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return HashMap::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "wasm")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .filter_map(|p| {
+            let meta = std::fs::metadata(&p).ok()?;
+            meta.is_file().then(|| {
+                let state = FileState {
+                    modified: meta.modified().ok(),
+                    len: meta.len(),
+                    inode: meta.ino(),
+                };
+                (p, state)
+            })
+        })
+        .collect()
+}
+
+fn same_dir(file: &Path, dir: &Path) -> bool {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    file.parent().map(canonical) == Some(canonical(dir))
+}
+
+/// Writes `bytes` to a hidden temporary file beside `path`, syncs it, then renames it over
+/// `path`: readers (and the watcher) see the old file or the whole new one, never a part.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,197 @@
+//! The sync worker: keeps the issue details of links fresh.
+//!
+//! Every interval it refreshes the links of each enabled source with "Read issue details",
+//! asking the plugin for issues in batches (`fetch-issues`, one tracker request per batch where
+//! the tracker allows it). Sources run concurrently up to a limit; within a source, batches run
+//! one after another. A rate-limited source waits the time the tracker asked for while the
+//! others go on; a source that keeps failing backs off exponentially. The configuration is read
+//! afresh on every run, so an edit takes effect on the next execution.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::api::error::ApiError;
+use crate::app::AppState;
+use crate::links::{FetchError, SyncState};
+use crate::plugin::{PluginError, ProviderError};
+use crate::store::records::{LinkRecord, SourceRecord};
+use crate::store::{LINKS, Read, SOURCES};
+
+/// Keys per `fetch-issues` call.
+pub const BATCH_SIZE: usize = 50;
+
+/// Sources synced at the same time.
+const SOURCE_CONCURRENCY: usize = 4;
+
+/// The longest back-off after repeated failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// What one refresh of a source did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RefreshReport {
+    /// Links whose issue was fetched successfully.
+    pub refreshed: usize,
+    /// Links whose fetch failed (the error is on the link).
+    pub failed: usize,
+    /// `fetch-issues` calls made.
+    pub batches: usize,
+    /// Set when the tracker rate-limited us: seconds until the source is tried again.
+    pub retry_after_secs: Option<u32>,
+}
+
+/// Per-source pacing: when a source may be synced next, and how often it failed in a row.
+#[derive(Default)]
+pub struct Pacing {
+    sources: Mutex<HashMap<String, Pace>>,
+}
+
+#[derive(Clone, Copy)]
+struct Pace {
+    not_before: Instant,
+    failures: u32,
+}
+
+impl Pacing {
+    fn ready(&self, source: &str) -> bool {
+        let map = self.sources.lock().expect("pacing lock");
+        map.get(source)
+            .is_none_or(|p| Instant::now() >= p.not_before)
+    }
+
+    fn record(&self, source: &str, report: &Result<RefreshReport, ApiError>, interval: Duration) {
+        let mut map = self.sources.lock().expect("pacing lock");
+        let pace = map.entry(source.to_string()).or_insert(Pace {
+            not_before: Instant::now(),
+            failures: 0,
+        });
+        match report {
+            Ok(r) if r.retry_after_secs.is_some() => {
+                pace.not_before = Instant::now()
+                    + Duration::from_secs(u64::from(r.retry_after_secs.unwrap_or(1)));
+            }
+            Ok(r) if r.refreshed > 0 || r.failed == 0 => {
+                pace.failures = 0;
+                pace.not_before = Instant::now();
+            }
+            _ => {
+                pace.failures = pace.failures.saturating_add(1);
+                let backoff = interval
+                    .saturating_mul(1 << pace.failures.min(10))
+                    .min(MAX_BACKOFF);
+                pace.not_before = Instant::now() + backoff;
+            }
+        }
+    }
+}
+
+/// Runs the worker until the process ends: one pass over all sources every `interval`.
+pub async fn run(state: AppState, interval: Duration) {
+    let pacing = Arc::new(Pacing::default());
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = pass(&state, &pacing, interval).await {
+            tracing::warn!(error = ?e, "sync pass failed");
+        }
+    }
+}
+
+/// One pass: refreshes every source that is due.
+pub async fn pass(
+    state: &AppState,
+    pacing: &Arc<Pacing>,
+    interval: Duration,
+) -> Result<(), ApiError> {
+    let sources: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
+    let due: Vec<String> = sources
+        .into_iter()
+        .filter(|(id, s)| SyncState::of(Some(s)) == SyncState::Syncing && pacing.ready(id))
+        .map(|(id, _)| id)
+        .collect();
+    let gate = Arc::new(tokio::sync::Semaphore::new(SOURCE_CONCURRENCY));
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in due {
+        let (state, pacing, gate) = (state.clone(), pacing.clone(), gate.clone());
+        tasks.spawn(async move {
+            let _permit = gate.acquire().await;
+            let report = refresh_source(&state, &id, None).await;
+            match &report {
+                Ok(r) => tracing::debug!(source = %id, refreshed = r.refreshed, failed = r.failed, batches = r.batches, "synced"),
+                Err(e) => tracing::warn!(source = %id, error = ?e, "sync failed"),
+            }
+            pacing.record(&id, &report, interval);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Refreshes the links of one source now (all of them, or only `only`), whatever its pacing.
+/// A source that is disabled, deleted or without "Read issue details" refreshes nothing.
+pub async fn refresh_source(
+    state: &AppState,
+    source_id: &str,
+    only: Option<Vec<String>>,
+) -> Result<RefreshReport, ApiError> {
+    let (source, secrets) = crate::api::sources::load_with_secrets(state, source_id).await?;
+    if SyncState::of(Some(&source)) != SyncState::Syncing {
+        return Ok(RefreshReport::default());
+    }
+    let wanted = source_id.to_string();
+    let links: Vec<(String, LinkRecord)> = state.store.read(|r| r.all(LINKS)).await?;
+    let links: Vec<(String, LinkRecord)> = links
+        .into_iter()
+        .filter(|(id, l)| l.source_id == wanted && only.as_ref().is_none_or(|o| o.contains(id)))
+        .collect();
+    let mut keys: Vec<String> = links.iter().map(|(_, l)| l.key.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    let config = crate::api::sources::config(&source, secrets);
+    let link_ids: Vec<String> = links.iter().map(|(id, _)| id.clone()).collect();
+
+    let mut report = RefreshReport::default();
+    let mut outcomes: BTreeMap<String, Result<crate::plugin::Issue, FetchError>> = BTreeMap::new();
+    for batch in keys.chunks(BATCH_SIZE) {
+        report.batches += 1;
+        match state.plugins.fetch_issues(&config, batch).await {
+            Ok(results) => {
+                for (key, result) in batch.iter().zip(results) {
+                    if let Err(ProviderError::RateLimited {
+                        retry_after_secs, ..
+                    }) = &result
+                    {
+                        report.retry_after_secs = Some(*retry_after_secs);
+                    }
+                    outcomes.insert(key.clone(), result.map_err(FetchError::from));
+                }
+            }
+            Err(e) => {
+                if let PluginError::Provider(ProviderError::RateLimited {
+                    retry_after_secs, ..
+                }) = &e
+                {
+                    report.retry_after_secs = Some(*retry_after_secs);
+                }
+                let failure = FetchError::from(e);
+                for key in batch {
+                    outcomes.insert(key.clone(), Err(failure.clone()));
+                }
+            }
+        }
+        if report.retry_after_secs.is_some() {
+            break; // The rest waits for the next pass after the tracker's delay.
+        }
+    }
+    for outcome in outcomes.values() {
+        match outcome {
+            Ok(_) => report.refreshed += 1,
+            Err(_) => report.failed += 1,
+        }
+    }
+    crate::links::store_outcomes(state, link_ids, outcomes).await?;
+    Ok(report)
+}
