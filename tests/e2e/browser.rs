@@ -1,0 +1,1044 @@
+//! The admin page and the members' links view in a real headless Chromium (through
+//! chromedriver), against the real router, real redb and the real compiled plugins, with a
+//! stand-in Jira on 127.0.0.1.
+//!
+//! Needs `chromium` and `chromium-driver` (Debian); a missing browser fails the tests. Each test
+//! saves screenshots to `target/screenshots/`; a wait that times out saves `failed-*.png`.
+
+use axum::Router;
+use axum::body::to_bytes;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use integration_tests::webdriver::{Browser, keys};
+use integration_tests::{StandIn, TestApp};
+use serde_json::{Value, json};
+
+const EMAIL: &str = "mia@example.com";
+const TOKEN: &str = "ATATT3-browser-secret-7f3a9c1e55d0";
+const WRONG: &str = "ATATT3-revoked-token-000000";
+
+/// One browser at a time: the machine is small and Chromium is not.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+// ---------------------------------------------------------------------------------------------
+// A stand-in Jira Cloud: `/myself`, issue reads and the JQL search, Basic email:token auth.
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn issue(key: &str, summary: &str, status: &str, category: &str, assignee: Option<&str>) -> Value {
+    let id = match category {
+        "new" => 2,
+        "indeterminate" => 4,
+        _ => 3,
+    };
+    json!({
+        "id": "10002",
+        "key": key,
+        "self": format!("https://acme.atlassian.net/rest/api/3/issue/{key}"),
+        "fields": {
+            "summary": summary,
+            "status": {
+                "name": status,
+                "id": "10001",
+                "statusCategory": {"id": id, "key": category, "name": status}
+            },
+            "assignee": assignee.map(|name| json!({
+                "accountId": "5b10a2844c20165700ede21g",
+                "displayName": name,
+                "active": true
+            }))
+        }
+    })
+}
+
+fn issues() -> Vec<Value> {
+    vec![
+        issue("PROJ-1", "Login fails on Safari", "To Do", "new", None),
+        issue(
+            "PROJ-2",
+            "Checkout button misaligned",
+            "In Review",
+            "indeterminate",
+            Some("Mia Krystof"),
+        ),
+        issue("PROJ-3", "Release 2.0", "Done", "done", Some("Jon Doe")),
+    ]
+}
+
+fn json_response(status: u16, body: Value) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [("content-type", "application/json;charset=UTF-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn serve_jira(req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let authed = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        == Some(basic(EMAIL, TOKEN).as_str());
+    let path = parts.uri.path().to_string();
+    match (parts.method.as_str(), path.as_str()) {
+        ("GET", "/rest/api/3/myself") if authed => json_response(
+            200,
+            json!({"accountId": "5b10a2844c20165700ede21g", "displayName": "Mia Krystof",
+                   "emailAddress": EMAIL, "active": true}),
+        ),
+        ("GET", "/rest/api/3/myself") => (
+            StatusCode::UNAUTHORIZED,
+            [("content-type", "text/plain;charset=UTF-8")],
+            "Client must be authenticated to access this resource.",
+        )
+            .into_response(),
+        ("GET", p) if p.starts_with("/rest/api/3/issue/") => {
+            let key = p.trim_start_matches("/rest/api/3/issue/");
+            match issues().into_iter().find(|i| i["key"] == key) {
+                Some(found) if authed => json_response(200, found),
+                _ => json_response(
+                    404,
+                    json!({"errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {}}),
+                ),
+            }
+        }
+        ("POST", "/rest/api/3/search/jql") => {
+            let query: Value = serde_json::from_slice(&body).unwrap_or_default();
+            let jql = query["jql"].as_str().unwrap_or_default().to_string();
+            let found: Vec<Value> = if authed {
+                issues()
+                    .into_iter()
+                    .filter(|i| {
+                        jql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                            .any(|word| i["key"] == word)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            json_response(200, json!({"issues": found, "isLast": true}))
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            [("content-type", "text/html")],
+            "<html>Oops, you've found a dead link.</html>",
+        )
+            .into_response(),
+    }
+}
+
+async fn jira() -> StandIn {
+    StandIn::start(Router::new().fallback(serve_jira)).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+async fn create_project(app: &TestApp, name: &str) -> String {
+    app.admin("POST", "/api/v1/projects", Some(json!({ "name": name })))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Opens the page and signs in with `token` through the token prompt.
+async fn sign_in(b: &Browser, app: &TestApp, token: &str) {
+    b.goto(&format!("{}/", app.url)).await;
+    let input = b.find("#token").await;
+    assert_eq!(
+        b.focused_id().await,
+        "token",
+        "the token prompt takes the focus"
+    );
+    input.send_keys(token).await;
+    input.send_keys(keys::ENTER).await;
+    b.find("#who-name").await;
+}
+
+async fn sign_out(b: &Browser) {
+    b.find("#sign-out").await.click().await;
+    b.find("#token").await;
+}
+
+/// A full-page screenshot without the transient toasts.
+async fn shot(b: &Browser, name: &str) {
+    b.execute(
+        "document.getElementById('toasts').replaceChildren();",
+        vec![],
+    )
+    .await;
+    b.screenshot_full(name).await;
+}
+
+/// Every input and select on the page has a label (or an aria-label).
+async fn assert_every_input_labelled(b: &Browser, where_: &str) {
+    let unlabelled = b
+        .execute(
+            "return [...document.querySelectorAll('input, select, textarea')]
+                .filter(e => e.type !== 'hidden' && e.labels.length === 0
+                    && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
+                .map(e => e.id || e.name || e.outerHTML);",
+            vec![],
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "inputs without a label on {where_}");
+}
+
+/// No script error happened on the page (failed requests are expected: they are how the API
+/// reports invalid input).
+async fn assert_no_script_errors(b: &Browser) {
+    let errors: Vec<String> = b
+        .severe_logs()
+        .await
+        .into_iter()
+        .filter(|m| !m.contains("Failed to load resource"))
+        .collect();
+    assert!(errors.is_empty(), "script errors: {errors:#?}");
+}
+
+/// The error shown next to the field `data-field` names, once it appears.
+async fn field_error(b: &Browser, field: &str) -> String {
+    b.find(&format!("[data-field=\"{field}\"] > .field-error"))
+        .await
+        .text()
+        .await
+}
+
+async fn tab_selected(b: &Browser, tab: &str) -> bool {
+    b.find(&format!("#tab-{tab}"))
+        .await
+        .attr("aria-selected")
+        .await
+        .as_deref()
+        == Some("true")
+}
+
+async fn label_of(b: &Browser, id: &str) -> String {
+    b.find(&format!("label[for=\"{id}\"]")).await.text().await
+}
+
+async fn source_json(app: &TestApp, name: &str) -> Value {
+    let list = app.admin("GET", "/api/v1/sources", None).await;
+    list.expect(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["display_name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no source {name:?}: {}", list.text))
+}
+
+fn row(name: &str) -> String {
+    format!("tr[data-name=\"{name}\"]")
+}
+
+/// Clicks the row's wrench and returns the result's text once it is `ok` or `fail`.
+async fn test_row(b: &Browser, name: &str, outcome: &str) -> String {
+    b.find(&format!("{} button.test", row(name)))
+        .await
+        .click()
+        .await;
+    b.find(&format!("{} .test-result.{outcome}", row(name)))
+        .await
+        .text()
+        .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The admin's walk through the spec
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    let jira = jira().await;
+    let web = create_project(&app, "Web shop").await;
+    create_project(&app, "Mobile app").await;
+    let b = Browser::start().await;
+
+    // The token prompt, then who we are.
+    sign_in(&b, &app, &app.admin).await;
+    assert_eq!(b.find("#who-role").await.content().await, "admin");
+    assert!(
+        b.find_text("#mainnav a", "Sources")
+            .await
+            .attr("aria-current")
+            .await
+            .as_deref()
+            == Some("page")
+    );
+
+    // No source yet: an empty state that says what to do.
+    let empty = b.find("#sources-empty").await;
+    assert!(empty.text().await.contains("No sources yet"));
+    b.screenshot("sources-empty").await;
+    assert_every_input_labelled(&b, "the empty list").await;
+
+    // Add Source: three tabs, SOURCE first.
+    b.find("#add-source").await.click().await;
+    b.find("#source-editor").await;
+    assert_eq!(b.find("#source-editor h1").await.text().await, "Add Source");
+    for tab in ["SOURCE", "CAPABILITIES", "PROJECTS"] {
+        b.find_text("[role=tab]", tab).await;
+    }
+    assert!(tab_selected(&b, "source").await);
+    assert_eq!(b.find("#f-provider").await.value().await, "jira-cloud");
+
+    // Jira Cloud with an API token asks for an email and the token (secret, so a password box).
+    assert_eq!(b.find("#f-auth_type").await.value().await, "api-token");
+    assert!(label_of(&b, "f-auth-email").await.contains("Email"));
+    assert!(label_of(&b, "f-auth-api-token").await.contains("API token"));
+    assert_eq!(
+        b.find("#f-auth-api-token")
+            .await
+            .attr("type")
+            .await
+            .as_deref(),
+        Some("password")
+    );
+    assert_eq!(
+        b.find("#f-base_url")
+            .await
+            .attr("placeholder")
+            .await
+            .as_deref(),
+        Some("https://your-site.atlassian.net")
+    );
+
+    b.find("#f-display_name").await.send_keys("Our Jira").await;
+    b.find("#f-base_url").await.send_keys(&jira.url).await;
+    b.find("#f-auth-email").await.send_keys(EMAIL).await;
+    b.find("#f-auth-api-token").await.send_keys(TOKEN).await;
+
+    // Switching to GitHub changes the fields: a personal access token, GitHub's templates.
+    b.find("#f-provider").await.select("github").await;
+    b.find("#f-auth-token").await;
+    b.gone("#f-auth-email").await;
+    assert!(
+        label_of(&b, "f-auth-token")
+            .await
+            .contains("Personal access token")
+    );
+    assert_eq!(
+        b.find("#f-issue_url_template").await.value().await,
+        "{baseUrl}/issues/{key}"
+    );
+    assert_eq!(
+        b.find("#f-base_url")
+            .await
+            .attr("placeholder")
+            .await
+            .as_deref(),
+        Some("https://github.com/your-org/your-repo")
+    );
+    // ... and OAuth 2.0 asks for an access token instead.
+    b.find("#f-auth_type").await.select("oauth2").await;
+    b.find("#f-auth-access-token").await;
+    b.gone("#f-auth-token").await;
+    assert!(
+        label_of(&b, "f-auth-access-token")
+            .await
+            .contains("Access token")
+    );
+    assert!(
+        b.find("#auth-fields")
+            .await
+            .content()
+            .await
+            .contains("OAuth 2.0"),
+        "the credentials box names the auth type"
+    );
+    shot(&b, "editor-github-oauth").await;
+
+    // Back to Jira with an API token: what was typed is still there.
+    b.find("#f-provider").await.select("jira-cloud").await;
+    b.find("#f-auth_type").await.select("api-token").await;
+    assert_eq!(b.find("#f-auth-email").await.value().await, EMAIL);
+    assert_eq!(b.find("#f-auth-api-token").await.value().await, TOKEN);
+    assert_eq!(
+        b.find("#f-issue_url_template").await.value().await,
+        "{baseUrl}/browse/{key}"
+    );
+
+    // The draft can be tested before saving.
+    b.find("#test-draft").await.click().await;
+    let draft = b.find("#draft-result .test-result.ok").await.text().await;
+    assert!(draft.contains("Connected as Mia Krystof"), "{draft}");
+    assert_eq!(count_sources(&app).await, 0, "testing saves nothing");
+
+    // Live previews from the sample key, and the key pattern check.
+    let preview = b
+        .find_text(
+            "#issue-url-preview",
+            &format!("{}/browse/PROJ-123", jira.url),
+        )
+        .await;
+    assert!(preview.text().await.starts_with("Preview:"));
+    b.find_text("#key-match.yes", "matches").await;
+    let sample = b.find("#f-sample_key").await;
+    sample.fill("proj-7").await;
+    b.find_text("#key-match.no", "“proj-7” does not match")
+        .await;
+    b.find_text("#issue-url-preview", "/browse/proj-7").await;
+    sample.fill("PROJ-7").await;
+    b.find_text("#key-match.yes", "“PROJ-7” matches").await;
+    let pattern = b.find("#f-key_pattern").await;
+    let jira_pattern = pattern.value().await;
+    pattern.fill("^[A-Z+-\\d+$").await;
+    b.find_text("#key-match.no", "Not a valid regular expression")
+        .await;
+    pattern.fill(&jira_pattern).await;
+    b.find_text("#key-match.yes", "matches").await;
+    shot(&b, "editor-source").await;
+
+    // CAPABILITIES: four toggles; two are for a future release; "Create issues" needs a
+    // create URL template.
+    b.find("#tab-capabilities").await.click().await;
+    assert!(tab_selected(&b, "capabilities").await);
+    let caps = b.find("#panel-capabilities").await.text().await;
+    for label in [
+        "Read issue details",
+        "Create issues",
+        "Add comments",
+        "Process webhooks",
+    ] {
+        assert!(caps.contains(label), "{label} missing from {caps}");
+    }
+    assert_eq!(caps.matches("Coming in a future release").count(), 2);
+    assert!(b.find("#f-cap-read_issue_details").await.checked().await);
+    assert!(
+        b.find("#create-requirement")
+            .await
+            .text()
+            .await
+            .contains("create URL template")
+    );
+    b.find("label[for=\"f-cap-create_issues\"]")
+        .await
+        .click()
+        .await;
+    assert!(b.find("#f-cap-create_issues").await.checked().await);
+    b.find("label[for=\"f-cap-add_comments\"]")
+        .await
+        .click()
+        .await;
+    shot(&b, "editor-capabilities").await;
+
+    // Keyboard: arrows move between the tabs.
+    b.find("#tab-capabilities").await.click().await;
+    b.keys(keys::LEFT).await;
+    assert!(tab_selected(&b, "source").await);
+    assert_eq!(b.focused_id().await, "tab-source");
+    b.keys(keys::RIGHT).await;
+    b.keys(keys::RIGHT).await;
+    assert!(tab_selected(&b, "projects").await);
+
+    // Remove the create URL template: saving is refused, and the error shows at that field
+    // on the SOURCE tab.
+    b.find("#tab-source").await.click().await;
+    b.find("#f-create_url_template").await.clear().await;
+    b.find_text("#create-url-preview", "no “create issue” shortcut")
+        .await;
+    b.find("#tab-projects").await.click().await;
+    b.find("label[for=\"f-projects-specific\"]")
+        .await
+        .click()
+        .await;
+    b.find("#project-options").await;
+    shot(&b, "editor-projects").await;
+    assert_every_input_labelled(&b, "the editor").await;
+    b.find("#save-source").await.click().await;
+    let error = field_error(&b, "create_url_template").await;
+    assert!(error.contains("create URL template"), "{error}");
+    assert!(
+        tab_selected(&b, "source").await,
+        "switched to the SOURCE tab"
+    );
+    assert_eq!(b.focused_id().await, "f-create_url_template");
+    assert!(
+        b.find("#tab-source .tab-dot").await.displayed().await,
+        "the tab shows it holds an error"
+    );
+    // Nothing typed was lost.
+    assert_eq!(b.find("#f-display_name").await.value().await, "Our Jira");
+    assert_eq!(b.find("#f-auth-email").await.value().await, EMAIL);
+    assert_eq!(b.find("#f-auth-api-token").await.value().await, TOKEN);
+    assert!(b.present("#f-projects-specific").await.checked().await);
+    b.screenshot("editor-error-create-template").await;
+
+    // Fix it; now zero specific projects is refused at the project list.
+    b.find("#f-create_url_template")
+        .await
+        .send_keys("{baseUrl}/secure/CreateIssue!default.jspa")
+        .await;
+    b.gone("[data-field=\"create_url_template\"] > .field-error")
+        .await;
+    b.find("#save-source").await.click().await;
+    let error = field_error(&b, "projects.ids").await;
+    assert!(error.contains("at least one project"), "{error}");
+    assert!(tab_selected(&b, "projects").await);
+    b.screenshot("editor-error-projects").await;
+    assert_eq!(count_sources(&app).await, 0, "nothing was stored");
+
+    // Pick a project and save.
+    b.find("#project-options input[data-project-name=\"Web shop\"]")
+        .await
+        .click()
+        .await;
+    assert_eq!(b.find("#projects-count").await.text().await, "1 selected");
+    b.find("#save-source").await.click().await;
+    let tr = b.find(&row("Our Jira")).await;
+    let text = tr.text().await;
+    assert!(text.contains("Jira Cloud"), "{text}");
+    assert!(text.contains(&jira.url), "{text}");
+    assert!(text.contains("Web shop"), "{text}");
+    assert!(text.contains("Not tested yet"), "{text}");
+    assert!(
+        b.find(&format!("{} .enabled-toggle", row("Our Jira")))
+            .await
+            .checked()
+            .await
+    );
+
+    // The token is stored, but never shown: not in the page, not in the API.
+    let stored = source_json(&app, "Our Jira").await;
+    assert_eq!(stored["secrets_set"], json!(["api-token"]));
+    assert_eq!(stored["auth_fields"], json!({ "email": EMAIL }));
+    assert_eq!(
+        stored["projects"],
+        json!({"mode": "specific", "ids": [web]})
+    );
+    assert_eq!(stored["capabilities"]["create_issues"], true);
+    assert_eq!(stored["capabilities"]["add_comments"], true);
+    assert!(!b.page_html().await.contains(TOKEN));
+    shot(&b, "sources-list").await;
+
+    // Test: success, in the row.
+    let ok = test_row(&b, "Our Jira", "ok").await;
+    assert!(
+        ok.contains("Connected as Mia Krystof (mia@example.com)"),
+        "{ok}"
+    );
+    assert_eq!(source_json(&app, "Our Jira").await["last_test"]["ok"], true);
+    b.screenshot("sources-list-tested").await;
+
+    // Edit: the secret shows as set, blank, and can be replaced.
+    b.find(&format!("{} a.edit", row("Our Jira")))
+        .await
+        .click()
+        .await;
+    assert_eq!(
+        b.find("#source-editor h1").await.text().await,
+        "Edit “Our Jira”"
+    );
+    let secret = b.find("#f-auth-api-token").await;
+    assert_eq!(secret.value().await, "");
+    assert_eq!(
+        secret.attr("placeholder").await.as_deref(),
+        Some("set — leave blank to keep")
+    );
+    b.find("[data-secret-set=\"api-token\"]").await;
+    assert_eq!(b.find("#f-auth-email").await.value().await, EMAIL);
+    assert!(!b.page_html().await.contains(TOKEN));
+    b.find("#tab-projects").await.click().await;
+    assert!(b.find("#f-projects-specific").await.checked().await);
+    assert!(
+        b.find("#project-options input[data-project-name=\"Web shop\"]")
+            .await
+            .checked()
+            .await
+    );
+    assert!(
+        !b.find("#project-options input[data-project-name=\"Mobile app\"]")
+            .await
+            .checked()
+            .await
+    );
+    b.find("#tab-source").await.click().await;
+    shot(&b, "editor-edit").await;
+    // A required field left empty is refused at that field.
+    b.find("#f-auth-email").await.clear().await;
+    b.find("#save-source").await.click().await;
+    let error = field_error(&b, "auth.fields.email").await;
+    assert!(error.contains("Email is required"), "{error}");
+    assert_eq!(b.focused_id().await, "f-auth-email");
+    b.find("#f-auth-email").await.send_keys(EMAIL).await;
+    // Replace the token with a wrong one; leave everything else.
+    secret.send_keys(WRONG).await;
+    b.find("#save-source").await.click().await;
+    b.find(&row("Our Jira")).await;
+    let failed = test_row(&b, "Our Jira", "fail").await;
+    assert!(failed.contains("rejected the credentials"), "{failed}");
+    b.screenshot("sources-list-test-failed").await;
+
+    // Disable: the toggle, and the test still runs on a disabled source.
+    b.find(&format!("{} .enabled-toggle", row("Our Jira")))
+        .await
+        .click()
+        .await;
+    b.find_text(&format!("{} .switch-text", row("Our Jira")), "Disabled")
+        .await;
+    assert_eq!(source_json(&app, "Our Jira").await["enabled"], false);
+    let failed = test_row(&b, "Our Jira", "fail").await;
+    assert!(failed.contains("rejected the credentials"), "{failed}");
+    // Put the right token back (edit, while disabled) and test again.
+    b.find(&format!("{} a.edit", row("Our Jira")))
+        .await
+        .click()
+        .await;
+    assert!(!b.find("#f-enabled").await.checked().await);
+    b.find("#f-auth-api-token").await.send_keys(TOKEN).await;
+    b.find("#f-auth-api-token")
+        .await
+        .send_keys(keys::ENTER)
+        .await;
+    b.find(&row("Our Jira")).await;
+    let ok = test_row(&b, "Our Jira", "ok").await;
+    assert!(ok.contains("Connected as Mia Krystof"), "{ok}");
+    b.find(&format!("{} .enabled-toggle", row("Our Jira")))
+        .await
+        .click()
+        .await;
+    b.find_text(&format!("{} .switch-text", row("Our Jira")), "Enabled")
+        .await;
+    assert_eq!(source_json(&app, "Our Jira").await["enabled"], true);
+
+    // A name another source has is refused at the display name field, after a reload too.
+    app.admin(
+        "POST",
+        "/api/v1/sources",
+        Some(json!({
+            "provider": "github", "display_name": "GitHub Issues",
+            "base_url": "https://github.com/acme/shop",
+            "auth": {"type": "none"}, "projects": {"mode": "all"}
+        })),
+    )
+    .await
+    .expect(201);
+    b.refresh().await;
+    b.find(&row("GitHub Issues")).await;
+    b.find(&format!("{} a.edit", row("Our Jira")))
+        .await
+        .click()
+        .await;
+    let name = b.find("#f-display_name").await;
+    name.fill("github issues").await;
+    b.find("#tab-capabilities").await.click().await;
+    b.find("#save-source").await.click().await;
+    let error = field_error(&b, "display_name").await;
+    assert!(error.contains("already exists"), "{error}");
+    assert!(tab_selected(&b, "source").await);
+    assert_eq!(b.focused_id().await, "f-display_name");
+    assert_eq!(
+        b.find("#f-display_name")
+            .await
+            .attr("aria-invalid")
+            .await
+            .as_deref(),
+        Some("true")
+    );
+    // Typing clears the error.
+    name.fill("Our Jira Cloud").await;
+    b.gone("[data-field=\"display_name\"] > .field-error").await;
+    b.find("#cancel-edit").await.click().await;
+    b.find(&row("Our Jira")).await;
+    assert_eq!(
+        source_json(&app, "Our Jira").await["display_name"],
+        "Our Jira"
+    );
+
+    // Deleting a source nobody linked says so; cancel keeps it, confirm removes it.
+    b.find(&format!("{} button.delete", row("GitHub Issues")))
+        .await
+        .click()
+        .await;
+    b.find_text("#delete-impact", "No links use this source")
+        .await;
+    b.find("#confirm-cancel").await.click().await;
+    assert!(b.find(&row("GitHub Issues")).await.displayed().await);
+    b.find(&format!("{} button.delete", row("GitHub Issues")))
+        .await
+        .click()
+        .await;
+    b.find_text("#delete-impact", "No links").await;
+    b.find("#confirm-ok").await.click().await;
+    b.gone(&row("GitHub Issues")).await;
+    assert_eq!(count_sources(&app).await, 1);
+    assert_every_input_labelled(&b, "the list").await;
+    assert_no_script_errors(&b).await;
+}
+
+async fn count_sources(app: &TestApp) -> usize {
+    app.admin("GET", "/api/v1/sources", None)
+        .await
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A member links an issue; the admin disables, then deletes the source
+
+#[tokio::test(flavor = "multi_thread")]
+async fn member_links_an_issue_and_sees_it_stop_syncing() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    let jira = jira().await;
+    let web = create_project(&app, "Web shop").await;
+    let other = create_project(&app, "Back office").await;
+    let source = app
+        .admin(
+            "POST",
+            "/api/v1/sources",
+            Some(json!({
+                "provider": "jira-cloud",
+                "display_name": "Our Jira",
+                "base_url": jira.url,
+                "auth": {"type": "api-token", "fields": {"email": EMAIL, "api-token": TOKEN}},
+                "issue_url_template": "{baseUrl}/browse/{key}",
+                "create_url_template": "{baseUrl}/secure/CreateIssue!default.jspa",
+                "key_pattern": "^[A-Z][A-Z0-9_]+-[1-9][0-9]*$",
+                "capabilities": {"read_issue_details": true, "create_issues": true},
+                "projects": {"mode": "specific", "ids": [web]}
+            })),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let member = app
+        .admin(
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"name": "Mia", "role": "member", "projects": [web, other]})),
+        )
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = Browser::start().await;
+
+    // A wrong token is refused at the prompt.
+    b.goto(&format!("{}/", app.url)).await;
+    let input = b.find("#token").await;
+    input.send_keys("its_not-a-token").await;
+    input.send_keys(keys::ENTER).await;
+    b.find_text("#token-error", "not accepted").await;
+    input.fill(&member).await;
+    input.send_keys(keys::ENTER).await;
+
+    // Members see the links view only.
+    assert_eq!(b.find("#who-role").await.content().await, "member");
+    assert_eq!(b.find("#who-name").await.text().await, "Mia");
+    assert_eq!(b.find_all("#mainnav a").await.len(), 1);
+    b.find("#m-project").await.select(&web).await;
+    let object = b.find("#m-object").await;
+    object.fill("test-case:TC-42").await;
+    object.send_keys(keys::ENTER).await;
+    b.find_text("#m-links-title", "Links of test-case:TC-42")
+        .await;
+    b.find("#m-links-empty").await;
+
+    // The enabled source of the project, its key format and its create-issue shortcut.
+    b.find_text("#m-source option", "Our Jira").await;
+    assert_eq!(
+        b.find("#m-key").await.attr("placeholder").await.as_deref(),
+        Some("PROJ-123")
+    );
+    let create = b.find("#m-create").await;
+    assert_eq!(
+        create.attr("href").await.unwrap_or_default(),
+        format!("{}/secure/CreateIssue!default.jspa", jira.url)
+    );
+    assert!(create.text().await.contains("Create issue in Our Jira"));
+    assert_every_input_labelled(&b, "the links view").await;
+
+    // A key the source's pattern refuses: the error is at the key.
+    let key = b.find("#m-key").await;
+    key.send_keys("proj 2").await;
+    b.find("#m-link").await.click().await;
+    let error = field_error(&b, "key").await;
+    assert!(!error.is_empty());
+    assert_eq!(b.focused_id().await, "m-key");
+    assert_eq!(key.value().await, "proj 2", "the input is kept");
+
+    // Link PROJ-2: status, category, assignee, age and the issue's link.
+    key.fill("PROJ-2").await;
+    key.send_keys(keys::ENTER).await;
+    let link = b.find(".link[data-key=\"PROJ-2\"]").await;
+    b.find_text(".link[data-key=\"PROJ-2\"] .status", "In Review")
+        .await;
+    assert_eq!(
+        link.find(".status-category").await.text().await,
+        "In progress"
+    );
+    assert_eq!(link.find(".assignee").await.text().await, "Mia Krystof");
+    assert_eq!(link.find(".fetched").await.text().await, "fetched just now");
+    assert_eq!(
+        link.find(".link-summary").await.text().await,
+        "Checkout button misaligned"
+    );
+    assert_eq!(
+        link.find("a.link-key")
+            .await
+            .attr("href")
+            .await
+            .unwrap_or_default(),
+        format!("{}/browse/PROJ-2", jira.url)
+    );
+    assert_eq!(
+        link.find(".link-key").await.attr("target").await.as_deref(),
+        Some("_blank")
+    );
+    assert!(
+        b.try_find(".link[data-key=\"PROJ-2\"] .chip.not-syncing")
+            .await
+            .is_none()
+    );
+
+    // A second one, done and unassigned: the category shows.
+    key.send_keys("PROJ-3").await;
+    key.send_keys(keys::ENTER).await;
+    b.find_text(".link[data-key=\"PROJ-3\"] .status-category", "Done")
+        .await;
+    assert_eq!(b.find("#m-links-count").await.text().await, "2 links");
+
+    // Refresh asks the tracker again.
+    jira.clear();
+    b.find(".link[data-key=\"PROJ-2\"] button.refresh")
+        .await
+        .click()
+        .await;
+    b.until("the refresh to reach Jira", async || {
+        jira.requests()
+            .iter()
+            .any(|r| r.uri.contains("PROJ-2") || r.method == "POST")
+            .then_some(())
+    })
+    .await;
+    b.find_text(".link[data-key=\"PROJ-2\"] .fetched", "fetched just now")
+        .await;
+    shot(&b, "member-links").await;
+
+    // The admin disables the source: the links stay, marked not syncing, and the source is
+    // no longer offered.
+    app.admin("POST", &format!("/api/v1/sources/{source}/disable"), None)
+        .await
+        .expect(200);
+    b.refresh().await;
+    let chip = b
+        .find(".link[data-key=\"PROJ-2\"][data-sync-state=\"not-syncing-disabled\"] .chip")
+        .await;
+    assert_eq!(chip.text().await, "Not syncing — source disabled");
+    assert!(
+        !b.find(".link[data-key=\"PROJ-2\"] button.refresh")
+            .await
+            .enabled()
+            .await
+    );
+    b.find("#m-no-sources").await;
+    assert!(
+        !b.present("#m-link").await.displayed().await,
+        "nothing to link through"
+    );
+    assert_eq!(
+        b.find(".link[data-key=\"PROJ-2\"] .status")
+            .await
+            .text()
+            .await,
+        "In Review",
+        "the last known status stays"
+    );
+    app.admin("POST", &format!("/api/v1/sources/{source}/enable"), None)
+        .await
+        .expect(200);
+
+    // The admin deletes it from the list; the confirmation counts the links left without sync.
+    sign_out(&b).await;
+    sign_in(&b, &app, &app.admin).await;
+    b.find(&format!("{} button.delete", row("Our Jira")))
+        .await
+        .click()
+        .await;
+    let impact = b
+        .find_text(
+            "#delete-impact",
+            "2 links in 1 project will be left without sync",
+        )
+        .await;
+    assert!(impact.text().await.contains("stay visible"));
+    b.screenshot("delete-confirmation").await;
+    b.find("#confirm-ok").await.click().await;
+    b.find("#sources-empty").await;
+
+    // Back as the member: the links are still there, marked as not syncing.
+    sign_out(&b).await;
+    sign_in(&b, &app, &member).await;
+    let chip = b
+        .find(".link[data-key=\"PROJ-2\"][data-sync-state=\"not-syncing-deleted\"] .chip")
+        .await;
+    assert_eq!(chip.text().await, "Not syncing — source deleted");
+    let link = b.find(".link[data-key=\"PROJ-2\"]").await;
+    assert!(link.text().await.contains("via Our Jira"));
+    assert_eq!(link.find(".status").await.text().await, "In Review");
+    assert_eq!(link.find(".assignee").await.text().await, "Mia Krystof");
+    b.find("#m-no-sources").await;
+    shot(&b, "member-links-not-syncing").await;
+
+    // The other project has no link and no source.
+    b.find("#m-project").await.select(&other).await;
+    b.find_text("#m-links-count", "0 links").await;
+    b.find("#m-no-sources").await;
+    assert_no_script_errors(&b).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The editor is driven by what each plugin describes
+
+#[tokio::test(flavor = "multi_thread")]
+async fn editor_fields_follow_every_provider_description() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    let providers = app.admin("GET", "/api/v1/providers", None).await;
+    let providers = providers.expect(200).as_array().unwrap().clone();
+    assert!(providers.len() >= 6, "every shipped plugin is loaded");
+    let b = Browser::start().await;
+    sign_in(&b, &app, &app.admin).await;
+    b.goto(&format!("{}/#/sources/new", app.url)).await;
+    b.find("#source-editor").await;
+
+    for p in &providers {
+        let id = p["id"].as_str().unwrap();
+        b.find("#f-provider").await.select(id).await;
+        b.find_text("#f-base_url-help", p["base_url_example"].as_str().unwrap())
+            .await;
+        assert_eq!(
+            b.find("#f-base_url")
+                .await
+                .attr("placeholder")
+                .await
+                .unwrap_or_default(),
+            p["base_url_example"].as_str().unwrap(),
+            "{id}"
+        );
+        // The auth types are the provider's, in its order.
+        let options: Vec<String> = {
+            let mut out = Vec::new();
+            for o in b.find_all("#f-auth_type option").await {
+                out.push(o.attr("value").await.unwrap_or_default());
+            }
+            out
+        };
+        let declared: Vec<String> = p["auth_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(options, declared, "{id}");
+        for auth in p["auth_types"].as_array().unwrap() {
+            let auth_id = auth["id"].as_str().unwrap();
+            b.find("#f-auth_type").await.select(auth_id).await;
+            b.find_content("#auth-fields .auth-title", auth["label"].as_str().unwrap())
+                .await;
+            let fields = auth["fields"].as_array().unwrap();
+            let shown = b.find_all("#auth-fields input[data-auth-field]").await;
+            assert_eq!(shown.len(), fields.len(), "{id}/{auth_id}");
+            for (input, field) in shown.iter().zip(fields) {
+                let name = field["name"].as_str().unwrap();
+                assert_eq!(input.attr("data-auth-field").await.as_deref(), Some(name));
+                let kind = if field["secret"] == true {
+                    "password"
+                } else {
+                    "text"
+                };
+                assert_eq!(
+                    input.attr("type").await.as_deref(),
+                    Some(kind),
+                    "{id}/{auth_id}/{name}"
+                );
+                let label = label_of(&b, &format!("f-auth-{name}")).await;
+                assert!(
+                    label.contains(field["label"].as_str().unwrap()),
+                    "{id}/{auth_id}/{name}: {label}"
+                );
+                if let Some(help) = field["help"].as_str() {
+                    let text = b.find(&format!("#f-auth-{name}-help")).await.text().await;
+                    assert!(text.contains(help), "{id}/{auth_id}/{name}: {text}");
+                }
+            }
+            if fields.is_empty() {
+                b.find("#auth-none").await;
+            }
+        }
+        // Settings, and the provider's suggested templates and pattern.
+        for setting in p["settings"].as_array().unwrap() {
+            let name = setting["name"].as_str().unwrap();
+            let label = label_of(&b, &format!("f-setting-{name}")).await;
+            assert!(
+                label.contains(setting["label"].as_str().unwrap()),
+                "{label}"
+            );
+        }
+        assert_eq!(
+            b.find("#f-issue_url_template").await.value().await,
+            p["default_issue_url_template"].as_str().unwrap(),
+            "{id}"
+        );
+        assert_eq!(
+            b.find("#f-key_pattern").await.value().await,
+            p["default_key_pattern"].as_str().unwrap_or_default(),
+            "{id}"
+        );
+        assert_eq!(
+            b.find("#f-sample_key").await.value().await,
+            p["key_example"].as_str().unwrap(),
+            "{id}"
+        );
+        if p["default_key_pattern"].is_string() {
+            b.find("#key-match.yes").await;
+        }
+    }
+    assert_every_input_labelled(&b, "the editor").await;
+    assert_no_script_errors(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn page_and_assets_are_served_with_their_types() {
+    let app = TestApp::start().await;
+    for (path, kind, needle) in [
+        ("/", "text/html", "/assets/app.js"),
+        ("/assets/app.css", "text/css", ".editor"),
+        ("/assets/app.js", "text/javascript", "/api/v1"),
+    ] {
+        let resp = app.call("GET", path, None, None).await;
+        assert_eq!(resp.status, 200, "{path}");
+        assert!(
+            resp.headers
+                .contains(&format!("\"content-type\": \"{kind}")),
+            "{path}: {}",
+            resp.headers
+        );
+        assert!(resp.text.contains(needle), "{path}");
+    }
+    // The page loads nothing from elsewhere.
+    let html = app.call("GET", "/", None, None).await.text;
+    for external in ["src=\"http", "href=\"http", "src=\"//", "href=\"//"] {
+        assert!(!html.contains(external), "{external}");
+    }
+}
