@@ -29,3 +29,45 @@ for p in "${test_only[@]}"; do
   cp "target/wasm32-wasip2/release/plugin_${p//-/_}.wasm" "target/test-plugins/$p.wasm"
 done
 ls -l target/plugins target/test-plugins | awk 'NF>5 {print $5, $9}'
+
+# --- Plugin operations: refused test plugins, the vendor template, the Python example. ---
+# Test plugins whose directory holds KEEP-OUT are built for other contract versions (one the
+# host must refuse, one it must accept): keep them out of target/test-plugins/, where every
+# plugin must load and behave, in target/contract-plugins/.
+mkdir -p target/contract-plugins target/example-plugins
+for dir in tests/plugins/*/; do
+  name=$(basename "$dir")
+  if [ -f "$dir/KEEP-OUT" ] && [ -f "target/test-plugins/$name.wasm" ]; then
+    mv "target/test-plugins/$name.wasm" "target/contract-plugins/$name.wasm"
+  fi
+done
+
+# The vendor template (docs/plugin-template, a workspace of its own) must keep building with
+# the SDK; its output is checked by the plugin-ops tests.
+cargo build --release --target wasm32-wasip2 --manifest-path docs/plugin-template/Cargo.toml \
+  --target-dir target
+cp target/wasm32-wasip2/release/my_tracker_plugin.wasm target/example-plugins/acme-tracker.wasm
+
+# The Redmine provider written in Python (examples/redmine-py), componentized with
+# componentize-py from a venv under target/ (installed here on first use). It is ~18 MB, over
+# the host's default 16 MiB plugin limit, so it goes to target/example-plugins/, not
+# target/plugins/. A machine without python3 or PyPI skips it (its test then says why).
+PY_VENV=target/py-venv
+COMPONENTIZE_PY_VERSION=0.25.1
+redmine_out=target/example-plugins/redmine-py.wasm
+if [ ! -x "$PY_VENV/bin/componentize-py" ] && command -v python3 >/dev/null; then
+  python3 -m venv "$PY_VENV" \
+    && "$PY_VENV/bin/pip" install --quiet "componentize-py==$COMPONENTIZE_PY_VERSION" \
+    || echo "warning: could not install componentize-py; skipping examples/redmine-py" >&2
+fi
+if [ -x "$PY_VENV/bin/componentize-py" ]; then
+  if [ ! -f "$redmine_out" ] \
+    || [ -n "$(find examples/redmine-py wit/provider/v1 -type f -newer "$redmine_out")" ]; then
+    "$PY_VENV/bin/componentize-py" -d wit/provider/v1 -w provider componentize app \
+      -p examples/redmine-py -o "$redmine_out.tmp" >/dev/null
+    mv "$redmine_out.tmp" "$redmine_out"
+  fi
+else
+  echo "warning: componentize-py is not available; examples/redmine-py not built" >&2
+fi
+ls -l target/contract-plugins target/example-plugins | awk 'NF>5 {print $5, $9}'

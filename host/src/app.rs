@@ -9,7 +9,8 @@ use axum::routing::{get, post};
 
 use crate::api;
 use crate::crypto::MasterKey;
-use crate::links::KeyPatterns;
+use crate::links::{KeyPatterns, LinkWriter};
+use crate::metrics::Metrics;
 use crate::plugin::PluginHost;
 use crate::store::Store;
 
@@ -26,12 +27,30 @@ pub struct AppState {
     pub plugins_dir: PathBuf,
     /// Compiled key patterns of sources.
     pub patterns: Arc<KeyPatterns>,
+    /// Group-commit writer of new links.
+    pub link_writer: Arc<LinkWriter>,
+    /// Counters for `/metrics` and the per-source health (in memory).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    /// The state of a service on `store` with these plugins and this master key.
-    pub fn new(store: Store, plugins: Arc<PluginHost>, key: MasterKey, plugins_dir: PathBuf) -> AppState {
-        AppState { store, plugins, key, plugins_dir, patterns: Arc::default() }
+    /// The state of a service on `store` with these plugins and this master key. Starts the
+    /// link writer task, so it must be called within a tokio runtime.
+    pub fn new(
+        store: Store,
+        plugins: Arc<PluginHost>,
+        key: MasterKey,
+        plugins_dir: PathBuf,
+    ) -> AppState {
+        AppState {
+            link_writer: Arc::new(LinkWriter::start(store.clone())),
+            store,
+            plugins,
+            key,
+            plugins_dir,
+            patterns: Arc::default(),
+            metrics: Arc::default(),
+        }
     }
 }
 
@@ -52,14 +71,31 @@ pub fn router(state: AppState) -> Router {
         .route("/sources/{id}/enable", post(api::sources::enable))
         .route("/sources/{id}/disable", post(api::sources::disable))
         .route("/sources/{id}/test", post(api::sources::test))
+        .route("/sources/{id}/health", get(api::health::source))
+        .route("/audit", get(api::audit::list))
         .route("/sources/{id}/links", get(api::links::list_by_source))
         .route("/sources/{id}/impact", get(api::links::impact))
         .route("/sources/{id}/refresh", post(api::links::refresh_source))
-        .route("/projects/{project}/links", get(api::links::list).post(api::links::create))
-        .route("/projects/{project}/links/bulk", post(api::links::create_bulk))
-        .route("/projects/{project}/links/{id}", axum::routing::delete(api::links::delete))
-        .route("/projects/{project}/links/{id}/refresh", post(api::links::refresh))
-        .route("/projects/{project}/sources/{source}/create-url", get(api::links::create_url))
+        .route(
+            "/projects/{project}/links",
+            get(api::links::list).post(api::links::create),
+        )
+        .route(
+            "/projects/{project}/links/bulk",
+            post(api::links::create_bulk),
+        )
+        .route(
+            "/projects/{project}/links/{id}",
+            axum::routing::delete(api::links::delete),
+        )
+        .route(
+            "/projects/{project}/links/{id}/refresh",
+            post(api::links::refresh),
+        )
+        .route(
+            "/projects/{project}/sources/{source}/create-url",
+            get(api::links::create_url),
+        )
         .route("/plugins", get(api::plugins::list))
         .route(
             "/plugins/{id}",
@@ -90,5 +126,11 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/app.css", get(crate::page::css))
         .route("/assets/app.js", get(crate::page::js))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(api::health::ready))
+        .route("/metrics", get(crate::metrics::serve))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track_http,
+        ))
         .with_state(state)
 }

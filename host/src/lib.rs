@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod crypto;
 pub mod links;
+pub mod metrics;
 pub mod page;
 pub mod plugin;
 pub mod store;

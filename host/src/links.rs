@@ -201,8 +201,14 @@ pub async fn prepare(
         apply(
             &mut record,
             state
-                .plugins
-                .fetch_issue(&config, &canonical)
+                .metrics
+                .observe(
+                    Some(source_id),
+                    &config.provider,
+                    "fetch-issue",
+                    crate::metrics::Outcome::of_fetch,
+                    state.plugins.fetch_issue(&config, &canonical),
+                )
                 .await
                 .map_err(FetchError::from),
             now(),
@@ -226,6 +232,89 @@ pub fn insert(w: &mut Writer, id: &str, link: &NewLink) -> Result<(), ApiError> 
     w.put(LINK_IDENTITIES, &identity, &id.to_string())?;
     w.put(LINKS, id, &link.record)?;
     Ok(())
+}
+
+/// Stores new links by group commit: creations arriving together share one durable write
+/// transaction, and each is acknowledged only after that transaction commits. A duplicate is
+/// refused on its own (409) without failing the others; any other failure aborts the batch
+/// and every creation in it gets the error.
+pub struct LinkWriter {
+    queue: tokio::sync::mpsc::Sender<Pending>,
+}
+
+struct Pending {
+    id: String,
+    link: NewLink,
+    reply: tokio::sync::oneshot::Sender<Result<Option<SourceRecord>, ApiError>>,
+}
+
+/// The most links committed in one transaction.
+const MAX_GROUP: usize = 512;
+
+impl LinkWriter {
+    /// Starts the writer task (call within a tokio runtime); it ends when the last sender is
+    /// dropped.
+    pub fn start(store: crate::store::Store) -> LinkWriter {
+        let (queue, mut incoming) = tokio::sync::mpsc::channel::<Pending>(4 * MAX_GROUP);
+        tokio::spawn(async move {
+            while let Some(first) = incoming.recv().await {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match incoming.try_recv() {
+                        Ok(next) => group.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (replies, items): (Vec<_>, Vec<_>) =
+                    group.into_iter().map(|p| (p.reply, (p.id, p.link))).unzip();
+                let outcome = store
+                    .write(move |w| {
+                        let mut results = Vec::with_capacity(items.len());
+                        for (id, link) in &items {
+                            results.push(match insert(w, id, link) {
+                                Ok(()) => Ok(w.get::<SourceRecord>(
+                                    crate::store::SOURCES,
+                                    &link.record.source_id,
+                                )?),
+                                Err(e) if e.status == StatusCode::CONFLICT => Err(e),
+                                Err(e) => return Err(e),
+                            });
+                        }
+                        Ok::<_, ApiError>(results)
+                    })
+                    .await;
+                match outcome {
+                    Ok(results) => {
+                        for (reply, result) in replies.into_iter().zip(results) {
+                            let _ = reply.send(result);
+                        }
+                    }
+                    Err(e) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        LinkWriter { queue }
+    }
+
+    /// Stores one link durably; returns its source as it is now (None if deleted meanwhile).
+    pub async fn insert(
+        &self,
+        id: String,
+        link: NewLink,
+    ) -> Result<Option<SourceRecord>, ApiError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queue
+            .send(Pending { id, link, reply })
+            .await
+            .map_err(|_| ApiError::internal("the link writer stopped"))?;
+        answer
+            .await
+            .map_err(|_| ApiError::internal("the link writer dropped a request"))?
+    }
 }
 
 /// Removes a link and its identity.

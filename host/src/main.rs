@@ -43,6 +43,35 @@ enum Command {
     Serve(ServeArgs),
     /// Re-encrypts every stored credential under a new master key and replaces the key file.
     RotateKey,
+    /// Loads a plugin in the service's sandbox and calls every export with sample inputs (a
+    /// local stand-in tracker, an unreachable one); prints PASS/FAIL per check and exits
+    /// non-zero if any check fails.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The plugin's `.wasm` file.
+    path: PathBuf,
+    /// A provider setting for the sample source, e.g. `--setting mode=loop` (repeatable).
+    #[arg(long = "setting", value_name = "NAME=VALUE")]
+    settings: Vec<String>,
+    /// A non-secret auth field for the sample source (repeatable).
+    #[arg(long = "field", value_name = "NAME=VALUE")]
+    fields: Vec<String>,
+    /// A secret auth field for the sample source (repeatable; default: a sample value). The
+    /// host applies it to authenticated requests, as in the service.
+    #[arg(long = "secret", value_name = "NAME=VALUE")]
+    secrets: Vec<String>,
+    /// The auth type to use (default: the plugin's first).
+    #[arg(long)]
+    auth_type: Option<String>,
+    /// Also call `test-connection` and `fetch-issue` against this real tracker.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Largest plugin accepted, in bytes (default: the service's limit, 16 MiB).
+    #[arg(long)]
+    max_plugin_bytes: Option<usize>,
 }
 
 /// Parses `ServeArgs` alone, for when no subcommand is given.
@@ -74,17 +103,58 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    std::fs::create_dir_all(&cli.data_dir)
-        .with_context(|| format!("cannot create {}", cli.data_dir.display()))?;
     let command = match cli.command {
         Some(command) => command,
         // No subcommand: serve with the defaults (and the environment).
         None => Command::Serve(ServeCli::parse_from(["serve"]).args),
     };
+    let data_dir = || {
+        std::fs::create_dir_all(&cli.data_dir)
+            .with_context(|| format!("cannot create {}", cli.data_dir.display()))
+    };
     match command {
-        Command::Serve(args) => serve(&cli.data_dir, &cli.plugins_dir, args).await,
-        Command::RotateKey => rotate_key(&cli.data_dir).await,
+        Command::Serve(args) => {
+            data_dir()?;
+            serve(&cli.data_dir, &cli.plugins_dir, args).await
+        }
+        Command::RotateKey => {
+            data_dir()?;
+            rotate_key(&cli.data_dir).await
+        }
+        Command::Check(args) => check(args).await,
     }
+}
+
+async fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let pairs = |list: &[String], what: &str| -> anyhow::Result<_> {
+        list.iter()
+            .map(|p| {
+                p.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                    .with_context(|| format!("--{what} {p:?}: use NAME=VALUE"))
+            })
+            .collect::<anyhow::Result<std::collections::BTreeMap<_, _>>>()
+    };
+    let mut limits = Limits::default();
+    if let Some(max) = args.max_plugin_bytes {
+        limits.max_plugin_bytes = max;
+    }
+    let options = host::plugin::check::CheckOptions {
+        limits,
+        auth_type: args.auth_type,
+        fields: pairs(&args.fields, "field")?,
+        secrets: pairs(&args.secrets, "secret")?,
+        settings: pairs(&args.settings, "setting")?,
+        base_url: args.base_url,
+        cache_dir: None,
+    };
+    println!("Checking {}", args.path.display());
+    let report = host::plugin::check::check_file(&args.path, &options).await;
+    println!("{report}");
+    if !report.passed() {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 async fn serve(data_dir: &Path, plugins_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
@@ -102,6 +172,8 @@ async fn serve(data_dir: &Path, plugins_dir: &Path, args: ServeArgs) -> anyhow::
         println!("Admin token (shown once, keep it): {token}");
     }
     let state = AppState::new(store, plugins, key, plugins_dir.to_path_buf());
+    // New or changed `*.wasm` files in the plugins directory are hot-swapped in.
+    host::api::plugins::spawn_watcher(&state, std::time::Duration::from_secs(1));
     let interval = std::time::Duration::from_secs(args.sync_interval.max(1));
     tokio::spawn(host::sync::run(state.clone(), interval));
     let listen = args.listen;

@@ -112,6 +112,7 @@ pub async fn pass(
         .filter(|(id, s)| SyncState::of(Some(s)) == SyncState::Syncing && pacing.ready(id))
         .map(|(id, _)| id)
         .collect();
+    state.metrics.record_sync_pass(due.len());
     let gate = Arc::new(tokio::sync::Semaphore::new(SOURCE_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     for id in due {
@@ -157,7 +158,17 @@ pub async fn refresh_source(
     let mut outcomes: BTreeMap<String, Result<crate::plugin::Issue, FetchError>> = BTreeMap::new();
     for batch in keys.chunks(BATCH_SIZE) {
         report.batches += 1;
-        match state.plugins.fetch_issues(&config, batch).await {
+        let fetched = state
+            .metrics
+            .observe(
+                Some(source_id),
+                &config.provider,
+                "fetch-issues",
+                crate::metrics::Outcome::of_batch,
+                state.plugins.fetch_issues(&config, batch),
+            )
+            .await;
+        match fetched {
             Ok(results) => {
                 for (key, result) in batch.iter().zip(results) {
                     if let Err(ProviderError::RateLimited {

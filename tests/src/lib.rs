@@ -184,7 +184,21 @@ impl TestApp {
 
     /// Starts an app on an existing data directory (a restart).
     pub async fn start_in(dir: std::sync::Arc<tempfile::TempDir>) -> TestApp {
-        let store = host::store::Store::open(&dir.path().join("integration.redb")).unwrap();
+        // After a restart, background tasks of the previous app (the link writer) may need a
+        // moment to notice they are done and close the database.
+        let path = dir.path().join("integration.redb");
+        let mut attempts = 0;
+        let store = loop {
+            match host::store::Store::open(&path) {
+                Ok(store) => break store,
+                Err(e) if attempts < 100 => {
+                    attempts += 1;
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("cannot reopen the database: {e}"),
+            }
+        };
         let key = host::crypto::MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
         let plugins = plugin_host_with(
             host::plugin::Limits::default(),

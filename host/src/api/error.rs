@@ -12,7 +12,7 @@ use crate::plugin::PluginError;
 use crate::store::StoreError;
 
 /// An API failure.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,

@@ -124,14 +124,8 @@ pub async fn create_bulk(
 
 async fn store_link(state: &AppState, link: links::NewLink) -> Result<LinkView, ApiError> {
     let id = new_id("lnk");
-    let (key, record) = (id.clone(), link.record.clone());
-    let source: Option<SourceRecord> = state
-        .store
-        .write(move |w| {
-            links::insert(w, &key, &link)?;
-            Ok::<_, ApiError>(w.get(SOURCES, &link.record.source_id)?)
-        })
-        .await?;
+    let record = link.record.clone();
+    let source = state.link_writer.insert(id.clone(), link).await?;
     Ok(LinkView {
         id,
         sync_state: SyncState::of(source.as_ref()),

@@ -2,10 +2,12 @@
 //! makes one call into `store` or `plugin` (through a small domain function when there are
 //! rules to apply), and returns a wire type. Errors are [`error::ApiError`].
 
+pub mod audit;
 pub mod error;
 pub mod extract;
-pub mod plugins;
+pub mod health;
 pub mod links;
+pub mod plugins;
 pub mod projects;
 pub mod providers;
 pub mod sources;

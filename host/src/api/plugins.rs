@@ -10,6 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -18,9 +19,7 @@ use super::extract::Caller;
 use super::sources::audit;
 use crate::app::AppState;
 use crate::plugin::registry::{Swap, UploadError, watch_dir};
-use crate::plugin::{
-    CallCounts, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS,
-};
+use crate::plugin::{CallCounts, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS};
 use crate::store::records::{Millis, SourceRecord};
 use crate::store::{Read, SOURCES};
 
@@ -139,24 +138,31 @@ pub async fn get(
 /// (and the current version keeps serving) when the binary is refused.
 pub async fn upload(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Result<Caller, ApiError>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<UploadOutcome>), ApiError> {
-    caller.require_admin()?;
+    let limit = state.plugins.limits().max_plugin_bytes;
+    let mut body = body.into_data_stream();
+    // Every refusal before the body is read still reads (and drops) it, within bounds, so
+    // the client gets the answer instead of a connection reset mid-upload.
+    let caller = match caller.and_then(|c| c.require_admin().map(|()| c)) {
+        Ok(c) => c,
+        Err(e) => return Err(drain(body, limit, e).await),
+    };
     let is_wasm = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == WASM);
     if !is_wasm {
-        return Err(ApiError::new(
+        let e = ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
             format!("send the plugin's .wasm as the raw body with Content-Type: {WASM}"),
-        ));
+        );
+        return Err(drain(body, limit, e).await);
     }
-    let limit = state.plugins.limits().max_plugin_bytes;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -169,13 +175,21 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
+        return Err(drain(body, limit, too_large()).await);
     }
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
+    let mut bytes = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| ApiError::invalid("body", "the upload was interrupted"))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(drain(body, limit, too_large()).await);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
     if bytes.is_empty() {
-        return Err(ApiError::invalid("body", "the body is empty; send the .wasm"));
+        return Err(ApiError::invalid(
+            "body",
+            "the body is empty; send the .wasm",
+        ));
     }
     let swap = state
         .plugins
@@ -296,6 +310,23 @@ async fn record(state: &AppState, who: &str, via: &str, swap: &Swap) -> Result<(
         .store
         .write(move |w| audit(w, &who, action, &target, details))
         .await
+}
+
+/// Reads and drops what is left of a refused upload (at most twice the size limit, for at
+/// most 5 s: "lingering close"), then answers `error`.
+async fn drain(mut body: axum::body::BodyDataStream, limit: usize, error: ApiError) -> ApiError {
+    let cap = limit.saturating_mul(2);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut read = 0usize;
+        while let Some(Ok(chunk)) = body.next().await {
+            read += chunk.len();
+            if read > cap {
+                break;
+            }
+        }
+    })
+    .await;
+    error
 }
 
 fn loaded(state: &AppState, id: &str) -> Result<std::sync::Arc<LoadedPlugin>, ApiError> {

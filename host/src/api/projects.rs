@@ -5,10 +5,12 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller};
 use super::new_id;
+use super::sources::audit;
 use crate::app::AppState;
 use crate::store::records::{ProjectAssignment, ProjectRecord, SourceRecord, now};
 use crate::store::{PROJECTS, Read, SOURCES, Writer};
@@ -71,12 +73,19 @@ pub async fn create(
         name,
         created_at: now(),
     };
-    let (key, value) = (id.clone(), record.clone());
+    let (key, value, who) = (id.clone(), record.clone(), caller.who());
     state
         .store
         .write(move |w| {
             unique_name(w, &value.name, None)?;
             w.put(PROJECTS, &key, &value)?;
+            audit(
+                w,
+                &who,
+                "project.created",
+                &key,
+                json!({"name": value.name}),
+            )?;
             Ok::<_, ApiError>(())
         })
         .await?;
@@ -92,7 +101,7 @@ pub async fn rename(
 ) -> Result<Json<ProjectView>, ApiError> {
     caller.require_admin()?;
     let name = valid_name(&input.name)?;
-    let key = id.clone();
+    let (key, who) = (id.clone(), caller.who());
     let record = state
         .store
         .write(move |w| {
@@ -100,8 +109,17 @@ pub async fn rename(
                 .get(PROJECTS, &key)?
                 .ok_or_else(|| ApiError::not_found(format!("no project {key:?}")))?;
             unique_name(w, &name, Some(&key))?;
-            record.name = name;
+            let from = std::mem::replace(&mut record.name, name);
             w.put(PROJECTS, &key, &record)?;
+            if from != record.name {
+                audit(
+                    w,
+                    &who,
+                    "project.renamed",
+                    &key,
+                    json!({"from": from, "to": record.name}),
+                )?;
+            }
             Ok::<_, ApiError>(record)
         })
         .await?;
@@ -115,12 +133,15 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
+    let who = caller.who();
     state
         .store
         .write(move |w| {
-            if !w.delete(PROJECTS, &id)? {
-                return Err(ApiError::not_found(format!("no project {id:?}")));
-            }
+            let project: ProjectRecord = w
+                .get(PROJECTS, &id)?
+                .ok_or_else(|| ApiError::not_found(format!("no project {id:?}")))?;
+            w.delete(PROJECTS, &id)?;
+            let mut unassigned = Vec::new();
             let sources: Vec<(String, SourceRecord)> = w.all(SOURCES)?;
             for (source_id, mut source) in sources {
                 if let ProjectAssignment::Specific { ids } = &mut source.projects
@@ -129,9 +150,25 @@ pub async fn delete(
                     ids.retain(|p| *p != id);
                     source.updated_at = now();
                     w.put(SOURCES, &source_id, &source)?;
+                    // The source's own history shows the reassignment too.
+                    audit(
+                        w,
+                        &who,
+                        "source.edited",
+                        &source_id,
+                        json!({"changed": ["projects"], "reason": format!("project {id} deleted")}),
+                    )?;
+                    unassigned.push(source_id);
                 }
             }
-            Ok(())
+            audit(
+                w,
+                &who,
+                "project.deleted",
+                &id,
+                json!({"name": project.name, "unassigned_sources": unassigned}),
+            )?;
+            Ok::<_, ApiError>(())
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -273,7 +273,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let who = caller.who();
+    let (who, gone) = (caller.who(), id.clone());
     state
         .store
         .write(move |w| {
@@ -292,6 +292,7 @@ pub async fn delete(
             Ok::<_, ApiError>(())
         })
         .await?;
+    state.metrics.forget(&gone);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -353,7 +354,7 @@ pub async fn test(
 ) -> Result<Json<TestOutcome>, ApiError> {
     caller.require_admin()?;
     let (record, secrets) = load_with_secrets(&state, &id).await?;
-    let outcome = run_test(&state, &config(&record, secrets)).await?;
+    let outcome = run_test(&state, Some(&id), &config(&record, secrets)).await?;
     let result = TestResult {
         ok: outcome.ok,
         code: outcome.code.clone(),
@@ -391,11 +392,29 @@ pub async fn test_draft(
     caller.require_admin()?;
     let info = provider_info(&state, &input.provider)?;
     let (record, secrets) = check(&input, &info, None)?;
-    Ok(Json(run_test(&state, &config(&record, secrets)).await?))
+    Ok(Json(
+        run_test(&state, None, &config(&record, secrets)).await?,
+    ))
 }
 
-async fn run_test(state: &AppState, config: &SourceConfig) -> Result<TestOutcome, ApiError> {
-    match state.plugins.test_connection(config).await {
+/// Runs a connection test; `source_id` is the stored source's (none for a draft), whose
+/// health the result is recorded in.
+async fn run_test(
+    state: &AppState,
+    source_id: Option<&str>,
+    config: &SourceConfig,
+) -> Result<TestOutcome, ApiError> {
+    let result = state
+        .metrics
+        .observe(
+            source_id,
+            &config.provider,
+            "test-connection",
+            crate::metrics::Outcome::of,
+            state.plugins.test_connection(config),
+        )
+        .await;
+    match result {
         Ok(info) => Ok(TestOutcome {
             ok: true,
             code: "connected".into(),

@@ -7,10 +7,12 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, token_hash};
 use super::new_id;
+use super::sources::audit;
 use crate::app::AppState;
 use crate::store::records::{ProjectRecord, Role, TokenRecord, now};
 use crate::store::{PROJECTS, Read, Store, StoreError, TOKENS};
@@ -80,7 +82,7 @@ pub async fn create(
         },
         created_at: now(),
     };
-    let (hash, value) = (token_hash(&token), record.clone());
+    let (hash, value, who) = (token_hash(&token), record.clone(), caller.who());
     state
         .store
         .write(move |w| {
@@ -93,6 +95,14 @@ pub async fn create(
                 }
             }
             w.put(TOKENS, &hash, &value)?;
+            // The record only: never the token's value or hash.
+            audit(
+                w,
+                &who,
+                "token.created",
+                &value.id,
+                json!({"name": value.name, "role": value.role, "projects": value.projects}),
+            )?;
             Ok(())
         })
         .await?;
@@ -118,6 +128,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
+    let who = caller.who();
     state
         .store
         .write(move |w| {
@@ -134,6 +145,13 @@ pub async fn revoke(
                 ));
             }
             w.delete(TOKENS, hash)?;
+            audit(
+                w,
+                &who,
+                "token.revoked",
+                &record.id,
+                json!({"name": record.name, "role": record.role}),
+            )?;
             Ok(())
         })
         .await?;

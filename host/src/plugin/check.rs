@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{Limits, PluginError, PluginHost, ProviderInfo, SourceConfig};
@@ -28,6 +28,8 @@ pub struct CheckOptions {
     pub settings: BTreeMap<String, String>,
     /// Also run `test-connection` and `fetch-issue` against this real tracker.
     pub base_url: Option<String>,
+    /// A compile cache to use (default: none, the plugin is compiled afresh).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// The outcome of one check.
@@ -109,7 +111,11 @@ pub async fn check_file(path: &Path, options: &CheckOptions) -> CheckReport {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
-            report.push("load", started, Err(format!("cannot read {}: {e}", path.display())));
+            report.push(
+                "load",
+                started,
+                Err(format!("cannot read {}: {e}", path.display())),
+            );
             return report;
         }
     };
@@ -118,10 +124,14 @@ pub async fn check_file(path: &Path, options: &CheckOptions) -> CheckReport {
 
 async fn check_bytes(bytes: &[u8], options: &CheckOptions, mut report: CheckReport) -> CheckReport {
     let started = Instant::now();
-    let host = match PluginHost::new(options.limits.clone(), None) {
+    let host = match PluginHost::new(options.limits.clone(), options.cache_dir.clone()) {
         Ok(h) => h,
         Err(e) => {
-            report.push("load", started, Err(format!("cannot start the sandbox: {e:#}")));
+            report.push(
+                "load",
+                started,
+                Err(format!("cannot start the sandbox: {e:#}")),
+            );
             return report;
         }
     };
@@ -202,7 +212,9 @@ async fn check_bytes(bytes: &[u8], options: &CheckOptions, mut report: CheckRepo
         "issue-url template",
         started,
         match host.issue_url(&templated, &key).await {
-            Ok(u) if u.starts_with(&format!("{}/custom/", templated.base_url)) => Ok(u),
+            Ok(u) if u.starts_with(&format!("{}/custom/", templated.base_url)) => {
+                Ok(format!("{u:?}"))
+            }
             Ok(u) => Err(format!(
                 "ignores the source's issue URL template: answered {u:?}"
             )),
@@ -267,7 +279,9 @@ fn lint(info: &ProviderInfo) -> Result<String, String> {
     if info.key_example.trim().is_empty() {
         problems.push("key-example is empty".into());
     }
-    if !info.default_issue_url_template.contains("{key}") {
+    // Empty means "no default" (Custom Tracker); otherwise it must place the key.
+    let template = &info.default_issue_url_template;
+    if !template.is_empty() && !template.contains("{key}") {
         problems.push("default-issue-url-template has no {key}".into());
     }
     let example_ok = url::Url::parse(&info.base_url_example)

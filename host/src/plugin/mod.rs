@@ -426,7 +426,9 @@ impl PluginHost {
             })
             .await?
             .map_err(|e| plugin.stats.provider_error(e))?;
-        plugin.stats.malformed(check_text("normalize-key", &canonical, 256))?;
+        plugin
+            .stats
+            .malformed(check_text("normalize-key", &canonical, 256))?;
         Ok(canonical)
     }
 
@@ -446,7 +448,10 @@ impl PluginHost {
                 let mut times = Vec::with_capacity(n);
                 for _ in 0..n {
                     let started = Instant::now();
-                    let _ = p.testorchestrator_provider_tracker().call_normalize_key(&mut *store, &wsrc, &key).await?;
+                    let _ = p
+                        .testorchestrator_provider_tracker()
+                        .call_normalize_key(&mut *store, &wsrc, &key)
+                        .await?;
                     times.push(started.elapsed());
                 }
                 Ok(times)

@@ -125,7 +125,9 @@ pub enum UploadError {
     #[error(transparent)]
     Plugin(#[from] PluginError),
     /// `describe` names another provider than the one uploaded to.
-    #[error("the plugin describes itself as {found:?}, not {expected:?}; upload it to /plugins/{found}")]
+    #[error(
+        "the plugin describes itself as {found:?}, not {expected:?}; upload it to /plugins/{found}"
+    )]
     IdMismatch {
         /// The id in the request.
         expected: String,
@@ -170,23 +172,25 @@ impl PluginHost {
             });
         }
         let current = self.get(expected_id).ok();
-        if let Some(current) = current.filter(|c| c.digest == plugin.digest) {
+        if let Some(current) = current.as_ref().filter(|c| c.digest == plugin.digest) {
             return Ok(Swap {
-                plugin: current,
+                plugin: current.clone(),
                 previous: None,
                 changed: false,
             });
         }
-        let path = self
-            .get(expected_id)
-            .ok()
+        let path = current
             .and_then(|c| c.file.clone())
             .filter(|f| same_dir(f, dir))
             .unwrap_or_else(|| dir.join(format!("{expected_id}.wasm")));
-        write_atomically(&path, bytes).map_err(|error| UploadError::Save {
-            path: path.clone(),
-            error,
-        })?;
+        let (target, owned) = (path.clone(), bytes.to_vec());
+        tokio::task::spawn_blocking(move || write_atomically(&target, &owned))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .map_err(|error| UploadError::Save {
+                path: path.clone(),
+                error,
+            })?;
         plugin.file = Some(path);
         let plugin = Arc::new(plugin);
         let previous = self.replace(plugin.clone());

@@ -141,11 +141,11 @@ impl Provider for Misbehave {
         if mode(source) == "garbage" {
             return Ok("javascript:alert(1)".into());
         }
-        Ok(render_template(
-            "{baseUrl}/issue/{key}",
-            &source.base_url,
-            Some(key),
-        ))
+        let template = source
+            .issue_url_template
+            .as_deref()
+            .unwrap_or("{baseUrl}/issue/{key}");
+        Ok(render_template(template, &source.base_url, Some(key)))
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {

@@ -1,0 +1,68 @@
+//! Health: `GET /api/v1/sources/{id}/health` (admin), the recent health of one source as the
+//! plugin calls made for it saw it, and `/readyz`, the readiness probe of the service.
+//!
+//! A source's health is kept in memory by [`crate::metrics::Metrics`]: it starts `unknown`
+//! at every start of the service and moves with every connection test and issue fetch.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::extract::Caller;
+use crate::app::AppState;
+use crate::metrics::Health;
+use crate::store::records::SourceRecord;
+use crate::store::{Read, SOURCES};
+
+/// `GET /sources/{id}/health` (admin): last success, last error, error rate over the last
+/// calls and the last announced rate limit of a stored source.
+pub async fn source(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_admin()?;
+    let key = id.clone();
+    let found: Option<SourceRecord> = state.store.read(move |r| r.get(SOURCES, &key)).await?;
+    if found.is_none() {
+        return Err(ApiError::not_found(format!("no source {id:?}")));
+    }
+    let health: Health = state.metrics.health(&id);
+    let mut body = serde_json::to_value(health).map_err(ApiError::internal)?;
+    body["source_id"] = json!(id);
+    Ok(Json(body))
+}
+
+/// `GET /readyz`: 200 `{"status":"ready","plugins":N}` once at least one plugin is loaded
+/// and the database opens a read transaction; 503 `{"status":"not-ready","reason":...}`
+/// otherwise. (`/healthz` only says the process answers.)
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let plugins = state.plugins.list().len();
+    let store = state
+        .store
+        .read(|r| r.get::<serde_json::Value>(SOURCES, "").map(|_| ()))
+        .await;
+    let reason = match (&store, plugins) {
+        (Err(e), _) => {
+            tracing::warn!(error = %e, "readiness: the database does not answer");
+            Some("the database does not answer")
+        }
+        (Ok(()), 0) => Some("no provider plugin is loaded"),
+        (Ok(()), _) => None,
+    };
+    match reason {
+        None => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "plugins": plugins})),
+        )
+            .into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not-ready", "plugins": plugins, "reason": reason})),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,505 @@
+//! In-memory operational figures: Prometheus counters for `/metrics` and per-source health for
+//! `GET /api/v1/sources/{id}/health`.
+//!
+//! Nothing here is persisted: the figures describe this process since it started. Every plugin
+//! call made on behalf of a source (connection test, issue fetches) goes through ONE function,
+//! [`Metrics::record_call`], which updates both the provider counters and the latency
+//! histogram and that source's [`Health`]. HTTP requests are counted by [`track_http`], a
+//! middleware layer on the whole router, labelled by the matched route (never the raw path, so
+//! ids do not multiply the series).
+//!
+//! The text format is Prometheus exposition format 0.0.4, hand-rolled: a few counters under
+//! mutexes are all a service of this size needs.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::plugin::{Issue, PluginError, ProviderError};
+use crate::store::records::{Millis, now};
+
+/// Upper bounds (seconds) of the plugin-call latency histogram buckets; `+Inf` is implied.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// How many of a source's most recent calls its error rate is computed over.
+pub const HEALTH_WINDOW: usize = 50;
+
+/// The longest error message kept in a source's health, in characters.
+const MAX_MESSAGE: usize = 500;
+
+/// How one plugin call ended, as far as metrics and health are concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The call succeeded.
+    Ok,
+    /// The tracker answered, but about one key only (`not-found`, `invalid-input` of a
+    /// fetch): the source itself is fine, so this counts as a success for its health.
+    KeyError {
+        /// The error code.
+        code: &'static str,
+    },
+    /// The call failed for the source (credentials, rate limit, network, plugin fault, ...).
+    Failed {
+        /// The error code (`unauthorized`, `rate-limited`, `plugin-timeout`, ...).
+        code: &'static str,
+        /// What went wrong (never a secret: plugins never see one).
+        message: String,
+        /// For `rate-limited`: the seconds the tracker asked us to wait.
+        retry_after_secs: Option<u32>,
+        /// True when the plugin misbehaved rather than answered with an error.
+        fault: bool,
+    },
+}
+
+impl Outcome {
+    /// The outcome of a call where every error counts against the source (a connection test).
+    pub fn of<T>(result: &Result<T, PluginError>) -> Outcome {
+        match result {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::failed(e),
+        }
+    }
+
+    /// The outcome of a one-issue fetch: `not-found` and `invalid-input` concern the key.
+    pub fn of_fetch(result: &Result<Issue, PluginError>) -> Outcome {
+        match result {
+            Err(PluginError::Provider(e)) if key_level(e) => Outcome::KeyError { code: e.code() },
+            other => Outcome::of(other),
+        }
+    }
+
+    /// The outcome of a batch fetch: the call's own error, else the first per-key error that
+    /// concerns the source (e.g. a rate limit hit half-way), else success.
+    pub fn of_batch(result: &Result<Vec<Result<Issue, ProviderError>>, PluginError>) -> Outcome {
+        match result {
+            Err(e) => Outcome::failed(e),
+            Ok(results) => {
+                let mut out = Outcome::Ok;
+                for r in results {
+                    match r {
+                        Err(e) if !key_level(e) => return Outcome::from_provider(e),
+                        Err(e) if out == Outcome::Ok => out = Outcome::KeyError { code: e.code() },
+                        _ => {}
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    fn failed(e: &PluginError) -> Outcome {
+        match e {
+            PluginError::Provider(p) => Outcome::from_provider(p),
+            other => Outcome::Failed {
+                code: other.code(),
+                message: other.to_string(),
+                retry_after_secs: None,
+                fault: other.is_fault(),
+            },
+        }
+    }
+
+    fn from_provider(e: &ProviderError) -> Outcome {
+        Outcome::Failed {
+            code: e.code(),
+            message: e.to_string(),
+            retry_after_secs: match e {
+                ProviderError::RateLimited {
+                    retry_after_secs, ..
+                } => Some(*retry_after_secs),
+                _ => None,
+            },
+            fault: false,
+        }
+    }
+
+    /// The `outcome` label: `ok` or the error code.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::KeyError { code } | Outcome::Failed { code, .. } => code,
+        }
+    }
+}
+
+fn key_level(e: &ProviderError) -> bool {
+    matches!(
+        e,
+        ProviderError::NotFound(_) | ProviderError::InvalidInput(_)
+    )
+}
+
+/// The last error of a source.
+#[derive(Clone, Debug, Serialize)]
+pub struct LastError {
+    /// The error code.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+    /// When, in milliseconds since the epoch.
+    pub at: Millis,
+}
+
+/// What is known of a source's rate limit.
+#[derive(Clone, Debug, Serialize)]
+pub struct RateLimit {
+    /// The `Retry-After` of the last rate-limited answer, in seconds.
+    pub retry_after_secs: u32,
+    /// Until when the tracker asked us to wait (milliseconds since the epoch).
+    pub limited_until: Millis,
+    /// True while `limited_until` is in the future.
+    pub active: bool,
+    /// Requests left in the tracker's window. Always null today: the plugins read the
+    /// trackers' `*-remaining`/`*-reset` headers but the contract does not hand them to the host.
+    pub remaining: Option<u64>,
+}
+
+/// The health of one source, as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Health {
+    /// `unknown` (no call yet), `ok`, `degraded` (errors in the window, last call fine),
+    /// `failing` (the last call failed) or `rate-limited` (told to wait, still waiting).
+    pub status: &'static str,
+    /// Calls recorded since the service started.
+    pub calls: u64,
+    /// When a call last succeeded.
+    pub last_success_at: Option<Millis>,
+    /// The last failure.
+    pub last_error: Option<LastError>,
+    /// Calls in the window (the last [`HEALTH_WINDOW`]).
+    pub window_calls: usize,
+    /// Failed calls in the window.
+    pub window_errors: usize,
+    /// `window_errors / window_calls` (0 when there was no call).
+    pub error_rate: f64,
+    /// The last rate limit the tracker announced, if any.
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Default)]
+struct SourceHealth {
+    calls: u64,
+    last_success_at: Option<Millis>,
+    last_error: Option<LastError>,
+    last_failed: bool,
+    window: VecDeque<bool>,
+    rate_limit: Option<(u32, Millis)>,
+}
+
+impl SourceHealth {
+    fn view(&self, at: Millis) -> Health {
+        let window_errors = self.window.iter().filter(|failed| **failed).count();
+        let rate_limit = self.rate_limit.map(|(secs, until)| RateLimit {
+            retry_after_secs: secs,
+            limited_until: until,
+            active: at < until,
+            remaining: None,
+        });
+        let status = if self.calls == 0 {
+            "unknown"
+        } else if rate_limit.as_ref().is_some_and(|r| r.active) {
+            "rate-limited"
+        } else if self.last_failed {
+            "failing"
+        } else if window_errors > 0 {
+            "degraded"
+        } else {
+            "ok"
+        };
+        Health {
+            status,
+            calls: self.calls,
+            last_success_at: self.last_success_at,
+            last_error: self.last_error.clone(),
+            window_calls: self.window.len(),
+            window_errors,
+            error_rate: if self.window.is_empty() {
+                0.0
+            } else {
+                window_errors as f64 / self.window.len() as f64
+            },
+            rate_limit,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Every counter of the process; one per [`AppState`], cheap to share behind an `Arc`.
+#[derive(Default)]
+pub struct Metrics {
+    /// (method, route, status) -> requests.
+    http: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// (provider, operation, outcome) -> calls.
+    calls: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
+    /// provider -> call latency.
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    /// source id -> health.
+    health: Mutex<HashMap<String, SourceHealth>>,
+    /// Sources due in the last sync pass.
+    sync_due: AtomicU64,
+    /// Sync passes run.
+    sync_passes: AtomicU64,
+}
+
+impl Metrics {
+    /// THE recording point of plugin calls: counts the call by provider, operation and
+    /// outcome, adds its latency to the provider's histogram and, when the call was made for
+    /// a stored source, updates that source's health.
+    pub fn record_call(
+        &self,
+        source_id: Option<&str>,
+        provider: &str,
+        operation: &'static str,
+        elapsed: Duration,
+        outcome: &Outcome,
+    ) {
+        *lock(&self.calls)
+            .entry((provider.to_string(), operation, outcome.label()))
+            .or_default() += 1;
+        {
+            let mut latency = lock(&self.latency);
+            let h = latency.entry(provider.to_string()).or_default();
+            let secs = elapsed.as_secs_f64();
+            for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+                if secs <= *bound {
+                    h.buckets[i] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += secs;
+        }
+        let Some(source_id) = source_id else { return };
+        let at = now();
+        let mut health = lock(&self.health);
+        let h = health.entry(source_id.to_string()).or_default();
+        h.calls += 1;
+        let failed = matches!(outcome, Outcome::Failed { .. });
+        if h.window.len() == HEALTH_WINDOW {
+            h.window.pop_front();
+        }
+        h.window.push_back(failed);
+        h.last_failed = failed;
+        match outcome {
+            Outcome::Ok | Outcome::KeyError { .. } => h.last_success_at = Some(at),
+            Outcome::Failed {
+                code,
+                message,
+                retry_after_secs,
+                ..
+            } => {
+                h.last_error = Some(LastError {
+                    code: (*code).to_string(),
+                    message: message.chars().take(MAX_MESSAGE).collect(),
+                    at,
+                });
+                if let Some(secs) = retry_after_secs {
+                    h.rate_limit = Some((*secs, at + u64::from(*secs) * 1000));
+                }
+            }
+        }
+    }
+
+    /// Runs a plugin call for `source_id`, timing it, and records it with [`record_call`]
+    /// (`classify` turns the result into an [`Outcome`]).
+    ///
+    /// [`record_call`]: Metrics::record_call
+    pub async fn observe<T>(
+        &self,
+        source_id: Option<&str>,
+        provider: &str,
+        operation: &'static str,
+        classify: impl FnOnce(&Result<T, PluginError>) -> Outcome,
+        call: impl Future<Output = Result<T, PluginError>>,
+    ) -> Result<T, PluginError> {
+        let started = Instant::now();
+        let result = call.await;
+        let outcome = classify(&result);
+        self.record_call(source_id, provider, operation, started.elapsed(), &outcome);
+        result
+    }
+
+    /// The health of a source (`unknown` when no call was recorded for it).
+    pub fn health(&self, source_id: &str) -> Health {
+        let at = now();
+        let health = lock(&self.health);
+        match health.get(source_id) {
+            Some(h) => h.view(at),
+            None => SourceHealth::default().view(at),
+        }
+    }
+
+    /// Forgets a deleted source's health.
+    pub fn forget(&self, source_id: &str) {
+        lock(&self.health).remove(source_id);
+    }
+
+    /// Counts one HTTP request.
+    pub fn record_http(&self, method: &str, route: &str, status: u16) {
+        *lock(&self.http)
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default() += 1;
+    }
+
+    /// Records a sync pass and how many sources were due in it.
+    pub fn record_sync_pass(&self, due: usize) {
+        self.sync_due.store(due as u64, Ordering::Relaxed);
+        self.sync_passes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Everything, in Prometheus text format 0.0.4. `plugins` is the number of loaded plugins.
+    pub fn render(&self, plugins: usize) -> String {
+        let mut out = String::new();
+        family(
+            &mut out,
+            "integration_http_requests_total",
+            "counter",
+            "HTTP requests by method, matched route and status.",
+        );
+        for ((method, route, status), n) in lock(&self.http).iter() {
+            let _ = writeln!(
+                out,
+                "integration_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(method),
+                escape(route)
+            );
+        }
+        family(
+            &mut out,
+            "integration_plugin_calls_total",
+            "counter",
+            "Plugin calls made for sources, by provider, operation and outcome (ok or the error code).",
+        );
+        for ((provider, operation, outcome), n) in lock(&self.calls).iter() {
+            let _ = writeln!(
+                out,
+                "integration_plugin_calls_total{{provider=\"{}\",operation=\"{operation}\",outcome=\"{outcome}\"}} {n}",
+                escape(provider)
+            );
+        }
+        family(
+            &mut out,
+            "integration_plugin_call_duration_seconds",
+            "histogram",
+            "Wall-clock time of plugin calls made for sources, HTTP included, by provider.",
+        );
+        for (provider, h) in lock(&self.latency).iter() {
+            let p = escape(provider);
+            for (bound, n) in LATENCY_BUCKETS.iter().zip(h.buckets) {
+                let _ = writeln!(
+                    out,
+                    "integration_plugin_call_duration_seconds_bucket{{provider=\"{p}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "integration_plugin_call_duration_seconds_bucket{{provider=\"{p}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "integration_plugin_call_duration_seconds_sum{{provider=\"{p}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "integration_plugin_call_duration_seconds_count{{provider=\"{p}\"}} {}",
+                h.count
+            );
+        }
+        family(
+            &mut out,
+            "integration_sync_sources_due",
+            "gauge",
+            "Sources due for a sync in the last pass (the sync queue depth).",
+        );
+        let _ = writeln!(
+            out,
+            "integration_sync_sources_due {}",
+            self.sync_due.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "integration_sync_passes_total",
+            "counter",
+            "Sync passes run.",
+        );
+        let _ = writeln!(
+            out,
+            "integration_sync_passes_total {}",
+            self.sync_passes.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "integration_plugins_loaded",
+            "gauge",
+            "Provider plugins loaded.",
+        );
+        let _ = writeln!(out, "integration_plugins_loaded {plugins}");
+        out
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A label value escaped for the text format (backslash, double quote, newline).
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding a counter lock leaves consistent-enough counters.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Middleware: counts every request by method, matched route (`unmatched` when no route
+/// matched) and status.
+pub async fn track_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_string();
+    let response = next.run(req).await;
+    state
+        .metrics
+        .record_http(&method, &route, response.status().as_u16());
+    response
+}
+
+/// `GET /metrics`: the counters in Prometheus text format 0.0.4.
+pub async fn serve(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render(state.plugins.list().len());
+    Response::builder()
+        .header(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+        .body(axum::body::Body::from(body))
+        .expect("a valid response")
+}

@@ -1,0 +1,75 @@
+//! A test-only, well-behaved provider whose answers name its version, so a test can tell
+//! which version served a call while it swaps versions under load.
+//!
+//! The version string is [`VERSION`], a fixed-width marker: the plugin-ops tests make
+//! "version 2" by replacing those bytes in the compiled `.wasm` (same length, so the binary
+//! stays valid), which gives a second, different binary without a second build.
+//!
+//! - `test-connection` asks `GET {baseUrl}/whoami` (anonymously; a stand-in may hold the
+//!   answer to keep the call in flight) and answers the account `hotswap <version>`;
+//! - `fetch-issue` answers an issue whose title is `served by <version>`, without network;
+//! - `normalize-key` trims and upper-cases; an empty key is invalid input.
+
+use testorchestrator_provider_sdk::*;
+
+/// The version marker the tests patch. Keep it unique in the binary and fixed-width.
+const VERSION: &str = "1.0.0-hotswap.00000000";
+
+struct Hotswap;
+
+impl Provider for Hotswap {
+    fn describe() -> ProviderInfo {
+        ProviderInfo {
+            id: "hotswap".into(),
+            version: VERSION.into(),
+            name: "Hot swap probe (test only)".into(),
+            key_hint: "Anything, e.g. HS-1".into(),
+            key_example: "HS-1".into(),
+            default_key_pattern: None,
+            default_issue_url_template: "{baseUrl}/issue/{key}".into(),
+            default_create_url_template: Some("{baseUrl}/new".into()),
+            base_url_example: "http://127.0.0.1:8080".into(),
+            auth_types: vec![AuthType {
+                id: "none".into(),
+                label: "None".into(),
+                fields: vec![],
+                scheme: CredentialScheme::None,
+            }],
+            settings: vec![],
+            extra_origins: vec![],
+        }
+    }
+
+    fn normalize_key(_source: &Source, key: &str) -> Result<String, ProviderError> {
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(ProviderError::InvalidInput("the key is empty".into()));
+        }
+        Ok(key.to_ascii_uppercase())
+    }
+
+    fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {
+        let url = format!("{}/whoami", source.base_url.trim_end_matches('/'));
+        let resp = get(url).anonymous().send()?;
+        if !resp.is_success() {
+            return Err(status_error(&resp, "the stand-in"));
+        }
+        Ok(ConnectionInfo {
+            account: format!("hotswap {VERSION}"),
+            detail: Some(resp.text()),
+        })
+    }
+
+    fn fetch_issue(source: &Source, key: &str) -> Result<Issue, ProviderError> {
+        Ok(Issue {
+            key: key.into(),
+            title: format!("served by {VERSION}"),
+            status: "Open".into(),
+            status_category: StatusCategory::ToDo,
+            assignee: None,
+            web_url: Self::issue_url(source, key)?,
+        })
+    }
+}
+
+export_provider!(Hotswap);

@@ -1,0 +1,92 @@
+//! A test-only provider built against a hypothetical `testorchestrator:provider@1.1.0` (a copy
+//! of the v1 contract in `wit/` with one more export, `ping`), using wit-bindgen directly. A
+//! host that runs contract 1.0 must load it (minor versions only add) and call its 1.0
+//! exports; `ping` is never called.
+
+wit_bindgen::generate!({
+    path: "wit",
+    world: "provider",
+});
+
+use exports::testorchestrator::provider::tracker::Guest;
+use testorchestrator::provider::types::{
+    AuthType, ConnectionInfo, CredentialScheme, Issue, ProviderError, ProviderInfo, Source,
+    StatusCategory,
+};
+
+struct Minor;
+
+impl Guest for Minor {
+    fn describe() -> ProviderInfo {
+        ProviderInfo {
+            id: "minor-contract".into(),
+            version: "1.1.0".into(),
+            name: "Minor contract (test only)".into(),
+            key_hint: "Anything".into(),
+            key_example: "M-1".into(),
+            default_key_pattern: None,
+            default_issue_url_template: "{baseUrl}/issue/{key}".into(),
+            default_create_url_template: None,
+            base_url_example: "http://127.0.0.1:8080".into(),
+            auth_types: vec![AuthType {
+                id: "none".into(),
+                label: "None".into(),
+                fields: vec![],
+                scheme: CredentialScheme::None,
+            }],
+            settings: vec![],
+            extra_origins: vec![],
+        }
+    }
+
+    fn normalize_key(_source: Source, key: String) -> Result<String, ProviderError> {
+        Ok(key.trim().to_ascii_uppercase())
+    }
+
+    fn issue_url(source: Source, key: String) -> Result<String, ProviderError> {
+        let template = source
+            .issue_url_template
+            .unwrap_or_else(|| "{baseUrl}/issue/{key}".into());
+        Ok(template
+            .replace("{baseUrl}", &source.base_url)
+            .replace("{key}", &key))
+    }
+
+    fn create_url(_source: Source) -> Result<String, ProviderError> {
+        Err(ProviderError::Unsupported("no new-issue page".into()))
+    }
+
+    fn test_connection(_source: Source) -> Result<ConnectionInfo, ProviderError> {
+        Ok(ConnectionInfo {
+            account: "minor 1.1".into(),
+            detail: None,
+        })
+    }
+
+    fn fetch_issue(source: Source, key: String) -> Result<Issue, ProviderError> {
+        Ok(Issue {
+            web_url: format!("{}/issue/{key}", source.base_url),
+            key,
+            title: "from a 1.1 plugin".into(),
+            status: "Open".into(),
+            status_category: StatusCategory::ToDo,
+            assignee: None,
+        })
+    }
+
+    fn fetch_issues(
+        source: Source,
+        keys: Vec<String>,
+    ) -> Result<Vec<Result<Issue, ProviderError>>, ProviderError> {
+        Ok(keys
+            .into_iter()
+            .map(|k| Self::fetch_issue(source.clone(), k))
+            .collect())
+    }
+
+    fn ping() -> String {
+        "pong".into()
+    }
+}
+
+export!(Minor);
