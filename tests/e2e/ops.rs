@@ -592,6 +592,10 @@ async fn metrics_parse_as_prometheus_text_and_move_with_requests() {
         .await
         .expect(401);
     w.app.call("GET", "/healthz", None, None).await.expect(200);
+    w.app
+        .admin("GET", "/api/v1/no/such/route", None)
+        .await
+        .expect(404);
 
     let (text, after) = w.metrics().await;
     assert_eq!(
@@ -602,13 +606,18 @@ async fn metrics_parse_as_prometheus_text_and_move_with_requests() {
     assert_eq!(requests(&after, "/api/v1/sources/{id}", "404"), 1.0);
     assert_eq!(requests(&after, "/healthz", "200"), 1.0);
     assert_eq!(
+        requests(&after, "unmatched", "404"),
+        1.0,
+        "an unknown path is one series, whatever the path"
+    );
+    assert_eq!(
         requests(&after, "/metrics", "200"),
         1.0,
         "the first scrape is counted"
     );
     assert!(
-        !text.contains("src_0123456789abcdef"),
-        "labels carry routes, never ids"
+        !text.contains("src_0123456789abcdef") && !text.contains("no/such"),
+        "labels carry routes, never ids or raw paths"
     );
 
     // A plugin call fills the latency histogram: buckets rise to +Inf, which equals the count.
