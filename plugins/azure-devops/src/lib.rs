@@ -713,47 +713,6 @@ fn from_url(source: &Source, url: &str) -> Result<u64, ProviderError> {
     parse_number(&number, url)
 }
 
-/// Splits `scheme://host[:port]/a/b?q#f` into the scheme, the authority and the path segments.
-fn split_url(url: &str) -> Option<(String, String, Vec<String>)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "https" && scheme != "http" {
-        return None;
-    }
-    let rest = rest.split(['?', '#']).next().unwrap_or("");
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    if host.is_empty() {
-        return None;
-    }
-    let segments = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    Some((scheme, host.to_string(), segments))
-}
-
-/// Decodes `%XX` escapes (project names such as `My%20Project`); invalid escapes stay as is.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
-}
-
 fn invalid(message: &str) -> ProviderError {
     ProviderError::InvalidInput(message.to_string())
 }

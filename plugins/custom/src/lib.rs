@@ -526,28 +526,6 @@ fn key_from_url(source: &Source, url: &str) -> Result<String, ProviderError> {
     Ok(percent_decode(raw))
 }
 
-/// Decodes `%XX` escapes; invalid UTF-8 or malformed escapes leave the text as it was.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
-}
-
 /// `scheme://host:port` of an absolute http(s) URL, host lower-cased, default ports filled in.
 fn origin(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;

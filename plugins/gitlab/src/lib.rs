@@ -585,26 +585,6 @@ fn from_url(source: &Source, url: &str) -> Result<u64, ProviderError> {
     parse_number(number, url)
 }
 
-/// Splits `scheme://host[:port]/a/b?q#f` into the scheme, the authority and the path segments.
-fn split_url(url: &str) -> Option<(String, String, Vec<String>)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "https" && scheme != "http" {
-        return None;
-    }
-    let rest = rest.split(['?', '#']).next().unwrap_or("");
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    if host.is_empty() {
-        return None;
-    }
-    let segments = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    Some((scheme, host.to_string(), segments))
-}
-
 fn invalid(message: &str) -> ProviderError {
     ProviderError::InvalidInput(message.to_string())
 }
