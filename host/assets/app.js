@@ -607,6 +607,8 @@
         caps: Object.assign({ read_issue_details: true, create_issues: false, add_comments: false, process_webhooks: false }, ex.capabilities || {}),
         mode: existing ? ex.projects.mode : 'all',
         ids: new Set(existing && ex.projects.ids ? ex.projects.ids : []),
+        ca_bundle_pem: (ex.network && ex.network.ca_bundle_pem) || '',
+        proxy_url: (ex.network && ex.network.proxy_url) || '',
       };
       this.build();
     }
@@ -766,6 +768,14 @@
       });
       this.match = h('div', { class: 'match', id: 'key-match', 'aria-live': 'polite' });
       this.settingsBox = h('div', { id: 'settings-fields' });
+      this.proxyInput = this.input('f-proxy_url', m.proxy_url, { class: 'mono', spellcheck: 'false', placeholder: 'http://proxy.example.com:3128' }, (v) => {
+        m.proxy_url = v;
+      });
+      this.caInput = h('textarea', { id: 'f-ca_bundle_pem', class: 'mono', rows: '4', spellcheck: 'false', placeholder: '-----BEGIN CERTIFICATE-----' });
+      this.caInput.value = m.ca_bundle_pem;
+      this.caInput.addEventListener('input', () => {
+        m.ca_bundle_pem = this.caInput.value;
+      });
       this.enabledInput = h('input', { type: 'checkbox', role: 'switch', id: 'f-enabled', checked: m.enabled });
       this.enabledInput.addEventListener('change', () => {
         m.enabled = this.enabledInput.checked;
@@ -817,6 +827,14 @@
             help: 'Try a key your team would enter; used for the previews and the pattern check. Not saved.',
           })),
         this.settingsBox,
+        h('h2', { class: 'section-title' }, 'Network'),
+        h('div', { class: 'grid2' },
+          this.field('network.proxy_url', 'f-proxy_url', 'HTTP(S) proxy', this.proxyInput, {
+            optional: true, help: 'Calls to this tracker go through this proxy.',
+          }),
+          this.field('network.ca_bundle_pem', 'f-ca_bundle_pem', 'CA bundle (PEM)', this.caInput, {
+            optional: true, help: 'For trackers whose certificate is signed by your own authority; added to the system roots.',
+          })),
         h('h2', { class: 'section-title' }, 'Availability'),
         h('div', { class: 'field', 'data-field': 'enabled' },
           h('label', { class: 'switch', for: 'f-enabled' }, this.enabledInput, h('span', { class: 'switch-label' }, 'Enabled')),
@@ -1228,6 +1246,7 @@
         key_pattern: opt(m.key_pattern),
         enabled: m.enabled,
         capabilities: Object.assign({}, m.caps),
+        network: { ca_bundle_pem: opt(m.ca_bundle_pem), proxy_url: opt(m.proxy_url) },
         projects: m.mode === 'all' ? { mode: 'all' } : { mode: 'specific', ids: S.projects.map((p) => p.id).filter((id) => m.ids.has(id)).concat([...m.ids].filter((id) => !S.projects.some((p) => p.id === id))) },
         settings,
       };

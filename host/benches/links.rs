@@ -22,7 +22,13 @@ const CLIENTS: usize = 16;
 const SECONDS: u64 = 5;
 const SYNC_LINKS: usize = 10_000;
 
-async fn call(client: &reqwest::Client, url: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+async fn call(
+    client: &reqwest::Client,
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let resp = client
         .request(method.parse().unwrap(), format!("{url}{path}"))
         .bearer_auth(TOKEN)
@@ -41,11 +47,15 @@ async fn main() {
     let data = tempfile::tempdir().unwrap();
     let store = host::store::Store::open(&data.path().join("integration.redb")).unwrap();
     let key = host::crypto::MasterKey::load_or_create(&data.path().join("master.key")).unwrap();
-    let plugins = Arc::new(PluginHost::new(Limits::default(), Some(root.join("target/bench-cache"))).unwrap());
+    let plugins = Arc::new(
+        PluginHost::new(Limits::default(), Some(root.join("target/bench-cache"))).unwrap(),
+    );
     for (path, result) in plugins.load_dir(&root.join("target/plugins")).await {
         result.unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-plugins.sh)", path.display()));
     }
-    host::api::tokens::bootstrap_admin(&store, Some(TOKEN.into())).await.unwrap();
+    host::api::tokens::bootstrap_admin(&store, Some(TOKEN.into()))
+        .await
+        .unwrap();
     let state = AppState::new(store, plugins, key, root.join("target/plugins"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -75,7 +85,14 @@ async fn main() {
     tokio::spawn(axum::serve(tracker_listener, tracker).into_future());
 
     let client = reqwest::Client::new();
-    let (_, project) = call(&client, &url, "POST", "/api/v1/projects", json!({"name": "Bench"})).await;
+    let (_, project) = call(
+        &client,
+        &url,
+        "POST",
+        "/api/v1/projects",
+        json!({"name": "Bench"}),
+    )
+    .await;
     let project = project["id"].as_str().unwrap().to_string();
     let source_body = |read: bool| {
         json!({
@@ -96,7 +113,13 @@ async fn main() {
     let deadline = Instant::now() + Duration::from_secs(SECONDS);
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
-        let (url, project, source, next, acked) = (url.clone(), project.clone(), source.clone(), next.clone(), acked.clone());
+        let (url, project, source, next, acked) = (
+            url.clone(),
+            project.clone(),
+            source.clone(),
+            next.clone(),
+            acked.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::new();
             while Instant::now() < deadline {
@@ -114,7 +137,10 @@ async fn main() {
     }
     let created = acked.load(Ordering::Relaxed);
     let rate = created as f64 / started.elapsed().as_secs_f64();
-    println!("durable link creations: {created} in {:.1} s from {CLIENTS} clients = {rate:.0} links/s", started.elapsed().as_secs_f64());
+    println!(
+        "durable link creations: {created} in {:.1} s from {CLIENTS} clients = {rate:.0} links/s",
+        started.elapsed().as_secs_f64()
+    );
 
     // 2. Top up to SYNC_LINKS links, switch on "Read issue details", count one pass's requests.
     let mut n = next.load(Ordering::Relaxed);
@@ -123,17 +149,45 @@ async fn main() {
         let keys: Vec<String> = (n..n + 200).map(|i| i.to_string()).collect();
         n += 200;
         let body = json!({"test_object": "test-case:bench", "source_id": source, "keys": keys});
-        let (status, results) = call(&client, &url, "POST", &format!("/api/v1/projects/{project}/links/bulk"), body).await;
+        let (status, results) = call(
+            &client,
+            &url,
+            "POST",
+            &format!("/api/v1/projects/{project}/links/bulk"),
+            body,
+        )
+        .await;
         assert_eq!(status, 200);
-        total += results.as_array().unwrap().iter().filter(|r| r["error"].is_null()).count();
+        total += results
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["error"].is_null())
+            .count();
     }
-    let (status, _) = call(&client, &url, "PUT", &format!("/api/v1/sources/{source}"), source_body(true)).await;
+    let (status, _) = call(
+        &client,
+        &url,
+        "PUT",
+        &format!("/api/v1/sources/{source}"),
+        source_body(true),
+    )
+    .await;
     assert_eq!(status, 200);
     requests.store(0, Ordering::Relaxed);
     let started = Instant::now();
     let pacing = Arc::new(host::sync::Pacing::default());
-    host::sync::pass(&state, &pacing, Duration::from_secs(60)).await.unwrap();
-    let (_, links) = call(&client, &url, "GET", &format!("/api/v1/projects/{project}/links"), json!(null)).await;
+    host::sync::pass(&state, &pacing, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let (_, links) = call(
+        &client,
+        &url,
+        "GET",
+        &format!("/api/v1/projects/{project}/links"),
+        json!(null),
+    )
+    .await;
     let fresh: BTreeSet<&str> = links
         .as_array()
         .unwrap()

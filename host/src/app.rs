@@ -62,6 +62,13 @@ pub fn router(state: AppState) -> Router {
             get(api::sources::list).post(api::sources::create),
         )
         .route("/sources/test", post(api::sources::test_draft))
+        .route("/sources/export", get(api::transfer::export))
+        .route(
+            "/sources/import",
+            post(api::transfer::import).layer(DefaultBodyLimit::max(
+                crate::sources_as_code::MAX_IMPORT_BYTES,
+            )),
+        )
         .route(
             "/sources/{id}",
             get(api::sources::get)

@@ -3,10 +3,12 @@
 
 pub mod api;
 pub mod app;
+pub mod config;
 pub mod crypto;
 pub mod links;
 pub mod metrics;
 pub mod page;
 pub mod plugin;
+pub mod sources_as_code;
 pub mod store;
 pub mod sync;

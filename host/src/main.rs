@@ -1,41 +1,48 @@
-//! The `integration-host` binary: configuration, logging, then one of the subcommands
-//! (`serve`, `check`, `rotate-key`). Everything else lives in the library.
+//! The `integration-host` binary: configuration (flags > environment > config file >
+//! defaults, see `host::config`), logging, then one of the subcommands (`serve`, `check`,
+//! `rotate-key`, `export`, `import`). Everything else lives in the library.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use host::app::{AppState, router};
+use host::config::{Config, LogFormat, Settings};
 use host::crypto::MasterKey;
-use host::plugin::{Limits, PluginHost};
+use host::plugin::PluginHost;
 use host::store::Store;
 
 /// Integration sources: connect test management to issue trackers through sandboxed plugins.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_long_help = CONFIG_HELP)]
 struct Cli {
-    /// Directory for the database (`integration.redb`), the master key file and caches.
-    #[arg(
-        long,
-        env = "INTEGRATION_DATA_DIR",
-        default_value = "data",
-        global = true
-    )]
-    data_dir: PathBuf,
-    /// Directory of provider plugins (`*.wasm`).
-    #[arg(
-        long,
-        env = "INTEGRATION_PLUGINS_DIR",
-        default_value = "target/plugins",
-        global = true
-    )]
-    plugins_dir: PathBuf,
+    /// Every configuration option (each also settable in the config file).
+    #[command(flatten)]
+    settings: Settings,
     #[command(subcommand)]
     command: Option<Command>,
 }
+
+/// The configuration file, after the options in `--help`.
+const CONFIG_HELP: &str = "\
+Configuration: each option is taken from its flag, else its environment variable, else the
+configuration file (--config, INTEGRATION_CONFIG, else <data-dir>/config.toml if it exists),
+else its default; nothing needs to be set. The file is TOML with the keys named in [file: ...]
+above (unknown keys are an error), e.g.:
+
+    listen = \"0.0.0.0:8080\"
+    plugins_dir = \"/opt/integration/plugins\"
+    sync_interval_secs = 120
+    log_format = \"json\"
+
+    [limits]
+    cpu_ms = 1000
+    max_concurrent_calls = 32
+
+The master key is INTEGRATION_MASTER_KEY (base64 of 32 bytes) if set, else the key file.
+Log verbosity: RUST_LOG (default info).";
 
 #[derive(Subcommand)]
 enum Command {
@@ -47,6 +54,27 @@ enum Command {
     /// local stand-in tracker, an unreachable one); prints PASS/FAIL per check and exits
     /// non-zero if any check fails.
     Check(CheckArgs),
+    /// Writes every source as TOML, without secrets: each secret field becomes a reference
+    /// `"${ENV_VAR}"` (listed in the file's header) to set before an import.
+    Export(ExportArgs),
+    /// Creates or updates sources by display name from a TOML file (as written by `export`),
+    /// all or nothing, validated like the API. Secret references are read from the environment
+    /// (`"${ENV_VAR}"`) or files (`{ file = "/path" }`). The service must not be running on the
+    /// same data directory (use `POST /api/v1/sources/import` then).
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// Write to this file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The sources file (TOML).
+    file: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -69,9 +97,6 @@ struct CheckArgs {
     /// Also call `test-connection` and `fetch-issue` against this real tracker.
     #[arg(long)]
     base_url: Option<String>,
-    /// Largest plugin accepted, in bytes (default: the service's limit, 16 MiB).
-    #[arg(long)]
-    max_plugin_bytes: Option<usize>,
 }
 
 /// Parses `ServeArgs` alone, for when no subcommand is given.
@@ -83,49 +108,120 @@ struct ServeCli {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "INTEGRATION_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
     /// An admin token to accept (created if missing). Without it, the first start creates
     /// one and prints it once.
     #[arg(long, env = "INTEGRATION_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
-    /// Seconds between sync passes over the links of enabled sources.
-    #[arg(long, env = "INTEGRATION_SYNC_INTERVAL", default_value_t = 300)]
-    sync_interval: u64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    let config = host::config::resolve(&cli.settings)?;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
+    if let Some(file) = &config.file {
+        tracing::info!(file = %file.display(), "configuration file");
+    }
     let command = match cli.command {
         Some(command) => command,
         // No subcommand: serve with the defaults (and the environment).
         None => Command::Serve(ServeCli::parse_from(["serve"]).args),
     };
     let data_dir = || {
-        std::fs::create_dir_all(&cli.data_dir)
-            .with_context(|| format!("cannot create {}", cli.data_dir.display()))
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))
     };
     match command {
         Command::Serve(args) => {
             data_dir()?;
-            serve(&cli.data_dir, &cli.plugins_dir, args).await
+            serve(&config, args).await
         }
         Command::RotateKey => {
             data_dir()?;
-            rotate_key(&cli.data_dir).await
+            rotate_key(&config).await
         }
-        Command::Check(args) => check(args).await,
+        Command::Check(args) => check(&config, args).await,
+        Command::Export(args) => {
+            data_dir()?;
+            export(&config, args).await
+        }
+        Command::Import(args) => {
+            data_dir()?;
+            import(&config, args).await
+        }
     }
 }
 
-async fn check(args: CheckArgs) -> anyhow::Result<()> {
+async fn export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
+    let store = Store::open(&config.database()).context("opening the database")?;
+    let text = host::sources_as_code::export(&store)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("Sources written to {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+async fn import(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let store = Store::open(&config.database()).context("opening the database")?;
+    let key = MasterKey::load_or_create(&config.master_key_file)?;
+    let plugins = PluginHost::new(config.limits.clone(), Some(config.compile_cache()))?;
+    for (path, result) in plugins.load_dir(&config.plugins_dir).await {
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "plugin not loaded");
+        }
+    }
+    let who = format!("command line ({})", args.file.display());
+    let report = host::sources_as_code::import(
+        &store,
+        &plugins,
+        &key,
+        &text,
+        &who,
+        host::sources_as_code::References::Any,
+    )
+    .await
+    .map_err(|e| match &e.field {
+        Some(field) => anyhow::anyhow!("{field}: {}", e.message),
+        None => anyhow::anyhow!("{}", e.message),
+    })
+    .with_context(|| format!("nothing imported from {}", args.file.display()))?;
+    for (what, names) in [
+        ("created", &report.created),
+        ("updated", &report.updated),
+        ("unchanged", &report.unchanged),
+    ] {
+        for name in names {
+            println!("{what}: {name}");
+        }
+    }
+    println!(
+        "Imported {}: {} created, {} updated, {} unchanged",
+        args.file.display(),
+        report.created.len(),
+        report.updated.len(),
+        report.unchanged.len()
+    );
+    Ok(())
+}
+
+async fn check(config: &Config, args: CheckArgs) -> anyhow::Result<()> {
     let pairs = |list: &[String], what: &str| -> anyhow::Result<_> {
         list.iter()
             .map(|p| {
@@ -135,12 +231,8 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<std::collections::BTreeMap<_, _>>>()
     };
-    let mut limits = Limits::default();
-    if let Some(max) = args.max_plugin_bytes {
-        limits.max_plugin_bytes = max;
-    }
     let options = host::plugin::check::CheckOptions {
-        limits,
+        limits: config.limits.clone(),
         auth_type: args.auth_type,
         fields: pairs(&args.fields, "field")?,
         secrets: pairs(&args.secrets, "secret")?,
@@ -157,12 +249,13 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(data_dir: &Path, plugins_dir: &Path, args: ServeArgs) -> anyhow::Result<()> {
-    let store = Store::open(&data_dir.join("integration.redb")).context("opening the database")?;
-    let key = MasterKey::load_or_create(&data_dir.join("master.key"))?;
+async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
+    let plugins_dir = &config.plugins_dir;
+    let store = Store::open(&config.database()).context("opening the database")?;
+    let key = MasterKey::load_or_create(&config.master_key_file)?;
     let plugins = Arc::new(PluginHost::new(
-        Limits::default(),
-        Some(data_dir.join("compile-cache")),
+        config.limits.clone(),
+        Some(config.compile_cache()),
     )?);
     let loaded = plugins.load_dir(plugins_dir).await;
     let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();
@@ -174,9 +267,8 @@ async fn serve(data_dir: &Path, plugins_dir: &Path, args: ServeArgs) -> anyhow::
     let state = AppState::new(store, plugins, key, plugins_dir.to_path_buf());
     // New or changed `*.wasm` files in the plugins directory are hot-swapped in.
     host::api::plugins::spawn_watcher(&state, std::time::Duration::from_secs(1));
-    let interval = std::time::Duration::from_secs(args.sync_interval.max(1));
-    tokio::spawn(host::sync::run(state.clone(), interval));
-    let listen = args.listen;
+    tokio::spawn(host::sync::run(state.clone(), config.sync_interval));
+    let listen = config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -199,9 +291,9 @@ async fn shutdown_signal() {
     }
 }
 
-async fn rotate_key(data_dir: &Path) -> anyhow::Result<()> {
-    let store = Store::open(&data_dir.join("integration.redb"))?;
-    let path = data_dir.join("master.key");
+async fn rotate_key(config: &Config) -> anyhow::Result<()> {
+    let store = Store::open(&config.database())?;
+    let path = config.master_key_file.clone();
     let old = MasterKey::load_or_create(&path)?;
     let (new, bytes) = MasterKey::generate();
     let count = host::store::rotate_secrets(&store, old, new).await?;

@@ -12,6 +12,7 @@ pub mod projects;
 pub mod providers;
 pub mod sources;
 pub mod tokens;
+pub mod transfer;
 
 use rand::RngCore;
 

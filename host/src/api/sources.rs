@@ -22,7 +22,7 @@ use crate::crypto::MasterKey;
 use crate::plugin::model::SettingKind;
 use crate::plugin::{PluginError, ProviderInfo, SourceConfig};
 use crate::store::records::{
-    Capabilities, ProjectAssignment, ProjectRecord, SourceRecord, TestResult, now,
+    Capabilities, NetworkSettings, ProjectAssignment, ProjectRecord, SourceRecord, TestResult, now,
 };
 use crate::store::{PROJECTS, Read, SECRETS, SOURCES, Writer};
 
@@ -61,6 +61,23 @@ pub struct SourceInput {
     /// Provider settings.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// Network settings (CA bundle, proxy); none by default.
+    #[serde(default)]
+    pub network: Option<NetworkInput>,
+}
+
+/// The network part of [`SourceInput`]: how the host reaches this tracker.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkInput {
+    /// PEM certificates (one or more `BEGIN CERTIFICATE` blocks) trusted for this source
+    /// besides the system's roots; empty or absent for none.
+    #[serde(default)]
+    pub ca_bundle_pem: Option<String>,
+    /// An absolute `http://` or `https://` proxy URL without credentials; empty or absent for
+    /// a direct connection.
+    #[serde(default)]
+    pub proxy_url: Option<String>,
 }
 
 fn yes() -> bool {
@@ -452,6 +469,8 @@ pub fn config(record: &SourceRecord, secrets: BTreeMap<String, String>) -> Sourc
         issue_url_template: record.issue_url_template.clone(),
         create_url_template: record.create_url_template.clone(),
         key_pattern: record.key_pattern.clone(),
+        ca_bundle_pem: record.network.ca_bundle_pem.clone(),
+        proxy_url: record.network.proxy_url.clone(),
     }
 }
 
@@ -544,7 +563,7 @@ pub fn audit(
 }
 
 /// Names of the fields an edit changed; secrets appear as `auth.fields.<name>: replaced`.
-fn changed_fields(
+pub fn changed_fields(
     old: &SourceRecord,
     new: &SourceRecord,
     old_secrets: &BTreeMap<String, String>,
@@ -592,6 +611,7 @@ fn changed_fields(
     );
     cmp("projects", json!(old.projects), json!(new.projects));
     cmp("settings", json!(old.settings), json!(new.settings));
+    cmp("network", json!(old.network), json!(new.network));
     for (name, value) in new_secrets {
         if old_secrets.get(name) != Some(value) {
             out.push(format!("auth.fields.{name}: replaced"));
@@ -601,7 +621,11 @@ fn changed_fields(
 }
 
 /// Checks that need the database: a unique display name and existing projects.
-fn check_in_store(w: &Writer, record: &SourceRecord, except: Option<&str>) -> Result<(), ApiError> {
+pub fn check_in_store(
+    w: &Writer,
+    record: &SourceRecord,
+    except: Option<&str>,
+) -> Result<(), ApiError> {
     let all: Vec<(String, SourceRecord)> = w.all(SOURCES)?;
     let name = record.display_name.to_lowercase();
     if all
@@ -776,6 +800,8 @@ pub fn check(
         ));
     }
 
+    let network = check_network(input.network.as_ref())?;
+
     let at = now();
     let record = SourceRecord {
         provider: input.provider.clone(),
@@ -794,8 +820,59 @@ pub fn check(
         last_test: None,
         created_at: at,
         updated_at: at,
+        network,
     };
     Ok((record, secrets))
+}
+
+/// The network settings to store: a CA bundle of valid certificates, a proxy URL without
+/// credentials; blank values are none.
+fn check_network(input: Option<&NetworkInput>) -> Result<NetworkSettings, ApiError> {
+    let Some(input) = input else {
+        return Ok(NetworkSettings::default());
+    };
+    let blank_is_none = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let ca_bundle_pem = blank_is_none(&input.ca_bundle_pem);
+    if let Some(pem) = &ca_bundle_pem {
+        crate::plugin::egress::parse_ca_bundle(pem)
+            .map_err(|e| ApiError::invalid("network.ca_bundle_pem", e))?;
+    }
+    let proxy_url = blank_is_none(&input.proxy_url);
+    if let Some(proxy) = &proxy_url {
+        let url = url::Url::parse(proxy).map_err(|e| {
+            ApiError::invalid(
+                "network.proxy_url",
+                format!("{proxy:?} is not an absolute URL ({e})"),
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(ApiError::invalid(
+                "network.proxy_url",
+                "use an http:// or https:// proxy URL, e.g. http://proxy.example.com:3128",
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ApiError::invalid(
+                "network.proxy_url",
+                "a proxy URL with credentials is not supported; remove user and password",
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(ApiError::invalid(
+                "network.proxy_url",
+                "a proxy URL has no query (?...) or fragment (#...)",
+            ));
+        }
+    }
+    Ok(NetworkSettings {
+        ca_bundle_pem,
+        proxy_url,
+    })
 }
 
 fn check_base_url(text: &str) -> Result<String, ApiError> {

@@ -6,13 +6,19 @@
 //! - credentials are added here, from the source's secrets, to requests the guest marks
 //!   authenticated, and only for the origin the guest asked for (never across a redirect to
 //!   another origin); the guest's own `Authorization`-like headers are dropped;
-//! - every call has a request budget, a response-size cap and a deadline.
+//! - every call has a request budget, a response-size cap and a deadline;
+//! - a source's network settings (extra CA certificates, a proxy) change how a request
+//!   travels, never where it may go: the allow-list is checked on the target URL.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use sha2::{Digest, Sha256};
 
 use super::model::{AuthType, CredentialScheme, ProviderInfo, SettingKind, SourceConfig};
 
@@ -105,7 +111,8 @@ pub struct Outgoing {
 
 /// The per-call egress state: what may be reached, with which credentials, until when.
 pub struct Egress {
-    client: reqwest::Client,
+    /// The source's client, or why it could not be built (every request then fails with it).
+    client: Result<reqwest::Client, String>,
     allow: Vec<Origin>,
     credential: Option<(HeaderName, HeaderValue)>,
     deadline: Instant,
@@ -114,9 +121,10 @@ pub struct Egress {
 }
 
 impl Egress {
-    /// Builds the state for one call on `source` by a plugin described by `info`.
+    /// Builds the state for one call on `source` by a plugin described by `info`, with the
+    /// client [`Clients::for_source`] gave for it.
     pub fn new(
-        client: reqwest::Client,
+        client: Result<reqwest::Client, String>,
         info: &ProviderInfo,
         source: &SourceConfig,
         deadline: Instant,
@@ -164,8 +172,10 @@ impl Egress {
             if remaining.is_zero() {
                 return Err(SendError::Timeout);
             }
-            let mut builder = self
-                .client
+            let client = self.client.as_ref().map_err(|e| {
+                SendError::Unreachable(format!("this source's network settings are unusable: {e}"))
+            })?;
+            let mut builder = client
                 .request(method.clone(), url.clone())
                 .headers(headers.clone())
                 .timeout(remaining);
@@ -324,7 +334,10 @@ fn transport_error(url: &url::Url, e: reqwest::Error) -> SendError {
     if e.is_timeout() {
         return SendError::Timeout;
     }
-    // The innermost cause names the real problem (refused, DNS, certificate).
+    if let Some(tls) = find_tls_error(&e) {
+        return SendError::Unreachable(tls_message(url.host_str().unwrap_or("?"), &origin, tls));
+    }
+    // The innermost cause names the real problem (refused, DNS).
     let mut cause: &dyn std::error::Error = &e;
     while let Some(next) = cause.source() {
         cause = next;
@@ -337,14 +350,234 @@ fn transport_error(url: &url::Url, e: reqwest::Error) -> SendError {
     SendError::Unreachable(format!("{what} {origin}: {cause}"))
 }
 
+/// The rustls error somewhere in the chain of causes. An `io::Error` hides the error it wraps
+/// from `source()` (it returns that error's own source), so it is unwrapped by hand.
+fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = next {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(inner) = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            let inner: &(dyn std::error::Error + 'static) = inner;
+            if let Some(tls) = find_tls_error(inner) {
+                return Some(tls);
+            }
+        }
+        next = cause.source();
+    }
+    None
+}
+
+/// What a TLS failure means for the admin, and what to do about it.
+fn tls_message(host: &str, origin: &str, e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let problem = match e {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::UnknownIssuer => format!(
+                "the server's certificate for {host} is signed by an unknown authority (set the \
+                 source's CA bundle to the authority's certificate)"
+            ),
+            C::Expired | C::ExpiredContext { .. } => {
+                format!("the server's certificate for {host} has expired")
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                format!("the server's certificate for {host} is not valid yet (check the clocks)")
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                format!("the server's certificate is not valid for host {host}")
+            }
+            C::Revoked => format!("the server's certificate for {host} has been revoked"),
+            C::BadSignature
+            | C::UnsupportedSignatureAlgorithmContext { .. }
+            | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => format!(
+                "the server's certificate for {host} has a signature that cannot be verified"
+            ),
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                format!("the server's certificate for {host} is not meant for a TLS server")
+            }
+            C::BadEncoding => format!("the server's certificate for {host} is malformed"),
+            other => format!("the server's certificate for {host} was rejected ({other:?})"),
+        },
+        other => format!("the handshake with {origin} failed: {other}"),
+    };
+    format!("TLS: {problem}")
+}
+
+/// The certificates of a PEM bundle, each checked to be usable as a trust anchor. An error
+/// says what is wrong, for the admin.
+pub fn parse_ca_bundle(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let mut certs = Vec::new();
+    for (i, cert) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
+        let cert = cert.map_err(|e| format!("certificate {} is not valid PEM: {e}", i + 1))?;
+        rustls::RootCertStore::empty()
+            .add(cert.clone())
+            .map_err(|e| format!("certificate {} is not a usable certificate: {e}", i + 1))?;
+        certs.push(cert);
+    }
+    if certs.is_empty() {
+        return Err("no certificate found: paste one or more PEM blocks \
+                    (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)"
+            .into());
+    }
+    Ok(certs)
+}
+
+/// The most per-source clients kept; past it the cache starts over (a client is cheap to
+/// rebuild, and a deployment has far fewer distinct network settings than this).
+const MAX_CUSTOM_CLIENTS: usize = 64;
+
+/// What tells two sources' network settings apart: the CA bundle's sha-256 and the proxy URL.
+type NetworkKey = (Option<[u8; 32]>, Option<String>);
+
+/// The HTTP clients egress uses: the shared one for sources without network settings, and one
+/// per distinct (CA bundle, proxy) pair, built on first use and kept so that connections are
+/// pooled and the system roots are not reloaded on every call.
+pub struct Clients {
+    shared: reqwest::Client,
+    custom: Mutex<HashMap<NetworkKey, reqwest::Client>>,
+}
+
+impl Clients {
+    /// The shared client (see [`client`]) and an empty cache.
+    pub fn new() -> anyhow::Result<Clients> {
+        Ok(Clients {
+            shared: client()?,
+            custom: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The client for `source`: the shared one without network settings, else the cached one
+    /// for its settings. An error (a bundle or proxy that no longer parses) is for the admin.
+    pub fn for_source(&self, source: &SourceConfig) -> Result<reqwest::Client, String> {
+        let pem = source
+            .ca_bundle_pem
+            .as_deref()
+            .filter(|p| !p.trim().is_empty());
+        let proxy = source.proxy_url.as_deref().filter(|p| !p.trim().is_empty());
+        if pem.is_none() && proxy.is_none() {
+            return Ok(self.shared.clone());
+        }
+        let key = (
+            pem.map(|p| Sha256::digest(p.as_bytes()).into()),
+            proxy.map(str::to_string),
+        );
+        let mut cache = self.custom.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = cache.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = custom_client(pem, proxy)?;
+        if cache.len() >= MAX_CUSTOM_CLIENTS {
+            cache.clear();
+        }
+        cache.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+/// A client like the shared one, trusting `pem`'s certificates besides the system roots and
+/// sending everything through `proxy`.
+fn custom_client(pem: Option<&str>, proxy: Option<&str>) -> Result<reqwest::Client, String> {
+    let mut builder = builder();
+    if let Some(pem) = pem {
+        let certs = parse_ca_bundle(pem).map_err(|e| format!("CA bundle: {e}"))?;
+        let certs = certs
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("CA bundle: {e}"))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    if let Some(proxy) = proxy {
+        let proxy = reqwest::Proxy::all(proxy).map_err(|e| format!("proxy URL: {e}"))?;
+        builder = builder.proxy(proxy);
+    }
+    builder.build().map_err(|e| {
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        format!("cannot set up the HTTP client: {cause}")
+    })
+}
+
 /// The shared HTTP client: no automatic redirects (followed by hand, see [`Egress::send`]),
-/// rustls with the webpki roots, short connect timeout, pooled connections.
+/// rustls verifying against the system's roots, short connect timeout, pooled connections.
 pub fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(builder().build()?)
+}
+
+/// The settings every egress client shares.
+fn builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    Ok(reqwest::Client::builder()
+    reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         .pool_max_idle_per_host(8)
         .user_agent(concat!("integration-sources/", env!("CARGO_PKG_VERSION")))
-        .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(pem: Option<&str>, proxy: Option<&str>) -> SourceConfig {
+        SourceConfig {
+            ca_bundle_pem: pem.map(str::to_string),
+            proxy_url: proxy.map(str::to_string),
+            ..SourceConfig::default()
+        }
+    }
+
+    fn cached(clients: &Clients) -> usize {
+        clients.custom.lock().unwrap().len()
+    }
+
+    #[test]
+    fn clients_are_built_once_per_distinct_network_settings() {
+        let clients = Clients::new().unwrap();
+        clients.for_source(&source(None, None)).unwrap();
+        clients.for_source(&source(Some("  "), Some(""))).unwrap();
+        assert_eq!(cached(&clients), 0, "no settings: the shared client");
+        let proxy = Some("http://127.0.0.1:3128");
+        clients.for_source(&source(None, proxy)).unwrap();
+        clients.for_source(&source(None, proxy)).unwrap();
+        assert_eq!(cached(&clients), 1);
+        clients
+            .for_source(&source(None, Some("http://127.0.0.1:3129")))
+            .unwrap();
+        assert_eq!(cached(&clients), 2);
+        let err = clients
+            .for_source(&source(Some("not a certificate"), None))
+            .unwrap_err();
+        assert!(err.contains("no certificate found"), "{err}");
+        assert_eq!(cached(&clients), 2, "a failure is not cached");
+    }
+
+    #[test]
+    fn a_bundle_must_hold_usable_certificates() {
+        assert!(parse_ca_bundle("").unwrap_err().contains("no certificate"));
+        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let err = parse_ca_bundle(garbage).unwrap_err();
+        assert!(err.starts_with("certificate 1 "), "{err}");
+    }
+
+    #[test]
+    fn certificate_errors_say_what_is_wrong() {
+        let msg = |e| tls_message("t.example.com", "https://t.example.com:443", &e);
+        let cert = rustls::Error::InvalidCertificate;
+        assert!(msg(cert(rustls::CertificateError::UnknownIssuer)).contains("unknown authority"));
+        assert!(msg(cert(rustls::CertificateError::Expired)).ends_with("has expired"));
+        assert!(
+            msg(cert(rustls::CertificateError::NotValidForName))
+                .ends_with("is not valid for host t.example.com")
+        );
+        assert!(
+            msg(rustls::Error::HandshakeNotComplete)
+                .starts_with("TLS: the handshake with https://t.example.com:443 failed")
+        );
+    }
 }

@@ -201,7 +201,7 @@ type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send
 pub struct PluginHost {
     engine: Engine,
     linker: Linker<CallState>,
-    http: reqwest::Client,
+    http: egress::Clients,
     limits: Limits,
     slots: Semaphore,
     cache_dir: Option<PathBuf>,
@@ -227,7 +227,7 @@ impl PluginHost {
         }
         Ok(PluginHost {
             slots: Semaphore::new(limits.max_concurrent_calls as usize),
-            http: egress::client()?,
+            http: egress::Clients::new()?,
             engine,
             linker,
             limits,
@@ -642,7 +642,7 @@ impl PluginHost {
             .trap_on_grow_failure(true)
             .build();
         let egress = Egress::new(
-            self.http.clone(),
+            self.http.for_source(source),
             &plugin.info,
             source,
             deadline,

@@ -30,6 +30,10 @@ pub struct SourceConfig {
     pub create_url_template: Option<String>,
     /// The admin's key pattern, if any.
     pub key_pattern: Option<String>,
+    /// PEM certificates the HTTP import trusts for this source, besides the system's roots.
+    pub ca_bundle_pem: Option<String>,
+    /// The `http(s)://` proxy the HTTP import sends this source's requests through.
+    pub proxy_url: Option<String>,
 }
 
 impl std::fmt::Debug for SourceConfig {
@@ -42,6 +46,8 @@ impl std::fmt::Debug for SourceConfig {
             .field("fields", &self.fields)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .field("settings", &self.settings)
+            .field("ca_bundle_pem", &self.ca_bundle_pem.as_ref().map(|_| "set"))
+            .field("proxy_url", &self.proxy_url)
             .finish_non_exhaustive()
     }
 }

@@ -102,6 +102,30 @@ pub struct SourceRecord {
     pub created_at: Millis,
     /// Last changed.
     pub updated_at: Millis,
+    /// How the host reaches the tracker (CA bundle, proxy); none set by default, and absent
+    /// in records written before it existed.
+    #[serde(default)]
+    pub network: NetworkSettings,
+}
+
+/// A source's network settings, used by the plugins' HTTP client for this source only.
+/// Neither is secret: a CA bundle holds public certificates, and a proxy URL has no
+/// credentials (refused when saved).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkSettings {
+    /// PEM certificates trusted in addition to the system's roots, for a tracker whose
+    /// certificate a private authority signed.
+    pub ca_bundle_pem: Option<String>,
+    /// An `http://` or `https://` proxy every request of this source goes through.
+    pub proxy_url: Option<String>,
+}
+
+impl NetworkSettings {
+    /// True when neither setting is set.
+    pub fn is_empty(&self) -> bool {
+        self.ca_bundle_pem.is_none() && self.proxy_url.is_none()
+    }
 }
 
 /// A project.

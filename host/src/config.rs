@@ -1,0 +1,470 @@
+//! The service's configuration: one optional TOML file, environment variables and command-line
+//! flags, resolved with the precedence flag > environment > file > built-in default.
+//!
+//! The file is `--config PATH` (or `INTEGRATION_CONFIG`), else `<data-dir>/config.toml` when it
+//! exists. Every key is optional; an unknown key is an error that names it. Relative paths are
+//! relative to the working directory. Example (every key, with its default):
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! data_dir = "data"
+//! plugins_dir = "target/plugins"
+//! master_key_file = "data/master.key"   # INTEGRATION_MASTER_KEY, when set, wins over the file
+//! sync_interval_secs = 300
+//! log_format = "text"                   # or "json"
+//!
+//! [limits]
+//! memory_bytes = 67108864
+//! cpu_ms = 2000
+//! wall_ms = 15000
+//! max_requests = 50
+//! response_bytes = 4194304
+//! max_concurrent_calls = 64
+//! max_plugin_bytes = 16777216
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::plugin::Limits;
+
+/// The environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "INTEGRATION_CONFIG";
+
+/// The name of the configuration file looked for in the data directory.
+pub const DEFAULT_FILE_NAME: &str = "config.toml";
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The configuration options as flags and environment variables (clap fills each from its flag,
+/// else its environment variable; unset ones fall back to the file, then to the default).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct Settings {
+    /// Configuration file (TOML). Default: `<data-dir>/config.toml` if it exists.
+    #[arg(long, env = CONFIG_ENV, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Directory for the database (`integration.redb`), the master key file and caches
+    /// [file: data_dir; default: data].
+    #[arg(long, env = "INTEGRATION_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of provider plugins (`*.wasm`) [file: plugins_dir; default: target/plugins].
+    #[arg(
+        long,
+        env = "INTEGRATION_PLUGINS_DIR",
+        global = true,
+        value_name = "DIR"
+    )]
+    pub plugins_dir: Option<PathBuf>,
+    /// Address to listen on [file: listen; default: 127.0.0.1:8080].
+    #[arg(long, env = "INTEGRATION_LISTEN", global = true, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Master key file (base64 of 32 bytes; created with mode 0600 if missing). The key in
+    /// INTEGRATION_MASTER_KEY, when set, is used instead [file: master_key_file; default:
+    /// <data-dir>/master.key].
+    #[arg(
+        long,
+        env = "INTEGRATION_MASTER_KEY_FILE",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub master_key_file: Option<PathBuf>,
+    /// Seconds between sync passes over the links of enabled sources [file:
+    /// sync_interval_secs; default: 300].
+    #[arg(
+        long,
+        env = "INTEGRATION_SYNC_INTERVAL",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub sync_interval: Option<u64>,
+    /// Log format [file: log_format; default: text].
+    #[arg(long, env = "INTEGRATION_LOG_FORMAT", global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Memory cap per plugin call, in bytes [file: limits.memory_bytes; default: 64 MiB].
+    #[arg(
+        long,
+        env = "INTEGRATION_PLUGIN_MEMORY_BYTES",
+        global = true,
+        value_name = "BYTES"
+    )]
+    pub plugin_memory_bytes: Option<usize>,
+    /// Guest CPU time per plugin call, in milliseconds [file: limits.cpu_ms; default: 2000].
+    #[arg(
+        long,
+        env = "INTEGRATION_PLUGIN_CPU_MS",
+        global = true,
+        value_name = "MS"
+    )]
+    pub plugin_cpu_ms: Option<u64>,
+    /// Wall-clock time per plugin call, HTTP included, in milliseconds [file: limits.wall_ms;
+    /// default: 15000].
+    #[arg(
+        long,
+        env = "INTEGRATION_PLUGIN_WALL_MS",
+        global = true,
+        value_name = "MS"
+    )]
+    pub plugin_wall_ms: Option<u64>,
+    /// HTTP requests per plugin call [file: limits.max_requests; default: 50].
+    #[arg(
+        long,
+        env = "INTEGRATION_PLUGIN_MAX_REQUESTS",
+        global = true,
+        value_name = "N"
+    )]
+    pub plugin_max_requests: Option<u32>,
+    /// Largest HTTP response body a plugin may read, in bytes [file: limits.response_bytes;
+    /// default: 4 MiB].
+    #[arg(
+        long,
+        env = "INTEGRATION_PLUGIN_RESPONSE_BYTES",
+        global = true,
+        value_name = "BYTES"
+    )]
+    pub plugin_response_bytes: Option<usize>,
+    /// Plugin calls running at once; more wait for a slot [file: limits.max_concurrent_calls;
+    /// default: 64].
+    #[arg(
+        long,
+        env = "INTEGRATION_PLUGIN_MAX_CONCURRENT_CALLS",
+        global = true,
+        value_name = "N"
+    )]
+    pub plugin_max_concurrent_calls: Option<u32>,
+    /// Largest plugin binary accepted, in bytes [file: limits.max_plugin_bytes; default:
+    /// 16 MiB].
+    #[arg(
+        long,
+        env = "INTEGRATION_MAX_PLUGIN_BYTES",
+        global = true,
+        value_name = "BYTES"
+    )]
+    pub max_plugin_bytes: Option<usize>,
+}
+
+/// The configuration file's contents; every key optional, unknown keys refused.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Settings::listen`].
+    pub listen: Option<SocketAddr>,
+    /// See [`Settings::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Settings::plugins_dir`].
+    pub plugins_dir: Option<PathBuf>,
+    /// See [`Settings::master_key_file`].
+    pub master_key_file: Option<PathBuf>,
+    /// See [`Settings::sync_interval`].
+    pub sync_interval_secs: Option<u64>,
+    /// See [`Settings::log_format`].
+    pub log_format: Option<LogFormat>,
+    /// Plugin sandbox limits.
+    #[serde(default)]
+    pub limits: FileLimits,
+}
+
+/// The `[limits]` table of the configuration file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    /// See [`Settings::plugin_memory_bytes`].
+    pub memory_bytes: Option<usize>,
+    /// See [`Settings::plugin_cpu_ms`].
+    pub cpu_ms: Option<u64>,
+    /// See [`Settings::plugin_wall_ms`].
+    pub wall_ms: Option<u64>,
+    /// See [`Settings::plugin_max_requests`].
+    pub max_requests: Option<u32>,
+    /// See [`Settings::plugin_response_bytes`].
+    pub response_bytes: Option<usize>,
+    /// See [`Settings::plugin_max_concurrent_calls`].
+    pub max_concurrent_calls: Option<u32>,
+    /// See [`Settings::max_plugin_bytes`].
+    pub max_plugin_bytes: Option<usize>,
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file that was read, if any.
+    pub file: Option<PathBuf>,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Plugins directory.
+    pub plugins_dir: PathBuf,
+    /// Master key file (used when `INTEGRATION_MASTER_KEY` is not set).
+    pub master_key_file: PathBuf,
+    /// Time between sync passes (at least one second).
+    pub sync_interval: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Plugin sandbox limits.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// The database file in the data directory.
+    pub fn database(&self) -> PathBuf {
+        self.data_dir.join("integration.redb")
+    }
+
+    /// The compiled-plugin cache in the data directory.
+    pub fn compile_cache(&self) -> PathBuf {
+        self.data_dir.join("compile-cache")
+    }
+}
+
+/// Reads and parses a configuration file; errors name the file and the offending key.
+pub fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    parse_file(&text).with_context(|| format!("configuration file {}", path.display()))
+}
+
+/// Parses configuration file text (an unknown key is an error naming it).
+pub fn parse_file(text: &str) -> anyhow::Result<FileConfig> {
+    let de = toml::Deserializer::parse(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.message().to_string();
+        if path == "." {
+            anyhow::anyhow!("{message}")
+        } else {
+            anyhow::anyhow!("key {path}: {message}")
+        }
+    })
+}
+
+/// Resolves the configuration: each option from its flag or environment variable (already in
+/// `settings`), else the configuration file, else the default.
+pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
+    let default_data_dir = PathBuf::from("data");
+    let file_path = match &settings.config {
+        Some(path) => Some(path.clone()),
+        None => {
+            let candidate = settings
+                .data_dir
+                .as_ref()
+                .unwrap_or(&default_data_dir)
+                .join(DEFAULT_FILE_NAME);
+            candidate.is_file().then_some(candidate)
+        }
+    };
+    let file = match &file_path {
+        Some(path) => read_file(path)?,
+        None => FileConfig::default(),
+    };
+    let data_dir = settings
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or(default_data_dir);
+    let master_key_file = settings
+        .master_key_file
+        .clone()
+        .or(file.master_key_file)
+        .unwrap_or_else(|| data_dir.join("master.key"));
+    let defaults = Limits::default();
+    let fl = file.limits;
+    let limits = Limits {
+        memory_bytes: settings
+            .plugin_memory_bytes
+            .or(fl.memory_bytes)
+            .unwrap_or(defaults.memory_bytes),
+        cpu_time: settings
+            .plugin_cpu_ms
+            .or(fl.cpu_ms)
+            .map_or(defaults.cpu_time, Duration::from_millis),
+        wall_time: settings
+            .plugin_wall_ms
+            .or(fl.wall_ms)
+            .map_or(defaults.wall_time, Duration::from_millis),
+        max_requests: settings
+            .plugin_max_requests
+            .or(fl.max_requests)
+            .unwrap_or(defaults.max_requests),
+        max_response_bytes: settings
+            .plugin_response_bytes
+            .or(fl.response_bytes)
+            .unwrap_or(defaults.max_response_bytes),
+        max_concurrent_calls: settings
+            .plugin_max_concurrent_calls
+            .or(fl.max_concurrent_calls)
+            .unwrap_or(defaults.max_concurrent_calls),
+        max_plugin_bytes: settings
+            .max_plugin_bytes
+            .or(fl.max_plugin_bytes)
+            .unwrap_or(defaults.max_plugin_bytes),
+    };
+    if limits.max_concurrent_calls == 0 {
+        anyhow::bail!("the plugin limit max_concurrent_calls must be at least 1");
+    }
+    Ok(Config {
+        file: file_path,
+        listen: settings
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        plugins_dir: settings
+            .plugins_dir
+            .clone()
+            .or(file.plugins_dir)
+            .unwrap_or_else(|| PathBuf::from("target/plugins")),
+        master_key_file,
+        sync_interval: Duration::from_secs(
+            settings
+                .sync_interval
+                .or(file.sync_interval_secs)
+                .unwrap_or(300)
+                .max(1),
+        ),
+        log_format: settings.log_format.or(file.log_format).unwrap_or_default(),
+        limits,
+        data_dir,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = resolve(&Settings {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!(config.file, None);
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.plugins_dir, PathBuf::from("target/plugins"));
+        assert_eq!(config.master_key_file, dir.path().join("master.key"));
+        assert_eq!(config.sync_interval, Duration::from_secs(300));
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.limits.memory_bytes, Limits::default().memory_bytes);
+    }
+
+    #[test]
+    fn the_file_takes_effect_and_a_flag_overrides_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // Found in the data directory without --config.
+        std::fs::write(
+            dir.path().join(DEFAULT_FILE_NAME),
+            r#"
+listen = "0.0.0.0:9999"
+plugins_dir = "/opt/plugins"
+master_key_file = "/etc/key"
+sync_interval_secs = 42
+log_format = "json"
+
+[limits]
+memory_bytes = 1000000
+cpu_ms = 250
+wall_ms = 3000
+max_requests = 7
+response_bytes = 2048
+max_concurrent_calls = 3
+max_plugin_bytes = 99
+"#,
+        )
+        .unwrap();
+        let from_file = resolve(&Settings {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.file, Some(dir.path().join(DEFAULT_FILE_NAME)));
+        assert_eq!(from_file.listen, "0.0.0.0:9999".parse().unwrap());
+        assert_eq!(from_file.plugins_dir, PathBuf::from("/opt/plugins"));
+        assert_eq!(from_file.master_key_file, PathBuf::from("/etc/key"));
+        assert_eq!(from_file.sync_interval, Duration::from_secs(42));
+        assert_eq!(from_file.log_format, LogFormat::Json);
+        let l = &from_file.limits;
+        assert_eq!(l.memory_bytes, 1_000_000);
+        assert_eq!(l.cpu_time, Duration::from_millis(250));
+        assert_eq!(l.wall_time, Duration::from_millis(3000));
+        assert_eq!(l.max_requests, 7);
+        assert_eq!(l.max_response_bytes, 2048);
+        assert_eq!(l.max_concurrent_calls, 3);
+        assert_eq!(l.max_plugin_bytes, 99);
+
+        // Flags (or their environment variables, which clap puts in the same place) win.
+        let flagged = resolve(&Settings {
+            data_dir: Some(dir.path().to_path_buf()),
+            sync_interval: Some(5),
+            log_format: Some(LogFormat::Text),
+            plugin_cpu_ms: Some(100),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!(flagged.sync_interval, Duration::from_secs(5));
+        assert_eq!(flagged.log_format, LogFormat::Text);
+        assert_eq!(flagged.limits.cpu_time, Duration::from_millis(100));
+        assert_eq!(flagged.listen, "0.0.0.0:9999".parse().unwrap());
+    }
+
+    #[test]
+    fn flags_parse_and_win_over_an_explicit_file() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custom.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\n[limits]\nwall_ms = 10\n").unwrap();
+        let cli = <Cli as clap::Parser>::try_parse_from([
+            "integration-host",
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:2",
+        ])
+        .unwrap();
+        let config = resolve(&cli.settings).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:2".parse().unwrap());
+        assert_eq!(config.limits.wall_time, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_it() {
+        let err = parse_file("listen = \"127.0.0.1:1\"\nsync_intervall = 3\n").unwrap_err();
+        assert!(err.to_string().contains("sync_intervall"), "{err}");
+        let err = parse_file("[limits]\ncpu_msec = 3\n").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("cpu_msec"), "{text}");
+        assert!(text.contains("limits"), "{text}");
+        let err = parse_file("log_format = \"xml\"\n").unwrap_err();
+        assert!(err.to_string().contains("log_format"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error() {
+        let err = resolve(&Settings {
+            config: Some(PathBuf::from("/nonexistent/config.toml")),
+            ..Settings::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/config.toml"),
+            "{err}"
+        );
+    }
+}
