@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 
 use crate::api;
 use crate::crypto::MasterKey;
@@ -56,79 +55,10 @@ impl AppState {
 
 /// The whole HTTP surface: `/api/v1/...`, the admin page and health checks.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route(
-            "/sources",
-            get(api::sources::list).post(api::sources::create),
-        )
-        .route("/sources/test", post(api::sources::test_draft))
-        .route("/sources/export", get(api::transfer::export))
-        .route(
-            "/sources/import",
-            post(api::transfer::import).layer(DefaultBodyLimit::max(
-                crate::sources_as_code::MAX_IMPORT_BYTES,
-            )),
-        )
-        .route(
-            "/sources/{id}",
-            get(api::sources::get)
-                .put(api::sources::update)
-                .delete(api::sources::delete),
-        )
-        .route("/sources/{id}/enable", post(api::sources::enable))
-        .route("/sources/{id}/disable", post(api::sources::disable))
-        .route("/sources/{id}/test", post(api::sources::test))
-        .route("/sources/{id}/health", get(api::health::source))
-        .route("/audit", get(api::audit::list))
-        .route("/sources/{id}/links", get(api::links::list_by_source))
-        .route("/sources/{id}/impact", get(api::links::impact))
-        .route("/sources/{id}/refresh", post(api::links::refresh_source))
-        .route(
-            "/projects/{project}/links",
-            get(api::links::list).post(api::links::create),
-        )
-        .route(
-            "/projects/{project}/links/bulk",
-            post(api::links::create_bulk),
-        )
-        .route(
-            "/projects/{project}/links/{id}",
-            axum::routing::delete(api::links::delete),
-        )
-        .route(
-            "/projects/{project}/links/{id}/refresh",
-            post(api::links::refresh),
-        )
-        .route(
-            "/projects/{project}/sources/{source}/create-url",
-            get(api::links::create_url),
-        )
-        .route("/plugins", get(api::plugins::list))
-        .route(
-            "/plugins/{id}",
-            get(api::plugins::get)
-                .put(api::plugins::upload)
-                .delete(api::plugins::remove),
-        )
-        .route("/providers", get(api::providers::list))
-        .route("/providers/{id}", get(api::providers::get))
-        .route(
-            "/projects",
-            get(api::projects::list).post(api::projects::create),
-        )
-        .route(
-            "/projects/{id}",
-            get(api::projects::get)
-                .put(api::projects::rename)
-                .delete(api::projects::delete),
-        )
-        .route("/tokens", get(api::tokens::list).post(api::tokens::create))
-        .route("/tokens/{id}", axum::routing::delete(api::tokens::revoke))
-        .route("/me", get(api::tokens::me))
-        .fallback(api::not_found)
-        .layer(DefaultBodyLimit::max(api::extract::MAX_JSON_BYTES));
+    let api = api::routes::api_router();
     Router::new()
         .nest("/api/v1", api)
+        .route("/api/docs", get(api::routes::docs))
         .route("/", get(crate::page::index))
         .route("/assets/app.css", get(crate::page::css))
         .route("/assets/app.js", get(crate::page::js))

@@ -749,3 +749,64 @@ async fn the_canary_secret_never_leaves_in_responses_logs_or_the_file() {
         "the redb file holds the secret in clear"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_matches_the_routes_the_server_serves() {
+    let app = TestApp::start().await;
+    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await;
+    let doc = doc.expect(200).clone();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20, "{}", paths.len());
+    let mut operations = 0;
+    for (path, methods) in paths {
+        for (method, op) in methods.as_object().unwrap() {
+            operations += 1;
+            assert!(
+                !op["summary"].as_str().unwrap().is_empty(),
+                "{method} {path}"
+            );
+            let declared: Vec<&str> = op["parameters"]
+                .as_array()
+                .map(|ps| ps.iter().map(|p| p["name"].as_str().unwrap()).collect())
+                .unwrap_or_default();
+            let concrete: String = path
+                .split('/')
+                .map(
+                    |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                        Some(name) => {
+                            assert!(
+                                declared.contains(&name),
+                                "{method} {path}: parameter {name} undeclared"
+                            );
+                            "x-unknown"
+                        }
+                        None => segment,
+                    },
+                )
+                .collect::<Vec<_>>()
+                .join("/");
+            let body = matches!(method.as_str(), "post" | "put").then(|| json!({}));
+            let response = app.admin(&method.to_uppercase(), &concrete, body).await;
+            // Served means the router knows the route: not the API's fallback, not 405.
+            assert_ne!(response.status, 405, "{method} {path}: {}", response.text);
+            assert_ne!(
+                response.body["error"]["message"], "no such API route",
+                "{method} {path} is documented but not served"
+            );
+        }
+    }
+    assert!(operations >= 30, "{operations}");
+    // An undocumented route is not served.
+    let unknown = app.admin("GET", "/api/v1/not-a-route", None).await;
+    assert_eq!(unknown.body["error"]["message"], "no such API route");
+    // The readable rendering lists every path.
+    let page = app.call("GET", "/api/docs", None, None).await;
+    assert_eq!(page.status, 200);
+    for path in paths.keys() {
+        assert!(
+            page.text.contains(&path.replace('&', "&amp;")),
+            "{path} missing from /api/docs"
+        );
+    }
+}

@@ -10,6 +10,7 @@ pub mod links;
 pub mod plugins;
 pub mod projects;
 pub mod providers;
+pub mod routes;
 pub mod sources;
 pub mod tokens;
 pub mod transfer;

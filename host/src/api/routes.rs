@@ -1,0 +1,174 @@
+//! The route table of `/api/v1`: one list that both builds the router and generates the
+//! OpenAPI document (`GET /api/v1/openapi.json`) and its readable rendering (`GET /api/docs`),
+//! so the description cannot drift from the routes.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::app::AppState;
+
+/// One documented route.
+#[derive(Debug)]
+pub struct ApiRoute {
+    /// `get`, `post`, `put` or `delete`.
+    pub method: &'static str,
+    /// Path under `/api/v1`, with `{name}` parameters.
+    pub path: &'static str,
+    /// Who may call it: `admin`, `member` (members of the project in the path, and admins) or
+    /// `any` (any valid token).
+    pub who: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+}
+
+macro_rules! routes {
+    ($( $method:ident $path:literal $who:ident => $handler:expr $(, layer = $layer:expr)? ; $summary:literal )*) => {
+        /// Every `/api/v1` route, in documentation order.
+        pub const API_ROUTES: &[ApiRoute] = &[
+            $( ApiRoute { method: stringify!($method), path: $path, who: stringify!($who), summary: $summary } ),*
+        ];
+
+        /// The `/api/v1` router built from the same table.
+        pub fn api_router() -> Router<AppState> {
+            Router::new()
+                $( .route($path, axum::routing::$method($handler)$(.layer($layer))?) )*
+                .route("/openapi.json", axum::routing::get(openapi))
+                .fallback(not_found)
+                .layer(DefaultBodyLimit::max(extract::MAX_JSON_BYTES))
+        }
+    };
+}
+
+routes! {
+    get "/providers" any => providers::list; "Loaded provider plugins and what they describe (auth types and fields, settings, key format, URL templates)"
+    get "/providers/{id}" any => providers::get; "One provider's description"
+    get "/sources" any => sources::list; "List sources: admins get all; members get the enabled sources of their projects (`?project=` narrows)"
+    post "/sources" admin => sources::create; "Create a source (body: provider, display_name, base_url, auth {type, fields}, templates, key_pattern, enabled, capabilities, projects, settings, network)"
+    post "/sources/test" admin => sources::test_draft; "Test a draft source configuration without saving it"
+    get "/sources/export" admin => transfer::export; "Export all sources as TOML, secrets as ${SRC_...} references"
+    post "/sources/import" admin => transfer::import, layer = DefaultBodyLimit::max(crate::sources_as_code::MAX_IMPORT_BYTES); "Import sources from TOML (create or update by name, all or nothing)"
+    get "/sources/{id}" admin => sources::get; "One source (secret values never included; `secrets_set` names them)"
+    put "/sources/{id}" admin => sources::update; "Edit a source; omitted secrets are kept, a new value replaces, switching provider or auth type drops them"
+    delete "/sources/{id}" admin => sources::delete; "Delete a source; its links stay, marked not syncing"
+    post "/sources/{id}/enable" admin => sources::enable; "Enable a source"
+    post "/sources/{id}/disable" admin => sources::disable; "Disable a source: hidden from members, no new links, links stop syncing"
+    post "/sources/{id}/test" admin => sources::test; "Run the connection test with the stored configuration (enabled or not) and record the result"
+    get "/sources/{id}/health" admin => health::source; "Last success, last error, error rate and rate-limit wait of a source"
+    get "/sources/{id}/links" admin => links::list_by_source; "Every link through a source"
+    get "/sources/{id}/impact" admin => links::impact; "How many links in how many projects a disable or delete leaves without sync"
+    post "/sources/{id}/refresh" admin => links::refresh_source; "Sync every link of a source now"
+    get "/projects" any => projects::list; "Projects (members: theirs)"
+    post "/projects" admin => projects::create; "Create a project"
+    get "/projects/{id}" member => projects::get; "One project"
+    put "/projects/{id}" admin => projects::rename; "Rename a project"
+    delete "/projects/{id}" admin => projects::delete; "Delete a project (removed from specific assignments)"
+    get "/projects/{project}/links" member => links::list; "Links of a project (`?test_object=`, `?source_id=`)"
+    post "/projects/{project}/links" member => links::create; "Link a test object to an issue key through an enabled source"
+    post "/projects/{project}/links/bulk" member => links::create_bulk; "Link many keys to one test object, reported key by key"
+    delete "/projects/{project}/links/{id}" member => links::delete; "Remove a link"
+    post "/projects/{project}/links/{id}/refresh" member => links::refresh; "Fetch a link's issue details now"
+    get "/projects/{project}/sources/{source}/create-url" member => links::create_url; "The create-issue shortcut, when the source offers one"
+    get "/plugins" admin => plugins::list; "Plugin registry: versions, digests, contract versions, call counts"
+    get "/plugins/{id}" admin => plugins::get; "One plugin with its describe output"
+    put "/plugins/{id}" admin => plugins::upload; "Upload or replace a plugin (application/wasm); hot-swapped after checks"
+    delete "/plugins/{id}" admin => plugins::remove; "Remove a plugin (409 while sources use it, unless ?force=true)"
+    get "/tokens" admin => tokens::list; "API tokens (never their values)"
+    post "/tokens" admin => tokens::create; "Create a token (admin, or member of projects); its value is shown once"
+    delete "/tokens/{id}" admin => tokens::revoke; "Revoke a token"
+    get "/me" any => tokens::me; "The caller's own token record"
+    get "/audit" admin => audit::list; "The audit log, newest first (`?source=`, `?before=`, `?limit=`)"
+}
+
+/// The OpenAPI 3.1 document of [`API_ROUTES`].
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for route in API_ROUTES {
+        let params: Vec<Value> = route
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "summary": route.summary,
+            "security": [{"bearer": []}],
+            "x-role": route.who,
+            "responses": {
+                "2XX": {"description": "Success (JSON)"},
+                "4XX": {"description": "The request was refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            },
+        });
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if matches!(route.method, "post" | "put") {
+            op["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": {"type": "object"}}}});
+        }
+        let entry = paths
+            .entry(format!("/api/v1{}", route.path))
+            .or_insert_with(|| json!({}));
+        entry[route.method] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Integration sources API", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {"error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "field": {"type": "string", "description": "The request field at fault, as a path"},
+                    },
+                }},
+            }},
+        },
+    })
+}
+
+/// `GET /api/v1/openapi.json` (no token needed: it holds no data).
+pub async fn openapi() -> Json<Value> {
+    Json(document())
+}
+
+/// `GET /api/docs`: the same document as a readable page.
+pub async fn docs() -> impl IntoResponse {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let rows: String = API_ROUTES
+        .iter()
+        .map(|r| {
+            format!(
+                "<tr><td><code>{}</code></td><td><code>/api/v1{}</code></td><td>{}</td><td>{}</td></tr>",
+                r.method.to_uppercase(),
+                escape(r.path),
+                r.who,
+                escape(r.summary)
+            )
+        })
+        .collect();
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Integration sources API</title>\
+         <style>body{{font:14px system-ui,sans-serif;margin:2rem;color:#1d2330}}table{{border-collapse:collapse}}\
+         td,th{{border-bottom:1px solid #dde;padding:6px 10px;text-align:left;vertical-align:top}}code{{font-size:13px}}</style>\
+         </head><body><h1>Integration sources API</h1><p>Bearer tokens (<code>Authorization: Bearer its_...</code>). \
+         Errors: <code>{{\"error\": {{\"code\", \"message\", \"field\"}}}}</code>. Machine-readable: \
+         <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.</p>\
+         <table><thead><tr><th>Method</th><th>Path</th><th>Who</th><th>What</th></tr></thead><tbody>{rows}</tbody></table></body></html>"
+    );
+    ([(header::CACHE_CONTROL, "no-cache")], Html(page))
+}
