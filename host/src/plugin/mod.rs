@@ -595,10 +595,18 @@ impl PluginHost {
         let stderr = MemoryOutputPipe::new(16 << 10);
         let mut store = self.new_store(plugin, source, started + wall, &stdout, &stderr);
 
-        let outcome = tokio::time::timeout(wall, async {
-            let instance = plugin.pre.instantiate_async(&mut store).await?;
-            f(&mut store, &instance).await
-        })
+        // One span per plugin call: everything logged inside carries the plugin and version.
+        let span = tracing::info_span!("plugin_call", plugin = %plugin.info.id, version = %plugin.info.version);
+        let outcome = tokio::time::timeout(
+            wall,
+            tracing::Instrument::instrument(
+                async {
+                    let instance = plugin.pre.instantiate_async(&mut store).await?;
+                    f(&mut store, &instance).await
+                },
+                span,
+            ),
+        )
         .await;
 
         for (pipe, stream) in [(&stdout, "stdout"), (&stderr, "stderr")] {
