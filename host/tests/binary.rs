@@ -18,6 +18,14 @@ struct Running {
     output: Arc<Mutex<String>>,
 }
 
+impl Drop for Running {
+    /// A failing test must not leave a server running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A client for the host's plain-HTTP port (reqwest is built without a default TLS provider).
 fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
