@@ -19,6 +19,7 @@
 //! with `omit` an unreadable id comes back as `null` (our reading; the plugin also copes with
 //! it being left out), with the default `fail` the whole request fails with TF401232.
 
+use integration_tests::provider_error;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -27,7 +28,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use host::plugin::model::{CredentialScheme, StatusCategory};
-use host::plugin::{PluginError, ProviderError, SourceConfig};
+use host::plugin::{ProviderError, SourceConfig};
 use integration_tests::{StandIn, map, plugin_host, source};
 use serde_json::{Value, json};
 
@@ -528,13 +529,6 @@ fn fabrikam(stand: &StandIn) -> SourceConfig {
     src(stand, &format!("fabrikam/{PROJECT}"))
 }
 
-fn provider_err<T: std::fmt::Debug>(r: Result<T, PluginError>) -> ProviderError {
-    match r {
-        Err(PluginError::Provider(e)) => e,
-        other => panic!("expected a provider error, got {other:?}"),
-    }
-}
-
 fn keys(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
@@ -686,7 +680,7 @@ async fn normalizes_work_item_ids_as_typed_or_pasted() {
         ),
     ];
     for (input, fragment) in bad {
-        match provider_err(host.normalize_key(&src, input).await) {
+        match provider_error(host.normalize_key(&src, input).await) {
             ProviderError::InvalidInput(m) => assert!(m.contains(fragment), "{input:?}: {m}"),
             other => panic!("{input:?}: {other:?}"),
         }
@@ -721,7 +715,7 @@ async fn normalizes_work_item_ids_as_typed_or_pasted() {
         "https://tfs.example.com/tfs/OtherCollection/Fabrikam/_workitems/edit/5",
         "https://tfs2.example.com/tfs/DefaultCollection/Fabrikam/_workitems/edit/5",
     ] {
-        let err = provider_err(host.normalize_key(&server, input).await);
+        let err = provider_error(host.normalize_key(&server, input).await);
         assert!(
             matches!(&err, ProviderError::InvalidInput(m) if m.contains("another organization or collection")),
             "{err:?}"
@@ -792,7 +786,7 @@ async fn base_urls_that_name_no_project_are_refused() {
             secrets: map(&[("pat", PAT)]),
             ..source("azure-devops", base)
         };
-        match provider_err(host.test_connection(&src).await) {
+        match provider_error(host.test_connection(&src).await) {
             ProviderError::InvalidInput(m) => assert!(m.contains(fragment), "{base}: {m}"),
             other => panic!("{base}: {other:?}"),
         }
@@ -891,7 +885,7 @@ async fn bad_credentials_in_each_shape_are_unauthorized() {
     };
 
     // 203 Non-Authoritative Information + the HTML sign-in page is NOT a success.
-    let err = provider_err(
+    let err = provider_error(
         host.test_connection(&wrong(&format!("fabrikam/{PROJECT}")))
             .await,
     );
@@ -901,7 +895,7 @@ async fn bad_credentials_in_each_shape_are_unauthorized() {
     );
     assert_eq!(stand.requests().len(), 1, "stops at the first refusal");
 
-    let err = provider_err(
+    let err = provider_error(
         host.test_connection(&wrong(&format!("contoso/{PROJECT}")))
             .await,
     );
@@ -910,7 +904,7 @@ async fn bad_credentials_in_each_shape_are_unauthorized() {
         "{err:?}"
     );
 
-    let err = provider_err(
+    let err = provider_error(
         host.test_connection(&wrong(&format!("redirecting/{PROJECT}")))
             .await,
     );
@@ -921,14 +915,14 @@ async fn bad_credentials_in_each_shape_are_unauthorized() {
 
     // No credentials on a private project.
     let anonymous = source("azure-devops", &format!("{}/fabrikam/{PROJECT}", stand.url));
-    let err = provider_err(host.fetch_issue(&anonymous, "12").await);
+    let err = provider_error(host.fetch_issue(&anonymous, "12").await);
     assert!(
         matches!(&err, ProviderError::Unauthorized(m) if m.contains("not public")),
         "{err:?}"
     );
 
     // The batch (a POST) gets the sign-in page too.
-    let err = provider_err(
+    let err = provider_error(
         host.fetch_issues(&wrong(&format!("fabrikam/{PROJECT}")), &keys(&["12", "13"]))
             .await,
     );
@@ -938,7 +932,7 @@ async fn bad_credentials_in_each_shape_are_unauthorized() {
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_project_and_organization_are_not_found() {
     let (host, stand) = (plugin_host().await, azure().await);
-    let err = provider_err(
+    let err = provider_error(
         host.test_connection(&src(&stand, "fabrikam/NoSuchProject"))
             .await,
     );
@@ -946,7 +940,7 @@ async fn missing_project_and_organization_are_not_found() {
         matches!(&err, ProviderError::NotFound(m) if m.contains("project NoSuchProject does not exist") && m.contains("TF200016")),
         "{err:?}"
     );
-    let err = provider_err(
+    let err = provider_error(
         host.test_connection(&src(&stand, "nosuchorg/Fabrikam-Fiber"))
             .await,
     );
@@ -954,7 +948,7 @@ async fn missing_project_and_organization_are_not_found() {
         matches!(&err, ProviderError::NotFound(m) if m.contains("no Azure DevOps organization or collection")),
         "{err:?}"
     );
-    let err = provider_err(
+    let err = provider_error(
         host.fetch_issue(&src(&stand, "fabrikam/NoSuchProject"), "12")
             .await,
     );
@@ -964,7 +958,7 @@ async fn missing_project_and_organization_are_not_found() {
     );
     let unreachable = source("azure-devops", "http://127.0.0.1:1/fabrikam/Fabrikam-Fiber");
     assert!(matches!(
-        provider_err(host.test_connection(&unreachable).await),
+        provider_error(host.test_connection(&unreachable).await),
         ProviderError::Unreachable(_)
     ));
 }
@@ -1028,7 +1022,7 @@ async fn azure_devops_server_collection_urls() {
         ..src
     };
     assert!(matches!(
-        provider_err(host.fetch_issue(&wrong, "12").await),
+        provider_error(host.fetch_issue(&wrong, "12").await),
         ProviderError::Unauthorized(_)
     ));
 }
@@ -1107,12 +1101,12 @@ async fn custom_states_are_categorised_by_the_tracker() {
 #[tokio::test(flavor = "multi_thread")]
 async fn fetch_issue_errors_and_templates() {
     let (host, stand) = (plugin_host().await, azure().await);
-    let err = provider_err(host.fetch_issue(&fabrikam(&stand), "999").await);
+    let err = provider_error(host.fetch_issue(&fabrikam(&stand), "999").await);
     assert!(
         matches!(&err, ProviderError::NotFound(m) if m.contains("work item 999") && m.contains("TF401232")),
         "{err:?}"
     );
-    let err = provider_err(host.fetch_issue(&fabrikam(&stand), "#12").await);
+    let err = provider_error(host.fetch_issue(&fabrikam(&stand), "#12").await);
     assert!(matches!(err, ProviderError::InvalidInput(_)), "{err:?}");
     let custom = SourceConfig {
         issue_url_template: Some("https://boards.example.com/wi/{key}".into()),
@@ -1127,7 +1121,7 @@ async fn fetch_issue_errors_and_templates() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_map_to_retry_after() {
     let (host, stand) = (plugin_host().await, azure().await);
-    match provider_err(
+    match provider_error(
         host.fetch_issue(&src(&stand, &format!("throttled/{PROJECT}")), "12")
             .await,
     ) {
@@ -1143,7 +1137,7 @@ async fn rate_limits_map_to_retry_after() {
         }
         other => panic!("{other:?}"),
     }
-    match provider_err(
+    match provider_error(
         host.test_connection(&src(&stand, &format!("delayed/{PROJECT}")))
             .await,
     ) {
@@ -1157,7 +1151,7 @@ async fn rate_limits_map_to_retry_after() {
         }
         other => panic!("{other:?}"),
     }
-    let err = provider_err(
+    let err = provider_error(
         host.fetch_issues(
             &src(&stand, &format!("throttled/{PROJECT}")),
             &keys(&["12", "13"]),

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use host::plugin::{PluginError, ProviderError, SourceConfig};
+use integration_tests::provider_error;
 use integration_tests::{StandIn, map, plugin_host, source};
 use serde_json::json;
 
@@ -127,13 +128,6 @@ async fn tracker() -> StandIn {
         )
         .route("/api/issues/{key}", get(issue));
     StandIn::start(router).await
-}
-
-fn provider_error(result: Result<impl std::fmt::Debug, PluginError>) -> ProviderError {
-    match result {
-        Err(PluginError::Provider(e)) => e,
-        other => panic!("expected a provider error, got {other:?}"),
-    }
 }
 
 /// A source reading issues from the stand-in's JSON API with a Bearer token.

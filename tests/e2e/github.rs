@@ -12,6 +12,7 @@
 //! cli/cli#157), and an anonymous request gets 401 "This endpoint requires you to be
 //! authenticated.".
 
+use integration_tests::{issue, provider_error};
 use std::sync::Arc;
 
 use axum::Router;
@@ -497,31 +498,6 @@ fn anonymous_source(api: &str) -> SourceConfig {
     SourceConfig {
         settings: map(&[("api-url", api)]),
         ..source(ID, BASE)
-    }
-}
-
-fn provider_error<T: std::fmt::Debug>(result: Result<T, PluginError>) -> ProviderError {
-    match result {
-        Err(PluginError::Provider(e)) => e,
-        other => panic!("expected a provider error, got {other:?}"),
-    }
-}
-
-fn issue(
-    key: &str,
-    title: &str,
-    status: &str,
-    category: StatusCategory,
-    assignee: Option<&str>,
-    web_url: &str,
-) -> Issue {
-    Issue {
-        key: key.into(),
-        title: title.into(),
-        status: status.into(),
-        status_category: category,
-        assignee: assignee.map(String::from),
-        web_url: web_url.into(),
     }
 }
 

@@ -12,6 +12,7 @@
 //! The batch endpoint is "List project issues" with `iids[]` (GitLab `doc/api/issues.md`:
 //! `GET /projects/:id/issues?iids[]=42&iids[]=43`, `scope` defaults to `all` for a project).
 
+use integration_tests::provider_error;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -20,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use host::plugin::model::StatusCategory;
-use host::plugin::{PluginError, ProviderError, SourceConfig};
+use host::plugin::{ProviderError, SourceConfig};
 use integration_tests::{StandIn, map, plugin_host, source};
 use serde_json::{Value, json};
 
@@ -450,13 +451,6 @@ fn src(stand: &StandIn, path: &str) -> SourceConfig {
     }
 }
 
-fn provider_err<T: std::fmt::Debug>(r: Result<T, PluginError>) -> ProviderError {
-    match r {
-        Err(PluginError::Provider(e)) => e,
-        other => panic!("expected a provider error, got {other:?}"),
-    }
-}
-
 fn offline(base: &str) -> SourceConfig {
     source("gitlab", base)
 }
@@ -583,7 +577,7 @@ async fn normalizes_keys_as_typed_or_pasted() {
         ("https://gitlab.com/", "not a GitLab issue URL"),
     ];
     for (input, fragment) in bad {
-        match provider_err(host.normalize_key(&src, input).await) {
+        match provider_error(host.normalize_key(&src, input).await) {
             ProviderError::InvalidInput(m) => assert!(m.contains(fragment), "{input:?}: {m}"),
             other => panic!("{input:?}: {other:?}"),
         }
@@ -605,7 +599,7 @@ async fn pasted_urls_under_a_relative_url_root() {
         host.normalize_key(&src, "group/project#4").await.unwrap(),
         "4"
     );
-    let err = provider_err(
+    let err = provider_error(
         host.normalize_key(&src, "https://example.com/group/project/-/issues/3")
             .await,
     );
@@ -706,7 +700,7 @@ async fn test_connection_errors_say_what_to_fix() {
         secrets: map(&[("token", "glpat-wrong")]),
         ..src(&stand, PROJECT)
     };
-    let err = provider_err(host.test_connection(&wrong_token).await);
+    let err = provider_error(host.test_connection(&wrong_token).await);
     assert!(
         matches!(&err, ProviderError::Unauthorized(m) if m.contains("401")),
         "{err:?}"
@@ -716,13 +710,13 @@ async fn test_connection_errors_say_what_to_fix() {
         secrets: map(&[("token", NO_SCOPE_TOKEN)]),
         ..src(&stand, PROJECT)
     };
-    let err = provider_err(host.test_connection(&no_scope).await);
+    let err = provider_error(host.test_connection(&no_scope).await);
     assert!(
         matches!(&err, ProviderError::Forbidden(m) if m.contains("read_api") && m.contains("insufficient_scope")),
         "{err:?}"
     );
 
-    let err = provider_err(host.test_connection(&src(&stand, "group/missing")).await);
+    let err = provider_error(host.test_connection(&src(&stand, "group/missing")).await);
     assert!(
         matches!(&err, ProviderError::NotFound(m) if m.contains("project group/missing was not found") && m.contains("member")),
         "{err:?}"
@@ -730,7 +724,7 @@ async fn test_connection_errors_say_what_to_fix() {
 
     // A private project without credentials: GitLab says 404, not 403.
     let anonymous = source("gitlab", &format!("{}/{PROJECT}", stand.url));
-    let err = provider_err(host.test_connection(&anonymous).await);
+    let err = provider_error(host.test_connection(&anonymous).await);
     assert!(
         matches!(&err, ProviderError::NotFound(m) if m.contains("use an access token")),
         "{err:?}"
@@ -741,25 +735,25 @@ async fn test_connection_errors_say_what_to_fix() {
         settings: map(&[("api-url", &format!("{}/wrong/api/v4", stand.url))]),
         ..src(&stand, PROJECT)
     };
-    let err = provider_err(host.test_connection(&wrong_root).await);
+    let err = provider_error(host.test_connection(&wrong_root).await);
     assert!(
         matches!(&err, ProviderError::NotFound(m) if m.contains("API root")),
         "{err:?}"
     );
 
-    let err = provider_err(host.test_connection(&src(&stand, "group/no-issues")).await);
+    let err = provider_error(host.test_connection(&src(&stand, "group/no-issues")).await);
     assert!(
         matches!(&err, ProviderError::Unsupported(m) if m.contains("issues are turned off")),
         "{err:?}"
     );
 
-    let err = provider_err(host.test_connection(&src(&stand, "group")).await);
+    let err = provider_error(host.test_connection(&src(&stand, "group")).await);
     assert!(
         matches!(&err, ProviderError::InvalidInput(m) if m.contains("does not name a project")),
         "{err:?}"
     );
 
-    let err = provider_err(
+    let err = provider_error(
         host.test_connection(&src(&stand, "group/subgroup/project/-/issues"))
             .await,
     );
@@ -772,7 +766,7 @@ async fn test_connection_errors_say_what_to_fix() {
         base_url: format!("http://127.0.0.1:1/{PROJECT}"),
         ..src(&stand, PROJECT)
     };
-    let err = provider_err(host.test_connection(&unreachable).await);
+    let err = provider_error(host.test_connection(&unreachable).await);
     assert!(matches!(err, ProviderError::Unreachable(_)), "{err:?}");
 }
 
@@ -893,13 +887,13 @@ async fn fetch_issue_honours_the_issue_url_template() {
 #[tokio::test(flavor = "multi_thread")]
 async fn fetch_issue_errors() {
     let (host, stand) = (plugin_host().await, gitlab().await);
-    let err = provider_err(host.fetch_issue(&src(&stand, PROJECT), "99").await);
+    let err = provider_error(host.fetch_issue(&src(&stand, PROJECT), "99").await);
     assert!(
         matches!(&err, ProviderError::NotFound(m) if m.contains("issue #99") && m.contains(PROJECT)),
         "{err:?}"
     );
 
-    let err = provider_err(host.fetch_issue(&src(&stand, "group/missing"), "1").await);
+    let err = provider_error(host.fetch_issue(&src(&stand, "group/missing"), "1").await);
     assert!(
         matches!(&err, ProviderError::NotFound(m) if m.contains("project group/missing")),
         "{err:?}"
@@ -910,11 +904,11 @@ async fn fetch_issue_errors() {
         ..src(&stand, PROJECT)
     };
     assert!(matches!(
-        provider_err(host.fetch_issue(&wrong, "1").await),
+        provider_error(host.fetch_issue(&wrong, "1").await),
         ProviderError::Unauthorized(_)
     ));
 
-    let err = provider_err(host.fetch_issue(&src(&stand, PROJECT), "#1").await);
+    let err = provider_error(host.fetch_issue(&src(&stand, PROJECT), "#1").await);
     assert!(
         matches!(err, ProviderError::InvalidInput(_)),
         "fetch takes canonical keys: {err:?}"
@@ -932,7 +926,7 @@ async fn fetch_issue_errors() {
 async fn rate_limits_map_to_retry_after() {
     let (host, stand) = (plugin_host().await, gitlab().await);
 
-    match provider_err(
+    match provider_error(
         host.fetch_issue(&src(&stand, "busy/retry-after"), "1")
             .await,
     ) {
@@ -948,7 +942,7 @@ async fn rate_limits_map_to_retry_after() {
         }
         other => panic!("{other:?}"),
     }
-    match provider_err(host.fetch_issue(&src(&stand, "busy/reset"), "1").await) {
+    match provider_error(host.fetch_issue(&src(&stand, "busy/reset"), "1").await) {
         ProviderError::RateLimited {
             retry_after_secs, ..
         } => {
@@ -956,7 +950,7 @@ async fn rate_limits_map_to_retry_after() {
         }
         other => panic!("{other:?}"),
     }
-    match provider_err(host.test_connection(&src(&stand, "busy/bare")).await) {
+    match provider_error(host.test_connection(&src(&stand, "busy/bare")).await) {
         ProviderError::RateLimited {
             retry_after_secs,
             message,
@@ -1031,10 +1025,10 @@ async fn batch_failures_of_the_whole_batch_are_the_outer_error() {
         ..src(&stand, PROJECT)
     };
     assert!(matches!(
-        provider_err(host.fetch_issues(&wrong, &keys).await),
+        provider_error(host.fetch_issues(&wrong, &keys).await),
         ProviderError::Unauthorized(_)
     ));
-    let err = provider_err(
+    let err = provider_error(
         host.fetch_issues(&src(&stand, "busy/retry-after"), &keys)
             .await,
     );
@@ -1048,7 +1042,7 @@ async fn batch_failures_of_the_whole_batch_are_the_outer_error() {
         ),
         "{err:?}"
     );
-    let err = provider_err(
+    let err = provider_error(
         host.fetch_issues(&src(&stand, "group/missing"), &keys)
             .await,
     );

@@ -13,6 +13,7 @@
 //! `An issue with key 'X' does not exist for field 'key'.` (messages as captured in many client
 //! projects, e.g. the Go and PHP clients found by the code search).
 
+use integration_tests::{issue, provider_error};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -22,7 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use host::plugin::model::{CredentialScheme, SettingKind, StatusCategory};
-use host::plugin::{Issue, PluginError, ProviderError, SourceConfig};
+use host::plugin::{PluginError, ProviderError, SourceConfig};
 use integration_tests::{StandIn, map, plugin_host, source};
 use serde_json::{Value, json};
 
@@ -429,31 +430,6 @@ fn api_token(base_url: &str) -> SourceConfig {
 
 fn accepted() -> Vec<String> {
     vec![basic(EMAIL, TOKEN)]
-}
-
-fn provider_error<T: std::fmt::Debug>(result: Result<T, PluginError>) -> ProviderError {
-    match result {
-        Err(PluginError::Provider(e)) => e,
-        other => panic!("expected a provider error, got {other:?}"),
-    }
-}
-
-fn issue(
-    key: &str,
-    title: &str,
-    status: &str,
-    category: StatusCategory,
-    assignee: Option<&str>,
-    web_url: &str,
-) -> Issue {
-    Issue {
-        key: key.into(),
-        title: title.into(),
-        status: status.into(),
-        status_category: category,
-        assignee: assignee.map(String::from),
-        web_url: web_url.into(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

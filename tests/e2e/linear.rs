@@ -10,6 +10,7 @@
 //! NumberComparator, IssueFilter.or: [IssueFilter!], Query.issues(filter, first,
 //! includeArchived): IssueConnection!; linear/linear packages/sdk/src/schema.graphql).
 
+use integration_tests::provider_error;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -338,13 +339,6 @@ fn src(stand_in: &StandIn) -> SourceConfig {
         secrets: map(&[("api-key", API_KEY)]),
         settings: map(&[("api-url", &stand_in.url)]),
         ..source("linear", BASE)
-    }
-}
-
-fn provider_error(result: Result<impl std::fmt::Debug, PluginError>) -> ProviderError {
-    match result {
-        Err(PluginError::Provider(e)) => e,
-        other => panic!("expected a provider error, got {other:?}"),
     }
 }
 

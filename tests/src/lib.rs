@@ -327,3 +327,34 @@ impl Response2 {
             .to_string()
     }
 }
+
+/// The provider error a plugin call answered with; panics (naming what came instead) on a
+/// value or a plugin fault.
+#[track_caller]
+pub fn provider_error<T: std::fmt::Debug>(
+    result: Result<T, host::plugin::PluginError>,
+) -> host::plugin::ProviderError {
+    match result {
+        Err(host::plugin::PluginError::Provider(e)) => e,
+        other => panic!("expected a provider error, got {other:?}"),
+    }
+}
+
+/// An expected issue, for comparing with what a plugin fetched.
+pub fn issue(
+    key: &str,
+    title: &str,
+    status: &str,
+    category: host::plugin::model::StatusCategory,
+    assignee: Option<&str>,
+    web_url: &str,
+) -> host::plugin::Issue {
+    host::plugin::Issue {
+        key: key.into(),
+        title: title.into(),
+        status: status.into(),
+        status_category: category,
+        assignee: assignee.map(String::from),
+        web_url: web_url.into(),
+    }
+}
