@@ -113,13 +113,23 @@ pub async fn pass(
         .map(|(id, _)| id)
         .collect();
     state.metrics.record_sync_pass(due.len());
+    // One read of the links for the whole pass, grouped by source.
+    let all: Vec<(String, LinkRecord)> = state.store.read(|r| r.all(LINKS)).await?;
+    let mut by_source: HashMap<String, Vec<(String, LinkRecord)>> = HashMap::new();
+    for (id, link) in all {
+        by_source
+            .entry(link.source_id.clone())
+            .or_default()
+            .push((id, link));
+    }
     let gate = Arc::new(tokio::sync::Semaphore::new(SOURCE_CONCURRENCY));
     let mut tasks = tokio::task::JoinSet::new();
     for id in due {
         let (state, pacing, gate) = (state.clone(), pacing.clone(), gate.clone());
+        let links = by_source.remove(&id).unwrap_or_default();
         tasks.spawn(async move {
             let _permit = gate.acquire().await;
-            let report = refresh_source(&state, &id, None).await;
+            let report = refresh_links(&state, &id, links).await;
             match &report {
                 Ok(r) => tracing::debug!(source = %id, refreshed = r.refreshed, failed = r.failed, batches = r.batches, "synced"),
                 Err(e) => tracing::warn!(source = %id, error = ?e, "sync failed"),
@@ -138,16 +148,25 @@ pub async fn refresh_source(
     source_id: &str,
     only: Option<Vec<String>>,
 ) -> Result<RefreshReport, ApiError> {
-    let (source, secrets) = crate::api::sources::load_with_secrets(state, source_id).await?;
-    if SyncState::of(Some(&source)) != SyncState::Syncing {
-        return Ok(RefreshReport::default());
-    }
     let wanted = source_id.to_string();
     let links: Vec<(String, LinkRecord)> = state.store.read(|r| r.all(LINKS)).await?;
     let links: Vec<(String, LinkRecord)> = links
         .into_iter()
         .filter(|(id, l)| l.source_id == wanted && only.as_ref().is_none_or(|o| o.contains(id)))
         .collect();
+    refresh_links(state, source_id, links).await
+}
+
+/// Refreshes the given links, all of `source_id`.
+async fn refresh_links(
+    state: &AppState,
+    source_id: &str,
+    links: Vec<(String, LinkRecord)>,
+) -> Result<RefreshReport, ApiError> {
+    let (source, secrets) = crate::api::sources::load_with_secrets(state, source_id).await?;
+    if SyncState::of(Some(&source)) != SyncState::Syncing {
+        return Ok(RefreshReport::default());
+    }
     let mut keys: Vec<String> = links.iter().map(|(_, l)| l.key.clone()).collect();
     keys.sort();
     keys.dedup();
