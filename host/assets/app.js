@@ -406,6 +406,7 @@
         h('th', { scope: 'col' }, 'Base URL'),
         h('th', { scope: 'col', class: 'col-enabled' }, 'Enabled'),
         h('th', { scope: 'col', class: 'col-test' }, 'Last test'),
+        h('th', { scope: 'col', class: 'col-health' }, 'Health'),
         h('th', { scope: 'col', class: 'col-actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
       h('tbody', {}, sources.map(sourceRow)));
     mount(head, h('div', { class: 'card table-wrap' }, table));
@@ -442,6 +443,41 @@
         result.at ? h('span', { class: 'when' }, timeEl(result.at, result.ok ? 'Succeeded ' : 'Failed ')) : null));
   }
 
+  // When a future moment is: "in 12 min", "at 14:05" (today) or "on 1/2/2027, 14:05".
+  function until(ms) {
+    const m = Math.max(1, Math.round((ms - Date.now()) / 60000));
+    if (m < 60) return 'in ' + plural(m, 'min', 'min');
+    const at = new Date(ms);
+    const time = at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    return at.toDateString() === new Date().toDateString() ? 'at ' + time : 'on ' + at.toLocaleDateString() + ', ' + time;
+  }
+
+  // A source's health (GET /sources/{id}/health): how its recent calls went and the
+  // rate-limit headroom its tracker announces.
+  const HEALTH_TEXT = { unknown: 'No calls yet', ok: 'Healthy', degraded: 'Degraded', failing: 'Failing', 'rate-limited': 'Rate-limited' };
+
+  function healthEl(health) {
+    const hl = health || { status: 'unknown' };
+    const lines = [];
+    if (hl.status === 'degraded') {
+      lines.push(Math.round(hl.error_rate * 100) + '% of the last ' + plural(hl.window_calls, 'call') + ' failed');
+    } else if (hl.status === 'failing' && hl.last_error) {
+      lines.push(hl.last_error.message);
+    }
+    const rl = hl.rate_limit;
+    if (rl && rl.active && rl.limited_until && rl.limited_until > Date.now()) {
+      lines.push('Asked to wait until ' + new Date(rl.limited_until).toLocaleTimeString());
+    }
+    if (rl && rl.remaining != null) {
+      let text = rl.remaining.toLocaleString() + (rl.limit != null ? ' of ' + rl.limit.toLocaleString() : '') + ' requests left';
+      if (rl.resets_at && rl.resets_at > Date.now()) text += ' · resets ' + until(rl.resets_at);
+      lines.push(text);
+    }
+    return h('div', { class: 'health ' + hl.status, 'data-status': hl.status },
+      h('span', { class: 'health-status' }, h('span', { class: 'dot', 'aria-hidden': 'true' }), HEALTH_TEXT[hl.status] || hl.status),
+      lines.map((l) => h('span', { class: 'health-line' }, l)));
+  }
+
   function sourceRow(s) {
     const name = s.display_name;
     const tr = h('tr', { 'data-source-id': s.id, 'data-name': name });
@@ -464,8 +500,9 @@
       }
     });
     const result = h('div', { class: 'test-cell', 'aria-live': 'polite' }, testResultEl(s.last_test));
+    const health = h('div', { class: 'health-cell' }, healthEl(s.health));
     const testBtn = h('button', { type: 'button', class: 'icon-btn test', title: 'Test connection', 'aria-label': 'Test connection of ' + name }, icon('wrench'));
-    testBtn.addEventListener('click', () => runTest(s, testBtn, result));
+    testBtn.addEventListener('click', () => runTest(s, testBtn, result, health));
     const editBtn = h('a', { class: 'icon-btn edit', href: '#/sources/' + encodeURIComponent(s.id), title: 'Edit', 'aria-label': 'Edit ' + name }, icon('pencil'));
     const delBtn = h('button', { type: 'button', class: 'icon-btn danger delete', title: 'Delete', 'aria-label': 'Delete ' + name }, icon('trash'));
     delBtn.addEventListener('click', () => confirmDelete(s));
@@ -476,12 +513,13 @@
       h('td', {}, h('span', { class: 'base-url' }, s.base_url)),
       h('td', {}, h('label', { class: 'switch' }, toggle, state)),
       h('td', {}, result),
+      h('td', {}, health),
       h('td', { class: 'col-actions' }, testBtn, editBtn, delBtn),
     ]);
     return tr;
   }
 
-  async function runTest(s, button, cell) {
+  async function runTest(s, button, cell, healthCell) {
     button.disabled = true;
     const old = button.firstChild;
     button.replaceChild(icon('loader', 'spin'), old);
@@ -498,6 +536,12 @@
     replace(cell, testResultEl(result));
     button.replaceChild(icon('wrench'), button.firstChild);
     button.disabled = false;
+    try {
+      s.health = await api('GET', '/sources/' + encodeURIComponent(s.id) + '/health');
+      replace(healthCell, healthEl(s.health));
+    } catch (e) {
+      // The test result above is what the admin asked for; the health shows on next load.
+    }
   }
 
   // A modal confirmation built on <dialog>; resolves true when confirmed.

@@ -167,7 +167,7 @@ pub async fn prepare(
         )
         .at("source_id"));
     }
-    let config = crate::api::sources::config(&source, secrets);
+    let config = crate::api::sources::config(Some(source_id), &source, secrets);
     let canonical = match state.plugins.normalize_key(&config, key).await {
         Ok(k) => k,
         Err(PluginError::Provider(ProviderError::InvalidInput(message))) => {

@@ -23,7 +23,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::plugin::{Issue, PluginError, ProviderError};
+use crate::plugin::{Headroom, Issue, PluginError, ProviderError};
 use crate::store::records::{Millis, now};
 
 /// Upper bounds (seconds) of the plugin-call latency histogram buckets; `+Inf` is implied.
@@ -150,18 +150,45 @@ pub struct LastError {
     pub at: Millis,
 }
 
-/// What is known of a source's rate limit.
+/// What is known of a source's rate limit: the headroom its tracker announces in response
+/// headers, and the last time it told us to wait.
 #[derive(Clone, Debug, Serialize)]
 pub struct RateLimit {
-    /// The `Retry-After` of the last rate-limited answer, in seconds.
-    pub retry_after_secs: u32,
-    /// Until when the tracker asked us to wait (milliseconds since the epoch).
-    pub limited_until: Millis,
-    /// True while `limited_until` is in the future.
-    pub active: bool,
-    /// Requests left in the tracker's window. Always null today: the plugins read the
-    /// trackers' `*-remaining`/`*-reset` headers but the contract does not hand them to the host.
+    /// Requests left in the tracker's current window, as its latest response said.
     pub remaining: Option<u64>,
+    /// Requests allowed per window, when the tracker says.
+    pub limit: Option<u64>,
+    /// When the window resets (milliseconds since the epoch), when the tracker says.
+    pub resets_at: Option<Millis>,
+    /// When the tracker last announced these figures.
+    pub reported_at: Option<Millis>,
+    /// The `Retry-After` of the last rate-limited answer, in seconds.
+    pub retry_after_secs: Option<u32>,
+    /// Until when the tracker asked us to wait (milliseconds since the epoch).
+    pub limited_until: Option<Millis>,
+    /// True while the source must wait: `limited_until` is in the future and no call has
+    /// succeeded since, or no request is left and the window has not reset yet.
+    pub active: bool,
+}
+
+impl RateLimit {
+    fn new(
+        at: Millis,
+        headroom: Option<Headroom>,
+        told_to_wait: Option<(u32, Millis)>,
+        waiting: bool,
+    ) -> Self {
+        let exhausted = headroom.is_some_and(|h| h.remaining == 0 && h.resets_at > Some(at));
+        RateLimit {
+            remaining: headroom.map(|h| h.remaining),
+            limit: headroom.and_then(|h| h.limit),
+            resets_at: headroom.and_then(|h| h.resets_at),
+            reported_at: headroom.map(|h| h.reported_at),
+            retry_after_secs: told_to_wait.map(|(secs, _)| secs),
+            limited_until: told_to_wait.map(|(_, until)| until),
+            active: exhausted || waiting,
+        }
+    }
 }
 
 /// The health of one source, as the API shows it.
@@ -182,7 +209,7 @@ pub struct Health {
     pub window_errors: usize,
     /// `window_errors / window_calls` (0 when there was no call).
     pub error_rate: f64,
-    /// The last rate limit the tracker announced, if any.
+    /// The source's rate limit, when its tracker announced one or told us to wait.
     pub rate_limit: Option<RateLimit>,
 }
 
@@ -197,14 +224,15 @@ struct SourceHealth {
 }
 
 impl SourceHealth {
-    fn view(&self, at: Millis) -> Health {
+    fn view(&self, at: Millis, headroom: Option<Headroom>) -> Health {
         let window_errors = self.window.iter().filter(|failed| **failed).count();
-        let rate_limit = self.rate_limit.map(|(secs, until)| RateLimit {
-            retry_after_secs: secs,
-            limited_until: until,
-            active: at < until,
-            remaining: None,
+        // Told to wait, still within the wait, and no call has succeeded since.
+        let waiting = self.rate_limit.is_some_and(|(secs, until)| {
+            let told_at = until - u64::from(secs) * 1000;
+            at < until && self.last_success_at.is_none_or(|ok| ok < told_at)
         });
+        let rate_limit = (headroom.is_some() || self.rate_limit.is_some())
+            .then(|| RateLimit::new(at, headroom, self.rate_limit, waiting));
         let status = if self.calls == 0 {
             "unknown"
         } else if rate_limit.as_ref().is_some_and(|r| r.active) {
@@ -334,13 +362,16 @@ impl Metrics {
         result
     }
 
-    /// The health of a source (`unknown` when no call was recorded for it).
-    pub fn health(&self, source_id: &str) -> Health {
+    /// The health of a source (`unknown` when no call was recorded for it), with the
+    /// rate-limit headroom its tracker last announced (see [`PluginHost::headroom`]).
+    ///
+    /// [`PluginHost::headroom`]: crate::plugin::PluginHost::headroom
+    pub fn health(&self, source_id: &str, headroom: Option<Headroom>) -> Health {
         let at = now();
         let health = lock(&self.health);
         match health.get(source_id) {
-            Some(h) => h.view(at),
-            None => SourceHealth::default().view(at),
+            Some(h) => h.view(at, headroom),
+            None => SourceHealth::default().view(at, headroom),
         }
     }
 
@@ -362,8 +393,9 @@ impl Metrics {
         self.sync_passes.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Everything, in Prometheus text format 0.0.4. `plugins` is the number of loaded plugins.
-    pub fn render(&self, plugins: usize) -> String {
+    /// Everything, in Prometheus text format 0.0.4. `plugins` is the number of loaded plugins,
+    /// `headroom` the rate-limit headroom trackers announced, by source id.
+    pub fn render(&self, plugins: usize, headroom: &[(String, Headroom)]) -> String {
         let mut out = String::new();
         family(
             &mut out,
@@ -446,6 +478,20 @@ impl Metrics {
         );
         family(
             &mut out,
+            "integration_source_rate_limit_remaining",
+            "gauge",
+            "Requests left in the tracker's rate-limit window, as its latest response said, by source.",
+        );
+        for (source, h) in headroom {
+            let _ = writeln!(
+                out,
+                "integration_source_rate_limit_remaining{{source_id=\"{}\"}} {}",
+                escape(source),
+                h.remaining
+            );
+        }
+        family(
+            &mut out,
             "integration_plugins_loaded",
             "gauge",
             "Provider plugins loaded.",
@@ -494,7 +540,9 @@ pub async fn track_http(State(state): State<AppState>, req: Request, next: Next)
 
 /// `GET /metrics`: the counters in Prometheus text format 0.0.4.
 pub async fn serve(State(state): State<AppState>) -> Response {
-    let body = state.metrics.render(state.plugins.list().len());
+    let body = state
+        .metrics
+        .render(state.plugins.list().len(), &state.plugins.all_headroom());
     Response::builder()
         .header(
             axum::http::header::CONTENT_TYPE,

@@ -3,8 +3,8 @@
 //! Every interval it refreshes the links of each enabled source with "Read issue details",
 //! asking the plugin for issues in batches (`fetch-issues`, one tracker request per batch where
 //! the tracker allows it). Sources run concurrently up to a limit; within a source, batches run
-//! one after another. A rate-limited source waits the time the tracker asked for while the
-//! others go on; a source that keeps failing backs off exponentially. The configuration is read
+//! one after another. A rate-limited source waits the time the tracker asked for (or, when its
+//! headers say no request is left, until its window resets) while the others go on; a source that keeps failing backs off exponentially. The configuration is read
 //! afresh on every run, so an edit takes effect on the next execution.
 
 use std::collections::{BTreeMap, HashMap};
@@ -157,6 +157,15 @@ pub async fn refresh_source(
     refresh_links(state, source_id, links).await
 }
 
+/// Seconds until the tracker's rate-limit window resets, when its latest response said no
+/// request is left in it.
+fn window_exhausted(headroom: Option<crate::plugin::Headroom>) -> Option<u32> {
+    let h = headroom.filter(|h| h.remaining == 0)?;
+    let wait_ms = h.resets_at?.checked_sub(crate::store::records::now())?;
+    let wait = Duration::from_millis(wait_ms).min(MAX_BACKOFF);
+    Some(wait.as_secs_f64().ceil() as u32)
+}
+
 /// Refreshes the given links, all of `source_id`.
 async fn refresh_links(
     state: &AppState,
@@ -170,12 +179,18 @@ async fn refresh_links(
     let mut keys: Vec<String> = links.iter().map(|(_, l)| l.key.clone()).collect();
     keys.sort();
     keys.dedup();
-    let config = crate::api::sources::config(&source, secrets);
+    let config = crate::api::sources::config(Some(source_id), &source, secrets);
     let link_ids: Vec<String> = links.iter().map(|(id, _)| id.clone()).collect();
 
     let mut report = RefreshReport::default();
     let mut outcomes: BTreeMap<String, Result<crate::plugin::Issue, FetchError>> = BTreeMap::new();
     for batch in keys.chunks(BATCH_SIZE) {
+        if let Some(wait) = window_exhausted(state.plugins.headroom(source_id)) {
+            // The tracker said no request is left in its window: wait for the reset rather
+            // than spend the next batch on a rate-limit error.
+            report.retry_after_secs = Some(wait);
+            break;
+        }
         report.batches += 1;
         let fetched = state
             .metrics

@@ -91,11 +91,20 @@ async fn serve_jira(req: Request) -> Response {
         == Some(basic(EMAIL, TOKEN).as_str());
     let path = parts.uri.path().to_string();
     match (parts.method.as_str(), path.as_str()) {
-        ("GET", "/rest/api/3/myself") if authed => json_response(
-            200,
-            json!({"accountId": "5b10a2844c20165700ede21g", "displayName": "Mia Krystof",
-                   "emailAddress": EMAIL, "active": true}),
-        ),
+        ("GET", "/rest/api/3/myself") if authed => {
+            let mut response = json_response(
+                200,
+                json!({"accountId": "5b10a2844c20165700ede21g", "displayName": "Mia Krystof",
+                       "emailAddress": EMAIL, "active": true}),
+            );
+            // Near its limit, Jira says how much is left [providers.md 1.6].
+            let headers = response.headers_mut();
+            headers.insert("x-ratelimit-limit", 100.into());
+            headers.insert("x-ratelimit-remaining", 12.into());
+            headers.insert("x-ratelimit-nearlimit", "true".parse().unwrap());
+            headers.insert("x-ratelimit-reset", "2099-01-01T00:00Z".parse().unwrap());
+            response
+        }
         ("GET", "/rest/api/3/myself") => (
             StatusCode::UNAUTHORIZED,
             [("content-type", "text/plain;charset=UTF-8")],
@@ -523,6 +532,8 @@ async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
     assert_eq!(stored["capabilities"]["create_issues"], true);
     assert_eq!(stored["capabilities"]["add_comments"], true);
     assert!(!b.page_html().await.contains(TOKEN));
+    b.find_text(&format!("{} .health", row("Our Jira")), "No calls yet")
+        .await;
     shot(&b, "sources-list").await;
 
     // Test: success, in the row.
@@ -532,6 +543,10 @@ async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
         "{ok}"
     );
     assert_eq!(source_json(&app, "Our Jira").await["last_test"]["ok"], true);
+    // The health column follows the test, with the headroom the tracker announced.
+    let health = format!("{} .health", row("Our Jira"));
+    b.find_text(&health, "Healthy").await;
+    b.find_text(&health, "12 of 100 requests left").await;
     b.screenshot("sources-list-tested").await;
 
     // Edit: the secret shows as set, blank, and can be replaced.
@@ -581,6 +596,8 @@ async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
     b.find(&row("Our Jira")).await;
     let failed = test_row(&b, "Our Jira", "fail").await;
     assert!(failed.contains("rejected the credentials"), "{failed}");
+    b.find_text(&health, "Failing").await;
+    b.find_text(&health, "rejected the credentials").await;
     b.screenshot("sources-list-test-failed").await;
 
     // Disable: the toggle, and the test still runs on a disabled source.

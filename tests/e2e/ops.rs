@@ -1,10 +1,11 @@
 //! Running it for real: the audit API, per-source health, `/metrics` and `/readyz`, through
 //! the real router, the real GitLab plugin and a GitLab stand-in on 127.0.0.1 that can be
-//! told to work, fail (HTTP 500) or rate-limit (HTTP 429 with `Retry-After`).
+//! told to work, fail (HTTP 500) or rate-limit (HTTP 429 with `Retry-After`), and that sends
+//! GitLab's `RateLimit-*` headers on every authenticated answer.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
@@ -19,6 +20,9 @@ const CANARY: &str = "glpat-CANARY-7f3a9c1e5b";
 /// The credential it is replaced with: must never appear either.
 const CANARY2: &str = "glpat-CANARY-REPLACED-42d8";
 
+/// Requests the stand-in allows per window (GitLab's `RateLimit-Limit`).
+const LIMIT: u64 = 2000;
+
 /// How the stand-in answers.
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -27,19 +31,28 @@ enum Mode {
     RateLimited,
 }
 
-type Shared = Arc<Mutex<Mode>>;
+/// The stand-in's state: how it answers, and its rate-limit window.
+struct Tracker {
+    mode: Mode,
+    /// Authenticated requests served in the window.
+    served: u64,
+    /// When the window resets, in Unix seconds.
+    reset: u64,
+}
+
+type Shared = Arc<Mutex<Tracker>>;
 
 /// A GitLab stand-in for project `group/shop` with issues 1 to 99.
-async fn gitlab(mode: Shared) -> StandIn {
+async fn gitlab(tracker: Shared) -> StandIn {
     let router = Router::new()
-        .fallback(|State(mode): State<Shared>, req: Request| async move {
-            answer(*mode.lock().unwrap(), &req)
+        .fallback(|State(tracker): State<Shared>, req: Request| async move {
+            answer(&mut tracker.lock().unwrap(), &req)
         })
-        .with_state(mode);
+        .with_state(tracker);
     StandIn::start(router).await
 }
 
-fn answer(mode: Mode, req: &Request) -> Response {
+fn answer(tracker: &mut Tracker, req: &Request) -> Response {
     let token = req
         .headers()
         .get("private-token")
@@ -52,20 +65,33 @@ fn answer(mode: Mode, req: &Request) -> Response {
         )
             .into_response();
     }
-    match mode {
-        Mode::Failing => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, "upstream is down").into_response();
+    let mut response = match tracker.mode {
+        Mode::Failing => (StatusCode::INTERNAL_SERVER_ERROR, "upstream is down").into_response(),
+        Mode::RateLimited => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "120")],
+            "Retry later",
+        )
+            .into_response(),
+        Mode::Working => {
+            tracker.served += 1;
+            issues(req)
         }
-        Mode::RateLimited => {
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", "120"), ("ratelimit-remaining", "0")],
-                "Retry later",
-            )
-                .into_response();
-        }
-        Mode::Working => {}
-    }
+    };
+    // GitLab's rate-limit headers [providers.md 5.6]: limit, remaining, reset in Unix time.
+    let headers = response.headers_mut();
+    headers.insert("ratelimit-limit", LIMIT.into());
+    headers.insert("ratelimit-observed", tracker.served.into());
+    let remaining = match tracker.mode {
+        Mode::RateLimited => 0,
+        _ => LIMIT.saturating_sub(tracker.served),
+    };
+    headers.insert("ratelimit-remaining", remaining.into());
+    headers.insert("ratelimit-reset", tracker.reset.into());
+    response
+}
+
+fn issues(req: &Request) -> Response {
     let path = req.uri().path();
     let issue = |iid: u64| {
         json!({
@@ -98,23 +124,34 @@ fn answer(mode: Mode, req: &Request) -> Response {
 
 struct World {
     app: TestApp,
-    mode: Shared,
+    tracker: Shared,
     gitlab: StandIn,
 }
 
 async fn world() -> World {
-    let mode: Shared = Arc::new(Mutex::new(Mode::Working));
-    let gitlab = gitlab(mode.clone()).await;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let tracker: Shared = Arc::new(Mutex::new(Tracker {
+        mode: Mode::Working,
+        served: 0,
+        reset: now.as_secs() + 3600,
+    }));
+    let gitlab = gitlab(tracker.clone()).await;
     World {
         app: TestApp::start().await,
-        mode,
+        tracker,
         gitlab,
     }
 }
 
 impl World {
     fn set(&self, mode: Mode) {
-        *self.mode.lock().unwrap() = mode;
+        self.tracker.lock().unwrap().mode = mode;
+    }
+
+    /// The stand-in's (remaining while working, reset in Unix milliseconds).
+    fn window(&self) -> (u64, u64) {
+        let t = self.tracker.lock().unwrap();
+        (LIMIT.saturating_sub(t.served), t.reset * 1000)
     }
 
     fn source_body(&self, name: &str, token: Option<&str>, projects: Value) -> Value {
@@ -395,7 +432,54 @@ async fn the_audit_log_records_every_change_without_a_secret_and_pages_by_source
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn source_health_moves_when_the_tracker_fails_or_rate_limits() {
+async fn sync_waits_for_the_reset_when_the_tracker_says_no_request_is_left() {
+    let w = world().await;
+    let shop = w.project("Shop").await;
+    let source = w.create_source("GitLab", json!({"mode": "all"})).await;
+    let keys: Vec<String> = (1..=60).map(|n| n.to_string()).collect();
+    w.app
+        .admin(
+            "POST",
+            &format!("/api/v1/projects/{shop}/links/bulk"),
+            Some(json!({"test_object": "test-case:TC-1", "source_id": source, "keys": keys})),
+        )
+        .await
+        .expect(200);
+
+    // One request left in the window: the first batch of 50 spends it, the second waits.
+    w.tracker.lock().unwrap().served = LIMIT - 1;
+    let report = host::sync::refresh_source(&w.app.state, &source, None)
+        .await
+        .unwrap();
+    assert_eq!(w.window().0, 0);
+    assert_eq!(
+        w.tracker.lock().unwrap().served,
+        LIMIT,
+        "no request past the limit"
+    );
+    assert_eq!(report.batches, 1, "{report:?}");
+    assert_eq!((report.refreshed, report.failed), (50, 0), "{report:?}");
+    let wait = report.retry_after_secs.expect("the source waits");
+    assert!(
+        (3590..=3600).contains(&wait),
+        "until the reset, an hour away: {wait}"
+    );
+    let h = w.health(&source).await;
+    assert_eq!(h["status"], "rate-limited", "{h}");
+    assert_eq!(h["rate_limit"]["active"], true);
+
+    // A new window: the sync goes on.
+    w.tracker.lock().unwrap().served = 0;
+    w.test(&source).await;
+    let report = host::sync::refresh_source(&w.app.state, &source, None)
+        .await
+        .unwrap();
+    assert_eq!((report.batches, report.refreshed), (2, 60), "{report:?}");
+    assert_eq!(report.retry_after_secs, None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_health_moves_when_the_tracker_fails_or_sends_rate_limit_headers() {
     let w = world().await;
     let shop = w.project("Shop").await;
     let source = w.create_source("GitLab", json!({"mode": "all"})).await;
@@ -417,6 +501,16 @@ async fn source_health_moves_when_the_tracker_fails_or_rate_limits() {
     );
     assert_eq!(h["error_rate"], 0.0);
     let first_success = h["last_success_at"].as_u64().unwrap();
+    // The headroom the tracker announced in its headers.
+    let (remaining, resets_at) = w.window();
+    assert!(remaining < LIMIT, "the test made requests");
+    let rate = &h["rate_limit"];
+    assert_eq!(rate["remaining"].as_u64(), Some(remaining), "{h}");
+    assert_eq!(rate["limit"].as_u64(), Some(LIMIT));
+    assert_eq!(rate["resets_at"].as_u64(), Some(resets_at));
+    assert!(rate["reported_at"].as_u64().unwrap() >= first_success - 5_000);
+    assert_eq!(rate["active"], false);
+    assert!(rate["retry_after_secs"].is_null() && rate["limited_until"].is_null());
 
     // A link fetch counts too (fetch-issue through links).
     w.app
@@ -430,6 +524,21 @@ async fn source_health_moves_when_the_tracker_fails_or_rate_limits() {
     let h = w.health(&source).await;
     assert_eq!(h["calls"], 2, "{h}");
     assert!(h["last_success_at"].as_u64().unwrap() >= first_success);
+    let used = remaining - w.window().0;
+    assert!(used >= 1, "the fetch made a request");
+    assert_eq!(
+        h["rate_limit"]["remaining"].as_u64(),
+        Some(remaining - used)
+    );
+    // The admin list carries the same health, for the page.
+    let list = w
+        .app
+        .admin("GET", "/api/v1/sources", None)
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(list[0]["health"]["status"], "ok", "{list}");
+    assert_eq!(list[0]["health"]["rate_limit"], h["rate_limit"]);
 
     // The tracker starts failing: the last error and the error rate move.
     w.set(Mode::Failing);
@@ -449,7 +558,7 @@ async fn source_health_moves_when_the_tracker_fails_or_rate_limits() {
     );
     assert!((h["error_rate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
 
-    // It rate-limits a sync: the Retry-After shows as the headroom we know of.
+    // It rate-limits a sync: no request left until the window resets, and a Retry-After.
     w.set(Mode::RateLimited);
     let pacing = Arc::new(host::sync::Pacing::default());
     host::sync::pass(&w.app.state, &pacing, Duration::from_millis(10))
@@ -460,7 +569,8 @@ async fn source_health_moves_when_the_tracker_fails_or_rate_limits() {
     assert_eq!(h["last_error"]["code"], "rate-limited");
     assert_eq!(h["rate_limit"]["retry_after_secs"], 120);
     assert_eq!(h["rate_limit"]["active"], true);
-    assert!(h["rate_limit"]["remaining"].is_null());
+    assert_eq!(h["rate_limit"]["remaining"], 0);
+    assert_eq!(h["rate_limit"]["resets_at"].as_u64(), Some(w.window().1));
     let until = h["rate_limit"]["limited_until"].as_u64().unwrap();
     assert!(until >= h["last_error"]["at"].as_u64().unwrap() + 119_000);
     assert_eq!(
@@ -478,6 +588,9 @@ async fn source_health_moves_when_the_tracker_fails_or_rate_limits() {
     );
     assert_eq!(h["window_errors"], 2);
     assert_eq!(h["calls"], 5);
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(h["rate_limit"]["active"], false, "a success ends the wait");
+    assert_eq!(h["rate_limit"]["remaining"].as_u64(), Some(w.window().0));
 
     // The same calls in /metrics, by provider, operation and outcome.
     let (_, samples) = w.metrics().await;
@@ -507,6 +620,14 @@ async fn source_health_moves_when_the_tracker_fails_or_rate_limits() {
     assert_eq!(
         value(&samples, "integration_sync_sources_due", &[]),
         Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "integration_source_rate_limit_remaining",
+            &[("source_id", &source)]
+        ),
+        Some(w.window().0 as f64)
     );
 
     // Admins only; an unknown source is a 404; a deleted one forgets its health.
@@ -546,7 +667,8 @@ async fn source_health_moves_when_the_tracker_fails_or_rate_limits() {
         .admin("GET", &format!("/api/v1/sources/{source}/health"), None)
         .await;
     assert_eq!(r.status, 404);
-    assert_eq!(w.app.state.metrics.health(&source).status, "unknown");
+    assert_eq!(w.app.state.metrics.health(&source, None).status, "unknown");
+    assert_eq!(w.app.state.plugins.headroom(&source), None);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -18,7 +18,7 @@ use crate::store::records::SourceRecord;
 use crate::store::{Read, SOURCES};
 
 /// `GET /sources/{id}/health` (admin): last success, last error, error rate over the last
-/// calls and the last announced rate limit of a stored source.
+/// calls and the rate limit (headroom left, last wait asked for) of a stored source.
 pub async fn source(
     State(state): State<AppState>,
     caller: Caller,
@@ -30,7 +30,7 @@ pub async fn source(
     if found.is_none() {
         return Err(ApiError::not_found(format!("no source {id:?}")));
     }
-    let health: Health = state.metrics.health(&id);
+    let health: Health = state.metrics.health(&id, state.plugins.headroom(&id));
     let mut body = serde_json::to_value(health).map_err(ApiError::internal)?;
     body["source_id"] = json!(id);
     Ok(Json(body))

@@ -226,7 +226,11 @@ pub async fn create_url(
     }
     let url = state
         .plugins
-        .create_url(&crate::api::sources::config(&source, secrets))
+        .create_url(&crate::api::sources::config(
+            Some(&source_id),
+            &source,
+            secrets,
+        ))
         .await?;
     Ok(Json(json!({ "url": url })))
 }

@@ -58,7 +58,7 @@ routes! {
     post "/sources/{id}/enable" admin => sources::enable; "Enable a source"
     post "/sources/{id}/disable" admin => sources::disable; "Disable a source: hidden from members, no new links, links stop syncing"
     post "/sources/{id}/test" admin => sources::test; "Run the connection test with the stored configuration (enabled or not) and record the result"
-    get "/sources/{id}/health" admin => health::source; "Last success, last error, error rate and rate-limit wait of a source"
+    get "/sources/{id}/health" admin => health::source; "Last success, last error, error rate and rate limit (requests left, reset, wait) of a source"
     get "/sources/{id}/links" admin => links::list_by_source; "Every link through a source"
     get "/sources/{id}/impact" admin => links::impact; "How many links in how many projects a disable or delete leaves without sync"
     post "/sources/{id}/refresh" admin => links::refresh_source; "Sync every link of a source now"

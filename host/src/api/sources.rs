@@ -19,6 +19,7 @@ use super::extract::{Body, Caller};
 use super::new_id;
 use crate::app::AppState;
 use crate::crypto::MasterKey;
+use crate::metrics::Health;
 use crate::plugin::model::SettingKind;
 use crate::plugin::{PluginError, ProviderInfo, SourceConfig};
 use crate::store::records::{
@@ -110,6 +111,8 @@ pub struct SourceView {
     pub plugin_status: &'static str,
     /// Capabilities that are stored but not active in this release.
     pub inactive_capabilities: Vec<&'static str>,
+    /// How its recent calls went (the same as `GET /sources/{id}/health`).
+    pub health: Health,
 }
 
 /// A source as project members see it.
@@ -310,6 +313,7 @@ pub async fn delete(
         })
         .await?;
     state.metrics.forget(&gone);
+    state.plugins.forget_source(&gone);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -371,7 +375,7 @@ pub async fn test(
 ) -> Result<Json<TestOutcome>, ApiError> {
     caller.require_admin()?;
     let (record, secrets) = load_with_secrets(&state, &id).await?;
-    let outcome = run_test(&state, Some(&id), &config(&record, secrets)).await?;
+    let outcome = run_test(&state, &config(Some(&id), &record, secrets)).await?;
     let result = TestResult {
         ok: outcome.ok,
         code: outcome.code.clone(),
@@ -410,21 +414,17 @@ pub async fn test_draft(
     let info = provider_info(&state, &input.provider)?;
     let (record, secrets) = check(&input, &info, None)?;
     Ok(Json(
-        run_test(&state, None, &config(&record, secrets)).await?,
+        run_test(&state, &config(None, &record, secrets)).await?,
     ))
 }
 
-/// Runs a connection test; `source_id` is the stored source's (none for a draft), whose
-/// health the result is recorded in.
-async fn run_test(
-    state: &AppState,
-    source_id: Option<&str>,
-    config: &SourceConfig,
-) -> Result<TestOutcome, ApiError> {
+/// Runs a connection test; the result is recorded in the health of the stored source, if
+/// `config` is one's (not a draft's).
+async fn run_test(state: &AppState, config: &SourceConfig) -> Result<TestOutcome, ApiError> {
     let result = state
         .metrics
         .observe(
-            source_id,
+            config.source_id.as_deref(),
             &config.provider,
             "test-connection",
             crate::metrics::Outcome::of,
@@ -457,9 +457,15 @@ async fn run_test(
     }
 }
 
-/// The plugin-call view of a stored source and its opened secrets.
-pub fn config(record: &SourceRecord, secrets: BTreeMap<String, String>) -> SourceConfig {
+/// The plugin-call view of a source and its opened secrets; `id` is the stored source's
+/// (none for a draft).
+pub fn config(
+    id: Option<&str>,
+    record: &SourceRecord,
+    secrets: BTreeMap<String, String>,
+) -> SourceConfig {
     SourceConfig {
+        source_id: id.map(str::to_string),
         provider: record.provider.clone(),
         base_url: record.base_url.clone(),
         auth_type: record.auth_type.clone(),
@@ -521,6 +527,7 @@ fn view(state: &AppState, id: String, record: SourceRecord) -> SourceView {
         inactive.push("process_webhooks");
     }
     SourceView {
+        health: state.metrics.health(&id, state.plugins.headroom(&id)),
         id,
         provider_name: plugin.as_ref().map(|p| p.info.name.clone()),
         plugin_status: if plugin.is_some() {

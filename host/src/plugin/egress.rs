@@ -7,6 +7,7 @@
 //!   authenticated, and only for the origin the guest asked for (never across a redirect to
 //!   another origin); the guest's own `Authorization`-like headers are dropped;
 //! - every call has a request budget, a response-size cap and a deadline;
+//! - every response's rate-limit headers are read here ([`Headroom`]), whatever the plugin;
 //! - a source's network settings (extra CA certificates, a proxy) change how a request
 //!   travels, never where it may go: the allow-list is checked on the target URL.
 
@@ -20,6 +21,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
+use super::headroom::Headroom;
 use super::model::{AuthType, CredentialScheme, ProviderInfo, SettingKind, SourceConfig};
 
 /// The most redirects one request may follow.
@@ -118,6 +120,8 @@ pub struct Egress {
     deadline: Instant,
     requests_left: u32,
     max_body: usize,
+    /// The rate-limit headroom the latest response of this call announced.
+    headroom: Option<Headroom>,
 }
 
 impl Egress {
@@ -140,7 +144,13 @@ impl Egress {
             deadline,
             requests_left: max_requests,
             max_body,
+            headroom: None,
         }
+    }
+
+    /// The rate-limit headroom the latest response of this call announced, if any did.
+    pub fn headroom(&self) -> Option<Headroom> {
+        self.headroom
     }
 
     /// Sends one request, following redirects that stay on the allow-list.
@@ -233,8 +243,12 @@ impl Egress {
         }
     }
 
-    async fn read(&self, mut resp: reqwest::Response) -> Result<Reply, SendError> {
+    async fn read(&mut self, mut resp: reqwest::Response) -> Result<Reply, SendError> {
         let status = resp.status().as_u16();
+        if let Some(headroom) = Headroom::from_headers(resp.headers(), crate::store::records::now())
+        {
+            self.headroom = Some(headroom);
+        }
         let headers = resp
             .headers()
             .iter()

@@ -12,6 +12,7 @@
 pub mod check;
 pub mod egress;
 mod engine;
+pub mod headroom;
 pub mod model;
 pub mod registry;
 mod v1;
@@ -32,6 +33,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use egress::Egress;
+pub use headroom::Headroom;
 pub use model::{ConnectionInfo, Issue, ProviderError, ProviderInfo, SourceConfig};
 pub use registry::{CallCounts, CallStats, CompileCounts};
 
@@ -206,6 +208,8 @@ pub struct PluginHost {
     slots: Semaphore,
     cache_dir: Option<PathBuf>,
     plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
+    /// The rate-limit headroom trackers last announced, per stored source.
+    headroom: headroom::Board,
     /// Components compiled from source, and loaded from the compile cache instead.
     compiles: AtomicU64,
     cache_hits: AtomicU64,
@@ -233,6 +237,7 @@ impl PluginHost {
             limits,
             cache_dir,
             plugins: RwLock::new(HashMap::new()),
+            headroom: headroom::Board::default(),
             compiles: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             swap_lock: tokio::sync::Mutex::new(()),
@@ -242,6 +247,22 @@ impl PluginHost {
     /// The limits every call runs under.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The rate-limit headroom the tracker of `source_id` last announced, read from the
+    /// response headers of any call made for it (see [`headroom`]).
+    pub fn headroom(&self, source_id: &str) -> Option<Headroom> {
+        self.headroom.get(source_id)
+    }
+
+    /// The rate-limit headroom of every source whose tracker announced one, by source id.
+    pub fn all_headroom(&self) -> Vec<(String, Headroom)> {
+        self.headroom.all()
+    }
+
+    /// Forgets what calls learnt of a deleted source.
+    pub fn forget_source(&self, source_id: &str) {
+        self.headroom.forget(source_id);
     }
 
     /// Loads every `*.wasm` in `dir`; returns each file with its outcome. A bad file is
@@ -617,6 +638,9 @@ impl PluginHost {
             {
                 tracing::info!(plugin = %plugin.info.id, stream, "{line}");
             }
+        }
+        if let (Some(id), Some(headroom)) = (&source.source_id, store.data().egress.headroom()) {
+            self.headroom.report(id, headroom);
         }
         let result = match outcome {
             Err(_) => Err(PluginError::Timeout(wall)),

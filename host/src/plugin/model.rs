@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 /// reads them, to apply them to requests the guest marks authenticated.
 #[derive(Clone, Default)]
 pub struct SourceConfig {
+    /// The stored source's id, under which the host keeps what calls learn of it (its
+    /// rate-limit headroom); none for a draft or a check.
+    pub source_id: Option<String>,
     /// Provider id, e.g. `jira-cloud`.
     pub provider: String,
     /// Base URL without trailing slash.
@@ -40,6 +43,7 @@ impl std::fmt::Debug for SourceConfig {
     /// Prints secret names only, never their values.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SourceConfig")
+            .field("source_id", &self.source_id)
             .field("provider", &self.provider)
             .field("base_url", &self.base_url)
             .field("auth_type", &self.auth_type)
