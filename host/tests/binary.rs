@@ -124,8 +124,8 @@ async fn call(
     }
 }
 
-/// Creates a project and a Custom Tracker source; returns (project id, source id).
-async fn setup(client: &reqwest::Client, url: &str, token: &str) -> (String, String) {
+/// Creates a project; returns its id.
+async fn setup(client: &reqwest::Client, url: &str, token: &str) -> String {
     let (status, project) = call(
         client,
         url,
@@ -136,52 +136,66 @@ async fn setup(client: &reqwest::Client, url: &str, token: &str) -> (String, Str
     )
     .await;
     assert_eq!(status, 201, "{project}");
-    let source = json!({
-        "provider": "custom", "display_name": "Internal tracker", "base_url": "http://127.0.0.1:1",
-        "auth": {"type": "none"}, "issue_url_template": "{baseUrl}/issues/{key}",
-        "key_pattern": "^BUG-\\d+$", "projects": {"mode": "all"},
-    });
-    let (status, source) = call(client, url, token, "POST", "/api/v1/sources", Some(source)).await;
-    assert_eq!(status, 201, "{source}");
-    (
-        project["id"].as_str().unwrap().into(),
-        source["id"].as_str().unwrap().into(),
-    )
+    project["id"].as_str().unwrap().into()
 }
 
-/// Creates links in a loop from 4 tasks until stopped; returns the acknowledged link ids.
-async fn create_links_until(
+/// A Custom Tracker source named `name`, usable in every project.
+fn custom_source(name: &str) -> Value {
+    json!({
+        "provider": "custom", "display_name": name, "base_url": "http://127.0.0.1:1",
+        "auth": {"type": "none"}, "issue_url_template": "{baseUrl}/issues/{key}",
+        "key_pattern": "^BUG-\\d+$", "projects": {"mode": "all"},
+    })
+}
+
+/// The writes a load acknowledged.
+#[derive(Debug, Default)]
+struct Acked {
+    sources: Vec<String>,
+    links: Vec<String>,
+}
+
+/// Writes in a loop from 4 clients until `stop` ends: each creates a source, then links
+/// through it, and a new source every 8 links. Returns every acknowledged write.
+async fn write_until(
     url: &str,
     token: &str,
     project: &str,
-    source: &str,
     stop: impl std::future::Future<Output = ()>,
-) -> Vec<String> {
-    let acked = Arc::new(Mutex::new(Vec::new()));
+) -> Acked {
+    let acked = Arc::new(Mutex::new(Acked::default()));
     let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let mut tasks = Vec::new();
     for worker in 0..4 {
-        let (url, token, project, source) = (
-            url.to_string(),
-            token.to_string(),
-            project.to_string(),
-            source.to_string(),
-        );
+        let (url, token, project) = (url.to_string(), token.to_string(), project.to_string());
         let (acked, running) = (acked.clone(), running.clone());
         tasks.push(tokio::spawn(async move {
             let client = client();
+            let mut source = String::new();
             let mut n = 0;
             while running.load(std::sync::atomic::Ordering::Relaxed) {
-                n += 1;
-                let body = json!({"test_object": format!("test-case:W{worker}"), "source_id": source, "key": format!("BUG-{n}")});
-                let (status, link) = call(&client, &url, &token, "POST", &format!("/api/v1/projects/{project}/links"), Some(body)).await;
-                if status == 201 {
-                    acked.lock().unwrap().push(link["id"].as_str().unwrap().to_string());
-                } else if status == 0 {
-                    break; // the server is gone
+                let (path, body) = if n % 8 == 0 {
+                    ("/api/v1/sources".to_string(), custom_source(&format!("Tracker {worker}-{n}")))
                 } else {
-                    panic!("link creation failed: {status} {link}");
+                    let body = json!({"test_object": format!("test-case:W{worker}"), "source_id": source, "key": format!("BUG-{n}")});
+                    (format!("/api/v1/projects/{project}/links"), body)
+                };
+                let (status, created) = call(&client, &url, &token, "POST", &path, Some(body)).await;
+                match status {
+                    201 => {
+                        let id = created["id"].as_str().unwrap().to_string();
+                        let mut acked = acked.lock().unwrap();
+                        if n % 8 == 0 {
+                            source = id.clone();
+                            acked.sources.push(id);
+                        } else {
+                            acked.links.push(id);
+                        }
+                    }
+                    0 => break, // the server is gone
+                    _ => panic!("POST {path} failed: {status} {created}"),
                 }
+                n += 1;
             }
         }));
     }
@@ -191,6 +205,30 @@ async fn create_links_until(
         t.await.unwrap();
     }
     Arc::try_unwrap(acked).unwrap().into_inner().unwrap()
+}
+
+/// Asserts every acknowledged write is stored, after `what`.
+async fn assert_kept(url: &str, token: &str, project: &str, acked: &Acked, what: &str) {
+    let stored = stored_link_ids(url, token, project).await;
+    for id in &acked.links {
+        assert!(
+            stored.contains(id),
+            "acknowledged link {id} lost after {what}"
+        );
+    }
+    let client = client();
+    for id in &acked.sources {
+        let (status, _) = call(
+            &client,
+            url,
+            token,
+            "GET",
+            &format!("/api/v1/sources/{id}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "acknowledged source {id} lost after {what}");
+    }
 }
 
 async fn stored_link_ids(url: &str, token: &str, project: &str) -> Vec<String> {
@@ -257,10 +295,9 @@ async fn every_acknowledged_write_survives_kill_9() {
     let data = tempfile::tempdir().unwrap();
     let token = "its_binary-test-admin-token";
     let mut host = start(data.path(), Some(token));
-    let client = client();
-    let (project, source) = setup(&client, &host.url, token).await;
+    let project = setup(&client(), &host.url, token).await;
     let pid = host.child.id();
-    let acked = create_links_until(&host.url, token, &project, &source, async {
+    let acked = write_until(&host.url, token, &project, async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         // SIGKILL: no chance to flush anything.
         Command::new("kill")
@@ -270,20 +307,31 @@ async fn every_acknowledged_write_survives_kill_9() {
     })
     .await;
     host.child.wait().unwrap();
-    assert!(acked.len() > 10, "the load ran: {} links", acked.len());
+    assert!(
+        acked.links.len() > 10 && acked.sources.len() > 4,
+        "the load ran: {} sources, {} links",
+        acked.sources.len(),
+        acked.links.len()
+    );
     eprintln!(
-        "acknowledged {} durable link creations in 1.5 s from 4 clients before kill -9",
-        acked.len()
+        "acknowledged {} sources and {} links in 1.5 s from 4 clients before kill -9",
+        acked.sources.len(),
+        acked.links.len()
     );
 
+    // The file opens cleanly, holds every acknowledged write, and takes new ones.
     let mut again = start(data.path(), Some(token));
-    let stored = stored_link_ids(&again.url, token, &project).await;
-    for id in &acked {
-        assert!(
-            stored.contains(id),
-            "acknowledged link {id} lost after kill -9"
-        );
-    }
+    assert_kept(&again.url, token, &project, &acked, "kill -9").await;
+    let (status, created) = call(
+        &client(),
+        &again.url,
+        token,
+        "POST",
+        "/api/v1/sources",
+        Some(custom_source("After the crash")),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
     again.child.kill().unwrap();
     again.child.wait().unwrap();
 }
@@ -293,10 +341,9 @@ async fn sigterm_under_load_exits_cleanly_and_loses_no_acknowledged_request() {
     let data = tempfile::tempdir().unwrap();
     let token = "its_binary-test-admin-token";
     let mut host = start(data.path(), Some(token));
-    let client = client();
-    let (project, source) = setup(&client, &host.url, token).await;
+    let project = setup(&client(), &host.url, token).await;
     let pid = host.child.id();
-    let acked = create_links_until(&host.url, token, &project, &source, async {
+    let acked = write_until(&host.url, token, &project, async {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -311,15 +358,9 @@ async fn sigterm_under_load_exits_cleanly_and_loses_no_acknowledged_request() {
         "exit status {status:?}; output:\n{}",
         host.output.lock().unwrap()
     );
+    assert!(!acked.links.is_empty() && !acked.sources.is_empty());
     let mut again = start(data.path(), Some(token));
-    let stored = stored_link_ids(&again.url, token, &project).await;
-    assert!(!acked.is_empty());
-    for id in &acked {
-        assert!(
-            stored.contains(id),
-            "acknowledged link {id} lost after SIGTERM"
-        );
-    }
+    assert_kept(&again.url, token, &project, &acked, "SIGTERM").await;
     again.child.kill().unwrap();
     again.child.wait().unwrap();
 }
