@@ -6,6 +6,9 @@
 //! - credentials are added here, from the source's secrets, to requests the guest marks
 //!   authenticated, and only for the origin the guest asked for (never across a redirect to
 //!   another origin); the guest's own `Authorization`-like headers are dropped;
+//! - private, loopback and link-local addresses are reached only through origins the admin
+//!   named (the base URL, URL settings): a plugin's declared extra origins resolve to public
+//!   addresses only ([`PublicOnly`]), whatever their DNS says;
 //! - every call has a request budget, a response-size cap and a deadline;
 //! - every response's rate-limit headers are read here ([`Headroom`]), whatever the plugin;
 //! - a source's network settings (extra CA certificates, a proxy) change how a request
@@ -115,6 +118,10 @@ pub struct Outgoing {
 pub struct Egress {
     /// The source's client, or why it could not be built (every request then fails with it).
     client: Result<reqwest::Client, String>,
+    /// The same, resolving names to public addresses only: for the plugin's extra origins.
+    public_client: Result<reqwest::Client, String>,
+    /// Origins the admin named (base URL, URL settings): any address.
+    admin_named: Vec<Origin>,
     allow: Vec<Origin>,
     credential: Option<(HeaderName, HeaderValue)>,
     deadline: Instant,
@@ -126,9 +133,9 @@ pub struct Egress {
 
 impl Egress {
     /// Builds the state for one call on `source` by a plugin described by `info`, with the
-    /// client [`Clients::for_source`] gave for it.
+    /// clients `clients` keeps for the source's network settings.
     pub fn new(
-        client: Result<reqwest::Client, String>,
+        clients: &Clients,
         info: &ProviderInfo,
         source: &SourceConfig,
         deadline: Instant,
@@ -136,7 +143,9 @@ impl Egress {
         max_body: usize,
     ) -> Egress {
         Egress {
-            client,
+            client: clients.for_source(source, Reach::Any),
+            public_client: clients.for_source(source, Reach::PublicOnly),
+            admin_named: admin_origins(info, source).collect(),
             allow: allow_list(info, source),
             credential: info
                 .auth_type(&source.auth_type)
@@ -182,7 +191,13 @@ impl Egress {
             if remaining.is_zero() {
                 return Err(SendError::Timeout);
             }
-            let client = self.client.as_ref().map_err(|e| {
+            let origin = Origin::of(&url);
+            let client = if origin.is_some_and(|o| self.admin_named.contains(&o)) {
+                &self.client
+            } else {
+                &self.public_client
+            };
+            let client = client.as_ref().map_err(|e| {
                 SendError::Unreachable(format!("this source's network settings are unusable: {e}"))
             })?;
             let mut builder = client
@@ -286,9 +301,19 @@ impl Egress {
     }
 }
 
-/// The origins a call on `source` may reach: the base URL's, those of URL settings the admin
-/// set, and the plugin's declared extra origins.
+/// The origins a call on `source` may reach: those the admin named (see [`admin_origins`])
+/// and the plugin's declared extra origins.
 pub fn allow_list(info: &ProviderInfo, source: &SourceConfig) -> Vec<Origin> {
+    admin_origins(info, source)
+        .chain(info.extra_origins.iter().filter_map(|u| Origin::parse(u)))
+        .collect()
+}
+
+/// The origins the admin named for `source`: its base URL's and those of its URL settings.
+fn admin_origins<'a>(
+    info: &'a ProviderInfo,
+    source: &'a SourceConfig,
+) -> impl Iterator<Item = Origin> + 'a {
     let url_settings = info
         .settings
         .iter()
@@ -296,9 +321,7 @@ pub fn allow_list(info: &ProviderInfo, source: &SourceConfig) -> Vec<Origin> {
         .filter_map(|s| source.settings.get(&s.name));
     std::iter::once(&source.base_url)
         .chain(url_settings)
-        .chain(info.extra_origins.iter())
         .filter_map(|u| Origin::parse(u))
-        .collect()
 }
 
 /// The header that carries this auth type's credentials, if its fields are set.
@@ -348,8 +371,11 @@ fn transport_error(url: &url::Url, e: reqwest::Error) -> SendError {
     if e.is_timeout() {
         return SendError::Timeout;
     }
-    if let Some(tls) = find_tls_error(&e) {
+    if let Some(tls) = find_cause::<rustls::Error>(&e) {
         return SendError::Unreachable(tls_message(url.host_str().unwrap_or("?"), &origin, tls));
+    }
+    if let Some(private) = find_cause::<PrivateAddress>(&e) {
+        return SendError::Denied(private.to_string());
     }
     // The innermost cause names the real problem (refused, DNS).
     let mut cause: &dyn std::error::Error = &e;
@@ -364,26 +390,96 @@ fn transport_error(url: &url::Url, e: reqwest::Error) -> SendError {
     SendError::Unreachable(format!("{what} {origin}: {cause}"))
 }
 
-/// The rustls error somewhere in the chain of causes. An `io::Error` hides the error it wraps
-/// from `source()` (it returns that error's own source), so it is unwrapped by hand.
-fn find_tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+/// The `T` somewhere in the chain of causes. An `io::Error` hides the error it wraps from
+/// `source()` (it returns that error's own source), so it is unwrapped by hand.
+fn find_cause<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut next: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
     while let Some(cause) = next {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return Some(tls);
+        if let Some(found) = cause.downcast_ref::<T>() {
+            return Some(found);
         }
         if let Some(inner) = cause
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
         {
             let inner: &(dyn std::error::Error + 'static) = inner;
-            if let Some(tls) = find_tls_error(inner) {
-                return Some(tls);
+            if let Some(found) = find_cause::<T>(inner) {
+                return Some(found);
             }
         }
         next = cause.source();
     }
     None
+}
+
+/// Which addresses a client may connect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reach {
+    /// Any address the name resolves to: for origins the admin named.
+    Any,
+    /// Public addresses only ([`PublicOnly`]): for origins a plugin declared. Through a proxy
+    /// the proxy resolves the name, so there it is the proxy's policy that applies.
+    PublicOnly,
+}
+
+/// A DNS resolver that keeps only public addresses, so that a name a plugin declared cannot
+/// lead to the host's own network (loopback, private, link-local, ...).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let all: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<_> = all.into_iter().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err(Box::new(PrivateAddress(host)) as Box<_>);
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// A plugin-declared name resolved to non-public addresses only.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0} resolves to a private, loopback or link-local address, which only an origin the admin configured may reach"
+)]
+struct PrivateAddress(String);
+
+/// True for addresses on the public internet: not loopback, private, link-local, shared
+/// (carrier-grade NAT), unique-local, multicast, documentation, unspecified or broadcast.
+fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80
+                    || first == 0x2001 && v6.segments()[1] == 0x0db8)
+            }
+        },
+    }
 }
 
 /// What a TLS failure means for the admin, and what to do about it.
@@ -444,46 +540,60 @@ pub fn parse_ca_bundle(pem: &str) -> Result<Vec<CertificateDer<'static>>, String
 /// rebuild, and a deployment has far fewer distinct network settings than this).
 const MAX_CUSTOM_CLIENTS: usize = 64;
 
-/// What tells two sources' network settings apart: the CA bundle's sha-256 and the proxy URL.
-type NetworkKey = (Option<[u8; 32]>, Option<String>);
+/// What tells two sources' network settings apart: the CA bundle's sha-256 and the proxy URL,
+/// and the addresses the client may reach.
+type NetworkKey = (Option<[u8; 32]>, Option<String>, Reach);
 
-/// The HTTP clients egress uses: the shared one for sources without network settings, and one
-/// per distinct (CA bundle, proxy) pair, built on first use and kept so that connections are
+/// The HTTP clients egress uses: the shared ones for sources without network settings, and one
+/// per distinct (CA bundle, proxy, reach), built on first use and kept so that connections are
 /// pooled and the system roots are not reloaded on every call.
 pub struct Clients {
     shared: reqwest::Client,
+    shared_public: reqwest::Client,
     custom: Mutex<HashMap<NetworkKey, reqwest::Client>>,
 }
 
 impl Clients {
-    /// The shared client (see [`client`]) and an empty cache.
+    /// The shared clients (see [`client`]) and an empty cache.
     pub fn new() -> anyhow::Result<Clients> {
         Ok(Clients {
             shared: client()?,
+            shared_public: builder().dns_resolver(PublicOnly).build()?,
             custom: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The client for `source`: the shared one without network settings, else the cached one
-    /// for its settings. An error (a bundle or proxy that no longer parses) is for the admin.
-    pub fn for_source(&self, source: &SourceConfig) -> Result<reqwest::Client, String> {
+    /// The client for `source` that may connect as far as `reach`: a shared one without
+    /// network settings, else the cached one for its settings. An error (a bundle or proxy
+    /// that no longer parses) is for the admin.
+    pub fn for_source(
+        &self,
+        source: &SourceConfig,
+        reach: Reach,
+    ) -> Result<reqwest::Client, String> {
         let pem = source
             .ca_bundle_pem
             .as_deref()
             .filter(|p| !p.trim().is_empty());
         let proxy = source.proxy_url.as_deref().filter(|p| !p.trim().is_empty());
-        if pem.is_none() && proxy.is_none() {
-            return Ok(self.shared.clone());
+        // Through a proxy the proxy resolves the target: only the proxy's own name would go
+        // through the resolver, and an admin's proxy may well be on a private address.
+        let reach = if proxy.is_some() { Reach::Any } else { reach };
+        match (pem, proxy, reach) {
+            (None, None, Reach::Any) => return Ok(self.shared.clone()),
+            (None, None, Reach::PublicOnly) => return Ok(self.shared_public.clone()),
+            _ => {}
         }
         let key = (
             pem.map(|p| Sha256::digest(p.as_bytes()).into()),
             proxy.map(str::to_string),
+            reach,
         );
         let mut cache = self.custom.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(client) = cache.get(&key) {
             return Ok(client.clone());
         }
-        let client = custom_client(pem, proxy)?;
+        let client = custom_client(pem, proxy, reach)?;
         if cache.len() >= MAX_CUSTOM_CLIENTS {
             cache.clear();
         }
@@ -492,10 +602,17 @@ impl Clients {
     }
 }
 
-/// A client like the shared one, trusting `pem`'s certificates besides the system roots and
-/// sending everything through `proxy`.
-fn custom_client(pem: Option<&str>, proxy: Option<&str>) -> Result<reqwest::Client, String> {
+/// A client like the shared one, trusting `pem`'s certificates besides the system roots,
+/// sending everything through `proxy`, connecting as far as `reach`.
+fn custom_client(
+    pem: Option<&str>,
+    proxy: Option<&str>,
+    reach: Reach,
+) -> Result<reqwest::Client, String> {
     let mut builder = builder();
+    if reach == Reach::PublicOnly {
+        builder = builder.dns_resolver(PublicOnly);
+    }
     if let Some(pem) = pem {
         let certs = parse_ca_bundle(pem).map_err(|e| format!("CA bundle: {e}"))?;
         let certs = certs
@@ -553,22 +670,124 @@ mod tests {
     #[test]
     fn clients_are_built_once_per_distinct_network_settings() {
         let clients = Clients::new().unwrap();
-        clients.for_source(&source(None, None)).unwrap();
-        clients.for_source(&source(Some("  "), Some(""))).unwrap();
+        let any = Reach::Any;
+        clients.for_source(&source(None, None), any).unwrap();
+        clients
+            .for_source(&source(Some("  "), Some("")), any)
+            .unwrap();
+        clients
+            .for_source(&source(None, None), Reach::PublicOnly)
+            .unwrap();
         assert_eq!(cached(&clients), 0, "no settings: the shared client");
         let proxy = Some("http://127.0.0.1:3128");
-        clients.for_source(&source(None, proxy)).unwrap();
-        clients.for_source(&source(None, proxy)).unwrap();
+        clients.for_source(&source(None, proxy), any).unwrap();
+        clients
+            .for_source(&source(None, proxy), Reach::PublicOnly)
+            .unwrap();
         assert_eq!(cached(&clients), 1);
         clients
-            .for_source(&source(None, Some("http://127.0.0.1:3129")))
+            .for_source(&source(None, Some("http://127.0.0.1:3129")), any)
             .unwrap();
         assert_eq!(cached(&clients), 2);
         let err = clients
-            .for_source(&source(Some("not a certificate"), None))
+            .for_source(&source(Some("not a certificate"), None), any)
             .unwrap_err();
         assert!(err.contains("no certificate found"), "{err}");
         assert_eq!(cached(&clients), 2, "a failure is not cached");
+    }
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        let public = |ip: &str| is_public(ip.parse().unwrap());
+        for ip in ["93.184.215.14", "140.82.112.3", "2606:4700::6810:84e5"] {
+            assert!(public(ip), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!public(ip), "{ip}");
+        }
+    }
+
+    /// A source on `base_url` of a plugin that declares `extra` as an extra origin.
+    fn egress(base_url: &str, extra: &str) -> Egress {
+        let info = ProviderInfo {
+            id: "t".into(),
+            version: "1".into(),
+            name: "T".into(),
+            key_hint: String::new(),
+            key_example: String::new(),
+            default_key_pattern: None,
+            default_issue_url_template: String::new(),
+            default_create_url_template: None,
+            base_url_example: String::new(),
+            auth_types: Vec::new(),
+            settings: Vec::new(),
+            extra_origins: vec![extra.into()],
+        };
+        let source = SourceConfig {
+            base_url: base_url.into(),
+            ..SourceConfig::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        Egress::new(&Clients::new().unwrap(), &info, &source, deadline, 5, 1024)
+    }
+
+    fn get(url: &str) -> Outgoing {
+        Outgoing {
+            method: reqwest::Method::GET,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            authenticated: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_declared_origin_never_reaches_a_private_address_an_admin_named_one_may() {
+        // A live server on loopback, named by the admin in one case, by the plugin in the other.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let _ = socket.read(&mut [0; 4096]).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        let admin = format!("http://localhost:{port}");
+        let declared = format!("https://localhost:{port}");
+
+        let mut by_admin = egress(&admin, "https://api.example.com");
+        let reply = by_admin.send(get(&format!("{admin}/x"))).await.unwrap();
+        assert_eq!(reply.status, 204);
+
+        let mut by_plugin = egress("https://tracker.example.com", &declared);
+        match by_plugin.send(get(&format!("{declared}/x"))).await {
+            Err(SendError::Denied(message)) => {
+                assert!(
+                    message.contains("private, loopback or link-local"),
+                    "{message}"
+                )
+            }
+            other => panic!("expected a denial, got {other:?}"),
+        }
     }
 
     #[test]

@@ -674,7 +674,7 @@ impl PluginHost {
             .trap_on_grow_failure(true)
             .build();
         let egress = Egress::new(
-            self.http.for_source(source),
+            &self.http,
             &plugin.info,
             source,
             deadline,
