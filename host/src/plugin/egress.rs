@@ -726,18 +726,8 @@ mod tests {
     /// A source on `base_url` of a plugin that declares `extra` as an extra origin.
     fn egress(base_url: &str, extra: &str) -> Egress {
         let info = ProviderInfo {
-            id: "t".into(),
-            version: "1".into(),
-            name: "T".into(),
-            key_hint: String::new(),
-            key_example: String::new(),
-            default_key_pattern: None,
-            default_issue_url_template: String::new(),
-            default_create_url_template: None,
-            base_url_example: String::new(),
-            auth_types: Vec::new(),
-            settings: Vec::new(),
             extra_origins: vec![extra.into()],
+            ..ProviderInfo::default()
         };
         let source = SourceConfig {
             base_url: base_url.into(),

@@ -327,22 +327,8 @@ impl PluginHost {
         })?;
 
         // `describe` runs in the same sandbox as every other call, before the plugin is used.
-        let probe = ProviderInfo {
-            id: String::new(),
-            version: String::new(),
-            name: String::new(),
-            key_hint: String::new(),
-            key_example: String::new(),
-            default_key_pattern: None,
-            default_issue_url_template: String::new(),
-            default_create_url_template: None,
-            base_url_example: String::new(),
-            auth_types: Vec::new(),
-            settings: Vec::new(),
-            extra_origins: Vec::new(),
-        };
         let mut plugin = LoadedPlugin {
-            info: probe,
+            info: ProviderInfo::default(),
             contract,
             digest,
             loaded_at: SystemTime::now(),

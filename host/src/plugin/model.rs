@@ -228,7 +228,7 @@ pub struct Setting {
 }
 
 /// A plugin's self-description.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderInfo {
     /// Unique id.
     pub id: String,
