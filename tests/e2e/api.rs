@@ -319,6 +319,59 @@ async fn every_invalid_input_is_a_4xx_naming_the_field_and_stores_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn malformed_requests_get_json_errors_naming_the_parameter() {
+    let app = TestApp::start().await;
+    let client = reqwest::Client::new();
+    // (method, path, JSON body text, status, error code, field or "" for none, message part)
+    let no_type = r#"{"provider":"misbehave","display_name":"x","base_url":"https://t.example.com","auth":{"fields":{}},"projects":{"mode":"all"}}"#;
+    #[rustfmt::skip]
+    let cases = [
+        ("POST", "/api/v1/sources", "{bad json", 400, "invalid", "", "not valid JSON"),
+        ("POST", "/api/v1/sources", "", 400, "invalid", "", "not valid JSON"),
+        ("POST", "/api/v1/sources", "[]", 400, "invalid", "", "must be a JSON object"),
+        ("POST", "/api/v1/sources", "{}", 400, "invalid", "provider", "missing field"),
+        ("POST", "/api/v1/sources", no_type, 400, "invalid", "auth.type", "missing field"),
+        ("GET", "/api/v1/sources/%FF%FE", "", 400, "invalid", "id", "UTF-8"),
+        ("GET", "/api/v1/projects/%FF/links", "", 400, "invalid", "project", "UTF-8"),
+        ("GET", "/api/v1/sources?bogus=1", "", 400, "invalid", "bogus", "unknown field"),
+        ("DELETE", "/api/v1/plugins/misbehave?force=maybe", "", 400, "invalid", "force", "true"),
+        ("PATCH", "/api/v1/sources", "", 405, "method-not-allowed", "", "PATCH"),
+        ("GET", "/api/v1/no-such-route", "", 404, "not-found", "", "no such API route"),
+    ];
+    for (method, path, body, status, code, field, part) in cases {
+        let mut req = client
+            .request(method.parse().unwrap(), format!("{}{path}", app.url))
+            .bearer_auth(&app.admin);
+        if method == "POST" {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        let resp = req.send().await.unwrap();
+        let got = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let case = format!("{method} {path} {body:?}: {text}");
+        assert_eq!(got, status, "{case}");
+        let json: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {case}"));
+        assert_eq!(json["error"]["code"], code, "{case}");
+        match field {
+            "" => assert!(json["error"]["field"].is_null(), "{case}"),
+            field => assert_eq!(json["error"]["field"], field, "{case}"),
+        }
+        let message = json["error"]["message"].as_str().unwrap();
+        assert!(message.contains(part), "{case}");
+        assert!(
+            !message.contains("SourceInput"),
+            "no Rust type names: {case}"
+        );
+    }
+    assert_eq!(count_sources(&app).await, 0, "nothing was stored");
+    assert!(
+        app.state.plugins.get("misbehave").is_ok(),
+        "nothing was removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn secrets_are_write_only_kept_replaced_and_dropped() {
     let tracker = StandIn::start(Router::new().route("/whoami", get(|| async { "ok" }))).await;
     let app = TestApp::start().await;

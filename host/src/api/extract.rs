@@ -1,5 +1,6 @@
 //! Request extractors that answer in the API's error shape: [`Body`] (JSON with the failing
-//! field's path) and [`Caller`] (the bearer token's role).
+//! field's path), [`Path`] and [`Query`] (naming the bad parameter) and [`Caller`] (the
+//! bearer token's role). Handlers use these instead of axum's, whose rejections are plain text.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -46,15 +47,47 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
             })?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
-            // The path names the failing field, unknown fields included (`auth.fields.pin`).
             let path = e.path().to_string();
-            ApiError {
-                status: StatusCode::BAD_REQUEST,
-                code: "invalid",
-                message: strip_position(&e.into_inner().to_string()),
-                field: (path != ".").then_some(path),
+            let e = e.into_inner();
+            if e.is_syntax() || e.is_eof() {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    format!("the body is not valid JSON: {e}"),
+                );
             }
+            let message = strip_position(&e.to_string());
+            if path == "." && message.starts_with("invalid ") {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    "the body must be a JSON object",
+                );
+            }
+            invalid_at(&path, message)
         })
+    }
+}
+
+/// A 400 for a deserialization `message` at `path` (serde_path_to_error's, `.` for the top),
+/// naming the field at fault: the path itself, unknown fields included (`auth.fields.pin`),
+/// or the missing field under it (`auth.type`).
+fn invalid_at(path: &str, message: String) -> ApiError {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name);
+    let field = match (path, missing) {
+        (".", None) => None,
+        (".", Some(name)) => Some(name.to_string()),
+        (path, Some(name)) => Some(format!("{path}.{name}")),
+        (path, None) => Some(path.to_string()),
+    };
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid",
+        message,
+        field,
     }
 }
 
@@ -62,6 +95,60 @@ fn strip_position(message: &str) -> String {
     match message.find(" at line ") {
         Some(i) => message[..i].to_string(),
         None => message.to_string(),
+    }
+}
+
+/// Path parameters; one that does not decode (invalid UTF-8, wrong type) is a 400 naming it.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let field = match e.kind() {
+                    ErrorKind::InvalidUtf8InPathParam { key }
+                    | ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+                    _ => None,
+                };
+                let message = e.body_text();
+                let message = message.strip_prefix("Invalid URL: ").unwrap_or(&message);
+                Err(ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "invalid",
+                    message: format!("a path parameter is invalid: {message}"),
+                    field,
+                })
+            }
+            // Routes and handlers disagree on the parameters: a bug of ours.
+            Err(other) => Err(ApiError::internal(other.body_text())),
+        }
+    }
+}
+
+/// A query string; an unknown or malformed parameter is a 400 naming it.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                invalid_at(&path, e.into_inner().to_string())
+            })
     }
 }
 

@@ -5,13 +5,13 @@
 //! at every start of the service and moves with every connection test and issue fetch.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::extract::Caller;
+use super::extract::{Caller, Path};
 use crate::app::AppState;
 use crate::metrics::Health;
 use crate::store::records::SourceRecord;

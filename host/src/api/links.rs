@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::extract::{Body, Caller};
+use super::extract::{Body, Caller, Path, Query};
 use super::new_id;
 use crate::app::AppState;
 use crate::links::{self, LinkView, SyncState};

@@ -30,3 +30,12 @@ pub fn new_id(prefix: &str) -> String {
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such API route")
 }
+
+/// The API's answer to a known route called with a method it does not serve.
+pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        format!("this route does not serve {method}"),
+    )
+}

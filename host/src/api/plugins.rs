@@ -8,14 +8,14 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::extract::Caller;
+use super::extract::{Caller, Path, Query};
 use super::sources::audit;
 use crate::app::AppState;
 use crate::plugin::registry::{Swap, UploadError, watch_dir};

@@ -2,13 +2,13 @@
 //! something. Deleting a project removes it from every source's specific assignment.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::extract::{Body, Caller};
+use super::extract::{Body, Caller, Path};
 use super::new_id;
 use super::sources::audit;
 use crate::app::AppState;

@@ -1,11 +1,11 @@
 //! `/providers`: what each loaded plugin says about itself, for the source editor.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::extract::Caller;
+use super::extract::{Caller, Path};
 use crate::app::AppState;
 use crate::plugin::ProviderInfo;
 

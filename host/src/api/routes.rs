@@ -39,6 +39,7 @@ macro_rules! routes {
                 $( .route($path, axum::routing::$method($handler)$(.layer($layer))?) )*
                 .route("/openapi.json", axum::routing::get(openapi))
                 .fallback(not_found)
+                .method_not_allowed_fallback(method_not_allowed)
                 .layer(DefaultBodyLimit::max(extract::MAX_JSON_BYTES))
         }
     };

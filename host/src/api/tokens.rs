@@ -2,7 +2,7 @@
 //! sha-256 is stored.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use rand::RngCore;
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::extract::{Body, Caller, token_hash};
+use super::extract::{Body, Caller, Path, token_hash};
 use super::new_id;
 use super::sources::audit;
 use crate::app::AppState;
