@@ -217,6 +217,34 @@ async fn a_request_to_a_host_not_allowed_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn key_and_url_operations_may_not_use_the_network_even_to_the_base_url() {
+    let target = StandIn::start(Router::new().route("/", get(|| async { "hello" }))).await;
+    let host = host().await;
+    let mut source = misbehaving("egress", &target.url);
+    source
+        .settings
+        .insert("forbidden-url".into(), format!("{}/", target.url));
+    // The contract says normalize-key must not use the network; the host holds it to that.
+    match host.normalize_key(&source, "K-1").await.unwrap_err() {
+        PluginError::Provider(ProviderError::Unreachable(message)) => {
+            assert!(
+                message.contains("normalize-key must not use the network"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        target.requests().is_empty(),
+        "normalize-key reached the tracker"
+    );
+    // The same request from a connection test goes through: the URL itself is allowed.
+    let reached = host.test_connection(&source).await.unwrap();
+    assert!(reached.account.contains("HTTP 200"), "{reached:?}");
+    assert_eq!(target.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_redirect_off_the_allowed_hosts_is_refused() {
     let elsewhere = StandIn::start(Router::new().route("/", get(|| async { "elsewhere" }))).await;
     let location = format!("{}/", elsewhere.url);

@@ -129,6 +129,8 @@ pub struct Egress {
     max_body: usize,
     /// The rate-limit headroom the latest response of this call announced.
     headroom: Option<Headroom>,
+    /// Set for a call that may not use the network: the operation's name.
+    offline: Option<&'static str>,
 }
 
 impl Egress {
@@ -154,6 +156,25 @@ impl Egress {
             requests_left: max_requests,
             max_body,
             headroom: None,
+            offline: None,
+        }
+    }
+
+    /// The state for a call that may not use the network: every request is refused, saying
+    /// `operation` must not use it.
+    pub fn offline(operation: &'static str) -> Egress {
+        // `send` refuses before it looks at anything else, so the rest stays empty.
+        Egress {
+            client: Err(String::new()),
+            public_client: Err(String::new()),
+            admin_named: Vec::new(),
+            allow: Vec::new(),
+            credential: None,
+            deadline: Instant::now(),
+            requests_left: 0,
+            max_body: 0,
+            headroom: None,
+            offline: Some(operation),
         }
     }
 
@@ -164,6 +185,11 @@ impl Egress {
 
     /// Sends one request, following redirects that stay on the allow-list.
     pub async fn send(&mut self, req: Outgoing) -> Result<Reply, SendError> {
+        if let Some(operation) = self.offline {
+            return Err(SendError::Denied(format!(
+                "{operation} must not use the network"
+            )));
+        }
         if self.requests_left == 0 {
             return Err(SendError::BudgetExhausted);
         }

@@ -197,6 +197,16 @@ impl std::fmt::Debug for LoadedPlugin {
     }
 }
 
+/// What a call may reach over HTTP.
+#[derive(Clone, Copy)]
+enum Network<'a> {
+    /// Nothing: the contract says this operation (`describe`, `normalize-key`, `issue-url`,
+    /// `create-url`) must not use the network, and the host holds it to that.
+    Offline(&'static str),
+    /// What this source allows (see [`egress`]).
+    Source(&'a SourceConfig),
+}
+
 type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
 /// Loads plugins and runs calls into them. Cheap to share behind an `Arc`.
@@ -341,7 +351,7 @@ impl PluginHost {
             pre,
         };
         let info = self
-            .run(&plugin, &SourceConfig::default(), |store, p| {
+            .run(&plugin, Network::Offline("describe"), |store, p| {
                 Box::pin(async move {
                     p.testorchestrator_provider_tracker()
                         .call_describe(store)
@@ -424,7 +434,7 @@ impl PluginHost {
         let plugin = self.get(&source.provider)?;
         let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
         let canonical = self
-            .run(&plugin, source, |store, p| {
+            .run(&plugin, Network::Offline("normalize-key"), |store, p| {
                 Box::pin(async move {
                     p.testorchestrator_provider_tracker()
                         .call_normalize_key(store, &wsrc, &key)
@@ -450,7 +460,7 @@ impl PluginHost {
     ) -> Result<Vec<Duration>, PluginError> {
         let plugin = self.get(&source.provider)?;
         let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
-        self.run(&plugin, source, |store, p| {
+        self.run(&plugin, Network::Offline("normalize-key"), |store, p| {
             Box::pin(async move {
                 let mut times = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -472,7 +482,7 @@ impl PluginHost {
         let plugin = self.get(&source.provider)?;
         let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
         let url = self
-            .run(&plugin, source, |store, p| {
+            .run(&plugin, Network::Offline("issue-url"), |store, p| {
                 Box::pin(async move {
                     p.testorchestrator_provider_tracker()
                         .call_issue_url(store, &wsrc, &key)
@@ -490,7 +500,7 @@ impl PluginHost {
         let plugin = self.get(&source.provider)?;
         let wsrc = v1::source(&plugin.info, source);
         let url = self
-            .run(&plugin, source, |store, p| {
+            .run(&plugin, Network::Offline("create-url"), |store, p| {
                 Box::pin(async move {
                     p.testorchestrator_provider_tracker()
                         .call_create_url(store, &wsrc)
@@ -511,7 +521,7 @@ impl PluginHost {
         let plugin = self.get(&source.provider)?;
         let wsrc = v1::source(&plugin.info, source);
         let info = self
-            .run(&plugin, source, |store, p| {
+            .run(&plugin, Network::Source(source), |store, p| {
                 Box::pin(async move {
                     p.testorchestrator_provider_tracker()
                         .call_test_connection(store, &wsrc)
@@ -535,7 +545,7 @@ impl PluginHost {
         let plugin = self.get(&source.provider)?;
         let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
         let issue = self
-            .run(&plugin, source, |store, p| {
+            .run(&plugin, Network::Source(source), |store, p| {
                 Box::pin(async move {
                     p.testorchestrator_provider_tracker()
                         .call_fetch_issue(store, &wsrc, &key)
@@ -556,7 +566,7 @@ impl PluginHost {
         let plugin = self.get(&source.provider)?;
         let (wsrc, owned) = (v1::source(&plugin.info, source), keys.to_vec());
         let results = self
-            .run(&plugin, source, |store, p| {
+            .run(&plugin, Network::Source(source), |store, p| {
                 Box::pin(async move {
                     p.testorchestrator_provider_tracker()
                         .call_fetch_issues(store, &wsrc, &owned)
@@ -583,11 +593,12 @@ impl PluginHost {
         )
     }
 
-    /// Runs `f` against a fresh instance of `plugin`, under the call limits.
+    /// Runs `f` against a fresh instance of `plugin`, under the call limits, reaching what
+    /// `network` allows.
     async fn run<R>(
         &self,
         plugin: &LoadedPlugin,
-        source: &SourceConfig,
+        network: Network<'_>,
         f: impl for<'a> FnOnce(&'a mut Store<CallState>, &'a v1::Provider) -> CallFuture<'a, R>,
     ) -> Result<R, PluginError> {
         let _slot = self
@@ -600,7 +611,18 @@ impl PluginHost {
         let wall = self.limits.wall_time;
         let stdout = MemoryOutputPipe::new(16 << 10);
         let stderr = MemoryOutputPipe::new(16 << 10);
-        let mut store = self.new_store(plugin, source, started + wall, &stdout, &stderr);
+        let egress = match network {
+            Network::Offline(operation) => Egress::offline(operation),
+            Network::Source(source) => Egress::new(
+                &self.http,
+                &plugin.info,
+                source,
+                started + wall,
+                self.limits.max_requests,
+                self.limits.max_response_bytes,
+            ),
+        };
+        let mut store = self.new_store(plugin, egress, &stdout, &stderr);
 
         // One span per plugin call: everything logged inside carries the plugin and version.
         let span = tracing::info_span!("plugin_call", plugin = %plugin.info.id, version = %plugin.info.version);
@@ -625,7 +647,12 @@ impl PluginHost {
                 tracing::info!(plugin = %plugin.info.id, stream, "{line}");
             }
         }
-        if let (Some(id), Some(headroom)) = (&source.source_id, store.data().egress.headroom()) {
+        if let Network::Source(SourceConfig {
+            source_id: Some(id),
+            ..
+        }) = network
+            && let Some(headroom) = store.data().egress.headroom()
+        {
             self.headroom.report(id, headroom);
         }
         let result = match outcome {
@@ -639,8 +666,7 @@ impl PluginHost {
     fn new_store(
         &self,
         plugin: &LoadedPlugin,
-        source: &SourceConfig,
-        deadline: Instant,
+        egress: Egress,
         stdout: &MemoryOutputPipe,
         stderr: &MemoryOutputPipe,
     ) -> Store<CallState> {
@@ -659,14 +685,6 @@ impl PluginHost {
             .memories(8)
             .trap_on_grow_failure(true)
             .build();
-        let egress = Egress::new(
-            &self.http,
-            &plugin.info,
-            source,
-            deadline,
-            self.limits.max_requests,
-            self.limits.max_response_bytes,
-        );
         let state = CallState {
             wasi,
             table: ResourceTable::new(),
