@@ -462,7 +462,7 @@
     if (hl.status === 'degraded') {
       lines.push(Math.round(hl.error_rate * 100) + '% of the last ' + plural(hl.window_calls, 'call') + ' failed');
     } else if (hl.status === 'failing' && hl.last_error) {
-      lines.push(hl.last_error.message);
+      lines.push('Last call failed: ' + hl.last_error.code);
     }
     const rl = hl.rate_limit;
     if (rl && rl.active && rl.limited_until && rl.limited_until > Date.now()) {
@@ -473,7 +473,7 @@
       if (rl.resets_at && rl.resets_at > Date.now()) text += ' · resets ' + until(rl.resets_at);
       lines.push(text);
     }
-    return h('div', { class: 'health ' + hl.status, 'data-status': hl.status },
+    return h('div', { class: 'health ' + hl.status, 'data-status': hl.status, title: hl.last_error ? 'Last error: ' + hl.last_error.message : null },
       h('span', { class: 'health-status' }, h('span', { class: 'dot', 'aria-hidden': 'true' }), HEALTH_TEXT[hl.status] || hl.status),
       lines.map((l) => h('span', { class: 'health-line' }, l)));
   }

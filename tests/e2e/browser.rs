@@ -597,7 +597,7 @@ async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
     let failed = test_row(&b, "Our Jira", "fail").await;
     assert!(failed.contains("rejected the credentials"), "{failed}");
     b.find_text(&health, "Failing").await;
-    b.find_text(&health, "rejected the credentials").await;
+    b.find_text(&health, "Last call failed: unauthorized").await;
     b.screenshot("sources-list-test-failed").await;
 
     // Disable: the toggle, and the test still runs on a disabled source.
