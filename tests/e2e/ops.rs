@@ -630,6 +630,30 @@ async fn source_health_moves_when_the_tracker_fails_or_sends_rate_limit_headers(
         Some(w.window().0 as f64)
     );
 
+    // An edit that changes nothing about the account keeps the headroom; a new token (another
+    // account, with its own limit) forgets it.
+    let mut body = w.source_body("GitLab", None, json!({"mode": "all"}));
+    w.app
+        .admin(
+            "PUT",
+            &format!("/api/v1/sources/{source}"),
+            Some(body.clone()),
+        )
+        .await
+        .expect(200);
+    assert!(w.health(&source).await["rate_limit"]["remaining"].is_u64());
+    body["auth"]["fields"]["token"] = json!(CANARY2);
+    w.app
+        .admin("PUT", &format!("/api/v1/sources/{source}"), Some(body))
+        .await
+        .expect(200);
+    let h = w.health(&source).await;
+    assert!(h["rate_limit"]["remaining"].is_null(), "{h}");
+    assert_eq!(
+        h["rate_limit"]["retry_after_secs"], 120,
+        "the wait history stays"
+    );
+
     // Admins only; an unknown source is a 404; a deleted one forgets its health.
     let member = w
         .app

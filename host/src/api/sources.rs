@@ -257,6 +257,12 @@ pub async fn update(
     record.last_test = current.last_test.clone();
     let sealed = state.key.seal(&id, &secrets);
     let changed = changed_fields(&current, &record, &stored, &secrets);
+    // Another tracker or another account: the rate limit its calls reported no longer applies.
+    let other_account = current.provider != record.provider
+        || current.base_url != record.base_url
+        || current.auth_type != record.auth_type
+        || current.auth_fields != record.auth_fields
+        || stored != secrets;
     let (key, value, who) = (id.clone(), record.clone(), caller.who());
     state
         .store
@@ -283,6 +289,9 @@ pub async fn update(
             Ok::<_, ApiError>(())
         })
         .await?;
+    if other_account {
+        state.plugins.forget_source(&id);
+    }
     Ok(Json(view(&state, id, record)))
 }
 
