@@ -25,7 +25,9 @@ use serde_json::{Map, Value, json};
 
 use crate::api::error::ApiError;
 use crate::api::new_id;
-use crate::api::sources::{SourceInput, audit, changed_fields, check, check_in_store};
+use crate::api::sources::{
+    SourceInput, audit, changed_fields, check, check_in_store, other_account,
+};
 use crate::crypto::MasterKey;
 use crate::plugin::{PluginHost, ProviderInfo};
 use crate::store::records::{ProjectAssignment, ProjectRecord, SourceRecord};
@@ -58,6 +60,10 @@ pub struct ImportReport {
     pub updated: Vec<String>,
     /// Existing sources the file left as they were.
     pub unchanged: Vec<String>,
+    /// Ids of updated sources now on another tracker or account (see
+    /// [`other_account`](crate::api::sources::other_account)).
+    #[serde(skip)]
+    pub other_account: Vec<String>,
 }
 
 /// The environment variable an export names for a secret field of a source, e.g.
@@ -323,6 +329,9 @@ pub async fn import(
                         }
                         check_in_store(w, &record, Some(&id)).map_err(|e| at_source(&entry, e))?;
                         let changed = changed_fields(&current, &record, &stored, &secrets);
+                        if other_account(&current, &record, &stored, &secrets) {
+                            report.other_account.push(id.clone());
+                        }
                         w.put(SOURCES, &id, &record)?;
                         w.put(SECRETS, &id, &key.seal(&id, &secrets))?;
                         audit(
@@ -350,6 +359,11 @@ pub async fn import(
             Ok::<_, ApiError>(report)
         })
         .await
+        .inspect(|report| {
+            for id in &report.other_account {
+                plugins.forget_source(id);
+            }
+        })
 }
 
 /// Puts an error in the context of the file: the field becomes `sources[i].<field>` (with the

@@ -653,6 +653,24 @@ async fn source_health_moves_when_the_tracker_fails_or_sends_rate_limit_headers(
         h["rate_limit"]["retry_after_secs"], 120,
         "the wait history stays"
     );
+    // The same through sources as code: an import that moves it to another project.
+    w.test(&source).await;
+    assert!(w.health(&source).await["rate_limit"]["remaining"].is_u64());
+    let file = format!(
+        "[[sources]]\ndisplay_name = \"GitLab\"\nprovider = \"gitlab\"\nbase_url = \"{}/group/other\"\nprojects = \"all\"\nauth = {{ type = \"api-token\", fields = {{}} }}\n",
+        w.gitlab.url
+    );
+    let imported = reqwest::Client::new()
+        .post(format!("{}/api/v1/sources/import", w.app.url))
+        .bearer_auth(&w.app.admin)
+        .header("content-type", "application/toml")
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(imported.status(), 200, "{}", imported.text().await.unwrap());
+    let h = w.health(&source).await;
+    assert!(h["rate_limit"]["remaining"].is_null(), "{h}");
 
     // Admins only; an unknown source is a 404; a deleted one forgets its health.
     let member = w

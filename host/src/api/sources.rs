@@ -257,12 +257,7 @@ pub async fn update(
     record.last_test = current.last_test.clone();
     let sealed = state.key.seal(&id, &secrets);
     let changed = changed_fields(&current, &record, &stored, &secrets);
-    // Another tracker or another account: the rate limit its calls reported no longer applies.
-    let other_account = current.provider != record.provider
-        || current.base_url != record.base_url
-        || current.auth_type != record.auth_type
-        || current.auth_fields != record.auth_fields
-        || stored != secrets;
+    let other_account = other_account(&current, &record, &stored, &secrets);
     let (key, value, who) = (id.clone(), record.clone(), caller.who());
     state
         .store
@@ -576,6 +571,21 @@ pub fn audit(
         &json!({"at": now(), "who": who, "action": action, "target": target, "details": details}),
     )?;
     Ok(())
+}
+
+/// True when an edit points a source at another tracker or another account, so that what its
+/// calls reported (the rate-limit headroom) no longer applies.
+pub fn other_account(
+    current: &SourceRecord,
+    record: &SourceRecord,
+    stored: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, String>,
+) -> bool {
+    current.provider != record.provider
+        || current.base_url != record.base_url
+        || current.auth_type != record.auth_type
+        || current.auth_fields != record.auth_fields
+        || stored != secrets
 }
 
 /// Names of the fields an edit changed; secrets appear as `auth.fields.<name>: replaced`.
