@@ -185,7 +185,7 @@ impl Board {
         out
     }
 
-    /// Forgets a deleted source.
+    /// Forgets a source's headroom.
     pub fn forget(&self, source_id: &str) {
         let mut all = self.by_source.lock().unwrap_or_else(|e| e.into_inner());
         all.remove(source_id);

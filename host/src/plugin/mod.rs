@@ -270,7 +270,8 @@ impl PluginHost {
         self.headroom.all()
     }
 
-    /// Forgets what calls learnt of a deleted source.
+    /// Forgets what calls learnt of a source: it was deleted, or now points at another
+    /// tracker or account.
     pub fn forget_source(&self, source_id: &str) {
         self.headroom.forget(source_id);
     }
