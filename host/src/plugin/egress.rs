@@ -116,21 +116,18 @@ pub struct Outgoing {
 
 /// The per-call egress state: what may be reached, with which credentials, until when.
 pub struct Egress {
-    /// The source's client, or why it could not be built (every request then fails with it).
-    client: Result<reqwest::Client, String>,
-    /// The same, resolving names to public addresses only: for the plugin's extra origins.
-    public_client: Result<reqwest::Client, String>,
-    /// Origins the admin named (base URL, URL settings): any address.
+    /// The source's clients, or why they could not be built (every request then fails with it).
+    clients: Result<SourceClients, String>,
+    /// Origins the admin named (base URL, URL settings): reached at any address.
     admin_named: Vec<Origin>,
-    allow: Vec<Origin>,
+    /// Origins the plugin declared: reached at public addresses only.
+    declared: Vec<Origin>,
     credential: Option<(HeaderName, HeaderValue)>,
     deadline: Instant,
     requests_left: u32,
     max_body: usize,
     /// The rate-limit headroom the latest response of this call announced.
     headroom: Option<Headroom>,
-    /// Set for a call that may not use the network: the operation's name.
-    offline: Option<&'static str>,
 }
 
 impl Egress {
@@ -145,10 +142,13 @@ impl Egress {
         max_body: usize,
     ) -> Egress {
         Egress {
-            client: clients.for_source(source, Reach::Any),
-            public_client: clients.for_source(source, Reach::PublicOnly),
+            clients: clients.for_source(source),
             admin_named: admin_origins(info, source).collect(),
-            allow: allow_list(info, source),
+            declared: info
+                .extra_origins
+                .iter()
+                .filter_map(|u| Origin::parse(u))
+                .collect(),
             credential: info
                 .auth_type(&source.auth_type)
                 .and_then(|auth| credential_header(auth, &source.fields, &source.secrets)),
@@ -156,25 +156,6 @@ impl Egress {
             requests_left: max_requests,
             max_body,
             headroom: None,
-            offline: None,
-        }
-    }
-
-    /// The state for a call that may not use the network: every request is refused, saying
-    /// `operation` must not use it.
-    pub fn offline(operation: &'static str) -> Egress {
-        // `send` refuses before it looks at anything else, so the rest stays empty.
-        Egress {
-            client: Err(String::new()),
-            public_client: Err(String::new()),
-            admin_named: Vec::new(),
-            allow: Vec::new(),
-            credential: None,
-            deadline: Instant::now(),
-            requests_left: 0,
-            max_body: 0,
-            headroom: None,
-            offline: Some(operation),
         }
     }
 
@@ -185,11 +166,6 @@ impl Egress {
 
     /// Sends one request, following redirects that stay on the allow-list.
     pub async fn send(&mut self, req: Outgoing) -> Result<Reply, SendError> {
-        if let Some(operation) = self.offline {
-            return Err(SendError::Denied(format!(
-                "{operation} must not use the network"
-            )));
-        }
         if self.requests_left == 0 {
             return Err(SendError::BudgetExhausted);
         }
@@ -197,7 +173,8 @@ impl Egress {
 
         let mut url = url::Url::parse(&req.url)
             .map_err(|e| SendError::InvalidRequest(format!("bad URL {:?}: {e}", req.url)))?;
-        let first_origin = self.check(&url)?;
+        let mut origin = self.check(&url)?;
+        let first_origin = origin.clone();
         let mut headers = HeaderMap::new();
         for (name, value) in &req.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -217,22 +194,21 @@ impl Egress {
             if remaining.is_zero() {
                 return Err(SendError::Timeout);
             }
-            let origin = Origin::of(&url);
-            let client = if origin.is_some_and(|o| self.admin_named.contains(&o)) {
-                &self.client
-            } else {
-                &self.public_client
-            };
-            let client = client.as_ref().map_err(|e| {
+            let clients = self.clients.as_ref().map_err(|e| {
                 SendError::Unreachable(format!("this source's network settings are unusable: {e}"))
             })?;
+            let client = if self.admin_named.contains(&origin) {
+                &clients.any
+            } else {
+                &clients.public
+            };
             let mut builder = client
                 .request(method.clone(), url.clone())
                 .headers(headers.clone())
                 .timeout(remaining);
             if req.authenticated
                 && let Some((name, value)) = &self.credential
-                && Origin::of(&url).as_ref() == Some(&first_origin)
+                && origin == first_origin
             {
                 builder = builder.header(name, value);
             }
@@ -251,7 +227,7 @@ impl Egress {
                     .ok_or_else(|| {
                         SendError::InvalidRequest("unreadable redirect location".into())
                     })?;
-                self.check(&next).map_err(|_| {
+                origin = self.check(&next).map_err(|_| {
                     SendError::Denied(format!(
                         "{url} redirected to {}, which this source may not reach",
                         Origin::of(&next).map_or_else(|| next.to_string(), |o| o.to_string())
@@ -275,7 +251,7 @@ impl Egress {
     fn check(&self, url: &url::Url) -> Result<Origin, SendError> {
         let origin = Origin::of(url)
             .ok_or_else(|| SendError::InvalidRequest(format!("{url} is not an http(s) URL")))?;
-        if self.allow.contains(&origin) {
+        if self.admin_named.contains(&origin) || self.declared.contains(&origin) {
             Ok(origin)
         } else {
             Err(SendError::Denied(format!(
@@ -325,14 +301,6 @@ impl Egress {
             body,
         })
     }
-}
-
-/// The origins a call on `source` may reach: those the admin named (see [`admin_origins`])
-/// and the plugin's declared extra origins.
-pub fn allow_list(info: &ProviderInfo, source: &SourceConfig) -> Vec<Origin> {
-    admin_origins(info, source)
-        .chain(info.extra_origins.iter().filter_map(|u| Origin::parse(u)))
-        .collect()
 }
 
 /// The origins the admin named for `source`: its base URL's and those of its URL settings.
@@ -438,16 +406,6 @@ fn find_cause<'a, T: std::error::Error + 'static>(
         next = cause.source();
     }
     None
-}
-
-/// Which addresses a client may connect to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Reach {
-    /// Any address the name resolves to: for origins the admin named.
-    Any,
-    /// Public addresses only ([`PublicOnly`]): for origins a plugin declared. Through a proxy
-    /// the proxy resolves the name, so there it is the proxy's policy that applies.
-    PublicOnly,
 }
 
 /// A DNS resolver that keeps only public addresses, so that a name a plugin declared cannot
@@ -566,77 +524,85 @@ pub fn parse_ca_bundle(pem: &str) -> Result<Vec<CertificateDer<'static>>, String
 /// rebuild, and a deployment has far fewer distinct network settings than this).
 const MAX_CUSTOM_CLIENTS: usize = 64;
 
-/// What tells two sources' network settings apart: the CA bundle's sha-256 and the proxy URL,
-/// and the addresses the client may reach.
-type NetworkKey = (Option<[u8; 32]>, Option<String>, Reach);
+/// What tells two sources' network settings apart: the CA bundle's sha-256 and the proxy URL.
+type NetworkKey = (Option<[u8; 32]>, Option<String>);
 
-/// The HTTP clients egress uses: the shared ones for sources without network settings, and one
-/// per distinct (CA bundle, proxy, reach), built on first use and kept so that connections are
+/// The two clients of one network setting: `any` connects to whatever a name resolves to
+/// (for origins the admin named), `public` to public addresses only ([`PublicOnly`], for
+/// origins a plugin declared). Through a proxy both are the same client: the proxy resolves
+/// the target, and an admin's proxy may well be on a private address itself.
+#[derive(Clone, Debug)]
+pub struct SourceClients {
+    any: reqwest::Client,
+    public: reqwest::Client,
+}
+
+/// The HTTP clients egress uses: the shared pair for sources without network settings, and a
+/// pair per distinct (CA bundle, proxy), built on first use and kept so that connections are
 /// pooled and the system roots are not reloaded on every call.
 pub struct Clients {
-    shared: reqwest::Client,
-    shared_public: reqwest::Client,
-    custom: Mutex<HashMap<NetworkKey, reqwest::Client>>,
+    shared: SourceClients,
+    custom: Mutex<HashMap<NetworkKey, SourceClients>>,
 }
 
 impl Clients {
-    /// The shared clients (see [`client`]) and an empty cache.
+    /// The shared pair (see [`client`]) and an empty cache.
     pub fn new() -> anyhow::Result<Clients> {
         Ok(Clients {
-            shared: client()?,
-            shared_public: builder().dns_resolver(PublicOnly).build()?,
+            shared: SourceClients {
+                any: client()?,
+                public: builder().dns_resolver(PublicOnly).build()?,
+            },
             custom: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The client for `source` that may connect as far as `reach`: a shared one without
-    /// network settings, else the cached one for its settings. An error (a bundle or proxy
-    /// that no longer parses) is for the admin.
-    pub fn for_source(
-        &self,
-        source: &SourceConfig,
-        reach: Reach,
-    ) -> Result<reqwest::Client, String> {
+    /// The clients for `source`: the shared pair without network settings, else the cached
+    /// pair for its settings. An error (a bundle or proxy that no longer parses) is for the
+    /// admin.
+    pub fn for_source(&self, source: &SourceConfig) -> Result<SourceClients, String> {
         let pem = source
             .ca_bundle_pem
             .as_deref()
             .filter(|p| !p.trim().is_empty());
         let proxy = source.proxy_url.as_deref().filter(|p| !p.trim().is_empty());
-        // Through a proxy the proxy resolves the target: only the proxy's own name would go
-        // through the resolver, and an admin's proxy may well be on a private address.
-        let reach = if proxy.is_some() { Reach::Any } else { reach };
-        match (pem, proxy, reach) {
-            (None, None, Reach::Any) => return Ok(self.shared.clone()),
-            (None, None, Reach::PublicOnly) => return Ok(self.shared_public.clone()),
-            _ => {}
+        if pem.is_none() && proxy.is_none() {
+            return Ok(self.shared.clone());
         }
         let key = (
             pem.map(|p| Sha256::digest(p.as_bytes()).into()),
             proxy.map(str::to_string),
-            reach,
         );
         let mut cache = self.custom.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(client) = cache.get(&key) {
-            return Ok(client.clone());
+        if let Some(clients) = cache.get(&key) {
+            return Ok(clients.clone());
         }
-        let client = custom_client(pem, proxy, reach)?;
+        let any = custom_client(pem, proxy, false)?;
+        let clients = SourceClients {
+            public: match proxy {
+                Some(_) => any.clone(),
+                None => custom_client(pem, None, true)?,
+            },
+            any,
+        };
         if cache.len() >= MAX_CUSTOM_CLIENTS {
             cache.clear();
         }
-        cache.insert(key, client.clone());
-        Ok(client)
+        cache.insert(key, clients.clone());
+        Ok(clients)
     }
 }
 
 /// A client like the shared one, trusting `pem`'s certificates besides the system roots,
-/// sending everything through `proxy`, connecting as far as `reach`.
+/// sending everything through `proxy`, and, when `public_only`, connecting to public
+/// addresses only.
 fn custom_client(
     pem: Option<&str>,
     proxy: Option<&str>,
-    reach: Reach,
+    public_only: bool,
 ) -> Result<reqwest::Client, String> {
     let mut builder = builder();
-    if reach == Reach::PublicOnly {
+    if public_only {
         builder = builder.dns_resolver(PublicOnly);
     }
     if let Some(pem) = pem {
@@ -696,27 +662,19 @@ mod tests {
     #[test]
     fn clients_are_built_once_per_distinct_network_settings() {
         let clients = Clients::new().unwrap();
-        let any = Reach::Any;
-        clients.for_source(&source(None, None), any).unwrap();
-        clients
-            .for_source(&source(Some("  "), Some("")), any)
-            .unwrap();
-        clients
-            .for_source(&source(None, None), Reach::PublicOnly)
-            .unwrap();
+        clients.for_source(&source(None, None)).unwrap();
+        clients.for_source(&source(Some("  "), Some(""))).unwrap();
         assert_eq!(cached(&clients), 0, "no settings: the shared client");
         let proxy = Some("http://127.0.0.1:3128");
-        clients.for_source(&source(None, proxy), any).unwrap();
-        clients
-            .for_source(&source(None, proxy), Reach::PublicOnly)
-            .unwrap();
+        clients.for_source(&source(None, proxy)).unwrap();
+        clients.for_source(&source(None, proxy)).unwrap();
         assert_eq!(cached(&clients), 1);
         clients
-            .for_source(&source(None, Some("http://127.0.0.1:3129")), any)
+            .for_source(&source(None, Some("http://127.0.0.1:3129")))
             .unwrap();
         assert_eq!(cached(&clients), 2);
         let err = clients
-            .for_source(&source(Some("not a certificate"), None), any)
+            .for_source(&source(Some("not a certificate"), None))
             .unwrap_err();
         assert!(err.contains("no certificate found"), "{err}");
         assert_eq!(cached(&clients), 2, "a failure is not cached");

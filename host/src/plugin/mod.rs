@@ -128,7 +128,8 @@ pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
-    egress: Egress,
+    /// What the HTTP import sends through; for an offline call, the operation's name.
+    egress: Result<Egress, &'static str>,
     plugin_id: Arc<str>,
     log_budget: usize,
     cpu_ticks: u64,
@@ -613,15 +614,15 @@ impl PluginHost {
         let stdout = MemoryOutputPipe::new(16 << 10);
         let stderr = MemoryOutputPipe::new(16 << 10);
         let egress = match network {
-            Network::Offline(operation) => Egress::offline(operation),
-            Network::Source(source) => Egress::new(
+            Network::Offline(operation) => Err(operation),
+            Network::Source(source) => Ok(Egress::new(
                 &self.http,
                 &plugin.info,
                 source,
                 started + wall,
                 self.limits.max_requests,
                 self.limits.max_response_bytes,
-            ),
+            )),
         };
         let mut store = self.new_store(plugin, egress, &stdout, &stderr);
 
@@ -652,7 +653,8 @@ impl PluginHost {
             source_id: Some(id),
             ..
         }) = network
-            && let Some(headroom) = store.data().egress.headroom()
+            && let Ok(egress) = &store.data().egress
+            && let Some(headroom) = egress.headroom()
         {
             self.headroom.report(id, headroom);
         }
@@ -667,7 +669,7 @@ impl PluginHost {
     fn new_store(
         &self,
         plugin: &LoadedPlugin,
-        egress: Egress,
+        egress: Result<Egress, &'static str>,
         stdout: &MemoryOutputPipe,
         stderr: &MemoryOutputPipe,
     ) -> Store<CallState> {

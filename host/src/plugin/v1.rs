@@ -51,7 +51,12 @@ impl http::Host for CallState {
             body: req.body,
             authenticated: req.authenticated,
         };
-        let result = self.egress.send(outgoing).await;
+        let result = match &mut self.egress {
+            Ok(egress) => egress.send(outgoing).await,
+            Err(operation) => Err(SendError::Denied(format!(
+                "{operation} must not use the network"
+            ))),
+        };
         if let Err(e) = &result {
             tracing::debug!(plugin = %self.plugin_id, error = ?e, "plugin HTTP request failed");
         }
