@@ -178,7 +178,7 @@ impl RateLimit {
         told_to_wait: Option<(u32, Millis)>,
         waiting: bool,
     ) -> Self {
-        let exhausted = headroom.is_some_and(|h| h.remaining == 0 && h.resets_at > Some(at));
+        let exhausted = headroom.is_some_and(|h| h.exhausted_until(at).is_some());
         RateLimit {
             remaining: headroom.map(|h| h.remaining),
             limit: headroom.and_then(|h| h.limit),

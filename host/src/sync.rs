@@ -160,9 +160,9 @@ pub async fn refresh_source(
 /// Seconds until the tracker's rate-limit window resets, when its latest response said no
 /// request is left in it.
 fn window_exhausted(headroom: Option<crate::plugin::Headroom>) -> Option<u32> {
-    let h = headroom.filter(|h| h.remaining == 0)?;
-    let wait_ms = h.resets_at?.checked_sub(crate::store::records::now())?;
-    let wait = Duration::from_millis(wait_ms).min(MAX_BACKOFF);
+    let now = crate::store::records::now();
+    let reset = headroom?.exhausted_until(now)?;
+    let wait = Duration::from_millis(reset - now).min(MAX_BACKOFF);
     Some(wait.as_secs_f64().ceil() as u32)
 }
 

@@ -48,6 +48,13 @@ pub struct Headroom {
 }
 
 impl Headroom {
+    /// When the window resets, if the tracker said no request is left in it and the reset is
+    /// still ahead of `now` (milliseconds since the epoch).
+    pub fn exhausted_until(&self, now: u64) -> Option<u64> {
+        let reset = self.resets_at.filter(|_| self.remaining == 0)?;
+        (reset > now).then_some(reset)
+    }
+
     /// Reads the headroom a response announces, if it announces one; `now` is in
     /// milliseconds since the epoch.
     pub fn from_headers(headers: &HeaderMap, now: u64) -> Option<Headroom> {
@@ -162,7 +169,7 @@ impl Board {
     /// Keeps `headroom` as `source_id`'s, unless a later report is already kept (calls that
     /// overlap may finish in any order).
     pub fn report(&self, source_id: &str, headroom: Headroom) {
-        let mut all = self.by_source.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all = self.lock();
         match all.get(source_id) {
             Some(kept) if kept.reported_at > headroom.reported_at => {}
             _ => {
@@ -173,22 +180,24 @@ impl Board {
 
     /// The latest headroom reported for `source_id`.
     pub fn get(&self, source_id: &str) -> Option<Headroom> {
-        let all = self.by_source.lock().unwrap_or_else(|e| e.into_inner());
-        all.get(source_id).copied()
+        self.lock().get(source_id).copied()
     }
 
     /// Every source's latest headroom, sorted by source id.
     pub fn all(&self) -> Vec<(String, Headroom)> {
-        let all = self.by_source.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<_> = all.iter().map(|(id, h)| (id.clone(), *h)).collect();
+        let mut out: Vec<_> = self.lock().iter().map(|(id, h)| (id.clone(), *h)).collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
     /// Forgets a source's headroom.
     pub fn forget(&self, source_id: &str) {
-        let mut all = self.by_source.lock().unwrap_or_else(|e| e.into_inner());
-        all.remove(source_id);
+        self.lock().remove(source_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Headroom>> {
+        // A panic while holding the lock leaves a usable map: readings are independent.
+        self.by_source.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
