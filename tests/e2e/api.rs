@@ -321,7 +321,6 @@ async fn every_invalid_input_is_a_4xx_naming_the_field_and_stores_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_requests_get_json_errors_naming_the_parameter() {
     let app = TestApp::start().await;
-    let client = reqwest::Client::new();
     // (method, path, JSON body text, status, error code, field or "" for none, message part)
     let no_type = r#"{"provider":"misbehave","display_name":"x","base_url":"https://t.example.com","auth":{"fields":{}},"projects":{"mode":"all"}}"#;
     #[rustfmt::skip]
@@ -339,19 +338,12 @@ async fn malformed_requests_get_json_errors_naming_the_parameter() {
         ("GET", "/api/v1/no-such-route", "", 404, "not-found", "", "no such API route"),
     ];
     for (method, path, body, status, code, field, part) in cases {
-        let mut req = client
-            .request(method.parse().unwrap(), format!("{}{path}", app.url))
-            .bearer_auth(&app.admin);
-        if method == "POST" {
-            req = req.header("content-type", "application/json").body(body);
-        }
-        let resp = req.send().await.unwrap();
-        let got = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        let case = format!("{method} {path} {body:?}: {text}");
-        assert_eq!(got, status, "{case}");
+        let raw = (method == "POST").then(|| ("application/json", body.as_bytes().to_vec()));
+        let r = app.call_raw(method, path, Some(&app.admin), raw).await;
+        let case = format!("{method} {path} {body:?}: {}", r.text);
+        assert_eq!(r.status, status, "{case}");
         let json: Value =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {case}"));
+            serde_json::from_str(&r.text).unwrap_or_else(|_| panic!("not JSON: {case}"));
         assert_eq!(json["error"]["code"], code, "{case}");
         match field {
             "" => assert!(json["error"]["field"].is_null(), "{case}"),

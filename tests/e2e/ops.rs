@@ -660,15 +660,11 @@ async fn source_health_moves_when_the_tracker_fails_or_sends_rate_limit_headers(
         "[[sources]]\ndisplay_name = \"GitLab\"\nprovider = \"gitlab\"\nbase_url = \"{}/group/other\"\nprojects = \"all\"\nauth = {{ type = \"api-token\", fields = {{}} }}\n",
         w.gitlab.url
     );
-    let imported = reqwest::Client::new()
-        .post(format!("{}/api/v1/sources/import", w.app.url))
-        .bearer_auth(&w.app.admin)
-        .header("content-type", "application/toml")
-        .body(file)
-        .send()
+    let toml = Some(("application/toml", file.into_bytes()));
+    w.app
+        .call_raw("POST", "/api/v1/sources/import", Some(&w.app.admin), toml)
         .await
-        .unwrap();
-    assert_eq!(imported.status(), 200, "{}", imported.text().await.unwrap());
+        .expect(200);
     let h = w.health(&source).await;
     assert!(h["rate_limit"]["remaining"].is_null(), "{h}");
 

@@ -30,20 +30,11 @@ async fn create_project(app: &TestApp, name: &str) -> String {
 
 /// Sends a sources file to `POST /api/v1/sources/import`; returns the status and the body.
 async fn import(app: &TestApp, text: &str, content_type: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/v1/sources/import", app.url))
-        .bearer_auth(&app.admin)
-        .header("content-type", content_type)
-        .body(text.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    let body = Some((content_type, text.as_bytes().to_vec()));
+    let r = app
+        .call_raw("POST", "/api/v1/sources/import", Some(&app.admin), body)
+        .await;
+    (r.status, r.body)
 }
 
 /// `GET /api/v1/sources/export` as the admin; checks the media type; returns the text.

@@ -262,13 +262,25 @@ impl TestApp {
         token: Option<&str>,
         body: Option<serde_json::Value>,
     ) -> Response2 {
+        let body = body.map(|b| ("application/json", serde_json::to_vec(&b).unwrap()));
+        self.call_raw(method, path, token, body).await
+    }
+
+    /// Like [`TestApp::call`] with a body of any type: `(content type, bytes)`.
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Response2 {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.client.request(method, format!("{}{path}", self.url));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
-        if let Some(body) = body {
-            req = req.json(&body);
+        if let Some((content_type, bytes)) = body {
+            req = req.header("content-type", content_type).body(bytes);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
