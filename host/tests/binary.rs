@@ -207,6 +207,15 @@ async fn write_until(
     Arc::try_unwrap(acked).unwrap().into_inner().unwrap()
 }
 
+/// Sends `signal` (as `kill` spells it, e.g. `-9`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}: {status:?}");
+}
+
 /// Asserts every acknowledged write is stored, after `what`.
 async fn assert_kept(url: &str, token: &str, project: &str, acked: &Acked, what: &str) {
     let stored = stored_link_ids(url, token, project).await;
@@ -300,10 +309,7 @@ async fn every_acknowledged_write_survives_kill_9() {
     let acked = write_until(&host.url, token, &project, async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         // SIGKILL: no chance to flush anything.
-        Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status()
-            .unwrap();
+        signal(pid, "-9");
     })
     .await;
     host.child.wait().unwrap();
@@ -345,10 +351,7 @@ async fn sigterm_under_load_exits_cleanly_and_loses_no_acknowledged_request() {
     let pid = host.child.id();
     let acked = write_until(&host.url, token, &project, async {
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap();
+        signal(pid, "-TERM");
         tokio::time::sleep(Duration::from_millis(300)).await;
     })
     .await;
