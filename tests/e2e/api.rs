@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::routing::get;
-use integration_tests::{StandIn, TestApp};
+use integration_tests::{LogSink, StandIn, TestApp};
 use serde_json::{Value, json};
 
 const CANARY: &str = "canary-3b8e1f6d0c2a4957b7e3d1f0a9c8b6e4-TOKEN";
@@ -28,18 +28,6 @@ fn log_buffer() -> Arc<Mutex<Vec<u8>>> {
             buffer
         })
         .clone()
-}
-
-struct LogSink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A change to a valid source body that makes it invalid.

@@ -580,7 +580,7 @@ async fn describe_declares_github_auth_types_and_api_origin() {
     assert_eq!(info.default_key_pattern.as_deref(), Some("^[1-9][0-9]*$"));
     assert_eq!(
         info.extra_origins,
-        vec!["https://api.github.com".to_string()]
+        vec!["credentialed https://api.github.com".to_string()]
     );
     let ids: Vec<&str> = info.auth_types.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids, ["api-token", "oauth2", "none"]);

@@ -448,7 +448,7 @@ async fn describe_declares_jira_auth_types_and_gateway() {
     );
     assert_eq!(
         info.extra_origins,
-        vec!["https://api.atlassian.com".to_string()]
+        vec!["credentialed https://api.atlassian.com".to_string()]
     );
     let ids: Vec<&str> = info.auth_types.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids, ["api-token", "oauth2", "basic", "none"]);

@@ -350,7 +350,7 @@ async fn describe_declares_linear_auth_and_api_origin() {
     assert_eq!(info.key_example, "ENG-123");
     assert_eq!(
         info.extra_origins,
-        vec!["https://api.linear.app".to_string()]
+        vec!["credentialed https://api.linear.app".to_string()]
     );
     let ids: Vec<&str> = info.auth_types.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids, ["api-token", "oauth2"]);

@@ -109,6 +109,19 @@ async fn record(log: Arc<Mutex<Vec<Recorded>>>, req: Request, next: Next) -> Res
     next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
+/// A `std::io::Write` into a shared buffer, for capturing what a test process logs.
+pub struct LogSink(pub Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A plugin host with every shipped plugin loaded (panics, naming the file, if one fails).
 pub async fn plugin_host() -> std::sync::Arc<host::plugin::PluginHost> {
     plugin_host_with(host::plugin::Limits::default(), &[plugins_dir()]).await
@@ -293,6 +306,22 @@ impl TestApp {
             body,
             text,
         }
+    }
+
+    /// A new project and a member token for it: `(project id, token)`.
+    pub async fn project_with_member(&self, name: &str) -> (String, String) {
+        let project = self
+            .admin(
+                "POST",
+                "/api/v1/projects",
+                Some(serde_json::json!({"name": name})),
+            )
+            .await;
+        let project = project.expect(201)["id"].as_str().unwrap().to_string();
+        let body = serde_json::json!({"name": format!("{name} member"), "role": "member", "projects": [project]});
+        let member = self.admin("POST", "/api/v1/tokens", Some(body)).await;
+        let member = member.expect(201)["token"].as_str().unwrap().to_string();
+        (project, member)
     }
 
     /// `call` as the admin.

@@ -4,8 +4,12 @@
 //! - a request leaves only for an origin (scheme, host, port) on the call's allow-list, and a
 //!   redirect is followed only while it stays on the list;
 //! - credentials are added here, from the source's secrets, to requests the guest marks
-//!   authenticated, and only for the origin the guest asked for (never across a redirect to
-//!   another origin); the guest's own `Authorization`-like headers are dropped;
+//!   authenticated, and only for origins the admin named (base URL, URL settings) or the plugin
+//!   declared credentialed ([`super::model::CREDENTIALED`]): never to another declared origin,
+//!   never across a redirect to another origin; the guest's own `Authorization`-like headers
+//!   are dropped;
+//! - the call's secrets, in every form a tracker may echo them, are redacted ([`Redactor`])
+//!   from response headers and bodies before the guest sees them, and from egress errors;
 //! - private, loopback and link-local addresses are reached only through origins the admin
 //!   named (the base URL, URL settings): a plugin's declared extra origins resolve to public
 //!   addresses only ([`PublicOnly`]), whatever their DNS says;
@@ -26,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::headroom::Headroom;
 use super::model::{AuthType, CredentialScheme, ProviderInfo, SettingKind, SourceConfig};
+use super::redact::{Redact, Redactor};
 
 /// The most redirects one request may follow.
 const MAX_REDIRECTS: usize = 5;
@@ -122,7 +127,11 @@ pub struct Egress {
     admin_named: Vec<Origin>,
     /// Origins the plugin declared: reached at public addresses only.
     declared: Vec<Origin>,
+    /// Origins that receive the credential: the admin's, and those declared credentialed.
+    credentialed: Vec<Origin>,
     credential: Option<(HeaderName, HeaderValue)>,
+    /// Removes the call's secrets from what comes back.
+    redactor: std::sync::Arc<Redactor>,
     deadline: Instant,
     requests_left: u32,
     max_body: usize,
@@ -132,26 +141,32 @@ pub struct Egress {
 
 impl Egress {
     /// Builds the state for one call on `source` by a plugin described by `info`, with the
-    /// clients `clients` keeps for the source's network settings.
+    /// clients `clients` keeps for the source's network settings; `redactor` is the call's
+    /// (see [`redactor`]).
     pub fn new(
         clients: &Clients,
         info: &ProviderInfo,
         source: &SourceConfig,
+        redactor: std::sync::Arc<Redactor>,
         deadline: Instant,
         max_requests: u32,
         max_body: usize,
     ) -> Egress {
+        let admin_named: Vec<Origin> = admin_origins(info, source).collect();
+        let declared = info
+            .declared_origins()
+            .filter_map(|(url, credentialed)| Some((Origin::parse(url)?, credentialed)));
+        let (credentialed, anonymous): (Vec<_>, Vec<_>) = declared.partition(|(_, c)| *c);
+        let credentialed: Vec<Origin> = credentialed.into_iter().map(|(o, _)| o).collect();
         Egress {
             clients: clients.for_source(source),
-            admin_named: admin_origins(info, source).collect(),
-            declared: info
-                .extra_origins
-                .iter()
-                .filter_map(|u| Origin::parse(u))
+            declared: (credentialed.iter().cloned())
+                .chain(anonymous.into_iter().map(|(o, _)| o))
                 .collect(),
-            credential: info
-                .auth_type(&source.auth_type)
-                .and_then(|auth| credential_header(auth, &source.fields, &source.secrets)),
+            credentialed: admin_named.iter().cloned().chain(credentialed).collect(),
+            admin_named,
+            credential: credential_header(info, source),
+            redactor,
             deadline,
             requests_left: max_requests,
             max_body,
@@ -164,8 +179,14 @@ impl Egress {
         self.headroom
     }
 
-    /// Sends one request, following redirects that stay on the allow-list.
+    /// Sends one request, following redirects that stay on the allow-list. The reply and any
+    /// error are redacted of the call's secrets.
     pub async fn send(&mut self, req: Outgoing) -> Result<Reply, SendError> {
+        let result = self.send_unredacted(req).await;
+        result.redact(&self.redactor)
+    }
+
+    async fn send_unredacted(&mut self, req: Outgoing) -> Result<Reply, SendError> {
         if self.requests_left == 0 {
             return Err(SendError::BudgetExhausted);
         }
@@ -207,8 +228,7 @@ impl Egress {
                 .headers(headers.clone())
                 .timeout(remaining);
             if req.authenticated
-                && let Some((name, value)) = &self.credential
-                && origin == first_origin
+                && let Some((name, value)) = self.credential_for(&origin, &first_origin)
             {
                 builder = builder.header(name, value);
             }
@@ -246,6 +266,18 @@ impl Egress {
             "more than {MAX_REDIRECTS} redirects from {}",
             req.url
         )))
+    }
+
+    /// The credential header for a request to `origin` that started at `first`: only on an
+    /// origin the admin named or the plugin declared credentialed, never after a redirect to
+    /// another origin.
+    fn credential_for(
+        &self,
+        origin: &Origin,
+        first: &Origin,
+    ) -> Option<&(HeaderName, HeaderValue)> {
+        let credential = self.credential.as_ref()?;
+        (origin == first && self.credentialed.contains(origin)).then_some(credential)
     }
 
     fn check(&self, url: &url::Url) -> Result<Origin, SendError> {
@@ -303,6 +335,31 @@ impl Egress {
     }
 }
 
+impl Redact for Reply {
+    fn redact(self, r: &Redactor) -> Self {
+        Reply {
+            status: self.status,
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name, r.text(value)))
+                .collect(),
+            body: r.bytes(self.body),
+        }
+    }
+}
+
+impl Redact for SendError {
+    fn redact(self, r: &Redactor) -> Self {
+        match self {
+            SendError::Denied(m) => SendError::Denied(r.text(m)),
+            SendError::InvalidRequest(m) => SendError::InvalidRequest(r.text(m)),
+            SendError::Unreachable(m) => SendError::Unreachable(r.text(m)),
+            other => other,
+        }
+    }
+}
+
 /// The origins the admin named for `source`: its base URL's and those of its URL settings.
 fn admin_origins<'a>(
     info: &'a ProviderInfo,
@@ -318,8 +375,34 @@ fn admin_origins<'a>(
         .filter_map(|u| Origin::parse(u))
 }
 
-/// The header that carries this auth type's credentials, if its fields are set.
+/// The header that carries `source`'s credentials under its auth type, if its fields are set.
 fn credential_header(
+    info: &ProviderInfo,
+    source: &SourceConfig,
+) -> Option<(HeaderName, HeaderValue)> {
+    let auth = info.auth_type(&source.auth_type)?;
+    auth_header(auth, &source.fields, &source.secrets)
+}
+
+/// The redactor of one call on `source`: its secret values (a secret field misfiled among the
+/// plain ones included), as themselves, as HTTP Basic passwords of any of its plain field
+/// values, and the whole credential header.
+pub fn redactor(info: &ProviderInfo, source: &SourceConfig) -> Redactor {
+    let header = credential_header(info, source);
+    let applied = header.as_ref().and_then(|(_, v)| v.to_str().ok());
+    let secret_names = info.secret_fields(&source.auth_type);
+    let misfiled = (source.fields.iter())
+        .filter(|(name, _)| secret_names.contains(&name.as_str()))
+        .map(|(_, value)| value.as_str());
+    Redactor::new(
+        source.secrets.values().map(String::as_str).chain(misfiled),
+        source.fields.values().map(String::as_str),
+        applied,
+    )
+}
+
+/// The header that carries this auth type's credentials, if its fields are set.
+fn auth_header(
     auth: &AuthType,
     fields: &BTreeMap<String, String>,
     secrets: &BTreeMap<String, String>,
@@ -707,18 +790,37 @@ mod tests {
         }
     }
 
-    /// A source on `base_url` of a plugin that declares `extra` as an extra origin.
-    fn egress(base_url: &str, extra: &str) -> Egress {
+    /// A source on `base_url` of a plugin that declares `extra` as extra origins, with a bearer
+    /// token.
+    fn egress(base_url: &str, extra: &[&str]) -> Egress {
         let info = ProviderInfo {
-            extra_origins: vec![extra.into()],
+            extra_origins: extra.iter().map(|e| e.to_string()).collect(),
+            auth_types: vec![AuthType {
+                id: "api-token".into(),
+                label: "API token".into(),
+                fields: Vec::new(),
+                scheme: CredentialScheme::Bearer {
+                    field: "token".into(),
+                },
+            }],
             ..ProviderInfo::default()
         };
         let source = SourceConfig {
             base_url: base_url.into(),
+            auth_type: "api-token".into(),
+            secrets: [("token".to_string(), "tok-123456".to_string())].into(),
             ..SourceConfig::default()
         };
         let deadline = Instant::now() + Duration::from_secs(5);
-        Egress::new(&Clients::new().unwrap(), &info, &source, deadline, 5, 1024)
+        Egress::new(
+            &Clients::new().unwrap(),
+            &info,
+            &source,
+            Default::default(),
+            deadline,
+            5,
+            1024,
+        )
     }
 
     fn get(url: &str) -> Outgoing {
@@ -748,11 +850,11 @@ mod tests {
         let admin = format!("http://localhost:{port}");
         let declared = format!("https://localhost:{port}");
 
-        let mut by_admin = egress(&admin, "https://api.example.com");
+        let mut by_admin = egress(&admin, &["https://api.example.com"]);
         let reply = by_admin.send(get(&format!("{admin}/x"))).await.unwrap();
         assert_eq!(reply.status, 204);
 
-        let mut by_plugin = egress("https://tracker.example.com", &declared);
+        let mut by_plugin = egress("https://tracker.example.com", &[&declared]);
         match by_plugin.send(get(&format!("{declared}/x"))).await {
             Err(SendError::Denied(message)) => {
                 assert!(
@@ -762,6 +864,46 @@ mod tests {
             }
             other => panic!("expected a denial, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_admins_and_the_credentialed_origins_never_across_origins() {
+        let e = egress(
+            "https://tracker.example.com",
+            &[
+                "https://cdn.example.com",
+                "credentialed https://api.example.com",
+            ],
+        );
+        let o = |u: &str| Origin::parse(u).unwrap();
+        let (site, api, cdn) = (
+            o("https://tracker.example.com"),
+            o("https://api.example.com"),
+            o("https://cdn.example.com"),
+        );
+        let sent = |to: &Origin, first: &Origin| e.credential_for(to, first).is_some();
+        assert!(sent(&site, &site), "the base URL's origin");
+        assert!(sent(&api, &api), "a declared credentialed origin");
+        assert!(
+            !sent(&cdn, &cdn),
+            "a plain declared origin is reached anonymously"
+        );
+        assert!(
+            !sent(&api, &site),
+            "never after a redirect to another origin"
+        );
+        assert!(
+            !sent(&site, &api),
+            "never after a redirect to another origin"
+        );
+        assert!(
+            e.check(&url::Url::parse("https://cdn.example.com/x").unwrap())
+                .is_ok()
+        );
+        assert!(
+            e.check(&url::Url::parse("https://api.example.com/x").unwrap())
+                .is_ok()
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod egress;
 mod engine;
 pub mod headroom;
 pub mod model;
+pub mod redact;
 pub mod registry;
 mod v1;
 
@@ -35,6 +36,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use egress::Egress;
 pub use headroom::Headroom;
 pub use model::{ConnectionInfo, Issue, ProviderError, ProviderInfo, SourceConfig};
+use redact::{Redact, Redactor};
 pub use registry::{CallCounts, CallStats, CompileCounts};
 
 /// The contract versions this host runs, for listings and error messages.
@@ -131,6 +133,8 @@ pub struct CallState {
     /// What the HTTP import sends through; for an offline call, the operation's name.
     egress: Result<Egress, &'static str>,
     plugin_id: Arc<str>,
+    /// Removes the call's secrets from the guest's log lines.
+    redactor: Arc<Redactor>,
     log_budget: usize,
     cpu_ticks: u64,
 }
@@ -152,6 +156,7 @@ impl CallState {
         }
         let line: String = message.chars().take(self.log_budget.min(2048)).collect();
         self.log_budget = self.log_budget.saturating_sub(line.len().max(1));
+        let line = self.redactor.text(line);
         match level {
             tracing::Level::ERROR => tracing::error!(plugin = %self.plugin_id, "{line}"),
             tracing::Level::WARN => tracing::warn!(plugin = %self.plugin_id, "{line}"),
@@ -204,8 +209,9 @@ enum Network<'a> {
     /// Nothing: the contract says this operation (`describe`, `normalize-key`, `issue-url`,
     /// `create-url`) must not use the network, and the host holds it to that.
     Offline(&'static str),
-    /// What this source allows (see [`egress`]).
-    Source(&'a SourceConfig),
+    /// What this source allows (see [`egress`]), with the call's secrets redacted from all
+    /// that comes back (see [`redact`]).
+    Source(&'a SourceConfig, &'a Arc<Redactor>),
 }
 
 type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
@@ -522,20 +528,24 @@ impl PluginHost {
     ) -> Result<ConnectionInfo, PluginError> {
         let plugin = self.get(&source.provider)?;
         let wsrc = v1::source(&plugin.info, source);
-        let info = self
-            .run(&plugin, Network::Source(source), |store, p| {
-                Box::pin(async move {
-                    p.testorchestrator_provider_tracker()
-                        .call_test_connection(store, &wsrc)
-                        .await
+        let redactor = Arc::new(egress::redactor(&plugin.info, source));
+        let result = async {
+            let info = self
+                .run(&plugin, Network::Source(source, &redactor), |store, p| {
+                    Box::pin(async move {
+                        p.testorchestrator_provider_tracker()
+                            .call_test_connection(store, &wsrc)
+                            .await
+                    })
                 })
-            })
-            .await?
-            .map_err(|e| plugin.stats.provider_error(e))?;
-        plugin
-            .stats
-            .malformed(check_text("test-connection account", &info.account, 1024))?;
-        Ok(info.into())
+                .await?
+                .map_err(|e| plugin.stats.provider_error(e))?;
+            plugin
+                .stats
+                .malformed(check_text("test-connection account", &info.account, 1024))?;
+            Ok(info.into())
+        };
+        result.await.redact(&redactor)
     }
 
     /// `fetch-issue`: one issue's details.
@@ -546,17 +556,21 @@ impl PluginHost {
     ) -> Result<Issue, PluginError> {
         let plugin = self.get(&source.provider)?;
         let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
-        let issue = self
-            .run(&plugin, Network::Source(source), |store, p| {
-                Box::pin(async move {
-                    p.testorchestrator_provider_tracker()
-                        .call_fetch_issue(store, &wsrc, &key)
-                        .await
+        let redactor = Arc::new(egress::redactor(&plugin.info, source));
+        let result = async {
+            let issue = self
+                .run(&plugin, Network::Source(source, &redactor), |store, p| {
+                    Box::pin(async move {
+                        p.testorchestrator_provider_tracker()
+                            .call_fetch_issue(store, &wsrc, &key)
+                            .await
+                    })
                 })
-            })
-            .await?
-            .map_err(|e| plugin.stats.provider_error(e))?;
-        plugin.stats.malformed(check_issue(issue.into()))
+                .await?
+                .map_err(|e| plugin.stats.provider_error(e))?;
+            plugin.stats.malformed(check_issue(issue.into()))
+        };
+        result.await.redact(&redactor)
     }
 
     /// `fetch-issues`: many issues, one result per key in order.
@@ -567,32 +581,36 @@ impl PluginHost {
     ) -> Result<Vec<Result<Issue, ProviderError>>, PluginError> {
         let plugin = self.get(&source.provider)?;
         let (wsrc, owned) = (v1::source(&plugin.info, source), keys.to_vec());
-        let results = self
-            .run(&plugin, Network::Source(source), |store, p| {
-                Box::pin(async move {
-                    p.testorchestrator_provider_tracker()
-                        .call_fetch_issues(store, &wsrc, &owned)
-                        .await
+        let redactor = Arc::new(egress::redactor(&plugin.info, source));
+        let result = async {
+            let results = self
+                .run(&plugin, Network::Source(source, &redactor), |store, p| {
+                    Box::pin(async move {
+                        p.testorchestrator_provider_tracker()
+                            .call_fetch_issues(store, &wsrc, &owned)
+                            .await
+                    })
                 })
-            })
-            .await?
-            .map_err(|e| plugin.stats.provider_error(e))?;
-        if results.len() != keys.len() {
-            return plugin.stats.malformed(Err(PluginError::Malformed(format!(
-                "fetch-issues answered {} results for {} keys",
-                results.len(),
-                keys.len()
-            ))));
-        }
-        plugin.stats.malformed(
-            results
-                .into_iter()
-                .map(|r| match r {
-                    Ok(issue) => check_issue(issue.into()).map(Ok),
-                    Err(e) => Ok(Err(e.into())),
-                })
-                .collect(),
-        )
+                .await?
+                .map_err(|e| plugin.stats.provider_error(e))?;
+            if results.len() != keys.len() {
+                return plugin.stats.malformed(Err(PluginError::Malformed(format!(
+                    "fetch-issues answered {} results for {} keys",
+                    results.len(),
+                    keys.len()
+                ))));
+            }
+            plugin.stats.malformed(
+                results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(issue) => check_issue(issue.into()).map(Ok),
+                        Err(e) => Ok(Err(e.into())),
+                    })
+                    .collect(),
+            )
+        };
+        result.await.redact(&redactor)
     }
 
     /// Runs `f` against a fresh instance of `plugin`, under the call limits, reaching what
@@ -613,18 +631,22 @@ impl PluginHost {
         let wall = self.limits.wall_time;
         let stdout = MemoryOutputPipe::new(16 << 10);
         let stderr = MemoryOutputPipe::new(16 << 10);
-        let egress = match network {
-            Network::Offline(operation) => Err(operation),
-            Network::Source(source) => Ok(Egress::new(
-                &self.http,
-                &plugin.info,
-                source,
-                started + wall,
-                self.limits.max_requests,
-                self.limits.max_response_bytes,
-            )),
+        let (egress, redactor) = match network {
+            Network::Offline(operation) => (Err(operation), Arc::default()),
+            Network::Source(source, redactor) => (
+                Ok(Egress::new(
+                    &self.http,
+                    &plugin.info,
+                    source,
+                    redactor.clone(),
+                    started + wall,
+                    self.limits.max_requests,
+                    self.limits.max_response_bytes,
+                )),
+                redactor.clone(),
+            ),
         };
-        let mut store = self.new_store(plugin, egress, &stdout, &stderr);
+        let mut store = self.new_store(plugin, egress, redactor.clone(), &stdout, &stderr);
 
         // One span per plugin call: everything logged inside carries the plugin and version.
         let span = tracing::info_span!("plugin_call", plugin = %plugin.info.id, version = %plugin.info.version);
@@ -646,13 +668,17 @@ impl PluginHost {
                 .lines()
                 .filter(|l| !l.trim().is_empty())
             {
+                let line = redactor.str(line);
                 tracing::info!(plugin = %plugin.info.id, stream, "{line}");
             }
         }
-        if let Network::Source(SourceConfig {
-            source_id: Some(id),
-            ..
-        }) = network
+        if let Network::Source(
+            SourceConfig {
+                source_id: Some(id),
+                ..
+            },
+            _,
+        ) = network
             && let Ok(egress) = &store.data().egress
             && let Some(headroom) = egress.headroom()
         {
@@ -670,6 +696,7 @@ impl PluginHost {
         &self,
         plugin: &LoadedPlugin,
         egress: Result<Egress, &'static str>,
+        redactor: Arc<Redactor>,
         stdout: &MemoryOutputPipe,
         stderr: &MemoryOutputPipe,
     ) -> Store<CallState> {
@@ -694,6 +721,7 @@ impl PluginHost {
             limits,
             egress,
             plugin_id: Arc::from(plugin.info.id.as_str()),
+            redactor,
             log_budget: 16 << 10,
             cpu_ticks: 0,
         };
@@ -884,7 +912,7 @@ fn validate_info(info: &ProviderInfo) -> Result<(), String> {
             ));
         }
     }
-    for origin in &info.extra_origins {
+    for (origin, _) in info.declared_origins() {
         // Extra origins are granted without an admin naming them, so they must be public
         // https names: never an IP literal, never plain http.
         let ok = url::Url::parse(origin).is_ok_and(|u| {
@@ -892,7 +920,9 @@ fn validate_info(info: &ProviderInfo) -> Result<(), String> {
         });
         if !ok {
             return Err(format!(
-                "describe: extra origin {origin:?} must be an https URL with a DNS name"
+                "describe: extra origin {origin:?} must be an https URL with a DNS name \
+                 (optionally after \"{}\")",
+                model::CREDENTIALED
             ));
         }
     }

@@ -252,13 +252,40 @@ pub struct ProviderInfo {
     pub auth_types: Vec<AuthType>,
     /// Settings.
     pub settings: Vec<Setting>,
-    /// Extra origins the plugin may reach.
+    /// Extra origins the plugin may reach, as declared: an origin URL, or
+    /// [`CREDENTIALED`] followed by one when the source's credentials go there too.
     pub extra_origins: Vec<String>,
 }
+
+/// The prefix of a declared extra origin that receives the source's credentials, e.g.
+/// `"credentialed https://api.github.com"`. Without it, an extra origin is reached anonymously.
+pub const CREDENTIALED: &str = "credentialed ";
 
 impl ProviderInfo {
     /// The auth type with this id.
     pub fn auth_type(&self, id: &str) -> Option<&AuthType> {
         self.auth_types.iter().find(|a| a.id == id)
+    }
+
+    /// The names of the secret fields of auth type `auth_type` (none for an unknown one).
+    pub fn secret_fields(&self, auth_type: &str) -> Vec<&str> {
+        self.auth_type(auth_type)
+            .map(|a| {
+                (a.fields.iter())
+                    .filter(|f| f.secret)
+                    .map(|f| f.name.as_str())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The declared extra origins as `(url, credentialed)`.
+    pub fn declared_origins(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.extra_origins
+            .iter()
+            .map(|entry| match entry.strip_prefix(CREDENTIALED) {
+                Some(url) => (url.trim(), true),
+                None => (entry.trim(), false),
+            })
     }
 }

@@ -93,16 +93,7 @@ impl log::Host for CallState {
 /// The guest's view of a source: non-secret fields only. Fields the auth type declares
 /// secret are dropped here even if a caller put them among the plain fields.
 pub fn source(info: &model::ProviderInfo, s: &model::SourceConfig) -> wit::Source {
-    let secret_names: Vec<&str> = info
-        .auth_type(&s.auth_type)
-        .map(|a| {
-            a.fields
-                .iter()
-                .filter(|f| f.secret)
-                .map(|f| f.name.as_str())
-                .collect()
-        })
-        .unwrap_or_default();
+    let secret_names = info.secret_fields(&s.auth_type);
     let pairs = |m: &std::collections::BTreeMap<String, String>| {
         m.iter()
             .filter(|(k, _)| !secret_names.contains(&k.as_str()))

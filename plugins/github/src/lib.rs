@@ -95,7 +95,7 @@ impl Provider for GitHub {
                 kind: SettingKind::Url,
                 required: false,
             }],
-            extra_origins: vec!["https://api.github.com".into()],
+            extra_origins: vec![credentialed("https://api.github.com")],
         }
     }
 

@@ -113,7 +113,7 @@ impl Provider for Jira {
                 kind: SettingKind::Url,
                 required: false,
             }],
-            extra_origins: vec![GATEWAY.into()],
+            extra_origins: vec![credentialed(GATEWAY)],
         }
     }
 

@@ -87,7 +87,7 @@ impl Provider for Plugin {
                 kind: SettingKind::Url,
                 required: false,
             }],
-            extra_origins: vec!["https://api.linear.app".into()],
+            extra_origins: vec![credentialed("https://api.linear.app")],
         }
     }
 

@@ -347,3 +347,9 @@ mod tests {
         assert!(url_path_segments("PROJ-1").is_none());
     }
 }
+
+/// An extra origin that receives the source's credentials, for `ProviderInfo::extra_origins`
+/// (a plain origin there is reached without them). See `provider-info.extra-origins`.
+pub fn credentialed(origin: &str) -> String {
+    format!("credentialed {origin}")
+}

@@ -7,8 +7,10 @@
 //! - `panic`: panics (a trap);
 //! - `egress`: calls a host that is not on the allow-list and reports what happened;
 //! - `anonymous`: like `egress`, but the request is not marked authenticated;
-//! - `echo`: reports everything it can see (source, environment, files, the request headers a
-//!   stand-in echoes back), to prove no secret reaches the guest;
+//! - `echo`: reports everything it can see (source, environment, files, the response of the
+//!   `echo-url` stand-in), to prove no secret reaches the guest;
+//! - `echo-hex`: the same, hex-encoded, so that what the guest saw reaches the test as it was
+//!   (the host redacts secrets from plugin answers too, and would hide a leak into the guest);
 //! - `garbage`: answers things the contract forbids (an empty key, a non-URL, a short batch);
 //! - anything else: behaves.
 
@@ -34,6 +36,19 @@ fn everything_visible(source: &Source) -> String {
         })
         .unwrap_or_default();
     format!("source={source:?} env={env:?} args={args:?} root={root:?} echoed={echoed}")
+}
+
+/// The `echo-url` stand-in's response as the guest got it: status, headers and body.
+fn echoed_response(source: &Source) -> String {
+    let url = setting(source, "echo-url").unwrap_or("http://127.0.0.1:9/");
+    match get(url).send() {
+        Ok(resp) => format!("{} {:?} {}", resp.status, resp.headers, resp.text()),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 fn misbehave(source: &Source) -> Result<String, ProviderError> {
@@ -71,6 +86,7 @@ fn misbehave(source: &Source) -> Result<String, ProviderError> {
                 .map(|resp| format!("HTTP {}", resp.status))
         }
         "echo" => Err(ProviderError::Provider(everything_visible(source))),
+        "echo-hex" => Err(ProviderError::Provider(hex(&echoed_response(source)))),
         _ => Ok("OK-1".into()),
     }
 }
