@@ -4,5 +4,7 @@
 # The first start prints an admin token once; keep it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "building the plugins (wasm32-wasip2; the first build takes a few minutes)..." >&2
 ./scripts/build-plugins.sh >/dev/null
-exec cargo run --quiet -p integration-host -- serve "$@"
+echo "building and starting the host..." >&2
+exec cargo run -p integration-host -- serve "$@"

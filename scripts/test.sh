@@ -1,8 +1,25 @@
 #!/usr/bin/env bash
-# The whole test suite: builds every plugin (shipped and test-only) for wasm32-wasip2, then runs
-# the host's unit tests and the end-to-end tests (real host, real plugins, stand-in trackers).
+# The whole test suite: installs what the browser tests need when it is missing, builds every
+# plugin (shipped and test-only) for wasm32-wasip2, then runs the host's unit tests and the
+# end-to-end tests (real host, real plugins, stand-in trackers, headless Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Headless Chromium and its driver for the admin-page tests (Debian packages).
+if ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium and chromium-driver (Debian packages) for the browser tests" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "the browser tests need Chromium and chromedriver; install them first:" >&2
+    echo "  sudo apt-get install -y chromium chromium-driver" >&2
+    exit 1
+  fi
+fi
+
+echo "building the plugins (wasm32-wasip2)..." >&2
 ./scripts/build-plugins.sh
 # default-members = the native crates (host, tests); plugins are tested through the host.
 cargo test "$@"
