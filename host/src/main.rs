@@ -94,9 +94,14 @@ struct CheckArgs {
     /// The auth type to use (default: the plugin's first).
     #[arg(long)]
     auth_type: Option<String>,
-    /// Also call `test-connection` and `fetch-issue` against this real tracker.
+    /// Also call `test-connection`, `fetch-issue` and `fetch-issues` against this real
+    /// tracker, with the given credentials: a refused credential fails the check.
     #[arg(long)]
     base_url: Option<String>,
+    /// Recorded tracker answers (JSON) for the local stand-in, which must then make the happy
+    /// path succeed; see `docs/writing-a-provider.md`.
+    #[arg(long, value_name = "FILE")]
+    fixtures: Option<PathBuf>,
 }
 
 /// Parses `ServeArgs` alone, for when no subcommand is given.
@@ -239,6 +244,10 @@ async fn check(config: &Config, args: CheckArgs) -> anyhow::Result<()> {
         settings: pairs(&args.settings, "setting")?,
         base_url: args.base_url,
         cache_dir: None,
+        fixtures: (args.fixtures.as_deref())
+            .map(host::plugin::check::Fixtures::load)
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
     };
     println!("Checking {}", args.path.display());
     let report = host::plugin::check::check_file(&args.path, &options).await;

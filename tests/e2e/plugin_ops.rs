@@ -837,6 +837,108 @@ async fn check_passes_on_every_shipped_plugin_and_the_template() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn check_catches_three_real_bugs_that_do_not_crash_a_call() {
+    let options = CheckOptions {
+        cache_dir: Some(compile_cache_dir()),
+        ..CheckOptions::default()
+    };
+    let report = check_file(&contract_plugin("buggy.wasm"), &options).await;
+    let failed = |name: &str, says: &str| {
+        report
+            .failures()
+            .any(|l| l.name == name && l.detail.contains(says))
+    };
+    assert!(
+        failed("default-key-pattern", "does not match \"^[A-Z]+_[0-9]+$\""),
+        "{report}"
+    );
+    assert!(
+        failed("fetch-issue (stand-in)", "must carry the canonical key"),
+        "{report}"
+    );
+    assert!(failed("fetch-issues (stand-in)", "\"bug-7\""), "{report}");
+    assert!(
+        failed("normalize-key pasted URL", "the plugin crashed"),
+        "{report}"
+    );
+    // The same fetch bug shows against the unreachable tracker too (it fetches offline).
+    assert_eq!(report.failures().count(), 6, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_with_recorded_answers_proves_the_happy_path_and_fails_when_it_breaks() {
+    let template = example_plugin("acme-tracker.wasm");
+    let fixtures_file =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/plugin-template/fixtures.json");
+    let fixtures = host::plugin::check::Fixtures::load(&fixtures_file).unwrap();
+    let options = CheckOptions {
+        cache_dir: Some(compile_cache_dir()),
+        fixtures: Some(fixtures.clone()),
+        ..CheckOptions::default()
+    };
+    let report = check_file(&template, &options).await;
+    assert!(report.passed(), "{report}");
+    let text = report.to_string();
+    assert!(
+        text.contains("PASS  fetch-issue (fixtures)")
+            && text.contains("ACME-7 [in progress] Login fails"),
+        "{text}"
+    );
+    assert!(text.contains("Mia Krystof (mia@example.com)"), "{text}");
+
+    // The same plugin against recorded answers where the issue read is refused: the happy
+    // path no longer holds, and the check says so.
+    let mut broken = fixtures;
+    broken.responses[1].status = 401;
+    let report = check_file(
+        &template,
+        &CheckOptions {
+            fixtures: Some(broken),
+            ..options
+        },
+    )
+    .await;
+    let failed: Vec<&str> = report.failures().map(|l| l.name.as_str()).collect();
+    assert_eq!(
+        failed,
+        ["fetch-issue (fixtures)", "fetch-issues (fixtures)"],
+        "{report}"
+    );
+    assert!(
+        report
+            .to_string()
+            .contains("failed on the recorded answers (unauthorized)")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_against_a_real_tracker_fails_when_it_refuses_the_credentials() {
+    let tracker = StandIn::start(Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"message": "401 Unauthorized"})),
+        )
+    }))
+    .await;
+    let options = CheckOptions {
+        cache_dir: Some(compile_cache_dir()),
+        base_url: Some(format!("{}/group/shop", tracker.url)),
+        secrets: map(&[("token", "wrong-token")]),
+        ..CheckOptions::default()
+    };
+    let report = check_file(&plugins_dir().join("gitlab.wasm"), &options).await;
+    let failed: Vec<&str> = report.failures().map(|l| l.name.as_str()).collect();
+    assert!(failed.contains(&"test-connection (tracker)"), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("the tracker refused the credentials"),
+        "{report}"
+    );
+    assert!(!tracker.requests().is_empty(), "the tracker was asked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn check_fails_readably_on_a_misbehaving_plugin() {
     let misbehave = test_plugins_dir().join("misbehave.wasm");
     let panics = CheckOptions {

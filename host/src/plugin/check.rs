@@ -4,13 +4,21 @@
 //! stand-in tracker that answers `404` to everything, and against a base URL where nothing
 //! listens. Every export must answer with a value or a contract error within the limits,
 //! never trap, stall or answer malformed output. One [`CheckLine`] per check.
+//!
+//! Beyond "does not crash", it checks what the service relies on: the key example matches the
+//! default key pattern; typed, padded and pasted-URL forms of the example normalise to its
+//! canonical key; `issue-url` honours a template; fetched issues carry the canonical key. With
+//! recorded tracker answers ([`Fixtures`], `--fixtures FILE`) the stand-in serves them and the
+//! happy path must succeed; against a real tracker (`--base-url`), a refused credential fails.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Limits, PluginError, PluginHost, ProviderInfo, SourceConfig};
+use axum::response::IntoResponse as _;
+
+use super::{Issue, Limits, PluginError, PluginHost, ProviderError, ProviderInfo, SourceConfig};
 
 /// What to check with. Defaults: the host's default limits, the plugin's first auth type,
 /// sample values for every required field and setting.
@@ -30,6 +38,69 @@ pub struct CheckOptions {
     pub base_url: Option<String>,
     /// A compile cache to use (default: none, the plugin is compiled afresh).
     pub cache_dir: Option<PathBuf>,
+    /// Recorded tracker answers for the stand-in; with them the happy path must succeed.
+    pub fixtures: Option<Fixtures>,
+}
+
+/// Recorded tracker answers (`check --fixtures FILE`, JSON): the stand-in serves them, so a
+/// vendor proves the happy path offline. In `base_path`, `settings` and response bodies,
+/// `{standIn}` stands for the stand-in's own origin (`http://127.0.0.1:PORT`).
+///
+/// ```json
+/// {
+///   "base_path": "/acme/shop",
+///   "settings": {"api-url": "{standIn}"},
+///   "responses": [
+///     {"method": "GET", "path": "/user", "body": {"login": "octocat"}},
+///     {"path": "/repos/acme/shop/issues/12", "status": 200, "headers": {"etag": "x"},
+///      "body": {"number": 12, "title": "Login fails", "state": "open"}}
+///   ]
+/// }
+/// ```
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixtures {
+    /// The base URL's path on the stand-in, e.g. `/acme/shop` (default: none).
+    #[serde(default)]
+    pub base_path: String,
+    /// Settings of the sample source, over the samples.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// The answers, matched in order by method (any, when absent) and path (with the query
+    /// when the recorded path has one, else without).
+    pub responses: Vec<Recorded>,
+}
+
+/// One recorded tracker answer.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recorded {
+    /// `GET`, `POST`, ... (any, when absent).
+    pub method: Option<String>,
+    /// The request path, e.g. `/rest/api/3/myself`, optionally with `?query`.
+    pub path: String,
+    /// The status (default 200).
+    #[serde(default = "ok")]
+    pub status: u16,
+    /// Response headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The body: JSON, or a string sent as it is.
+    #[serde(default)]
+    pub body: serde_json::Value,
+}
+
+fn ok() -> u16 {
+    200
+}
+
+impl Fixtures {
+    /// Reads a fixtures file; the error says what is wrong with it.
+    pub fn load(path: &Path) -> Result<Fixtures, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
 }
 
 /// The outcome of one check.
@@ -156,7 +227,7 @@ async fn check_bytes(bytes: &[u8], options: &CheckOptions, mut report: CheckRepo
     let started = Instant::now();
     report.push("describe", started, lint(&info));
 
-    let stand_in = match StandIn::start().await {
+    let stand_in = match StandIn::start(options.fixtures.clone().unwrap_or_default()).await {
         Ok(s) => s,
         Err(e) => {
             report.push(
@@ -167,9 +238,15 @@ async fn check_bytes(bytes: &[u8], options: &CheckOptions, mut report: CheckRepo
             return report;
         }
     };
-    let source = sample_source(&info, options, &format!("{}/acme/shop", stand_in.url));
+    let base_path = match &options.fixtures {
+        Some(f) => f.base_path.clone(),
+        None => "/acme/shop".into(),
+    };
+    let stand_in_base = format!("{}{base_path}", stand_in.url);
+    let source = sample_source(&info, options, &stand_in_base, &stand_in.url);
 
-    // Offline exports: the plugin's own key example must be accepted.
+    // Offline exports: the plugin's own key example must be accepted, in every form a person
+    // types or pastes it.
     let started = Instant::now();
     let key = host.normalize_key(&source, &info.key_example).await;
     report.push(
@@ -186,6 +263,8 @@ async fn check_bytes(bytes: &[u8], options: &CheckOptions, mut report: CheckRepo
     );
     let key = key.unwrap_or_else(|_| info.key_example.clone());
     let started = Instant::now();
+    report.push("default-key-pattern", started, pattern_check(&info, &key));
+    let started = Instant::now();
     let again = host.normalize_key(&source, &key).await;
     report.push(
         "normalize-key twice",
@@ -198,6 +277,36 @@ async fn check_bytes(bytes: &[u8], options: &CheckOptions, mut report: CheckRepo
             Err(e) => Err(format!("rejects its own canonical key {key:?}: {e}")),
         },
     );
+    let lower = key.to_lowercase();
+    let started = Instant::now();
+    report.push(
+        "normalize-key lower-case",
+        started,
+        match host.normalize_key(&source, &lower).await {
+            Ok(k) if k == key || k == lower => Ok(format!("{lower:?} -> {k:?}")),
+            Ok(k) => Err(format!(
+                "{lower:?} -> {k:?}: neither the canonical key {key:?} nor the key as typed"
+            )),
+            other => answered(other),
+        },
+    );
+    let padded = format!("  {key}\t");
+    let started = Instant::now();
+    let normalized = host.normalize_key(&source, &padded).await;
+    report.push(
+        "normalize-key padded",
+        started,
+        canonical(normalized, &padded, &key),
+    );
+    let started = Instant::now();
+    let pasted = match host.issue_url(&source, &key).await {
+        Ok(url) => {
+            let normalized = host.normalize_key(&source, &url).await;
+            canonical(normalized, &url, &key)
+        }
+        Err(e) => Ok(format!("no issue URL to paste ({e})")),
+    };
+    report.push("normalize-key pasted URL", started, pasted);
     let started = Instant::now();
     let garbage = host.normalize_key(&source, " ?? not a key ?? ").await;
     report.push("normalize-key garbage", started, answered(garbage));
@@ -218,47 +327,150 @@ async fn check_bytes(bytes: &[u8], options: &CheckOptions, mut report: CheckRepo
             Ok(u) => Err(format!(
                 "ignores the source's issue URL template: answered {u:?}"
             )),
-            Err(PluginError::Provider(e)) => Ok(format!("provider error ({}): {e}", e.code())),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(format!(
+                "fails with the issue URL template {{baseUrl}}/custom/{{key}}: {e}"
+            )),
         },
     );
     let started = Instant::now();
     let create = host.create_url(&source).await;
     report.push("create-url", started, answered(create));
 
-    // Network exports: a stand-in answering 404 to everything, then nothing listening.
+    // Network exports: the stand-in (404 to everything, or the recorded answers, which must
+    // then succeed), nothing listening, and the real tracker if given (which must accept the
+    // credentials).
     let keys = vec![key.clone(), key.clone()];
-    for (label, base) in [
-        ("stand-in", format!("{}/acme/shop", stand_in.url)),
-        ("unreachable", "http://127.0.0.1:1/acme/shop".to_string()),
+    let (stand_in_label, stand_in_expects) = match options.fixtures {
+        Some(_) => ("fixtures", Expect::Success),
+        None => ("stand-in", Expect::Answer),
+    };
+    for (label, base, expect) in [
+        (stand_in_label, stand_in_base.clone(), stand_in_expects),
+        (
+            "unreachable",
+            "http://127.0.0.1:1/acme/shop".to_string(),
+            Expect::Answer,
+        ),
     ]
     .into_iter()
-    .chain(options.base_url.clone().map(|b| ("tracker", b)))
+    .chain((options.base_url.clone()).map(|b| ("tracker", b, Expect::Authorized)))
     {
-        let source = sample_source(&info, options, &base);
+        let source = sample_source(&info, options, &base, &stand_in.url);
         let started = Instant::now();
         let test = host.test_connection(&source).await;
         report.push(
             &format!("test-connection ({label})"),
             started,
-            answered(test.map(|c| c.account)),
+            expect.judge(test, |c| Ok(c.account.clone())),
         );
         let started = Instant::now();
         let issue = host.fetch_issue(&source, &key).await;
         report.push(
             &format!("fetch-issue ({label})"),
             started,
-            answered(issue.map(|i| format!("{} [{}] {}", i.key, i.status, i.title))),
+            expect.judge(issue, |i| carries(i, &key)),
         );
         let started = Instant::now();
         let batch = host.fetch_issues(&source, &keys).await;
         report.push(
             &format!("fetch-issues ({label})"),
             started,
-            answered(batch.map(|r| format!("{} results", r.len()))),
+            expect.judge(batch, |results| {
+                for result in results {
+                    match result {
+                        Ok(issue) => {
+                            carries(issue, &key)?;
+                        }
+                        Err(e) if expect == Expect::Success => {
+                            return Err(format!("a key of the batch failed: {e}"));
+                        }
+                        Err(_) => {}
+                    }
+                }
+                Ok(format!("{} results", results.len()))
+            }),
         );
     }
     report
+}
+
+/// What a network check accepts besides a value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Any contract error (the tracker is a 404 stand-in, or unreachable).
+    Answer,
+    /// Nothing but success (the stand-in serves recorded answers of the happy path).
+    Success,
+    /// Any contract error but a refused credential (a real tracker, real credentials).
+    Authorized,
+}
+
+impl Expect {
+    /// Judges `outcome`: a value by `check`, a contract error by `self`, a fault fails.
+    fn judge<T>(
+        self,
+        outcome: Result<T, PluginError>,
+        check: impl FnOnce(&T) -> Result<String, String>,
+    ) -> Result<String, String> {
+        match outcome {
+            Ok(value) => check(&value),
+            Err(PluginError::Provider(e)) => match (self, &e) {
+                (Expect::Success, _) => Err(format!(
+                    "failed on the recorded answers ({}): {e}",
+                    e.code()
+                )),
+                (
+                    Expect::Authorized,
+                    ProviderError::Unauthorized(_) | ProviderError::Forbidden(_),
+                ) => Err(format!("the tracker refused the credentials: {e}")),
+                _ => Ok(format!("provider error ({}): {e}", e.code())),
+            },
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A fetched issue must carry the canonical key it was asked for.
+fn carries(issue: &Issue, key: &str) -> Result<String, String> {
+    if issue.key == key {
+        Ok(format!("{} [{}] {}", issue.key, issue.status, issue.title))
+    } else {
+        Err(format!(
+            "answered key {:?} for {key:?}: fetched issues must carry the canonical key",
+            issue.key
+        ))
+    }
+}
+
+/// `input` must normalise to the canonical `key`.
+fn canonical(
+    normalized: Result<String, PluginError>,
+    input: &str,
+    key: &str,
+) -> Result<String, String> {
+    match normalized {
+        Ok(k) if k == key => Ok(format!("{input:?} -> {k:?}")),
+        Ok(k) => Err(format!("{input:?} -> {k:?}, not the canonical key {key:?}")),
+        Err(e) => Err(format!("{input:?} is refused ({e}); it must give {key:?}")),
+    }
+}
+
+/// The canonical form of the key example must match the default key pattern, compiled by
+/// the host's rules, or every source created with the default refuses every key.
+fn pattern_check(info: &ProviderInfo, key: &str) -> Result<String, String> {
+    let Some(pattern) = &info.default_key_pattern else {
+        return Ok("none".into());
+    };
+    let regex = regex::Regex::new(pattern)
+        .map_err(|e| format!("{pattern:?} is not a pattern the host accepts: {e}"))?;
+    if regex.is_match(key) {
+        Ok(format!("{key:?} matches {pattern:?}"))
+    } else {
+        Err(format!(
+            "the example's canonical key {key:?} does not match {pattern:?}: sources created \
+             with the default pattern would refuse it"
+        ))
+    }
 }
 
 /// A value or a contract error passes; a fault fails.
@@ -319,8 +531,14 @@ fn lint(info: &ProviderInfo) -> Result<String, String> {
 }
 
 /// A source of the plugin at `base_url` with sample values in every required field and
-/// setting, then the caller's own values.
-fn sample_source(info: &ProviderInfo, options: &CheckOptions, base_url: &str) -> SourceConfig {
+/// setting, then the fixtures' settings (`{standIn}` is `stand_in`), then the caller's own
+/// values.
+fn sample_source(
+    info: &ProviderInfo,
+    options: &CheckOptions,
+    base_url: &str,
+    stand_in: &str,
+) -> SourceConfig {
     let auth = options
         .auth_type
         .as_deref()
@@ -348,33 +566,84 @@ fn sample_source(info: &ProviderInfo, options: &CheckOptions, base_url: &str) ->
         };
         source.settings.insert(setting.name.clone(), value);
     }
+    for (name, value) in options.fixtures.iter().flat_map(|f| &f.settings) {
+        let value = value.replace("{standIn}", stand_in);
+        source.settings.insert(name.clone(), value);
+    }
     source.fields.extend(options.fields.clone());
     source.secrets.extend(options.secrets.clone());
     source.settings.extend(options.settings.clone());
     source
 }
 
-/// A throwaway tracker on 127.0.0.1 that answers every request with a JSON 404.
+/// A throwaway tracker on 127.0.0.1 that answers the recorded answers, and a JSON 404 to
+/// everything else.
 struct StandIn {
     url: String,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl StandIn {
-    async fn start() -> std::io::Result<StandIn> {
+    async fn start(fixtures: Fixtures) -> std::io::Result<StandIn> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let app = axum::Router::new().fallback(|| async {
-            (
-                axum::http::StatusCode::NOT_FOUND,
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                r#"{"message":"Not Found","errors":["no such thing on the check's stand-in"]}"#,
-            )
+        let responses = std::sync::Arc::new((fixtures.responses, url.clone()));
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let responses = responses.clone();
+            async move {
+                let (responses, url) = &*responses;
+                match responses.iter().find(|r| r.answers(&req)) {
+                    Some(recorded) => recorded.response(url),
+                    None => (
+                        axum::http::StatusCode::NOT_FOUND,
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        r#"{"message":"Not Found","errors":["no such thing on the check's stand-in"]}"#,
+                    )
+                        .into_response(),
+                }
+            }
         });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         Ok(StandIn { url, task })
+    }
+}
+
+impl Recorded {
+    fn answers(&self, req: &axum::extract::Request) -> bool {
+        let uri = req.uri();
+        let path = match self.path.contains('?') {
+            true => uri.path_and_query().map_or(uri.path(), |p| p.as_str()),
+            false => uri.path(),
+        };
+        path == self.path
+            && (self.method.as_ref()).is_none_or(|m| m.eq_ignore_ascii_case(req.method().as_str()))
+    }
+
+    fn response(&self, stand_in: &str) -> axum::response::Response {
+        let (body, content_type) = match &self.body {
+            serde_json::Value::String(text) => (text.clone(), "text/plain"),
+            serde_json::Value::Null => (String::new(), "text/plain"),
+            json => (json.to_string(), "application/json"),
+        };
+        let mut response = body.replace("{standIn}", stand_in).into_response();
+        *response.status_mut() = axum::http::StatusCode::from_u16(self.status)
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(content_type),
+        );
+        for (name, value) in &self.headers {
+            if let (Ok(name), Ok(value)) = (
+                axum::http::HeaderName::try_from(name.as_str()),
+                axum::http::HeaderValue::try_from(value.as_str()),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        response
     }
 }
 

@@ -1,7 +1,9 @@
 //! Helpers shared by all plugins: sources, templates, HTTP + JSON, and error mapping.
 
 use crate::bindings::testorchestrator::provider::{http, log};
-use crate::{HttpError, HttpResponse, Method, ProviderError, RateLimit, Source};
+use crate::{
+    AuthType, CredentialScheme, HttpError, HttpResponse, Method, ProviderError, RateLimit, Source,
+};
 
 /// The value of a provider setting, if the admin set a non-empty one.
 pub fn setting<'a>(source: &'a Source, name: &str) -> Option<&'a str> {
@@ -352,4 +354,14 @@ mod tests {
 /// (a plain origin there is reached without them). See `provider-info.extra-origins`.
 pub fn credentialed(origin: &str) -> String {
     format!("credentialed {origin}")
+}
+
+/// The auth type of a public tracker: id `none`, no fields, nothing applied.
+pub fn no_auth() -> AuthType {
+    AuthType {
+        id: "none".into(),
+        label: "None".into(),
+        fields: vec![],
+        scheme: CredentialScheme::None,
+    }
 }

@@ -8,7 +8,8 @@
 //! - `test-connection` asks `GET {baseUrl}/whoami` (anonymously; a stand-in may hold the
 //!   answer to keep the call in flight) and answers the account `hotswap <version>`;
 //! - `fetch-issue` answers an issue whose title is `served by <version>`, without network;
-//! - `normalize-key` trims and upper-cases; an empty key is invalid input.
+//! - `normalize-key` trims and upper-cases (a pasted issue URL gives its last segment); an
+//!   empty key is invalid input.
 
 use testorchestrator_provider_sdk::*;
 
@@ -29,12 +30,7 @@ impl Provider for Hotswap {
             default_issue_url_template: "{baseUrl}/issue/{key}".into(),
             default_create_url_template: Some("{baseUrl}/new".into()),
             base_url_example: "http://127.0.0.1:8080".into(),
-            auth_types: vec![AuthType {
-                id: "none".into(),
-                label: "None".into(),
-                fields: vec![],
-                scheme: CredentialScheme::None,
-            }],
+            auth_types: vec![no_auth()],
             settings: vec![],
             extra_origins: vec![],
         }
@@ -42,6 +38,10 @@ impl Provider for Hotswap {
 
     fn normalize_key(_source: &Source, key: &str) -> Result<String, ProviderError> {
         let key = key.trim();
+        let key = match url_path_segments(key) {
+            Some(segments) => segments.last().cloned().unwrap_or_default(),
+            None => key.to_string(),
+        };
         if key.is_empty() {
             return Err(ProviderError::InvalidInput("the key is empty".into()));
         }

@@ -40,7 +40,10 @@ impl Guest for Minor {
     }
 
     fn normalize_key(_source: Source, key: String) -> Result<String, ProviderError> {
-        Ok(key.trim().to_ascii_uppercase())
+        // A pasted issue URL gives its last path segment.
+        let key = key.trim();
+        let key = key.rsplit('/').next().unwrap_or(key);
+        Ok(key.to_ascii_uppercase())
     }
 
     fn issue_url(source: Source, key: String) -> Result<String, ProviderError> {
