@@ -519,7 +519,7 @@ fn error_text(resp: &HttpResponse) -> String {
     resp.json()
         .ok()
         .and_then(|v| str_at(&v, "/message").map(String::from))
-        .unwrap_or_else(|| snippet(&resp.text()))
+        .unwrap_or_else(|| excerpt(&resp.text()))
 }
 
 /// Maps an unsuccessful REST answer to an error.

@@ -170,10 +170,9 @@ impl Provider for GitLab {
             }
             let body = resp.json()?;
             let list = body.as_array().ok_or_else(|| {
-                ProviderError::Provider(format!(
-                    "GitLab answered the issue list with something other than a list: {}",
-                    snippet(&resp.text())
-                ))
+                ProviderError::Provider(
+                    "GitLab answered the issue list with something other than a list".into(),
+                )
             })?;
             for item in list {
                 if let Some(iid) = item.get("iid").and_then(Value::as_u64) {
@@ -336,7 +335,7 @@ impl Project {
                  under a relative URL root needs the API URL setting) or a proxy decodes the %2F in \
                  the project path",
                 self.api,
-                if error.is_empty() { snippet(&resp.text()) } else { error.to_string() }
+                if error.is_empty() { excerpt(&resp.text()) } else { error.to_string() }
             )),
             404 => match iid {
                 Some(i) => ProviderError::NotFound(format!(
@@ -392,7 +391,7 @@ fn rate_limit(resp: &HttpResponse) -> Option<RateLimit> {
     }
     let text = resp.text();
     if !text.trim().is_empty() {
-        message.push_str(&format!(" ({})", snippet(&text)));
+        message.push_str(&format!(" ({})", excerpt(&text)));
     }
     limit.message = message;
     Some(limit)
