@@ -761,15 +761,20 @@ async fn test_connection_on_a_wrong_base_url_says_so() {
         }
         other => panic!("{other:?}"),
     }
-    // Nothing listening.
+    // Nothing listening: the message names the tracker.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    assert!(matches!(
-        provider_error(host.test_connection(&api_token(&closed)).await),
-        ProviderError::Unreachable(_)
-    ));
+    match provider_error(host.test_connection(&api_token(&closed)).await) {
+        ProviderError::Unreachable(message) => {
+            assert!(
+                message.starts_with("Jira Cloud could not be reached"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1492,4 +1497,49 @@ async fn anonymous_access_to_a_public_site() {
         ]
     );
     assert!(requests.iter().all(|r| r.header("authorization").is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_body_is_described_without_echoing_it() {
+    // Cut off mid-body, as a proxy or a dropped connection leaves it.
+    let stand = start_fixed(
+        200,
+        &[("content-type", "application/json".into())],
+        r#"{"key":"PROJ-2","fields":{"summary":"Secret roadmap for the Q3 acquisition","status":{"name":"In"#,
+    )
+    .await;
+    let host = plugin_host().await;
+    match provider_error(host.fetch_issue(&api_token(&stand.url), "PROJ-2").await) {
+        ProviderError::Provider(message) => {
+            assert!(
+                message.contains("Jira Cloud answered HTTP 200 with malformed JSON"),
+                "{message}"
+            );
+            assert!(!message.contains("Secret roadmap"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_issues_without_a_template_suggests_jiras_own_new_issue_page() {
+    let app = integration_tests::TestApp::start().await;
+    let body = json!({
+        "provider": ID,
+        "display_name": "Acme Jira",
+        "base_url": "https://acme.atlassian.net",
+        "auth": {"type": "api-token", "fields": {"email": EMAIL, "api-token": TOKEN}},
+        "enabled": true,
+        "capabilities": {"read_issue_details": true, "create_issues": true, "add_comments": false, "process_webhooks": false},
+        "projects": {"mode": "all"}
+    });
+    let message = app
+        .admin("POST", "/api/v1/sources", Some(body))
+        .await
+        .expect_error(400, "create_url_template");
+    assert!(
+        message.contains("{baseUrl}/secure/CreateIssue!default.jspa"),
+        "{message}"
+    );
+    assert!(!message.contains("/issues/new"), "{message}");
 }
