@@ -920,7 +920,7 @@ fn check_issue_access(source: &Source, repo: &Repo, api: &str) -> Result<(), Pro
     Err(match github_error(source, &resp, "") {
         ProviderError::Forbidden(_) => ProviderError::Forbidden(format!(
             "the token can see the repository {} but not its issues ({}, HTTP 403): give it read \
-             access to Issues (fine-grained token: Repository permissions > Issues: Read)",
+             access to Issues (fine-grained tokens and GitHub Apps: Repository permissions > Issues: Read)",
             repo.full_name(),
             error_text(&resp)
         )),
