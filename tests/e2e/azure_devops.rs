@@ -54,6 +54,9 @@ enum Org {
     Throttled,
     /// 429 with `X-RateLimit-Reset` (Unix time, 30 s ahead) only.
     ResetOnly,
+    /// Behind a read-only proxy: POST answers 405, and the undocumented `connectionData` is
+    /// not passed on (404); otherwise like `Challenge`.
+    ReadOnlyProxy,
 }
 
 fn org(name: &str) -> Option<Org> {
@@ -63,6 +66,7 @@ fn org(name: &str) -> Option<Org> {
         "redirecting" => Some(Org::Redirect),
         "throttled" => Some(Org::Throttled),
         "delayed" => Some(Org::ResetOnly),
+        "proxied" => Some(Org::ReadOnlyProxy),
         _ => None,
     }
 }
@@ -366,6 +370,14 @@ async fn ado(method: Method, headers: HeaderMap, uri: Uri, body: Bytes) -> Respo
         return r;
     }
 
+    if org == Org::ReadOnlyProxy {
+        if method == Method::POST {
+            return html(405, "Method Not Allowed");
+        }
+        if api == ["connectionData"] {
+            return html(404, "Not Found");
+        }
+    }
     if api == ["connectionData"] {
         // Reportedly rejects a released api-version; takes a preview one or none.
         if version.as_deref() == Some("7.1") {
@@ -1267,4 +1279,31 @@ async fn batch_of_more_than_200_ids_is_split() {
         .unwrap();
     assert!(matches!(results[0], Err(ProviderError::InvalidInput(_))));
     assert_eq!(results[1].as_ref().unwrap().title, "Login fails on Safari");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_without_connection_data_names_organization_and_project() {
+    let (host, stand) = (plugin_host().await, azure().await);
+    let src = src(&stand, &format!("proxied/{PROJECT}"));
+    let info = host.test_connection(&src).await.unwrap();
+    assert!(
+        info.account.contains(PROJECT) && info.account.contains("/proxied"),
+        "{info:?}"
+    );
+    assert!(!info.account.contains("could not be read"), "{info:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_issues_falls_back_to_single_reads_when_the_batch_is_refused() {
+    let (host, stand) = (plugin_host().await, azure().await);
+    let src = src(&stand, &format!("proxied/{PROJECT}"));
+    let keys: Vec<String> = keys(&["12", "13"]);
+    let results = host.fetch_issues(&src, &keys).await.unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let posts = stand
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 1, "one refused batch, then single reads");
 }

@@ -28,6 +28,8 @@ use serde_json::{Value, json};
 const ID: &str = "github";
 const USER_TOKEN: &str = "ghp_16C7e42F292c6912E7710c838347Ae178B4a";
 const APP_TOKEN: &str = "ghs_installation_token";
+/// A fine-grained token with Metadata but without the Issues permission.
+const NO_ISSUES_TOKEN: &str = "github_pat_11A_metadata_only";
 const BASE: &str = "https://github.com/acme/shop";
 
 // ---------------------------------------------------------------------------------------------
@@ -44,6 +46,8 @@ struct GitHub {
     has_issues: bool,
     /// An older Enterprise Server whose GraphQL schema lacks `Issue.stateReason`.
     no_state_reason: bool,
+    /// When set, `POST /graphql` answers this status and body (GraphQL missing or failing).
+    graphql_refusal: Option<(u16, Value)>,
     issues: Vec<Value>,
 }
 
@@ -109,6 +113,7 @@ impl GitHub {
             private: true,
             has_issues: true,
             no_state_reason: false,
+            graphql_refusal: None,
             issues: vec![
                 gh_issue(web, 1, "Crash on start", "open", None, &[], None),
                 gh_issue(
@@ -170,6 +175,8 @@ enum Caller {
     Anonymous,
     User,
     App,
+    /// A user token that may read the repository's metadata but not its issues.
+    NoIssues,
     Bad,
 }
 
@@ -180,6 +187,7 @@ fn caller(headers: &HeaderMap) -> Caller {
             Caller::User
         }
         Some(a) if a == format!("Bearer {APP_TOKEN}") => Caller::App,
+        Some(a) if a == format!("Bearer {NO_ISSUES_TOKEN}") => Caller::NoIssues,
         Some(_) => Caller::Bad,
     }
 }
@@ -267,7 +275,17 @@ async fn serve_github(State(gh): State<Arc<GitHub>>, req: Request) -> Response {
         return bad_credentials();
     }
     if parts.method == "POST" && path == gh.graphql {
+        if let Some((status, body)) = &gh.graphql_refusal {
+            return reply(*status, body.clone());
+        }
         return graphql(&gh, who, &body);
+    }
+    if matches!(who, Caller::NoIssues) && path.starts_with("/repos/acme/shop/issues") {
+        return error(
+            403,
+            "Resource not accessible by personal access token",
+            "https://docs.github.com/rest/issues/issues#get-an-issue",
+        );
     }
     let Some(rest) = path.strip_prefix(gh.rest.as_str()) else {
         return not_found();
@@ -275,7 +293,7 @@ async fn serve_github(State(gh): State<Arc<GitHub>>, req: Request) -> Response {
     let can_read = !gh.private || !matches!(who, Caller::Anonymous);
     match (parts.method.as_str(), rest) {
         ("GET", "/user") => match who {
-            Caller::User => reply(
+            Caller::User | Caller::NoIssues => reply(
                 200,
                 json!({
                     "login": "octocat", "id": 1, "node_id": "MDQ6VXNlcjE=",
@@ -304,6 +322,18 @@ async fn serve_github(State(gh): State<Arc<GitHub>>, req: Request) -> Response {
                 "html_url": format!("{}/acme/shop", gh.web), "has_issues": gh.has_issues, "open_issues_count": 3
             }),
         ),
+        // "List repository issues": an array, newest first.
+        ("GET", "/repos/acme/shop/issues") if can_read => {
+            let per_page: usize = parts
+                .uri
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .find_map(|p| p.strip_prefix("per_page="))
+                .map_or(30, |n| n.parse().unwrap());
+            let newest: Vec<Value> = gh.issues.iter().rev().take(per_page).cloned().collect();
+            reply(200, json!(newest))
+        }
         ("GET", "/repos/acme/shop/issues/8") if can_read => error(
             410,
             "This issue was deleted",
@@ -754,7 +784,14 @@ async fn test_connection_with_a_token_names_user_and_repository() {
     );
     let requests = stand.requests();
     let uris: Vec<&str> = requests.iter().map(|r| r.uri.as_str()).collect();
-    assert_eq!(uris, ["/repos/acme/shop", "/user"]);
+    assert_eq!(
+        uris,
+        [
+            "/repos/acme/shop",
+            "/repos/acme/shop/issues?per_page=1&state=all",
+            "/user"
+        ]
+    );
     for r in &requests {
         assert_eq!(
             r.header("authorization"),
@@ -836,6 +873,22 @@ async fn test_connection_anonymous_on_a_public_repository() {
     let requests = stand.requests();
     assert_eq!(requests.len(), 1, "no /user call without a token");
     assert_eq!(requests[0].header("authorization"), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_says_when_the_token_cannot_read_issues() {
+    let stand = start(GitHub::new()).await;
+    let host = plugin_host().await;
+    match provider_error(
+        host.test_connection(&token_source(&stand.url, NO_ISSUES_TOKEN))
+            .await,
+    ) {
+        ProviderError::Forbidden(message) => {
+            assert!(message.contains("acme/shop"), "{message}");
+            assert!(message.contains("Issues: Read"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1047,9 +1100,10 @@ async fn fetch_issues_is_one_graphql_query_with_per_key_not_found() {
     let requests = stand.requests();
     assert_eq!(
         requests.len(),
-        1,
-        "one GraphQL query for the batch: {requests:?}"
+        2,
+        "one GraphQL query for the batch, one REST read confirming #999: {requests:?}"
     );
+    assert_eq!(requests[1].uri, "/repos/acme/shop/issues/999");
     assert_eq!(
         (requests[0].method.as_str(), requests[0].uri.as_str()),
         ("POST", "/graphql")
@@ -1118,6 +1172,153 @@ async fn fetch_issues_whole_batch_failures() {
         } => assert_eq!(retry_after_secs, 90),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_issues_spent_graphql_budget_is_a_rate_limit_whatever_the_body_says() {
+    let host = plugin_host().await;
+    let keys: Vec<String> = ["1", "2"].map(String::from).to_vec();
+    let reset = now() + 300;
+    // GitHub documents the headers, not the error's type: other types and no type are seen.
+    for body in [
+        r#"{"errors":[{"type":"RATE_LIMIT","code":"graphql_rate_limit","message":"API rate limit already exceeded for user ID 1."}]}"#,
+        r#"{"data":null,"errors":[{"message":"API rate limit exceeded for user ID 1."}]}"#,
+        r#"{"message":"API rate limit exceeded"}"#,
+        "<html>rate limited</html>",
+    ] {
+        let limited = start_fixed(
+            200,
+            &[
+                ("x-ratelimit-limit", "5000".into()),
+                ("x-ratelimit-remaining", "0".into()),
+                ("x-ratelimit-reset", reset.to_string()),
+                ("x-ratelimit-resource", "graphql".into()),
+            ],
+            body,
+        )
+        .await;
+        match provider_error(
+            host.fetch_issues(&token_source(&limited.url, USER_TOKEN), &keys)
+                .await,
+        ) {
+            ProviderError::RateLimited {
+                retry_after_secs, ..
+            } => assert!((290..=301).contains(&retry_after_secs), "{body}"),
+            other => panic!("{body}: {other:?}"),
+        }
+        assert_eq!(limited.requests().len(), 1, "no REST fallback: {body}");
+    }
+    // A Retry-After wins over the reset.
+    let retry = start_fixed(
+        200,
+        &[
+            ("x-ratelimit-remaining", "0".into()),
+            ("retry-after", "45".into()),
+        ],
+        r#"{"errors":[{"type":"RATE_LIMIT","message":"API rate limit exceeded"}]}"#,
+    )
+    .await;
+    match provider_error(
+        host.fetch_issues(&token_source(&retry.url, USER_TOKEN), &keys)
+            .await,
+    ) {
+        ProviderError::RateLimited {
+            retry_after_secs, ..
+        } => assert_eq!(retry_after_secs, 45),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_issues_falls_back_to_rest_when_graphql_is_refused() {
+    let host = plugin_host().await;
+    let keys: Vec<String> = ["1", "7", "404"].map(String::from).to_vec();
+    for refusal in [
+        (
+            404,
+            json!({"message": "Not Found", "documentation_url": "https://docs.github.com/graphql"}),
+        ),
+        (
+            200,
+            json!({"data": null, "errors": [{"message": "Something went wrong while executing your query. Please include `C0DE:1234` when reporting this issue."}]}),
+        ),
+        (502, json!({"message": "Server Error"})),
+    ] {
+        let stand = start(GitHub {
+            graphql_refusal: Some(refusal.clone()),
+            ..GitHub::new()
+        })
+        .await;
+        let results = host
+            .fetch_issues(&token_source(&stand.url, USER_TOKEN), &keys)
+            .await
+            .unwrap();
+        assert_eq!(
+            results[0].as_ref().unwrap().title,
+            "Crash on start",
+            "{refusal:?}"
+        );
+        assert_eq!(results[1].as_ref().unwrap().status, "merged");
+        match &results[2] {
+            Err(ProviderError::NotFound(message)) => {
+                assert!(message.contains("#404"), "{message}");
+                assert!(!message.contains("the issues of"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let uris: Vec<String> = stand.requests().iter().map(|r| r.uri.clone()).collect();
+        assert_eq!(
+            uris,
+            [
+                "/graphql",
+                "/repos/acme/shop/issues/1",
+                "/repos/acme/shop/issues/7",
+                "/repos/acme/shop/issues/404"
+            ]
+        );
+    }
+
+    // 50 keys: the refused query plus 50 reads is one request over the call's budget; the key
+    // left over says why it was not read.
+    let stand = start(GitHub {
+        graphql_refusal: Some((404, json!({"message": "Not Found"}))),
+        ..GitHub::new()
+    })
+    .await;
+    let keys: Vec<String> = (0..50)
+        .map(|i| ["1", "2", "5"][i % 3].to_string())
+        .collect();
+    let results = host
+        .fetch_issues(&token_source(&stand.url, USER_TOKEN), &keys)
+        .await
+        .unwrap();
+    assert!(results[..49].iter().all(Result::is_ok), "{results:?}");
+    match &results[49] {
+        Err(ProviderError::Provider(message)) => {
+            assert!(message.contains("not read this time"), "{message}");
+            assert!(
+                message.contains("GraphQL API answered HTTP 404"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_issues_confirms_not_found_through_rest_so_transferred_issues_resolve() {
+    // #9 was transferred: GraphQL says NOT_FOUND, REST answers 301 to its new home.
+    let stand = start(GitHub::new()).await;
+    let host = plugin_host().await;
+    let keys: Vec<String> = ["1", "9"].map(String::from).to_vec();
+    let results = host
+        .fetch_issues(&token_source(&stand.url, USER_TOKEN), &keys)
+        .await
+        .unwrap();
+    assert_eq!(results[0].as_ref().unwrap().title, "Crash on start");
+    let moved = results[1].as_ref().unwrap();
+    assert_eq!(moved.key, "9");
+    assert_eq!(moved.web_url, "https://github.com/acme/new-home/issues/3");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1244,9 +1445,11 @@ async fn enterprise_server_derives_api_v3_and_api_graphql_from_the_base_url() {
         uris,
         [
             "/api/v3/repos/acme/shop",
+            "/api/v3/repos/acme/shop/issues?per_page=1&state=all",
             "/api/v3/user",
             "/api/v3/repos/acme/shop/issues/2",
-            "/api/graphql"
+            "/api/graphql",
+            "/api/v3/repos/acme/shop/issues/999"
         ]
     );
 

@@ -131,6 +131,11 @@ const PROJECTS: &[Proj] = &[
     },
 ];
 const MOVED: (&str, u64) = ("old-group/project", 81);
+/// A public project whose issues are limited to members ("Issues: Only Project Members",
+/// `issues_access_level: private`); the token's user is not a member.
+const MEMBERS_ONLY: &str = "public/members-only-issues";
+/// A relative URL root behind a proxy that refuses the batch list (`iids[]`) with 414.
+const PROXIED: &str = "/proxied";
 
 struct Fixture {
     project: u64,
@@ -348,6 +353,17 @@ fn get_user(h: HeaderMap) -> Response {
 }
 
 fn get_project(root: &str, h: HeaderMap, id: String) -> Response {
+    if id == MEMBERS_ONLY {
+        return reply(
+            200,
+            json!({
+                "id": 10, "name": "members-only-issues", "path": "members-only-issues",
+                "path_with_namespace": MEMBERS_ONLY, "visibility": "public",
+                "issues_enabled": true, "issues_access_level": "private",
+                "web_url": format!("{}{root}/{MEMBERS_ONLY}", origin(&h)),
+            }),
+        );
+    }
     let p = match access(&h, root, &id, "") {
         Ok(p) => p,
         Err(resp) => return *resp,
@@ -380,6 +396,17 @@ fn get_issue(root: &str, h: HeaderMap, id: String, iid: String) -> Response {
 }
 
 fn list_issues(root: &str, h: HeaderMap, id: String, uri: Uri) -> Response {
+    if id == MEMBERS_ONLY {
+        return reply(403, json!({"message": "403 Forbidden"}));
+    }
+    if root == PROXIED && uri.query().unwrap_or("").contains("iids") {
+        return (
+            StatusCode::URI_TOO_LONG,
+            [(header::CONTENT_TYPE, "text/html")],
+            "<html><head><title>414 Request-URI Too Large</title></head><body>nginx</body></html>",
+        )
+            .into_response();
+    }
     let p = match access(&h, root, &id, "/issues") {
         Ok(p) => p,
         Err(resp) => return *resp,
@@ -432,7 +459,7 @@ async fn get_user_handler(h: HeaderMap) -> Response {
 }
 
 async fn gitlab() -> StandIn {
-    let router = routes(routes(Router::new(), ""), "/gitlab")
+    let router = routes(routes(routes(Router::new(), ""), "/gitlab"), PROXIED)
         // Any other route: Grape's catch-all (`error!('404 Not Found', 404)` in lib/api/api.rb).
         .fallback(|| async { reply(404, json!({"error": "404 Not Found"})) });
     StandIn::start(router).await
@@ -651,10 +678,14 @@ async fn test_connection_with_an_access_token() {
         "{detail}"
     );
     let reqs = stand.requests();
-    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(reqs.len(), 3, "{reqs:?}");
     assert_eq!(reqs[0].method, "GET");
     assert_eq!(reqs[0].uri, "/api/v4/projects/group%2Fsubgroup%2Fproject");
-    assert_eq!(reqs[1].uri, "/api/v4/user");
+    assert_eq!(
+        reqs[1].uri,
+        "/api/v4/projects/group%2Fsubgroup%2Fproject/issues?scope=all&per_page=1"
+    );
+    assert_eq!(reqs[2].uri, "/api/v4/user");
     for r in &reqs {
         assert_eq!(r.header("private-token"), Some(TOKEN));
         assert_eq!(r.header("authorization"), None);
@@ -687,9 +718,19 @@ async fn test_connection_to_a_public_project_without_credentials() {
     assert!(info.account.contains("anonymous"), "{info:?}");
     assert!(info.detail.unwrap().contains("public/project (public)"));
     let reqs = stand.requests();
-    assert_eq!(reqs.len(), 1, "no /user call without credentials");
-    assert_eq!(reqs[0].header("private-token"), None);
-    assert_eq!(reqs[0].header("authorization"), None);
+    assert_eq!(
+        reqs.len(),
+        2,
+        "the project, one issue, no /user call without credentials"
+    );
+    assert!(
+        reqs[1].uri.ends_with("/issues?scope=all&per_page=1"),
+        "{reqs:?}"
+    );
+    for r in &reqs {
+        assert_eq!(r.header("private-token"), None);
+        assert_eq!(r.header("authorization"), None);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -815,7 +856,7 @@ async fn self_managed_under_a_relative_url_root() {
         stand.requests()
     );
     assert_eq!(
-        stand.requests()[2].uri,
+        stand.requests()[3].uri,
         "/gitlab/api/v4/projects/group%2Fsubgroup%2Fproject/issues/1"
     );
 }
@@ -1055,4 +1096,38 @@ async fn batch_failures_of_the_whole_batch_are_the_outer_error() {
         .unwrap();
     assert!(matches!(results[0], Err(ProviderError::InvalidInput(_))));
     assert_eq!(results[1].as_ref().unwrap().title, "Crash on save");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_says_when_issues_are_limited_to_members() {
+    let (host, stand) = (plugin_host().await, gitlab().await);
+    let err = provider_error(host.test_connection(&src(&stand, MEMBERS_ONLY)).await);
+    assert!(
+        matches!(&err, ProviderError::Forbidden(m) if m.contains(MEMBERS_ONLY) && m.contains("limited to members")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_issues_falls_back_to_single_reads_when_the_list_is_refused() {
+    let (host, stand) = (plugin_host().await, gitlab().await);
+    let src = SourceConfig {
+        settings: map(&[("api-url", &format!("{}{PROXIED}/api/v4", stand.url))]),
+        ..src(&stand, PROJECT)
+    };
+    let keys: Vec<String> = ["1", "2", "99"].map(String::from).to_vec();
+    let results = host.fetch_issues(&src, &keys).await.unwrap();
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    assert!(
+        matches!(&results[2], Err(ProviderError::NotFound(_))),
+        "{:?}",
+        results[2]
+    );
+    let uris: Vec<String> = stand.requests().iter().map(|r| r.uri.clone()).collect();
+    assert_eq!(
+        uris.len(),
+        4,
+        "the refused list, then three reads: {uris:?}"
+    );
+    assert!(uris[1].ends_with("/issues/1"), "{uris:?}");
 }

@@ -49,6 +49,13 @@ struct Jira {
     page_size: usize,
     /// Keys anonymous users may see (a public project).
     public: Vec<String>,
+    /// `Authorization` values of OAuth tokens granted `read:jira-user` but not `read:jira-work`:
+    /// `/myself` answers them, every issue read answers the gateway's 401 "scope does not match".
+    user_scope_only: Vec<String>,
+    /// Whether the account holds Browse projects in some project (`/mypermissions`).
+    browse: bool,
+    /// Refuses every issue search with 503, as an overloaded or broken search does.
+    search_down: bool,
     /// Every JQL it was asked.
     jqls: Mutex<Vec<String>>,
 }
@@ -167,6 +174,9 @@ impl Jira {
             moved: vec![("OLD-5".into(), "PROJ-9".into())],
             page_size: 100,
             public: Vec::new(),
+            user_scope_only: Vec::new(),
+            browse: true,
+            search_down: false,
             jqls: Mutex::new(Vec::new()),
         }
     }
@@ -229,8 +239,38 @@ async fn serve_jira(State(jira): State<Arc<Jira>>, req: Request) -> Response {
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok());
-    let authenticated = auth.is_some_and(|a| jira.accepted.iter().any(|ok| ok == a));
+    let user_scope_only = auth.is_some_and(|a| jira.user_scope_only.iter().any(|t| t == a));
+    let authenticated =
+        user_scope_only || auth.is_some_and(|a| jira.accepted.iter().any(|ok| ok == a));
+    if user_scope_only && rest != "/myself" {
+        // The API gateway's answer to a token without the operation's scope.
+        return json_response(
+            401,
+            json!({"code": 401, "message": "Unauthorized; scope does not match"}),
+        );
+    }
     match (parts.method.as_str(), rest) {
+        // getMyPermissions: the `permissions` parameter is required (since February 2019).
+        ("GET", "/mypermissions") => match parts.uri.query().unwrap_or("") {
+            "permissions=BROWSE_PROJECTS" => json_response(
+                200,
+                json!({"permissions": {"BROWSE_PROJECTS": {
+                    "id": "10", "key": "BROWSE_PROJECTS", "name": "Browse Projects", "type": "PROJECT",
+                    "description": "Ability to browse projects and the issues within them.",
+                    "havePermission": authenticated && jira.browse
+                }}}),
+            ),
+            other => json_response(
+                400,
+                json!({"errorMessages": [format!("stand-in: unexpected permissions query {other:?}")], "errors": {}}),
+            ),
+        },
+        ("POST", "/search/jql") if jira.search_down => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "text/html")],
+            "<html><body><h1>Service Unavailable</h1><p>PROJ-1 Login fails on Safari; PROJ-2 Checkout button misaligned</p></body></html>",
+        )
+            .into_response(),
         // "This operation can be accessed anonymously." (getServerInfo)
         ("GET", "/serverInfo") => json_response(
             200,
@@ -628,9 +668,13 @@ async fn test_connection_reports_the_account_with_basic_email_token() {
     assert!(info.detail.unwrap().contains(&stand.url));
 
     let requests = stand.requests();
-    assert_eq!(requests.len(), 1);
+    assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].method, "GET");
     assert_eq!(requests[0].uri, "/rest/api/3/myself");
+    assert_eq!(
+        requests[1].uri,
+        "/rest/api/3/mypermissions?permissions=BROWSE_PROJECTS"
+    );
     assert_eq!(
         requests[0].header("authorization"),
         Some(basic(EMAIL, TOKEN).as_str())
@@ -649,6 +693,13 @@ async fn test_connection_with_a_wrong_token_is_unauthorized() {
         ProviderError::Unauthorized(message) => {
             assert!(message.contains(NOT_AUTHENTICATED), "{message}");
             assert!(message.contains("email and the API token"), "{message}");
+            // A scoped token is refused on the site URL in the same words: say what fixes it.
+            assert!(
+                message.contains(
+                    "scoped API token, set API URL to https://api.atlassian.com/ex/jira/"
+                ),
+                "{message}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -710,15 +761,20 @@ async fn test_connection_on_a_wrong_base_url_says_so() {
         }
         other => panic!("{other:?}"),
     }
-    // Nothing listening.
+    // Nothing listening: the message names the tracker.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    assert!(matches!(
-        provider_error(host.test_connection(&api_token(&closed)).await),
-        ProviderError::Unreachable(_)
-    ));
+    match provider_error(host.test_connection(&api_token(&closed)).await) {
+        ProviderError::Unreachable(message) => {
+            assert!(
+                message.starts_with("Jira Cloud could not be reached"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -743,7 +799,7 @@ async fn oauth_goes_through_the_gateway_and_links_stay_on_the_site() {
     let requests = stand.requests();
     assert_eq!(requests[0].uri, "/ex/jira/cloud-123/rest/api/3/myself");
     assert_eq!(
-        requests[1].uri,
+        requests[2].uri,
         "/ex/jira/cloud-123/rest/api/3/issue/PROJ-2?fields=summary,status,assignee"
     );
     for r in &requests {
@@ -805,13 +861,64 @@ async fn basic_auth_and_a_context_path_work() {
         uris,
         [
             "/jira/rest/api/3/myself",
+            "/jira/rest/api/3/mypermissions?permissions=BROWSE_PROJECTS",
             "/jira/rest/api/3/issue/PROJ-3?fields=summary,status,assignee"
         ]
     );
     assert_eq!(
-        stand.requests()[1].header("authorization"),
+        stand.requests()[2].header("authorization"),
         Some(basic("mia", "s3cret").as_str())
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_proves_issues_can_be_read_and_names_the_missing_scope() {
+    // An OAuth token granted read:jira-user only: /myself works, every issue read is refused.
+    let (stand, _) = start(Jira {
+        user_scope_only: vec![format!("Bearer {OAUTH}")],
+        ..Jira::new("/ex/jira/cloud-123", &[])
+    })
+    .await;
+    let host = plugin_host().await;
+    let src = SourceConfig {
+        auth_type: "oauth2".into(),
+        secrets: map(&[("access-token", OAUTH)]),
+        settings: map(&[("api-url", &format!("{}/ex/jira/cloud-123", stand.url))]),
+        ..source(ID, "https://acme.atlassian.net")
+    };
+    for error in [
+        provider_error(host.test_connection(&src).await),
+        provider_error(host.fetch_issue(&src, "PROJ-2").await),
+        provider_error(
+            host.fetch_issues(&src, &["PROJ-1".into(), "PROJ-2".into()])
+                .await,
+        ),
+    ] {
+        match error {
+            ProviderError::Forbidden(message) => {
+                assert!(
+                    message.contains("lacks the read:jira-work scope"),
+                    "{message}"
+                );
+                assert!(!message.contains("invalid or expired"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // Valid credentials of an account that may browse no project.
+    let (stand, _) = start(Jira {
+        browse: false,
+        ..Jira::new("", &accepted())
+    })
+    .await;
+    match provider_error(host.test_connection(&api_token(&stand.url)).await) {
+        ProviderError::Forbidden(message) => {
+            assert!(message.contains("Mia Krystof"), "{message}");
+            assert!(message.contains("Browse projects"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1259,6 +1366,62 @@ async fn fetch_issues_rate_limited_is_the_outer_error() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn fetch_issues_falls_back_to_single_reads_when_the_search_fails() {
+    let (stand, _) = start(Jira {
+        search_down: true,
+        ..Jira::new("", &accepted())
+    })
+    .await;
+    let host = plugin_host().await;
+    let keys: Vec<String> = ["PROJ-1", "PROJ-3"].map(String::from).to_vec();
+    let results = host
+        .fetch_issues(&api_token(&stand.url), &keys)
+        .await
+        .unwrap();
+    assert_eq!(results[0].as_ref().unwrap().title, "Login fails on Safari");
+    assert_eq!(results[1].as_ref().unwrap().status, "Done");
+    let uris: Vec<String> = stand.requests().iter().map(|r| r.uri.clone()).collect();
+    assert_eq!(
+        uris,
+        [
+            "/rest/api/3/search/jql",
+            "/rest/api/3/issue/PROJ-1?fields=summary,status,assignee",
+            "/rest/api/3/issue/PROJ-3?fields=summary,status,assignee"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_issues_fallback_stays_within_the_request_budget() {
+    let (stand, _) = start(Jira {
+        search_down: true,
+        ..Jira::new("", &accepted())
+    })
+    .await;
+    let host = plugin_host().await;
+    // 50 keys: the failed search plus 50 single reads would be one request too many.
+    let keys: Vec<String> = (0..50)
+        .map(|i| format!("PROJ-{}", [1, 2, 3][i % 3]))
+        .collect();
+    let results = host
+        .fetch_issues(&api_token(&stand.url), &keys)
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 50);
+    assert!(results[..49].iter().all(Result::is_ok), "{results:?}");
+    match &results[49] {
+        Err(ProviderError::Provider(message)) => {
+            assert!(message.contains("not read this time"), "{message}");
+            assert!(message.contains("HTTP 503"), "{message}");
+            // The cause names the failure, not the body of another issue.
+            assert!(!message.contains("Checkout"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(stand.requests().len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn fetch_issues_splits_large_batches_into_chunks_of_100() {
     let mut jira = Jira::new("", &accepted());
     jira.issues = (1..=150)
@@ -1334,4 +1497,49 @@ async fn anonymous_access_to_a_public_site() {
         ]
     );
     assert!(requests.iter().all(|r| r.header("authorization").is_none()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_body_is_described_without_echoing_it() {
+    // Cut off mid-body, as a proxy or a dropped connection leaves it.
+    let stand = start_fixed(
+        200,
+        &[("content-type", "application/json".into())],
+        r#"{"key":"PROJ-2","fields":{"summary":"Secret roadmap for the Q3 acquisition","status":{"name":"In"#,
+    )
+    .await;
+    let host = plugin_host().await;
+    match provider_error(host.fetch_issue(&api_token(&stand.url), "PROJ-2").await) {
+        ProviderError::Provider(message) => {
+            assert!(
+                message.contains("Jira Cloud answered HTTP 200 with malformed JSON"),
+                "{message}"
+            );
+            assert!(!message.contains("Secret roadmap"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_issues_without_a_template_suggests_jiras_own_new_issue_page() {
+    let app = integration_tests::TestApp::start().await;
+    let body = json!({
+        "provider": ID,
+        "display_name": "Acme Jira",
+        "base_url": "https://acme.atlassian.net",
+        "auth": {"type": "api-token", "fields": {"email": EMAIL, "api-token": TOKEN}},
+        "enabled": true,
+        "capabilities": {"read_issue_details": true, "create_issues": true, "add_comments": false, "process_webhooks": false},
+        "projects": {"mode": "all"}
+    });
+    let message = app
+        .admin("POST", "/api/v1/sources", Some(body))
+        .await
+        .expect_error(400, "create_url_template");
+    assert!(
+        message.contains("{baseUrl}/secure/CreateIssue!default.jspa"),
+        "{message}"
+    );
+    assert!(!message.contains("/issues/new"), "{message}");
 }

@@ -25,6 +25,8 @@ use serde_json::{Value, json};
 
 const API_KEY: &str = "lin_api_0123456789abcdef";
 const OAUTH_TOKEN: &str = "lin_oauth_fedcba9876543210";
+/// A personal key restricted to creating issues: it signs in but reads no issue.
+const CREATE_ONLY_KEY: &str = "lin_api_create_only_0000";
 const BASE: &str = "https://linear.app/acme";
 
 /// How the stand-in behaves.
@@ -48,6 +50,9 @@ enum Mode {
     Internal,
     /// HTTP 502 with an HTML page (a proxy in front of Linear).
     BadGateway,
+    /// Refuses the batch query `issues(filter:)` with a validation error, while `issue(id:)`
+    /// works (a schema change, or a filter the server no longer accepts).
+    BatchRefused,
 }
 
 struct Fixture {
@@ -214,6 +219,17 @@ async fn graphql(State(mode): State<Mode>, headers: HeaderMap, body: Bytes) -> R
         json!({"id": "2c9c1ff8", "name": "Mia Krystof", "displayName": "mia", "email": "mia@example.com"})
     } else if auth == format!("Bearer {OAUTH_TOKEN}") {
         json!({"id": "7d1e0c2a", "name": "Acme Sync", "displayName": "acme-sync", "email": "sync@acme.example"})
+    } else if auth == CREATE_ONLY_KEY {
+        if !query.contains("viewer") {
+            return gql_error(
+                StatusCode::OK,
+                "Invalid scope: `read` required",
+                "forbidden",
+                "FORBIDDEN",
+                "You don't have permission to access this resource.",
+            );
+        }
+        json!({"id": "5e6f7a8b", "name": "Issue Bot", "displayName": "bot", "email": "bot@acme.example"})
     } else {
         return match mode {
             Mode::Auth200 => auth_error(StatusCode::OK),
@@ -271,7 +287,15 @@ async fn graphql(State(mode): State<Mode>, headers: HeaderMap, body: Bytes) -> R
         let data = json!({"viewer": viewer, "organization": {"id": "8b1f3b2a", "name": "Acme", "urlKey": "acme"}});
         return axum::Json(json!({"data": data})).into_response();
     }
+    if query.contains("issues(") && body["variables"]["filter"].is_null() {
+        // The connection test's probe: `issues(first: 1)`.
+        return axum::Json(json!({"data": {"issues": {"nodes": [{"id": "uuid-ENG-1"}]}}}))
+            .into_response();
+    }
     if query.contains("issues(") {
+        if mode == Mode::BatchRefused {
+            return validation_error("Field \"number\" is not defined by type \"IssueFilter\".");
+        }
         return batch(&body);
     }
     if query.contains("issue(") {
@@ -509,7 +533,13 @@ async fn test_connection_sends_the_api_key_bare_and_names_user_and_workspace() {
     );
 
     let reqs = linear.requests();
-    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs.len(), 2, "the viewer, then a one-issue probe");
+    assert!(
+        reqs[1].json()["query"]
+            .as_str()
+            .unwrap()
+            .contains("issues(first: 1)")
+    );
     assert_eq!(reqs[0].method, "POST");
     assert_eq!(reqs[0].uri, "/graphql");
     assert_eq!(
@@ -906,5 +936,53 @@ async fn fetch_issues_looks_up_at_most_ten_missed_keys_singly() {
         linear.requests().len(),
         11,
         "the batch query and ten single lookups"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_says_when_the_key_cannot_read_issues() {
+    let host = plugin_host().await;
+    let linear = linear(Mode::Normal).await;
+    let restricted = SourceConfig {
+        secrets: map(&[("api-key", CREATE_ONLY_KEY)]),
+        ..src(&linear)
+    };
+    match provider_error(host.test_connection(&restricted).await) {
+        ProviderError::Forbidden(message) => {
+            assert!(message.contains("Issue Bot"), "{message}");
+            assert!(message.contains("cannot read issues"), "{message}");
+            assert!(message.contains("Read permission"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_issues_falls_back_to_single_reads_when_the_batch_query_is_refused() {
+    let host = plugin_host().await;
+    let linear = linear(Mode::BatchRefused).await;
+    let keys: Vec<String> = ["ENG-1", "ENG-3", "ENG-404"].map(String::from).to_vec();
+    let results = host.fetch_issues(&src(&linear), &keys).await.unwrap();
+    assert_eq!(results[0].as_ref().unwrap().title, "Login fails on Safari");
+    assert_eq!(results[1].as_ref().unwrap().status, "Done");
+    assert!(
+        matches!(&results[2], Err(ProviderError::NotFound(m)) if m.contains("ENG-404")),
+        "{:?}",
+        results[2]
+    );
+    assert_eq!(
+        linear.requests().len(),
+        4,
+        "the refused batch, then three reads"
+    );
+
+    // Within the call's request budget: 50 keys, the last one says why it was not read.
+    let keys: Vec<String> = (0..50).map(|i| format!("ENG-{}", 1 + i % 3)).collect();
+    let results = host.fetch_issues(&src(&linear), &keys).await.unwrap();
+    assert!(results[..49].iter().all(Result::is_ok), "{results:?}");
+    assert!(
+        matches!(&results[49], Err(ProviderError::Provider(m)) if m.contains("not read this time") && m.contains("IssueFilter")),
+        "{:?}",
+        results[49]
     );
 }

@@ -710,9 +710,14 @@ pub fn check(
         check_template("create_url_template", t, &base_url, &["baseUrl"])?;
     }
     if input.capabilities.create_issues && create_url_template.is_none() {
+        // Suggest the provider's own new-issue page, not another tracker's.
+        let example = info
+            .default_create_url_template
+            .as_deref()
+            .unwrap_or("{baseUrl}/issues/new");
         return Err(ApiError::invalid(
             "create_url_template",
-            "\"Create issues\" needs a create URL template (e.g. {baseUrl}/issues/new)",
+            format!("\"Create issues\" needs a create URL template (e.g. {example})"),
         ));
     }
     if let Some(p) = &key_pattern {

@@ -154,7 +154,14 @@ impl Provider for AzureDevOps {
             // fail the request; it comes back as null or not at all, so match items by id.
             let body = json!({ "ids": chunk, "fields": FIELDS, "errorPolicy": "omit" });
             let url = format!("{}/_apis/wit/workitemsbatch?{API_VERSION}", project.url());
-            let answer = project.read(source, request(post_json(url, &body)), None)?;
+            let answer = match project.read(source, request(post_json(url, &body)), None) {
+                // A 404 is about the organization or project, which single reads would meet too.
+                Err(e) if is_batch_refusal(&e) && !matches!(e, ProviderError::NotFound(_)) => {
+                    let cause = format!("the batch read failed: {}", error_message(&e));
+                    return fetch_each(keys, &cause, |key| Self::fetch_issue(source, key));
+                }
+                other => other?,
+            };
             let items = answer
                 .get("value")
                 .and_then(Value::as_array)
@@ -418,17 +425,24 @@ fn signin_redirect(e: ProviderError) -> ProviderError {
 /// Who the credentials belong to. `connectionData` is undocumented (used by Microsoft's
 /// clients) and reportedly wants a preview api-version, so this is best effort.
 fn whoami(source: &Source, project: &Project) -> Result<String, ProviderError> {
+    // `connectionData` is undocumented: without it, say what the credentials reached.
     let fallback = match source.auth_type.as_str() {
         "none" => return Ok("anonymous (public project)".into()),
-        "oauth2" => "an OAuth access token (its user could not be read)",
-        _ => "a personal access token (its user could not be read)",
+        "oauth2" => format!(
+            "an OAuth access token that reads project {} of {}",
+            project.name, project.collection
+        ),
+        _ => format!(
+            "a personal access token that reads project {} of {}",
+            project.name, project.collection
+        ),
     };
     let url = format!(
         "{}/_apis/connectionData?api-version=7.1-preview",
         project.collection
     );
     let Ok(resp) = request(get(url)).send() else {
-        return Ok(fallback.into());
+        return Ok(fallback);
     };
     if resp.status == 429 {
         return Err(project.error(source, &resp, None));
@@ -447,7 +461,7 @@ fn whoami(source: &Source, project: &Project) -> Result<String, ProviderError> {
         (Some(name), Some(mail)) if name != mail => format!("{name} ({mail})"),
         (Some(name), _) => name.to_string(),
         (None, Some(mail)) => mail.to_string(),
-        (None, None) => fallback.into(),
+        (None, None) => fallback,
     })
 }
 

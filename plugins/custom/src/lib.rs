@@ -412,7 +412,7 @@ impl<'a> ReadConfig<'a> {
         let missing = |what: &str, pointer: &str| {
             ProviderError::Provider(format!(
                 "the answer for issue {key} from {url} has no {what} at {pointer}: {}",
-                snippet(&resp.text())
+                excerpt(&resp.text())
             ))
         };
         let title = text(self.title, "title")?.ok_or_else(|| missing("title", self.title))?;

@@ -18,7 +18,14 @@
 //! - the batch read is one GraphQL query with one alias per number
 //!   (`i12: issueOrPullRequest(number: 12)`); an unknown number comes back `null` with an error
 //!   of type `NOT_FOUND` whose path names the alias. GraphQL refuses anonymous requests, so
-//!   the "none" auth type reads one issue at a time over REST.
+//!   the "none" auth type reads one issue at a time over REST. GraphQL does not follow a
+//!   transferred issue, so every `NOT_FOUND` is confirmed over REST (which follows the 301);
+//!   a refused query (404, an error without data) falls back on REST reads within the call's
+//!   request budget;
+//! - a spent GraphQL budget is HTTP 200 with `x-ratelimit-remaining: 0`; the headers decide,
+//!   whatever the error's `type` (`RATE_LIMITED`, `RATE_LIMIT`, none);
+//! - the connection test also lists one issue: a fine-grained token without the Issues
+//!   permission reads the repository but gets 403 on its issues.
 
 use std::collections::HashMap;
 
@@ -178,6 +185,9 @@ impl Provider for GitHub {
             detail.push_str("; anonymous access is limited to 60 requests per hour");
             "anonymous".to_string()
         } else {
+            if info.get("has_issues").and_then(Value::as_bool) != Some(false) {
+                check_issue_access(source, &repo, &api)?;
+            }
             whoami(&api)?
         };
         Ok(ConnectionInfo {
@@ -223,13 +233,13 @@ impl Provider for GitHub {
         }
         let mut read: HashMap<String, Result<Issue, ProviderError>> = HashMap::new();
         for chunk in wanted.chunks(CHUNK) {
-            if !graphql_chunk(source, &repo, &api, chunk, &mut read)? {
-                // The server does not know part of the query (an older GitHub Enterprise Server):
-                // fall back on REST for everything left.
-                log_info("GraphQL batch query refused; reading issues one by one over REST");
-                return fetch_one_by_one(source, keys);
+            if let Chunk::Refused(cause) = graphql_chunk(source, &repo, &api, chunk, &mut read)? {
+                // GraphQL is missing or refused the query (an older GitHub Enterprise Server, a
+                // proxy, a query error without data): the REST read of link creation still works.
+                return fetch_each(keys, &cause, |key| GitHub::fetch_issue(source, key));
             }
         }
+        confirm_not_found(source, &mut read);
         Ok(numbers
             .into_iter()
             .map(|n| {
@@ -519,7 +529,7 @@ fn error_text(resp: &HttpResponse) -> String {
     resp.json()
         .ok()
         .and_then(|v| str_at(&v, "/message").map(String::from))
-        .unwrap_or_else(|| snippet(&resp.text()))
+        .unwrap_or_else(|| excerpt(&resp.text()))
 }
 
 /// Maps an unsuccessful REST answer to an error.
@@ -722,15 +732,24 @@ fn fetch_one_by_one(
     Ok(out)
 }
 
-/// One GraphQL query for up to [`CHUNK`] numbers. Returns false when GitHub refused the query
-/// itself (no data at all), so the caller can fall back on REST.
+/// What became of one GraphQL batch query.
+enum Chunk {
+    /// Every number of the chunk has its result.
+    Read,
+    /// GitHub refused the query itself (why, for the admin): read the numbers over REST.
+    Refused(String),
+}
+
+/// One GraphQL query for up to [`CHUNK`] numbers. A spent rate limit is told by the headers
+/// (`x-ratelimit-remaining: 0`), whatever the body says; GitHub does not promise the error's
+/// `type` (`RATE_LIMITED` and `RATE_LIMIT` with `code: graphql_rate_limit` are both seen).
 fn graphql_chunk(
     source: &Source,
     repo: &Repo,
     api: &str,
     chunk: &[String],
     read: &mut HashMap<String, Result<Issue, ProviderError>>,
-) -> Result<bool, ProviderError> {
+) -> Result<Chunk, ProviderError> {
     let aliases: String = chunk
         .iter()
         .map(|n| format!("i{n}: issueOrPullRequest(number: {n}) {{ ...F }} "))
@@ -740,14 +759,23 @@ fn graphql_chunk(
     );
     let body = json!({ "query": query, "variables": { "owner": repo.owner, "name": repo.name } });
     let resp = send(http::Method::Post, &graphql_url(api), Some(&body))?;
+    let spent = budget_spent(&resp);
     if !resp.is_success() {
-        return Err(github_error(
-            source,
-            &resp,
-            &format!("the issues of {}", repo.full_name()),
-        ));
+        return match github_error(source, &resp, "the GraphQL batch query") {
+            _ if spent => Err(graphql_rate_limited(&resp, &error_text(&resp))),
+            e if is_batch_refusal(&e) => Ok(Chunk::Refused(format!(
+                "GitHub's GraphQL API answered HTTP {}: {}",
+                resp.status,
+                excerpt(&error_text(&resp))
+            ))),
+            e => Err(e),
+        };
     }
-    let answer = resp.json()?;
+    let answer = match resp.json() {
+        Ok(answer) => answer,
+        Err(_) if spent => return Err(graphql_rate_limited(&resp, "no usable answer")),
+        Err(e) => return Ok(Chunk::Refused(error_message(&e).to_string())),
+    };
     let errors: Vec<&Value> = answer
         .get("errors")
         .and_then(Value::as_array)
@@ -755,7 +783,7 @@ fn graphql_chunk(
         .flatten()
         .collect();
     let error_type = |e: &Value| str_at(e, "/type").unwrap_or_default().to_ascii_uppercase();
-    let error_message = |e: &Value| str_at(e, "/message").unwrap_or("no message").to_string();
+    let message_of = |e: &Value| str_at(e, "/message").unwrap_or("no message").to_string();
     // A path such as ["repository", "i12"]: which alias an error is about.
     let path_of = |e: &Value| -> Vec<String> {
         e.get("path")
@@ -765,12 +793,18 @@ fn graphql_chunk(
             .filter_map(|p| p.as_str().map(String::from))
             .collect()
     };
-    if let Some(limited) = errors.iter().find(|e| error_type(e) == "RATE_LIMITED") {
-        let wait = rate_limit_reset(&resp).unwrap_or(60);
-        return Err(ProviderError::RateLimited(RateLimit {
-            retry_after_secs: wait.clamp(1, u32::MAX as u64) as u32,
-            message: format!("GitHub GraphQL rate limit: {}", error_message(limited)),
-        }));
+    let no_data = answer
+        .pointer("/data/repository")
+        .is_none_or(Value::is_null);
+    if let Some(limited) = errors.iter().find(|e| is_rate_limit_error(e)) {
+        return Err(graphql_rate_limited(&resp, &message_of(limited)));
+    }
+    if spent && no_data {
+        let message = errors.first().map(|e| message_of(e));
+        return Err(graphql_rate_limited(
+            &resp,
+            message.as_deref().unwrap_or("no data"),
+        ));
     }
     let repository = answer.pointer("/data/repository");
     let Some(nodes) = repository.and_then(Value::as_object) else {
@@ -780,30 +814,25 @@ fn graphql_chunk(
                 "NOT_FOUND" => ProviderError::NotFound(format!(
                     "the repository {} was not found, or the token has no access to it: {}",
                     repo.full_name(),
-                    error_message(e)
+                    message_of(e)
                 )),
                 "FORBIDDEN" => ProviderError::Forbidden(format!(
                     "GitHub refused access to {}: {}",
                     repo.full_name(),
-                    error_message(e)
+                    message_of(e)
                 )),
-                _ => ProviderError::Provider(format!("GitHub GraphQL error: {}", error_message(e))),
+                _ => ProviderError::Provider(format!("GitHub GraphQL error: {}", message_of(e))),
             });
         }
-        if !errors.is_empty() {
-            log_info(&format!(
-                "GraphQL batch query failed: {}",
-                errors
-                    .iter()
-                    .map(|e| error_message(e))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ));
-            return Ok(false);
-        }
-        return Err(ProviderError::Provider(
-            "GitHub's GraphQL answer has no data.repository".into(),
-        ));
+        let messages: Vec<String> = errors.iter().map(|e| message_of(e)).collect();
+        return Ok(Chunk::Refused(if messages.is_empty() {
+            "GitHub's GraphQL answer has no data.repository".into()
+        } else {
+            format!(
+                "GitHub's GraphQL API failed the batch query: {}",
+                snippet(&messages.join("; "))
+            )
+        }));
     };
     for n in chunk {
         let alias = format!("i{n}");
@@ -811,7 +840,7 @@ fn graphql_chunk(
             Some(node) if node.is_object() => issue_from_graphql(source, node, n),
             _ => {
                 let error = errors.iter().find(|e| path_of(e).last() == Some(&alias));
-                Err(match error.map(|e| (error_type(e), error_message(e))) {
+                Err(match error.map(|e| (error_type(e), message_of(e))) {
                     Some((kind, message)) if kind == "FORBIDDEN" => {
                         ProviderError::Forbidden(format!("issue #{n}: {message}"))
                     }
@@ -827,7 +856,76 @@ fn graphql_chunk(
         };
         read.insert(n.clone(), result);
     }
-    Ok(true)
+    Ok(Chunk::Read)
+}
+
+/// True when a response says the rate-limit budget is spent (`x-ratelimit-remaining: 0`).
+fn budget_spent(resp: &HttpResponse) -> bool {
+    resp.header("x-ratelimit-remaining").map(str::trim) == Some("0")
+}
+
+/// A GraphQL error meaning the rate limit: `type` `RATE_LIMITED` or `RATE_LIMIT`, or a `code`
+/// (top level or in `extensions`) such as `graphql_rate_limit`.
+fn is_rate_limit_error(e: &Value) -> bool {
+    let kind = str_at(e, "/type").unwrap_or_default().to_ascii_uppercase();
+    let code = str_at(e, "/code")
+        .or_else(|| str_at(e, "/extensions/code"))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    kind.starts_with("RATE_LIMIT") || code.contains("rate_limit")
+}
+
+/// The rate-limit error of a GraphQL answer: wait `retry-after`, else until
+/// `x-ratelimit-reset`, else a minute.
+fn graphql_rate_limited(resp: &HttpResponse, message: &str) -> ProviderError {
+    let wait = rate_limit_reset(resp).unwrap_or(60);
+    ProviderError::RateLimited(RateLimit {
+        retry_after_secs: wait.clamp(1, u32::MAX as u64) as u32,
+        message: format!("GitHub GraphQL rate limit: {message}"),
+    })
+}
+
+/// Checks a batch's "not found" through REST, which follows a transferred issue's 301 to its
+/// new repository (GraphQL does not). Stops when the call's requests or the rate limit run out:
+/// the batch's answer stands for those.
+fn confirm_not_found(source: &Source, read: &mut HashMap<String, Result<Issue, ProviderError>>) {
+    let mut missing: Vec<String> = read
+        .iter()
+        .filter(|(_, r)| matches!(r, Err(ProviderError::NotFound(_))))
+        .map(|(n, _)| n.clone())
+        .collect();
+    missing.sort();
+    for n in missing {
+        match GitHub::fetch_issue(source, &n) {
+            Err(e) if is_batch_fatal(&e) || is_budget_exhausted(&e) => return,
+            result => {
+                read.insert(n, result);
+            }
+        }
+    }
+}
+
+/// Proves the token can read the repository's issues, not only see the repository: a
+/// fine-grained token without the Issues permission reads `/repos/{o}/{r}` but gets 403 on
+/// issues. One issue of the list is enough (`per_page=1`).
+fn check_issue_access(source: &Source, repo: &Repo, api: &str) -> Result<(), ProviderError> {
+    let resp = send(
+        http::Method::Get,
+        &format!("{api}/repos/{}/issues?per_page=1&state=all", repo.path()),
+        None,
+    )?;
+    if resp.is_success() {
+        return Ok(());
+    }
+    Err(match github_error(source, &resp, "") {
+        ProviderError::Forbidden(_) => ProviderError::Forbidden(format!(
+            "the token can see the repository {} but not its issues ({}, HTTP 403): give it read \
+             access to Issues (fine-grained tokens and GitHub Apps: Repository permissions > Issues: Read)",
+            repo.full_name(),
+            error_text(&resp)
+        )),
+        other => other,
+    })
 }
 
 /// Seconds until `x-ratelimit-reset`, when GitHub says the budget is spent.

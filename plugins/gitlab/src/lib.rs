@@ -116,6 +116,7 @@ impl Provider for GitLab {
                  Visibility, project features, permissions"
             )));
         }
+        check_issue_access(source, &project)?;
         let mut detail = format!("project {path}");
         if let Some(visibility) = str_at(&body, "/visibility") {
             detail.push_str(&format!(" ({visibility})"));
@@ -164,17 +165,15 @@ impl Provider for GitLab {
             for iid in chunk {
                 url.push_str(&format!("&iids[]={iid}"));
             }
-            let resp = get(url).send()?;
-            if !resp.is_success() {
-                return Err(project.error(source, &resp, None));
-            }
-            let body = resp.json()?;
-            let list = body.as_array().ok_or_else(|| {
-                ProviderError::Provider(format!(
-                    "GitLab answered the issue list with something other than a list: {}",
-                    snippet(&resp.text())
-                ))
-            })?;
+            let list = match list_issues(source, &project, &url) {
+                // A 404 is about the project or the API root, which single reads would meet too.
+                Err(e) if is_batch_refusal(&e) && !matches!(e, ProviderError::NotFound(_)) => {
+                    // The single-issue read of link creation may still work.
+                    let cause = format!("the issue list failed: {}", error_message(&e));
+                    return fetch_each(keys, &cause, |key| Self::fetch_issue(source, key));
+                }
+                other => other?,
+            };
             for item in list {
                 if let Some(iid) = item.get("iid").and_then(Value::as_u64) {
                     found.push((iid, item.clone()));
@@ -197,6 +196,31 @@ impl Provider for GitLab {
             })
             .collect())
     }
+}
+
+/// One page of "List project issues".
+fn list_issues(source: &Source, project: &Project, url: &str) -> Result<Vec<Value>, ProviderError> {
+    let resp = get(url).send()?;
+    if !resp.is_success() {
+        return Err(project.error(source, &resp, None));
+    }
+    match resp.json()? {
+        Value::Array(list) => Ok(list),
+        _ => Err(ProviderError::Provider(
+            "GitLab answered the issue list with something other than a list".into(),
+        )),
+    }
+}
+
+/// Proves the credentials can read the project's issues, not only the project: issues limited
+/// to members ("Issues: Only Project Members") refuse everyone else. One issue is enough.
+fn check_issue_access(source: &Source, project: &Project) -> Result<(), ProviderError> {
+    list_issues(
+        source,
+        project,
+        &project.api_url("/issues?scope=all&per_page=1"),
+    )
+    .map(|_| ())
 }
 
 /// The project a source points at, and where its API lives.
@@ -336,7 +360,7 @@ impl Project {
                  under a relative URL root needs the API URL setting) or a proxy decodes the %2F in \
                  the project path",
                 self.api,
-                if error.is_empty() { snippet(&resp.text()) } else { error.to_string() }
+                if error.is_empty() { excerpt(&resp.text()) } else { error.to_string() }
             )),
             404 => match iid {
                 Some(i) => ProviderError::NotFound(format!(
@@ -392,7 +416,7 @@ fn rate_limit(resp: &HttpResponse) -> Option<RateLimit> {
     }
     let text = resp.text();
     if !text.trim().is_empty() {
-        message.push_str(&format!(" ({})", snippet(&text)));
+        message.push_str(&format!(" ({})", excerpt(&text)));
     }
     limit.message = message;
     Some(limit)

@@ -165,6 +165,7 @@ impl Provider for Jira {
         if me.get("active").and_then(Value::as_bool) == Some(false) {
             detail.push_str("; the account is deactivated");
         }
+        check_issue_access(source, &api, &account)?;
         Ok(ConnectionInfo {
             account,
             detail: Some(detail),
@@ -196,7 +197,13 @@ impl Provider for Jira {
         }
         let mut found: HashMap<String, Issue> = HashMap::new();
         for chunk in wanted.chunks(CHUNK) {
-            search_chunk(source, &api, chunk, &mut found)?;
+            match search_chunk(source, &api, chunk, &mut found) {
+                Err(e) if is_batch_refusal(&e) => {
+                    let cause = format!("the issue search failed: {}", error_message(&e));
+                    return fetch_each(keys, &cause, |key| Jira::fetch_issue(source, key));
+                }
+                other => other?,
+            }
         }
         // Anything missing may be a real 404 or the credentials being ignored (anonymous).
         let who = if wanted.iter().any(|k| !found.contains_key(k)) {
@@ -633,6 +640,54 @@ fn anonymous_connection(source: &Source, api: &str) -> Result<ConnectionInfo, Pr
     })
 }
 
+/// Proves the credentials can read issues, not only the user: `GET /mypermissions` with
+/// `BROWSE_PROJECTS` (operation `getMyPermissions`, OAuth scope `read:jira-work`, the scope
+/// issue reads need; without a project it says whether the account may browse any project).
+fn check_issue_access(source: &Source, api: &str, account: &str) -> Result<(), ProviderError> {
+    let resp = get(format!("{api}/mypermissions?permissions=BROWSE_PROJECTS")).send()?;
+    if !resp.is_success() {
+        return Err(jira_error(
+            source,
+            &resp,
+            "the account's permissions (/mypermissions)",
+        ));
+    }
+    let allowed = resp
+        .json()?
+        .pointer("/permissions/BROWSE_PROJECTS/havePermission")
+        .and_then(Value::as_bool);
+    if allowed == Some(false) {
+        return Err(ProviderError::Forbidden(format!(
+            "connected as {account}, but the account has the Browse projects permission in no \
+             project, so it cannot read any issue: grant it Browse projects in the projects to link"
+        )));
+    }
+    Ok(())
+}
+
+/// A 401 from the API gateway for a token that is valid but lacks the scope of the operation
+/// (`{"code":401,"message":"Unauthorized; scope does not match"}`).
+fn scope_mismatch(resp: &HttpResponse) -> bool {
+    resp.status == 401
+        && error_text(resp)
+            .to_ascii_lowercase()
+            .contains("scope does not match")
+}
+
+/// What to do about a token whose scopes do not cover issue reads.
+fn missing_scope_message(source: &Source, what: &str) -> String {
+    let token = if source.auth_type == "oauth2" {
+        "OAuth 2.0 access token"
+    } else {
+        "scoped API token"
+    };
+    format!(
+        "the {token} lacks the read:jira-work scope (Jira answered \"scope does not match\" for \
+         {what}): it can sign in but not read issues; create it again with read:jira-work and \
+         read:jira-user"
+    )
+}
+
 /// After a "not found": checks the credentials are being accepted, since Jira answers 404 (and
 /// empty searches) to anonymous requests. Returns who we are, or the real problem.
 fn whoami(source: &Source, api: &str) -> Result<String, ProviderError> {
@@ -671,6 +726,9 @@ fn jira_error(source: &Source, resp: &HttpResponse, what: &str) -> ProviderError
     if let Some(limit) = rate_limit(resp) {
         return ProviderError::RateLimited(limit);
     }
+    if scope_mismatch(resp) {
+        return ProviderError::Forbidden(missing_scope_message(source, what));
+    }
     let message = error_text(resp);
     match resp.status {
         401 => ProviderError::Unauthorized(unauthorized_message(source, resp)),
@@ -706,15 +764,16 @@ fn unauthorized_message(source: &Source, resp: &HttpResponse) -> String {
     }
     let gateway = setting(source, "api-url").is_some();
     match source.auth_type.as_str() {
-        "api-token" => {
-            text.push_str("; check the email and the API token (tokens created since December 2024 expire within a year)");
-            if !gateway && host_of(&source.base_url).ends_with(".atlassian.net") {
-                text.push_str(
-                    ". A scoped API token only works through the gateway: set API URL to \
-                     https://api.atlassian.com/ex/jira/{cloudId}",
-                );
-            }
-        }
+        // A scoped API token is refused on the site URL exactly like a wrong one.
+        "api-token" if !gateway => text.push_str(
+            "; if it is a scoped API token, set API URL to https://api.atlassian.com/ex/jira/{cloudId} \
+             (scoped tokens only work through that gateway); otherwise check the email and the API \
+             token (tokens created since December 2024 expire within a year)",
+        ),
+        "api-token" => text.push_str(
+            "; check the email and the API token (tokens created since December 2024 expire \
+             within a year) and that API URL names this site's cloudId",
+        ),
         "oauth2" => text.push_str(
             "; the access token is invalid or expired, or the API URL names another site",
         ),
@@ -752,7 +811,7 @@ fn error_text(resp: &HttpResponse) -> String {
             return snippet(&parts.join("; "));
         }
     }
-    let text = snippet(&resp.text());
+    let text = excerpt(&resp.text());
     if text.is_empty() {
         format!("HTTP {}", resp.status)
     } else {

@@ -122,6 +122,7 @@ impl Provider for Plugin {
         let org = str_at(&data, "/organization/name").unwrap_or("?");
         let url_key = str_at(&data, "/organization/urlKey");
         check_workspace(source, url_key)?;
+        check_issue_access(source, &account)?;
         let detail = match url_key {
             Some(k) => format!("workspace {org} (https://{WEB_HOST}/{k})"),
             None => format!("workspace {org}"),
@@ -154,7 +155,8 @@ impl Provider for Plugin {
     /// 100 keys. Aliased `issue(id:)` lookups cannot batch: `Query.issue` is non-null, so one
     /// unknown key nulls the whole `data` (GraphQL null propagation) and fails every key. Keys
     /// the filter misses are looked up singly (few): a moved issue or a renamed team keeps its
-    /// old identifier as an alias that only `issue(id:)` resolves.
+    /// old identifier as an alias that only `issue(id:)` resolves. A refused batch query falls
+    /// back on `issue(id:)` reads within the call's request budget.
     fn fetch_issues(
         source: &Source,
         keys: &[String],
@@ -175,7 +177,14 @@ impl Provider for Plugin {
         }
 
         for chunk in parsed.chunks(BATCH_CHUNK) {
-            let nodes = batch_query(source, chunk)?;
+            let nodes = match batch_query(source, chunk) {
+                Err(e) if is_batch_refusal(&e) => {
+                    // The `issue(id:)` read of link creation may still work.
+                    let cause = format!("the batch query failed: {}", error_message(&e));
+                    return fetch_each(keys, &cause, |key| Self::fetch_issue(source, key));
+                }
+                other => other?,
+            };
             for (i, canonical, _, _) in chunk {
                 if let Some(node) = nodes
                     .iter()
@@ -216,6 +225,20 @@ impl Provider for Plugin {
             .into_iter()
             .map(|r| r.expect("every key has a result"))
             .collect())
+    }
+}
+
+/// Proves the credentials can read issues, not only the viewer: a key restricted to creating
+/// issues, or an OAuth token without the `read` scope, signs in but cannot list issues.
+fn check_issue_access(source: &Source, account: &str) -> Result<(), ProviderError> {
+    let probe = json!({"query": "query IssueAccess { issues(first: 1) { nodes { id } } }"});
+    match graphql(source, probe, "the issues") {
+        Err(ProviderError::Forbidden(message)) => Err(ProviderError::Forbidden(format!(
+            "connected as {account}, but the credentials cannot read issues ({message}): give the \
+             API key the Read permission (or the OAuth token the read scope) and access to the \
+             teams whose issues are linked"
+        ))),
+        other => other.map(|_| ()),
     }
 }
 
@@ -327,24 +350,21 @@ fn graphql(source: &Source, body: Value, what: &str) -> Result<Value, ProviderEr
             401 => unauthorized("Linear answered HTTP 401"),
             400 => ProviderError::Provider(format!(
                 "Linear rejected the request for {what} (HTTP 400): {}",
-                snippet(&resp.text())
+                excerpt(&resp.text())
             )),
             _ => status_error(&resp, what),
         });
     }
-    let Some(value) = parsed else {
-        return Err(ProviderError::Provider(format!(
-            "Linear answered HTTP {} with a body that is not JSON: {}",
-            resp.status,
-            snippet(&resp.text())
-        )));
+    // Not JSON: the SDK's error says so without echoing the body.
+    let value = match parsed {
+        Some(value) => value,
+        None => resp.json()?,
     };
     match value.get("data") {
         Some(data) if data.is_object() => Ok(data.clone()),
-        _ => Err(ProviderError::Provider(format!(
-            "Linear answered without data or errors: {}",
-            snippet(&resp.text())
-        ))),
+        _ => Err(ProviderError::Provider(
+            "Linear answered without data or errors".into(),
+        )),
     }
 }
 

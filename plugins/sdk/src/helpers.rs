@@ -100,8 +100,10 @@ impl RequestBuilder {
     }
 }
 
-/// Maps a transport failure to the error an admin can act on.
+/// Maps a transport failure to the error an admin can act on, naming the tracker (the
+/// plugin's `describe().name`, registered by [`export_provider!`](crate::export_provider)).
 pub fn transport_error(e: HttpError) -> ProviderError {
+    let tracker = tracker_name();
     match e {
         HttpError::Denied(m) => {
             ProviderError::Unreachable(format!("request refused by the host: {m}"))
@@ -109,17 +111,74 @@ pub fn transport_error(e: HttpError) -> ProviderError {
         HttpError::InvalidRequest(m) => {
             ProviderError::InvalidInput(format!("invalid request: {m}"))
         }
-        HttpError::Unreachable(m) => ProviderError::Unreachable(m),
-        HttpError::Timeout => {
-            ProviderError::Unreachable("the tracker did not answer in time".into())
+        HttpError::Unreachable(m) => {
+            ProviderError::Unreachable(format!("{tracker} could not be reached: {m}"))
         }
+        HttpError::Timeout => ProviderError::Unreachable(format!(
+            "{tracker} did not answer within the time limit (connecting or waiting for the response)"
+        )),
         HttpError::TooLarge => {
-            ProviderError::Provider("the tracker's response was too large".into())
+            ProviderError::Provider(format!("{tracker}'s response was too large"))
         }
-        HttpError::BudgetExhausted => {
-            ProviderError::Provider("too many requests for one call".into())
-        }
+        HttpError::BudgetExhausted => ProviderError::Provider(BUDGET_EXHAUSTED.into()),
     }
+}
+
+/// The message of the error a request gets once its call has made the most requests it may.
+pub const BUDGET_EXHAUSTED: &str = "too many requests for one call";
+
+/// True for the error of a request refused because its call used up its request budget.
+pub fn is_budget_exhausted(e: &ProviderError) -> bool {
+    matches!(e, ProviderError::Provider(m) if m == BUDGET_EXHAUSTED)
+}
+
+/// How to get the tracker's name for messages; see [`transport_error`].
+static TRACKER_NAME: std::sync::OnceLock<fn() -> String> = std::sync::OnceLock::new();
+
+/// Registers how to get the tracker's name (done by [`export_provider!`](crate::export_provider)).
+#[doc(hidden)]
+pub fn register_tracker_name(name: fn() -> String) {
+    let _ = TRACKER_NAME.set(name);
+}
+
+fn tracker_name() -> String {
+    TRACKER_NAME
+        .get()
+        .map(|name| name())
+        .unwrap_or_else(|| "the tracker".into())
+}
+
+/// Reads keys one at a time, for a batch the tracker refused (`cause` says how). Stops on
+/// errors that would fail every other key too (see [`is_batch_fatal`]); once the call's request
+/// budget is spent, the keys left get an error naming the cause, to be read on a later refresh.
+pub fn fetch_each(
+    keys: &[String],
+    cause: &str,
+    mut fetch: impl FnMut(&str) -> Result<crate::Issue, ProviderError>,
+) -> Result<Vec<Result<crate::Issue, ProviderError>>, ProviderError> {
+    log::write(
+        log::Level::Warn,
+        &format!("batch read refused ({cause}); reading the issues one by one"),
+    );
+    let mut out = Vec::with_capacity(keys.len());
+    let mut spent = false;
+    for key in keys {
+        if !spent {
+            match fetch(key) {
+                Err(e) if is_batch_fatal(&e) => return Err(e),
+                Err(e) if is_budget_exhausted(&e) => spent = true,
+                other => {
+                    out.push(other);
+                    continue;
+                }
+            }
+        }
+        out.push(Err(ProviderError::Provider(format!(
+            "not read this time: {cause}, and reading the issues one by one used up this call's \
+             request budget; it is read again on the next refresh"
+        ))));
+    }
+    Ok(out)
 }
 
 impl HttpResponse {
@@ -137,13 +196,24 @@ impl HttpResponse {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The body parsed as JSON; a parse failure is a `provider` error naming the status.
+    /// The body parsed as JSON; a parse failure is a `provider` error naming the status and
+    /// where the JSON broke, with an [`excerpt`] only of a body that does not look like JSON (an
+    /// HTML error page): a broken JSON body may hold other issues' data.
     pub fn json(&self) -> Result<serde_json::Value, ProviderError> {
-        serde_json::from_slice(&self.body).map_err(|_| {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            let text = self.text();
+            let start = text.trim_start();
+            let detail = if start.is_empty() {
+                "an empty body".to_string()
+            } else if start.starts_with(['{', '[']) {
+                format!("malformed JSON ({e})")
+            } else {
+                format!("a body that is not JSON: {}", excerpt(&text))
+            };
             ProviderError::Provider(format!(
-                "the tracker answered HTTP {} with a body that is not JSON: {}",
-                self.status,
-                snippet(&self.text())
+                "{} answered HTTP {} with {detail}",
+                tracker_name(),
+                self.status
             ))
         })
     }
@@ -200,7 +270,7 @@ pub fn status_error(resp: &HttpResponse, what: &str) -> ProviderError {
     if let Some(limit) = resp.rate_limit() {
         return ProviderError::RateLimited(limit);
     }
-    let body = snippet(&resp.text());
+    let body = excerpt(&resp.text());
     match resp.status {
         400 => ProviderError::InvalidInput(format!(
             "the tracker rejected the request for {what}: {body}"
@@ -230,12 +300,44 @@ pub fn is_batch_fatal(e: &ProviderError) -> bool {
     )
 }
 
+/// Errors of a batch request after which reading the keys one by one may still work: the
+/// tracker refused or garbled the batch query itself (not the credentials, the rate limit, the
+/// network or access, which single reads would meet too).
+pub fn is_batch_refusal(e: &ProviderError) -> bool {
+    !is_batch_fatal(e) && !matches!(e, ProviderError::Forbidden(_)) && !is_budget_exhausted(e)
+}
+
+/// The text of an error, without its category.
+pub fn error_message(e: &ProviderError) -> &str {
+    match e {
+        ProviderError::InvalidInput(m)
+        | ProviderError::Unauthorized(m)
+        | ProviderError::Forbidden(m)
+        | ProviderError::NotFound(m)
+        | ProviderError::Unreachable(m)
+        | ProviderError::Unsupported(m)
+        | ProviderError::Provider(m) => m,
+        ProviderError::RateLimited(limit) => &limit.message,
+    }
+}
+
 /// The first 200 characters of a body, on one line, for error messages.
 pub fn snippet(text: &str) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(200) {
-        Some((i, _)) => format!("{}…", &one_line[..i]),
-        None => one_line,
+    one_line(text, 200)
+}
+
+/// The first 80 characters of a raw body, on one line: enough to recognise an HTML error page,
+/// too little to carry much of what the body holds.
+pub fn excerpt(text: &str) -> String {
+    one_line(text, 80)
+}
+
+/// `text` on one line, cut after `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line,
     }
 }
 

@@ -109,6 +109,11 @@ macro_rules! export_provider {
 
             struct Export;
 
+            /// Lets the SDK's messages name the tracker (see `transport_error`).
+            fn register() {
+                $crate::register_tracker_name(|| <$provider as Provider>::describe().name);
+            }
+
             impl Guest for Export {
                 fn describe() -> ProviderInfo {
                     <$provider as Provider>::describe()
@@ -123,15 +128,18 @@ macro_rules! export_provider {
                     <$provider as Provider>::create_url(&source)
                 }
                 fn test_connection(source: Source) -> Result<ConnectionInfo, ProviderError> {
+                    register();
                     <$provider as Provider>::test_connection(&source)
                 }
                 fn fetch_issue(source: Source, key: String) -> Result<Issue, ProviderError> {
+                    register();
                     <$provider as Provider>::fetch_issue(&source, &key)
                 }
                 fn fetch_issues(
                     source: Source,
                     keys: Vec<String>,
                 ) -> Result<Vec<Result<Issue, ProviderError>>, ProviderError> {
+                    register();
                     <$provider as Provider>::fetch_issues(&source, &keys)
                 }
             }
