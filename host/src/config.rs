@@ -95,8 +95,8 @@ pub struct Settings {
     #[arg(long, env = "INTEGRATION_LOG_FORMAT", global = true, value_enum)]
     pub log_format: Option<LogFormat>,
     /// Let sources reach loopback and link-local addresses (this machine, a cloud metadata
-    /// service) through their base URL and URL settings; private networks are reachable
-    /// without it. `--allow-loopback-targets` alone means true [file: allow_loopback_targets;
+    /// service) through their base URL, URL settings and proxy; private networks are
+    /// reachable without it. `--allow-loopback-targets` alone means true [file: allow_loopback_targets;
     /// default: false].
     #[arg(
         long,

@@ -504,7 +504,7 @@ impl reqwest::dns::Resolve for Restricted {
 /// A destination out of a client's [`Reach`]; the message says who may allow it.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct AddressRefused(String);
+struct AddressRefused(String);
 
 /// True for loopback (127/8, ::1), link-local (169.254/16, fe80::/10, where cloud metadata
 /// services live) and unspecified addresses (0.0.0.0/8 and ::, which reach this machine), and
