@@ -7,7 +7,7 @@
 //! that `projects` is `"all"` or a list of project *names*, and a secret auth field is a
 //! reference, never a value: `"${ENV_VAR}"` (an environment variable of the importing process)
 //! or `{ file = "/path" }` (a file's contents, trailing newline trimmed); a plain field takes
-//! its value as it is, and a reference there is refused ([`check_references`]). An export writes
+//! its value as it is, and a reference there is refused. An export writes
 //! generated names such as `${SRC_OUR_JIRA_API_TOKEN}` and lists them in its header. Through
 //! the API only `SRC_*` variables may be referenced and no files ([`References`]); the
 //! `integration-host import` command may reference any.
