@@ -12,6 +12,7 @@
 //! master_key_file = "data/master.key"   # INTEGRATION_MASTER_KEY, when set, wins over the file
 //! sync_interval_secs = 300
 //! log_format = "text"                   # or "json"
+//! allow_loopback_targets = false        # let sources reach 127/8, ::1, 169.254/16, fe80::/10
 //!
 //! [limits]
 //! memory_bytes = 67108864
@@ -93,6 +94,20 @@ pub struct Settings {
     /// Log format [file: log_format; default: text].
     #[arg(long, env = "INTEGRATION_LOG_FORMAT", global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Let sources reach loopback and link-local addresses (this machine, a cloud metadata
+    /// service) through their base URL, URL settings and proxy; private networks are
+    /// reachable without it. `--allow-loopback-targets` alone means true [file: allow_loopback_targets;
+    /// default: false].
+    #[arg(
+        long,
+        env = "INTEGRATION_ALLOW_LOOPBACK_TARGETS",
+        global = true,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub allow_loopback_targets: Option<bool>,
     /// Memory cap per plugin call, in bytes [file: limits.memory_bytes; default: 64 MiB].
     #[arg(
         long,
@@ -171,6 +186,8 @@ pub struct FileConfig {
     pub sync_interval_secs: Option<u64>,
     /// See [`Settings::log_format`].
     pub log_format: Option<LogFormat>,
+    /// See [`Settings::allow_loopback_targets`].
+    pub allow_loopback_targets: Option<bool>,
     /// Plugin sandbox limits.
     #[serde(default)]
     pub limits: FileLimits,
@@ -213,6 +230,8 @@ pub struct Config {
     pub sync_interval: Duration,
     /// Log format.
     pub log_format: LogFormat,
+    /// Whether sources may reach loopback and link-local addresses.
+    pub allow_loopback_targets: bool,
     /// Plugin sandbox limits.
     pub limits: Limits,
 }
@@ -335,6 +354,10 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
                 .max(1),
         ),
         log_format: settings.log_format.or(file.log_format).unwrap_or_default(),
+        allow_loopback_targets: settings
+            .allow_loopback_targets
+            .or(file.allow_loopback_targets)
+            .unwrap_or(false),
         limits,
         data_dir,
     })
@@ -441,6 +464,35 @@ max_plugin_bytes = 99
         let config = resolve(&cli.settings).unwrap();
         assert_eq!(config.listen, "127.0.0.1:2".parse().unwrap());
         assert_eq!(config.limits.wall_time, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn loopback_targets_are_off_unless_the_operator_turns_them_on() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let resolved = |args: &[&str]| {
+            let mut argv = vec![
+                "integration-host",
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+            ];
+            argv.extend_from_slice(args);
+            let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+            resolve(&cli.settings).unwrap().allow_loopback_targets
+        };
+        assert!(!resolved(&[]));
+        assert!(resolved(&["--allow-loopback-targets"]));
+        std::fs::write(
+            dir.path().join(DEFAULT_FILE_NAME),
+            "allow_loopback_targets = true\n",
+        )
+        .unwrap();
+        assert!(resolved(&[]));
+        assert!(!resolved(&["--allow-loopback-targets=false"]));
     }
 
     #[test]

@@ -262,10 +262,10 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let plugins_dir = &config.plugins_dir;
     let store = Store::open(&config.database()).context("opening the database")?;
     let key = MasterKey::load_or_create(&config.master_key_file)?;
-    let plugins = Arc::new(PluginHost::new(
-        config.limits.clone(),
-        Some(config.compile_cache()),
-    )?);
+    let plugins = Arc::new(
+        PluginHost::new(config.limits.clone(), Some(config.compile_cache()))?
+            .allow_loopback_targets(config.allow_loopback_targets)?,
+    );
     let loaded = plugins.load_dir(plugins_dir).await;
     let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();
     tracing::info!(loaded = ok, failed = loaded.len() - ok, dir = %plugins_dir.display(), "plugins");

@@ -6,7 +6,8 @@
 //! and `fields`, `[sources.capabilities]`, `[sources.settings]`, `[sources.network]`), except
 //! that `projects` is `"all"` or a list of project *names*, and a secret auth field is a
 //! reference, never a value: `"${ENV_VAR}"` (an environment variable of the importing process)
-//! or `{ file = "/path" }` (a file's contents, trailing newline trimmed). An export writes
+//! or `{ file = "/path" }` (a file's contents, trailing newline trimmed); a plain field takes
+//! its value as it is, and a reference there is refused. An export writes
 //! generated names such as `${SRC_OUR_JIRA_API_TOKEN}` and lists them in its header. Through
 //! the API only `SRC_*` variables may be referenced and no files ([`References`]); the
 //! `integration-host import` command may reference any.
@@ -24,10 +25,10 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::api::error::ApiError;
-use crate::api::new_id;
 use crate::api::sources::{
     SourceInput, audit, changed_fields, check, check_in_store, other_account,
 };
+use crate::api::{names, new_id};
 use crate::crypto::MasterKey;
 use crate::plugin::{PluginHost, ProviderInfo};
 use crate::store::records::{ProjectAssignment, ProjectRecord, SourceRecord};
@@ -225,6 +226,8 @@ struct Entry {
     input: SourceInput,
     /// Project names; `None` for all projects.
     project_names: Option<Vec<String>>,
+    /// The auth fields whose value was a reference (see [`check_references`]).
+    references: Vec<String>,
 }
 
 /// Imports a sources file: creates or updates each source by display name, in one write
@@ -254,6 +257,9 @@ pub async fn import(
         })?;
         infos.insert(provider.clone(), info);
     }
+    for entry in &entries {
+        check_references(entry, &infos[&entry.input.provider])?;
+    }
     let (key, who) = (key.clone(), who.to_string());
     store
         .write(move |w| {
@@ -269,7 +275,7 @@ pub async fn import(
                             .or_else(|| {
                                 projects
                                     .iter()
-                                    .find(|(_, p)| p.name.to_lowercase() == name.to_lowercase())
+                                    .find(|(_, p)| names::key(&p.name) == names::key(name))
                             })
                             .ok_or_else(|| {
                                 at_source(
@@ -285,11 +291,11 @@ pub async fn import(
                     entry.input.projects = ProjectAssignment::Specific { ids };
                 }
                 let info = &infos[&entry.input.provider];
-                let wanted = entry.input.display_name.trim().to_lowercase();
+                let wanted = names::key(&entry.input.display_name);
                 let existing: Option<(String, SourceRecord)> = w
                     .all::<SourceRecord>(SOURCES)?
                     .into_iter()
-                    .find(|(_, s)| s.display_name.to_lowercase() == wanted);
+                    .find(|(_, s)| names::key(&s.display_name) == wanted);
                 match existing {
                     None => {
                         let (record, secrets) =
@@ -474,10 +480,11 @@ fn parse(
         };
         // Placeholder; the names become ids inside the import's transaction.
         map.insert("projects".into(), json!({"mode": "all"}));
+        let mut referenced = Vec::new();
         if let Some(Value::Object(auth)) = map.get_mut("auth")
             && let Some(Value::Object(fields)) = auth.get_mut("fields")
         {
-            resolve_fields(fields, references, env).map_err(err)?;
+            referenced = resolve_fields(fields, references, env).map_err(err)?;
         }
         let input: SourceInput = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
@@ -488,8 +495,7 @@ fn parse(
                 ApiError::invalid(path, message)
             })
         })?;
-        let key = input.display_name.trim().to_lowercase();
-        if let Some(first) = seen.insert(key, index) {
+        if let Some(first) = seen.insert(names::key(&input.display_name), index) {
             return Err(err(ApiError::invalid(
                 "display_name",
                 format!("the same display name as sources[{first}]; each source appears once"),
@@ -499,17 +505,20 @@ fn parse(
             index,
             input,
             project_names,
+            references: referenced,
         });
     }
     Ok(entries)
 }
 
-/// Replaces `"${NAME}"` and `{ file = "/path" }` references among auth fields by their values.
+/// Replaces `"${NAME}"` and `{ file = "/path" }` references among auth fields by their values;
+/// returns the names of the fields that held one.
 fn resolve_fields(
     fields: &mut Map<String, Value>,
     references: References,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), ApiError> {
+) -> Result<Vec<String>, ApiError> {
+    let mut resolved_fields = Vec::new();
     for (name, value) in fields.iter_mut() {
         let field = format!("auth.fields.{name}");
         let resolved = match &*value {
@@ -555,6 +564,32 @@ fn resolve_fields(
             _ => continue,
         };
         *value = Value::String(resolved);
+        resolved_fields.push(name.clone());
+    }
+    Ok(resolved_fields)
+}
+
+/// A reference may stand only for a secret field of the source's auth type: in a plain field
+/// the value it reads would be stored and shown as it is. Unknown auth types and fields are
+/// left to `sources::check`, which names them.
+fn check_references(entry: &Entry, info: &ProviderInfo) -> Result<(), ApiError> {
+    let Some(auth) = info.auth_type(&entry.input.auth.kind) else {
+        return Ok(());
+    };
+    for name in &entry.references {
+        if let Some(field) = auth.fields.iter().find(|f| &f.name == name && !f.secret) {
+            return Err(at_source(
+                entry,
+                ApiError::invalid(
+                    format!("auth.fields.{name}"),
+                    format!(
+                        "{} is not a secret field, so it takes its value as it is, not a \
+                         reference (\"${{...}}\" or {{ file = ... }})",
+                        field.label
+                    ),
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -38,6 +38,11 @@ fn plugins_dir() -> PathBuf {
 
 /// Starts the binary on `data` and waits for the line saying where to open it.
 fn start(data: &Path, admin_token: Option<&str>) -> Running {
+    start_with_env(data, admin_token, &[])
+}
+
+/// [`start`] with extra environment variables.
+fn start_with_env(data: &Path, admin_token: Option<&str>, env: &[(&str, &str)]) -> Running {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_integration-host"));
     cmd.args([
         "--data-dir",
@@ -48,6 +53,8 @@ fn start(data: &Path, admin_token: Option<&str>) -> Running {
     .args(["serve", "--listen", "127.0.0.1:0"])
     .env_remove("INTEGRATION_ADMIN_TOKEN")
     .env_remove("INTEGRATION_MASTER_KEY")
+    .env_remove("INTEGRATION_ALLOW_LOOPBACK_TARGETS")
+    .envs(env.iter().copied())
     .env("RUST_LOG", "info")
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
@@ -366,4 +373,65 @@ async fn sigterm_under_load_exits_cleanly_and_loses_no_acknowledged_request() {
     assert_kept(&again.url, token, &project, &acked, "SIGTERM").await;
     again.child.kill().unwrap();
     again.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loopback_targets_are_refused_unless_the_operator_allows_them() {
+    // A tracker on this machine that counts the connections it gets.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tracker = format!("http://{}", listener.local_addr().unwrap());
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = socket.read(&mut [0; 4096]).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                .await;
+        }
+    });
+    let mut draft = custom_source("Local");
+    draft["base_url"] = json!(tracker);
+    let token = "its_binary-loopback-test-token-0123456789";
+    let data = tempfile::tempdir().unwrap();
+    let client = client();
+
+    let mut host = start(data.path(), Some(token));
+    let (status, outcome) = call(
+        &client,
+        &host.url,
+        token,
+        "POST",
+        "/api/v1/sources/test",
+        Some(draft.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["ok"], false, "{outcome}");
+    let message = outcome["message"].as_str().unwrap_or_default();
+    assert!(message.contains("--allow-loopback-targets"), "{message}");
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+    host.child.kill().unwrap();
+    host.child.wait().unwrap();
+
+    let env = [("INTEGRATION_ALLOW_LOOPBACK_TARGETS", "true")];
+    let mut host = start_with_env(data.path(), Some(token), &env);
+    let (status, outcome) = call(
+        &client,
+        &host.url,
+        token,
+        "POST",
+        "/api/v1/sources/test",
+        Some(draft),
+    )
+    .await;
+    assert_eq!(status, 200, "{outcome}");
+    assert!(
+        connections.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the tracker was reached: {outcome}"
+    );
+    host.child.kill().unwrap();
+    host.child.wait().unwrap();
 }

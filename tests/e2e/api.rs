@@ -307,6 +307,175 @@ async fn every_invalid_input_is_a_4xx_naming_the_field_and_stores_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn hostile_names_oversized_urls_and_look_alike_content_types_are_refused() {
+    let app = TestApp::start().await;
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/sources",
+            Some(source("Our Jira", "https://t.example.com")),
+        )
+        .await;
+    created.expect(201);
+
+    // Control, bidi and zero-width characters: refused, naming the field and the position.
+    for (name, position) in [
+        ("Our\0Jira", 4),
+        ("Our\nJira", 4),
+        ("\u{202e}ariJ ruO", 1),
+        ("Jira \u{2066}x\u{2069}", 6),
+        ("\u{200b}\u{200b}\u{200b}", 1),
+        ("\u{feff}", 1),
+    ] {
+        let r = app
+            .admin(
+                "POST",
+                "/api/v1/sources",
+                Some(source(name, "https://t.example.com")),
+            )
+            .await;
+        let message = r.expect_error(400, "display_name");
+        assert!(
+            message.starts_with(&format!("character {position} is ")),
+            "{name:?}: {message}"
+        );
+    }
+    // Names that only look different are the same name.
+    for name in [
+        "our jira",
+        "Our\u{a0}Jira",
+        "OUR \u{3000} JIRA",
+        "Our\u{202f}Jira",
+    ] {
+        app.admin(
+            "POST",
+            "/api/v1/sources",
+            Some(source(name, "https://t.example.com")),
+        )
+        .await
+        .expect_error(409, "display_name");
+    }
+    // A name is stored in NFC, so its decomposed and composed spellings are one name.
+    let cafe = app
+        .admin(
+            "POST",
+            "/api/v1/sources",
+            Some(source("Cafe\u{301}", "https://t.example.com")),
+        )
+        .await;
+    assert_eq!(cafe.expect(201)["display_name"], "Caf\u{e9}");
+    app.admin(
+        "POST",
+        "/api/v1/sources",
+        Some(source("CAF\u{c9}", "https://t.example.com")),
+    )
+    .await
+    .expect_error(409, "display_name");
+
+    // URLs and templates are bounded (2,048 bytes).
+    let long: &'static str = format!("https://t.example.com/{}", "a".repeat(10_000)).leak();
+    let cases: Vec<(Mutation, &str)> = vec![
+        (Box::new(move |s| s["base_url"] = json!(long)), "base_url"),
+        (
+            Box::new(move |s| s["issue_url_template"] = json!(format!("{long}/{{key}}"))),
+            "issue_url_template",
+        ),
+        (
+            Box::new(|s| {
+                s["create_url_template"] = json!(format!("{{baseUrl}}/{}", "n".repeat(10_000)))
+            }),
+            "create_url_template",
+        ),
+        (
+            Box::new(move |s| s["settings"]["echo-url"] = json!(&long[..3000])),
+            "settings.echo-url",
+        ),
+        (
+            Box::new(|s| {
+                s["network"] =
+                    json!({"proxy_url": format!("http://proxy.example.com/{}", "p".repeat(3000))})
+            }),
+            "network.proxy_url",
+        ),
+    ];
+    for (mutate, field) in cases {
+        let mut body = source("Long", "https://t.example.com");
+        mutate(&mut body);
+        let message = app
+            .admin("POST", "/api/v1/sources", Some(body))
+            .await
+            .expect_error(400, field);
+        assert!(message.contains("2048 bytes"), "{field}: {message}");
+    }
+    assert_eq!(count_sources(&app).await, 2, "only the two good names");
+
+    // Projects and tokens follow the same name rule.
+    app.admin(
+        "POST",
+        "/api/v1/projects",
+        Some(json!({"name": "Team One"})),
+    )
+    .await
+    .expect(201);
+    app.admin(
+        "POST",
+        "/api/v1/projects",
+        Some(json!({"name": "team\u{a0}one"})),
+    )
+    .await
+    .expect_error(409, "name");
+    app.admin(
+        "POST",
+        "/api/v1/projects",
+        Some(json!({"name": "Team\u{202e}Two"})),
+    )
+    .await
+    .expect_error(400, "name");
+    let token = json!({"name": "ci\nbot", "role": "admin"});
+    app.admin("POST", "/api/v1/tokens", Some(token))
+        .await
+        .expect_error(400, "name");
+
+    // The media type must be JSON itself, not a type that starts like it.
+    let body = serde_json::to_vec(&source("Typed", "https://t.example.com")).unwrap();
+    for content_type in [
+        "application/jsonx-not-json",
+        "application/json-seq",
+        "text/json",
+    ] {
+        let r = app
+            .call_raw(
+                "POST",
+                "/api/v1/sources",
+                Some(&app.admin),
+                Some((content_type, body.clone())),
+            )
+            .await;
+        assert_eq!(r.status, 415, "{content_type}: {}", r.text);
+        assert_eq!(r.body["error"]["code"], "unsupported-media-type");
+    }
+    let toml = "sources = []\n".as_bytes().to_vec();
+    let r = app
+        .call_raw(
+            "POST",
+            "/api/v1/sources/import",
+            Some(&app.admin),
+            Some(("application/tomlfoo", toml)),
+        )
+        .await;
+    assert_eq!(r.status, 415, "{}", r.text);
+    assert_eq!(count_sources(&app).await, 2);
+    app.call_raw(
+        "POST",
+        "/api/v1/sources",
+        Some(&app.admin),
+        Some(("Application/JSON; charset=utf-8", body)),
+    )
+    .await
+    .expect(201);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn malformed_requests_get_json_errors_naming_the_parameter() {
     let app = TestApp::start().await;
     // (method, path, JSON body text, status, error code, field or "" for none, message part)

@@ -530,3 +530,64 @@ fn a_record_written_before_network_settings_existed_still_reads() {
     .unwrap();
     assert!(record.network.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn loopback_and_link_local_targets_need_the_operator_setting() {
+    use axum::routing::get;
+    let tracker = integration_tests::StandIn::start(
+        axum::Router::new().route("/whoami", get(|| async { "ok" })),
+    )
+    .await;
+    let port = tracker.url.rsplit(':').next().unwrap().to_string();
+
+    // By default an admin's draft cannot probe this machine or the cloud metadata service,
+    // whether the URL names an address or a name that resolves to one.
+    let refusing = TestApp::start_refusing_loopback_targets().await;
+    for base_url in [
+        tracker.url.clone(),
+        format!("http://localhost:{port}"),
+        format!("http://[::ffff:127.0.0.1]:{port}"),
+        "http://169.254.169.254".to_string(),
+        "http://[fe80::1]".to_string(),
+    ] {
+        let draft = source("Probe", &base_url, None);
+        let outcome = refusing
+            .admin("POST", "/api/v1/sources/test", Some(draft))
+            .await;
+        let outcome = outcome.expect(200);
+        assert_eq!(outcome["ok"], false, "{base_url}: {outcome}");
+        let message = outcome["message"].as_str().unwrap();
+        assert!(
+            message.contains("--allow-loopback-targets")
+                && message.contains("INTEGRATION_ALLOW_LOOPBACK_TARGETS"),
+            "{base_url}: {message}"
+        );
+    }
+    // A proxy on this machine is such a target too.
+    let proxied = source(
+        "Proxied",
+        "http://tracker.internal.test",
+        Some(json!({"proxy_url": tracker.url})),
+    );
+    let outcome = refusing
+        .admin("POST", "/api/v1/sources/test", Some(proxied))
+        .await;
+    let message = outcome.expect(200)["message"].as_str().unwrap().to_string();
+    assert!(message.contains("--allow-loopback-targets"), "{message}");
+    assert!(
+        tracker.requests().is_empty(),
+        "nothing reached the stand-in"
+    );
+
+    // With the setting on (as in every other test), the same draft reaches it.
+    let allowing = TestApp::start().await;
+    let outcome = allowing
+        .admin(
+            "POST",
+            "/api/v1/sources/test",
+            Some(source("Probe", &tracker.url, None)),
+        )
+        .await;
+    assert_eq!(outcome.expect(200)["ok"], true, "{}", outcome.text);
+    assert_eq!(tracker.requests().len(), 1);
+}

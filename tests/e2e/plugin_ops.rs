@@ -80,7 +80,8 @@ impl OpsApp {
                 panic!("{}: {e} (run scripts/build-plugins.sh)", from.display())
             });
         }
-        let host = Arc::new(PluginHost::new(limits, Some(cache)).unwrap());
+        let host = PluginHost::new(limits, Some(cache)).unwrap();
+        let host = Arc::new(host.allow_loopback_targets(true).unwrap());
         for (path, result) in host.load_dir(&plugins_dir).await {
             if let Err(e) = result {
                 panic!("{} did not load: {e}", path.display());
@@ -366,7 +367,8 @@ async fn a_call_in_flight_finishes_on_the_old_version_while_new_calls_get_the_ne
     ))
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let host = Arc::new(PluginHost::new(Limits::default(), Some(compile_cache_dir())).unwrap());
+    let host = PluginHost::new(Limits::default(), Some(compile_cache_dir())).unwrap();
+    let host = Arc::new(host.allow_loopback_targets(true).unwrap());
     let v1 = host
         .upload("hotswap", &hotswap_v1(), dir.path())
         .await
@@ -1052,7 +1054,9 @@ async fn the_python_redmine_plugin_runs_through_the_host() {
         max_plugin_bytes: 64 << 20,
         ..Limits::default()
     };
-    let host = PluginHost::new(limits.clone(), Some(compile_cache_dir())).unwrap();
+    let host = PluginHost::new(limits.clone(), Some(compile_cache_dir()))
+        .and_then(|host| host.allow_loopback_targets(true))
+        .unwrap();
     let plugin = host.install(host.prepare(&bytes, "test".into()).await.unwrap());
     eprintln!(
         "redmine-py.wasm: {} bytes, prepared in {:?} (from the compile cache: {})",

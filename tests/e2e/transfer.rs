@@ -398,3 +398,39 @@ async fn no_secret_value_appears_in_an_export() {
     assert_eq!(denied.status, 403);
     assert!(!denied.text.contains(JIRA_TOKEN));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reference_in_a_plain_field_is_refused_and_reveals_nothing() {
+    let app = TestApp::start().await;
+    let secret = "canary-plain-field-4c7d2e9a1b0f3865-SECRET";
+    set_env("SRC_PLAIN_PROBE_TOKEN", secret);
+    // `user` is a plain field of the misbehave plugin's api-token auth; `token` is secret.
+    let file = |user: &str| {
+        format!(
+            "[[sources]]\ndisplay_name = \"Plain Probe\"\nprovider = \"misbehave\"\n\
+             base_url = \"https://probe.example.com\"\nprojects = \"all\"\n\
+             auth = {{ type = \"api-token\", fields = {{ user = {user}, token = \"${{SRC_PLAIN_PROBE_TOKEN}}\" }} }}\n"
+        )
+    };
+    let (status, body) = import(
+        &app,
+        &file("\"${SRC_PLAIN_PROBE_TOKEN}\""),
+        "application/toml",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["field"], "sources[0].auth.fields.user",
+        "{body}"
+    );
+    assert!(!body.to_string().contains(secret), "{body}");
+    let listed = app.admin("GET", "/api/v1/sources", None).await;
+    assert_eq!(listed.expect(200), &json!([]), "nothing stored");
+
+    // The same file with a plain value imports, the reference filling the secret field.
+    let (status, body) = import(&app, &file("\"robot\""), "application/toml").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(secrets_of(&app, "Plain Probe").await["token"], secret);
+    let listed = app.admin("GET", "/api/v1/sources", None).await;
+    assert!(!listed.text.contains(secret), "{}", listed.text);
+}

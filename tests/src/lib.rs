@@ -127,13 +127,25 @@ pub async fn plugin_host() -> std::sync::Arc<host::plugin::PluginHost> {
     plugin_host_with(host::plugin::Limits::default(), &[plugins_dir()]).await
 }
 
-/// A plugin host with the given limits and every plugin of the given directories loaded.
+/// A plugin host with the given limits and every plugin of the given directories loaded,
+/// allowed to reach loopback targets (the stand-ins listen on 127.0.0.1).
 pub async fn plugin_host_with(
     limits: host::plugin::Limits,
     dirs: &[PathBuf],
 ) -> std::sync::Arc<host::plugin::PluginHost> {
-    let host =
-        host::plugin::PluginHost::new(limits, Some(compile_cache_dir())).expect("plugin host");
+    loaded_plugin_host(limits, dirs, true).await
+}
+
+/// [`plugin_host_with`], reaching loopback and link-local targets only if
+/// `allow_loopback_targets` (the operator's `--allow-loopback-targets`).
+async fn loaded_plugin_host(
+    limits: host::plugin::Limits,
+    dirs: &[PathBuf],
+    allow_loopback_targets: bool,
+) -> std::sync::Arc<host::plugin::PluginHost> {
+    let host = host::plugin::PluginHost::new(limits, Some(compile_cache_dir()))
+        .and_then(|host| host.allow_loopback_targets(allow_loopback_targets))
+        .expect("plugin host");
     for dir in dirs {
         let loaded = host.load_dir(dir).await;
         assert!(
@@ -197,6 +209,21 @@ impl TestApp {
 
     /// Starts an app on an existing data directory (a restart).
     pub async fn start_in(dir: std::sync::Arc<tempfile::TempDir>) -> TestApp {
+        TestApp::start_with(dir, true).await
+    }
+
+    /// Starts an app on a new data directory as the operator runs it by default: sources may
+    /// not reach loopback and link-local addresses (every other app may, to reach the
+    /// stand-ins).
+    pub async fn start_refusing_loopback_targets() -> TestApp {
+        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        TestApp::start_with(dir, false).await
+    }
+
+    async fn start_with(
+        dir: std::sync::Arc<tempfile::TempDir>,
+        allow_loopback_targets: bool,
+    ) -> TestApp {
         // After a restart, background tasks of the previous app (the link writer) may need a
         // moment to notice they are done and close the database.
         let path = dir.path().join("integration.redb");
@@ -213,9 +240,10 @@ impl TestApp {
             }
         };
         let key = host::crypto::MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
-        let plugins = plugin_host_with(
+        let plugins = loaded_plugin_host(
             host::plugin::Limits::default(),
             &[plugins_dir(), test_plugins_dir()],
+            allow_loopback_targets,
         )
         .await;
         host::api::tokens::bootstrap_admin(&store, Some(ADMIN_TOKEN.into()))

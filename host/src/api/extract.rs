@@ -24,12 +24,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        if !is_json {
+        if !has_media_type(req.headers(), &["application/json"]) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
@@ -67,6 +62,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
             invalid_at(&path, message)
         })
     }
+}
+
+/// True when the `Content-Type` is exactly one of `types` (parameters such as `charset` aside,
+/// case-insensitive): `application/jsonx` is not `application/json`.
+pub fn has_media_type(headers: &axum::http::HeaderMap, types: &[&str]) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim())
+        .is_some_and(|media| types.iter().any(|t| media.eq_ignore_ascii_case(t)))
 }
 
 /// A 400 for a deserialization `message` at `path` (serde_path_to_error's, `.` for the top),

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod links;
+pub mod names;
 pub mod plugins;
 pub mod projects;
 pub mod providers;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::ApiError;
-use super::extract::{Caller, Path, Query};
+use super::extract::{Caller, Path, Query, has_media_type};
 use super::sources::audit;
 use crate::app::AppState;
 use crate::plugin::registry::{Swap, UploadError, watch_dir};
@@ -151,11 +151,7 @@ pub async fn upload(
         Ok(c) => c,
         Err(e) => return Err(drain(body, limit, e).await),
     };
-    let is_wasm = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == WASM);
-    if !is_wasm {
+    if !has_media_type(&headers, &[WASM]) {
         let e = ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",

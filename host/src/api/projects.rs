@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path};
-use super::new_id;
 use super::sources::audit;
+use super::{names, new_id};
 use crate::app::AppState;
 use crate::store::records::{ProjectAssignment, ProjectRecord, SourceRecord, now};
 use crate::store::{PROJECTS, Read, SOURCES, Writer};
@@ -175,21 +175,15 @@ pub async fn delete(
 }
 
 fn valid_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::invalid(
-            "name",
-            "a project name is 1 to 100 characters",
-        ));
-    }
-    Ok(name.to_string())
+    names::check("name", name, "a project name", 100)
 }
 
 fn unique_name(w: &Writer, name: &str, except: Option<&str>) -> Result<(), ApiError> {
     let all: Vec<(String, ProjectRecord)> = w.all(PROJECTS)?;
+    let wanted = names::key(name);
     if all
         .iter()
-        .any(|(id, p)| Some(id.as_str()) != except && p.name.eq_ignore_ascii_case(name))
+        .any(|(id, p)| Some(id.as_str()) != except && names::key(&p.name) == wanted)
     {
         return Err(ApiError::conflict(
             Some("name"),

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
-use super::new_id;
+use super::{names, new_id};
 use crate::app::AppState;
 use crate::crypto::MasterKey;
 use crate::metrics::Health;
@@ -29,6 +29,9 @@ use crate::store::{PROJECTS, Read, SECRETS, SOURCES, Writer};
 
 /// The longest key pattern accepted, in characters.
 pub const MAX_KEY_PATTERN: usize = 512;
+
+/// The longest URL (base URL, URL setting, proxy URL) and URL template accepted, in bytes.
+pub const MAX_URL_BYTES: usize = 2048;
 
 /// Body of create, update and draft test.
 #[derive(Clone, Deserialize)]
@@ -653,10 +656,10 @@ pub fn check_in_store(
     except: Option<&str>,
 ) -> Result<(), ApiError> {
     let all: Vec<(String, SourceRecord)> = w.all(SOURCES)?;
-    let name = record.display_name.to_lowercase();
+    let name = names::key(&record.display_name);
     if all
         .iter()
-        .any(|(id, s)| Some(id.as_str()) != except && s.display_name.to_lowercase() == name)
+        .any(|(id, s)| Some(id.as_str()) != except && names::key(&s.display_name) == name)
     {
         return Err(ApiError::conflict(
             Some("display_name"),
@@ -686,13 +689,7 @@ pub fn check(
     info: &ProviderInfo,
     existing: Option<(&SourceRecord, &BTreeMap<String, String>)>,
 ) -> Result<(SourceRecord, BTreeMap<String, String>), ApiError> {
-    let display_name = input.display_name.trim().to_string();
-    if display_name.is_empty() || display_name.chars().count() > 100 {
-        return Err(ApiError::invalid(
-            "display_name",
-            "a display name is 1 to 100 characters",
-        ));
-    }
+    let display_name = names::check("display_name", &input.display_name, "a display name", 100)?;
     let base_url = check_base_url(&input.base_url)?;
     let optional = |v: &Option<String>| {
         v.as_deref()
@@ -815,7 +812,10 @@ pub fn check(
             ));
         }
         let value = match setting.kind {
-            SettingKind::Url => check_url(&format!("settings.{name}"), value)?,
+            SettingKind::Url => {
+                check_url_length(&format!("settings.{name}"), value)?;
+                check_url(&format!("settings.{name}"), value)?
+            }
             SettingKind::Text => value.to_string(),
         };
         settings.insert(name.clone(), value);
@@ -875,6 +875,7 @@ fn check_network(input: Option<&NetworkInput>) -> Result<NetworkSettings, ApiErr
     }
     let proxy_url = blank_is_none(&input.proxy_url);
     if let Some(proxy) = &proxy_url {
+        check_url_length("network.proxy_url", proxy)?;
         let url = url::Url::parse(proxy).map_err(|e| {
             ApiError::invalid(
                 "network.proxy_url",
@@ -908,6 +909,7 @@ fn check_network(input: Option<&NetworkInput>) -> Result<NetworkSettings, ApiErr
 
 fn check_base_url(text: &str) -> Result<String, ApiError> {
     let trimmed = text.trim().trim_end_matches('/');
+    check_url_length("base_url", trimmed)?;
     let url = check_url("base_url", trimmed)?;
     let parsed = url::Url::parse(&url).expect("checked");
     if parsed.query().is_some() || parsed.fragment().is_some() {
@@ -935,6 +937,17 @@ fn check_url(field: &str, text: &str) -> Result<String, ApiError> {
     Ok(text.to_string())
 }
 
+/// At most [`MAX_URL_BYTES`].
+fn check_url_length(field: &str, text: &str) -> Result<(), ApiError> {
+    if text.len() > MAX_URL_BYTES {
+        return Err(ApiError::invalid(
+            field,
+            format!("at most {MAX_URL_BYTES} bytes; this is {}", text.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// A template may use only `allowed` placeholders and must render to an absolute http(s) URL.
 fn check_template(
     field: &str,
@@ -942,6 +955,7 @@ fn check_template(
     base_url: &str,
     allowed: &[&str],
 ) -> Result<(), ApiError> {
+    check_url_length(field, template)?;
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         let close = rest[open..]

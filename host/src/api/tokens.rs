@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, token_hash};
-use super::new_id;
 use super::sources::audit;
+use super::{names, new_id};
 use crate::app::AppState;
 use crate::store::records::{ProjectRecord, Role, TokenRecord, now};
 use crate::store::{PROJECTS, Read, Store, StoreError, TOKENS};
@@ -57,13 +57,7 @@ pub async fn create(
     Body(input): Body<TokenInput>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     caller.require_admin()?;
-    let name = input.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::invalid(
-            "name",
-            "a token name is 1 to 100 characters",
-        ));
-    }
+    let name = names::check("name", &input.name, "a token name", 100)?;
     if input.role == Role::Member && input.projects.is_empty() {
         return Err(ApiError::invalid(
             "projects",

@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::extract::Caller;
+use super::extract::{Caller, has_media_type};
 use crate::app::AppState;
 use crate::sources_as_code::{self, ImportReport, MAX_IMPORT_BYTES, References};
 
@@ -31,12 +31,7 @@ pub async fn import(
     req: Request,
 ) -> Result<Json<ImportReport>, ApiError> {
     caller.require_admin()?;
-    let is_toml = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| TOML_TYPES.iter().any(|t| v.starts_with(t)));
-    if !is_toml {
+    if !has_media_type(req.headers(), &TOML_TYPES) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",

@@ -195,7 +195,11 @@ pub async fn check_file(path: &Path, options: &CheckOptions) -> CheckReport {
 
 async fn check_bytes(bytes: &[u8], options: &CheckOptions, mut report: CheckReport) -> CheckReport {
     let started = Instant::now();
-    let host = match PluginHost::new(options.limits.clone(), options.cache_dir.clone()) {
+    // The checks' own stand-in tracker listens on 127.0.0.1, and an operator's --base-url
+    // may well be on this machine.
+    let host = PluginHost::new(options.limits.clone(), options.cache_dir.clone())
+        .and_then(|host| host.allow_loopback_targets(true));
+    let host = match host {
         Ok(h) => h,
         Err(e) => {
             report.push(

@@ -12,7 +12,12 @@
 //!   from response headers and bodies before the guest sees them, and from egress errors;
 //! - private, loopback and link-local addresses are reached only through origins the admin
 //!   named (the base URL, URL settings): a plugin's declared extra origins resolve to public
-//!   addresses only ([`PublicOnly`]), whatever their DNS says;
+//!   addresses only ([`Reach::Public`]), whatever their DNS says;
+//! - even through origins the admin named, loopback and link-local addresses (the host itself,
+//!   the cloud metadata service) are reached only when the operator allows it
+//!   (`--allow-loopback-targets`, [`Reach::NotLoopback`] otherwise); private networks are;
+//! - these address rules hold for names (checked by the clients' DNS resolver, [`Restricted`])
+//!   and for IP literals in a URL (checked before connecting: a resolver never sees those);
 //! - every call has a request budget, a response-size cap and a deadline;
 //! - every response's rate-limit headers are read here ([`Headroom`]), whatever the plugin;
 //! - a source's network settings (extra CA certificates, a proxy) change how a request
@@ -283,13 +288,18 @@ impl Egress {
     fn check(&self, url: &url::Url) -> Result<Origin, SendError> {
         let origin = Origin::of(url)
             .ok_or_else(|| SendError::InvalidRequest(format!("{url} is not an http(s) URL")))?;
-        if self.admin_named.contains(&origin) || self.declared.contains(&origin) {
-            Ok(origin)
-        } else {
-            Err(SendError::Denied(format!(
+        let admin_named = self.admin_named.contains(&origin);
+        if !admin_named && !self.declared.contains(&origin) {
+            return Err(SendError::Denied(format!(
                 "{origin} is not an allowed destination for this source"
-            )))
+            )));
         }
+        if let Ok(clients) = &self.clients {
+            clients
+                .check_ip_literal(url, admin_named)
+                .map_err(|e| SendError::Denied(e.to_string()))?;
+        }
+        Ok(origin)
     }
 
     async fn read(&mut self, mut resp: reqwest::Response) -> Result<Reply, SendError> {
@@ -451,8 +461,8 @@ fn transport_error(url: &url::Url, e: reqwest::Error) -> SendError {
     if let Some(tls) = find_cause::<rustls::Error>(&e) {
         return SendError::Unreachable(tls_message(url.host_str().unwrap_or("?"), &origin, tls));
     }
-    if let Some(private) = find_cause::<PrivateAddress>(&e) {
-        return SendError::Denied(private.to_string());
+    if let Some(refused) = find_cause::<AddressRefused>(&e) {
+        return SendError::Denied(refused.to_string());
     }
     // The innermost cause names the real problem (refused, DNS).
     let mut cause: &dyn std::error::Error = &e;
@@ -491,31 +501,109 @@ fn find_cause<'a, T: std::error::Error + 'static>(
     None
 }
 
-/// A DNS resolver that keeps only public addresses, so that a name a plugin declared cannot
-/// lead to the host's own network (loopback, private, link-local, ...).
-struct PublicOnly;
+/// Which addresses a client may connect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Any address: origins the admin named, when the operator allows loopback targets.
+    Any,
+    /// Any address but loopback and link-local ones ([`is_loopback_or_link_local`]): origins
+    /// the admin named, by default. Private networks (self-hosted trackers) stay reachable.
+    NotLoopback,
+    /// Public addresses only ([`is_public`]): origins a plugin declared.
+    Public,
+}
 
-impl reqwest::dns::Resolve for PublicOnly {
+impl Reach {
+    /// The reach of origins the admin named, given the operator's setting.
+    pub fn admin_named(allow_loopback_targets: bool) -> Reach {
+        if allow_loopback_targets {
+            Reach::Any
+        } else {
+            Reach::NotLoopback
+        }
+    }
+
+    /// True when `ip` is within this reach.
+    pub fn allows(self, ip: std::net::IpAddr) -> bool {
+        match self {
+            Reach::Any => true,
+            Reach::NotLoopback => !is_loopback_or_link_local(ip),
+            Reach::Public => is_public(ip),
+        }
+    }
+
+    /// The error for `host`, which is (`literal`) or resolves to an address out of reach.
+    fn refusal(self, host: &str, literal: bool) -> AddressRefused {
+        let is = if literal { "is" } else { "resolves to" };
+        AddressRefused(match self {
+            Reach::NotLoopback => format!(
+                "{host} {is} a loopback or link-local address (this machine, or a cloud \
+                 metadata service), which a source may reach only when the operator starts the \
+                 service with --allow-loopback-targets (INTEGRATION_ALLOW_LOOPBACK_TARGETS=true)"
+            ),
+            Reach::Any | Reach::Public => format!(
+                "{host} {is} a private, loopback or link-local address, which only an origin \
+                 the admin configured may reach"
+            ),
+        })
+    }
+
+    /// An error if `url`'s host is an IP literal out of reach. A DNS resolver never sees
+    /// those, so they are checked before connecting.
+    fn check_ip_literal(self, url: &url::Url) -> Result<(), AddressRefused> {
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        if self.allows(ip) {
+            Ok(())
+        } else {
+            Err(self.refusal(url.host_str().unwrap_or_default(), true))
+        }
+    }
+}
+
+/// A DNS resolver that keeps only the addresses within its [`Reach`], so that a name cannot
+/// lead where its origin may not go, whatever its DNS says.
+struct Restricted(Reach);
+
+impl reqwest::dns::Resolve for Restricted {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_string();
+        let reach = self.0;
         Box::pin(async move {
             let all: Vec<std::net::SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public: Vec<_> = all.into_iter().filter(|a| is_public(a.ip())).collect();
-            if public.is_empty() {
-                return Err(Box::new(PrivateAddress(host)) as Box<_>);
+            let allowed: Vec<_> = all.into_iter().filter(|a| reach.allows(a.ip())).collect();
+            if allowed.is_empty() {
+                return Err(Box::new(reach.refusal(&host, false)) as Box<_>);
             }
-            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
 
-/// A plugin-declared name resolved to non-public addresses only.
+/// A destination out of a client's [`Reach`]; the message says who may allow it.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{0} resolves to a private, loopback or link-local address, which only an origin the admin configured may reach"
-)]
-struct PrivateAddress(String);
+#[error("{0}")]
+struct AddressRefused(String);
+
+/// True for loopback (127/8, ::1), link-local (169.254/16, fe80::/10, where cloud metadata
+/// services live) and unspecified addresses (0.0.0.0/8 and ::, which reach this machine), and
+/// their IPv4-mapped IPv6 forms.
+fn is_loopback_or_link_local(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local() || v4.octets()[0] == 0,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_loopback_or_link_local(IpAddr::V4(v4)),
+            None => {
+                v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
+        },
+    }
+}
 
 /// True for addresses on the public internet: not loopback, private, link-local, shared
 /// (carrier-grade NAT), unique-local, multicast, documentation, unspecified or broadcast.
@@ -610,14 +698,29 @@ const MAX_CUSTOM_CLIENTS: usize = 64;
 /// What tells two sources' network settings apart: the CA bundle's sha-256 and the proxy URL.
 type NetworkKey = (Option<[u8; 32]>, Option<String>);
 
-/// The two clients of one network setting: `any` connects to whatever a name resolves to
-/// (for origins the admin named), `public` to public addresses only ([`PublicOnly`], for
-/// origins a plugin declared). Through a proxy both are the same client: the proxy resolves
-/// the target, and an admin's proxy may well be on a private address itself.
+/// The two clients of one network setting: `any` for origins the admin named (within
+/// `admin_reach`: loopback and link-local addresses only if the operator allows them),
+/// `public` to public addresses only ([`Reach::Public`], for origins a plugin declared).
+/// Through a proxy both are the same client: the proxy resolves the target, and an admin's
+/// proxy may well be on a private address itself.
 #[derive(Clone, Debug)]
 pub struct SourceClients {
     any: reqwest::Client,
     public: reqwest::Client,
+    admin_reach: Reach,
+}
+
+impl SourceClients {
+    /// An error if `url`'s host is an IP literal the origin may not reach: `admin_named`
+    /// origins within `admin_reach`, others public addresses only.
+    fn check_ip_literal(&self, url: &url::Url, admin_named: bool) -> Result<(), AddressRefused> {
+        let reach = if admin_named {
+            self.admin_reach
+        } else {
+            Reach::Public
+        };
+        reach.check_ip_literal(url)
+    }
 }
 
 /// The HTTP clients egress uses: the shared pair for sources without network settings, and a
@@ -629,12 +732,16 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// The shared pair (see [`client`]) and an empty cache.
-    pub fn new() -> anyhow::Result<Clients> {
+    /// The shared pair (see [`builder`]) and an empty cache. Origins the admin named reach
+    /// loopback and link-local addresses only if `allow_loopback_targets` (the operator's
+    /// setting).
+    pub fn new(allow_loopback_targets: bool) -> anyhow::Result<Clients> {
+        let admin_reach = Reach::admin_named(allow_loopback_targets);
         Ok(Clients {
             shared: SourceClients {
-                any: client()?,
-                public: builder().dns_resolver(PublicOnly).build()?,
+                any: restricted(builder(), admin_reach).build()?,
+                public: restricted(builder(), Reach::Public).build()?,
+                admin_reach,
             },
             custom: Mutex::new(HashMap::new()),
         })
@@ -660,13 +767,15 @@ impl Clients {
         if let Some(clients) = cache.get(&key) {
             return Ok(clients.clone());
         }
-        let any = custom_client(pem, proxy, false)?;
+        let admin_reach = self.shared.admin_reach;
+        let any = custom_client(pem, proxy, admin_reach)?;
         let clients = SourceClients {
             public: match proxy {
                 Some(_) => any.clone(),
-                None => custom_client(pem, None, true)?,
+                None => custom_client(pem, None, Reach::Public)?,
             },
             any,
+            admin_reach,
         };
         if cache.len() >= MAX_CUSTOM_CLIENTS {
             cache.clear();
@@ -677,17 +786,14 @@ impl Clients {
 }
 
 /// A client like the shared one, trusting `pem`'s certificates besides the system roots,
-/// sending everything through `proxy`, and, when `public_only`, connecting to public
-/// addresses only.
+/// sending everything through `proxy` (which must be within `reach` too), and connecting to
+/// addresses within `reach` only.
 fn custom_client(
     pem: Option<&str>,
     proxy: Option<&str>,
-    public_only: bool,
+    reach: Reach,
 ) -> Result<reqwest::Client, String> {
-    let mut builder = builder();
-    if public_only {
-        builder = builder.dns_resolver(PublicOnly);
-    }
+    let mut builder = restricted(builder(), reach);
     if let Some(pem) = pem {
         let certs = parse_ca_bundle(pem).map_err(|e| format!("CA bundle: {e}"))?;
         let certs = certs
@@ -698,6 +804,11 @@ fn custom_client(
         builder = builder.tls_certs_merge(certs);
     }
     if let Some(proxy) = proxy {
+        if let Ok(url) = url::Url::parse(proxy) {
+            reach
+                .check_ip_literal(&url)
+                .map_err(|e| format!("proxy URL: {e}"))?;
+        }
         let proxy = reqwest::Proxy::all(proxy).map_err(|e| format!("proxy URL: {e}"))?;
         builder = builder.proxy(proxy);
     }
@@ -710,13 +821,17 @@ fn custom_client(
     })
 }
 
-/// The shared HTTP client: no automatic redirects (followed by hand, see [`Egress::send`]),
-/// rustls verifying against the system's roots, short connect timeout, pooled connections.
-pub fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(builder().build()?)
+/// `builder` resolving names to addresses within `reach` only ([`Restricted`]).
+fn restricted(builder: reqwest::ClientBuilder, reach: Reach) -> reqwest::ClientBuilder {
+    match reach {
+        Reach::Any => builder,
+        Reach::NotLoopback | Reach::Public => builder.dns_resolver(Restricted(reach)),
+    }
 }
 
-/// The settings every egress client shares.
+/// The settings every egress client shares: no automatic redirects (followed by hand, see
+/// [`Egress::send`]), rustls verifying against the system's roots, short connect timeout,
+/// pooled connections.
 fn builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -744,7 +859,7 @@ mod tests {
 
     #[test]
     fn clients_are_built_once_per_distinct_network_settings() {
-        let clients = Clients::new().unwrap();
+        let clients = Clients::new(true).unwrap();
         clients.for_source(&source(None, None)).unwrap();
         clients.for_source(&source(Some("  "), Some(""))).unwrap();
         assert_eq!(cached(&clients), 0, "no settings: the shared client");
@@ -790,9 +905,128 @@ mod tests {
         }
     }
 
+    #[test]
+    fn only_loopback_and_link_local_addresses_need_the_operator_setting() {
+        let reachable = |ip: &str| Reach::NotLoopback.allows(ip.parse().unwrap());
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "93.184.215.14",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "2606:4700::6810:84e5",
+        ] {
+            assert!(reachable(ip), "{ip}");
+        }
+        for ip in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "169.254.169.254",
+            "0.0.0.0",
+            "::1",
+            "::",
+            "fe80::1",
+            "febf::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(!reachable(ip), "{ip}");
+            assert!(Reach::Any.allows(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    /// A live HTTP server on 127.0.0.1 answering 204; returns its port and how many
+    /// connections it accepted.
+    async fn loopback_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let _ = socket.read(&mut [0; 4096]).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        });
+        (port, accepted)
+    }
+
+    #[tokio::test]
+    async fn an_admin_named_loopback_or_link_local_origin_needs_the_operator_setting() {
+        let (port, accepted) = loopback_server().await;
+        for base in [
+            format!("http://127.0.0.1:{port}"),
+            format!("http://localhost:{port}"),
+            format!("http://[::ffff:127.0.0.1]:{port}"),
+            "http://169.254.169.254".to_string(),
+            "http://[fe80::1]".to_string(),
+        ] {
+            let mut off = egress_with(false, &base, &["https://api.example.com"]);
+            match off.send(get(&format!("{base}/latest/meta-data/"))).await {
+                Err(SendError::Denied(message)) => assert!(
+                    message.contains("--allow-loopback-targets")
+                        && message.contains("INTEGRATION_ALLOW_LOOPBACK_TARGETS"),
+                    "{base}: {message}"
+                ),
+                other => panic!("{base}: expected a denial, got {other:?}"),
+            }
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+        let base = format!("http://127.0.0.1:{port}");
+        let mut on = egress_with(true, &base, &["https://api.example.com"]);
+        assert_eq!(
+            on.send(get(&format!("{base}/x"))).await.unwrap().status,
+            204
+        );
+    }
+
+    #[tokio::test]
+    async fn a_declared_ip_literal_never_reaches_a_private_address() {
+        let (port, accepted) = loopback_server().await;
+        let declared = format!("http://127.0.0.1:{port}");
+        let mut by_plugin = egress_with(true, "https://tracker.example.com", &[&declared]);
+        match by_plugin.send(get(&format!("{declared}/x"))).await {
+            Err(SendError::Denied(message)) => {
+                assert!(
+                    message.contains("private, loopback or link-local"),
+                    "{message}"
+                )
+            }
+            other => panic!("expected a denial, got {other:?}"),
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_loopback_proxy_needs_the_operator_setting_too() {
+        let proxy = Some("http://127.0.0.1:3128");
+        let err = Clients::new(false)
+            .unwrap()
+            .for_source(&source(None, proxy))
+            .unwrap_err();
+        assert!(err.contains("--allow-loopback-targets"), "{err}");
+        let private = Some("http://10.0.0.8:3128");
+        Clients::new(false)
+            .unwrap()
+            .for_source(&source(None, private))
+            .unwrap();
+    }
+
     /// A source on `base_url` of a plugin that declares `extra` as extra origins, with a bearer
-    /// token.
+    /// token, on a host that allows loopback targets.
     fn egress(base_url: &str, extra: &[&str]) -> Egress {
+        egress_with(true, base_url, extra)
+    }
+
+    /// [`egress`] with the operator's loopback setting as given.
+    fn egress_with(allow_loopback_targets: bool, base_url: &str, extra: &[&str]) -> Egress {
         let info = ProviderInfo {
             extra_origins: extra.iter().map(|e| e.to_string()).collect(),
             auth_types: vec![AuthType {
@@ -812,8 +1046,9 @@ mod tests {
             ..SourceConfig::default()
         };
         let deadline = Instant::now() + Duration::from_secs(5);
+        let clients = Clients::new(allow_loopback_targets).unwrap();
         Egress::new(
-            &Clients::new().unwrap(),
+            &clients,
             &info,
             &source,
             Default::default(),

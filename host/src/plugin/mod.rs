@@ -248,7 +248,7 @@ impl PluginHost {
         }
         Ok(PluginHost {
             slots: Semaphore::new(limits.max_concurrent_calls as usize),
-            http: egress::Clients::new()?,
+            http: egress::Clients::new(false)?,
             engine,
             linker,
             limits,
@@ -259,6 +259,14 @@ impl PluginHost {
             cache_hits: AtomicU64::new(0),
             swap_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// This host with origins the admin named allowed to reach loopback and link-local
+    /// addresses too (the operator's `--allow-loopback-targets`); off by default, see
+    /// [`egress::Reach`].
+    pub fn allow_loopback_targets(mut self, allow: bool) -> anyhow::Result<PluginHost> {
+        self.http = egress::Clients::new(allow)?;
+        Ok(self)
     }
 
     /// The limits every call runs under.
