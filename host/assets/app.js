@@ -432,9 +432,11 @@
     return plural(ids.length, 'project');
   }
 
-  function testResultEl(result) {
+  // The last connection test of source `s`; an edit of how the tracker is reached clears it.
+  function testResultEl(result, s) {
     if (!result) {
-      return h('div', { class: 'test-result none' }, 'Not tested yet');
+      const edited = s && s.updated_at > s.created_at;
+      return h('div', { class: 'test-result none' }, edited ? 'Not tested since the last change' : 'Not tested yet');
     }
     return h('div', { class: 'test-result ' + (result.ok ? 'ok' : 'fail'), 'data-code': result.code },
       icon(result.ok ? 'check' : 'cross'),
@@ -499,7 +501,7 @@
         state.textContent = s.enabled ? 'Enabled' : 'Disabled';
       }
     });
-    const result = h('div', { class: 'test-cell', 'aria-live': 'polite' }, testResultEl(s.last_test));
+    const result = h('div', { class: 'test-cell', 'aria-live': 'polite' }, testResultEl(s.last_test, s));
     const health = h('div', { class: 'health-cell' }, healthEl(s.health));
     const testBtn = h('button', { type: 'button', class: 'icon-btn test', title: 'Test connection', 'aria-label': 'Test connection of ' + name }, icon('wrench'));
     testBtn.addEventListener('click', () => runTest(s, testBtn, result, health));

@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use crate::api::error::ApiError;
 use crate::api::new_id;
 use crate::api::sources::{
-    SourceInput, audit, changed_fields, check, check_in_store, other_account,
+    SourceInput, audit, changed_fields, check, check_in_store, kept_test, other_account,
 };
 use crate::crypto::MasterKey;
 use crate::plugin::{PluginHost, ProviderInfo};
@@ -317,7 +317,7 @@ pub async fn import(
                         let (mut record, secrets) = check(&entry.input, info, Some((&current, &stored)))
                             .map_err(|e| at_source(&entry, e))?;
                         record.created_at = current.created_at;
-                        record.last_test = current.last_test.clone();
+                        record.last_test = kept_test(&current, &record, &stored, &secrets);
                         let same = SourceRecord {
                             updated_at: current.updated_at,
                             ..record.clone()

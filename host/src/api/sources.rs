@@ -254,7 +254,7 @@ pub async fn update(
     let (current, stored) = load_with_secrets(&state, &id).await?;
     let (mut record, secrets) = check(&input, &info, Some((&current, &stored)))?;
     record.created_at = current.created_at;
-    record.last_test = current.last_test.clone();
+    record.last_test = kept_test(&current, &record, &stored, &secrets);
     let sealed = state.key.seal(&id, &secrets);
     let changed = changed_fields(&current, &record, &stored, &secrets);
     let other_account = other_account(&current, &record, &stored, &secrets);
@@ -586,6 +586,21 @@ pub fn other_account(
         || current.auth_type != record.auth_type
         || current.auth_fields != record.auth_fields
         || stored != secrets
+}
+
+/// The last connection test result an edit keeps: none once the edit changes how the tracker
+/// is reached (provider, base URL, auth, settings, network), since the result may no longer
+/// hold; the page then says "not tested since the last change".
+pub fn kept_test(
+    current: &SourceRecord,
+    record: &SourceRecord,
+    stored: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, String>,
+) -> Option<TestResult> {
+    let same_connection = !other_account(current, record, stored, secrets)
+        && current.settings == record.settings
+        && current.network == record.network;
+    current.last_test.clone().filter(|_| same_connection)
 }
 
 /// Names of the fields an edit changed; secrets appear as `auth.fields.<name>: replaced`.
