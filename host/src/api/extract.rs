@@ -86,7 +86,7 @@ fn invalid_at(path: &str, message: String) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,
         code: "invalid",
-        message,
+        message: super::wording::for_a_person(field.as_deref(), &message),
         field,
     }
 }
