@@ -148,11 +148,13 @@
   // API
 
   class ApiError extends Error {
-    constructor(status, code, message, field) {
+    // `errors`: every problem the service found ({code, message, field}), this one first.
+    constructor(status, code, message, field, errors) {
       super(message);
       this.status = status;
       this.code = code;
       this.field = field;
+      this.errors = errors && errors.length ? errors : [{ code, message, field }];
     }
   }
 
@@ -186,7 +188,7 @@
       if (res.status === 401 && path !== '/me') {
         signOut('Your token is no longer accepted. Sign in again.');
       }
-      throw new ApiError(res.status, err.code || String(res.status), message, err.field || null);
+      throw new ApiError(res.status, err.code || String(res.status), message, err.field || null, data && data.errors);
     }
     return data;
   }
@@ -1236,7 +1238,15 @@
       if (wrap) this.clearError(wrap);
     }
 
+    // Shows every error of a failed save or test at its field; the first last, so that its
+    // tab is selected and its control focused.
     showError(e) {
+      const all = e.errors || [e];
+      for (const one of all.slice(1).reverse()) this.showOne(one);
+      this.showOne(all[0]);
+    }
+
+    showOne(e) {
       const wrap = e.field ? this.locate(e.field) : null;
       if (!wrap) {
         this.banner.hidden = false;

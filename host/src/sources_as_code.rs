@@ -370,7 +370,7 @@ pub async fn import(
 /// API's `projects.ids[k]` written as the file's `projects[k]`) and the message names the
 /// source.
 fn at_source(entry: &Entry, e: ApiError) -> ApiError {
-    at_index(entry.index, Some(entry.input.display_name.trim()), e)
+    e.each(|e| at_index(entry.index, Some(entry.input.display_name.trim()), e))
 }
 
 fn at_index(index: usize, name: Option<&str>, mut e: ApiError) -> ApiError {

@@ -319,6 +319,66 @@ async fn every_invalid_input_is_a_4xx_naming_the_field_and_stores_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_empty_form_gets_every_field_error_at_once() {
+    let app = TestApp::start().await;
+    let empty = json!({
+        "provider": "misbehave", "display_name": " ", "base_url": "",
+        "auth": {"type": "api-token", "fields": {"pin": "1"}},
+        "issue_url_template": "{baseUrl}/{id}", "key_pattern": "(",
+        "capabilities": {"create_issues": true},
+        "projects": {"mode": "specific", "ids": []},
+        "settings": {"colour": "blue"},
+        "network": {"proxy_url": "ftp://proxy"},
+    });
+    for (method, path) in [
+        ("POST", "/api/v1/sources"),
+        ("POST", "/api/v1/sources/test"),
+    ] {
+        let r = app.admin(method, path, Some(empty.clone())).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        let errors = r.body["errors"].as_array().expect("errors").clone();
+        assert_eq!(errors[0], r.body["error"], "error is the first of errors");
+        let fields: Vec<&str> = errors
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        for expected in [
+            "display_name",
+            "base_url",
+            "issue_url_template",
+            "create_url_template",
+            "key_pattern",
+            "projects.ids",
+            "auth.fields.pin",
+            "auth.fields.token",
+            "settings.colour",
+            "network.proxy_url",
+        ] {
+            assert!(
+                fields.contains(&expected),
+                "{expected} missing from {fields:?}"
+            );
+        }
+        assert!(
+            errors
+                .iter()
+                .all(|e| e["code"] == "invalid" && e["message"].is_string())
+        );
+    }
+    // One error is a list of one.
+    let mut one = source("One", "https://t.example.com");
+    one["display_name"] = json!("");
+    let r = app.admin("POST", "/api/v1/sources", Some(one)).await;
+    assert_eq!(
+        r.body["errors"],
+        json!([r.body["error"].clone()]),
+        "{}",
+        r.text
+    );
+    assert_eq!(count_sources(&app).await, 0, "nothing was stored");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn malformed_requests_get_json_errors_naming_the_parameter() {
     let app = TestApp::start().await;
     // (method, path, JSON body text, status, error code, field or "" for none, message part)

@@ -88,6 +88,7 @@ fn invalid_at(path: &str, message: String) -> ApiError {
         code: "invalid",
         message: super::wording::for_a_person(field.as_deref(), &message),
         field,
+        more: Vec::new(),
     }
 }
 
@@ -126,6 +127,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
                     code: "invalid",
                     message: format!("a path parameter is invalid: {message}"),
                     field,
+                    more: Vec::new(),
                 })
             }
             // Routes and handlers disagree on the parameters: a bug of ours.

@@ -695,20 +695,22 @@ pub fn check_in_store(
 }
 
 /// Checks an input against the provider's description; returns the record to store and the
-/// secrets to seal. `existing` is the stored source and its secrets, for edits.
+/// secrets to seal. `existing` is the stored source and its secrets, for edits. Every field is
+/// checked: the error lists all problems at once ([`ApiError::all`]), the first as the answer.
 pub fn check(
     input: &SourceInput,
     info: &ProviderInfo,
     existing: Option<(&SourceRecord, &BTreeMap<String, String>)>,
 ) -> Result<(SourceRecord, BTreeMap<String, String>), ApiError> {
+    let mut errors = Vec::new();
     let display_name = input.display_name.trim().to_string();
     if display_name.is_empty() || display_name.chars().count() > 100 {
-        return Err(ApiError::invalid(
+        errors.push(ApiError::invalid(
             "display_name",
-            "a display name is 1 to 100 characters",
+            "a display name is 1 to 100 characters, e.g. \"Jira (web team)\"",
         ));
     }
-    let base_url = check_base_url(&input.base_url)?;
+    let base_url = noted(&mut errors, check_base_url(&input.base_url));
     let optional = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)
@@ -718,45 +720,102 @@ pub fn check(
     let issue_url_template = optional(&input.issue_url_template);
     let create_url_template = optional(&input.create_url_template);
     let key_pattern = optional(&input.key_pattern);
+    // Templates are checked against the base URL, or a stand-in one while it is wrong.
+    let base_for_templates = base_url.as_deref().unwrap_or("https://tracker.example.com");
     if let Some(t) = &issue_url_template {
-        check_template("issue_url_template", t, &base_url, &["baseUrl", "key"])?;
+        let checked = check_template(
+            "issue_url_template",
+            t,
+            base_for_templates,
+            &["baseUrl", "key"],
+        );
+        noted(&mut errors, checked);
     }
     if let Some(t) = &create_url_template {
-        check_template("create_url_template", t, &base_url, &["baseUrl"])?;
+        let checked = check_template("create_url_template", t, base_for_templates, &["baseUrl"]);
+        noted(&mut errors, checked);
     }
     if input.capabilities.create_issues && create_url_template.is_none() {
-        return Err(ApiError::invalid(
+        errors.push(ApiError::invalid(
             "create_url_template",
             "\"Create issues\" needs a create URL template (e.g. {baseUrl}/issues/new)",
         ));
     }
     if let Some(p) = &key_pattern {
-        check_key_pattern(p)?;
+        noted(&mut errors, check_key_pattern(p));
     }
     if let ProjectAssignment::Specific { ids } = &input.projects
         && ids.is_empty()
     {
-        return Err(ApiError::invalid(
+        errors.push(ApiError::invalid(
             "projects.ids",
             "choose at least one project, or all projects",
         ));
     }
+    let auth = check_auth(&mut errors, input, info, existing);
+    let settings = check_settings(&mut errors, input, info);
+    let network = noted(&mut errors, check_network(input.network.as_ref()));
+    if let Some(all) = ApiError::all(errors) {
+        return Err(all);
+    }
+    let (Some(base_url), Some((auth_type, fields, secrets)), Some(network)) =
+        (base_url, auth, network)
+    else {
+        return Err(ApiError::internal("a check failed without an error"));
+    };
 
-    // Auth: the type must be the provider's; fields split into plain and secret by its
-    // description; unknown fields are refused.
-    let auth = info.auth_type(&input.auth.kind).ok_or_else(|| {
+    let at = now();
+    let record = SourceRecord {
+        provider: input.provider.clone(),
+        display_name,
+        base_url,
+        auth_type,
+        auth_fields: fields,
+        secrets_set: secrets.keys().cloned().collect(),
+        settings,
+        issue_url_template,
+        create_url_template,
+        key_pattern,
+        enabled: input.enabled,
+        capabilities: input.capabilities,
+        projects: input.projects.clone(),
+        last_test: None,
+        created_at: at,
+        updated_at: at,
+        network,
+    };
+    Ok((record, secrets))
+}
+
+/// The value of a check that passed; a failed one's error joins `errors`.
+fn noted<T>(errors: &mut Vec<ApiError>, checked: Result<T, ApiError>) -> Option<T> {
+    checked.map_err(|e| errors.push(e)).ok()
+}
+
+/// The auth type must be the provider's; fields split into plain and secret by its
+/// description; unknown fields are refused. Returns the type id, the plain fields and the
+/// secrets, unless the type is unknown; each problem joins `errors`.
+#[allow(clippy::type_complexity)]
+fn check_auth(
+    errors: &mut Vec<ApiError>,
+    input: &SourceInput,
+    info: &ProviderInfo,
+    existing: Option<(&SourceRecord, &BTreeMap<String, String>)>,
+) -> Option<(String, BTreeMap<String, String>, BTreeMap<String, String>)> {
+    let Some(auth) = info.auth_type(&input.auth.kind) else {
         let known: Vec<&str> = info.auth_types.iter().map(|a| a.id.as_str()).collect();
-        ApiError::invalid(
+        errors.push(ApiError::invalid(
             "auth.type",
             format!(
                 "{} does not support auth type {:?}; use one of {known:?}",
                 info.name, input.auth.kind
             ),
-        )
-    })?;
+        ));
+        return None;
+    };
     for name in input.auth.fields.keys() {
         if !auth.fields.iter().any(|f| &f.name == name) {
-            return Err(ApiError::invalid(
+            errors.push(ApiError::invalid(
                 format!("auth.fields.{name}"),
                 format!("auth type {:?} has no field {name:?}", auth.id),
             ));
@@ -779,13 +838,9 @@ pub fn check(
             (None, true) => keep_secrets.and_then(|s| s.get(&field.name)).cloned(),
             (None, false) => None,
         };
+        let at = format!("auth.fields.{}", field.name);
         match value {
-            Some(v) if v.len() > 8192 => {
-                return Err(ApiError::invalid(
-                    format!("auth.fields.{}", field.name),
-                    "at most 8192 bytes",
-                ));
-            }
+            Some(v) if v.len() > 8192 => errors.push(ApiError::invalid(at, "at most 8192 bytes")),
             Some(v) if field.secret => {
                 secrets.insert(field.name.clone(), v);
             }
@@ -793,77 +848,63 @@ pub fn check(
                 fields.insert(field.name.clone(), v);
             }
             None if field.required => {
-                return Err(ApiError::invalid(
-                    format!("auth.fields.{}", field.name),
+                errors.push(ApiError::invalid(
+                    at,
                     format!("{} is required", field.label),
                 ));
             }
             None => {}
         }
     }
+    Some((auth.id.clone(), fields, secrets))
+}
 
+/// The provider settings to store: known names only, URL settings absolute, required ones
+/// present, blank values none; each problem joins `errors`.
+fn check_settings(
+    errors: &mut Vec<ApiError>,
+    input: &SourceInput,
+    info: &ProviderInfo,
+) -> BTreeMap<String, String> {
     let mut settings = BTreeMap::new();
     for (name, value) in &input.settings {
-        let setting = info
-            .settings
-            .iter()
-            .find(|s| &s.name == name)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    format!("settings.{name}"),
-                    format!("{} has no setting {name:?}", info.name),
-                )
-            })?;
+        let at = format!("settings.{name}");
+        let Some(setting) = info.settings.iter().find(|s| &s.name == name) else {
+            errors.push(ApiError::invalid(
+                at,
+                format!("{} has no setting {name:?}", info.name),
+            ));
+            continue;
+        };
         let value = value.trim();
         if value.is_empty() {
             continue;
         }
         if value.len() > 4096 {
-            return Err(ApiError::invalid(
-                format!("settings.{name}"),
-                "at most 4096 bytes",
-            ));
+            errors.push(ApiError::invalid(at, "at most 4096 bytes"));
+            continue;
         }
         let value = match setting.kind {
-            SettingKind::Url => check_url(&format!("settings.{name}"), value)?,
-            SettingKind::Text => value.to_string(),
+            SettingKind::Url => noted(errors, check_url(&at, value)),
+            SettingKind::Text => Some(value.to_string()),
         };
-        settings.insert(name.clone(), value);
+        if let Some(value) = value {
+            settings.insert(name.clone(), value);
+        }
     }
-    if let Some(missing) = info
-        .settings
-        .iter()
-        .find(|s| s.required && !settings.contains_key(&s.name))
-    {
-        return Err(ApiError::invalid(
+    for missing in info.settings.iter().filter(|s| {
+        s.required
+            && input
+                .settings
+                .get(&s.name)
+                .is_none_or(|v| v.trim().is_empty())
+    }) {
+        errors.push(ApiError::invalid(
             format!("settings.{}", missing.name),
             format!("{} is required", missing.label),
         ));
     }
-
-    let network = check_network(input.network.as_ref())?;
-
-    let at = now();
-    let record = SourceRecord {
-        provider: input.provider.clone(),
-        display_name,
-        base_url,
-        auth_type: auth.id.clone(),
-        auth_fields: fields,
-        secrets_set: secrets.keys().cloned().collect(),
-        settings,
-        issue_url_template,
-        create_url_template,
-        key_pattern,
-        enabled: input.enabled,
-        capabilities: input.capabilities,
-        projects: input.projects.clone(),
-        last_test: None,
-        created_at: at,
-        updated_at: at,
-        network,
-    };
-    Ok((record, secrets))
+    settings
 }
 
 /// The network settings to store: a CA bundle of valid certificates, a proxy URL without
