@@ -319,6 +319,23 @@ async fn every_invalid_input_is_a_4xx_naming_the_field_and_stores_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn omitted_capabilities_take_the_pages_defaults() {
+    let app = TestApp::start().await;
+    let mut none = source("None given", "https://t.example.com");
+    none.as_object_mut().unwrap().remove("capabilities");
+    let mut some = source("Some given", "https://t.example.com");
+    some["capabilities"] = json!({"add_comments": true});
+    for (body, add_comments) in [(none, false), (some, true)] {
+        let created = app.admin("POST", "/api/v1/sources", Some(body)).await;
+        let caps = &created.expect(201)["capabilities"];
+        assert_eq!(
+            caps,
+            &json!({"read_issue_details": true, "create_issues": false, "add_comments": add_comments, "process_webhooks": false}),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_empty_form_gets_every_field_error_at_once() {
     let app = TestApp::start().await;
     let empty = json!({

@@ -54,7 +54,7 @@ pub struct SourceInput {
     /// Available to members (default true).
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Capabilities (default: none).
+    /// Capabilities (default, as on the admin page: "Read issue details" only).
     #[serde(default)]
     pub capabilities: Capabilities,
     /// Project assignment.
