@@ -546,17 +546,40 @@ fn view(state: &AppState, id: String, record: SourceRecord) -> SourceView {
 
 fn member_view(state: &AppState, id: String, s: SourceRecord) -> MemberSourceView {
     let plugin = state.plugins.get(&s.provider).ok();
+    let (key_hint, key_example) = match &plugin {
+        Some(p) => member_key_hint(state, &p.info, &s),
+        None => (None, None),
+    };
     MemberSourceView {
         id,
         provider_name: plugin.as_ref().map(|p| p.info.name.clone()),
-        key_hint: plugin.as_ref().map(|p| p.info.key_hint.clone()),
-        key_example: plugin.as_ref().map(|p| p.info.key_example.clone()),
+        key_hint,
+        key_example,
         provider: s.provider,
         display_name: s.display_name,
         base_url: s.base_url,
         read_issue_details: s.capabilities.read_issue_details,
         create_issues: s.capabilities.create_issues && s.create_url_template.is_some(),
     }
+}
+
+/// The key hint and example members see. A source with a key pattern states it instead of
+/// the provider's general hint (which, for a free-form tracker, may say "any format"), and
+/// keeps the provider's example only if the pattern accepts it.
+fn member_key_hint(
+    state: &AppState,
+    info: &ProviderInfo,
+    s: &SourceRecord,
+) -> (Option<String>, Option<String>) {
+    let Some(pattern) = &s.key_pattern else {
+        return (Some(info.key_hint.clone()), Some(info.key_example.clone()));
+    };
+    let example = Some(info.key_example.clone()).filter(|e| state.patterns.matches(pattern, e));
+    let hint = match &example {
+        Some(e) => format!("Keys of this source match {pattern}, e.g. {e}"),
+        None => format!("Keys of this source match {pattern}"),
+    };
+    (Some(hint), example)
 }
 
 /// Records an admin change in the audit log (never with a secret value).
