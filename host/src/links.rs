@@ -251,7 +251,10 @@ pub async fn prepare(
             // The tracker asked us to wait: the link is stored, its details come with a sync.
             Some(until) => Err(FetchError {
                 code: "source-paused".into(),
-                message: crate::sync::paused(until).message,
+                message: format!(
+                    "not fetched yet: {}; a sync after that fetches it",
+                    crate::sync::pause_text(until)
+                ),
             }),
             None => state
                 .metrics

@@ -188,20 +188,24 @@ pub fn seconds_until(until: Millis) -> u32 {
     (wait.as_secs_f64().ceil() as u32).max(1)
 }
 
+/// Says that the source is paused until `until` (milliseconds since the epoch), for a person.
+pub fn pause_text(until: Millis) -> String {
+    let secs = until / 1000 % 86_400;
+    format!(
+        "the tracker asked us to wait: nothing is sent to it until {:02}:{:02}:{:02} UTC (in {} s)",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        seconds_until(until)
+    )
+}
+
 /// The 429 a manual refresh of a paused source gets: nothing was sent, and until when.
 pub fn paused(until: Millis) -> ApiError {
-    let secs = until / 1000 % 86_400;
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "source-paused",
-        format!(
-            "the tracker asked us to wait: nothing is sent to it until {:02}:{:02}:{:02} UTC \
-             (in {} s); try again then",
-            secs / 3600,
-            secs % 3600 / 60,
-            secs % 60,
-            seconds_until(until)
-        ),
+        format!("{}; try again then", pause_text(until)),
     )
 }
 
