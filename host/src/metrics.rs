@@ -579,3 +579,51 @@ pub async fn serve(State(state): State<AppState>) -> Response {
         .body(axum::body::Body::from(body))
         .expect("a valid response")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Millis = 1_796_000_000_000;
+
+    fn exhausted(resets_at: Millis) -> Option<Headroom> {
+        Some(Headroom {
+            remaining: 0,
+            limit: None,
+            resets_at: Some(resets_at),
+            reported_at: NOW,
+        })
+    }
+
+    #[test]
+    fn the_pause_is_the_latest_announced_time() {
+        let told = || SourceHealth {
+            calls: 1,
+            rate_limit: Some((30, NOW + 30_000)),
+            ..Default::default()
+        };
+        // A reset to the minute, already past, does not shorten Retry-After.
+        assert_eq!(
+            told().paused_until(NOW, exhausted(NOW - 20_000)),
+            Some(NOW + 30_000)
+        );
+        // A later reset of an exhausted window extends it.
+        assert_eq!(
+            told().paused_until(NOW, exhausted(NOW + 90_000)),
+            Some(NOW + 90_000)
+        );
+        // Once both are past, nothing holds the source.
+        assert_eq!(told().paused_until(NOW + 30_000, exhausted(NOW)), None);
+        // A call that succeeded after the wait was asked for ends it.
+        let answered = SourceHealth {
+            last_success_at: Some(NOW + 1),
+            ..told()
+        };
+        assert_eq!(answered.paused_until(NOW + 2, None), None);
+        // Health shows the same pause.
+        let h = told().view(NOW, exhausted(NOW - 20_000));
+        let rate = h.rate_limit.unwrap();
+        assert_eq!((h.status, rate.active), ("rate-limited", true));
+        assert_eq!(rate.paused_until, Some(NOW + 30_000));
+    }
+}
