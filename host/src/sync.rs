@@ -3,8 +3,10 @@
 //! Every interval it refreshes the links of each enabled source with "Read issue details",
 //! asking the plugin for issues in batches (`fetch-issues`, one tracker request per batch where
 //! the tracker allows it). Sources run concurrently up to a limit; within a source, batches run
-//! one after another. A rate-limited source waits the time the tracker asked for (or, when its
-//! headers say no request is left, until its window resets) while the others go on; a source that keeps failing backs off exponentially. The configuration is read
+//! one after another. A rate-limited source is paused while the others go on: nothing is sent
+//! to it, manual refreshes and link fetches included, before the latest time its tracker
+//! announced (`Retry-After`, or the reset of a window with no request left; see
+//! [`paused_until`]); a source that keeps failing backs off exponentially. The configuration is read
 //! afresh on every run, so an edit takes effect on the next execution.
 
 use std::collections::{BTreeMap, HashMap};
