@@ -469,8 +469,8 @@
       lines.push('Last call failed: ' + hl.last_error.code);
     }
     const rl = hl.rate_limit;
-    if (rl && rl.active && rl.limited_until && rl.limited_until > Date.now()) {
-      lines.push('Asked to wait until ' + new Date(rl.limited_until).toLocaleTimeString());
+    if (rl && rl.active && rl.paused_until && rl.paused_until > Date.now()) {
+      lines.push('Paused until ' + new Date(rl.paused_until).toLocaleTimeString() + ', as the tracker asked');
     }
     if (rl && rl.remaining != null) {
       let text = rl.remaining.toLocaleString() + (rl.limit != null ? ' of ' + rl.limit.toLocaleString() : '') + ' requests left';
