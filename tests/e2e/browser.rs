@@ -698,7 +698,7 @@ async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn one_save_of_an_empty_form_shows_every_error_and_an_edit_clears_the_test_result() {
+async fn one_save_shows_every_error_and_the_list_shows_an_untested_edit_and_a_pause() {
     let _serial = SERIAL.lock().await;
     let app = TestApp::start().await;
     let jira = jira().await;
@@ -750,6 +750,30 @@ async fn one_save_of_an_empty_form_shows_every_error_and_an_edit_clears_the_test
         "Not tested since the last change",
     )
     .await;
+
+    // A source whose tracker asked us to wait shows until when.
+    let busy = StandIn::start(Router::new().fallback(|| async {
+        (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "120")], "").into_response()
+    }))
+    .await;
+    let limited = json!({
+        "provider": "jira-cloud", "display_name": "Busy Jira", "base_url": busy.url,
+        "auth": {"type": "api-token", "fields": {"email": EMAIL, "api-token": TOKEN}},
+        "projects": {"mode": "all"},
+    });
+    let id = app
+        .admin("POST", "/api/v1/sources", Some(limited))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.admin("POST", &format!("/api/v1/sources/{id}/test"), None)
+        .await
+        .expect(200);
+    b.refresh().await;
+    b.find_text(&format!("{} .health", row("Busy Jira")), "Paused until")
+        .await;
     assert_no_script_errors(&b).await;
 }
 
