@@ -381,6 +381,16 @@ async fn an_empty_form_gets_every_field_error_at_once() {
                 .iter()
                 .all(|e| e["code"] == "invalid" && e["message"].is_string())
         );
+        // Each says what is expected, with an example.
+        for field in [
+            "display_name",
+            "base_url",
+            "key_pattern",
+            "network.proxy_url",
+        ] {
+            let e = errors.iter().find(|e| e["field"] == field).unwrap();
+            assert!(e["message"].as_str().unwrap().contains("e.g. "), "{e}");
+        }
     }
     // One error is a list of one.
     let mut one = source("One", "https://t.example.com");

@@ -995,10 +995,17 @@ fn check_base_url(text: &str) -> Result<String, ApiError> {
 
 /// An absolute http(s) URL without credentials in it, as given (trimmed).
 fn check_url(field: &str, text: &str) -> Result<String, ApiError> {
-    let url = url::Url::parse(text)
-        .map_err(|e| ApiError::invalid(field, format!("{text:?} is not an absolute URL ({e})")))?;
+    let url = url::Url::parse(text).map_err(|e| {
+        ApiError::invalid(
+            field,
+            format!("{text:?} is not an absolute URL ({e}); e.g. https://tracker.example.com"),
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ApiError::invalid(field, "use an http:// or https:// URL"));
+        return Err(ApiError::invalid(
+            field,
+            "use an http:// or https:// URL, e.g. https://tracker.example.com",
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ApiError::invalid(
@@ -1057,8 +1064,8 @@ fn check_key_pattern(pattern: &str) -> Result<(), ApiError> {
             ApiError::invalid(
                 "key_pattern",
                 format!(
-                    "not a valid regular expression: {}",
-                    e.to_string().lines().last().unwrap_or("")
+                    "not a valid regular expression ({}); e.g. ^[A-Z]+-[0-9]+$",
+                    e.to_string().lines().last().unwrap_or("").trim()
                 ),
             )
         })?;
