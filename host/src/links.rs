@@ -78,19 +78,23 @@ pub fn views(
 }
 
 /// Issue URLs derived from sources' configuration, by (source id, the source's `updated_at`,
-/// key). Every edit moves `updated_at`, so after one the links' URLs are derived anew.
+/// the plugin's digest, key). Every edit moves `updated_at` and a new plugin version has a new
+/// digest, so after either the links' URLs are derived anew.
 #[derive(Default)]
-pub struct IssueUrls(Mutex<HashMap<(String, Millis, String), String>>);
+pub struct IssueUrls(Mutex<HashMap<UrlEntry, String>>);
+
+/// (source id, source `updated_at`, plugin digest, key).
+type UrlEntry = (String, Millis, String, String);
 
 impl IssueUrls {
     /// The most URLs kept; the cache starts over beyond it.
     const MAX: usize = 100_000;
 
-    fn get(&self, entry: &(String, Millis, String)) -> Option<String> {
+    fn get(&self, entry: &UrlEntry) -> Option<String> {
         self.0.lock().expect("URL cache lock").get(entry).cloned()
     }
 
-    fn put(&self, entry: (String, Millis, String), url: String) {
+    fn put(&self, entry: UrlEntry, url: String) {
         let mut cache = self.0.lock().expect("URL cache lock");
         if cache.len() >= Self::MAX {
             cache.clear();
@@ -102,7 +106,7 @@ impl IssueUrls {
 /// Sets each view's `url` to the one its source's configuration gives now (the plugin's
 /// `issue-url`, which runs offline), so that an edit of the base URL or the issue URL template
 /// takes effect at once on existing links, with or without "Read issue details". A link of a
-/// deleted source, or one the plugin cannot render, keeps its stored URL.
+/// deleted source, of a missing plugin, or one the plugin cannot render keeps its stored URL.
 pub async fn current_urls(
     state: &AppState,
     views: &mut [LinkView],
@@ -113,7 +117,15 @@ pub async fn current_urls(
         let Some(source) = sources.get(&link.source_id) else {
             continue;
         };
-        let entry = (link.source_id.clone(), source.updated_at, link.key.clone());
+        let Ok(plugin) = state.plugins.get(&source.provider) else {
+            continue;
+        };
+        let entry = (
+            link.source_id.clone(),
+            source.updated_at,
+            plugin.digest.clone(),
+            link.key.clone(),
+        );
         if let Some(url) = state.issue_urls.get(&entry) {
             link.url = Some(url);
             continue;
