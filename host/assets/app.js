@@ -148,11 +148,13 @@
   // API
 
   class ApiError extends Error {
-    constructor(status, code, message, field) {
+    // `errors`: every problem the service found ({code, message, field}), this one first.
+    constructor(status, code, message, field, errors) {
       super(message);
       this.status = status;
       this.code = code;
       this.field = field;
+      this.errors = errors && errors.length ? errors : [{ code, message, field }];
     }
   }
 
@@ -186,7 +188,7 @@
       if (res.status === 401 && path !== '/me') {
         signOut('Your token is no longer accepted. Sign in again.');
       }
-      throw new ApiError(res.status, err.code || String(res.status), message, err.field || null);
+      throw new ApiError(res.status, err.code || String(res.status), message, err.field || null, data && data.errors);
     }
     return data;
   }
@@ -432,9 +434,11 @@
     return plural(ids.length, 'project');
   }
 
-  function testResultEl(result) {
+  // The last connection test of source `s`; an edit of how the tracker is reached clears it.
+  function testResultEl(result, s) {
     if (!result) {
-      return h('div', { class: 'test-result none' }, 'Not tested yet');
+      const edited = s && s.updated_at > s.created_at;
+      return h('div', { class: 'test-result none' }, edited ? 'Not tested since the last change' : 'Not tested yet');
     }
     return h('div', { class: 'test-result ' + (result.ok ? 'ok' : 'fail'), 'data-code': result.code },
       icon(result.ok ? 'check' : 'cross'),
@@ -465,8 +469,8 @@
       lines.push('Last call failed: ' + hl.last_error.code);
     }
     const rl = hl.rate_limit;
-    if (rl && rl.active && rl.limited_until && rl.limited_until > Date.now()) {
-      lines.push('Asked to wait until ' + new Date(rl.limited_until).toLocaleTimeString());
+    if (rl && rl.active && rl.paused_until && rl.paused_until > Date.now()) {
+      lines.push('Paused until ' + new Date(rl.paused_until).toLocaleTimeString() + ', as the tracker asked');
     }
     if (rl && rl.remaining != null) {
       let text = rl.remaining.toLocaleString() + (rl.limit != null ? ' of ' + rl.limit.toLocaleString() : '') + ' requests left';
@@ -499,7 +503,7 @@
         state.textContent = s.enabled ? 'Enabled' : 'Disabled';
       }
     });
-    const result = h('div', { class: 'test-cell', 'aria-live': 'polite' }, testResultEl(s.last_test));
+    const result = h('div', { class: 'test-cell', 'aria-live': 'polite' }, testResultEl(s.last_test, s));
     const health = h('div', { class: 'health-cell' }, healthEl(s.health));
     const testBtn = h('button', { type: 'button', class: 'icon-btn test', title: 'Test connection', 'aria-label': 'Test connection of ' + name }, icon('wrench'));
     testBtn.addEventListener('click', () => runTest(s, testBtn, result, health));
@@ -1234,7 +1238,15 @@
       if (wrap) this.clearError(wrap);
     }
 
+    // Shows every error of a failed save or test at its field; the first last, so that its
+    // tab is selected and its control focused.
     showError(e) {
+      const all = e.errors || [e];
+      for (const one of all.slice(1).reverse()) this.showOne(one);
+      this.showOne(all[0]);
+    }
+
+    showOne(e) {
       const wrap = e.field ? this.locate(e.field) : null;
       if (!wrap) {
         this.banner.hidden = false;

@@ -8,7 +8,7 @@ use axum::routing::get;
 
 use crate::api;
 use crate::crypto::MasterKey;
-use crate::links::{KeyPatterns, LinkWriter};
+use crate::links::{IssueUrls, KeyPatterns, LinkWriter};
 use crate::metrics::Metrics;
 use crate::plugin::PluginHost;
 use crate::store::Store;
@@ -26,6 +26,8 @@ pub struct AppState {
     pub plugins_dir: PathBuf,
     /// Compiled key patterns of sources.
     pub patterns: Arc<KeyPatterns>,
+    /// Issue URLs of links, derived from their source's current configuration.
+    pub issue_urls: Arc<IssueUrls>,
     /// Group-commit writer of new links.
     pub link_writer: Arc<LinkWriter>,
     /// Counters for `/metrics` and the per-source health (in memory).
@@ -48,6 +50,7 @@ impl AppState {
             key,
             plugins_dir,
             patterns: Arc::default(),
+            issue_urls: Arc::default(),
             metrics: Arc::default(),
         }
     }

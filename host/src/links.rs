@@ -77,6 +77,67 @@ pub fn views(
         .collect()
 }
 
+/// Issue URLs derived from sources' configuration, by (source id, the source's `updated_at`,
+/// the plugin's digest, key). Every edit moves `updated_at` and a new plugin version has a new
+/// digest, so after either the links' URLs are derived anew.
+#[derive(Default)]
+pub struct IssueUrls(Mutex<HashMap<UrlEntry, String>>);
+
+/// (source id, source `updated_at`, plugin digest, key).
+type UrlEntry = (String, Millis, String, String);
+
+impl IssueUrls {
+    /// The most URLs kept; the cache starts over beyond it.
+    const MAX: usize = 100_000;
+
+    fn get(&self, entry: &UrlEntry) -> Option<String> {
+        self.0.lock().expect("URL cache lock").get(entry).cloned()
+    }
+
+    fn put(&self, entry: UrlEntry, url: String) {
+        let mut cache = self.0.lock().expect("URL cache lock");
+        if cache.len() >= Self::MAX {
+            cache.clear();
+        }
+        cache.insert(entry, url);
+    }
+}
+
+/// Sets each view's `url` to the one its source's configuration gives now (the plugin's
+/// `issue-url`, which runs offline), so that an edit of the base URL or the issue URL template
+/// takes effect at once on existing links, with or without "Read issue details". A link of a
+/// deleted source, of a missing plugin, or one the plugin cannot render keeps its stored URL.
+pub async fn current_urls(
+    state: &AppState,
+    views: &mut [LinkView],
+    sources: &HashMap<String, SourceRecord>,
+) {
+    for view in views {
+        let link = &mut view.record;
+        let Some(source) = sources.get(&link.source_id) else {
+            continue;
+        };
+        let Ok(plugin) = state.plugins.get(&source.provider) else {
+            continue;
+        };
+        let entry = (
+            link.source_id.clone(),
+            source.updated_at,
+            plugin.digest.clone(),
+            link.key.clone(),
+        );
+        if let Some(url) = state.issue_urls.get(&entry) {
+            link.url = Some(url);
+            continue;
+        }
+        let config = crate::api::sources::config(Some(&link.source_id), source, BTreeMap::new());
+        if let Ok(url) = state.plugins.issue_url(&config, &link.key).await {
+            state.issue_urls.put(entry, url.clone());
+            link.url = Some(url);
+        }
+    }
+}
+
 /// Compiled key patterns, by pattern text: a source's pattern is compiled once, not per link.
 #[derive(Default)]
 pub struct KeyPatterns(Mutex<HashMap<String, Regex>>);
@@ -198,9 +259,16 @@ pub async fn prepare(
         created_by: who.to_string(),
     };
     if source.capabilities.read_issue_details {
-        apply(
-            &mut record,
-            state
+        let fetched = match crate::sync::paused_until(state, source_id) {
+            // The tracker asked us to wait: the link is stored, its details come with a sync.
+            Some(until) => Err(FetchError {
+                code: "source-paused".into(),
+                message: format!(
+                    "not fetched yet: {}; a sync after that fetches it",
+                    crate::sync::pause_text(until)
+                ),
+            }),
+            None => state
                 .metrics
                 .observe(
                     Some(source_id),
@@ -211,8 +279,8 @@ pub async fn prepare(
                 )
                 .await
                 .map_err(FetchError::from),
-            now(),
-        );
+        };
+        apply(&mut record, fetched, now());
     }
     Ok(NewLink { record })
 }

@@ -166,19 +166,20 @@ pub struct RateLimit {
     pub retry_after_secs: Option<u32>,
     /// Until when the tracker asked us to wait (milliseconds since the epoch).
     pub limited_until: Option<Millis>,
-    /// True while the source must wait: `limited_until` is in the future and no call has
-    /// succeeded since, or no request is left and the window has not reset yet.
+    /// Until when no request is sent to the tracker for this source (milliseconds since the
+    /// epoch): the latest of `limited_until` and, when no request is left, `resets_at`. Sync,
+    /// manual refreshes and link fetches all wait for it.
+    pub paused_until: Option<Millis>,
+    /// True while the source must wait (`paused_until` is set).
     pub active: bool,
 }
 
 impl RateLimit {
     fn new(
-        at: Millis,
         headroom: Option<Headroom>,
         told_to_wait: Option<(u32, Millis)>,
-        waiting: bool,
+        paused_until: Option<Millis>,
     ) -> Self {
-        let exhausted = headroom.is_some_and(|h| h.exhausted_until(at).is_some());
         RateLimit {
             remaining: headroom.map(|h| h.remaining),
             limit: headroom.and_then(|h| h.limit),
@@ -186,7 +187,8 @@ impl RateLimit {
             reported_at: headroom.map(|h| h.reported_at),
             retry_after_secs: told_to_wait.map(|(secs, _)| secs),
             limited_until: told_to_wait.map(|(_, until)| until),
-            active: exhausted || waiting,
+            paused_until,
+            active: paused_until.is_some(),
         }
     }
 }
@@ -226,13 +228,9 @@ struct SourceHealth {
 impl SourceHealth {
     fn view(&self, at: Millis, headroom: Option<Headroom>) -> Health {
         let window_errors = self.window.iter().filter(|failed| **failed).count();
-        // Told to wait, still within the wait, and no call has succeeded since.
-        let waiting = self.rate_limit.is_some_and(|(secs, until)| {
-            let told_at = until - u64::from(secs) * 1000;
-            at < until && self.last_success_at.is_none_or(|ok| ok < told_at)
-        });
+        let paused_until = self.paused_until(at, headroom);
         let rate_limit = (headroom.is_some() || self.rate_limit.is_some())
-            .then(|| RateLimit::new(at, headroom, self.rate_limit, waiting));
+            .then(|| RateLimit::new(headroom, self.rate_limit, paused_until));
         let status = if self.calls == 0 {
             "unknown"
         } else if rate_limit.as_ref().is_some_and(|r| r.active) {
@@ -258,6 +256,22 @@ impl SourceHealth {
             },
             rate_limit,
         }
+    }
+
+    /// THE pause rule: until when no request may be sent for this source, if that is after
+    /// `at`. It is the latest of the times the tracker announced: the end of its last
+    /// `Retry-After` wait (unless a call succeeded since it was told, which only an admin's
+    /// connection test may make during a pause) and, when its headers said no request is left,
+    /// the reset of its window. Trackers round resets (Jira's `X-RateLimit-Reset` is to the
+    /// minute), so a reset already past never shortens a `Retry-After`.
+    fn paused_until(&self, at: Millis, headroom: Option<Headroom>) -> Option<Millis> {
+        let told = self.rate_limit.and_then(|(secs, until)| {
+            let told_at = until - u64::from(secs) * 1000;
+            let waiting = at < until && self.last_success_at.is_none_or(|ok| ok < told_at);
+            waiting.then_some(until)
+        });
+        let exhausted = headroom.and_then(|h| h.exhausted_until(at));
+        told.max(exhausted)
     }
 }
 
@@ -372,6 +386,20 @@ impl Metrics {
         match health.get(source_id) {
             Some(h) => h.view(at, headroom),
             None => SourceHealth::default().view(at, headroom),
+        }
+    }
+
+    /// Until when no request may be sent for `source_id` (milliseconds since the epoch), if
+    /// it is paused now; `headroom` is what its tracker last announced (see
+    /// [`PluginHost::headroom`]). Health shows the same pause.
+    ///
+    /// [`PluginHost::headroom`]: crate::plugin::PluginHost::headroom
+    pub fn paused_until(&self, source_id: &str, headroom: Option<Headroom>) -> Option<Millis> {
+        let at = now();
+        let health = lock(&self.health);
+        match health.get(source_id) {
+            Some(h) => h.paused_until(at, headroom),
+            None => SourceHealth::default().paused_until(at, headroom),
         }
     }
 
@@ -550,4 +578,52 @@ pub async fn serve(State(state): State<AppState>) -> Response {
         )
         .body(axum::body::Body::from(body))
         .expect("a valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Millis = 1_796_000_000_000;
+
+    fn exhausted(resets_at: Millis) -> Option<Headroom> {
+        Some(Headroom {
+            remaining: 0,
+            limit: None,
+            resets_at: Some(resets_at),
+            reported_at: NOW,
+        })
+    }
+
+    #[test]
+    fn the_pause_is_the_latest_announced_time() {
+        let told = || SourceHealth {
+            calls: 1,
+            rate_limit: Some((30, NOW + 30_000)),
+            ..Default::default()
+        };
+        // A reset to the minute, already past, does not shorten Retry-After.
+        assert_eq!(
+            told().paused_until(NOW, exhausted(NOW - 20_000)),
+            Some(NOW + 30_000)
+        );
+        // A later reset of an exhausted window extends it.
+        assert_eq!(
+            told().paused_until(NOW, exhausted(NOW + 90_000)),
+            Some(NOW + 90_000)
+        );
+        // Once both are past, nothing holds the source.
+        assert_eq!(told().paused_until(NOW + 30_000, exhausted(NOW)), None);
+        // A call that succeeded after the wait was asked for ends it.
+        let answered = SourceHealth {
+            last_success_at: Some(NOW + 1),
+            ..told()
+        };
+        assert_eq!(answered.paused_until(NOW + 2, None), None);
+        // Health shows the same pause.
+        let h = told().view(NOW, exhausted(NOW - 20_000));
+        let rate = h.rate_limit.unwrap();
+        assert_eq!((h.status, rate.active), ("rate-limited", true));
+        assert_eq!(rate.paused_until, Some(NOW + 30_000));
+    }
 }

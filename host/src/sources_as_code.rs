@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 
 use crate::api::error::ApiError;
 use crate::api::sources::{
-    SourceInput, audit, changed_fields, check, check_in_store, other_account,
+    SourceInput, audit, changed_fields, check, check_in_store, kept_test, other_account,
 };
 use crate::api::{names, new_id};
 use crate::crypto::MasterKey;
@@ -323,7 +323,7 @@ pub async fn import(
                         let (mut record, secrets) = check(&entry.input, info, Some((&current, &stored)))
                             .map_err(|e| at_source(&entry, e))?;
                         record.created_at = current.created_at;
-                        record.last_test = current.last_test.clone();
+                        record.last_test = kept_test(&current, &record, &stored, &secrets);
                         let same = SourceRecord {
                             updated_at: current.updated_at,
                             ..record.clone()
@@ -376,7 +376,7 @@ pub async fn import(
 /// API's `projects.ids[k]` written as the file's `projects[k]`) and the message names the
 /// source.
 fn at_source(entry: &Entry, e: ApiError) -> ApiError {
-    at_index(entry.index, Some(entry.input.display_name.trim()), e)
+    e.each(|e| at_index(entry.index, Some(entry.input.display_name.trim()), e))
 }
 
 fn at_index(index: usize, name: Option<&str>, mut e: ApiError) -> ApiError {

@@ -3,21 +3,24 @@
 //! Every interval it refreshes the links of each enabled source with "Read issue details",
 //! asking the plugin for issues in batches (`fetch-issues`, one tracker request per batch where
 //! the tracker allows it). Sources run concurrently up to a limit; within a source, batches run
-//! one after another. A rate-limited source waits the time the tracker asked for (or, when its
-//! headers say no request is left, until its window resets) while the others go on; a source that keeps failing backs off exponentially. The configuration is read
+//! one after another. A rate-limited source is paused while the others go on: nothing is sent
+//! to it, manual refreshes and link fetches included, before the latest time its tracker
+//! announced (`Retry-After`, or the reset of a window with no request left; see
+//! [`paused_until`]); a source that keeps failing backs off exponentially. The configuration is read
 //! afresh on every run, so an edit takes effect on the next execution.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
 use serde::Serialize;
 
 use crate::api::error::ApiError;
 use crate::app::AppState;
 use crate::links::{FetchError, SyncState};
 use crate::plugin::{PluginError, ProviderError};
-use crate::store::records::{LinkRecord, SourceRecord};
+use crate::store::records::{LinkRecord, Millis, SourceRecord, now};
 use crate::store::{LINKS, Read, SOURCES};
 
 /// Keys per `fetch-issues` call.
@@ -40,6 +43,9 @@ pub struct RefreshReport {
     pub batches: usize,
     /// Set when the tracker rate-limited us: seconds until the source is tried again.
     pub retry_after_secs: Option<u32>,
+    /// Set with `retry_after_secs`: until when the source is paused (milliseconds since the
+    /// epoch), the same pause its health shows.
+    pub paused_until: Option<Millis>,
 }
 
 /// Per-source pacing: when a source may be synced next, and how often it failed in a row.
@@ -68,10 +74,8 @@ impl Pacing {
             failures: 0,
         });
         match report {
-            Ok(r) if r.retry_after_secs.is_some() => {
-                pace.not_before = Instant::now()
-                    + Duration::from_secs(u64::from(r.retry_after_secs.unwrap_or(1)));
-            }
+            // A rate limit is no failure: the source's pause (see `paused_until`) holds it.
+            Ok(r) if r.retry_after_secs.is_some() => {}
             Ok(r) if r.refreshed > 0 || r.failed == 0 => {
                 pace.failures = 0;
                 pace.not_before = Instant::now();
@@ -109,7 +113,11 @@ pub async fn pass(
     let sources: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
     let due: Vec<String> = sources
         .into_iter()
-        .filter(|(id, s)| SyncState::of(Some(s)) == SyncState::Syncing && pacing.ready(id))
+        .filter(|(id, s)| {
+            SyncState::of(Some(s)) == SyncState::Syncing
+                && pacing.ready(id)
+                && paused_until(state, id).is_none()
+        })
         .map(|(id, _)| id)
         .collect();
     state.metrics.record_sync_pass(due.len());
@@ -141,13 +149,23 @@ pub async fn pass(
     Ok(())
 }
 
-/// Refreshes the links of one source now (all of them, or only `only`), whatever its pacing.
-/// A source that is disabled, deleted or without "Read issue details" refreshes nothing.
+/// Refreshes the links of one source now (all of them, or only `only`), whatever its back-off
+/// after failures, but never while the tracker asked us to wait (a 429 `source-paused` saying
+/// until when). A source that is disabled, deleted or without "Read issue details" is a 409
+/// saying which (see [`refusal`]).
 pub async fn refresh_source(
     state: &AppState,
     source_id: &str,
     only: Option<Vec<String>>,
 ) -> Result<RefreshReport, ApiError> {
+    let key = source_id.to_string();
+    let source: Option<SourceRecord> = state.store.read(move |r| r.get(SOURCES, &key)).await?;
+    if let Some(refused) = refusal(source.as_ref()) {
+        return Err(refused);
+    }
+    if let Some(until) = paused_until(state, source_id) {
+        return Err(paused(until));
+    }
     let wanted = source_id.to_string();
     let links: Vec<(String, LinkRecord)> = state.store.read(|r| r.all(LINKS)).await?;
     let links: Vec<(String, LinkRecord)> = links
@@ -157,13 +175,66 @@ pub async fn refresh_source(
     refresh_links(state, source_id, links).await
 }
 
-/// Seconds until the tracker's rate-limit window resets, when its latest response said no
-/// request is left in it.
-fn window_exhausted(headroom: Option<crate::plugin::Headroom>) -> Option<u32> {
-    let now = crate::store::records::now();
-    let reset = headroom?.exhausted_until(now)?;
-    let wait = Duration::from_millis(reset - now).min(MAX_BACKOFF);
-    Some(wait.as_secs_f64().ceil() as u32)
+/// Until when no request may be sent for `source_id`, if it is paused now: the one pause
+/// health shows, which sync, manual refreshes and link fetches all obey (the latest of the
+/// tracker's `Retry-After` and, when no request is left, its window's reset).
+pub fn paused_until(state: &AppState, source_id: &str) -> Option<Millis> {
+    state
+        .metrics
+        .paused_until(source_id, state.plugins.headroom(source_id))
+}
+
+/// Whole seconds from now until `until` (milliseconds since the epoch), at least 1.
+pub fn seconds_until(until: Millis) -> u32 {
+    let wait = Duration::from_millis(until.saturating_sub(now())).min(MAX_BACKOFF);
+    (wait.as_secs_f64().ceil() as u32).max(1)
+}
+
+/// Says that the source is paused until `until` (milliseconds since the epoch), for a person.
+pub fn pause_text(until: Millis) -> String {
+    let secs = until / 1000 % 86_400;
+    format!(
+        "the tracker asked us to wait: nothing is sent to it until {:02}:{:02}:{:02} UTC (in {} s)",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        seconds_until(until)
+    )
+}
+
+/// The 429 a manual refresh of a paused source gets: nothing was sent, and until when.
+pub fn paused(until: Millis) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "source-paused",
+        format!("{}; try again then", pause_text(until)),
+    )
+}
+
+/// Why links of `source` (None = deleted) cannot be refreshed, if they cannot: a 409 whose
+/// code is the link's sync state (`not-syncing-disabled`, `not-syncing-deleted`,
+/// `no-details`).
+pub fn refusal(source: Option<&SourceRecord>) -> Option<ApiError> {
+    let (code, why) = match SyncState::of(source) {
+        SyncState::Syncing => return None,
+        SyncState::NotSyncingDisabled => (
+            "not-syncing-disabled",
+            "its source is disabled; an admin can enable it again",
+        ),
+        SyncState::NotSyncingDeleted => (
+            "not-syncing-deleted",
+            "its source was deleted; the link keeps its last snapshot",
+        ),
+        SyncState::NoDetails => (
+            "no-details",
+            "its source does not have \"Read issue details\"",
+        ),
+    };
+    Some(ApiError::new(
+        StatusCode::CONFLICT,
+        code,
+        format!("nothing to refresh: {why}"),
+    ))
 }
 
 /// Refreshes the given links, all of `source_id`.
@@ -185,10 +256,11 @@ async fn refresh_links(
     let mut report = RefreshReport::default();
     let mut outcomes: BTreeMap<String, Result<crate::plugin::Issue, FetchError>> = BTreeMap::new();
     for batch in keys.chunks(BATCH_SIZE) {
-        if let Some(wait) = window_exhausted(state.plugins.headroom(source_id)) {
-            // The tracker said no request is left in its window: wait for the reset rather
-            // than spend the next batch on a rate-limit error.
-            report.retry_after_secs = Some(wait);
+        if let Some(until) = paused_until(state, source_id) {
+            // The tracker asked us to wait, or said no request is left in its window: wait
+            // rather than spend the next batch on a rate-limit error.
+            report.retry_after_secs = Some(seconds_until(until));
+            report.paused_until = Some(until);
             break;
         }
         report.batches += 1;
@@ -228,7 +300,13 @@ async fn refresh_links(
             }
         }
         if report.retry_after_secs.is_some() {
-            break; // The rest waits for the next pass after the tracker's delay.
+            // The rest waits for the next pass after the pause (it includes this delay).
+            report.paused_until = paused_until(state, source_id);
+            report.retry_after_secs = report
+                .paused_until
+                .map(seconds_until)
+                .or(report.retry_after_secs);
+            break;
         }
     }
     for outcome in outcomes.values() {

@@ -476,20 +476,118 @@ async fn hostile_names_oversized_urls_and_look_alike_content_types_are_refused()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn omitted_capabilities_take_the_pages_defaults() {
+    let app = TestApp::start().await;
+    let mut none = source("None given", "https://t.example.com");
+    none.as_object_mut().unwrap().remove("capabilities");
+    let mut some = source("Some given", "https://t.example.com");
+    some["capabilities"] = json!({"add_comments": true});
+    for (body, add_comments) in [(none, false), (some, true)] {
+        let created = app.admin("POST", "/api/v1/sources", Some(body)).await;
+        let caps = &created.expect(201)["capabilities"];
+        assert_eq!(
+            caps,
+            &json!({"read_issue_details": true, "create_issues": false, "add_comments": add_comments, "process_webhooks": false}),
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_form_gets_every_field_error_at_once() {
+    let app = TestApp::start().await;
+    let empty = json!({
+        "provider": "misbehave", "display_name": " ", "base_url": "",
+        "auth": {"type": "api-token", "fields": {"pin": "1"}},
+        "issue_url_template": "{baseUrl}/{id}", "key_pattern": "(",
+        "capabilities": {"create_issues": true},
+        "projects": {"mode": "specific", "ids": []},
+        "settings": {"colour": "blue"},
+        "network": {"proxy_url": "ftp://proxy"},
+    });
+    for (method, path) in [
+        ("POST", "/api/v1/sources"),
+        ("POST", "/api/v1/sources/test"),
+    ] {
+        let r = app.admin(method, path, Some(empty.clone())).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        let errors = r.body["errors"].as_array().expect("errors").clone();
+        assert_eq!(errors[0], r.body["error"], "error is the first of errors");
+        let fields: Vec<&str> = errors
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        for expected in [
+            "display_name",
+            "base_url",
+            "issue_url_template",
+            "create_url_template",
+            "key_pattern",
+            "projects.ids",
+            "auth.fields.pin",
+            "auth.fields.token",
+            "settings.colour",
+            "network.proxy_url",
+        ] {
+            assert!(
+                fields.contains(&expected),
+                "{expected} missing from {fields:?}"
+            );
+        }
+        assert!(
+            errors
+                .iter()
+                .all(|e| e["code"] == "invalid" && e["message"].is_string())
+        );
+        // Each says what is expected, with an example.
+        for field in [
+            "display_name",
+            "base_url",
+            "key_pattern",
+            "network.proxy_url",
+        ] {
+            let e = errors.iter().find(|e| e["field"] == field).unwrap();
+            assert!(e["message"].as_str().unwrap().contains("e.g. "), "{e}");
+        }
+    }
+    // One error is a list of one.
+    let mut one = source("One", "https://t.example.com");
+    one["display_name"] = json!("");
+    let r = app.admin("POST", "/api/v1/sources", Some(one)).await;
+    assert_eq!(
+        r.body["errors"],
+        json!([r.body["error"].clone()]),
+        "{}",
+        r.text
+    );
+    assert_eq!(count_sources(&app).await, 0, "nothing was stored");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn malformed_requests_get_json_errors_naming_the_parameter() {
     let app = TestApp::start().await;
     // (method, path, JSON body text, status, error code, field or "" for none, message part)
     let no_type = r#"{"provider":"misbehave","display_name":"x","base_url":"https://t.example.com","auth":{"fields":{}},"projects":{"mode":"all"}}"#;
+    let projects_text = no_type
+        .replace(r#"{"fields":{}}"#, r#"{"type":"none"}"#)
+        .replace(r#"{"mode":"all"}"#, r#""all""#);
+    let capability_number = no_type
+        .replace(r#"{"fields":{}}"#, r#"{"type":"none"}"#)
+        .replace(
+            r#""projects""#,
+            r#""capabilities":{"create_issues":1},"projects""#,
+        );
     #[rustfmt::skip]
     let cases = [
         ("POST", "/api/v1/sources", "{bad json", 400, "invalid", "", "not valid JSON"),
         ("POST", "/api/v1/sources", "", 400, "invalid", "", "not valid JSON"),
         ("POST", "/api/v1/sources", "[]", 400, "invalid", "", "must be a JSON object"),
-        ("POST", "/api/v1/sources", "{}", 400, "invalid", "provider", "missing field"),
-        ("POST", "/api/v1/sources", no_type, 400, "invalid", "auth.type", "missing field"),
+        ("POST", "/api/v1/sources", "{}", 400, "invalid", "provider", "provider is required"),
+        ("POST", "/api/v1/sources", no_type, 400, "invalid", "auth.type", "type is required"),
+        ("POST", "/api/v1/sources", &projects_text, 400, "invalid", "projects", r#"expected {"mode": "all"} or {"mode": "specific", "ids": ["prj_1"]}; got the text "all""#),
+        ("POST", "/api/v1/sources", &capability_number, 400, "invalid", "capabilities.create_issues", "expected true or false; got the number 1"),
         ("GET", "/api/v1/sources/%FF%FE", "", 400, "invalid", "id", "UTF-8"),
         ("GET", "/api/v1/projects/%FF/links", "", 400, "invalid", "project", "UTF-8"),
-        ("GET", "/api/v1/sources?bogus=1", "", 400, "invalid", "bogus", "unknown field"),
+        ("GET", "/api/v1/sources?bogus=1", "", 400, "invalid", "bogus", "there is no field \"bogus\""),
         ("DELETE", "/api/v1/plugins/misbehave?force=maybe", "", 400, "invalid", "force", "true"),
         ("PATCH", "/api/v1/sources", "", 405, "method-not-allowed", "", "PATCH"),
         ("GET", "/api/v1/no-such-route", "", 404, "not-found", "", "no such API route"),
@@ -508,10 +606,9 @@ async fn malformed_requests_get_json_errors_naming_the_parameter() {
         }
         let message = json["error"]["message"].as_str().unwrap();
         assert!(message.contains(part), "{case}");
-        assert!(
-            !message.contains("SourceInput"),
-            "no Rust type names: {case}"
-        );
+        for rust in ["SourceInput", "enum ", "struct ", "ProjectAssignment"] {
+            assert!(!message.contains(rust), "no Rust type names: {case}");
+        }
     }
     assert_eq!(count_sources(&app).await, 0, "nothing was stored");
     assert!(

@@ -697,6 +697,86 @@ async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
     assert_no_script_errors(&b).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn one_save_shows_every_error_and_the_list_shows_an_untested_edit_and_a_pause() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    let jira = jira().await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, &app.admin).await;
+    b.find("#add-source").await.click().await;
+    b.find("#source-editor").await;
+    b.find("#save-source").await.click().await;
+    for field in [
+        "display_name",
+        "base_url",
+        "auth.fields.email",
+        "auth.fields.api-token",
+    ] {
+        let error = field_error(&b, field).await;
+        assert!(!error.is_empty(), "{field}");
+    }
+    assert_eq!(b.focused_id().await, "f-display_name", "the first one");
+    shot(&b, "editor-every-error").await;
+    assert_eq!(count_sources(&app).await, 0);
+
+    // A tested source whose token is replaced is no longer shown as tested.
+    let body = json!({
+        "provider": "jira-cloud", "display_name": "Our Jira", "base_url": jira.url,
+        "auth": {"type": "api-token", "fields": {"email": EMAIL, "api-token": TOKEN}},
+        "projects": {"mode": "all"},
+    });
+    let id = app
+        .admin("POST", "/api/v1/sources", Some(body.clone()))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.admin("POST", &format!("/api/v1/sources/{id}/test"), None)
+        .await
+        .expect(200);
+    b.find("#cancel-edit").await.click().await;
+    b.find_text(&format!("{} .test-result", row("Our Jira")), "Succeeded")
+        .await;
+    let mut wrong = body;
+    wrong["auth"]["fields"]["api-token"] = json!("a-wrong-token");
+    app.admin("PUT", &format!("/api/v1/sources/{id}"), Some(wrong))
+        .await
+        .expect(200);
+    b.refresh().await;
+    b.find_text(
+        &format!("{} .test-result", row("Our Jira")),
+        "Not tested since the last change",
+    )
+    .await;
+
+    // A source whose tracker asked us to wait shows until when.
+    let busy = StandIn::start(Router::new().fallback(|| async {
+        (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "120")], "").into_response()
+    }))
+    .await;
+    let limited = json!({
+        "provider": "jira-cloud", "display_name": "Busy Jira", "base_url": busy.url,
+        "auth": {"type": "api-token", "fields": {"email": EMAIL, "api-token": TOKEN}},
+        "projects": {"mode": "all"},
+    });
+    let id = app
+        .admin("POST", "/api/v1/sources", Some(limited))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.admin("POST", &format!("/api/v1/sources/{id}/test"), None)
+        .await
+        .expect(200);
+    b.refresh().await;
+    b.find_text(&format!("{} .health", row("Busy Jira")), "Paused until")
+        .await;
+    assert_no_script_errors(&b).await;
+}
+
 async fn count_sources(app: &TestApp) -> usize {
     app.admin("GET", "/api/v1/sources", None)
         .await

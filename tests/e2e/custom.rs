@@ -343,6 +343,75 @@ async fn urls_come_only_from_the_sources_templates() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn members_see_the_sources_key_pattern_not_advice_for_admins() {
+    let app = integration_tests::TestApp::start().await;
+    let project = app
+        .admin("POST", "/api/v1/projects", Some(json!({"name": "Web"})))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (name, pattern) in [
+        ("Requirements", Some("^REQ-[0-9]+$")),
+        ("Tickets", Some("^T[0-9]+$")),
+        ("Anything", None),
+    ] {
+        let body = json!({
+            "provider": "custom", "display_name": name, "base_url": "https://tracker.example.com",
+            "auth": {"type": "none"}, "issue_url_template": "{baseUrl}/issues/{key}",
+            "key_pattern": pattern, "projects": {"mode": "all"},
+        });
+        app.admin("POST", "/api/v1/sources", Some(body))
+            .await
+            .expect(201);
+    }
+    let member = app
+        .admin(
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"name": "M", "role": "member", "projects": [project]})),
+        )
+        .await
+        .expect(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let list = app
+        .call(
+            "GET",
+            &format!("/api/v1/sources?project={project}"),
+            Some(&member),
+            None,
+        )
+        .await
+        .expect(200)
+        .clone();
+    let of = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["display_name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let req = of("Requirements");
+    assert_eq!(
+        req["key_hint"],
+        "Keys of this source match ^REQ-[0-9]+$, e.g. REQ-42"
+    );
+    assert_eq!(req["key_example"], "REQ-42");
+    let tickets = of("Tickets");
+    assert_eq!(tickets["key_hint"], "Keys of this source match ^T[0-9]+$");
+    assert!(
+        tickets["key_example"].is_null(),
+        "REQ-42 would be refused: {tickets}"
+    );
+    let hint = of("Anything")["key_hint"].as_str().unwrap().to_string();
+    assert!(!hint.contains("match"), "{hint}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn test_connection_reports_the_http_answer_for_each_auth_type() {
     let host = plugin_host().await;
     let t = tracker().await;

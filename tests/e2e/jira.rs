@@ -1158,6 +1158,123 @@ async fn rate_limits_read_retry_after_and_the_iso_reset() {
     ));
 }
 
+/// A Jira that answers every request like Jira Cloud over its burst limit: 429 with
+/// `Retry-After: 30` and an `X-RateLimit-Reset` to the minute, already past.
+async fn start_over_the_limit() -> StandIn {
+    let minute = format!("{}Z", &iso_in(0)[..16]);
+    start_fixed(
+        429,
+        &[
+            ("retry-after", "30".into()),
+            ("x-ratelimit-reset", minute),
+            ("x-ratelimit-remaining", "0".into()),
+            ("content-type", "application/json".into()),
+        ],
+        r#"{"errorMessages":["Rate limit exceeded."]}"#,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_429_nothing_is_sent_before_retry_after_even_with_a_past_reset() {
+    let jira = start_over_the_limit().await;
+    let app = integration_tests::TestApp::start().await;
+    let project = app
+        .admin("POST", "/api/v1/projects", Some(json!({"name": "Web"})))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = json!({
+        "provider": ID, "display_name": "Our Jira", "base_url": jira.url,
+        "auth": {"type": "api-token", "fields": {"email": EMAIL, "api-token": TOKEN}},
+        "capabilities": {"read_issue_details": true}, "projects": {"mode": "all"},
+    });
+    let source = app
+        .admin("POST", "/api/v1/sources", Some(body))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let links = format!("/api/v1/projects/{project}/links");
+    let link = |key: &str| {
+        let body = json!({"test_object": "test-case:TC-1", "source_id": source, "key": key});
+        app.admin("POST", &links, Some(body))
+    };
+    // The link's first fetch meets the limit.
+    let first = link("PROJ-1").await.expect(201).clone();
+    assert_eq!(first["last_error"]["code"], "rate-limited", "{first}");
+    let sent = jira.requests().len();
+    assert!(sent >= 1);
+
+    // Manual refreshes answer without calling Jira, saying until when.
+    let r = app
+        .admin(
+            "POST",
+            &format!(
+                "/api/v1/projects/{project}/links/{}/refresh",
+                first["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["error"]["code"]),
+        (429, &json!("source-paused")),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(" UTC (in "),
+        "{}",
+        r.text
+    );
+    let r = app
+        .admin("POST", &format!("/api/v1/sources/{source}/refresh"), None)
+        .await;
+    assert_eq!(
+        (r.status, &r.body["error"]["code"]),
+        (429, &json!("source-paused")),
+        "{}",
+        r.text
+    );
+    // A new link is stored without a fetch; the periodic sync waits too.
+    let second = link("PROJ-2").await.expect(201).clone();
+    assert_eq!(second["last_error"]["code"], "source-paused", "{second}");
+    let pacing = Arc::new(host::sync::Pacing::default());
+    host::sync::pass(&app.state, &pacing, std::time::Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(jira.requests().len(), sent, "a paused source was called");
+
+    // Health shows the same pause: the whole Retry-After, not the past reset.
+    let h = app
+        .admin("GET", &format!("/api/v1/sources/{source}/health"), None)
+        .await
+        .expect(200)
+        .clone();
+    let rate = &h["rate_limit"];
+    assert_eq!(
+        (&h["status"], &rate["active"]),
+        (&json!("rate-limited"), &json!(true)),
+        "{h}"
+    );
+    assert_eq!(rate["paused_until"], rate["limited_until"], "{h}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        rate["paused_until"].as_u64().unwrap() >= now + 25_000,
+        "{h}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // fetch-issues
 

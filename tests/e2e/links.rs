@@ -563,16 +563,135 @@ async fn disabling_and_deleting_keep_links_visible_and_not_syncing() {
     );
     assert_eq!(links[0]["source_name"], "GitLab");
     let id = links[0]["id"].as_str().unwrap();
-    let refreshed = w
+    let path = format!("/api/v1/projects/{}/links/{id}/refresh", w.project);
+    let refused = w.app.call("POST", &path, Some(&w.member), None).await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert_eq!(refused.body["error"]["code"], "not-syncing-deleted");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deleted")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refreshing_a_link_that_does_not_sync_is_a_409_saying_why() {
+    let w = world().await;
+    let source = w.source("GitLab", true, json!({"mode": "all"})).await;
+    let plain = w.source("Plain", false, json!({"mode": "all"})).await;
+    let id = w.link(&source, "test-case:TC-1", "7").await.expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let plain_id = w.link(&plain, "test-case:TC-1", "8").await.expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.app
+        .admin("POST", &format!("/api/v1/sources/{source}/disable"), None)
+        .await
+        .expect(200);
+    let before = w.gitlab.requests().len();
+    for (link, code) in [(&id, "not-syncing-disabled"), (&plain_id, "no-details")] {
+        let path = format!("/api/v1/projects/{}/links/{link}/refresh", w.project);
+        let r = w.app.call("POST", &path, Some(&w.member), None).await;
+        assert_eq!(
+            (r.status, &r.body["error"]["code"]),
+            (409, &json!(code)),
+            "{}",
+            r.text
+        );
+    }
+    let r = w
         .app
+        .admin("POST", &format!("/api/v1/sources/{source}/refresh"), None)
+        .await;
+    assert_eq!(
+        (r.status, &r.body["error"]["code"]),
+        (409, &json!("not-syncing-disabled")),
+        "{}",
+        r.text
+    );
+    let r = w
+        .app
+        .admin("POST", "/api/v1/sources/src_gone/refresh", None)
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert_eq!(w.gitlab.requests().len(), before, "no tracker call");
+}
+
+/// The body that created `w.source(name, read, all projects)`, for edits (the token is kept).
+fn source_body(w: &World, name: &str, read: bool) -> Value {
+    json!({
+        "provider": "gitlab",
+        "display_name": name,
+        "base_url": format!("{}/group/shop", w.gitlab.url),
+        "auth": {"type": "api-token", "fields": {}},
+        "create_url_template": "{baseUrl}/-/issues/new",
+        "key_pattern": "^\\d+$",
+        "capabilities": {"read_issue_details": read, "create_issues": true},
+        "projects": {"mode": "all"},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edit_of_the_base_url_or_issue_url_template_moves_existing_links_at_once() {
+    let w = world().await;
+    let plain = w.source("Plain", false, json!({"mode": "all"})).await;
+    let detailed = w.source("Detailed", true, json!({"mode": "all"})).await;
+    w.link(&plain, "test-case:TC-1", "8").await.expect(201);
+    w.link(&detailed, "test-case:TC-1", "7").await.expect(201);
+    let url_of = |links: &[Value], source: &str| {
+        let link = links.iter().find(|l| l["source_id"] == source).unwrap();
+        link["url"].as_str().unwrap().to_string()
+    };
+    let links = w.links().await;
+    assert_eq!(
+        url_of(&links, &plain),
+        format!("{}/group/shop/-/issues/8", w.gitlab.url)
+    );
+
+    // The base URL of one, the issue URL template of the other.
+    let mut body = source_body(&w, "Plain", false);
+    body["base_url"] = json!(format!("{}/group/moved", w.gitlab.url));
+    w.app
+        .admin("PUT", &format!("/api/v1/sources/{plain}"), Some(body))
+        .await
+        .expect(200);
+    let mut body = source_body(&w, "Detailed", true);
+    body["issue_url_template"] = json!("{baseUrl}/-/work_items/{key}");
+    w.app
+        .admin("PUT", &format!("/api/v1/sources/{detailed}"), Some(body))
+        .await
+        .expect(200);
+    let moved = format!("{}/group/moved/-/issues/8", w.gitlab.url);
+    let templated = format!("{}/group/shop/-/work_items/7", w.gitlab.url);
+    let links = w.links().await;
+    assert_eq!(url_of(&links, &plain), moved);
+    assert_eq!(url_of(&links, &detailed), templated);
+    let admin_view = w
+        .app
+        .admin("GET", &format!("/api/v1/sources/{plain}/links"), None)
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(url_of(admin_view.as_array().unwrap(), &plain), moved);
+
+    // And after a restart.
+    let (project, member) = (w.project.clone(), w.member.clone());
+    let app = w.app.restart().await;
+    let r = app
         .call(
-            "POST",
-            &format!("/api/v1/projects/{}/links/{id}/refresh", w.project),
-            Some(&w.member),
+            "GET",
+            &format!("/api/v1/projects/{project}/links"),
+            Some(&member),
             None,
         )
         .await;
-    assert_eq!(refreshed.expect(200)["sync_state"], "not-syncing-deleted");
+    let links = r.expect(200).as_array().unwrap().clone();
+    assert_eq!(url_of(&links, &plain), moved);
+    assert_eq!(url_of(&links, &detailed), templated);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -479,6 +479,52 @@ async fn sync_waits_for_the_reset_when_the_tracker_says_no_request_is_left() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_change_to_how_the_tracker_is_reached_clears_the_last_test_result() {
+    let w = world().await;
+    let source = w.create_source("GitLab", json!({"mode": "all"})).await;
+    let path = format!("/api/v1/sources/{source}");
+    let last_test = async || w.app.admin("GET", &path, None).await.expect(200)["last_test"].clone();
+    let edit = async |body: Value| {
+        w.app.admin("PUT", &path, Some(body)).await.expect(200)["last_test"].clone()
+    };
+    let body = || w.source_body("GitLab", None, json!({"mode": "all"}));
+
+    assert_eq!(w.test(&source).await["ok"], true);
+    assert_eq!(last_test().await["ok"], true);
+    // A new name or new capabilities keep it.
+    let mut renamed = body();
+    renamed["display_name"] = json!("GitLab (shop)");
+    assert_eq!(edit(renamed).await["ok"], true);
+
+    // A wrong token, another base URL, auth field or network setting: not tested since.
+    let mut token = body();
+    token["auth"]["fields"]["token"] = json!("glpat-wrong");
+    let mut base = body();
+    base["base_url"] = json!(format!("{}/group/other", w.gitlab.url));
+    let mut network = body();
+    network["network"] = json!({"proxy_url": "http://127.0.0.1:9"});
+    for changed in [token, base, network] {
+        assert_eq!(w.test(&source).await["ok"], true);
+        assert!(last_test().await.is_object());
+        assert!(edit(changed.clone()).await.is_null(), "{changed}");
+        assert!(last_test().await.is_null(), "stored too");
+        edit(body()).await;
+    }
+    // Sources as code follows the same rule.
+    assert_eq!(w.test(&source).await["ok"], true);
+    let file = format!(
+        "[[sources]]\ndisplay_name = \"GitLab\"\nprovider = \"gitlab\"\nbase_url = \"{}/group/other\"\nprojects = \"all\"\nauth = {{ type = \"api-token\", fields = {{}} }}\n",
+        w.gitlab.url
+    );
+    let toml = Some(("application/toml", file.into_bytes()));
+    w.app
+        .call_raw("POST", "/api/v1/sources/import", Some(&w.app.admin), toml)
+        .await
+        .expect(200);
+    assert!(last_test().await.is_null());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn source_health_moves_when_the_tracker_fails_or_sends_rate_limit_headers() {
     let w = world().await;
     let shop = w.project("Shop").await;

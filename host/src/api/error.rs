@@ -1,7 +1,9 @@
-//! The one error shape of the API: `{"error": {"code", "message", "field"?}}`.
+//! The one error shape of the API: `{"error": {"code", "message", "field"?}, "errors": [...]}`.
 //!
 //! 4xx errors say what is wrong and, where one field is at fault, name it (a JSON path such as
-//! `auth.fields.email`). A 5xx says only "internal error"; the detail goes to the log.
+//! `auth.fields.email`). When several fields are wrong, `errors` lists them all, `error` being
+//! the first, so a form can show every problem after one save. A 5xx says only "internal
+//! error"; the detail goes to the log.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -22,6 +24,8 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault, if one is.
     pub field: Option<String>,
+    /// Further errors found in the same request, after this one (see [`ApiError::all`]).
+    pub more: Vec<ApiError>,
 }
 
 impl ApiError {
@@ -32,6 +36,7 @@ impl ApiError {
             code: "invalid",
             message: message.into(),
             field: Some(field.into()),
+            more: Vec::new(),
         }
     }
 
@@ -42,6 +47,7 @@ impl ApiError {
             code: "not-found",
             message: what.into(),
             field: None,
+            more: Vec::new(),
         }
     }
 
@@ -52,6 +58,7 @@ impl ApiError {
             code: "conflict",
             message: message.into(),
             field: field.map(str::to_string),
+            more: Vec::new(),
         }
     }
 
@@ -62,6 +69,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            more: Vec::new(),
         }
     }
 
@@ -69,6 +77,25 @@ impl ApiError {
     pub fn at(mut self, field: impl Into<String>) -> ApiError {
         self.field = Some(field.into());
         self
+    }
+
+    /// Every error of a request: the first is the answer, the others ride along in
+    /// `errors`. `None` when there is none.
+    pub fn all(mut errors: Vec<ApiError>) -> Option<ApiError> {
+        if errors.is_empty() {
+            return None;
+        }
+        let mut first = errors.remove(0);
+        first.more = errors;
+        Some(first)
+    }
+
+    /// Applies `f` to this error and every further one.
+    pub fn each(mut self, f: impl Fn(ApiError) -> ApiError) -> ApiError {
+        let more = std::mem::take(&mut self.more);
+        let mut first = f(self);
+        first.more = more.into_iter().map(&f).collect();
+        first
     }
 
     /// A 500; `detail` is logged, never sent.
@@ -84,11 +111,17 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"code": self.code, "message": self.message});
-        if let Some(field) = self.field {
-            body["field"] = field.into();
-        }
-        (self.status, Json(json!({ "error": body }))).into_response()
+        let one = |e: &ApiError| {
+            let mut body = json!({"code": e.code, "message": e.message});
+            if let Some(field) = &e.field {
+                body["field"] = field.clone().into();
+            }
+            body
+        };
+        let first = one(&self);
+        let mut all = vec![first.clone()];
+        all.extend(self.more.iter().map(one));
+        (self.status, Json(json!({ "error": first, "errors": all }))).into_response()
     }
 }
 

@@ -91,8 +91,9 @@ fn invalid_at(path: &str, message: String) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,
         code: "invalid",
-        message,
+        message: super::wording::for_a_person(field.as_deref(), &message),
         field,
+        more: Vec::new(),
     }
 }
 
@@ -131,6 +132,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
                     code: "invalid",
                     message: format!("a path parameter is invalid: {message}"),
                     field,
+                    more: Vec::new(),
                 })
             }
             // Routes and handlers disagree on the parameters: a bug of ours.

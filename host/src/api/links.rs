@@ -175,7 +175,9 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /projects/{project}/links/{id}/refresh`: fetches the issue now (if its source syncs).
+/// `POST /projects/{project}/links/{id}/refresh`: fetches the issue now. A 409 when its source
+/// does not sync (disabled, deleted, no "Read issue details"), a 429 while the tracker asked us
+/// to wait.
 pub async fn refresh(
     State(state): State<AppState>,
     caller: Caller,
@@ -187,11 +189,7 @@ pub async fn refresh(
     let link = link
         .filter(|l| l.project == project)
         .ok_or_else(|| ApiError::not_found(format!("no link {id:?} in this project")))?;
-    match sync::refresh_source(&state, &link.source_id, Some(vec![id.clone()])).await {
-        Ok(_) => {}
-        Err(e) if e.status == StatusCode::NOT_FOUND => {} // the source is gone: nothing to refresh
-        Err(e) => return Err(e),
-    }
+    sync::refresh_source(&state, &link.source_id, Some(vec![id.clone()])).await?;
     let views = load_views(&state, move |l| {
         l.project == link.project && l.identity() == link.identity()
     })
@@ -267,13 +265,19 @@ pub async fn impact(
     ))
 }
 
-/// `POST /sources/{id}/refresh` (admin): syncs every link of a source now.
+/// `POST /sources/{id}/refresh` (admin): syncs every link of a source now; 409 when it does not
+/// sync, 429 while the tracker asked us to wait.
 pub async fn refresh_source(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<RefreshReport>, ApiError> {
     caller.require_admin()?;
+    let key = id.clone();
+    let found: Option<SourceRecord> = state.store.read(move |r| r.get(SOURCES, &key)).await?;
+    if found.is_none() {
+        return Err(ApiError::not_found(format!("no source {id:?}")));
+    }
     Ok(Json(sync::refresh_source(&state, &id, None).await?))
 }
 
@@ -306,6 +310,7 @@ async fn load_views(
         .await?;
     let sources: HashMap<String, SourceRecord> = sources.into_iter().collect();
     let mut views = links::views(links, &sources);
+    links::current_urls(state, &mut views, &sources).await;
     views.sort_by_key(|v| v.record.created_at);
     Ok(views)
 }

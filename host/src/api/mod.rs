@@ -15,6 +15,7 @@ pub mod routes;
 pub mod sources;
 pub mod tokens;
 pub mod transfer;
+pub mod wording;
 
 use rand::RngCore;
 

@@ -124,15 +124,23 @@ pub fn document() -> Value {
             "schemas": {"Error": {
                 "type": "object",
                 "required": ["error"],
-                "properties": {"error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {
-                        "code": {"type": "string"},
-                        "message": {"type": "string"},
-                        "field": {"type": "string", "description": "The request field at fault, as a path"},
+                "properties": {
+                    "error": {"$ref": "#/components/schemas/FieldError"},
+                    "errors": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/FieldError"},
+                        "description": "Every problem found in the request, `error` first",
                     },
-                }},
+                },
+            },
+            "FieldError": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "field": {"type": "string", "description": "The request field at fault, as a path"},
+                },
             }},
         },
     })
@@ -167,7 +175,7 @@ pub async fn docs() -> impl IntoResponse {
          <style>body{{font:14px system-ui,sans-serif;margin:2rem;color:#1d2330}}table{{border-collapse:collapse}}\
          td,th{{border-bottom:1px solid #dde;padding:6px 10px;text-align:left;vertical-align:top}}code{{font-size:13px}}</style>\
          </head><body><h1>Integration sources API</h1><p>Bearer tokens (<code>Authorization: Bearer its_...</code>). \
-         Errors: <code>{{\"error\": {{\"code\", \"message\", \"field\"}}}}</code>. Machine-readable: \
+         Errors: <code>{{\"error\": {{\"code\", \"message\", \"field\"}}, \"errors\": [...]}}</code> (every problem found, <code>error</code> first). Machine-readable: \
          <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.</p>\
          <table><thead><tr><th>Method</th><th>Path</th><th>Who</th><th>What</th></tr></thead><tbody>{rows}</tbody></table></body></html>"
     );

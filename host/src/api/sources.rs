@@ -57,7 +57,7 @@ pub struct SourceInput {
     /// Available to members (default true).
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Capabilities (default: none).
+    /// Capabilities (default, as on the admin page: "Read issue details" only).
     #[serde(default)]
     pub capabilities: Capabilities,
     /// Project assignment.
@@ -257,7 +257,7 @@ pub async fn update(
     let (current, stored) = load_with_secrets(&state, &id).await?;
     let (mut record, secrets) = check(&input, &info, Some((&current, &stored)))?;
     record.created_at = current.created_at;
-    record.last_test = current.last_test.clone();
+    record.last_test = kept_test(&current, &record, &stored, &secrets);
     let sealed = state.key.seal(&id, &secrets);
     let changed = changed_fields(&current, &record, &stored, &secrets);
     let other_account = other_account(&current, &record, &stored, &secrets);
@@ -549,17 +549,40 @@ fn view(state: &AppState, id: String, record: SourceRecord) -> SourceView {
 
 fn member_view(state: &AppState, id: String, s: SourceRecord) -> MemberSourceView {
     let plugin = state.plugins.get(&s.provider).ok();
+    let (key_hint, key_example) = match &plugin {
+        Some(p) => member_key_hint(state, &p.info, &s),
+        None => (None, None),
+    };
     MemberSourceView {
         id,
         provider_name: plugin.as_ref().map(|p| p.info.name.clone()),
-        key_hint: plugin.as_ref().map(|p| p.info.key_hint.clone()),
-        key_example: plugin.as_ref().map(|p| p.info.key_example.clone()),
+        key_hint,
+        key_example,
         provider: s.provider,
         display_name: s.display_name,
         base_url: s.base_url,
         read_issue_details: s.capabilities.read_issue_details,
         create_issues: s.capabilities.create_issues && s.create_url_template.is_some(),
     }
+}
+
+/// The key hint and example members see. A source with a key pattern states it instead of
+/// the provider's general hint (which, for a free-form tracker, may say "any format"), and
+/// keeps the provider's example only if the pattern accepts it.
+fn member_key_hint(
+    state: &AppState,
+    info: &ProviderInfo,
+    s: &SourceRecord,
+) -> (Option<String>, Option<String>) {
+    let Some(pattern) = &s.key_pattern else {
+        return (Some(info.key_hint.clone()), Some(info.key_example.clone()));
+    };
+    let example = Some(info.key_example.clone()).filter(|e| state.patterns.matches(pattern, e));
+    let hint = match &example {
+        Some(e) => format!("Keys of this source match {pattern}, e.g. {e}"),
+        None => format!("Keys of this source match {pattern}"),
+    };
+    (Some(hint), example)
 }
 
 /// Records an admin change in the audit log (never with a secret value).
@@ -589,6 +612,21 @@ pub fn other_account(
         || current.auth_type != record.auth_type
         || current.auth_fields != record.auth_fields
         || stored != secrets
+}
+
+/// The last connection test result an edit keeps: none once the edit changes how the tracker
+/// is reached (provider, base URL, auth, settings, network), since the result may no longer
+/// hold; the page then says "not tested since the last change".
+pub fn kept_test(
+    current: &SourceRecord,
+    record: &SourceRecord,
+    stored: &BTreeMap<String, String>,
+    secrets: &BTreeMap<String, String>,
+) -> Option<TestResult> {
+    let same_connection = !other_account(current, record, stored, secrets)
+        && current.settings == record.settings
+        && current.network == record.network;
+    current.last_test.clone().filter(|_| same_connection)
 }
 
 /// Names of the fields an edit changed; secrets appear as `auth.fields.<name>: replaced`.
@@ -683,14 +721,17 @@ pub fn check_in_store(
 }
 
 /// Checks an input against the provider's description; returns the record to store and the
-/// secrets to seal. `existing` is the stored source and its secrets, for edits.
+/// secrets to seal. `existing` is the stored source and its secrets, for edits. Every field is
+/// checked: the error lists all problems at once ([`ApiError::all`]), the first as the answer.
 pub fn check(
     input: &SourceInput,
     info: &ProviderInfo,
     existing: Option<(&SourceRecord, &BTreeMap<String, String>)>,
 ) -> Result<(SourceRecord, BTreeMap<String, String>), ApiError> {
-    let display_name = names::check("display_name", &input.display_name, "a display name", 100)?;
-    let base_url = check_base_url(&input.base_url)?;
+    let mut errors = Vec::new();
+    let display_name = names::check("display_name", &input.display_name, "a display name", 100);
+    let display_name = noted(&mut errors, display_name).unwrap_or_default();
+    let base_url = noted(&mut errors, check_base_url(&input.base_url));
     let optional = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)
@@ -700,11 +741,20 @@ pub fn check(
     let issue_url_template = optional(&input.issue_url_template);
     let create_url_template = optional(&input.create_url_template);
     let key_pattern = optional(&input.key_pattern);
+    // Templates are checked against the base URL, or a stand-in one while it is wrong.
+    let base_for_templates = base_url.as_deref().unwrap_or("https://tracker.example.com");
     if let Some(t) = &issue_url_template {
-        check_template("issue_url_template", t, &base_url, &["baseUrl", "key"])?;
+        let checked = check_template(
+            "issue_url_template",
+            t,
+            base_for_templates,
+            &["baseUrl", "key"],
+        );
+        noted(&mut errors, checked);
     }
     if let Some(t) = &create_url_template {
-        check_template("create_url_template", t, &base_url, &["baseUrl"])?;
+        let checked = check_template("create_url_template", t, base_for_templates, &["baseUrl"]);
+        noted(&mut errors, checked);
     }
     if input.capabilities.create_issues && create_url_template.is_none() {
         // Suggest the provider's own new-issue page, not another tracker's.
@@ -712,38 +762,86 @@ pub fn check(
             .default_create_url_template
             .as_deref()
             .unwrap_or("{baseUrl}/issues/new");
-        return Err(ApiError::invalid(
+        errors.push(ApiError::invalid(
             "create_url_template",
             format!("\"Create issues\" needs a create URL template (e.g. {example})"),
         ));
     }
     if let Some(p) = &key_pattern {
-        check_key_pattern(p)?;
+        noted(&mut errors, check_key_pattern(p));
     }
     if let ProjectAssignment::Specific { ids } = &input.projects
         && ids.is_empty()
     {
-        return Err(ApiError::invalid(
+        errors.push(ApiError::invalid(
             "projects.ids",
             "choose at least one project, or all projects",
         ));
     }
+    let auth = check_auth(&mut errors, input, info, existing);
+    let settings = check_settings(&mut errors, input, info);
+    let network = noted(&mut errors, check_network(input.network.as_ref()));
+    if let Some(all) = ApiError::all(errors) {
+        return Err(all);
+    }
+    let (Some(base_url), Some((auth_type, fields, secrets)), Some(network)) =
+        (base_url, auth, network)
+    else {
+        return Err(ApiError::internal("a check failed without an error"));
+    };
 
-    // Auth: the type must be the provider's; fields split into plain and secret by its
-    // description; unknown fields are refused.
-    let auth = info.auth_type(&input.auth.kind).ok_or_else(|| {
+    let at = now();
+    let record = SourceRecord {
+        provider: input.provider.clone(),
+        display_name,
+        base_url,
+        auth_type,
+        auth_fields: fields,
+        secrets_set: secrets.keys().cloned().collect(),
+        settings,
+        issue_url_template,
+        create_url_template,
+        key_pattern,
+        enabled: input.enabled,
+        capabilities: input.capabilities,
+        projects: input.projects.clone(),
+        last_test: None,
+        created_at: at,
+        updated_at: at,
+        network,
+    };
+    Ok((record, secrets))
+}
+
+/// The value of a check that passed; a failed one's error joins `errors`.
+fn noted<T>(errors: &mut Vec<ApiError>, checked: Result<T, ApiError>) -> Option<T> {
+    checked.map_err(|e| errors.push(e)).ok()
+}
+
+/// The auth type must be the provider's; fields split into plain and secret by its
+/// description; unknown fields are refused. Returns the type id, the plain fields and the
+/// secrets, unless the type is unknown; each problem joins `errors`.
+#[allow(clippy::type_complexity)]
+fn check_auth(
+    errors: &mut Vec<ApiError>,
+    input: &SourceInput,
+    info: &ProviderInfo,
+    existing: Option<(&SourceRecord, &BTreeMap<String, String>)>,
+) -> Option<(String, BTreeMap<String, String>, BTreeMap<String, String>)> {
+    let Some(auth) = info.auth_type(&input.auth.kind) else {
         let known: Vec<&str> = info.auth_types.iter().map(|a| a.id.as_str()).collect();
-        ApiError::invalid(
+        errors.push(ApiError::invalid(
             "auth.type",
             format!(
                 "{} does not support auth type {:?}; use one of {known:?}",
                 info.name, input.auth.kind
             ),
-        )
-    })?;
+        ));
+        return None;
+    };
     for name in input.auth.fields.keys() {
         if !auth.fields.iter().any(|f| &f.name == name) {
-            return Err(ApiError::invalid(
+            errors.push(ApiError::invalid(
                 format!("auth.fields.{name}"),
                 format!("auth type {:?} has no field {name:?}", auth.id),
             ));
@@ -766,13 +864,9 @@ pub fn check(
             (None, true) => keep_secrets.and_then(|s| s.get(&field.name)).cloned(),
             (None, false) => None,
         };
+        let at = format!("auth.fields.{}", field.name);
         match value {
-            Some(v) if v.len() > 8192 => {
-                return Err(ApiError::invalid(
-                    format!("auth.fields.{}", field.name),
-                    "at most 8192 bytes",
-                ));
-            }
+            Some(v) if v.len() > 8192 => errors.push(ApiError::invalid(at, "at most 8192 bytes")),
             Some(v) if field.secret => {
                 secrets.insert(field.name.clone(), v);
             }
@@ -780,80 +874,66 @@ pub fn check(
                 fields.insert(field.name.clone(), v);
             }
             None if field.required => {
-                return Err(ApiError::invalid(
-                    format!("auth.fields.{}", field.name),
+                errors.push(ApiError::invalid(
+                    at,
                     format!("{} is required", field.label),
                 ));
             }
             None => {}
         }
     }
+    Some((auth.id.clone(), fields, secrets))
+}
 
+/// The provider settings to store: known names only, URL settings absolute, required ones
+/// present, blank values none; each problem joins `errors`.
+fn check_settings(
+    errors: &mut Vec<ApiError>,
+    input: &SourceInput,
+    info: &ProviderInfo,
+) -> BTreeMap<String, String> {
     let mut settings = BTreeMap::new();
     for (name, value) in &input.settings {
-        let setting = info
-            .settings
-            .iter()
-            .find(|s| &s.name == name)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    format!("settings.{name}"),
-                    format!("{} has no setting {name:?}", info.name),
-                )
-            })?;
+        let at = format!("settings.{name}");
+        let Some(setting) = info.settings.iter().find(|s| &s.name == name) else {
+            errors.push(ApiError::invalid(
+                at,
+                format!("{} has no setting {name:?}", info.name),
+            ));
+            continue;
+        };
         let value = value.trim();
         if value.is_empty() {
             continue;
         }
         if value.len() > 4096 {
-            return Err(ApiError::invalid(
-                format!("settings.{name}"),
-                "at most 4096 bytes",
-            ));
+            errors.push(ApiError::invalid(at, "at most 4096 bytes"));
+            continue;
         }
         let value = match setting.kind {
-            SettingKind::Url => {
-                check_url_length(&format!("settings.{name}"), value)?;
-                check_url(&format!("settings.{name}"), value)?
-            }
-            SettingKind::Text => value.to_string(),
+            SettingKind::Url => noted(
+                errors,
+                check_url_length(&at, value).and_then(|()| check_url(&at, value)),
+            ),
+            SettingKind::Text => Some(value.to_string()),
         };
-        settings.insert(name.clone(), value);
+        if let Some(value) = value {
+            settings.insert(name.clone(), value);
+        }
     }
-    if let Some(missing) = info
-        .settings
-        .iter()
-        .find(|s| s.required && !settings.contains_key(&s.name))
-    {
-        return Err(ApiError::invalid(
+    for missing in info.settings.iter().filter(|s| {
+        s.required
+            && input
+                .settings
+                .get(&s.name)
+                .is_none_or(|v| v.trim().is_empty())
+    }) {
+        errors.push(ApiError::invalid(
             format!("settings.{}", missing.name),
             format!("{} is required", missing.label),
         ));
     }
-
-    let network = check_network(input.network.as_ref())?;
-
-    let at = now();
-    let record = SourceRecord {
-        provider: input.provider.clone(),
-        display_name,
-        base_url,
-        auth_type: auth.id.clone(),
-        auth_fields: fields,
-        secrets_set: secrets.keys().cloned().collect(),
-        settings,
-        issue_url_template,
-        create_url_template,
-        key_pattern,
-        enabled: input.enabled,
-        capabilities: input.capabilities,
-        projects: input.projects.clone(),
-        last_test: None,
-        created_at: at,
-        updated_at: at,
-        network,
-    };
-    Ok((record, secrets))
+    settings
 }
 
 /// The network settings to store: a CA bundle of valid certificates, a proxy URL without
@@ -923,10 +1003,17 @@ fn check_base_url(text: &str) -> Result<String, ApiError> {
 
 /// An absolute http(s) URL without credentials in it, as given (trimmed).
 fn check_url(field: &str, text: &str) -> Result<String, ApiError> {
-    let url = url::Url::parse(text)
-        .map_err(|e| ApiError::invalid(field, format!("{text:?} is not an absolute URL ({e})")))?;
+    let url = url::Url::parse(text).map_err(|e| {
+        ApiError::invalid(
+            field,
+            format!("{text:?} is not an absolute URL ({e}); e.g. https://tracker.example.com"),
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(ApiError::invalid(field, "use an http:// or https:// URL"));
+        return Err(ApiError::invalid(
+            field,
+            "use an http:// or https:// URL, e.g. https://tracker.example.com",
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ApiError::invalid(
@@ -997,8 +1084,8 @@ fn check_key_pattern(pattern: &str) -> Result<(), ApiError> {
             ApiError::invalid(
                 "key_pattern",
                 format!(
-                    "not a valid regular expression: {}",
-                    e.to_string().lines().last().unwrap_or("")
+                    "not a valid regular expression ({}); e.g. ^[A-Z]+-[0-9]+$",
+                    e.to_string().lines().last().unwrap_or("").trim()
                 ),
             )
         })?;

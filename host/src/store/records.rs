@@ -16,8 +16,9 @@ pub fn now() -> Millis {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// What the host may do with a source (the spec's CAPABILITIES tab).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What the host may do with a source (the spec's CAPABILITIES tab). An omitted capability
+/// takes the admin page's default: "Read issue details" on, the others off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Capabilities {
     /// Fetch and cache issue status and assignee.
@@ -28,6 +29,17 @@ pub struct Capabilities {
     pub add_comments: bool,
     /// Stored and shown; not active yet (a future release).
     pub process_webhooks: bool,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            read_issue_details: true,
+            create_issues: false,
+            add_comments: false,
+            process_webhooks: false,
+        }
+    }
 }
 
 /// Which projects may use a source (the spec's PROJECTS tab).
