@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod crypto;
+pub mod keys;
 pub mod links;
 pub mod metrics;
 pub mod page;

@@ -10,7 +10,6 @@ use clap::{Parser, Subcommand};
 
 use host::app::{AppState, router};
 use host::config::{Config, LogFormat, Settings};
-use host::crypto::MasterKey;
 use host::plugin::PluginHost;
 use host::store::Store;
 
@@ -160,8 +159,17 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Opens the database, checked whole (a damaged file is refused), and warns if others can
+/// read it.
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let path = config.database();
+    let store = Store::open(&path).context("opening the database")?;
+    host::keys::warn_if_exposed(&path, "database");
+    Ok(store)
+}
+
 async fn export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
-    let store = Store::open(&config.database()).context("opening the database")?;
+    let store = open_store(config)?;
     let text = host::sources_as_code::export(&store)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -179,8 +187,8 @@ async fn export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
 async fn import(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let store = Store::open(&config.database()).context("opening the database")?;
-    let key = MasterKey::load_or_create(&config.master_key_file)?;
+    let store = open_store(config)?;
+    let key = host::keys::unlock(&store, &config.master_key_file).await?;
     let plugins = PluginHost::new(config.limits.clone(), Some(config.compile_cache()))?;
     for (path, result) in plugins.load_dir(&config.plugins_dir).await {
         if let Err(e) = result {
@@ -251,8 +259,9 @@ async fn check(config: &Config, args: CheckArgs) -> anyhow::Result<()> {
 
 async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let plugins_dir = &config.plugins_dir;
-    let store = Store::open(&config.database()).context("opening the database")?;
-    let key = MasterKey::load_or_create(&config.master_key_file)?;
+    let store = open_store(config)?;
+    let key = host::keys::unlock(&store, &config.master_key_file).await?;
+    host::keys::warn_if_exposed(&config.master_key_file, "master key file");
     let plugins = Arc::new(PluginHost::new(
         config.limits.clone(),
         Some(config.compile_cache()),
@@ -292,12 +301,9 @@ async fn shutdown_signal() {
 }
 
 async fn rotate_key(config: &Config) -> anyhow::Result<()> {
-    let store = Store::open(&config.database())?;
-    let path = config.master_key_file.clone();
-    let old = MasterKey::load_or_create(&path)?;
-    let (new, bytes) = MasterKey::generate();
-    let count = host::store::rotate_secrets(&store, old, new).await?;
-    host::crypto::write_key_file(&path, &bytes)?;
+    let store = open_store(config)?;
+    let path = &config.master_key_file;
+    let count = host::keys::rotate(&store, path).await?;
     println!(
         "Re-encrypted the credentials of {count} sources; new key written to {}",
         path.display()
