@@ -12,6 +12,9 @@
 //! master_key_file = "data/master.key"   # INTEGRATION_MASTER_KEY, when set, wins over the file
 //! sync_interval_secs = 300
 //! log_format = "text"                   # or "json"
+//! max_connections = 512
+//! header_timeout_secs = 10
+//! body_timeout_secs = 60
 //!
 //! [limits]
 //! memory_bytes = 67108864
@@ -31,6 +34,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::plugin::Limits;
+use crate::server::HttpLimits;
 
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "INTEGRATION_CONFIG";
@@ -93,6 +97,33 @@ pub struct Settings {
     /// Log format [file: log_format; default: text].
     #[arg(long, env = "INTEGRATION_LOG_FORMAT", global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// HTTP connections open at once; more wait until one closes [file: max_connections;
+    /// default: 512].
+    #[arg(
+        long,
+        env = "INTEGRATION_MAX_CONNECTIONS",
+        global = true,
+        value_name = "N"
+    )]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers (idle connections included) before
+    /// the connection is closed [file: header_timeout_secs; default: 10].
+    #[arg(
+        long,
+        env = "INTEGRATION_HEADER_TIMEOUT",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub header_timeout: Option<u64>,
+    /// Seconds a client has to send a request's body, after its headers, before it is
+    /// answered 408 [file: body_timeout_secs; default: 60].
+    #[arg(
+        long,
+        env = "INTEGRATION_BODY_TIMEOUT",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub body_timeout: Option<u64>,
     /// Memory cap per plugin call, in bytes [file: limits.memory_bytes; default: 64 MiB].
     #[arg(
         long,
@@ -171,6 +202,12 @@ pub struct FileConfig {
     pub sync_interval_secs: Option<u64>,
     /// See [`Settings::log_format`].
     pub log_format: Option<LogFormat>,
+    /// See [`Settings::max_connections`].
+    pub max_connections: Option<usize>,
+    /// See [`Settings::header_timeout`].
+    pub header_timeout_secs: Option<u64>,
+    /// See [`Settings::body_timeout`].
+    pub body_timeout_secs: Option<u64>,
     /// Plugin sandbox limits.
     #[serde(default)]
     pub limits: FileLimits,
@@ -215,6 +252,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Plugin sandbox limits.
     pub limits: Limits,
+    /// Bounds on HTTP clients.
+    pub http: HttpLimits,
 }
 
 impl Config {
@@ -270,6 +309,7 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
         Some(path) => read_file(path)?,
         None => FileConfig::default(),
     };
+    let http = http_limits(settings, &file)?;
     let data_dir = settings
         .data_dir
         .clone()
@@ -315,6 +355,7 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
     if limits.max_concurrent_calls == 0 {
         anyhow::bail!("the plugin limit max_concurrent_calls must be at least 1");
     }
+
     Ok(Config {
         file: file_path,
         listen: settings
@@ -336,7 +377,41 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
         ),
         log_format: settings.log_format.or(file.log_format).unwrap_or_default(),
         limits,
+        http,
         data_dir,
+    })
+}
+
+/// The HTTP bounds: each from its flag or environment variable, else the file, else the default.
+fn http_limits(settings: &Settings, file: &FileConfig) -> anyhow::Result<HttpLimits> {
+    let defaults = HttpLimits::default();
+    let secs =
+        |flag: Option<u64>, key: Option<u64>, default: Duration, name: &str| match flag.or(key) {
+            Some(0) => anyhow::bail!("{name} must be at least 1 second"),
+            Some(n) => Ok(Duration::from_secs(n)),
+            None => Ok(default),
+        };
+    let max_connections = settings
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or(defaults.max_connections);
+    if max_connections == 0 {
+        anyhow::bail!("max_connections must be at least 1");
+    }
+    Ok(HttpLimits {
+        max_connections,
+        header_timeout: secs(
+            settings.header_timeout,
+            file.header_timeout_secs,
+            defaults.header_timeout,
+            "header_timeout_secs",
+        )?,
+        body_timeout: secs(
+            settings.body_timeout,
+            file.body_timeout_secs,
+            defaults.body_timeout,
+            "body_timeout_secs",
+        )?,
     })
 }
 

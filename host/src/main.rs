@@ -107,10 +107,44 @@ struct ServeCli {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// An admin token to accept (created if missing). Without it, the first start creates
-    /// one and prints it once.
+    /// The preset admin token: accepted, and the only preset one (a start with a new value
+    /// revokes the previous preset; tokens made through the API stay). Without any, the first
+    /// start creates an admin token and prints it once. On the command line it is visible in
+    /// the process list: prefer the environment variable or --admin-token-file.
     #[arg(long, env = "INTEGRATION_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// A file holding the preset admin token (see --admin-token), read at start.
+    #[arg(long, env = "INTEGRATION_ADMIN_TOKEN_FILE", value_name = "PATH")]
+    admin_token_file: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The preset admin token, from the file or the flag/environment variable (not both).
+    fn preset_admin_token(&self) -> anyhow::Result<Option<String>> {
+        if std::env::args().any(|a| a == "--admin-token" || a.starts_with("--admin-token=")) {
+            tracing::warn!(
+                "--admin-token on the command line can be read by every user of this machine in \
+                 the process list: use --admin-token-file or INTEGRATION_ADMIN_TOKEN"
+            );
+        }
+        let Some(path) = &self.admin_token_file else {
+            return Ok(self.admin_token.clone());
+        };
+        if self.admin_token.is_some() {
+            anyhow::bail!(
+                "the admin token is given twice (--admin-token-file and --admin-token or \
+                 INTEGRATION_ADMIN_TOKEN): use one"
+            );
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+        let token = text.trim();
+        if token.is_empty() {
+            anyhow::bail!("the admin token file {} is empty", path.display());
+        }
+        host::keys::warn_if_exposed(path, "admin token file");
+        Ok(Some(token.to_string()))
+    }
 }
 
 #[tokio::main]
@@ -269,7 +303,8 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let loaded = plugins.load_dir(plugins_dir).await;
     let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();
     tracing::info!(loaded = ok, failed = loaded.len() - ok, dir = %plugins_dir.display(), "plugins");
-    if let Some(token) = host::api::tokens::bootstrap_admin(&store, args.admin_token).await? {
+    let preset = args.preset_admin_token()?;
+    if let Some(token) = host::api::tokens::bootstrap_admin(&store, preset).await? {
         // Printed once, to the terminal only (not the log): only its hash is stored.
         println!("Admin token (shown once, keep it): {token}");
     }
@@ -283,9 +318,7 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     println!("Integration sources is running: open http://{addr}/");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    host::server::serve(listener, router(state), config.http, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

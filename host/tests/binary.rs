@@ -691,3 +691,151 @@ async fn a_key_file_or_database_readable_by_others_draws_a_warning() {
         "{output}"
     );
 }
+
+/// Starts `serve` on a new data directory with `args` (e.g. `--header-timeout 1`).
+fn start_with(data: &Path, args: &[&str]) -> Running {
+    let mut cmd = serve_command(data);
+    cmd.args(["--admin-token", ADMIN]).args(args);
+    spawn(cmd)
+}
+
+/// A raw connection to the host.
+fn connect(host: &Running) -> std::net::TcpStream {
+    let addr = host.url.trim_start_matches("http://");
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection (or 10 s pass); returns what it sent and
+/// how long that took.
+fn read_to_close(mut stream: std::net::TcpStream) -> (String, Duration) {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server kept the connection open: {e}"),
+        }
+    }
+    (
+        String::from_utf8_lossy(&text).to_string(),
+        started.elapsed(),
+    )
+}
+
+/// 300 slowloris connections used to stay open indefinitely: no header read timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_slow_to_send_its_headers_is_disconnected() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    let host = start_with(data.path(), &["--header-timeout", "1"]);
+    let silent = connect(&host);
+    let mut partial = connect(&host);
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    for stream in [silent, partial] {
+        let (_, took) = read_to_close(stream);
+        assert!(took < Duration::from_secs(5), "closed after {took:?}");
+    }
+    // A client that sends its request in time is served.
+    let ok = client()
+        .get(format!("{}/healthz", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+/// A request body that trickles in is answered 408 once its time is up, and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_body_that_does_not_arrive_in_time_is_answered_408() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    let host = start_with(data.path(), &["--body-timeout", "1"]);
+    let mut stream = connect(&host);
+    let head = format!(
+        "POST /api/v1/projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\": "
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let (answer, took) = read_to_close(stream);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""field":"body""#), "{answer}");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    let (status, projects) =
+        call(&client(), &host.url, ADMIN, "GET", "/api/v1/projects", None).await;
+    assert_eq!((status, projects), (200, json!([])));
+}
+
+/// Connections beyond the cap wait for a slot instead of being served (or exhausting the
+/// process's file descriptors).
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    let data = tempfile::tempdir().unwrap();
+    let host = start_with(
+        data.path(),
+        &["--max-connections", "4", "--header-timeout", "30"],
+    );
+    let mut idle: Vec<_> = (0..4).map(|_| connect(&host)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let url = format!("{}/healthz", host.url);
+    let held = client()
+        .get(&url)
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await;
+    assert!(held.is_err(), "a fifth connection was served: {held:?}");
+    idle.pop();
+    let served = client()
+        .get(&url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+}
+
+/// `--admin-token` used to only add tokens: a restart with a new value left the old one valid.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_preset_admin_token_revokes_the_previous_one() {
+    let data = tempfile::tempdir().unwrap();
+    let old = "its_old-preset-admin-token";
+    let host = start(data.path(), Some(old));
+    let (status, _) = call(&client(), &host.url, old, "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(host.output.lock().unwrap().contains("in the process list"));
+    let body = json!({"name": "CI", "role": "admin"});
+    let (status, made) = call(
+        &client(),
+        &host.url,
+        old,
+        "POST",
+        "/api/v1/tokens",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let api_token = made["token"].as_str().unwrap().to_string();
+    drop(host);
+
+    let new = "its_new-preset-admin-token";
+    let file = data.path().join("admin-token");
+    std::fs::write(&file, format!("{new}\n")).unwrap();
+    let mut cmd = serve_command(data.path());
+    cmd.args(["--admin-token-file", file.to_str().unwrap()]);
+    let host = spawn(cmd);
+    for (token, expected) in [(new, 200), (old, 401), (api_token.as_str(), 200)] {
+        let (status, _) = call(&client(), &host.url, token, "GET", "/api/v1/me", None).await;
+        assert_eq!(status, expected, "{token}");
+    }
+    assert!(!host.output.lock().unwrap().contains("in the process list"));
+}
