@@ -9,7 +9,7 @@
 pub mod records;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::Serialize;
@@ -109,6 +109,8 @@ db_err!(
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    /// The first damaged record a read met, for `/readyz` (see [`Store::damage`]).
+    damage: Arc<OnceLock<String>>,
 }
 
 impl Store {
@@ -136,7 +138,17 @@ impl Store {
             tx.open_table(AUDIT)?;
         }
         tx.commit()?;
-        Ok(Store { db: Arc::new(db) })
+        Ok(Store {
+            db: Arc::new(db),
+            damage: Arc::default(),
+        })
+    }
+
+    /// The first damaged record met since the store was opened, if any: the file changed
+    /// under the service (the check at open passed), so it should not be trusted until a
+    /// restart checks it again.
+    pub fn damage(&self) -> Option<&str> {
+        self.damage.get().map(String::as_str)
     }
 
     /// Runs `f` in a read transaction (a consistent snapshot) on the blocking pool.
@@ -148,10 +160,10 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
+        let (db, damage) = (self.db.clone(), self.damage.clone());
         blocking(move || {
             let tx = db.begin_read().map_err(StoreError::from)?;
-            f(&Reader { tx })
+            f(&Reader { tx, damage })
         })
         .await
     }
@@ -166,10 +178,10 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
+        let (db, damage) = (self.db.clone(), self.damage.clone());
         blocking(move || {
             let tx = db.begin_write().map_err(StoreError::from)?;
-            let mut writer = Writer { tx };
+            let mut writer = Writer { tx, damage };
             let out = f(&mut writer)?;
             writer.tx.commit().map_err(StoreError::from)?;
             Ok(out)
@@ -253,21 +265,30 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs a read of `table` that redb may panic in when a record's bytes are damaged (its
 /// decoders unwrap), turning the panic into [`StoreError::Corrupt`] naming the table and key.
+/// The first damage met is kept in `damage`.
 fn guarded<R>(
+    damage: &OnceLock<String>,
     table: &str,
     id: &str,
     read: impl FnOnce() -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
-        Err(StoreError::Corrupt {
-            table: table.to_string(),
-            id: id.to_string(),
-            error: format!(
-                "the stored bytes do not decode ({})",
-                panic_message(&*panic)
-            ),
-        })
-    })
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+            Err(StoreError::Corrupt {
+                table: table.to_string(),
+                id: id.to_string(),
+                error: format!(
+                    "the stored bytes do not decode ({})",
+                    panic_message(&*panic)
+                ),
+            })
+        });
+    if let Err(e @ (StoreError::Corrupt { .. } | StoreError::Db(redb::Error::Corrupted(_)))) =
+        &result
+    {
+        let _ = damage.set(e.to_string());
+    }
+    result
 }
 
 async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
@@ -288,11 +309,13 @@ fn decode<T: DeserializeOwned>(table: Table, id: &str, bytes: &[u8]) -> Result<T
 /// Reads within a snapshot.
 pub struct Reader {
     tx: redb::ReadTransaction,
+    damage: Arc<OnceLock<String>>,
 }
 
 /// Reads and writes within one write transaction.
 pub struct Writer {
     tx: redb::WriteTransaction,
+    damage: Arc<OnceLock<String>>,
 }
 
 /// Read access, shared by [`Reader`] and [`Writer`].
@@ -317,7 +340,7 @@ macro_rules! impl_read {
                 table: Table,
                 id: &str,
             ) -> Result<Option<T>, StoreError> {
-                guarded(table.0.name(), id, || {
+                guarded(&self.damage, table.0.name(), id, || {
                     let t = self.tx.open_table(table.0)?;
                     let value = t.get(id)?;
                     value.map(|v| decode(table, id, v.value())).transpose()
@@ -336,7 +359,7 @@ macro_rules! impl_read {
                     let at = out.last().map_or("(the first key)".to_string(), |(id, _)| {
                         format!("(the key after {id:?})")
                     });
-                    let next = guarded(table.0.name(), &at, || {
+                    let next = guarded(&self.damage, table.0.name(), &at, || {
                         let Some(entry) = entries.next() else {
                             return Ok(None);
                         };
@@ -556,5 +579,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert!(store.damage().unwrap().contains("projects"));
     }
 }
