@@ -40,7 +40,8 @@ above (unknown keys are an error), e.g.:
     cpu_ms = 1000
     max_concurrent_calls = 32
 
-The master key is INTEGRATION_MASTER_KEY (base64 of 32 bytes) if set, else the key file.
+The master key is INTEGRATION_MASTER_KEY (base64 of 32 bytes) if set, else the key file; a
+key that does not open the database's key check is refused at start.
 Log verbosity: RUST_LOG (default info).";
 
 #[derive(Subcommand)]
@@ -121,7 +122,11 @@ struct ServeArgs {
 impl ServeArgs {
     /// The preset admin token, from the file or the flag/environment variable (not both).
     fn preset_admin_token(&self) -> anyhow::Result<Option<String>> {
-        if std::env::args().any(|a| a == "--admin-token" || a.starts_with("--admin-token=")) {
+        let on_command_line = std::env::args_os().any(|a| {
+            a.to_str()
+                .is_some_and(|a| a == "--admin-token" || a.starts_with("--admin-token="))
+        });
+        if on_command_line {
             tracing::warn!(
                 "--admin-token on the command line can be read by every user of this machine in \
                  the process list: use --admin-token-file or INTEGRATION_ADMIN_TOKEN"

@@ -630,7 +630,10 @@ async fn a_damaged_or_emptied_database_is_refused_at_start() {
         .await;
         assert_eq!(status, 201);
     }
-    drop(host);
+    // A clean stop: a file shut down cleanly is trusted by a plain open.
+    let mut host = host;
+    signal(host.child.id(), "-TERM");
+    assert!(host.child.wait().unwrap().success());
     let db = data.path().join("integration.redb");
     let mut bytes = std::fs::read(&db).unwrap();
     let at: Vec<usize> = bytes
