@@ -227,3 +227,58 @@ fn abort_after(step: &str) {
         std::process::abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// A store from before key checks: credentials sealed, no check.
+    async fn legacy_store(dir: &Path, key: &MasterKey) -> Store {
+        let store = Store::open(&dir.join("t.redb")).unwrap();
+        let secrets = BTreeMap::from([("api-token".to_string(), "s3cret".to_string())]);
+        let sealed = key.seal("src_1", &secrets);
+        store
+            .write(move |w| w.put(SECRETS, "src_1", &sealed))
+            .await
+            .unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn a_store_without_a_key_check_adopts_the_key_its_credentials_open_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("master.key");
+        let (key, bytes) = MasterKey::generate();
+        let store = legacy_store(dir.path(), &key).await;
+
+        let (_, wrong) = MasterKey::generate();
+        crypto::write_key_file(&key_file, &wrong).unwrap();
+        let err = unlock(&store, &key_file).await.unwrap_err().to_string();
+        assert!(err.contains("is not the key"), "{err}");
+        assert_eq!(key_check(&store).await.unwrap(), None, "nothing recorded");
+
+        crypto::write_key_file(&key_file, &bytes).unwrap();
+        unlock(&store, &key_file).await.unwrap();
+        let check = key_check(&store)
+            .await
+            .unwrap()
+            .expect("the check is recorded");
+        assert!(key.matches(&check));
+    }
+
+    #[tokio::test]
+    async fn a_new_store_gets_a_new_key_and_its_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("master.key");
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        let key = unlock(&store, &key_file).await.unwrap();
+        assert!(key.matches(&key_check(&store).await.unwrap().unwrap()));
+        assert!(
+            crypto::read_key_file(&key_file)
+                .unwrap()
+                .matches(&key.key_check())
+        );
+    }
+}
