@@ -542,4 +542,43 @@ max_plugin_bytes = 99
             "{err}"
         );
     }
+
+    #[test]
+    fn http_limits_come_from_the_file_or_flags_and_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = |extra: Settings| Settings {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..extra
+        };
+        assert_eq!(
+            resolve(&settings(Settings::default()))
+                .unwrap()
+                .http
+                .max_connections,
+            HttpLimits::default().max_connections
+        );
+        std::fs::write(
+            dir.path().join(DEFAULT_FILE_NAME),
+            "max_connections = 7\nheader_timeout_secs = 3\nbody_timeout_secs = 4\n",
+        )
+        .unwrap();
+        let http = resolve(&settings(Settings::default())).unwrap().http;
+        assert_eq!(http.max_connections, 7);
+        assert_eq!(http.header_timeout, Duration::from_secs(3));
+        assert_eq!(http.body_timeout, Duration::from_secs(4));
+        let flagged = settings(Settings {
+            header_timeout: Some(9),
+            ..Settings::default()
+        });
+        assert_eq!(
+            resolve(&flagged).unwrap().http.header_timeout,
+            Duration::from_secs(9)
+        );
+        let zero = settings(Settings {
+            body_timeout: Some(0),
+            ..Settings::default()
+        });
+        let err = resolve(&zero).unwrap_err().to_string();
+        assert!(err.contains("body_timeout_secs"), "{err}");
+    }
 }
