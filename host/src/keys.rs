@@ -87,11 +87,17 @@ pub async fn rotate(store: &Store, key_file: &Path) -> anyhow::Result<usize> {
     crypto::write_key_file(&next, &bytes)
         .context("the new key could not be written; nothing was changed")?;
     abort_after("staged");
-    let count = crate::store::rotate_secrets(store, old, new)
-        .await
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&next);
-        })?;
+    let count = match crate::store::rotate_secrets(store, old, new).await {
+        Ok(count) => count,
+        Err(e) => {
+            // The key check says whether the transaction committed, and so which key stays;
+            // if the store cannot tell now, the next start decides the same way.
+            if let Ok(check) = key_check(store).await {
+                let _ = recover(key_file, check.as_deref());
+            }
+            return Err(e);
+        }
+    };
     abort_after("committed");
     install(&next, key_file)?;
     Ok(count)
@@ -280,5 +286,26 @@ mod tests {
                 .unwrap()
                 .matches(&key.key_check())
         );
+    }
+
+    #[tokio::test]
+    async fn a_rotation_that_fails_to_commit_keeps_the_old_key_and_no_side_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("master.key");
+        let store = Store::open(&dir.path().join("t.redb")).unwrap();
+        unlock(&store, &key_file).await.unwrap();
+        let before = std::fs::read(&key_file).unwrap();
+        // A credential that does not open under the key: re-sealing it fails.
+        let (stranger, _) = MasterKey::generate();
+        let sealed = stranger.seal("src_1", &BTreeMap::new());
+        store
+            .write(move |w| w.put(SECRETS, "src_1", &sealed))
+            .await
+            .unwrap();
+        let err = rotate(&store, &key_file).await.unwrap_err();
+        assert!(format!("{err:#}").contains("src_1"), "{err:#}");
+        assert_eq!(std::fs::read(&key_file).unwrap(), before);
+        assert!(!next_key_file(&key_file).exists());
+        unlock(&store, &key_file).await.unwrap();
     }
 }
