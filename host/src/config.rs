@@ -13,6 +13,9 @@
 //! sync_interval_secs = 300
 //! log_format = "text"                   # or "json"
 //! allow_loopback_targets = false        # let sources reach 127/8, ::1, 169.254/16, fe80::/10
+//! max_connections = 512
+//! header_timeout_secs = 10
+//! body_timeout_secs = 60
 //!
 //! [limits]
 //! memory_bytes = 67108864
@@ -32,6 +35,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::plugin::Limits;
+use crate::server::HttpLimits;
 
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "INTEGRATION_CONFIG";
@@ -108,6 +112,33 @@ pub struct Settings {
         default_missing_value = "true"
     )]
     pub allow_loopback_targets: Option<bool>,
+    /// HTTP connections open at once; more wait until one closes [file: max_connections;
+    /// default: 512].
+    #[arg(
+        long,
+        env = "INTEGRATION_MAX_CONNECTIONS",
+        global = true,
+        value_name = "N"
+    )]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers (idle connections included) before
+    /// the connection is closed [file: header_timeout_secs; default: 10].
+    #[arg(
+        long,
+        env = "INTEGRATION_HEADER_TIMEOUT",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub header_timeout: Option<u64>,
+    /// Seconds a client has to send a request's body, after its headers, before it is
+    /// answered 408 [file: body_timeout_secs; default: 60].
+    #[arg(
+        long,
+        env = "INTEGRATION_BODY_TIMEOUT",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub body_timeout: Option<u64>,
     /// Memory cap per plugin call, in bytes [file: limits.memory_bytes; default: 64 MiB].
     #[arg(
         long,
@@ -188,6 +219,12 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// See [`Settings::allow_loopback_targets`].
     pub allow_loopback_targets: Option<bool>,
+    /// See [`Settings::max_connections`].
+    pub max_connections: Option<usize>,
+    /// See [`Settings::header_timeout`].
+    pub header_timeout_secs: Option<u64>,
+    /// See [`Settings::body_timeout`].
+    pub body_timeout_secs: Option<u64>,
     /// Plugin sandbox limits.
     #[serde(default)]
     pub limits: FileLimits,
@@ -234,6 +271,8 @@ pub struct Config {
     pub allow_loopback_targets: bool,
     /// Plugin sandbox limits.
     pub limits: Limits,
+    /// Bounds on HTTP clients.
+    pub http: HttpLimits,
 }
 
 impl Config {
@@ -289,6 +328,7 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
         Some(path) => read_file(path)?,
         None => FileConfig::default(),
     };
+    let http = http_limits(settings, &file)?;
     let data_dir = settings
         .data_dir
         .clone()
@@ -334,6 +374,7 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
     if limits.max_concurrent_calls == 0 {
         anyhow::bail!("the plugin limit max_concurrent_calls must be at least 1");
     }
+
     Ok(Config {
         file: file_path,
         listen: settings
@@ -359,7 +400,41 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
             .or(file.allow_loopback_targets)
             .unwrap_or(false),
         limits,
+        http,
         data_dir,
+    })
+}
+
+/// The HTTP bounds: each from its flag or environment variable, else the file, else the default.
+fn http_limits(settings: &Settings, file: &FileConfig) -> anyhow::Result<HttpLimits> {
+    let defaults = HttpLimits::default();
+    let secs =
+        |flag: Option<u64>, key: Option<u64>, default: Duration, name: &str| match flag.or(key) {
+            Some(0) => anyhow::bail!("{name} must be at least 1 second"),
+            Some(n) => Ok(Duration::from_secs(n)),
+            None => Ok(default),
+        };
+    let max_connections = settings
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or(defaults.max_connections);
+    if max_connections == 0 {
+        anyhow::bail!("max_connections must be at least 1");
+    }
+    Ok(HttpLimits {
+        max_connections,
+        header_timeout: secs(
+            settings.header_timeout,
+            file.header_timeout_secs,
+            defaults.header_timeout,
+            "header_timeout_secs",
+        )?,
+        body_timeout: secs(
+            settings.body_timeout,
+            file.body_timeout_secs,
+            defaults.body_timeout,
+            "body_timeout_secs",
+        )?,
     })
 }
 
@@ -518,5 +593,44 @@ max_plugin_bytes = 99
             err.to_string().contains("/nonexistent/config.toml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn http_limits_come_from_the_file_or_flags_and_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = |extra: Settings| Settings {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..extra
+        };
+        assert_eq!(
+            resolve(&settings(Settings::default()))
+                .unwrap()
+                .http
+                .max_connections,
+            HttpLimits::default().max_connections
+        );
+        std::fs::write(
+            dir.path().join(DEFAULT_FILE_NAME),
+            "max_connections = 7\nheader_timeout_secs = 3\nbody_timeout_secs = 4\n",
+        )
+        .unwrap();
+        let http = resolve(&settings(Settings::default())).unwrap().http;
+        assert_eq!(http.max_connections, 7);
+        assert_eq!(http.header_timeout, Duration::from_secs(3));
+        assert_eq!(http.body_timeout, Duration::from_secs(4));
+        let flagged = settings(Settings {
+            header_timeout: Some(9),
+            ..Settings::default()
+        });
+        assert_eq!(
+            resolve(&flagged).unwrap().http.header_timeout,
+            Duration::from_secs(9)
+        );
+        let zero = settings(Settings {
+            body_timeout: Some(0),
+            ..Settings::default()
+        });
+        let err = resolve(&zero).unwrap_err().to_string();
+        assert!(err.contains("body_timeout_secs"), "{err}");
     }
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rand::RngCore;
@@ -45,7 +46,8 @@ impl MasterKey {
     }
 
     /// The key from the environment if set, else from `path`, creating that file (mode 0600)
-    /// with a new random key if it does not exist.
+    /// with a new random key if it does not exist. For tests and tools on a store of their own:
+    /// the service uses `keys::unlock`, which also checks the key against the database.
     pub fn load_or_create(path: &Path) -> anyhow::Result<MasterKey> {
         if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
             return decode_key(&text).map_err(|e| anyhow::anyhow!("{MASTER_KEY_ENV}: {e}"));
@@ -107,7 +109,8 @@ impl MasterKey {
     }
 }
 
-fn decode_key(text: &str) -> Result<MasterKey, String> {
+/// Decodes a key as written in a key file or `INTEGRATION_MASTER_KEY` (base64 of 32 bytes).
+pub fn decode_key(text: &str) -> Result<MasterKey, String> {
     let bytes = STANDARD
         .decode(text.trim())
         .map_err(|_| "not valid base64".to_string())?;
@@ -117,18 +120,66 @@ fn decode_key(text: &str) -> Result<MasterKey, String> {
     Ok(MasterKey::from_bytes(&bytes))
 }
 
-/// Writes a key file readable by the owner only, atomically (temp file + rename).
+/// Writes a key file readable by the owner only, atomically and durably: a fresh temporary file
+/// beside it (a stale one is removed first, so its mode cannot leak into the key), created
+/// exclusively with mode 0600, synced, renamed over `path`, and the directory synced.
 pub fn write_key_file(path: &Path, bytes: &[u8; 32]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => tracing::info!(path = %tmp.display(), "removed a stale temporary key file"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!("cannot remove the stale {}: {e}", tmp.display()),
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
-    file.write_all(STANDARD.encode(bytes).as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(STANDARD.encode(bytes).as_bytes())?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::bail!("cannot write the key file {}: {e}", tmp.display());
+    }
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    sync_parent(path)
+}
+
+/// Makes a rename or removal in `path`'s directory durable.
+pub fn sync_parent(path: &Path) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync the directory {}", dir.display()))
+}
+
+/// Reads a key file written by [`write_key_file`]; errors name the file.
+pub fn read_key_file(path: &Path) -> anyhow::Result<MasterKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the key file {}", path.display()))?;
+    decode_key(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The associated data of the key check, a value no source id can take (they start `src_`).
+const KEY_CHECK_AAD: &str = "key-check";
+
+impl MasterKey {
+    /// A sealed known value the database keeps to recognise its key: it opens with this key
+    /// only, and tells nothing about the key.
+    pub fn key_check(&self) -> Vec<u8> {
+        let known = BTreeMap::from([("check".to_string(), "integration-sources".to_string())]);
+        self.seal(KEY_CHECK_AAD, &known)
+    }
+
+    /// True if `check` was made by [`MasterKey::key_check`] with this key.
+    pub fn matches(&self, check: &[u8]) -> bool {
+        self.open(KEY_CHECK_AAD, check).is_ok()
+    }
 }
 
 #[cfg(test)]
@@ -153,5 +204,32 @@ mod tests {
             sealed,
             "a fresh nonce per write"
         );
+    }
+
+    #[test]
+    fn a_key_check_matches_its_key_only() {
+        let (key, _) = MasterKey::generate();
+        let (other, _) = MasterKey::generate();
+        assert!(key.matches(&key.key_check()));
+        assert!(!other.matches(&key.key_check()));
+    }
+
+    /// A stale `master.tmp` with mode 0644 used to be reopened (keeping its mode) and renamed
+    /// into place, leaving a key readable by everyone.
+    #[cfg(unix)]
+    #[test]
+    fn a_stale_world_readable_temp_file_does_not_make_a_readable_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let tmp = dir.path().join("master.tmp");
+        std::fs::write(&tmp, "stale").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (_, bytes) = MasterKey::generate();
+        write_key_file(&path, &bytes).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(!tmp.exists());
+        read_key_file(&path).unwrap();
     }
 }

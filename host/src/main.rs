@@ -10,7 +10,6 @@ use clap::{Parser, Subcommand};
 
 use host::app::{AppState, router};
 use host::config::{Config, LogFormat, Settings};
-use host::crypto::MasterKey;
 use host::plugin::PluginHost;
 use host::store::Store;
 
@@ -41,7 +40,8 @@ above (unknown keys are an error), e.g.:
     cpu_ms = 1000
     max_concurrent_calls = 32
 
-The master key is INTEGRATION_MASTER_KEY (base64 of 32 bytes) if set, else the key file.
+The master key is INTEGRATION_MASTER_KEY (base64 of 32 bytes) if set, else the key file; a
+key that does not open the database's key check is refused at start.
 Log verbosity: RUST_LOG (default info).";
 
 #[derive(Subcommand)]
@@ -113,10 +113,48 @@ struct ServeCli {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// An admin token to accept (created if missing). Without it, the first start creates
-    /// one and prints it once.
+    /// The preset admin token: accepted, and the only preset one (a start with a new value
+    /// revokes the previous preset; tokens made through the API stay). Without any, the first
+    /// start creates an admin token and prints it once. On the command line it is visible in
+    /// the process list: prefer the environment variable or --admin-token-file.
     #[arg(long, env = "INTEGRATION_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// A file holding the preset admin token (see --admin-token), read at start.
+    #[arg(long, env = "INTEGRATION_ADMIN_TOKEN_FILE", value_name = "PATH")]
+    admin_token_file: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The preset admin token, from the file or the flag/environment variable (not both).
+    fn preset_admin_token(&self) -> anyhow::Result<Option<String>> {
+        let on_command_line = std::env::args_os().any(|a| {
+            a.to_str()
+                .is_some_and(|a| a == "--admin-token" || a.starts_with("--admin-token="))
+        });
+        if on_command_line {
+            tracing::warn!(
+                "--admin-token on the command line can be read by every user of this machine in \
+                 the process list: use --admin-token-file or INTEGRATION_ADMIN_TOKEN"
+            );
+        }
+        let Some(path) = &self.admin_token_file else {
+            return Ok(self.admin_token.clone());
+        };
+        if self.admin_token.is_some() {
+            anyhow::bail!(
+                "the admin token is given twice (--admin-token-file and --admin-token or \
+                 INTEGRATION_ADMIN_TOKEN): use one"
+            );
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+        let token = text.trim();
+        if token.is_empty() {
+            anyhow::bail!("the admin token file {} is empty", path.display());
+        }
+        host::keys::warn_if_exposed(path, "admin token file");
+        Ok(Some(token.to_string()))
+    }
 }
 
 #[tokio::main]
@@ -165,8 +203,17 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// Opens the database, checked whole (a damaged file is refused), and warns if others can
+/// read it.
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let path = config.database();
+    let store = Store::open(&path).context("opening the database")?;
+    host::keys::warn_if_exposed(&path, "database");
+    Ok(store)
+}
+
 async fn export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
-    let store = Store::open(&config.database()).context("opening the database")?;
+    let store = open_store(config)?;
     let text = host::sources_as_code::export(&store)
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
@@ -184,8 +231,8 @@ async fn export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
 async fn import(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let store = Store::open(&config.database()).context("opening the database")?;
-    let key = MasterKey::load_or_create(&config.master_key_file)?;
+    let store = open_store(config)?;
+    let key = host::keys::unlock(&store, &config.master_key_file).await?;
     let plugins = PluginHost::new(config.limits.clone(), Some(config.compile_cache()))?;
     for (path, result) in plugins.load_dir(&config.plugins_dir).await {
         if let Err(e) = result {
@@ -260,8 +307,9 @@ async fn check(config: &Config, args: CheckArgs) -> anyhow::Result<()> {
 
 async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let plugins_dir = &config.plugins_dir;
-    let store = Store::open(&config.database()).context("opening the database")?;
-    let key = MasterKey::load_or_create(&config.master_key_file)?;
+    let store = open_store(config)?;
+    let key = host::keys::unlock(&store, &config.master_key_file).await?;
+    host::keys::warn_if_exposed(&config.master_key_file, "master key file");
     let plugins = Arc::new(
         PluginHost::new(config.limits.clone(), Some(config.compile_cache()))?
             .allow_loopback_targets(config.allow_loopback_targets)?,
@@ -269,7 +317,8 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let loaded = plugins.load_dir(plugins_dir).await;
     let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();
     tracing::info!(loaded = ok, failed = loaded.len() - ok, dir = %plugins_dir.display(), "plugins");
-    if let Some(token) = host::api::tokens::bootstrap_admin(&store, args.admin_token).await? {
+    let preset = args.preset_admin_token()?;
+    if let Some(token) = host::api::tokens::bootstrap_admin(&store, preset).await? {
         // Printed once, to the terminal only (not the log): only its hash is stored.
         println!("Admin token (shown once, keep it): {token}");
     }
@@ -283,9 +332,7 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     println!("Integration sources is running: open http://{addr}/");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    host::server::serve(listener, router(state), config.http, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -301,12 +348,9 @@ async fn shutdown_signal() {
 }
 
 async fn rotate_key(config: &Config) -> anyhow::Result<()> {
-    let store = Store::open(&config.database())?;
-    let path = config.master_key_file.clone();
-    let old = MasterKey::load_or_create(&path)?;
-    let (new, bytes) = MasterKey::generate();
-    let count = host::store::rotate_secrets(&store, old, new).await?;
-    host::crypto::write_key_file(&path, &bytes)?;
+    let store = open_store(config)?;
+    let path = &config.master_key_file;
+    let count = host::keys::rotate(&store, path).await?;
     println!(
         "Re-encrypted the credentials of {count} sources; new key written to {}",
         path.display()

@@ -36,13 +36,8 @@ fn plugins_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins")
 }
 
-/// Starts the binary on `data` and waits for the line saying where to open it.
-fn start(data: &Path, admin_token: Option<&str>) -> Running {
-    start_with_env(data, admin_token, &[])
-}
-
-/// [`start`] with extra environment variables.
-fn start_with_env(data: &Path, admin_token: Option<&str>, env: &[(&str, &str)]) -> Running {
+/// The binary on `data` with the shipped plugins, without the environment's key or token.
+fn host_command(data: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_integration-host"));
     cmd.args([
         "--data-dir",
@@ -50,17 +45,33 @@ fn start_with_env(data: &Path, admin_token: Option<&str>, env: &[(&str, &str)]) 
         "--plugins-dir",
         plugins_dir().to_str().unwrap(),
     ])
-    .args(["serve", "--listen", "127.0.0.1:0"])
     .env_remove("INTEGRATION_ADMIN_TOKEN")
     .env_remove("INTEGRATION_MASTER_KEY")
-    .env_remove("INTEGRATION_ALLOW_LOOPBACK_TARGETS")
-    .envs(env.iter().copied())
-    .env("RUST_LOG", "info")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    // The stand-in trackers of these tests are on this machine.
+    .env("INTEGRATION_ALLOW_LOOPBACK_TARGETS", "true")
+    .env("RUST_LOG", "info");
+    cmd
+}
+
+/// Starts the binary on `data` and waits for the line saying where to open it.
+fn start(data: &Path, admin_token: Option<&str>) -> Running {
+    start_with_env(data, admin_token, &[])
+}
+
+/// [`start`] with extra environment variables.
+fn start_with_env(data: &Path, admin_token: Option<&str>, env: &[(&str, &str)]) -> Running {
+    let mut cmd = host_command(data);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .envs(env.iter().copied());
     if let Some(token) = admin_token {
         cmd.args(["--admin-token", token]);
     }
+    spawn(cmd)
+}
+
+/// Runs `cmd` (a `serve`) and waits for the line saying where to open it.
+fn spawn(mut cmd: Command) -> Running {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start the host binary");
     let output = Arc::new(Mutex::new(String::new()));
     let stderr = child.stderr.take().unwrap();
@@ -398,7 +409,8 @@ async fn loopback_targets_are_refused_unless_the_operator_allows_them() {
     let data = tempfile::tempdir().unwrap();
     let client = client();
 
-    let mut host = start(data.path(), Some(token));
+    let default = [("INTEGRATION_ALLOW_LOOPBACK_TARGETS", "false")];
+    let mut host = start_with_env(data.path(), Some(token), &default);
     let (status, outcome) = call(
         &client,
         &host.url,
@@ -416,8 +428,7 @@ async fn loopback_targets_are_refused_unless_the_operator_allows_them() {
     host.child.kill().unwrap();
     host.child.wait().unwrap();
 
-    let env = [("INTEGRATION_ALLOW_LOOPBACK_TARGETS", "true")];
-    let mut host = start_with_env(data.path(), Some(token), &env);
+    let mut host = start(data.path(), Some(token));
     let (status, outcome) = call(
         &client,
         &host.url,
@@ -434,4 +445,469 @@ async fn loopback_targets_are_refused_unless_the_operator_allows_them() {
     );
     host.child.kill().unwrap();
     host.child.wait().unwrap();
+}
+
+/// The admin token of the tests below.
+const ADMIN: &str = "its_binary-test-admin-token";
+
+/// The API token the stand-in tracker accepts, sealed in the sources' credentials.
+const TRACKER_TOKEN: &str = "tracker-secret-9f1c";
+
+/// Runs `cmd` until it exits (killed after 20 s): whether it succeeded (`None`: still running
+/// after 20 s), and everything it printed.
+fn run(mut cmd: Command) -> (Option<bool>, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the host binary");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status.success());
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (status, text)
+}
+
+/// `serve` on `data`, for starts expected to be refused.
+fn serve_command(data: &Path) -> Command {
+    let mut cmd = host_command(data);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    cmd
+}
+
+/// A stand-in Custom Tracker on 127.0.0.1: 200 to a request bearing
+/// `Authorization: Bearer TRACKER_TOKEN`, 401 to any other. Returns its base URL.
+fn tracker() -> String {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let expected = format!("authorization: bearer {}", TRACKER_TOKEN.to_lowercase());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(&stream);
+            let (mut line, mut authorized) = (String::new(), false);
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                authorized |= line.trim().to_lowercase() == expected;
+                line.clear();
+            }
+            let status = if authorized {
+                "200 OK"
+            } else {
+                "401 Unauthorized"
+            };
+            let _ = (&stream).write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    url
+}
+
+/// Starts the host on `data`, creates three sources whose sealed credentials the stand-in
+/// tracker checks, and stops it. Returns the sources' ids.
+async fn sources_with_credentials(data: &Path) -> Vec<String> {
+    let base_url = tracker();
+    let host = start(data, Some(ADMIN));
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let body = json!({
+            "provider": "custom", "display_name": format!("Sealed {n}"), "base_url": base_url,
+            "auth": {"type": "api-token", "fields": {"api-token": TRACKER_TOKEN}},
+            "issue_url_template": "{baseUrl}/issues/{key}", "projects": {"mode": "all"},
+        });
+        let (status, created) = call(
+            &client(),
+            &host.url,
+            ADMIN,
+            "POST",
+            "/api/v1/sources",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    assert_credentials_open(&host, &ids, "creation").await;
+    ids
+}
+
+/// Asserts each source's credentials open: its connection test reaches the stand-in tracker
+/// with the right token.
+async fn assert_credentials_open(host: &Running, ids: &[String], after: &str) {
+    for id in ids {
+        let path = format!("/api/v1/sources/{id}/test");
+        let (status, outcome) = call(&client(), &host.url, ADMIN, "POST", &path, None).await;
+        assert_eq!(
+            (status, &outcome["ok"]),
+            (200, &json!(true)),
+            "source {id} after {after}: {outcome}\n{}",
+            host.output.lock().unwrap()
+        );
+    }
+}
+
+fn other_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// `rotate-key` used to commit the credentials re-sealed under the new key before writing the
+/// key: when that write failed, every credential was sealed under a key kept nowhere.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_key_that_cannot_write_the_new_key_changes_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let ids = sources_with_credentials(data.path()).await;
+    let key = std::fs::read_to_string(data.path().join("master.key")).unwrap();
+    // /proc takes no new file, even from root: the new key cannot be written there.
+    let mut cmd = host_command(data.path());
+    cmd.env("INTEGRATION_MASTER_KEY", key.trim())
+        .args(["--master-key-file", "/proc/integration-test/master.key"])
+        .arg("rotate-key");
+    let (ok, output) = run(cmd);
+    assert_eq!(ok, Some(false), "{output}");
+    assert!(output.contains("nothing was changed"), "{output}");
+    let host = start(data.path(), Some(ADMIN));
+    assert_credentials_open(&host, &ids, "a rotation that could not write its key").await;
+}
+
+/// A rotation killed (SIGKILL, through the test-only hook) after writing the new key, and
+/// after committing the re-sealed credentials: the next start finishes or undoes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn rotate_key_killed_after_each_step_leaves_every_credential_readable() {
+    let data = tempfile::tempdir().unwrap();
+    let ids = sources_with_credentials(data.path()).await;
+    let key_file = data.path().join("master.key");
+    let next = data.path().join("master.key.next");
+    for (step, replaced) in [("staged", false), ("committed", true)] {
+        let before = std::fs::read(&key_file).unwrap();
+        let mut cmd = host_command(data.path());
+        cmd.env(host::keys::ROTATE_ABORT_ENV, step)
+            .arg("rotate-key");
+        let (ok, output) = run(cmd);
+        assert_eq!(
+            ok,
+            Some(false),
+            "rotate-key not killed after {step}: {output}"
+        );
+        assert!(next.exists(), "the new key is staged beside the old one");
+        let host = start(data.path(), Some(ADMIN));
+        assert_credentials_open(&host, &ids, &format!("a rotation killed after {step}")).await;
+        drop(host);
+        assert!(!next.exists(), "the staged key is resolved at start");
+        let after = std::fs::read(&key_file).unwrap();
+        assert_eq!(
+            after != before,
+            replaced,
+            "key file after a kill after {step}"
+        );
+        #[cfg(unix)]
+        assert_eq!(mode(&key_file), 0o600);
+    }
+    let before = std::fs::read(&key_file).unwrap();
+    let mut cmd = host_command(data.path());
+    cmd.arg("rotate-key");
+    let (ok, output) = run(cmd);
+    assert_eq!(ok, Some(true), "{output}");
+    assert!(
+        output.contains("Re-encrypted the credentials of 3 sources"),
+        "{output}"
+    );
+    assert_ne!(std::fs::read(&key_file).unwrap(), before);
+    let host = start(data.path(), Some(ADMIN));
+    assert_credentials_open(&host, &ids, "a complete rotation").await;
+}
+
+/// A wrong key used to start, report ready and answer 500 to every connection test.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_master_key_is_refused_at_start_naming_its_source() {
+    let data = tempfile::tempdir().unwrap();
+    let ids = sources_with_credentials(data.path()).await;
+    let mut cmd = serve_command(data.path());
+    cmd.env("INTEGRATION_MASTER_KEY", other_key());
+    let (ok, output) = run(cmd);
+    assert_eq!(ok, Some(false), "{output}");
+    assert!(
+        output.contains("INTEGRATION_MASTER_KEY is not the key"),
+        "{output}"
+    );
+
+    let key_file = data.path().join("master.key");
+    let right = std::fs::read(&key_file).unwrap();
+    std::fs::write(&key_file, other_key()).unwrap();
+    let (ok, output) = run(serve_command(data.path()));
+    assert_eq!(ok, Some(false), "{output}");
+    let named = format!("the master key file {} is not the key", key_file.display());
+    assert!(output.contains(&named), "{output}");
+
+    std::fs::write(&key_file, right).unwrap();
+    let host = start(data.path(), Some(ADMIN));
+    assert_credentials_open(&host, &ids, "restoring the key").await;
+}
+
+/// A deleted key file used to be replaced by a new key, orphaning every stored credential.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_key_file_is_not_replaced_while_credentials_are_stored() {
+    let data = tempfile::tempdir().unwrap();
+    let ids = sources_with_credentials(data.path()).await;
+    let key_file = data.path().join("master.key");
+    let kept = std::fs::read(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    let (ok, output) = run(serve_command(data.path()));
+    assert_eq!(ok, Some(false), "{output}");
+    assert!(output.contains("is missing"), "{output}");
+    assert!(!key_file.exists(), "no new key was created");
+
+    std::fs::write(&key_file, kept).unwrap();
+    let host = start(data.path(), Some(ADMIN));
+    assert_credentials_open(&host, &ids, "restoring the key file").await;
+}
+
+/// 64 flipped bytes used to start (and `/readyz` say 200) until a request panicked in redb;
+/// an emptied file started as an empty store.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_or_emptied_database_is_refused_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let host = start(data.path(), Some(ADMIN));
+    for n in 0..20 {
+        let body = json!({"name": format!("needle project {n}")});
+        let (status, _) = call(
+            &client(),
+            &host.url,
+            ADMIN,
+            "POST",
+            "/api/v1/projects",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    // A clean stop: a file shut down cleanly is trusted by a plain open.
+    let mut host = host;
+    signal(host.child.id(), "-TERM");
+    assert!(host.child.wait().unwrap().success());
+    let db = data.path().join("integration.redb");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let at: Vec<usize> = bytes
+        .windows(6)
+        .enumerate()
+        .filter(|(_, w)| w == b"needle")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!at.is_empty());
+    for i in at {
+        bytes[i..i + 64].iter_mut().for_each(|b| *b ^= 0x5a);
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    let (ok, output) = run(serve_command(data.path()));
+    assert_eq!(ok, Some(false), "{output}");
+    assert!(
+        output.contains("is damaged") && output.contains("restore"),
+        "{output}"
+    );
+
+    std::fs::write(&db, b"").unwrap();
+    let (ok, output) = run(serve_command(data.path()));
+    assert_eq!(ok, Some(false), "{output}");
+    assert!(output.contains("empty (0 bytes)"), "{output}");
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0);
+}
+
+/// New files are private; a key file or database others can read draws a warning.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_file_or_database_readable_by_others_draws_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let data = tempfile::tempdir().unwrap();
+    let host = start(data.path(), Some(ADMIN));
+    let (key_file, db) = (
+        data.path().join("master.key"),
+        data.path().join("integration.redb"),
+    );
+    assert_eq!((mode(&key_file), mode(&db)), (0o600, 0o600));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !host
+            .output
+            .lock()
+            .unwrap()
+            .contains("can be read by other users")
+    );
+    drop(host);
+    for path in [&key_file, &db] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let host = start(data.path(), Some(ADMIN));
+    std::thread::sleep(Duration::from_millis(300));
+    let output = host.output.lock().unwrap().clone();
+    assert_eq!(
+        output.matches("can be read by other users").count(),
+        2,
+        "{output}"
+    );
+}
+
+/// Starts `serve` on a new data directory with `args` (e.g. `--header-timeout 1`).
+fn start_with(data: &Path, args: &[&str]) -> Running {
+    let mut cmd = serve_command(data);
+    cmd.args(["--admin-token", ADMIN]).args(args);
+    spawn(cmd)
+}
+
+/// A raw connection to the host.
+fn connect(host: &Running) -> std::net::TcpStream {
+    let addr = host.url.trim_start_matches("http://");
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection (or 10 s pass); returns what it sent and
+/// how long that took.
+fn read_to_close(mut stream: std::net::TcpStream) -> (String, Duration) {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server kept the connection open: {e}"),
+        }
+    }
+    (
+        String::from_utf8_lossy(&text).to_string(),
+        started.elapsed(),
+    )
+}
+
+/// 300 slowloris connections used to stay open indefinitely: no header read timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_slow_to_send_its_headers_is_disconnected() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    let host = start_with(data.path(), &["--header-timeout", "1"]);
+    let silent = connect(&host);
+    let mut partial = connect(&host);
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    for stream in [silent, partial] {
+        let (_, took) = read_to_close(stream);
+        assert!(took < Duration::from_secs(5), "closed after {took:?}");
+    }
+    // A client that sends its request in time is served.
+    let ok = client()
+        .get(format!("{}/healthz", host.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+/// A request body that trickles in is answered 408 once its time is up, and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_body_that_does_not_arrive_in_time_is_answered_408() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    let host = start_with(data.path(), &["--body-timeout", "1"]);
+    let mut stream = connect(&host);
+    let head = format!(
+        "POST /api/v1/projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\": "
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let (answer, took) = read_to_close(stream);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""field":"body""#), "{answer}");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    let (status, projects) =
+        call(&client(), &host.url, ADMIN, "GET", "/api/v1/projects", None).await;
+    assert_eq!((status, projects), (200, json!([])));
+}
+
+/// Connections beyond the cap wait for a slot instead of being served (or exhausting the
+/// process's file descriptors).
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    let data = tempfile::tempdir().unwrap();
+    let host = start_with(
+        data.path(),
+        &["--max-connections", "4", "--header-timeout", "30"],
+    );
+    let mut idle: Vec<_> = (0..4).map(|_| connect(&host)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let url = format!("{}/healthz", host.url);
+    let held = client()
+        .get(&url)
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await;
+    assert!(held.is_err(), "a fifth connection was served: {held:?}");
+    idle.pop();
+    let served = client()
+        .get(&url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+}
+
+/// `--admin-token` used to only add tokens: a restart with a new value left the old one valid.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_preset_admin_token_revokes_the_previous_one() {
+    let data = tempfile::tempdir().unwrap();
+    let old = "its_old-preset-admin-token";
+    let host = start(data.path(), Some(old));
+    let (status, _) = call(&client(), &host.url, old, "GET", "/api/v1/me", None).await;
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(host.output.lock().unwrap().contains("in the process list"));
+    let body = json!({"name": "CI", "role": "admin"});
+    let (status, made) = call(
+        &client(),
+        &host.url,
+        old,
+        "POST",
+        "/api/v1/tokens",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let api_token = made["token"].as_str().unwrap().to_string();
+    drop(host);
+
+    let new = "its_new-preset-admin-token";
+    let file = data.path().join("admin-token");
+    std::fs::write(&file, format!("{new}\n")).unwrap();
+    let mut cmd = serve_command(data.path());
+    cmd.args(["--admin-token-file", file.to_str().unwrap()]);
+    let host = spawn(cmd);
+    for (token, expected) in [(new, 200), (old, 401), (api_token.as_str(), 200)] {
+        let (status, _) = call(&client(), &host.url, token, "GET", "/api/v1/me", None).await;
+        assert_eq!(status, expected, "{token}");
+    }
+    assert!(!host.output.lock().unwrap().contains("in the process list"));
 }

@@ -879,6 +879,44 @@ async fn readyz_is_ready_with_plugins_and_a_database_and_503_without_plugins() {
     assert_eq!(body["plugins"], 0);
 }
 
+/// A record damaged while the service runs (after the check at start) used to panic in redb
+/// inside the handler, dropping the connection, while `/readyz` kept answering 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_damaged_at_run_time_is_a_500_and_makes_readyz_not_ready() {
+    let app = TestApp::start().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let made = app
+            .admin(
+                "POST",
+                "/api/v1/projects",
+                Some(json!({"name": format!("Damaged {n}")})),
+            )
+            .await;
+        ids.push(id(made.expect(201)));
+    }
+    // A fresh process reads the file, not what it wrote.
+    let app = app.restart().await;
+    let path = app.dir.path().join("integration.redb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let needle = ids[1].as_bytes();
+    let at: Vec<usize> = (0..bytes.len() - needle.len())
+        .filter(|&i| &bytes[i..i + needle.len()] == needle)
+        .collect();
+    assert!(!at.is_empty());
+    for i in at {
+        bytes[i] = 0xff; // no longer UTF-8: redb's key decoder unwraps
+    }
+    std::fs::write(&path, bytes).unwrap();
+
+    let listed = app.admin("GET", "/api/v1/projects", None).await;
+    assert_eq!(listed.status, 500, "{}", listed.text);
+    assert_eq!(listed.body["error"]["message"], "internal error");
+    let ready = app.call("GET", "/readyz", None, None).await;
+    assert_eq!(ready.status, 503, "{}", ready.text);
+    assert!(ready.text.contains("damaged"), "{}", ready.text);
+}
+
 /// One sample of the text format.
 #[derive(Debug)]
 struct Sample {

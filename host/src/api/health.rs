@@ -37,15 +37,18 @@ pub async fn source(
 }
 
 /// `GET /readyz`: 200 `{"status":"ready","plugins":N}` once at least one plugin is loaded
-/// and the database opens a read transaction; 503 `{"status":"not-ready","reason":...}`
-/// otherwise. (`/healthz` only says the process answers.)
+/// and the database opens a read transaction and has shown no damaged record since the start;
+/// 503 `{"status":"not-ready","reason":...}` otherwise. (`/healthz` only says the process
+/// answers.)
 pub async fn ready(State(state): State<AppState>) -> Response {
     let plugins = state.plugins.list().len();
     let store = state
         .store
         .read(|r| r.get::<serde_json::Value>(SOURCES, "").map(|_| ()))
         .await;
+    let damaged = state.store.damage().is_some();
     let reason = match (&store, plugins) {
+        _ if damaged => Some("the database holds a damaged record: restart to check the file"),
         (Err(e), _) => {
             tracing::warn!(error = %e, "readiness: the database does not answer");
             Some("the database does not answer")

@@ -15,7 +15,7 @@ use super::sources::audit;
 use super::{names, new_id};
 use crate::app::AppState;
 use crate::store::records::{ProjectRecord, Role, TokenRecord, now};
-use crate::store::{PROJECTS, Read, Store, StoreError, TOKENS};
+use crate::store::{PROJECTS, Read, Store, StoreError, TOKENS, Writer};
 
 /// Body of `POST /tokens`.
 #[derive(Deserialize)]
@@ -58,6 +58,12 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     caller.require_admin()?;
     let name = names::check("name", &input.name, "a token name", 100)?;
+    if name == PRESET_NAME {
+        return Err(ApiError::invalid(
+            "name",
+            format!("{PRESET_NAME:?} is reserved for the admin token given at start-up"),
+        ));
+    }
     if input.role == Role::Member && input.projects.is_empty() {
         return Err(ApiError::invalid(
             "projects",
@@ -157,8 +163,15 @@ pub async fn me(caller: Caller) -> Json<TokenRecord> {
     Json(caller.token)
 }
 
-/// Makes sure an admin can get in: stores `preset` as an admin token if given (idempotent), or
-/// creates one if no token exists yet. Returns a newly created value, to be shown once.
+/// The name of the admin token given at start-up (`--admin-token-file`, `--admin-token`,
+/// `INTEGRATION_ADMIN_TOKEN`); reserved, so that API tokens are never taken for it.
+pub const PRESET_NAME: &str = "preset admin";
+
+/// Makes sure an admin can get in: stores `preset` as an admin token if given, or creates one
+/// if no token exists yet. Returns a newly created value, to be shown once.
+///
+/// A preset is the one preset token: a start with a new value revokes the previous preset
+/// (audited), so rotating it is a restart. Tokens made through the API are left alone.
 pub async fn bootstrap_admin(
     store: &Store,
     preset: Option<String>,
@@ -174,8 +187,9 @@ pub async fn bootstrap_admin(
             };
             if let Some(token) = preset {
                 let hash = token_hash(&token);
+                revoke_other_presets(w, &hash)?;
                 if w.get::<TokenRecord>(TOKENS, &hash)?.is_none() {
-                    w.put(TOKENS, &hash, &record("preset admin"))?;
+                    w.put(TOKENS, &hash, &record(PRESET_NAME))?;
                 }
                 return Ok(None);
             }
@@ -187,4 +201,20 @@ pub async fn bootstrap_admin(
             Ok(Some(token))
         })
         .await
+}
+
+/// Deletes every preset admin token but the one hashed `keep`.
+fn revoke_other_presets(w: &mut Writer, keep: &str) -> Result<(), StoreError> {
+    let all: Vec<(String, TokenRecord)> = w.all(TOKENS)?;
+    for (hash, old) in all {
+        if hash != keep && old.name == PRESET_NAME && old.role == Role::Admin {
+            w.delete(TOKENS, &hash)?;
+            w.audit(&json!({
+                "at": now(), "who": "start-up", "action": "token.revoked", "target": old.id,
+                "details": {"name": old.name, "role": old.role, "reason": "replaced by a new preset admin token"},
+            }))?;
+            tracing::info!(token = %old.id, "revoked the previous preset admin token");
+        }
+    }
+    Ok(())
 }

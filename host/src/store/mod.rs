@@ -9,7 +9,7 @@
 pub mod records;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::Serialize;
@@ -39,7 +39,20 @@ pub const LINKS: Table = Table(TableDefinition::new("links"));
 /// Link ids by [`records::LinkRecord::identity`], to refuse duplicates.
 pub const LINK_IDENTITIES: Table = Table(TableDefinition::new("link_identities"));
 
-const ALL_TABLES: [Table; 6] = [SOURCES, SECRETS, PROJECTS, TOKENS, LINKS, LINK_IDENTITIES];
+/// The master key's check (see `crypto::MasterKey::key_check`), under [`KEY_CHECK_ID`].
+pub const KEY_CHECK: Table = Table(TableDefinition::new("key_check"));
+/// The one id in [`KEY_CHECK`].
+pub const KEY_CHECK_ID: &str = "current";
+
+const ALL_TABLES: [Table; 7] = [
+    SOURCES,
+    SECRETS,
+    PROJECTS,
+    TOKENS,
+    LINKS,
+    LINK_IDENTITIES,
+    KEY_CHECK,
+];
 
 /// Storage failures. Only `Corrupt` and `Db` are unexpected; both become a 500 upstream.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +69,18 @@ pub enum StoreError {
         id: String,
         /// Decode error.
         error: String,
+    },
+    /// The database file is unusable: damaged, truncated or not a database. Found at open,
+    /// when every page's checksum is verified; the service refuses to start on it.
+    #[error(
+        "the database {path} is damaged: {detail}. The service will not serve from it: restore \
+         the file from a backup (or move it away to start with an empty store)"
+    )]
+    Damaged {
+        /// The database file.
+        path: String,
+        /// What is wrong.
+        detail: String,
     },
     /// The file was written by a newer build.
     #[error("the database has schema version {found}; this build supports up to {SCHEMA_VERSION}")]
@@ -84,13 +109,18 @@ db_err!(
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    /// The first damaged record a read met, for `/readyz` (see [`Store::damage`]).
+    damage: Arc<OnceLock<String>>,
 }
 
 impl Store {
     /// Opens or creates the database file, creating every table and recording the schema
-    /// version on first use.
+    /// version on first use. An existing file is checked whole first (every page's checksum,
+    /// redb's integrity check), so a damaged or empty file is refused here, with
+    /// [`StoreError::Damaged`], instead of failing or panicking in a request later. A new file
+    /// is created with mode 0600.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
+        let db = open_checked(path)?;
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
@@ -108,7 +138,17 @@ impl Store {
             tx.open_table(AUDIT)?;
         }
         tx.commit()?;
-        Ok(Store { db: Arc::new(db) })
+        Ok(Store {
+            db: Arc::new(db),
+            damage: Arc::default(),
+        })
+    }
+
+    /// The first damaged record met since the store was opened, if any: the file changed
+    /// under the service (the check at open passed), so it should not be trusted until a
+    /// restart checks it again.
+    pub fn damage(&self) -> Option<&str> {
+        self.damage.get().map(String::as_str)
     }
 
     /// Runs `f` in a read transaction (a consistent snapshot) on the blocking pool.
@@ -120,10 +160,10 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
+        let (db, damage) = (self.db.clone(), self.damage.clone());
         blocking(move || {
             let tx = db.begin_read().map_err(StoreError::from)?;
-            f(&Reader { tx })
+            f(&Reader { tx, damage })
         })
         .await
     }
@@ -138,10 +178,10 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let db = self.db.clone();
+        let (db, damage) = (self.db.clone(), self.damage.clone());
         blocking(move || {
             let tx = db.begin_write().map_err(StoreError::from)?;
-            let mut writer = Writer { tx };
+            let mut writer = Writer { tx, damage };
             let out = f(&mut writer)?;
             writer.tx.commit().map_err(StoreError::from)?;
             Ok(out)
@@ -155,6 +195,100 @@ impl Store {
         let meta = tx.open_table(META)?;
         Ok(meta.get("schema_version")?.map_or(0, |v| v.value()))
     }
+}
+
+/// Opens an existing database with redb's integrity check, or creates a new one (mode 0600).
+fn open_checked(path: &Path) -> Result<Database, StoreError> {
+    let damaged = |detail: String| StoreError::Damaged {
+        path: path.display().to_string(),
+        detail,
+    };
+    let mut builder = Database::builder();
+    builder.set_check_integrity_on_open(true);
+    let exists = match std::fs::metadata(path) {
+        // redb would initialise an empty file as a new database; an empty file where a
+        // database was is a truncated one, and starting empty would hide the loss.
+        Ok(meta) if meta.len() == 0 => return Err(damaged("the file is empty (0 bytes)".into())),
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(StoreError::Db(redb::StorageError::Io(e).into())),
+    };
+    if !exists {
+        create_private(path).map_err(|e| StoreError::Db(redb::StorageError::Io(e).into()))?;
+    }
+    // A plain open may panic on a damaged file; the checked one should not, but a panic here
+    // must still become a refusal to start, not a crash without a word.
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if exists {
+            builder.open(path)
+        } else {
+            builder.create(path)
+        }
+    }));
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) if is_damage(&e) => Err(damaged(e.to_string())),
+        Ok(Err(e)) => Err(e.into()),
+        Err(panic) => Err(damaged(panic_message(&*panic))),
+    }
+}
+
+/// True for the open errors that mean the file's contents are bad (not, say, a lock).
+fn is_damage(e: &redb::DatabaseError) -> bool {
+    match e {
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => true,
+        // redb's "not a redb database".
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+            io.kind() == std::io::ErrorKind::InvalidData
+        }
+        _ => false,
+    }
+}
+
+/// Creates an empty file readable by the owner only (redb then initialises it).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unreadable data".to_string())
+}
+
+/// Runs a read of `table` that redb may panic in when a record's bytes are damaged (its
+/// decoders unwrap), turning the panic into [`StoreError::Corrupt`] naming the table and key.
+/// The first damage met is kept in `damage`.
+fn guarded<R>(
+    damage: &OnceLock<String>,
+    table: &str,
+    id: &str,
+    read: impl FnOnce() -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+            Err(StoreError::Corrupt {
+                table: table.to_string(),
+                id: id.to_string(),
+                error: format!(
+                    "the stored bytes do not decode ({})",
+                    panic_message(&*panic)
+                ),
+            })
+        });
+    if let Err(e @ (StoreError::Corrupt { .. } | StoreError::Db(redb::Error::Corrupted(_)))) =
+        &result
+    {
+        let _ = damage.set(e.to_string());
+    }
+    result
 }
 
 async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
@@ -175,11 +309,13 @@ fn decode<T: DeserializeOwned>(table: Table, id: &str, bytes: &[u8]) -> Result<T
 /// Reads within a snapshot.
 pub struct Reader {
     tx: redb::ReadTransaction,
+    damage: Arc<OnceLock<String>>,
 }
 
 /// Reads and writes within one write transaction.
 pub struct Writer {
     tx: redb::WriteTransaction,
+    damage: Arc<OnceLock<String>>,
 }
 
 /// Read access, shared by [`Reader`] and [`Writer`].
@@ -204,9 +340,11 @@ macro_rules! impl_read {
                 table: Table,
                 id: &str,
             ) -> Result<Option<T>, StoreError> {
-                let t = self.tx.open_table(table.0)?;
-                let value = t.get(id)?;
-                value.map(|v| decode(table, id, v.value())).transpose()
+                guarded(&self.damage, table.0.name(), id, || {
+                    let t = self.tx.open_table(table.0)?;
+                    let value = t.get(id)?;
+                    value.map(|v| decode(table, id, v.value())).transpose()
+                })
             }
 
             fn all<T: DeserializeOwned>(
@@ -214,14 +352,27 @@ macro_rules! impl_read {
                 table: Table,
             ) -> Result<Vec<(String, T)>, StoreError> {
                 let t = self.tx.open_table(table.0)?;
-                let mut out = Vec::new();
-                for entry in t.iter()? {
-                    let (k, v) = entry?;
-                    let id = k.value().to_string();
-                    let record = decode(table, &id, v.value())?;
-                    out.push((id, record));
+                let mut out: Vec<(String, T)> = Vec::new();
+                let mut entries = t.iter()?;
+                loop {
+                    // A damaged key is named by the one before it.
+                    let at = out.last().map_or("(the first key)".to_string(), |(id, _)| {
+                        format!("(the key after {id:?})")
+                    });
+                    let next = guarded(&self.damage, table.0.name(), &at, || {
+                        let Some(entry) = entries.next() else {
+                            return Ok(None);
+                        };
+                        let (k, v) = entry?;
+                        let id = k.value().to_string();
+                        let record = decode(table, &id, v.value())?;
+                        Ok(Some((id, record)))
+                    })?;
+                    match next {
+                        Some(pair) => out.push(pair),
+                        None => return Ok(out),
+                    }
                 }
-                Ok(out)
             }
 
             fn audit_page(
@@ -278,8 +429,9 @@ impl Writer {
     }
 }
 
-/// Re-seals every source's credentials from `old` to `new` in one write transaction; returns
-/// how many sources were re-sealed. Nothing changes if any of them fails to open.
+/// Re-seals every source's credentials from `old` to `new` and replaces the key check with
+/// `new`'s, in one write transaction; returns how many sources were re-sealed. Nothing changes
+/// if any of them fails to open.
 pub async fn rotate_secrets(
     store: &Store,
     old: crate::crypto::MasterKey,
@@ -294,6 +446,7 @@ pub async fn rotate_secrets(
                     .map_err(|e| anyhow::anyhow!("source {id}: {e}"))?;
                 w.put(SECRETS, id, &new.seal(id, &secrets))?;
             }
+            w.put(KEY_CHECK, KEY_CHECK_ID, &new.key_check())?;
             Ok::<_, anyhow::Error>(all.len())
         })
         .await
@@ -325,5 +478,107 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].0, "p1");
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    /// Puts `n` projects whose names contain `needle`, then closes the store.
+    async fn stored_with(path: &Path, needle: &str, n: usize) {
+        let store = Store::open(path).unwrap();
+        let needle = needle.to_string();
+        store
+            .write(move |w| {
+                for i in 0..n {
+                    w.put(
+                        PROJECTS,
+                        &format!("{needle}-{i}"),
+                        &serde_json::json!({"name": needle}),
+                    )?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Applies `change` to every place `needle` occurs in the file.
+    fn tamper(path: &Path, needle: &[u8], change: impl Fn(&mut [u8])) -> usize {
+        let mut bytes = std::fs::read(path).unwrap();
+        let mut found = 0;
+        let mut i = 0;
+        while i + needle.len() <= bytes.len() {
+            if &bytes[i..i + needle.len()] == needle {
+                change(&mut bytes[i..]);
+                found += 1;
+                i += needle.len();
+            } else {
+                i += 1;
+            }
+        }
+        std::fs::write(path, bytes).unwrap();
+        found
+    }
+
+    #[tokio::test]
+    async fn flipped_bytes_are_refused_at_open_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        stored_with(&path, "needle", 40).await;
+        let flipped = tamper(&path, b"needle-1", |b| {
+            b[..64].iter_mut().for_each(|x| *x ^= 0x5a)
+        });
+        assert!(flipped > 0);
+        match Store::open(&path) {
+            Err(e @ StoreError::Damaged { .. }) => {
+                let text = e.to_string();
+                assert!(
+                    text.contains("t.redb") && text.contains("restore"),
+                    "{text}"
+                );
+            }
+            Err(e) => panic!("not reported as damage: {e}"),
+            Ok(_) => panic!("a tampered database opened"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_file_is_refused_not_taken_for_a_new_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        std::fs::write(&path, b"").unwrap();
+        let err = Store::open(&path).err().expect("an empty file opened");
+        assert!(err.to_string().contains("empty (0 bytes)"), "{err}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as found");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        drop(Store::open(&path).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    /// Bytes damaged after the start-up check (a key no longer UTF-8) made redb's decoder
+    /// panic inside a request; now the read fails with an error naming the table and key.
+    #[tokio::test]
+    async fn a_record_damaged_at_run_time_is_an_error_naming_table_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        stored_with(&path, "needle", 3).await;
+        let store = Store::open(&path).unwrap();
+        let damaged = tamper(&path, b"needle-1", |b| b[0] = 0xff);
+        assert!(damaged > 0);
+        let all: Result<Vec<(String, serde_json::Value)>, StoreError> =
+            store.read(|r| r.all(PROJECTS)).await;
+        match all {
+            Err(StoreError::Corrupt { table, id, .. }) => {
+                assert_eq!(table, "projects");
+                assert!(id.contains("needle-0"), "{id}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(store.damage().unwrap().contains("projects"));
     }
 }
