@@ -105,6 +105,14 @@ async fn serve_jira(req: Request) -> Response {
             headers.insert("x-ratelimit-reset", "2099-01-01T00:00Z".parse().unwrap());
             response
         }
+        // getMyPermissions, which the connection test asks to prove issues can be read.
+        ("GET", "/rest/api/3/mypermissions") if authed => json_response(
+            200,
+            json!({"permissions": {"BROWSE_PROJECTS": {
+                "id": "10", "key": "BROWSE_PROJECTS", "name": "Browse Projects",
+                "type": "PROJECT", "havePermission": true
+            }}}),
+        ),
         ("GET", "/rest/api/3/myself") => (
             StatusCode::UNAUTHORIZED,
             [("content-type", "text/plain;charset=UTF-8")],

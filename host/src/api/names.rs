@@ -35,9 +35,16 @@ const REJECTED: &[(&str, &[(char, char)])] = &[
 ];
 
 /// Checks a name given for `field` and returns it as stored: NFC, trimmed, 1 to `max_chars`
-/// characters. `what` names it for the person (`"a display name"`). An error names the field
-/// and, for a rejected character, its position (counting from 1) and code point.
-pub fn check(field: &str, name: &str, what: &str, max_chars: usize) -> Result<String, ApiError> {
+/// characters. `what` names it for the person (`"a display name"`), `example` shows one. An
+/// error names the field and, for a rejected character, its position (counting from 1) and
+/// code point.
+pub fn check(
+    field: &str,
+    name: &str,
+    what: &str,
+    example: &str,
+    max_chars: usize,
+) -> Result<String, ApiError> {
     if let Some((position, c, class)) = rejected_char(name) {
         return Err(ApiError::invalid(
             field,
@@ -52,7 +59,7 @@ pub fn check(field: &str, name: &str, what: &str, max_chars: usize) -> Result<St
     if name.is_empty() || name.chars().count() > max_chars {
         return Err(ApiError::invalid(
             field,
-            format!("{what} is 1 to {max_chars} characters"),
+            format!("{what} is 1 to {max_chars} characters, e.g. {example:?}"),
         ));
     }
     Ok(name)
@@ -90,7 +97,7 @@ mod tests {
             ("\u{200b}\u{200b}", 1, "U+200B"),
             ("\u{feff}Jira", 1, "U+FEFF"),
         ] {
-            let e = check("display_name", name, "a display name", 100).unwrap_err();
+            let e = check("display_name", name, "a display name", "Jira", 100).unwrap_err();
             assert_eq!(e.field.as_deref(), Some("display_name"));
             assert!(
                 e.message.starts_with(&format!("character {position} is ")),
@@ -104,10 +111,13 @@ mod tests {
     #[test]
     fn names_are_stored_in_nfc_and_trimmed() {
         let decomposed = "  Cafe\u{301}\u{a0}";
-        assert_eq!(check("name", decomposed, "a name", 100).unwrap(), "Café");
-        assert!(check("name", "\u{3000} ", "a name", 100).is_err());
-        assert!(check("name", &"x".repeat(101), "a name", 100).is_err());
-        assert!(check("name", &"é".repeat(100), "a name", 100).is_ok());
+        assert_eq!(
+            check("name", decomposed, "a name", "Shop", 100).unwrap(),
+            "Café"
+        );
+        assert!(check("name", "\u{3000} ", "a name", "Shop", 100).is_err());
+        assert!(check("name", &"x".repeat(101), "a name", "Shop", 100).is_err());
+        assert!(check("name", &"é".repeat(100), "a name", "Shop", 100).is_ok());
     }
 
     #[test]

@@ -175,7 +175,7 @@ pub async fn delete(
 }
 
 fn valid_name(name: &str) -> Result<String, ApiError> {
-    names::check("name", name, "a project name", 100)
+    names::check("name", name, "a project name", "Web shop", 100)
 }
 
 fn unique_name(w: &Writer, name: &str, except: Option<&str>) -> Result<(), ApiError> {

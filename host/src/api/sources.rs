@@ -729,7 +729,13 @@ pub fn check(
     existing: Option<(&SourceRecord, &BTreeMap<String, String>)>,
 ) -> Result<(SourceRecord, BTreeMap<String, String>), ApiError> {
     let mut errors = Vec::new();
-    let display_name = names::check("display_name", &input.display_name, "a display name", 100);
+    let display_name = names::check(
+        "display_name",
+        &input.display_name,
+        "a display name",
+        "Jira (web team)",
+        100,
+    );
     let display_name = noted(&mut errors, display_name).unwrap_or_default();
     let base_url = noted(&mut errors, check_base_url(&input.base_url));
     let optional = |v: &Option<String>| {

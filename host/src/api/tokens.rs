@@ -57,7 +57,7 @@ pub async fn create(
     Body(input): Body<TokenInput>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     caller.require_admin()?;
-    let name = names::check("name", &input.name, "a token name", 100)?;
+    let name = names::check("name", &input.name, "a token name", "CI pipeline", 100)?;
     if name == PRESET_NAME {
         return Err(ApiError::invalid(
             "name",
