@@ -1131,3 +1131,55 @@ async fn fetch_issues_falls_back_to_single_reads_when_the_list_is_refused() {
     );
     assert!(uris[1].ends_with("/issues/1"), "{uris:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unchanged_issue_is_revalidated_with_its_etag_and_costs_no_transfer() {
+    // GitLab answers `If-None-Match` with the issue's current ETag by 304 Not Modified.
+    let stand = StandIn::start(Router::new().route(
+        "/api/v4/projects/{project}/issues/{iid}",
+        get(|headers: HeaderMap| async move {
+            let etag = "W/\"3f2a\"";
+            if headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                == Some(etag)
+            {
+                return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+            }
+            let issue = json!({"iid": 12, "title": "Login fails", "state": "opened",
+                               "assignees": [{"name": "Mia", "username": "mia"}],
+                               "web_url": "https://gitlab.example.com/group/shop/-/issues/12"});
+            ([(header::ETAG, etag)], axum::Json(issue)).into_response()
+        }),
+    ))
+    .await;
+    let host = plugin_host().await;
+    let stored = SourceConfig {
+        source_id: Some("src_etag".into()),
+        auth_type: "api-token".into(),
+        secrets: map(&[("token", "glpat-etag-test-token")]),
+        ..source("gitlab", &format!("{}/group/shop", stand.url))
+    };
+    let first = host.fetch_issue(&stored, "12").await.unwrap();
+    let second = host.fetch_issue(&stored, "12").await.unwrap();
+    assert_eq!(first, second, "a 304 serves the kept answer");
+    assert_eq!(second.title, "Login fails");
+    let conditional = |i: usize| {
+        stand.requests()[i]
+            .header("if-none-match")
+            .map(str::to_string)
+    };
+    assert_eq!(conditional(0), None);
+    assert_eq!(conditional(1).as_deref(), Some("W/\"3f2a\""));
+
+    // A draft keeps nothing, and a source whose account changed starts over.
+    let draft = SourceConfig {
+        source_id: None,
+        ..stored.clone()
+    };
+    host.fetch_issue(&draft, "12").await.unwrap();
+    assert_eq!(conditional(2), None);
+    host.forget_source("src_etag");
+    host.fetch_issue(&stored, "12").await.unwrap();
+    assert_eq!(conditional(3), None);
+}

@@ -33,6 +33,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
+use super::conditional::Validators;
 use super::headroom::Headroom;
 use super::model::{AuthType, CredentialScheme, ProviderInfo, SettingKind, SourceConfig};
 use super::redact::{Redact, Redactor};
@@ -100,7 +101,7 @@ pub enum SendError {
 }
 
 /// A response, status included whatever it is.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
@@ -137,6 +138,8 @@ pub struct Egress {
     credential: Option<(HeaderName, HeaderValue)>,
     /// Removes the call's secrets from what comes back.
     redactor: std::sync::Arc<Redactor>,
+    /// The validators of the stored source this call is for (none for a draft).
+    validators: Option<(std::sync::Arc<Validators>, String)>,
     deadline: Instant,
     requests_left: u32,
     max_body: usize,
@@ -172,6 +175,7 @@ impl Egress {
             admin_named,
             credential: credential_header(info, source),
             redactor,
+            validators: (source.source_id.clone()).map(|id| (clients.validators.clone(), id)),
             deadline,
             requests_left: max_requests,
             max_body,
@@ -214,8 +218,24 @@ impl Egress {
         }
         let mut method = req.method;
         let mut body = req.body;
+        // A GET this source made before, answered with an ETag: ask whether it changed.
+        let kept = match &self.validators {
+            Some((validators, source))
+                if method == reqwest::Method::GET
+                    && body.is_none()
+                    && !headers.contains_key(reqwest::header::IF_NONE_MATCH) =>
+            {
+                validators.lookup(source, &req.url, req.authenticated)
+            }
+            _ => None,
+        };
+        if let Some((etag, _)) = &kept
+            && let Ok(value) = HeaderValue::from_str(etag)
+        {
+            headers.insert(reqwest::header::IF_NONE_MATCH, value);
+        }
 
-        for _ in 0..=MAX_REDIRECTS {
+        for hop in 0..=MAX_REDIRECTS {
             let remaining = self.deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 return Err(SendError::Timeout);
@@ -265,12 +285,41 @@ impl Egress {
                 url = next;
                 continue;
             }
-            return self.read(resp).await;
+            let reply = self.read(resp).await?;
+            return Ok(self.revalidated(reply, &req.url, req.authenticated, kept, hop == 0));
         }
         Err(SendError::Unreachable(format!(
             "more than {MAX_REDIRECTS} redirects from {}",
             req.url
         )))
+    }
+
+    /// `reply` to a GET of `url`, after conditional-request bookkeeping: a `304` to the
+    /// `If-None-Match` this host added is the `kept` reply again; a fresh `200` with an `ETag`
+    /// (not redirected) is kept for next time.
+    fn revalidated(
+        &self,
+        reply: Reply,
+        url: &str,
+        authenticated: bool,
+        kept: Option<(String, Reply)>,
+        first_hop: bool,
+    ) -> Reply {
+        let Some((validators, source)) = &self.validators else {
+            return reply;
+        };
+        if let (304, Some((_, kept))) = (reply.status, kept) {
+            return kept;
+        }
+        let etag = reply.headers.iter().find(|(n, _)| n == "etag");
+        if reply.status == 200
+            && first_hop
+            && let Some((_, etag)) = etag
+        {
+            let reply = reply.clone().redact(&self.redactor);
+            validators.store(source, url, authenticated, etag, &reply);
+        }
+        reply
     }
 
     /// The credential header for a request to `origin` that started at `first`: only on an
@@ -729,6 +778,8 @@ impl SourceClients {
 pub struct Clients {
     shared: SourceClients,
     custom: Mutex<HashMap<NetworkKey, SourceClients>>,
+    /// The `ETag`s and replies of stored sources' GETs ([`Validators`]).
+    validators: std::sync::Arc<Validators>,
 }
 
 impl Clients {
@@ -744,7 +795,13 @@ impl Clients {
                 admin_reach,
             },
             custom: Mutex::new(HashMap::new()),
+            validators: Default::default(),
         })
+    }
+
+    /// Forgets the replies kept for conditional requests of `source_id`.
+    pub fn forget(&self, source_id: &str) {
+        self.validators.forget(source_id);
     }
 
     /// The clients for `source`: the shared pair without network settings, else the cached

@@ -10,6 +10,7 @@
 //! version alive until they finish, new calls get the new one.
 
 pub mod check;
+mod conditional;
 pub mod egress;
 mod engine;
 pub mod headroom;
@@ -289,6 +290,7 @@ impl PluginHost {
     /// tracker or account.
     pub fn forget_source(&self, source_id: &str) {
         self.headroom.forget(source_id);
+        self.http.forget(source_id);
     }
 
     /// Loads every `*.wasm` in `dir`; returns each file with its outcome. A bad file is
