@@ -9,6 +9,7 @@
 //! Replacing a plugin swaps one `Arc` in the registry: calls already running keep the old
 //! version alive until they finish, new calls get the new one.
 
+mod budget;
 pub mod check;
 pub mod egress;
 mod engine;
@@ -26,7 +27,6 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -55,6 +55,16 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Calls running at once; more wait for a slot (default 64).
     pub max_concurrent_calls: u32,
+    /// Calls into one plugin running at once; more wait in that plugin's queue, holding no
+    /// host slot (default 16). See [`budget`].
+    pub max_calls_per_plugin: u32,
+    /// Calls on behalf of one stored source running at once; more wait in that source's
+    /// queue (default 8).
+    pub max_calls_per_source: u32,
+    /// Linear memory all running calls may hold together, in bytes (default 1 GiB); one
+    /// plugin's calls get the same share of it as of the call slots, at least
+    /// `memory_bytes`. A growth past it traps that call.
+    pub memory_budget_bytes: usize,
     /// Largest plugin binary accepted, in bytes (default 16 MiB).
     pub max_plugin_bytes: usize,
 }
@@ -68,6 +78,9 @@ impl Default for Limits {
             max_requests: 50,
             max_response_bytes: 4 << 20,
             max_concurrent_calls: 64,
+            max_calls_per_plugin: 16,
+            max_calls_per_source: 8,
+            memory_budget_bytes: 1 << 30,
             max_plugin_bytes: 16 << 20,
         }
     }
@@ -91,6 +104,13 @@ pub enum PluginError {
     /// The guest tried to grow its memory past the cap.
     #[error("the plugin exceeded its memory limit ({0} bytes) and was stopped")]
     MemoryLimit(usize),
+    /// The guest tried to grow its memory past what the memory budget had left.
+    #[error("the plugin call was stopped: {0}")]
+    MemoryBudget(String),
+    /// The call waited in a queue (of its plugin, its source or the host) for longer than
+    /// its wall-clock limit and did not run.
+    #[error("the plugin call did not run: {0}")]
+    Busy(String),
     /// The guest trapped (panic, unreachable, out-of-bounds access, ...).
     #[error("the plugin crashed: {0}")]
     Trap(String),
@@ -111,15 +131,18 @@ impl PluginError {
             Self::CpuLimit(_) => "plugin-cpu-limit",
             Self::Timeout(_) => "plugin-timeout",
             Self::MemoryLimit(_) => "plugin-memory-limit",
+            Self::MemoryBudget(_) => "plugin-memory-budget",
+            Self::Busy(_) => "plugin-busy",
             Self::Trap(_) => "plugin-trap",
             Self::Malformed(_) => "plugin-malformed-output",
             Self::Provider(e) => e.code(),
         }
     }
 
-    /// True when the plugin itself misbehaved (as opposed to answering with an error).
+    /// True when the plugin itself misbehaved (as opposed to answering with an error, or
+    /// not getting to run).
     pub fn is_fault(&self) -> bool {
-        !matches!(self, Self::Provider(_) | Self::NotLoaded(_))
+        !matches!(self, Self::Provider(_) | Self::NotLoaded(_) | Self::Busy(_))
     }
 }
 
@@ -127,7 +150,7 @@ impl PluginError {
 pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: budget::Meter,
     /// What the HTTP import sends through; for an offline call, the operation's name.
     egress: Result<Egress, &'static str>,
     plugin_id: Arc<str>,
@@ -208,6 +231,16 @@ enum Network<'a> {
     Source(&'a SourceConfig),
 }
 
+impl<'a> Network<'a> {
+    /// The stored source a call is made for, which has its own queue (see [`budget`]).
+    fn source_id(&self) -> Option<&'a str> {
+        match self {
+            Network::Offline(_) => None,
+            Network::Source(source) => source.source_id.as_deref(),
+        }
+    }
+}
+
 type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
 /// Loads plugins and runs calls into them. Cheap to share behind an `Arc`.
@@ -216,7 +249,7 @@ pub struct PluginHost {
     linker: Linker<CallState>,
     http: egress::Clients,
     limits: Limits,
-    slots: Semaphore,
+    budget: budget::Budget,
     cache_dir: Option<PathBuf>,
     plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
     /// The rate-limit headroom trackers last announced, per stored source.
@@ -241,7 +274,7 @@ impl PluginHost {
             std::fs::create_dir_all(dir)?;
         }
         Ok(PluginHost {
-            slots: Semaphore::new(limits.max_concurrent_calls as usize),
+            budget: budget::Budget::new(&limits),
             http: egress::Clients::new()?,
             engine,
             linker,
@@ -603,11 +636,10 @@ impl PluginHost {
         network: Network<'_>,
         f: impl for<'a> FnOnce(&'a mut Store<CallState>, &'a v1::Provider) -> CallFuture<'a, R>,
     ) -> Result<R, PluginError> {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .expect("the call semaphore is never closed");
+        let _permit = self
+            .budget
+            .admit(&plugin.info.id, network.source_id(), self.limits.wall_time)
+            .await?;
         let _counted = plugin.stats.start();
         let started = Instant::now();
         let wall = self.limits.wall_time;
@@ -691,7 +723,7 @@ impl PluginHost {
         let state = CallState {
             wasi,
             table: ResourceTable::new(),
-            limits,
+            limits: self.budget.meter(&plugin.info.id, limits),
             egress,
             plugin_id: Arc::from(plugin.info.id.as_str()),
             log_budget: 16 << 10,
@@ -723,6 +755,9 @@ impl PluginHost {
             && u128::from(cpu_ticks) > budget_ticks
         {
             return PluginError::CpuLimit(self.limits.cpu_time);
+        }
+        if let Some(refused) = e.downcast_ref::<budget::MemoryRefused>() {
+            return PluginError::MemoryBudget(refused.0.clone());
         }
         let text = format!("{e:#}");
         if text.contains("forcing trap when growing memory") || text.contains("memory minimum size")
