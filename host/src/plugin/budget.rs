@@ -152,8 +152,7 @@ impl Budget {
     }
 
     /// Bytes of linear memory the calls running now hold, host-wide.
-    #[cfg(test)]
-    fn memory_in_use(&self) -> usize {
+    pub(super) fn memory_in_use(&self) -> usize {
         self.host_memory.used.load(Ordering::Acquire)
     }
 

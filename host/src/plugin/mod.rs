@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, Store, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -291,6 +291,12 @@ impl PluginHost {
     /// The limits every call runs under.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Bytes of linear memory the calls running now hold together, charged against
+    /// [`Limits::memory_budget_bytes`].
+    pub fn memory_in_use(&self) -> usize {
+        self.budget.memory_in_use()
     }
 
     /// The rate-limit headroom the tracker of `source_id` last announced, read from the
