@@ -9,6 +9,7 @@
 //! Replacing a plugin swaps one `Arc` in the registry: calls already running keep the old
 //! version alive until they finish, new calls get the new one.
 
+pub mod bounds;
 mod budget;
 pub mod check;
 pub mod egress;
@@ -571,9 +572,7 @@ impl PluginHost {
             })
             .await?
             .map_err(|e| plugin.stats.provider_error(e))?;
-        plugin
-            .stats
-            .malformed(check_text("test-connection account", &info.account, 1024))?;
+        plugin.stats.malformed(check_connection(&info))?;
         Ok(info.into())
     }
 
@@ -880,6 +879,7 @@ fn contract_version(engine: &Engine, component: &Component) -> Result<String, Pl
 
 /// Checks a `describe` answer: what the host relies on must hold.
 fn validate_info(info: &ProviderInfo) -> Result<(), String> {
+    bounds::check_info(info)?;
     let kebab = |s: &str| {
         !s.is_empty()
             && s.len() <= 64
@@ -960,6 +960,28 @@ fn check_url(what: &str, url: &str) -> Result<(), PluginError> {
     }
 }
 
+fn check_connection(
+    info: &v1::testorchestrator::provider::types::ConnectionInfo,
+) -> Result<(), PluginError> {
+    check_text("test-connection account", &info.account, 1024)?;
+    check_optional(
+        "test-connection detail",
+        info.detail.as_deref(),
+        bounds::TEXT,
+    )
+}
+
+/// Like [`check_text`] for a text that may be absent or empty.
+fn check_optional(what: &str, text: Option<&str>, max: usize) -> Result<(), PluginError> {
+    match text {
+        Some(text) if text.len() > max => Err(PluginError::Malformed(format!(
+            "{what} must be at most {max} bytes, got {}",
+            text.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn check_issue(issue: Issue) -> Result<Issue, PluginError> {
     check_text("issue key", &issue.key, 256)?;
     if issue.title.len() > 64 << 10 || issue.status.len() > 1024 {
@@ -967,6 +989,7 @@ fn check_issue(issue: Issue) -> Result<Issue, PluginError> {
             "issue title or status is too long".into(),
         ));
     }
+    check_optional("issue assignee", issue.assignee.as_deref(), bounds::TEXT)?;
     check_url("issue web URL", &issue.web_url)?;
     Ok(issue)
 }
