@@ -348,11 +348,13 @@ impl PluginHost {
         out
     }
 
-    /// Loads (or replaces) the plugin in one file.
+    /// Loads (or replaces) the plugin in one file. A provider already served from another
+    /// file is refused (see [`PluginHost::check_claim`]).
     pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
         let bytes = std::fs::read(path)
             .map_err(|e| PluginError::Rejected(format!("cannot read {}: {e}", path.display())))?;
         let mut plugin = self.prepare(&bytes, path.display().to_string()).await?;
+        self.check_claim(&plugin.info.id, path)?;
         plugin.file = Some(path.to_path_buf());
         Ok(self.install(plugin))
     }
