@@ -12,9 +12,16 @@
 //! call slots, at least one call's cap): see [`Meter`]. A growth past either is refused and
 //! traps that call ([`PluginError::MemoryBudget`]); nothing ever allocates past the budget.
 //!
+//! A guest that computes for longer than one epoch tick takes turns ([`Turn`]): at each tick
+//! it waits for its plugin's one CPU turn and one of the host's (one fewer than the cores, at
+//! least one), each lasting a tick. However many calls a plugin has looping, they use one core
+//! between them, and a core stays free for the API and the calls that finish within a tick.
+//!
 //! This module hands out permits and counts bytes; it knows nothing of what calls do.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +34,7 @@ use super::{Limits, PluginError};
 /// The call slots and memory every plugin call draws from.
 pub(super) struct Budget {
     host_slots: Arc<Semaphore>,
+    host_turns: Arc<Semaphore>,
     host_memory: Arc<Pool>,
     per_plugin: u32,
     per_source: u32,
@@ -35,10 +43,11 @@ pub(super) struct Budget {
     sources: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
-/// One plugin's call slots and memory share.
+/// One plugin's call slots, memory share and CPU turn.
 struct Lane {
     slots: Arc<Semaphore>,
     memory: Pool,
+    turn: Arc<Semaphore>,
 }
 
 /// Bytes in use against a limit.
@@ -85,8 +94,10 @@ impl Budget {
             .unwrap_or(usize::MAX)
             .max(limits.memory_bytes)
             .min(limits.memory_budget_bytes);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Budget {
             host_slots: Arc::new(Semaphore::new(limits.max_concurrent_calls as usize)),
+            host_turns: Arc::new(Semaphore::new(cores.saturating_sub(1).max(1))),
             host_memory: Arc::new(Pool::new(limits.memory_budget_bytes)),
             per_plugin: limits.max_calls_per_plugin,
             per_source: limits.max_calls_per_source,
@@ -151,6 +162,15 @@ impl Budget {
         }
     }
 
+    /// The CPU turns of one call into `plugin`, each lasting `tick`.
+    pub(super) fn turn(&self, plugin: &str, tick: Duration) -> Turn {
+        Turn {
+            plugin: self.lane(plugin).turn.clone(),
+            host: self.host_turns.clone(),
+            tick,
+        }
+    }
+
     /// Bytes of linear memory the calls running now hold, host-wide.
     pub(super) fn memory_in_use(&self) -> usize {
         self.host_memory.used.load(Ordering::Acquire)
@@ -164,6 +184,7 @@ impl Budget {
                 Arc::new(Lane {
                     slots: Arc::new(Semaphore::new(self.per_plugin as usize)),
                     memory: Pool::new(self.plugin_memory),
+                    turn: Arc::new(Semaphore::new(1)),
                 })
             })
             .clone()
@@ -187,6 +208,31 @@ async fn take(
         .await
         .ok()
         .map(|permit| permit.expect("budget semaphores are never closed"))
+}
+
+/// How a call that computes past an epoch tick gets back on the CPU: its plugin's turn, then
+/// a host turn, both held for one tick (the longest the guest then runs before the next).
+pub(super) struct Turn {
+    plugin: Arc<Semaphore>,
+    host: Arc<Semaphore>,
+    tick: Duration,
+}
+
+impl Turn {
+    /// What a guest awaits at an epoch tick before it runs on.
+    pub(super) fn next(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let (plugin, host, tick) = (self.plugin.clone(), self.host.clone(), self.tick);
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            let plugin = plugin.acquire_owned().await;
+            let host = host.acquire_owned().await;
+            // Given back after a tick even if the guest went to wait for HTTP meanwhile.
+            tokio::spawn(async move {
+                tokio::time::sleep(tick).await;
+                drop((plugin, host));
+            });
+        })
+    }
 }
 
 /// Why a memory growth was refused although the call was under its own cap.

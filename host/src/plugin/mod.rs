@@ -742,6 +742,8 @@ impl PluginHost {
         // it yields to tokio so one busy guest cannot hold a worker thread.
         let budget_ticks =
             (self.limits.cpu_time.as_millis() / engine::EPOCH_TICK.as_millis()).max(1) as u64;
+        // Past a tick, it also takes turns with the plugin's other calls (see `budget`).
+        let turn = self.budget.turn(&plugin.info.id, engine::EPOCH_TICK);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
@@ -749,7 +751,7 @@ impl PluginHost {
             if state.cpu_ticks > budget_ticks {
                 Ok(wasmtime::UpdateDeadline::Interrupt)
             } else {
-                Ok(wasmtime::UpdateDeadline::Yield(1))
+                Ok(wasmtime::UpdateDeadline::YieldCustom(1, turn.next()))
             }
         });
         store
