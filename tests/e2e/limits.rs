@@ -10,7 +10,10 @@ use axum::Router;
 use axum::extract::Path;
 use axum::routing::get;
 use host::plugin::{Limits, PluginError, PluginHost, ProviderError, SourceConfig};
-use integration_tests::{StandIn, map, plugin_host_with, plugins_dir, source, test_plugins_dir};
+use integration_tests::{
+    StandIn, TestApp, map, plugin_host_with, plugins_dir, source, test_plugins_dir,
+};
+use serde_json::json;
 
 async fn host(limits: Limits) -> Arc<PluginHost> {
     plugin_host_with(limits, &[plugins_dir(), test_plugins_dir()]).await
@@ -88,6 +91,71 @@ async fn a_looping_plugin_hammered_with_calls_does_not_hold_up_another_plugin() 
     assert!(
         busy > 0,
         "calls queued past their wall-clock limit fail as busy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn looping_calls_take_turns_on_the_cpu_and_leave_the_api_its_speed() {
+    let app = TestApp::start().await;
+    let project = app
+        .admin("POST", "/api/v1/projects", Some(json!({"name": "P"})))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let source = app
+        .admin(
+            "POST",
+            "/api/v1/sources",
+            Some(json!({
+                "provider": "gitlab", "display_name": "GitLab",
+                "base_url": "http://127.0.0.1:1/group/project",
+                "auth": {"type": "api-token", "fields": {"token": "glpat-x"}},
+                "projects": {"mode": "all"},
+            })),
+        )
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let next = std::sync::atomic::AtomicUsize::new(1);
+    // The median time of link creations through the API.
+    let median = || async {
+        let mut times = Vec::new();
+        for _ in 0..11 {
+            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let body =
+                json!({"test_object": "test-case:1", "source_id": source, "key": format!("#{n}")});
+            let started = Instant::now();
+            app.admin(
+                "POST",
+                &format!("/api/v1/projects/{project}/links"),
+                Some(body),
+            )
+            .await
+            .expect(201);
+            times.push(started.elapsed());
+        }
+        times.sort();
+        times[times.len() / 2]
+    };
+    let idle = median().await;
+    // As many looping calls as one plugin may run; they are left running when the test ends.
+    let host = app.state.plugins.clone();
+    let cap = host.limits().max_calls_per_plugin;
+    for _ in 0..cap {
+        let host = host.clone();
+        tokio::spawn(async move { host.test_connection(&misbehaving("loop")).await });
+    }
+    while in_flight(&host, "misbehave") < u64::from(cap) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let loaded = median().await;
+    assert!(
+        loaded < (idle * 5).max(Duration::from_millis(50)),
+        "link creation: idle {idle:?}, beside {cap} looping calls {loaded:?}"
     );
 }
 
