@@ -298,7 +298,7 @@ async fn an_oversized_describe_is_refused_naming_the_field_and_the_bound() {
         ),
         (
             "inflate:fields",
-            "describe: auth_types[0].fields has 20002 entries; the limit is 32",
+            "describe: auth_types[0].fields has 20002 entries; the limit is 16",
         ),
     ] {
         let err = host

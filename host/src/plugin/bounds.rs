@@ -3,7 +3,8 @@
 //! megabytes (`GET /providers` is open to every member).
 //!
 //! A `describe` over a bound refuses the plugin, and an answer over a bound is malformed
-//! output; both messages name the field and the bound. A provider error's message is the one
+//! output; both messages name the field and the bound. At these bounds one provider's
+//! description is at most about 200 KB (a real one is a few KB). A provider error's message is the one
 //! text that is cut instead (with a note saying so): it is still the error the plugin meant.
 
 use super::model::{AuthType, ProviderInfo, Setting};
@@ -21,17 +22,17 @@ pub const TEXT: usize = 4096;
 /// Bytes of a provider error's message; longer ones are cut.
 pub const ERROR_MESSAGE: usize = 4096;
 /// Auth types one plugin may declare.
-pub const AUTH_TYPES: usize = 16;
+pub const AUTH_TYPES: usize = 8;
 /// Fields one auth type may declare.
-pub const FIELDS: usize = 32;
+pub const FIELDS: usize = 16;
 /// Settings one plugin may declare.
-pub const SETTINGS: usize = 64;
+pub const SETTINGS: usize = 32;
 /// Extra origins one plugin may declare.
 pub const ORIGINS: usize = 16;
 
 /// Checks every string and list of a `describe` answer against its bound; the error names
 /// the first field over its bound, e.g. `describe: auth_types[0].fields has 20001 entries;
-/// the limit is 32`.
+/// the limit is 16`.
 pub fn check_info(info: &ProviderInfo) -> Result<(), String> {
     let texts = [
         ("id", info.id.as_str(), NAME),
@@ -137,4 +138,25 @@ pub fn error_message(message: String) -> String {
         &message[..end],
         message.len()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_error_message_is_cut_at_a_character_boundary_with_a_note() {
+        assert_eq!(error_message("short".into()), "short");
+        let long = "é".repeat(ERROR_MESSAGE);
+        let cut = error_message(long.clone());
+        assert!(cut.len() < ERROR_MESSAGE + 100, "{} bytes", cut.len());
+        assert!(long.starts_with(cut.split('…').next().unwrap()));
+        assert!(
+            cut.ends_with(&format!(
+                "was {} bytes; the limit is {ERROR_MESSAGE})",
+                long.len()
+            )),
+            "{cut:.100}"
+        );
+    }
 }

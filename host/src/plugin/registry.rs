@@ -353,13 +353,16 @@ fn scan(dir: &Path) -> HashMap<PathBuf, FileState> {
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     canonical(a) == canonical(b)
 }
 
 fn same_dir(file: &Path, dir: &Path) -> bool {
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     file.parent().map(canonical) == Some(canonical(dir))
+}
+
+/// The path with links and `..` resolved, or as given when it does not exist.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Writes `bytes` to a hidden temporary file beside `path`, syncs it, then renames it over
