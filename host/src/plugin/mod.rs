@@ -64,7 +64,8 @@ pub struct Limits {
     pub max_calls_per_source: u32,
     /// Linear memory all running calls may hold together, in bytes (default 1 GiB); one
     /// plugin's calls get the same share of it as of the call slots, at least
-    /// `memory_bytes`. A growth past it traps that call.
+    /// `memory_bytes`. A growth past it traps that call. The host's own state per running
+    /// call (stacks, instance data: about 150 KiB) comes on top.
     pub memory_budget_bytes: usize,
     /// Largest plugin binary accepted, in bytes (default 16 MiB).
     pub max_plugin_bytes: usize,
