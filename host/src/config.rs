@@ -24,6 +24,9 @@
 //! max_requests = 50
 //! response_bytes = 4194304
 //! max_concurrent_calls = 64
+//! max_calls_per_plugin = 16
+//! max_calls_per_source = 8
+//! memory_budget_bytes = 1073741824
 //! max_plugin_bytes = 16777216
 //! ```
 
@@ -190,6 +193,33 @@ pub struct Settings {
         value_name = "N"
     )]
     pub plugin_max_concurrent_calls: Option<u32>,
+    /// Calls into one plugin running at once; more wait in that plugin's queue [file:
+    /// limits.max_calls_per_plugin; default: 16].
+    #[arg(
+        long,
+        env = "INTEGRATION_PLUGIN_MAX_CALLS_PER_PLUGIN",
+        global = true,
+        value_name = "N"
+    )]
+    pub plugin_max_calls_per_plugin: Option<u32>,
+    /// Calls on behalf of one source running at once; more wait in that source's queue
+    /// [file: limits.max_calls_per_source; default: 8].
+    #[arg(
+        long,
+        env = "INTEGRATION_PLUGIN_MAX_CALLS_PER_SOURCE",
+        global = true,
+        value_name = "N"
+    )]
+    pub plugin_max_calls_per_source: Option<u32>,
+    /// Memory all running plugin calls may hold together, in bytes; a call growing past it
+    /// is stopped [file: limits.memory_budget_bytes; default: 1 GiB].
+    #[arg(
+        long,
+        env = "INTEGRATION_PLUGIN_MEMORY_BUDGET_BYTES",
+        global = true,
+        value_name = "BYTES"
+    )]
+    pub plugin_memory_budget_bytes: Option<usize>,
     /// Largest plugin binary accepted, in bytes [file: limits.max_plugin_bytes; default:
     /// 16 MiB].
     #[arg(
@@ -246,6 +276,12 @@ pub struct FileLimits {
     pub response_bytes: Option<usize>,
     /// See [`Settings::plugin_max_concurrent_calls`].
     pub max_concurrent_calls: Option<u32>,
+    /// See [`Settings::plugin_max_calls_per_plugin`].
+    pub max_calls_per_plugin: Option<u32>,
+    /// See [`Settings::plugin_max_calls_per_source`].
+    pub max_calls_per_source: Option<u32>,
+    /// See [`Settings::plugin_memory_budget_bytes`].
+    pub memory_budget_bytes: Option<usize>,
     /// See [`Settings::max_plugin_bytes`].
     pub max_plugin_bytes: Option<usize>,
 }
@@ -366,15 +402,24 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
             .plugin_max_concurrent_calls
             .or(fl.max_concurrent_calls)
             .unwrap_or(defaults.max_concurrent_calls),
+        max_calls_per_plugin: settings
+            .plugin_max_calls_per_plugin
+            .or(fl.max_calls_per_plugin)
+            .unwrap_or(defaults.max_calls_per_plugin),
+        max_calls_per_source: settings
+            .plugin_max_calls_per_source
+            .or(fl.max_calls_per_source)
+            .unwrap_or(defaults.max_calls_per_source),
+        memory_budget_bytes: settings
+            .plugin_memory_budget_bytes
+            .or(fl.memory_budget_bytes)
+            .unwrap_or(defaults.memory_budget_bytes),
         max_plugin_bytes: settings
             .max_plugin_bytes
             .or(fl.max_plugin_bytes)
             .unwrap_or(defaults.max_plugin_bytes),
     };
-    if limits.max_concurrent_calls == 0 {
-        anyhow::bail!("the plugin limit max_concurrent_calls must be at least 1");
-    }
-
+    check_limits(&limits)?;
     Ok(Config {
         file: file_path,
         listen: settings
@@ -438,6 +483,28 @@ fn http_limits(settings: &Settings, file: &FileConfig) -> anyhow::Result<HttpLim
     })
 }
 
+/// Refuses limits under which no call could run, naming the option.
+fn check_limits(limits: &Limits) -> anyhow::Result<()> {
+    for (name, value) in [
+        ("max_concurrent_calls", limits.max_concurrent_calls),
+        ("max_calls_per_plugin", limits.max_calls_per_plugin),
+        ("max_calls_per_source", limits.max_calls_per_source),
+    ] {
+        if value == 0 {
+            anyhow::bail!("the plugin limit {name} must be at least 1");
+        }
+    }
+    if limits.memory_budget_bytes < limits.memory_bytes {
+        anyhow::bail!(
+            "the plugin limit memory_budget_bytes ({}) must be at least one call's memory_bytes \
+             ({})",
+            limits.memory_budget_bytes,
+            limits.memory_bytes
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,6 +546,9 @@ wall_ms = 3000
 max_requests = 7
 response_bytes = 2048
 max_concurrent_calls = 3
+max_calls_per_plugin = 2
+max_calls_per_source = 1
+memory_budget_bytes = 5000000
 max_plugin_bytes = 99
 "#,
         )
@@ -501,6 +571,9 @@ max_plugin_bytes = 99
         assert_eq!(l.max_requests, 7);
         assert_eq!(l.max_response_bytes, 2048);
         assert_eq!(l.max_concurrent_calls, 3);
+        assert_eq!(l.max_calls_per_plugin, 2);
+        assert_eq!(l.max_calls_per_source, 1);
+        assert_eq!(l.memory_budget_bytes, 5_000_000);
         assert_eq!(l.max_plugin_bytes, 99);
 
         // Flags (or their environment variables, which clap puts in the same place) win.
@@ -580,6 +653,29 @@ max_plugin_bytes = 99
         assert!(text.contains("limits"), "{text}");
         let err = parse_file("log_format = \"xml\"\n").unwrap_err();
         assert!(err.to_string().contains("log_format"), "{err}");
+    }
+
+    #[test]
+    fn limits_under_which_no_call_can_run_are_refused_naming_the_option() {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = |settings: Settings| {
+            resolve(&Settings {
+                data_dir: Some(dir.path().to_path_buf()),
+                ..settings
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        let err = refused(Settings {
+            plugin_max_calls_per_source: Some(0),
+            ..Settings::default()
+        });
+        assert!(err.contains("max_calls_per_source"), "{err}");
+        let err = refused(Settings {
+            plugin_memory_budget_bytes: Some(1 << 20),
+            ..Settings::default()
+        });
+        assert!(err.contains("memory_budget_bytes"), "{err}");
     }
 
     #[test]

@@ -735,6 +735,50 @@ async fn the_directory_watcher_swaps_in_a_changed_file_and_ignores_a_broken_one(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_second_file_claiming_a_loaded_provider_id_is_refused_not_a_silent_takeover() {
+    // At start: two files claim `hotswap`. The first by file name serves, whichever was written
+    // last, and on every start alike; the other is refused naming the file that serves.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b-hotswap.wasm"), hotswap(V2)).unwrap();
+    std::fs::write(dir.path().join("a-hotswap.wasm"), hotswap(V3)).unwrap();
+    for _start in 0..2 {
+        let host = PluginHost::new(Limits::default(), Some(compile_cache_dir())).unwrap();
+        let loaded = host.load_dir(dir.path()).await;
+        assert_eq!(loaded.len(), 2);
+        assert!(loaded[0].1.is_ok(), "{:?}", loaded[0]);
+        match &loaded[1].1 {
+            Err(PluginError::Rejected(message)) => assert!(
+                message.contains("\"hotswap\" is already served by")
+                    && message.contains("a-hotswap.wasm"),
+                "{message}"
+            ),
+            other => panic!("b-hotswap.wasm: {other:?}"),
+        }
+        assert_eq!(host.get("hotswap").unwrap().info.version, V3);
+    }
+
+    // While serving: a new file claiming the id is refused by the watcher; replacing the file
+    // that serves it swaps versions.
+    let app = OpsApp::hotswap().await;
+    let watcher = host::api::plugins::spawn_watcher(&app.state, Duration::from_millis(100));
+    let plugins = app.plugins_dir().to_path_buf();
+    std::fs::write(plugins.join("zz-takeover.wasm"), hotswap(V2)).unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(app.plugin("hotswap").await["version"], MARKER);
+    assert!(app.audit("plugin.swapped").await.is_empty());
+    std::fs::write(plugins.join("hotswap.wasm"), hotswap(V3)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.plugin("hotswap").await["version"] != V3 {
+        assert!(
+            Instant::now() < deadline,
+            "replacing the serving file never swapped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    watcher.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_restart_loads_from_the_compile_cache_without_compiling() {
     let cache = tempfile::tempdir().unwrap();
     let count = std::fs::read_dir(plugins_dir()).unwrap().count() as u64;

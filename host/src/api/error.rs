@@ -145,6 +145,9 @@ impl From<PluginError> for ApiError {
             PluginError::Rejected(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
             }
+            PluginError::Busy(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
+            }
             _ => {
                 tracing::warn!(error = %e, "plugin fault");
                 ApiError::new(StatusCode::BAD_GATEWAY, e.code(), e.to_string())

@@ -9,6 +9,8 @@
 //! Replacing a plugin swaps one `Arc` in the registry: calls already running keep the old
 //! version alive until they finish, new calls get the new one.
 
+pub mod bounds;
+mod budget;
 pub mod check;
 mod conditional;
 pub mod egress;
@@ -28,9 +30,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, Store, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -58,6 +59,17 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Calls running at once; more wait for a slot (default 64).
     pub max_concurrent_calls: u32,
+    /// Calls into one plugin running at once; more wait in that plugin's queue, holding no
+    /// host slot (default 16). See [`budget`].
+    pub max_calls_per_plugin: u32,
+    /// Calls on behalf of one stored source running at once; more wait in that source's
+    /// queue (default 8).
+    pub max_calls_per_source: u32,
+    /// Linear memory all running calls may hold together, in bytes (default 1 GiB); one
+    /// plugin's calls get the same share of it as of the call slots, at least
+    /// `memory_bytes`. A growth past it traps that call. The host's own state per running
+    /// call (stacks, instance data: about 150 KiB) comes on top.
+    pub memory_budget_bytes: usize,
     /// Largest plugin binary accepted, in bytes (default 16 MiB).
     pub max_plugin_bytes: usize,
 }
@@ -71,6 +83,9 @@ impl Default for Limits {
             max_requests: 50,
             max_response_bytes: 4 << 20,
             max_concurrent_calls: 64,
+            max_calls_per_plugin: 16,
+            max_calls_per_source: 8,
+            memory_budget_bytes: 1 << 30,
             max_plugin_bytes: 16 << 20,
         }
     }
@@ -94,6 +109,13 @@ pub enum PluginError {
     /// The guest tried to grow its memory past the cap.
     #[error("the plugin exceeded its memory limit ({0} bytes) and was stopped")]
     MemoryLimit(usize),
+    /// The guest tried to grow its memory past what the memory budget had left.
+    #[error("the plugin call was stopped: {0}")]
+    MemoryBudget(String),
+    /// The call waited in a queue (of its plugin, its source or the host) for longer than
+    /// its wall-clock limit and did not run.
+    #[error("the plugin call did not run: {0}")]
+    Busy(String),
     /// The guest trapped (panic, unreachable, out-of-bounds access, ...).
     #[error("the plugin crashed: {0}")]
     Trap(String),
@@ -114,15 +136,18 @@ impl PluginError {
             Self::CpuLimit(_) => "plugin-cpu-limit",
             Self::Timeout(_) => "plugin-timeout",
             Self::MemoryLimit(_) => "plugin-memory-limit",
+            Self::MemoryBudget(_) => "plugin-memory-budget",
+            Self::Busy(_) => "plugin-busy",
             Self::Trap(_) => "plugin-trap",
             Self::Malformed(_) => "plugin-malformed-output",
             Self::Provider(e) => e.code(),
         }
     }
 
-    /// True when the plugin itself misbehaved (as opposed to answering with an error).
+    /// True when the plugin itself misbehaved (as opposed to answering with an error, or
+    /// not getting to run).
     pub fn is_fault(&self) -> bool {
-        !matches!(self, Self::Provider(_) | Self::NotLoaded(_))
+        !matches!(self, Self::Provider(_) | Self::NotLoaded(_) | Self::Busy(_))
     }
 }
 
@@ -130,7 +155,7 @@ impl PluginError {
 pub struct CallState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: budget::Meter,
     /// What the HTTP import sends through; for an offline call, the operation's name.
     egress: Result<Egress, &'static str>,
     plugin_id: Arc<str>,
@@ -215,6 +240,16 @@ enum Network<'a> {
     Source(&'a SourceConfig, &'a Arc<Redactor>),
 }
 
+impl<'a> Network<'a> {
+    /// The stored source a call is made for, which has its own queue (see [`budget`]).
+    fn source_id(&self) -> Option<&'a str> {
+        match self {
+            Network::Offline(_) => None,
+            Network::Source(source, _) => source.source_id.as_deref(),
+        }
+    }
+}
+
 type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
 /// Loads plugins and runs calls into them. Cheap to share behind an `Arc`.
@@ -223,7 +258,7 @@ pub struct PluginHost {
     linker: Linker<CallState>,
     http: egress::Clients,
     limits: Limits,
-    slots: Semaphore,
+    budget: budget::Budget,
     cache_dir: Option<PathBuf>,
     plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
     /// The rate-limit headroom trackers last announced, per stored source.
@@ -248,7 +283,7 @@ impl PluginHost {
             std::fs::create_dir_all(dir)?;
         }
         Ok(PluginHost {
-            slots: Semaphore::new(limits.max_concurrent_calls as usize),
+            budget: budget::Budget::new(&limits),
             http: egress::Clients::new(false)?,
             engine,
             linker,
@@ -273,6 +308,12 @@ impl PluginHost {
     /// The limits every call runs under.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Bytes of linear memory the calls running now hold together, charged against
+    /// [`Limits::memory_budget_bytes`].
+    pub fn memory_in_use(&self) -> usize {
+        self.budget.memory_in_use()
     }
 
     /// The rate-limit headroom the tracker of `source_id` last announced, read from the
@@ -324,11 +365,13 @@ impl PluginHost {
         out
     }
 
-    /// Loads (or replaces) the plugin in one file.
+    /// Loads (or replaces) the plugin in one file. A provider already served from another
+    /// file is refused (see [`PluginHost::check_claim`]).
     pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
         let bytes = std::fs::read(path)
             .map_err(|e| PluginError::Rejected(format!("cannot read {}: {e}", path.display())))?;
         let mut plugin = self.prepare(&bytes, path.display().to_string()).await?;
+        self.check_claim(&plugin.info.id, path)?;
         plugin.file = Some(path.to_path_buf());
         Ok(self.install(plugin))
     }
@@ -550,9 +593,7 @@ impl PluginHost {
                 })
                 .await?
                 .map_err(|e| plugin.stats.provider_error(e))?;
-            plugin
-                .stats
-                .malformed(check_text("test-connection account", &info.account, 1024))?;
+            plugin.stats.malformed(check_connection(&info))?;
             Ok(info.into())
         };
         result.await.redact(&redactor)
@@ -631,11 +672,10 @@ impl PluginHost {
         network: Network<'_>,
         f: impl for<'a> FnOnce(&'a mut Store<CallState>, &'a v1::Provider) -> CallFuture<'a, R>,
     ) -> Result<R, PluginError> {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .expect("the call semaphore is never closed");
+        let _permit = self
+            .budget
+            .admit(&plugin.info.id, network.source_id(), self.limits.wall_time)
+            .await?;
         let _counted = plugin.stats.start();
         let started = Instant::now();
         let wall = self.limits.wall_time;
@@ -728,7 +768,7 @@ impl PluginHost {
         let state = CallState {
             wasi,
             table: ResourceTable::new(),
-            limits,
+            limits: self.budget.meter(&plugin.info.id, limits),
             egress,
             plugin_id: Arc::from(plugin.info.id.as_str()),
             redactor,
@@ -741,6 +781,8 @@ impl PluginHost {
         // it yields to tokio so one busy guest cannot hold a worker thread.
         let budget_ticks =
             (self.limits.cpu_time.as_millis() / engine::EPOCH_TICK.as_millis()).max(1) as u64;
+        // Past a tick, it also takes turns with the plugin's other calls (see `budget`).
+        let turn = self.budget.turn(&plugin.info.id, engine::EPOCH_TICK);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
@@ -748,7 +790,7 @@ impl PluginHost {
             if state.cpu_ticks > budget_ticks {
                 Ok(wasmtime::UpdateDeadline::Interrupt)
             } else {
-                Ok(wasmtime::UpdateDeadline::Yield(1))
+                Ok(wasmtime::UpdateDeadline::YieldCustom(1, turn.next()))
             }
         });
         store
@@ -761,6 +803,9 @@ impl PluginHost {
             && u128::from(cpu_ticks) > budget_ticks
         {
             return PluginError::CpuLimit(self.limits.cpu_time);
+        }
+        if let Some(refused) = e.downcast_ref::<budget::MemoryRefused>() {
+            return PluginError::MemoryBudget(refused.0.clone());
         }
         let text = format!("{e:#}");
         if text.contains("forcing trap when growing memory") || text.contains("memory minimum size")
@@ -877,6 +922,7 @@ fn contract_version(engine: &Engine, component: &Component) -> Result<String, Pl
 
 /// Checks a `describe` answer: what the host relies on must hold.
 fn validate_info(info: &ProviderInfo) -> Result<(), String> {
+    bounds::check_info(info)?;
     let kebab = |s: &str| {
         !s.is_empty()
             && s.len() <= 64
@@ -959,6 +1005,28 @@ fn check_url(what: &str, url: &str) -> Result<(), PluginError> {
     }
 }
 
+fn check_connection(
+    info: &v1::testorchestrator::provider::types::ConnectionInfo,
+) -> Result<(), PluginError> {
+    check_text("test-connection account", &info.account, 1024)?;
+    check_optional(
+        "test-connection detail",
+        info.detail.as_deref(),
+        bounds::TEXT,
+    )
+}
+
+/// Like [`check_text`] for a text that may be absent or empty.
+fn check_optional(what: &str, text: Option<&str>, max: usize) -> Result<(), PluginError> {
+    match text {
+        Some(text) if text.len() > max => Err(PluginError::Malformed(format!(
+            "{what} must be at most {max} bytes, got {}",
+            text.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn check_issue(issue: Issue) -> Result<Issue, PluginError> {
     check_text("issue key", &issue.key, 256)?;
     if issue.title.len() > 64 << 10 || issue.status.len() > 1024 {
@@ -966,6 +1034,7 @@ fn check_issue(issue: Issue) -> Result<Issue, PluginError> {
             "issue title or status is too long".into(),
         ));
     }
+    check_optional("issue assignee", issue.assignee.as_deref(), bounds::TEXT)?;
     check_url("issue web URL", &issue.web_url)?;
     Ok(issue)
 }

@@ -248,6 +248,8 @@ impl Redact for super::PluginError {
             E::Trap(m) => E::Trap(r.text(m)),
             E::Malformed(m) => E::Malformed(r.text(m)),
             E::Provider(e) => E::Provider(e.redact(r)),
+            E::MemoryBudget(m) => E::MemoryBudget(r.text(m)),
+            E::Busy(m) => E::Busy(r.text(m)),
             other @ (E::NotLoaded(_) | E::CpuLimit(_) | E::Timeout(_) | E::MemoryLimit(_)) => other,
         }
     }

@@ -5,7 +5,8 @@
 //! contract major, a valid `describe`) before the one atomic swap in
 //! [`PluginHost::replace`]; anything that fails leaves the current version serving. Calls
 //! already running hold their own `Arc` of the version they started on and finish on it.
-//! Registry changes are serialised by one lock; calls never take it.
+//! Registry changes are serialised by one lock; calls never take it. A provider id belongs to
+//! the first file that claims it: another file claiming it is refused ([`PluginHost::check_claim`]).
 //!
 //! This module knows files and wasmtime, not the store: whoever drives it (the API) audits.
 
@@ -227,6 +228,23 @@ impl PluginHost {
         Ok(removed)
     }
 
+    /// Refuses a plugin file that claims provider `id` while another file serves it: which
+    /// file won would depend on file names and timing. The first claimant keeps the id; a
+    /// version is swapped by replacing that same file or by an upload through the API.
+    pub(super) fn check_claim(&self, id: &str, path: &Path) -> Result<(), PluginError> {
+        let Ok(current) = self.get(id) else {
+            return Ok(());
+        };
+        match &current.file {
+            Some(serving) if !same_file(serving, path) => Err(PluginError::Rejected(format!(
+                "provider {id:?} is already served by {}; a second file cannot take it over \
+                 (to swap versions, replace that file or upload through the API)",
+                serving.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Loads a changed file of the plugins directory, unless its binary is already loaded.
     /// `Ok(None)`: nothing to do.
     async fn load_changed(&self, path: &Path) -> Result<Option<Swap>, PluginError> {
@@ -238,6 +256,7 @@ impl PluginHost {
             return Ok(None);
         }
         let mut plugin = self.prepare(&bytes, path.display().to_string()).await?;
+        self.check_claim(&plugin.info.id, path)?;
         plugin.file = Some(path.to_path_buf());
         let plugin = Arc::new(plugin);
         let previous = self.replace(plugin.clone());
@@ -333,9 +352,17 @@ fn scan(dir: &Path) -> HashMap<PathBuf, FileState> {
         .collect()
 }
 
+fn same_file(a: &Path, b: &Path) -> bool {
+    canonical(a) == canonical(b)
+}
+
 fn same_dir(file: &Path, dir: &Path) -> bool {
-    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     file.parent().map(canonical) == Some(canonical(dir))
+}
+
+/// The path with links and `..` resolved, or as given when it does not exist.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Writes `bytes` to a hidden temporary file beside `path`, syncs it, then renames it over

@@ -6,6 +6,7 @@
 use wasmtime::component::HasSelf;
 
 use super::CallState;
+use super::bounds;
 use super::egress::{Outgoing, SendError};
 use super::model;
 
@@ -115,20 +116,22 @@ pub fn source(info: &model::ProviderInfo, s: &model::SourceConfig) -> wit::Sourc
 }
 
 impl From<wit::ProviderError> for model::ProviderError {
+    /// Converts, cutting an overlong message (see [`bounds::error_message`]).
     fn from(e: wit::ProviderError) -> Self {
         use model::ProviderError as E;
+        let cut = bounds::error_message;
         match e {
-            wit::ProviderError::InvalidInput(m) => E::InvalidInput(m),
-            wit::ProviderError::Unauthorized(m) => E::Unauthorized(m),
-            wit::ProviderError::Forbidden(m) => E::Forbidden(m),
-            wit::ProviderError::NotFound(m) => E::NotFound(m),
+            wit::ProviderError::InvalidInput(m) => E::InvalidInput(cut(m)),
+            wit::ProviderError::Unauthorized(m) => E::Unauthorized(cut(m)),
+            wit::ProviderError::Forbidden(m) => E::Forbidden(cut(m)),
+            wit::ProviderError::NotFound(m) => E::NotFound(cut(m)),
             wit::ProviderError::RateLimited(r) => E::RateLimited {
                 retry_after_secs: r.retry_after_secs.max(1),
-                message: r.message,
+                message: cut(r.message),
             },
-            wit::ProviderError::Unreachable(m) => E::Unreachable(m),
-            wit::ProviderError::Unsupported(m) => E::Unsupported(m),
-            wit::ProviderError::Provider(m) => E::Provider(m),
+            wit::ProviderError::Unreachable(m) => E::Unreachable(cut(m)),
+            wit::ProviderError::Unsupported(m) => E::Unsupported(cut(m)),
+            wit::ProviderError::Provider(m) => E::Provider(cut(m)),
         }
     }
 }

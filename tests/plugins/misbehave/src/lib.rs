@@ -12,11 +12,44 @@
 //! - `echo-hex`: the same, hex-encoded, so that what the guest saw reaches the test as it was
 //!   (the host redacts secrets from plugin answers too, and would hide a leak into the guest);
 //! - `garbage`: answers things the contract forbids (an empty key, a non-URL, a short batch);
+//! - `huge`: answers 1 MiB where a short text belongs (a provider error's message, a
+//!   connection's detail, an issue's assignee);
 //! - anything else: behaves.
+//!
+//! `describe` takes no input, so its faults are chosen in the binary instead: the sandbox tests
+//! replace the bytes of [`INFLATE`] in the compiled `.wasm` (same length) to get a plugin whose
+//! description is too large.
 
 use testorchestrator_provider_sdk::*;
 
 struct Misbehave;
+
+/// What `describe` inflates: `inflate:name....` (a 1 MiB name), `inflate:fields..` (20,000 auth
+/// fields), anything else nothing. Fixed-width; read through `black_box` so that the compiler
+/// cannot fold it.
+const INFLATE: &str = "inflate:nothing.";
+
+/// One MiB of text.
+fn mebibyte() -> String {
+    "x".repeat(1 << 20)
+}
+
+/// Makes `info` too large as [`INFLATE`] says.
+fn inflate(info: &mut ProviderInfo) {
+    match std::hint::black_box(INFLATE).trim_end_matches('.') {
+        "inflate:name" => info.name = mebibyte(),
+        "inflate:fields" => info.auth_types[0]
+            .fields
+            .extend((0..20_000).map(|i| AuthField {
+                name: format!("field-{i}"),
+                label: format!("Field {i}"),
+                secret: false,
+                required: false,
+                help: None,
+            })),
+        _ => {}
+    }
+}
 
 fn mode(source: &Source) -> &str {
     setting(source, "mode").unwrap_or("")
@@ -87,13 +120,14 @@ fn misbehave(source: &Source) -> Result<String, ProviderError> {
         }
         "echo" => Err(ProviderError::Provider(everything_visible(source))),
         "echo-hex" => Err(ProviderError::Provider(hex(&echoed_response(source)))),
+        "huge" => Err(ProviderError::Provider(mebibyte())),
         _ => Ok("OK-1".into()),
     }
 }
 
 impl Provider for Misbehave {
     fn describe() -> ProviderInfo {
-        ProviderInfo {
+        let mut info = ProviderInfo {
             id: "misbehave".into(),
             version: "0.0.1".into(),
             name: "Misbehave (test only)".into(),
@@ -143,7 +177,9 @@ impl Provider for Misbehave {
                 })
                 .collect(),
             extra_origins: vec![],
-        }
+        };
+        inflate(&mut info);
+        info
     }
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {
@@ -165,6 +201,12 @@ impl Provider for Misbehave {
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {
+        if mode(source) == "huge" {
+            return Ok(ConnectionInfo {
+                account: "robot".into(),
+                detail: Some(mebibyte()),
+            });
+        }
         misbehave(source).map(|account| ConnectionInfo {
             account,
             detail: None,
@@ -172,13 +214,16 @@ impl Provider for Misbehave {
     }
 
     fn fetch_issue(source: &Source, key: &str) -> Result<Issue, ProviderError> {
-        misbehave(source)?;
+        let huge = mode(source) == "huge";
+        if !huge {
+            misbehave(source)?;
+        }
         Ok(Issue {
             key: key.into(),
             title: "A test issue".into(),
             status: "Open".into(),
             status_category: StatusCategory::ToDo,
-            assignee: None,
+            assignee: huge.then(mebibyte),
             web_url: Self::issue_url(source, key)?,
         })
     }
