@@ -77,7 +77,7 @@ async fn a_looping_plugin_hammered_with_calls_does_not_hold_up_another_plugin() 
     let mut busy = 0;
     for call in hostile {
         match call.await.unwrap().unwrap_err() {
-            PluginError::CpuLimit(_) | PluginError::Timeout(_) => {}
+            PluginError::CpuLimit(_) | PluginError::Timeout { .. } => {}
             PluginError::Busy(message) => {
                 assert!(
                     message.contains("\"misbehave\"") && message.contains("max_calls_per_plugin"),

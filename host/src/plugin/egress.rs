@@ -138,6 +138,9 @@ pub struct Egress {
     credential: Option<(HeaderName, HeaderValue)>,
     /// Removes the call's secrets from what comes back.
     redactor: std::sync::Arc<Redactor>,
+    /// The origin a request is waiting on right now (set while one is in flight, so a call
+    /// stopped by its deadline can say which tracker did not answer).
+    waiting_on: Option<Origin>,
     /// The validators of the stored source this call is for (none for a draft).
     validators: Option<(std::sync::Arc<Validators>, String)>,
     deadline: Instant,
@@ -175,12 +178,18 @@ impl Egress {
             admin_named,
             credential: credential_header(info, source),
             redactor,
+            waiting_on: None,
             validators: (source.source_id.clone()).map(|id| (clients.validators.clone(), id)),
             deadline,
             requests_left: max_requests,
             max_body,
             headroom: None,
         }
+    }
+
+    /// The origin a request of this call was waiting on when it was stopped, if any.
+    pub fn waiting_on(&self) -> Option<String> {
+        self.waiting_on.as_ref().map(Origin::to_string)
     }
 
     /// The rate-limit headroom the latest response of this call announced, if any did.
@@ -192,6 +201,8 @@ impl Egress {
     /// error are redacted of the call's secrets.
     pub async fn send(&mut self, req: Outgoing) -> Result<Reply, SendError> {
         let result = self.send_unredacted(req).await;
+        // Only a call stopped mid-request (this future dropped) leaves it set.
+        self.waiting_on = None;
         result.redact(&self.redactor)
     }
 
@@ -260,6 +271,7 @@ impl Egress {
             if let Some(body) = &body {
                 builder = builder.body(body.clone());
             }
+            self.waiting_on = Some(origin.clone());
             let resp = builder.send().await.map_err(|e| transport_error(&url, e))?;
             let status = resp.status();
             if status.is_redirection()

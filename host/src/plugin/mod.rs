@@ -103,9 +103,15 @@ pub enum PluginError {
     /// The guest used up its CPU time.
     #[error("the plugin used more than its CPU time limit ({0:?}) and was stopped")]
     CpuLimit(Duration),
-    /// The whole call (HTTP included) took too long.
-    #[error("the plugin call took longer than {0:?} and was stopped")]
-    Timeout(Duration),
+    /// The whole call (HTTP included) took too long; `waiting_for` names the tracker
+    /// (provider name and origin) whose answer the call was waiting for, if it was.
+    #[error("{}", timeout_message(*limit, waiting_for.as_deref()))]
+    Timeout {
+        /// The wall-clock limit.
+        limit: Duration,
+        /// The tracker a request was waiting on when time ran out.
+        waiting_for: Option<String>,
+    },
     /// The guest tried to grow its memory past the cap.
     #[error("the plugin exceeded its memory limit ({0} bytes) and was stopped")]
     MemoryLimit(usize),
@@ -134,7 +140,7 @@ impl PluginError {
             Self::NotLoaded(_) => "plugin-missing",
             Self::Rejected(_) => "plugin-rejected",
             Self::CpuLimit(_) => "plugin-cpu-limit",
-            Self::Timeout(_) => "plugin-timeout",
+            Self::Timeout { .. } => "plugin-timeout",
             Self::MemoryLimit(_) => "plugin-memory-limit",
             Self::MemoryBudget(_) => "plugin-memory-budget",
             Self::Busy(_) => "plugin-busy",
@@ -689,7 +695,9 @@ impl PluginHost {
                     &plugin.info,
                     source,
                     redactor.clone(),
-                    started + wall,
+                    // A little past the call's own timer, so that a call stopped while it waits
+                    // on the tracker is always stopped by that timer, which names the tracker.
+                    started + wall + Duration::from_millis(250),
                     self.limits.max_requests,
                     self.limits.max_response_bytes,
                 )),
@@ -735,7 +743,12 @@ impl PluginHost {
             self.headroom.report(id, headroom);
         }
         let result = match outcome {
-            Err(_) => Err(PluginError::Timeout(wall)),
+            Err(_) => Err(PluginError::Timeout {
+                limit: wall,
+                waiting_for: (store.data().egress.as_ref().ok())
+                    .and_then(|e| e.waiting_on())
+                    .map(|origin| format!("{} ({origin})", plugin.info.name)),
+            }),
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.classify(e, store.data().cpu_ticks)),
         };
@@ -1037,6 +1050,17 @@ fn check_issue(issue: Issue) -> Result<Issue, PluginError> {
     check_optional("issue assignee", issue.assignee.as_deref(), bounds::TEXT)?;
     check_url("issue web URL", &issue.web_url)?;
     Ok(issue)
+}
+
+/// What a timed-out call says: the tracker and the stage when a request was waiting on one.
+fn timeout_message(limit: Duration, waiting_for: Option<&str>) -> String {
+    let secs = limit.as_secs_f64();
+    match waiting_for {
+        Some(tracker) => format!(
+            "{tracker} did not answer within {secs} s (waiting for the response); the call was stopped"
+        ),
+        None => format!("the plugin call took longer than {secs} s and was stopped"),
+    }
 }
 
 fn first_line(text: &str) -> String {

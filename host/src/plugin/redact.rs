@@ -250,7 +250,9 @@ impl Redact for super::PluginError {
             E::Provider(e) => E::Provider(e.redact(r)),
             E::MemoryBudget(m) => E::MemoryBudget(r.text(m)),
             E::Busy(m) => E::Busy(r.text(m)),
-            other @ (E::NotLoaded(_) | E::CpuLimit(_) | E::Timeout(_) | E::MemoryLimit(_)) => other,
+            other @ (E::NotLoaded(_) | E::CpuLimit(_) | E::Timeout { .. } | E::MemoryLimit(_)) => {
+                other
+            }
         }
     }
 }
