@@ -1582,7 +1582,10 @@
         h('div', {},
           h('div', { class: 'link-title' }, keyEl, h('span', { class: 'link-summary' }, snap ? snap.title : '')),
           meta,
-          l.last_error ? h('div', { class: 'link-error', role: 'status' }, icon('alert'), ' Last refresh failed ', timeEl(l.last_error.at), ': ' + l.last_error.message) : null),
+          l.last_error ? h('div', { class: 'link-error', role: 'status' }, icon('alert'),
+            l.last_error.code === 'not-found' ? ' Not found in the tracker (checked ' : ' Last refresh failed ',
+            timeEl(l.last_error.at), l.last_error.code === 'not-found' ? '; every sync checks again): ' : ': ',
+            l.last_error.message) : null),
         h('div', { class: 'link-actions' }, refresh, unlink));
       refresh.addEventListener('click', async () => {
         refresh.disabled = true;

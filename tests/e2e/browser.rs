@@ -940,6 +940,30 @@ async fn member_links_an_issue_and_sees_it_stop_syncing() {
         .await;
     shot(&b, "member-links").await;
 
+    // A key the tracker does not know is linked (the test object may come first), and says so.
+    key.send_keys("PROJ-404").await;
+    key.send_keys(keys::ENTER).await;
+    let missing = b
+        .find_text(
+            ".link[data-key=\"PROJ-404\"] .link-error",
+            "Not found in the tracker",
+        )
+        .await;
+    assert!(missing.text().await.contains("every sync checks again"));
+    let id = b
+        .find(".link[data-key=\"PROJ-404\"]")
+        .await
+        .attr("data-link-id")
+        .await
+        .unwrap();
+    app.admin(
+        "DELETE",
+        &format!("/api/v1/projects/{web}/links/{id}"),
+        None,
+    )
+    .await
+    .expect(204);
+
     // The admin disables the source: the links stay, marked not syncing, and the source is
     // no longer offered.
     app.admin("POST", &format!("/api/v1/sources/{source}/disable"), None)
