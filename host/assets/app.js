@@ -1047,19 +1047,24 @@
         set('neutral', null, 'No pattern: keys are checked only by ' + this.p.name + '’s own key format.');
         return;
       }
-      let re;
-      try {
-        re = new RegExp(pattern);
-      } catch (e) {
-        set('no', 'cross', 'Not a valid regular expression: ' + e.message.replace(/^Invalid regular expression: /, ''));
-        return;
-      }
-      if (!key) {
-        set('neutral', null, 'Type a sample key to check the pattern.');
-        return;
-      }
-      if (re.test(key)) set('yes', 'check', '“' + key + '” matches the pattern');
-      else set('no', 'cross', '“' + key + '” does not match the pattern');
+      // The server checks with the rules Save applies (a browser's RegExp accepts look-around,
+      // which the server refuses); only the latest answer is shown.
+      const asked = (this.matchAsked = (this.matchAsked || 0) + 1);
+      clearTimeout(this.matchTimer);
+      this.matchTimer = setTimeout(async () => {
+        let verdict;
+        try {
+          verdict = await api('POST', '/key-patterns/check', { pattern, key: key || null });
+        } catch (e) {
+          if (asked === this.matchAsked) set('neutral', null, 'The pattern could not be checked: ' + e.message);
+          return;
+        }
+        if (asked !== this.matchAsked) return;
+        if (!verdict.valid) set('no', 'cross', verdict.message);
+        else if (!key) set('neutral', null, 'Type a sample key to check the pattern.');
+        else if (verdict.matches) set('yes', 'check', '“' + key + '” matches the pattern');
+        else set('no', 'cross', '“' + key + '” does not match the pattern');
+      }, 150);
     }
 
     buildCapabilities() {

@@ -1109,3 +1109,47 @@ async fn the_openapi_document_matches_the_routes_the_server_serves() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_patterns_are_checked_by_the_rules_save_applies() {
+    let app = TestApp::start().await;
+    let check = |pattern: &str, key: Option<&str>| {
+        let body = json!({"pattern": pattern, "key": key});
+        let app = &app;
+        async move {
+            app.admin("POST", "/api/v1/key-patterns/check", Some(body))
+                .await
+                .expect(200)
+                .clone()
+        }
+    };
+    assert_eq!(
+        check("^[A-Z]+-\\d+$", Some("PROJ-7")).await,
+        json!({"valid": true, "matches": true})
+    );
+    assert_eq!(
+        check("^[A-Z]+-\\d+$", Some("proj-7")).await,
+        json!({"valid": true, "matches": false})
+    );
+    assert_eq!(
+        check("^[A-Z]+-\\d+$", None).await,
+        json!({"valid": true, "matches": null})
+    );
+    // Look-around: a browser accepts it, Save does not, and neither does the check.
+    let lookaround = check("^(?!TEST)[A-Z]+-\\d+$", Some("PROJ-7")).await;
+    assert_eq!(lookaround["valid"], false);
+    assert!(
+        lookaround["message"]
+            .as_str()
+            .unwrap()
+            .contains("look-around"),
+        "{lookaround}"
+    );
+    let mut body = source("Look-around", "https://t.example.com");
+    body["key_pattern"] = json!("^(?!TEST)[A-Z]+-\\d+$");
+    let saved = app.admin("POST", "/api/v1/sources", Some(body)).await;
+    assert_eq!(
+        saved.expect_error(400, "key_pattern"),
+        lookaround["message"].as_str().unwrap()
+    );
+}

@@ -51,6 +51,7 @@ routes! {
     get "/sources" any => sources::list; "List sources: admins get all; members get the enabled sources of their projects (`?project=` narrows)"
     post "/sources" admin => sources::create; "Create a source (body: provider, display_name, base_url, auth {type, fields}, templates, key_pattern, enabled, capabilities, projects, settings, network)"
     post "/sources/test" admin => sources::test_draft; "Test a draft source configuration without saving it"
+    post "/key-patterns/check" admin => sources::check_pattern; "Check a key pattern by the server's rules (body: pattern, optional key): {valid, matches} or {valid: false, message}"
     get "/sources/export" admin => transfer::export; "Export all sources as TOML, secrets as ${SRC_...} references"
     post "/sources/import" admin => transfer::import, layer = DefaultBodyLimit::max(crate::sources_as_code::MAX_IMPORT_BYTES); "Import sources from TOML (create or update by name, all or nothing)"
     get "/sources/{id}" admin => sources::get; "One source (secret values never included; `secrets_set` names them)"

@@ -774,7 +774,7 @@ pub fn check(
         ));
     }
     if let Some(p) = &key_pattern {
-        noted(&mut errors, check_key_pattern(p));
+        noted(&mut errors, check_key_pattern(p).map(drop));
     }
     if let ProjectAssignment::Specific { ids } = &input.projects
         && ids.is_empty()
@@ -1076,7 +1076,8 @@ fn check_template(
     Ok(())
 }
 
-fn check_key_pattern(pattern: &str) -> Result<(), ApiError> {
+/// A key pattern compiled by the rules Save and link creation use.
+fn check_key_pattern(pattern: &str) -> Result<regex::Regex, ApiError> {
     if pattern.chars().count() > MAX_KEY_PATTERN {
         return Err(ApiError::invalid(
             "key_pattern",
@@ -1094,6 +1095,31 @@ fn check_key_pattern(pattern: &str) -> Result<(), ApiError> {
                     e.to_string().lines().last().unwrap_or("").trim()
                 ),
             )
-        })?;
-    Ok(())
+        })
+}
+
+/// Body of `POST /key-patterns/check`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternCheck {
+    /// The pattern as the admin typed it.
+    pub pattern: String,
+    /// A sample key to match, if any.
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// `POST /key-patterns/check`: whether a key pattern is valid by the server's own rules (the
+/// ones Save applies) and, given a sample key, whether it matches; the editor's live check asks
+/// here so that it never disagrees with Save (a browser's `RegExp` accepts look-around, which
+/// the server refuses).
+pub async fn check_pattern(
+    caller: Caller,
+    Body(input): Body<PatternCheck>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_admin()?;
+    Ok(Json(match check_key_pattern(input.pattern.trim()) {
+        Ok(re) => json!({"valid": true, "matches": input.key.map(|k| re.is_match(&k))}),
+        Err(e) => json!({"valid": false, "message": e.message}),
+    }))
 }
