@@ -489,6 +489,17 @@
     const state = h('span', { class: 'switch-text' }, s.enabled ? 'Enabled' : 'Disabled');
     toggle.addEventListener('change', async () => {
       const want = toggle.checked;
+      // Disabling stops every link of the source from syncing: ask first, with the count.
+      if (!want) {
+        toggle.checked = true;
+        const confirmed = await confirmWithImpact(s, 'disable-impact',
+          'Disable “' + name + '”?',
+          [h('p', {}, 'Members can no longer link through it and its links stop syncing until you enable it again.')],
+          'Disable source', 'will stop syncing until you enable it again');
+        toggle.focus();
+        if (!confirmed) return;
+        toggle.checked = false;
+      }
       toggle.disabled = true;
       state.textContent = want ? 'Enabling…' : 'Disabling…';
       try {
@@ -501,6 +512,7 @@
         toggle.checked = s.enabled;
         toggle.disabled = false;
         state.textContent = s.enabled ? 'Enabled' : 'Disabled';
+        toggle.focus();
       }
     });
     const result = h('div', { class: 'test-cell', 'aria-live': 'polite' }, testResultEl(s.last_test, s));
@@ -562,23 +574,28 @@
     });
   }
 
-  async function confirmDelete(s) {
-    const impact = h('div', { class: 'impact', id: 'delete-impact', role: 'status' }, 'Counting the links that use this source…');
-    const body = [
-      h('p', {}, 'This removes the source’s configuration and its stored credentials.'),
-      impact,
-      h('p', { class: 'muted' }, 'To stop it only for a while, disable it instead.'),
-    ];
-    const answer = confirmDialog('Delete “' + s.display_name + '”?', body, 'Delete source');
+  // A confirmation that counts the links a change to source `s` leaves without sync; `what`
+  // says what happens to them. Resolves true when confirmed.
+  function confirmWithImpact(s, id, title, intro, okText, what) {
+    const impact = h('div', { class: 'impact', id, role: 'status' }, 'Counting the links that use this source…');
+    const answer = confirmDialog(title, intro.concat([impact]), okText);
     api('GET', '/sources/' + encodeURIComponent(s.id) + '/impact').then((n) => {
       impact.dataset.links = n.links;
       impact.textContent = n.links
-        ? plural(n.links, 'link') + ' in ' + plural(n.projects, 'project') +
-          ' will be left without sync. They stay visible with their last known status and assignee, but will no longer update.'
-        : 'No links use this source, so no link will be left without sync.';
+        ? plural(n.links, 'link') + ' in ' + plural(n.projects, 'project') + ' ' + what +
+          '. They stay visible with their last known status and assignee.'
+        : 'No links use this source, so no link is affected.';
     }).catch(() => {
-      impact.textContent = 'Links created through this source are not removed: they stay visible but will no longer sync.';
+      impact.textContent = 'Links created through this source are not removed: they stay visible.';
     });
+    return answer;
+  }
+
+  async function confirmDelete(s) {
+    const answer = confirmWithImpact(s, 'delete-impact', 'Delete “' + s.display_name + '”?',
+      [h('p', {}, 'This removes the source’s configuration and its stored credentials.'),
+        h('p', { class: 'muted' }, 'To stop it only for a while, disable it instead.')],
+      'Delete source', 'will be left without sync and no longer update');
     if (!(await answer)) return;
     try {
       await api('DELETE', '/sources/' + encodeURIComponent(s.id));
@@ -1566,7 +1583,9 @@
       if (snap) {
         append(meta, [
           h('span', { class: 'status cat-' + snap.status_category, title: 'Status in ' + l.source_name }, snap.status),
-          h('span', { class: 'status-category' }, CATEGORY[snap.status_category] || snap.status_category),
+          (CATEGORY[snap.status_category] || snap.status_category).toLowerCase() === snap.status.toLowerCase()
+            ? null
+            : h('span', { class: 'status-category' }, CATEGORY[snap.status_category] || snap.status_category),
           h('span', { class: 'assignee' }, icon('user'), snap.assignee || 'Unassigned'),
           h('span', { class: 'fetched' }, icon('clock'), timeEl(snap.fetched_at, 'fetched ')),
         ]);

@@ -612,11 +612,21 @@ async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
     b.find_text(&health, "Last call failed: unauthorized").await;
     b.screenshot("sources-list-test-failed").await;
 
-    // Disable: the toggle, and the test still runs on a disabled source.
-    b.find(&format!("{} .enabled-toggle", row("Our Jira")))
-        .await
-        .click()
+    // Disable: the toggle asks first, with the links it stops; cancelled, nothing changes and
+    // the focus stays on the toggle.
+    let toggle = format!("{} .enabled-toggle", row("Our Jira"));
+    b.find(&toggle).await.click().await;
+    b.find_text("#disable-impact", "No links use this source")
         .await;
+    b.find("#confirm-cancel").await.click().await;
+    assert!(b.find(&toggle).await.checked().await);
+    assert_eq!(source_json(&app, "Our Jira").await["enabled"], true);
+    let focused = "return document.activeElement.classList.contains('enabled-toggle');";
+    assert_eq!(b.execute(focused, vec![]).await, json!(true), "focus kept");
+    // Confirmed, the source is disabled, and the test still runs on a disabled source.
+    b.find(&toggle).await.click().await;
+    b.find_text("#disable-impact", "No links").await;
+    b.find("#confirm-ok").await.click().await;
     b.find_text(&format!("{} .switch-text", row("Our Jira")), "Disabled")
         .await;
     assert_eq!(source_json(&app, "Our Jira").await["enabled"], false);
@@ -920,11 +930,16 @@ async fn member_links_an_issue_and_sees_it_stop_syncing() {
             .is_none()
     );
 
-    // A second one, done and unassigned: the category shows.
+    // A second one, done and unassigned: its status "Done" is its category too, said once.
     key.send_keys("PROJ-3").await;
     key.send_keys(keys::ENTER).await;
-    b.find_text(".link[data-key=\"PROJ-3\"] .status-category", "Done")
+    b.find_text(".link[data-key=\"PROJ-3\"] .status", "Done")
         .await;
+    assert!(
+        b.try_find(".link[data-key=\"PROJ-3\"] .status-category")
+            .await
+            .is_none()
+    );
     assert_eq!(b.find("#m-links-count").await.text().await, "2 links");
 
     // Refresh asks the tracker again.
