@@ -735,6 +735,40 @@ async fn the_directory_watcher_swaps_in_a_changed_file_and_ignores_a_broken_one(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_file_still_being_copied_is_never_loaded_half_written() {
+    let app = OpsApp::hotswap().await;
+    let watcher = host::api::plugins::spawn_watcher(&app.state, Duration::from_millis(400));
+    let before = app.state.plugins.compile_counts();
+    // A slow copy over several polling intervals, a piece every 50 ms: every scan sees it
+    // grown since the last one.
+    let binary = hotswap(V2);
+    let path = app.plugins_dir().join("hotswap.wasm");
+    let mut file = std::fs::File::create(&path).unwrap();
+    for piece in binary.chunks(binary.len().div_ceil(30)) {
+        std::io::Write::write_all(&mut file, piece).unwrap();
+        file.sync_all().unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(file);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.plugin("hotswap").await["version"] != V2 {
+        assert!(
+            Instant::now() < deadline,
+            "the finished copy was never loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Exactly one binary was compiled or taken from the cache: the whole one.
+    let after = app.state.plugins.compile_counts();
+    assert_eq!(
+        (after.compiled + after.from_cache) - (before.compiled + before.from_cache),
+        1,
+        "a half-written file was loaded"
+    );
+    watcher.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_second_file_claiming_a_loaded_provider_id_is_refused_not_a_silent_takeover() {
     // At start: two files claim `hotswap`. The first by file name serves, whichever was written
     // last, and on every start alike; the other is refused naming the file that serves.

@@ -269,9 +269,10 @@ impl PluginHost {
 }
 
 /// Watches `dir` for new or changed `*.wasm` files, polling every `every` (no dependency, no
-/// inotify limits; a change is seen within one interval). A changed file is loaded like an
-/// upload: compiled, checked, swapped in; a bad file is logged and the loaded version keeps
-/// serving. Deleting a file does not unload a running plugin (use the API's `DELETE`, which
+/// inotify limits). A changed file is loaded once it has held still for one interval (a copy
+/// in progress keeps changing, so a half-written file is never loaded; writing to a temporary
+/// name and renaming is instant), then like an upload: compiled, checked, swapped in; a bad
+/// file is logged and the loaded version keeps serving. Deleting a file does not unload a running plugin (use the API's `DELETE`, which
 /// checks for sources first). Each accepted swap is passed to `on_swap`. Files present when
 /// the watcher starts count as loaded (`load_dir` ran before).
 pub fn watch_dir<F, Fut>(
@@ -285,16 +286,25 @@ where
     Fut: Future<Output = ()> + Send,
 {
     let mut seen = scan(&dir);
+    // Changed files and their state at the last scan, until they hold still.
+    let mut settling: HashMap<PathBuf, FileState> = HashMap::new();
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
             let now = scan(&dir);
+            settling.retain(|path, _| now.contains_key(path));
             for (path, state) in &now {
                 if seen.get(path) == Some(state) {
+                    settling.remove(path);
                     continue;
                 }
+                if settling.insert(path.clone(), *state) != Some(*state) {
+                    continue;
+                }
+                settling.remove(path);
+                seen.insert(path.clone(), *state);
                 match host.load_changed(path).await {
                     Ok(Some(swap)) => {
                         tracing::info!(
@@ -311,7 +321,7 @@ where
                     ),
                 }
             }
-            seen = now;
+            seen.retain(|path, _| now.contains_key(path));
         }
     })
 }
