@@ -186,7 +186,7 @@
       const message = err.message ||
         (res.status >= 500 ? 'The service failed (internal error). Try again in a moment.' : 'The request failed (HTTP ' + res.status + ').');
       if (res.status === 401 && path !== '/me') {
-        signOut('Your token is no longer accepted. Sign in again.');
+        signOut('Your token is no longer accepted (' + message + '). Sign in again.');
       }
       throw new ApiError(res.status, err.code || String(res.status), message, err.field || null, data && data.errors);
     }
@@ -229,7 +229,7 @@
         sessionStorage.removeItem(TOKEN_KEY);
         renderSignIn('That token is not valid any more. Paste a current one.');
       } else {
-        mount(errorState(e, boot));
+        mountError(e, boot);
       }
       return;
     }
@@ -237,7 +237,7 @@
     try {
       await Promise.all([loadProviders(), loadProjects()]);
     } catch (e) {
-      mount(errorState(e, boot));
+      mountError(e, boot);
       return;
     }
     renderChrome();
@@ -358,6 +358,13 @@
     else location.hash = hash;
   }
 
+  // Shows a failed view's error, unless the failure signed the user out (a revoked token):
+  // then the sign-in form, with the reason, stays.
+  function mountError(e, retry) {
+    if (e.status === 401) return;
+    mount(errorState(e, retry));
+  }
+
   function errorState(e, retry) {
     return h('div', { class: 'card empty' },
       h('div', { class: 'empty-icon' }, icon('alert')),
@@ -385,7 +392,7 @@
     try {
       sources = await api('GET', '/sources');
     } catch (e) {
-      mount(errorState(e, showSources));
+      mountError(e, showSources);
       return;
     }
     const add = h('a', { class: 'btn btn-primary', href: '#/sources/new', id: 'add-source' }, icon('plus'), 'Add Source');
@@ -617,7 +624,7 @@
       const [source] = await Promise.all([id ? api('GET', '/sources/' + encodeURIComponent(id)) : null, loadProjects()]);
       existing = source;
     } catch (e) {
-      mount(errorState(e, () => showEditor(id)));
+      mountError(e, () => showEditor(id));
       return;
     }
     if (!S.providers.length) {
@@ -1394,7 +1401,7 @@
     try {
       await loadProjects();
     } catch (e) {
-      mount(errorState(e, showLinks));
+      mountError(e, showLinks);
       return;
     }
     const head = pageHead(['Projects', 'External references'], 'Issue links',

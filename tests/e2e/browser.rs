@@ -1190,3 +1190,34 @@ async fn page_and_assets_are_served_with_their_types() {
         assert!(!html.contains(external), "{external}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_revoked_mid_session_returns_to_sign_in_with_the_reason() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"name": "Second admin", "role": "admin"})),
+        )
+        .await;
+    let created = created.expect(201).clone();
+    let b = Browser::start().await;
+    sign_in(&b, &app, created["token"].as_str().unwrap()).await;
+    b.find("#mainnav a[data-nav=\"links\"]").await;
+
+    // Another admin revokes the token; the next view this one opens meets the revocation.
+    let id = created["id"].as_str().unwrap();
+    app.admin("DELETE", &format!("/api/v1/tokens/{id}"), None)
+        .await
+        .expect(204);
+    b.find("#mainnav a[data-nav=\"links\"]").await.click().await;
+    let error = b.find_text("#token-error", "no longer accepted").await;
+    assert!(error.text().await.contains("Sign in again"));
+    assert!(
+        b.try_find(".empty h2").await.is_none(),
+        "no 'Something went wrong' over the sign-in form"
+    );
+    assert!(!b.present("#topbar").await.displayed().await);
+}
