@@ -734,8 +734,8 @@
 
       this.saveBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'save-source' }, ex ? 'Save changes' : 'Add Source');
       this.draftResult = h('div', { class: 'draft-result', id: 'draft-result', 'aria-live': 'polite' });
-      const testBtn = ex ? null : h('button', { type: 'button', class: 'btn', id: 'test-draft' }, icon('wrench'), 'Test connection');
-      if (testBtn) testBtn.addEventListener('click', () => this.testDraft(testBtn));
+      const testBtn = h('button', { type: 'button', class: 'btn', id: 'test-draft', title: ex ? 'Test the edited configuration before saving it' : null }, icon('wrench'), 'Test connection');
+      testBtn.addEventListener('click', () => this.testDraft(testBtn));
       const foot = h('div', { class: 'editor-foot' },
         testBtn, this.draftResult, h('span', { class: 'spacer' }),
         h('a', { class: 'btn', href: '#/sources', id: 'cancel-edit' }, 'Cancel'),
@@ -1361,7 +1361,9 @@
       button.disabled = true;
       replace(this.draftResult, h('span', { class: 'test-result running' }, icon('loader', 'spin'), 'Testing…'));
       try {
-        const out = await api('POST', '/sources/test', this.body());
+        // An edit is tested with the stored secrets it leaves out; nothing is saved.
+        const path = this.existing ? '/sources/' + encodeURIComponent(this.existing.id) + '/test-edit' : '/sources/test';
+        const out = await api('POST', path, this.body());
         replace(this.draftResult, testResultEl({ ok: out.ok, code: out.code, message: out.ok && out.detail ? out.message + ' · ' + out.detail : out.message }));
       } catch (e) {
         replace(this.draftResult);

@@ -1153,3 +1153,57 @@ async fn key_patterns_are_checked_by_the_rules_save_applies() {
         lookaround["message"].as_str().unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edit_can_be_tested_before_it_is_saved_with_the_stored_secrets() {
+    let tracker = StandIn::start(Router::new().route("/whoami", get(|| async { "ok" }))).await;
+    let app = TestApp::start().await;
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/sources",
+            Some(source("Edited", &tracker.url)),
+        )
+        .await;
+    let id = created.expect(201)["id"].as_str().unwrap().to_string();
+    let before = app
+        .admin("GET", &format!("/api/v1/sources/{id}"), None)
+        .await
+        .expect(200)
+        .clone();
+
+    // The edit renames the user and omits the token: the test uses the stored token.
+    let mut edit = source("Edited", &tracker.url);
+    edit["auth"] = json!({"type": "api-token", "fields": {"user": "robot-2"}});
+    let tested = app
+        .admin(
+            "POST",
+            &format!("/api/v1/sources/{id}/test-edit"),
+            Some(edit),
+        )
+        .await;
+    assert_eq!(tested.expect(200)["ok"], true, "{}", tested.text);
+    let sent = tracker.requests().last().unwrap().clone();
+    assert_eq!(
+        sent.header("authorization"),
+        Some(basic("robot-2", CANARY).as_str())
+    );
+    assert!(!tested.text.contains(CANARY));
+    // Nothing was stored: not the edit, not the test result.
+    let after = app
+        .admin("GET", &format!("/api/v1/sources/{id}"), None)
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(after, before);
+    // A bad edit is refused at its field, as a save would be.
+    let mut bad = source("Edited", "not a url");
+    bad["auth"] = json!({"type": "api-token", "fields": {"user": "robot"}});
+    app.admin(
+        "POST",
+        &format!("/api/v1/sources/{id}/test-edit"),
+        Some(bad),
+    )
+    .await
+    .expect_error(400, "base_url");
+}

@@ -639,6 +639,15 @@ async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
         .await;
     assert!(!b.find("#f-enabled").await.checked().await);
     b.find("#f-auth-api-token").await.send_keys(TOKEN).await;
+    // The edit can be tried before it is saved: the new token works (the row still says the
+    // old one failed until the edit is saved).
+    b.find("#test-draft").await.click().await;
+    b.find_text("#draft-result .test-result.ok", "Connected as Mia Krystof")
+        .await;
+    assert_eq!(
+        source_json(&app, "Our Jira").await["last_test"]["ok"],
+        false
+    );
     b.find("#f-auth-api-token")
         .await
         .send_keys(keys::ENTER)

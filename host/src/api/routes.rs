@@ -60,6 +60,7 @@ routes! {
     post "/sources/{id}/enable" admin => sources::enable; "Enable a source"
     post "/sources/{id}/disable" admin => sources::disable; "Disable a source: hidden from members, no new links, links stop syncing"
     post "/sources/{id}/test" admin => sources::test; "Run the connection test with the stored configuration (enabled or not) and record the result"
+    post "/sources/{id}/test-edit" admin => sources::test_edit; "Test an edit of a source before saving it (body as for PUT; omitted secrets are the stored ones); nothing is stored"
     get "/sources/{id}/health" admin => health::source; "Last success, last error, error rate and rate limit (requests left, reset, wait) of a source"
     get "/sources/{id}/links" admin => links::list_by_source; "Every link through a source"
     get "/sources/{id}/impact" admin => links::impact; "How many links in how many projects a disable or delete leaves without sync"

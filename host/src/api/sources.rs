@@ -425,6 +425,24 @@ pub async fn test_draft(
     ))
 }
 
+/// `POST /sources/{id}/test-edit`: tests an edit of a stored source before it is saved. The
+/// body is the edited configuration (as for `PUT`); secrets it omits are the stored ones.
+/// Nothing is stored, not even the result, so replaced credentials can be tried first.
+pub async fn test_edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(input): Body<SourceInput>,
+) -> Result<Json<TestOutcome>, ApiError> {
+    caller.require_admin()?;
+    let info = provider_info(&state, &input.provider)?;
+    let (current, stored) = load_with_secrets(&state, &id).await?;
+    let (record, secrets) = check(&input, &info, Some((&current, &stored)))?;
+    Ok(Json(
+        run_test(&state, &config(None, &record, secrets)).await?,
+    ))
+}
+
 /// Runs a connection test; the result is recorded in the health of the stored source, if
 /// `config` is one's (not a draft's).
 async fn run_test(state: &AppState, config: &SourceConfig) -> Result<TestOutcome, ApiError> {
