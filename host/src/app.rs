@@ -32,6 +32,8 @@ pub struct AppState {
     pub link_writer: Arc<LinkWriter>,
     /// Counters for `/metrics` and the per-source health (in memory).
     pub metrics: Arc<Metrics>,
+    /// Draft connection tests that passed, for the source saved right after (in memory).
+    pub draft_tests: Arc<crate::api::sources::DraftTests>,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             patterns: Arc::default(),
             issue_urls: Arc::default(),
             metrics: Arc::default(),
+            draft_tests: Arc::default(),
         }
     }
 }

@@ -1207,3 +1207,24 @@ async fn an_edit_can_be_tested_before_it_is_saved_with_the_stored_secrets() {
     .await
     .expect_error(400, "base_url");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draft_that_passed_its_test_is_saved_as_tested() {
+    let tracker = StandIn::start(Router::new().route("/whoami", get(|| async { "ok" }))).await;
+    let app = TestApp::start().await;
+    let draft = source("Tested first", &tracker.url);
+    let tested = app
+        .admin("POST", "/api/v1/sources/test", Some(draft.clone()))
+        .await;
+    assert_eq!(tested.expect(200)["ok"], true, "{}", tested.text);
+    let created = app.admin("POST", "/api/v1/sources", Some(draft)).await;
+    let last = &created.expect(201)["last_test"];
+    assert_eq!(last["ok"], true, "{}", created.text);
+    assert_eq!(last["message"], tested.body["message"]);
+
+    // Another token than the one tested: not tested yet.
+    let mut other = source("Tested with another token", &tracker.url);
+    other["auth"]["fields"]["token"] = json!("another-token-0123456789");
+    let created = app.admin("POST", "/api/v1/sources", Some(other)).await;
+    assert_eq!(created.expect(201)["last_test"], Value::Null);
+}
