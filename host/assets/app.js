@@ -19,6 +19,9 @@
     projects: [],
     timers: [],
     routed: false,
+    // The open view's "has unsaved changes" check (the editor's), and the hash it is at.
+    unsaved: null,
+    hash: '',
   };
 
   // ---------------------------------------------------------------------------------------
@@ -243,6 +246,9 @@
     renderChrome();
     if (!S.routed) {
       window.addEventListener('hashchange', route);
+      window.addEventListener('beforeunload', (ev) => {
+        if (S.unsaved && S.unsaved()) ev.preventDefault();
+      });
       S.routed = true;
     }
     route();
@@ -299,6 +305,7 @@
   }
 
   function signOut(message) {
+    S.unsaved = null;
     sessionStorage.removeItem(TOKEN_KEY);
     S.token = null;
     S.me = null;
@@ -339,6 +346,20 @@
 
   function route() {
     if (!S.me) return;
+    // Leaving an editor with unsaved changes: ask first, back at its address meanwhile.
+    if (S.unsaved && S.unsaved() && location.hash !== S.hash) {
+      const target = location.hash;
+      history.replaceState(null, '', S.hash || location.pathname);
+      confirmDialog('Discard your changes?', [h('p', {}, 'This source has changes that are not saved yet.')], 'Discard changes')
+        .then((discard) => {
+          if (!discard) return;
+          S.unsaved = null;
+          location.hash = target;
+        });
+      return;
+    }
+    S.unsaved = null;
+    S.hash = location.hash;
     clearTimers();
     S.timers.push(setInterval(tickTimes, 30000));
     const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
@@ -758,6 +779,9 @@
         this.save();
       });
       form.addEventListener('input', (ev) => this.clearFieldError(ev.target));
+      // Any change makes leaving ask first (see `route`), until it is saved.
+      for (const kind of ['input', 'change']) form.addEventListener(kind, () => { this.dirty = true; });
+      S.unsaved = () => this.dirty;
       form.addEventListener('change', (ev) => this.clearFieldError(ev.target));
       this.el = form;
       this.select('source');
@@ -1348,6 +1372,7 @@
           ? await api('PUT', '/sources/' + encodeURIComponent(this.existing.id), body)
           : await api('POST', '/sources', body);
         toast((this.existing ? 'Saved “' : 'Added “') + saved.display_name + '”.');
+        this.dirty = false;
         go('#/sources');
       } catch (e) {
         this.saveBtn.disabled = false;

@@ -525,7 +525,8 @@ async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
     assert!(text.contains("Jira Cloud"), "{text}");
     assert!(text.contains(&jira.url), "{text}");
     assert!(text.contains("Web shop"), "{text}");
-    assert!(text.contains("Not tested yet"), "{text}");
+    // The draft's passed test before the first save is kept on the new row.
+    assert!(text.contains("Connected as Mia Krystof"), "{text}");
     assert!(
         b.find(&format!("{} .enabled-toggle", row("Our Jira")))
             .await
@@ -700,7 +701,10 @@ async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
     // Typing clears the error.
     name.fill("Our Jira Cloud").await;
     b.gone("[data-field=\"display_name\"] > .field-error").await;
+    // Cancel: the edit is not saved, so the page asks before discarding it.
     b.find("#cancel-edit").await.click().await;
+    b.find_text("#confirm-title", "Discard your changes?").await;
+    b.find("#confirm-ok").await.click().await;
     b.find(&row("Our Jira")).await;
     assert_eq!(
         source_json(&app, "Our Jira").await["display_name"],
@@ -1229,4 +1233,31 @@ async fn a_token_revoked_mid_session_returns_to_sign_in_with_the_reason() {
         "no 'Something went wrong' over the sign-in form"
     );
     assert!(!b.present("#topbar").await.displayed().await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leaving_an_editor_with_unsaved_changes_asks_first() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, &app.admin).await;
+    b.find("#add-source").await.click().await;
+    b.find("#f-display_name").await.send_keys("Half done").await;
+
+    // Cancel asks; keeping the changes stays in the editor with them.
+    b.find("#cancel-edit").await.click().await;
+    b.find_text("#confirm-title", "Discard your changes?").await;
+    b.find("#confirm-cancel").await.click().await;
+    assert_eq!(b.find("#f-display_name").await.value().await, "Half done");
+    assert!(b.execute("return location.hash;", vec![]).await == json!("#/sources/new"));
+
+    // Discarding leaves; an untouched editor leaves without asking.
+    b.find("#cancel-edit").await.click().await;
+    b.find_text("#confirm-title", "Discard your changes?").await;
+    b.find("#confirm-ok").await.click().await;
+    b.find("#add-source").await.click().await;
+    b.find("#f-display_name").await;
+    b.find("#cancel-edit").await.click().await;
+    b.find("#add-source").await;
+    assert!(!b.present("#confirm").await.displayed().await);
 }
