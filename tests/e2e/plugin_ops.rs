@@ -511,6 +511,7 @@ async fn refused_uploads_name_the_problem_and_the_old_version_keeps_serving() {
         ),
         ("empty", "hotswap", Vec::new(), wasm, 400, "empty"),
     ];
+    let mut audited = 0;
     for (what, id, body, content_type, status, text) in cases {
         let (got, answer) = app.upload(id, body, content_type).await;
         assert_eq!(got, status, "{what}: {answer}");
@@ -518,6 +519,16 @@ async fn refused_uploads_name_the_problem_and_the_old_version_keeps_serving() {
         assert!(message.contains(text), "{what}: {message:?} lacks {text:?}");
         let now = app.plugin("hotswap").await;
         assert_eq!(now["digest"], before["digest"], "{what} changed the plugin");
+        // Every refusal is audited, with its reason.
+        let refused = app.audit("plugin.rejected").await;
+        assert!(
+            refused.iter().any(|r| r["target"] == id
+                && r["details"]["status"] == status
+                && r["details"]["reason"] == message),
+            "{what}: {refused:?}"
+        );
+        audited += 1;
+        assert_eq!(refused.len(), audited, "{what}");
     }
     let (_, future) = app
         .upload(

@@ -144,14 +144,39 @@ pub async fn upload(
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<UploadOutcome>), ApiError> {
     let limit = state.plugins.limits().max_plugin_bytes;
-    let mut body = body.into_data_stream();
+    let body = body.into_data_stream();
     // Every refusal before the body is read still reads (and drops) it, within bounds, so
     // the client gets the answer instead of a connection reset mid-upload.
     let caller = match caller.and_then(|c| c.require_admin().map(|()| c)) {
         Ok(c) => c,
         Err(e) => return Err(drain(body, limit, e).await),
     };
-    if !has_media_type(&headers, &[WASM]) {
+    let outcome = admit(&state, &caller, &id, &headers, body, limit).await;
+    if let Err(e) = &outcome {
+        // Every admission outcome is audited, refusals too (the accepted ones by `record`).
+        let (who, target) = (caller.who(), id.clone());
+        let details = json!({"status": e.status.as_u16(), "code": e.code, "reason": e.message});
+        let audited = state
+            .store
+            .write(move |w| audit(w, &who, "plugin.rejected", &target, details))
+            .await;
+        if let Err(err) = audited {
+            tracing::error!(plugin = %id, error = %err.message, "could not audit a refused upload");
+        }
+    }
+    outcome
+}
+
+/// The admission of an upload by an admin: content type, size, compile, check, swap.
+async fn admit(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    headers: &HeaderMap,
+    mut body: axum::body::BodyDataStream,
+    limit: usize,
+) -> Result<(StatusCode, Json<UploadOutcome>), ApiError> {
+    if !has_media_type(headers, &[WASM]) {
         let e = ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
@@ -189,7 +214,7 @@ pub async fn upload(
     }
     let swap = state
         .plugins
-        .upload(&id, &bytes, &state.plugins_dir)
+        .upload(id, &bytes, &state.plugins_dir)
         .await
         .map_err(|e| match e {
             UploadError::Plugin(e) => {
@@ -200,9 +225,9 @@ pub async fn upload(
             e @ UploadError::Save { .. } => ApiError::internal(e),
         })?;
     if swap.changed {
-        record(&state, &caller.who(), "upload", &swap).await?;
+        record(state, &caller.who(), "upload", &swap).await?;
     }
-    let sources = sources_by_provider(&state).await?;
+    let sources = sources_by_provider(state).await?;
     let status = if swap.changed && swap.previous.is_none() {
         StatusCode::CREATED
     } else {
@@ -216,7 +241,7 @@ pub async fn upload(
                 .previous
                 .as_ref()
                 .map(|p| json!({"version": p.info.version, "digest": p.digest})),
-            plugin: view(&swap.plugin, count(&sources, &id)),
+            plugin: view(&swap.plugin, count(&sources, id)),
         }),
     ))
 }
