@@ -499,7 +499,7 @@ async fn refused_uploads_name_the_problem_and_the_old_version_keeps_serving() {
             vec![0u8; (1 << 20) + 1],
             wasm,
             413,
-            "larger than the limit",
+            "larger than the limit of 1048576 bytes (the operator's --max-plugin-bytes",
         ),
         (
             "wrong media type",

@@ -188,7 +188,10 @@ async fn admit(
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too-large",
-            format!("the plugin is larger than the limit of {limit} bytes"),
+            format!(
+                "the plugin is larger than the limit of {limit} bytes ({})",
+                crate::plugin::PLUGIN_SIZE_SETTING
+            ),
         )
     };
     let declared = headers

@@ -44,6 +44,10 @@ pub use registry::{CallCounts, CallStats, CompileCounts};
 /// The contract versions this host runs, for listings and error messages.
 pub const SUPPORTED_CONTRACTS: &[&str] = &["1.x"];
 
+/// Where an operator raises the plugin size limit, for the messages that refuse a plugin.
+pub const PLUGIN_SIZE_SETTING: &str = "the operator's --max-plugin-bytes, \
+     INTEGRATION_MAX_PLUGIN_BYTES or limits.max_plugin_bytes in the config file";
+
 /// Per-call resource limits. Defaults suit a small service; all are configurable.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -387,7 +391,7 @@ impl PluginHost {
     pub async fn prepare(&self, bytes: &[u8], origin: String) -> Result<LoadedPlugin, PluginError> {
         if bytes.len() > self.limits.max_plugin_bytes {
             return Err(PluginError::Rejected(format!(
-                "the plugin is {} bytes; the limit is {}",
+                "the plugin is {} bytes; the limit is {} ({PLUGIN_SIZE_SETTING})",
                 bytes.len(),
                 self.limits.max_plugin_bytes
             )));
