@@ -197,13 +197,13 @@ impl Egress {
         self.headroom
     }
 
-    /// Sends one request, following redirects that stay on the allow-list. The reply and any
-    /// error are redacted of the call's secrets.
+    /// Sends one request, following redirects that stay on the allow-list. The reply (see
+    /// [`Egress::read`]) and any error are redacted of the call's secrets.
     pub async fn send(&mut self, req: Outgoing) -> Result<Reply, SendError> {
         let result = self.send_unredacted(req).await;
         // Only a call stopped mid-request (this future dropped) leaves it set.
         self.waiting_on = None;
-        result.redact(&self.redactor)
+        result.map_err(|e| e.redact(&self.redactor))
     }
 
     async fn send_unredacted(&mut self, req: Outgoing) -> Result<Reply, SendError> {
@@ -328,7 +328,6 @@ impl Egress {
             && first_hop
             && let Some((_, etag)) = etag
         {
-            let reply = reply.clone().redact(&self.redactor);
             validators.store(source, url, authenticated, etag, &reply);
         }
         reply
@@ -398,11 +397,14 @@ impl Egress {
             }
             body.extend_from_slice(&chunk);
         }
+        // Redacted where it is read, so that nothing (the guest, the kept replies of
+        // conditional requests) ever holds the unredacted one.
         Ok(Reply {
             status,
             headers,
             body,
-        })
+        }
+        .redact(&self.redactor))
     }
 }
 
