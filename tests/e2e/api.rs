@@ -622,16 +622,8 @@ async fn secrets_are_write_only_kept_replaced_and_dropped() {
     let tracker = StandIn::start(Router::new().route("/whoami", get(|| async { "ok" }))).await;
     let app = TestApp::start().await;
     let id = app
-        .admin(
-            "POST",
-            "/api/v1/sources",
-            Some(source("Keep", &tracker.url)),
-        )
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .create("/api/v1/sources", source("Keep", &tracker.url))
+        .await;
     let path = format!("/api/v1/sources/{id}");
 
     // An edit without the secret keeps it: the tracker still receives it.
@@ -683,13 +675,7 @@ async fn a_disabled_source_can_be_tested_and_the_result_is_recorded() {
     let app = TestApp::start().await;
     let mut body = source("Disabled", &tracker.url);
     body["enabled"] = json!(false);
-    let id = app
-        .admin("POST", "/api/v1/sources", Some(body))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.create("/api/v1/sources", body).await;
     let outcome = app
         .admin("POST", &format!("/api/v1/sources/{id}/test"), None)
         .await;
@@ -744,16 +730,8 @@ async fn a_disabled_source_can_be_tested_and_the_result_is_recorded() {
 async fn enable_disable_and_delete() {
     let app = TestApp::start().await;
     let id = app
-        .admin(
-            "POST",
-            "/api/v1/sources",
-            Some(source("Toggle", "https://t.example.com")),
-        )
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .create("/api/v1/sources", source("Toggle", "https://t.example.com"))
+        .await;
     let off = app
         .admin("POST", &format!("/api/v1/sources/{id}/disable"), None)
         .await;
@@ -807,13 +785,7 @@ async fn projects_and_specific_assignment() {
 
     let mut body = source("Specific", "https://t.example.com");
     body["projects"] = json!({"mode": "specific", "ids": [a, b]});
-    let id = app
-        .admin("POST", "/api/v1/sources", Some(body))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.create("/api/v1/sources", body).await;
 
     // Deleting a project removes it from the assignment; deleting the last leaves a clear,
     // empty assignment rather than a broken source.

@@ -162,12 +162,8 @@ async fn jira() -> StandIn {
 // Helpers
 
 async fn create_project(app: &TestApp, name: &str) -> String {
-    app.admin("POST", "/api/v1/projects", Some(json!({ "name": name })))
+    app.create("/api/v1/projects", json!({ "name": name }))
         .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 /// Opens the page and signs in with `token` through the token prompt.
@@ -761,13 +757,7 @@ async fn one_save_shows_every_error_and_the_list_shows_an_untested_edit_and_a_pa
         "auth": {"type": "api-token", "fields": {"email": EMAIL, "api-token": TOKEN}},
         "projects": {"mode": "all"},
     });
-    let id = app
-        .admin("POST", "/api/v1/sources", Some(body.clone()))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.create("/api/v1/sources", body.clone()).await;
     app.admin("POST", &format!("/api/v1/sources/{id}/test"), None)
         .await
         .expect(200);
@@ -796,13 +786,7 @@ async fn one_save_shows_every_error_and_the_list_shows_an_untested_edit_and_a_pa
         "auth": {"type": "api-token", "fields": {"email": EMAIL, "api-token": TOKEN}},
         "projects": {"mode": "all"},
     });
-    let id = app
-        .admin("POST", "/api/v1/sources", Some(limited))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = app.create("/api/v1/sources", limited).await;
     app.admin("POST", &format!("/api/v1/sources/{id}/test"), None)
         .await
         .expect(200);
@@ -832,10 +816,9 @@ async fn member_links_an_issue_and_sees_it_stop_syncing() {
     let web = create_project(&app, "Web shop").await;
     let other = create_project(&app, "Back office").await;
     let source = app
-        .admin(
-            "POST",
+        .create(
             "/api/v1/sources",
-            Some(json!({
+            json!({
                 "provider": "jira-cloud",
                 "display_name": "Our Jira",
                 "base_url": jira.url,
@@ -845,13 +828,9 @@ async fn member_links_an_issue_and_sees_it_stop_syncing() {
                 "key_pattern": "^[A-Z][A-Z0-9_]+-[1-9][0-9]*$",
                 "capabilities": {"read_issue_details": true, "create_issues": true},
                 "projects": {"mode": "specific", "ids": [web]}
-            })),
+            }),
         )
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .await;
     let member = app
         .admin(
             "POST",

@@ -345,13 +345,7 @@ async fn urls_come_only_from_the_sources_templates() {
 #[tokio::test(flavor = "multi_thread")]
 async fn members_see_the_sources_key_pattern_not_advice_for_admins() {
     let app = integration_tests::TestApp::start().await;
-    let project = app
-        .admin("POST", "/api/v1/projects", Some(json!({"name": "Web"})))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let project = app.create("/api/v1/projects", json!({"name": "Web"})).await;
     for (name, pattern) in [
         ("Requirements", Some("^REQ-[0-9]+$")),
         ("Tickets", Some("^T[0-9]+$")),

@@ -1179,25 +1179,13 @@ async fn start_over_the_limit() -> StandIn {
 async fn after_a_429_nothing_is_sent_before_retry_after_even_with_a_past_reset() {
     let jira = start_over_the_limit().await;
     let app = integration_tests::TestApp::start().await;
-    let project = app
-        .admin("POST", "/api/v1/projects", Some(json!({"name": "Web"})))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let project = app.create("/api/v1/projects", json!({"name": "Web"})).await;
     let body = json!({
         "provider": ID, "display_name": "Our Jira", "base_url": jira.url,
         "auth": {"type": "api-token", "fields": {"email": EMAIL, "api-token": TOKEN}},
         "capabilities": {"read_issue_details": true}, "projects": {"mode": "all"},
     });
-    let source = app
-        .admin("POST", "/api/v1/sources", Some(body))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let source = app.create("/api/v1/sources", body).await;
     let links = format!("/api/v1/projects/{project}/links");
     let link = |key: &str| {
         let body = json!({"test_object": "test-case:TC-1", "source_id": source, "key": key});

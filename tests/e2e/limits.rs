@@ -97,29 +97,18 @@ async fn a_looping_plugin_hammered_with_calls_does_not_hold_up_another_plugin() 
 #[tokio::test(flavor = "multi_thread")]
 async fn looping_calls_take_turns_on_the_cpu_and_leave_the_api_its_speed() {
     let app = TestApp::start().await;
-    let project = app
-        .admin("POST", "/api/v1/projects", Some(json!({"name": "P"})))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let project = app.create("/api/v1/projects", json!({"name": "P"})).await;
     let source = app
-        .admin(
-            "POST",
+        .create(
             "/api/v1/sources",
-            Some(json!({
+            json!({
                 "provider": "gitlab", "display_name": "GitLab",
                 "base_url": "http://127.0.0.1:1/group/project",
                 "auth": {"type": "api-token", "fields": {"token": "glpat-x"}},
                 "projects": {"mode": "all"},
-            })),
+            }),
         )
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .await;
     let next = std::sync::atomic::AtomicUsize::new(1);
     // The median time of link creations through the API.
     let median = || async {

@@ -154,19 +154,11 @@ async fn world() -> World {
     let gitlab = gitlab(tracker.clone()).await;
     let app = TestApp::start().await;
     let project = app
-        .admin("POST", "/api/v1/projects", Some(json!({"name": "Shop"})))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .create("/api/v1/projects", json!({"name": "Shop"}))
+        .await;
     let other_project = app
-        .admin("POST", "/api/v1/projects", Some(json!({"name": "Other"})))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .create("/api/v1/projects", json!({"name": "Other"}))
+        .await;
     let member = app
         .admin(
             "POST",
@@ -200,13 +192,7 @@ impl World {
             "capabilities": {"read_issue_details": read, "create_issues": true},
             "projects": projects,
         });
-        self.app
-            .admin("POST", "/api/v1/sources", Some(body))
-            .await
-            .expect(201)["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        self.app.create("/api/v1/sources", body).await
     }
 
     async fn link(&self, source: &str, object: &str, key: &str) -> integration_tests::Response2 {
@@ -430,14 +416,7 @@ async fn a_rate_limited_source_waits_while_others_sync() {
         "auth": {"type": "api-token", "fields": {"token": TOKEN}},
         "capabilities": {"read_issue_details": true}, "projects": {"mode": "all"},
     });
-    let limited = w
-        .app
-        .admin("POST", "/api/v1/sources", Some(body))
-        .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let limited = w.app.create("/api/v1/sources", body).await;
     w.link(&fine, "test-case:TC-1", "7").await.expect(201);
     w.link(&limited, "test-case:TC-1", "7").await.expect(201);
 

@@ -20,12 +20,8 @@ fn set_env(name: &str, value: &str) {
 }
 
 async fn create_project(app: &TestApp, name: &str) -> String {
-    app.admin("POST", "/api/v1/projects", Some(json!({ "name": name })))
+    app.create("/api/v1/projects", json!({ "name": name }))
         .await
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
 }
 
 /// Sends a sources file to `POST /api/v1/sources/import`; returns the status and the body.

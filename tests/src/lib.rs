@@ -336,16 +336,18 @@ impl TestApp {
         }
     }
 
+    /// Creates something as the admin (`path` such as `/api/v1/sources`) and returns its id;
+    /// panics, showing the answer, unless it was created.
+    pub async fn create(&self, path: &str, body: serde_json::Value) -> String {
+        let created = self.admin("POST", path, Some(body)).await;
+        created.expect(201)["id"].as_str().unwrap().to_string()
+    }
+
     /// A new project and a member token for it: `(project id, token)`.
     pub async fn project_with_member(&self, name: &str) -> (String, String) {
         let project = self
-            .admin(
-                "POST",
-                "/api/v1/projects",
-                Some(serde_json::json!({"name": name})),
-            )
+            .create("/api/v1/projects", serde_json::json!({"name": name}))
             .await;
-        let project = project.expect(201)["id"].as_str().unwrap().to_string();
         let body = serde_json::json!({"name": format!("{name} member"), "role": "member", "projects": [project]});
         let member = self.admin("POST", "/api/v1/tokens", Some(body)).await;
         let member = member.expect(201)["token"].as_str().unwrap().to_string();
