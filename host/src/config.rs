@@ -37,8 +37,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::api::server::HttpLimits;
 use crate::plugin::Limits;
-use crate::server::HttpLimits;
 
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "INTEGRATION_CONFIG";

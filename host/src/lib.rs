@@ -10,7 +10,6 @@ pub mod links;
 pub mod metrics;
 pub mod page;
 pub mod plugin;
-pub mod server;
 pub mod sources_as_code;
 pub mod store;
 pub mod sync;

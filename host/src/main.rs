@@ -332,7 +332,7 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     println!("Integration sources is running: open http://{addr}/");
-    host::server::serve(listener, router(state), config.http, shutdown_signal()).await;
+    host::api::server::serve(listener, router(state), config.http, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod plugins;
 pub mod projects;
 pub mod providers;
 pub mod routes;
+pub mod server;
 pub mod sources;
 pub mod tokens;
 pub mod transfer;

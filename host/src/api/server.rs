@@ -23,7 +23,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::api::error::ApiError;
+use super::error::ApiError;
 
 /// Bounds on HTTP clients.
 #[derive(Clone, Copy, Debug)]
