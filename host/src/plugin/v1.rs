@@ -22,6 +22,9 @@ use testorchestrator::provider::{http, log, types as wit};
 /// The package's version range this module serves.
 pub const MAJOR: u64 = 1;
 
+/// The version of the contract package this host implements (`wit/provider/v1/world.wit`).
+pub const VERSION: &str = "1.1.0";
+
 /// The export name a v1 plugin must have (without its `@version` suffix).
 pub const EXPORT: &str = "testorchestrator:provider/tracker";
 
@@ -31,6 +34,12 @@ pub fn add_to_linker(linker: &mut wasmtime::component::Linker<CallState>) -> was
 }
 
 impl wit::Host for CallState {}
+
+impl testorchestrator::provider::contract::Host for CallState {
+    async fn version(&mut self) -> wasmtime::Result<String> {
+        Ok(VERSION.to_string())
+    }
+}
 
 impl http::Host for CallState {
     async fn send(
