@@ -13,3 +13,4 @@ pub mod plugin;
 pub mod sources_as_code;
 pub mod store;
 pub mod sync;
+pub mod webhooks;
