@@ -11,6 +11,8 @@
 //! names the same item and is accepted; a link into another organization is not.
 //! The plugin keeps no state and must stay small: every call runs in a fresh instance.
 
+mod events;
+
 use serde_json::{Value, json};
 use testorchestrator_provider_sdk::*;
 
@@ -89,6 +91,14 @@ impl Provider for AzureDevOps {
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {
         normalize(source, key).map(|id| id.to_string())
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        events::schemes()
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        events::parse(source, event)
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {

@@ -7,6 +7,8 @@
 //! issue API URL template plus JSON pointers to the title, status and assignee.
 //! Must not: guess URLs, reach anything but the base URL's origin, or keep state between calls.
 
+mod events;
+
 use testorchestrator_provider_sdk::serde_json::Value;
 use testorchestrator_provider_sdk::*;
 
@@ -126,9 +128,20 @@ impl Provider for Plugin {
                     "In-progress statuses",
                     "Comma-separated status names that count as in progress. Any other status is to do.",
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(events::settings())
+            .collect(),
             extra_origins: vec![],
         }
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        events::schemes()
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        events::parse(source, event)
     }
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {

@@ -29,6 +29,8 @@
 
 use std::collections::HashMap;
 
+mod events;
+
 use testorchestrator_provider_sdk::bindings::testorchestrator::provider::http;
 use testorchestrator_provider_sdk::serde_json::{Value, json};
 use testorchestrator_provider_sdk::*;
@@ -128,6 +130,14 @@ impl Provider for GitHub {
             return parse_number(number);
         }
         parse_number(input.strip_prefix('#').unwrap_or(input))
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        events::schemes()
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        events::parse(source, event)
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {

@@ -11,6 +11,8 @@
 //! pasted `…/-/issues/123` URL all become `123`. The plugin keeps no state and must not grow
 //! heavy dependencies: every call runs in a fresh instance.
 
+mod events;
+
 use serde_json::Value;
 use testorchestrator_provider_sdk::*;
 
@@ -98,6 +100,14 @@ impl Provider for GitLab {
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {
         normalize(source, key).map(|iid| iid.to_string())
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        events::schemes()
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        events::parse(source, event)
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {

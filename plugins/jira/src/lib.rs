@@ -17,6 +17,8 @@
 
 use std::collections::HashMap;
 
+mod events;
+
 use testorchestrator_provider_sdk::serde_json::{Value, json};
 use testorchestrator_provider_sdk::*;
 
@@ -126,6 +128,14 @@ impl Provider for Jira {
             return key_from_url(source, input);
         }
         parse_key(input)
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        events::schemes()
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        events::parse(source, event)
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {

@@ -5,6 +5,8 @@
 //! which arrive inside HTTP 200 answers as well as 400/401/429 ones (`errors[].extensions`).
 //! Must not: hold state between calls, or use the network in `normalize-key`/`issue-url`.
 
+mod events;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use testorchestrator_provider_sdk::serde_json::{Value, json};
@@ -100,6 +102,14 @@ impl Provider for Plugin {
             return key_from_url(source, text);
         }
         parse_identifier(text).map_err(invalid)
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        events::schemes()
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        events::parse(source, event)
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {

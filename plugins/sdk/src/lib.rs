@@ -19,6 +19,7 @@ pub mod bindings {
 }
 
 mod helpers;
+mod time;
 
 pub use bindings::exports::testorchestrator::provider::comments::{CommentInfo, CommentsInfo};
 pub use bindings::exports::testorchestrator::provider::events::{
@@ -35,6 +36,7 @@ pub use bindings::testorchestrator::provider::types::{
 };
 pub use helpers::*;
 pub use serde_json;
+pub use time::timestamp_millis;
 
 /// The contract version the host implements, e.g. "1.1.0" (`contract.version`, since 1.1).
 /// A plugin that calls it needs a 1.1 host or newer.
