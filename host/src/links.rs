@@ -257,6 +257,7 @@ pub async fn prepare(
         last_error: None,
         created_at: now(),
         created_by: who.to_string(),
+        event_version: None,
     };
     if source.capabilities.read_issue_details {
         let fetched = match crate::sync::paused_until(state, source_id) {

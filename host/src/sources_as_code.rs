@@ -320,8 +320,9 @@ pub async fn import(
                                 .map_err(|e| ApiError::internal(format!("source {id}: {e}")))?,
                             None => BTreeMap::new(),
                         };
-                        let (mut record, secrets) = check(&entry.input, info, Some((&current, &stored)))
+                        let (mut record, mut secrets) = check(&entry.input, info, Some((&current, &stored)))
                             .map_err(|e| at_source(&entry, e))?;
+                        crate::webhooks::settings::keep(&current, &stored, &mut record, &mut secrets);
                         record.created_at = current.created_at;
                         record.last_test = kept_test(&current, &record, &stored, &secrets);
                         let same = SourceRecord {

@@ -257,7 +257,8 @@ pub async fn update(
     caller.require_admin()?;
     let info = provider_info(&state, &input.provider)?;
     let (current, stored) = load_with_secrets(&state, &id).await?;
-    let (mut record, secrets) = check(&input, &info, Some((&current, &stored)))?;
+    let (mut record, mut secrets) = check(&input, &info, Some((&current, &stored)))?;
+    crate::webhooks::settings::keep(&current, &stored, &mut record, &mut secrets);
     record.created_at = current.created_at;
     record.last_test = kept_test(&current, &record, &stored, &secrets);
     let sealed = state.key.seal(&id, &secrets);
@@ -568,6 +569,7 @@ pub fn config(
     record: &SourceRecord,
     secrets: BTreeMap<String, String>,
 ) -> SourceConfig {
+    let secrets = crate::webhooks::settings::without_webhook_secret(secrets);
     SourceConfig {
         source_id: id.map(str::to_string),
         provider: record.provider.clone(),
@@ -912,6 +914,7 @@ pub fn check(
         created_at: at,
         updated_at: at,
         network,
+        webhook: None,
     };
     Ok((record, secrets))
 }

@@ -5,7 +5,7 @@
 //! The facts behind each check (header names, encodings, vendors' test vectors, redelivery
 //! horizons) are in `../shared/providers-events.md`, sections 1.B to 5.B and 7.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use base64::Engine;
@@ -14,6 +14,9 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::plugin::model::{
+    Authenticity, DigestEncoding, EventScheme, Locator, SignedContent, TimeUnit,
+};
 use crate::store::records::Millis;
 
 /// The prefix of a Standard Webhooks secret (GitLab signing tokens): the key is the base64
@@ -178,6 +181,137 @@ impl Deliveries {
     }
 }
 
+/// Why an event was refused by its scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// The signature, token or credentials are missing or wrong.
+    Signature,
+    /// The signed send time is missing or outside the replay window.
+    Replay,
+}
+
+/// What a verified event says about itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verified {
+    /// The tracker's delivery id, when the scheme names where it is and the event has one.
+    pub delivery_id: Option<String>,
+}
+
+/// The value of a request header (`headers` have lower-case names).
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    headers
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `text` with every `{setting:NAME}` replaced by the source's setting (empty when unset): how
+/// a Custom Tracker names its signature header and prefix per source.
+pub fn with_settings(text: &str, settings: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{setting:") {
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let name = &rest[start + "{setting:".len()..start + len];
+        out.push_str(settings.get(name).map_or("", |v| v.trim()));
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The header that carries the proof of `scheme` (none for Basic, which uses
+/// `authorization`), settings filled in.
+pub fn proof_header(scheme: &EventScheme, settings: &BTreeMap<String, String>) -> String {
+    match &scheme.authenticity {
+        Authenticity::HmacSha256(h) => with_settings(&h.header, settings),
+        Authenticity::TokenHeader(name) => with_settings(name, settings),
+        Authenticity::Basic => "authorization".to_string(),
+    }
+    .to_ascii_lowercase()
+}
+
+/// The value a locator points at in the event.
+pub fn locate(locator: &Locator, headers: &[(String, String)], body: &[u8]) -> Option<String> {
+    match locator {
+        Locator::Header(name) => header(headers, name).map(str::to_string),
+        Locator::BodyPointer(pointer) => pointer_value(body, pointer),
+    }
+}
+
+/// Checks an event by `scheme` with the source's webhook `secret` and `settings`, at `now`:
+/// the proof first (in constant time, over the raw bytes), then the replay window; returns
+/// its delivery id.
+pub fn check_event(
+    scheme: &EventScheme,
+    settings: &BTreeMap<String, String>,
+    secret: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    now: Millis,
+) -> Result<Verified, Rejection> {
+    if secret.is_empty() {
+        return Err(Rejection::Signature);
+    }
+    let given = header(headers, &proof_header(scheme, settings)).unwrap_or("");
+    let proven = match &scheme.authenticity {
+        Authenticity::HmacSha256(h) => {
+            let prefix = with_settings(&h.prefix, settings);
+            let base64 = h.encoding == DigestEncoding::Base64;
+            match &h.content {
+                SignedContent::Body => {
+                    hmac_matches(&hmac_key(secret, false), &[body], given, &prefix, base64)
+                }
+                SignedContent::IdTimestampBody(names) => {
+                    let id = header(headers, &names.id).unwrap_or("");
+                    let sent = header(headers, &names.timestamp).unwrap_or("");
+                    let parts: [&[u8]; 5] = [id.as_bytes(), b".", sent.as_bytes(), b".", body];
+                    !id.is_empty()
+                        && !sent.is_empty()
+                        && hmac_matches(&hmac_key(secret, true), &parts, given, &prefix, base64)
+                }
+            }
+        }
+        Authenticity::TokenHeader(_) => token_matches(secret, given),
+        Authenticity::Basic => basic_matches(secret, given),
+    };
+    if !proven {
+        return Err(Rejection::Signature);
+    }
+    if let Some(window) = &scheme.replay {
+        let sent = locate(&window.timestamp, headers, body).and_then(|t| t.trim().parse().ok());
+        let millis = window.unit == TimeUnit::Milliseconds;
+        if !sent.is_some_and(|sent| within_window(sent, millis, window.tolerance_secs, now)) {
+            return Err(Rejection::Replay);
+        }
+    }
+    let delivery_id = scheme
+        .delivery_id
+        .as_ref()
+        .and_then(|l| locate(l, headers, body))
+        .filter(|id| !id.trim().is_empty());
+    Ok(Verified { delivery_id })
+}
+
+/// The headers a plugin gets: all but the one carrying the proof, `authorization` and
+/// `cookie`.
+pub fn plugin_headers(
+    scheme: &EventScheme,
+    settings: &BTreeMap<String, String>,
+    headers: &[(String, String)],
+) -> Vec<(String, String)> {
+    let proof = proof_header(scheme, settings);
+    headers
+        .iter()
+        .filter(|(n, _)| *n != proof && n != "authorization" && n != "cookie")
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +455,90 @@ mod tests {
         );
         assert_eq!(pointer_value(body, "/data"), None);
         assert_eq!(pointer_value(b"not json", "/a"), None);
+    }
+
+    fn github_scheme() -> EventScheme {
+        EventScheme {
+            id: "hmac".into(),
+            label: "GitHub".into(),
+            authenticity: Authenticity::HmacSha256(crate::plugin::model::HmacScheme {
+                header: "X-Hub-Signature-256".into(),
+                prefix: "sha256=".into(),
+                encoding: DigestEncoding::Hex,
+                content: SignedContent::Body,
+            }),
+            replay: None,
+            delivery_id: Some(Locator::Header("X-GitHub-Delivery".into())),
+            setup: String::new(),
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_event_is_checked_by_its_scheme_and_named_by_its_delivery_id() {
+        let scheme = github_scheme();
+        let none = BTreeMap::new();
+        let signed = headers(&[
+            ("X-Hub-Signature-256", &format!("sha256={GITHUB_DIGEST}")),
+            ("X-GitHub-Delivery", "72d3162e"),
+            ("X-GitHub-Event", "issues"),
+        ]);
+        let verified = check_event(&scheme, &none, GITHUB_SECRET, &signed, GITHUB_BODY, 0);
+        assert_eq!(verified.unwrap().delivery_id.as_deref(), Some("72d3162e"));
+        let forged = check_event(&scheme, &none, "other", &signed, GITHUB_BODY, 0);
+        assert_eq!(forged, Err(Rejection::Signature));
+        let unsigned = headers(&[("X-GitHub-Delivery", "72d3162e")]);
+        let missing = check_event(&scheme, &none, GITHUB_SECRET, &unsigned, GITHUB_BODY, 0);
+        assert_eq!(missing, Err(Rejection::Signature));
+        assert_eq!(
+            check_event(&scheme, &none, "", &signed, GITHUB_BODY, 0),
+            Err(Rejection::Signature),
+            "an empty secret proves nothing"
+        );
+        let names: Vec<&str> = plugin_headers(&scheme, &none, &signed)
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .collect();
+        assert!(!names.contains(&"x-hub-signature-256"));
+        assert!(names.contains(&"x-github-event"));
+    }
+
+    #[test]
+    fn a_signed_body_timestamp_outside_the_window_is_a_replay() {
+        let mut scheme = github_scheme();
+        scheme.replay = Some(crate::plugin::model::ReplayWindow {
+            timestamp: Locator::BodyPointer("/webhookTimestamp".into()),
+            unit: TimeUnit::Milliseconds,
+            tolerance_secs: 60,
+        });
+        let body = br#"{"webhookTimestamp":1752000000000}"#;
+        let key = hmac_key("s", false);
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+        mac.update(body);
+        let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let h = headers(&[("X-Hub-Signature-256", &sig)]);
+        let none = BTreeMap::new();
+        assert!(check_event(&scheme, &none, "s", &h, body, 1_752_000_030_000).is_ok());
+        assert_eq!(
+            check_event(&scheme, &none, "s", &h, body, 1_752_000_061_000),
+            Err(Rejection::Replay)
+        );
+    }
+
+    #[test]
+    fn settings_name_a_custom_header_and_prefix() {
+        let settings = BTreeMap::from([("h".to_string(), " X-Sig ".to_string())]);
+        assert_eq!(with_settings("{setting:h}", &settings), "X-Sig");
+        assert_eq!(with_settings("a{setting:missing}b", &settings), "ab");
+        assert_eq!(with_settings("sha256=", &settings), "sha256=");
     }
 
     #[test]
