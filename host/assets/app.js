@@ -667,11 +667,11 @@
       text: 'Show a shortcut button that opens the external system’s new-issue form, using the Create URL template.',
     },
     {
-      name: 'add_comments', label: 'Add comments', future: true,
+      name: 'add_comments', label: 'Add comments',
       text: 'Post comments to external issues from within TestOrchestrator.',
     },
     {
-      name: 'process_webhooks', label: 'Process webhooks', future: true,
+      name: 'process_webhooks', label: 'Process webhooks',
       text: 'Accept inbound webhook events from the external system to trigger automatic data refreshes.',
     },
   ];
@@ -948,6 +948,7 @@
       this.createInput.placeholder = p.default_create_url_template || '{baseUrl}/…/new';
       this.patternInput.placeholder = p.default_key_pattern || 'e.g. ^[A-Z]+-\\d+$';
       this.sampleInput.placeholder = p.key_example || '';
+      this.refreshCapabilitySupport();
       replace(this.authSelect, ...p.auth_types.map((a) => h('option', { value: a.id }, a.label)));
       if (!p.auth_types.some((a) => a.id === this.m.auth_type)) {
         this.authSelect.appendChild(h('option', { value: this.m.auth_type }, this.m.auth_type));
@@ -1118,20 +1119,22 @@
     buildCapabilities() {
       const panel = this.panels.capabilities;
       this.createNote = h('div', { class: 'note', id: 'create-requirement' });
+      this.capSupport = {};
       const items = CAPABILITIES.map((c) => {
         const id = 'f-cap-' + c.name;
-        const input = h('input', { type: 'checkbox', role: 'switch', id, checked: this.m.caps[c.name], 'aria-describedby': id + '-text' });
+        const input = h('input', { type: 'checkbox', role: 'switch', id, checked: this.m.caps[c.name], 'aria-describedby': id + '-support ' + id + '-text' });
+        // Filled by refreshCapabilitySupport: why the provider's plugin cannot do this.
+        this.capSupport[c.name] = h('span', { class: 'soon', id: id + '-support' });
         input.addEventListener('change', () => {
           this.m.caps[c.name] = input.checked;
           if (c.name === 'create_issues') this.refreshCreateNote();
         });
-        return h('div', { class: 'cap' + (c.future ? ' future' : ''), 'data-field': 'capabilities.' + c.name },
+        return h('div', { class: 'cap', 'data-field': 'capabilities.' + c.name },
           h('span', { class: 'switch' }, input),
           h('div', { class: 'cap-body' },
             h('label', { for: id }, c.label),
-            c.future ? h('span', { class: 'soon' }, 'Coming in a future release') : null,
-            h('p', { id: id + '-text' }, c.text,
-              c.future ? ' You can enable this flag now; it is not active yet.' : null),
+            this.capSupport[c.name],
+            h('p', { id: id + '-text' }, c.text),
             c.name === 'create_issues' ? this.createNote : null));
       });
       append(panel, [
@@ -1139,6 +1142,20 @@
         h('div', { class: 'cap-list', 'data-field': 'capabilities' }, items),
       ]);
       this.refreshCreateNote();
+      this.refreshCapabilitySupport();
+    }
+
+    /** Marks the capabilities the chosen provider's plugin does not serve, with the reason
+     * `GET /providers` gives, e.g. "not supported by this plugin (contract 1.0)". */
+    refreshCapabilitySupport() {
+      if (!this.capSupport) return;
+      const why = (this.p.capabilities || {}).unsupported || {};
+      for (const [name, el] of Object.entries(this.capSupport)) {
+        const text = why[name] || '';
+        el.hidden = !text;
+        el.textContent = text ? text.charAt(0).toUpperCase() + text.slice(1) : '';
+        el.parentNode && el.parentNode.parentNode.classList.toggle('future', !!text);
+      }
     }
 
     refreshCreateNote() {

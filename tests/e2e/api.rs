@@ -93,7 +93,12 @@ async fn create_get_list_roundtrip_every_field_without_secrets() {
     assert_eq!(body["key_pattern"], "^[A-Z]+-\\d+$");
     assert_eq!(body["enabled"], true);
     assert_eq!(body["capabilities"]["add_comments"], true);
-    assert_eq!(body["inactive_capabilities"], json!(["add_comments"]));
+    // The misbehave plugin is a 1.1 plugin that declares neither comments nor webhooks.
+    assert_eq!(
+        body["unsupported_capabilities"],
+        json!({"add_comments": "not supported by this provider",
+               "process_webhooks": "not supported by this provider"})
+    );
     assert_eq!(body["projects"], json!({"mode": "all"}));
     assert_eq!(body["settings"]["mode"], "egress");
     assert!(!created.text.contains(CANARY));

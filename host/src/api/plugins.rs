@@ -19,7 +19,9 @@ use super::extract::{Caller, Path, Query, has_media_type};
 use super::sources::audit;
 use crate::app::AppState;
 use crate::plugin::registry::{Swap, UploadError, watch_dir};
-use crate::plugin::{CallCounts, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS};
+use crate::plugin::{
+    CallCounts, CapabilitySupport, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS,
+};
 use crate::store::records::{Millis, SourceRecord};
 use crate::store::{Read, SOURCES};
 
@@ -37,6 +39,8 @@ pub struct PluginView {
     pub version: String,
     /// The contract version it was built against, e.g. `1.0.0`.
     pub contract: String,
+    /// The capabilities it serves, and why not the others.
+    pub capabilities: CapabilitySupport,
     /// sha-256 of the `.wasm`, hex.
     pub digest: String,
     /// Size of the `.wasm` in bytes.
@@ -375,6 +379,7 @@ fn view(p: &LoadedPlugin, sources: usize) -> PluginView {
         name: p.info.name.clone(),
         version: p.info.version.clone(),
         contract: p.contract.clone(),
+        capabilities: p.capabilities(),
         digest: p.digest.clone(),
         size_bytes: p.size_bytes,
         loaded_at: p

@@ -112,8 +112,10 @@ pub struct SourceView {
     pub provider_name: Option<String>,
     /// `loaded` or `missing`: a source whose plugin is not loaded cannot be tested or synced.
     pub plugin_status: &'static str,
-    /// Capabilities that are stored but not active in this release.
-    pub inactive_capabilities: Vec<&'static str>,
+    /// The capabilities its plugin does not serve, each with the reason, e.g.
+    /// `{"add_comments": "not supported by this plugin (contract 1.0)"}`; empty when the
+    /// plugin is missing (`plugin_status` says so).
+    pub unsupported_capabilities: BTreeMap<&'static str, String>,
     /// How its recent calls went (the same as `GET /sources/{id}/health`).
     pub health: Health,
 }
@@ -625,13 +627,6 @@ fn provider_info(state: &AppState, provider: &str) -> Result<ProviderInfo, ApiEr
 
 fn view(state: &AppState, id: String, record: SourceRecord) -> SourceView {
     let plugin = state.plugins.get(&record.provider).ok();
-    let mut inactive = Vec::new();
-    if record.capabilities.add_comments {
-        inactive.push("add_comments");
-    }
-    if record.capabilities.process_webhooks {
-        inactive.push("process_webhooks");
-    }
     SourceView {
         health: state.metrics.health(&id, state.plugins.headroom(&id)),
         id,
@@ -641,7 +636,9 @@ fn view(state: &AppState, id: String, record: SourceRecord) -> SourceView {
         } else {
             "missing"
         },
-        inactive_capabilities: inactive,
+        unsupported_capabilities: (plugin.as_ref())
+            .map(|p| p.capabilities().unsupported)
+            .unwrap_or_default(),
         record,
     }
 }

@@ -9,7 +9,8 @@
 //!   answer to keep the call in flight) and answers the account `hotswap <version>`;
 //! - `fetch-issue` answers an issue whose title is `served by <version>`, without network;
 //! - `normalize-key` trims and upper-cases (a pasted issue URL gives its last segment); an
-//!   empty key is invalid input.
+//!   empty key is invalid input;
+//! - `add-comment` (contract 1.1) answers the comment id `<version>`, without network.
 
 use testorchestrator_provider_sdk::*;
 
@@ -68,6 +69,24 @@ impl Provider for Hotswap {
             status_category: StatusCategory::ToDo,
             assignee: None,
             web_url: Self::issue_url(source, key)?,
+        })
+    }
+
+    fn describe_comments() -> Option<CommentsInfo> {
+        Some(CommentsInfo {
+            format: "Markdown".into(),
+            max_length: 1000,
+        })
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        _markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        Ok(CommentInfo {
+            id: VERSION.into(),
+            web_url: Some(format!("{}#comment", Self::issue_url(source, key)?)),
         })
     }
 }
