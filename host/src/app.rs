@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Draft connection tests that passed, for the source saved right after (in memory).
     pub draft_tests: Arc<crate::api::sources::DraftTests>,
+    /// The webhook receiver: delivery ids seen, the queue, counters (in memory).
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             issue_urls: Arc::default(),
             metrics: Arc::default(),
             draft_tests: Arc::default(),
+            webhooks: Arc::default(),
         }
     }
 }
@@ -68,6 +71,10 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(crate::page::index))
         .route("/assets/app.css", get(crate::page::css))
         .route("/assets/app.js", get(crate::page::js))
+        .route(
+            "/hooks/{source}/{token}",
+            axum::routing::post(api::webhooks::receive),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(api::health::ready))
         .route("/metrics", get(crate::metrics::serve))

@@ -16,6 +16,7 @@ pub mod server;
 pub mod sources;
 pub mod tokens;
 pub mod transfer;
+pub mod webhooks;
 pub mod wording;
 
 use rand::RngCore;

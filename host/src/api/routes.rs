@@ -61,6 +61,8 @@ routes! {
     post "/sources/{id}/disable" admin => sources::disable; "Disable a source: hidden from members, no new links, links stop syncing"
     post "/sources/{id}/test" admin => sources::test; "Run the connection test with the stored configuration (enabled or not) and record the result"
     post "/sources/{id}/test-edit" admin => sources::test_edit; "Test an edit of a source before saving it (body as for PUT; omitted secrets are the stored ones); nothing is stored"
+    get "/sources/{id}/webhook" admin => webhooks::get; "A source's webhook set-up: the plugin's schemes and set-up steps, the chosen scheme, the URL path, whether a secret is set, and the event counters"
+    put "/sources/{id}/webhook" admin => webhooks::set_up; "Set up a source's webhooks (body: scheme, and secret to paste or generate_secret: true; a generated secret is shown once)"
     get "/sources/{id}/health" admin => health::source; "Last success, last error, error rate and rate limit (requests left, reset, wait) of a source"
     get "/sources/{id}/links" admin => links::list_by_source; "Every link through a source"
     get "/sources/{id}/impact" admin => links::impact; "How many links in how many projects a disable or delete leaves without sync"

@@ -325,6 +325,7 @@ pub async fn delete(
         })
         .await?;
     state.metrics.forget(&gone);
+    state.webhooks.forget(&gone);
     state.plugins.forget_source(&gone);
     Ok(StatusCode::NO_CONTENT)
 }

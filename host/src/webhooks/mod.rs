@@ -210,13 +210,25 @@ pub async fn admit(state: &AppState, source_id: &str, token: &str) -> Result<Adm
     let key = source_id.to_string();
     let (record, sealed): (Option<SourceRecord>, Option<Vec<u8>>) = state
         .store
-        .read(move |r| Ok::<_, crate::store::StoreError>((r.get(SOURCES, &key)?, r.get(SECRETS, &key)?)))
+        .read(move |r| {
+            Ok::<_, crate::store::StoreError>((r.get(SOURCES, &key)?, r.get(SECRETS, &key)?))
+        })
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "webhook: the store does not answer");
-            Answer::new(503, "unavailable", "the service cannot read its store; retry later")
+            Answer::new(
+                503,
+                "unavailable",
+                "the service cannot read its store; retry later",
+            )
         })?;
-    let unknown = || Answer::new(404, "unknown-url", "no webhook at this URL: copy the URL from the source's editor again");
+    let unknown = || {
+        Answer::new(
+            404,
+            "unknown-url",
+            "no webhook at this URL: copy the URL from the source's editor again",
+        )
+    };
     let Some(record) = record else {
         return Err(unknown());
     };
@@ -225,29 +237,61 @@ pub async fn admit(state: &AppState, source_id: &str, token: &str) -> Result<Adm
         answer
     };
     let Some(settings) = &record.webhook else {
-        return Err(refuse(Answer::new(404, "not-set-up", "webhooks are not set up for this source: set them up in the source's editor")));
+        return Err(refuse(Answer::new(
+            404,
+            "not-set-up",
+            "webhooks are not set up for this source: set them up in the source's editor",
+        )));
     };
     if !verify::token_matches(&settings.path_token, token) {
-        return Err(refuse(Answer { code: "unknown-url", ..unknown() }));
+        return Err(refuse(Answer {
+            code: "unknown-url",
+            ..unknown()
+        }));
     }
     let secrets = sealed
         .and_then(|sealed| state.key.open(source_id, &sealed).ok())
         .unwrap_or_default();
     let Some(secret) = secrets.get(settings::WEBHOOK_SECRET).cloned() else {
-        return Err(refuse(Answer::new(404, "not-set-up", "this source has no webhook secret: set one in the source's editor")));
+        return Err(refuse(Answer::new(
+            404,
+            "not-set-up",
+            "this source has no webhook secret: set one in the source's editor",
+        )));
     };
     let plugin = match state.plugins.get(&record.provider) {
         Ok(plugin) => plugin,
         Err(_) => {
-            return Err(refuse(Answer::new(503, "plugin-missing", format!("the {} plugin is not loaded right now; retry later", record.provider))));
+            return Err(refuse(Answer::new(
+                503,
+                "plugin-missing",
+                format!(
+                    "the {} plugin is not loaded right now; retry later",
+                    record.provider
+                ),
+            )));
         }
     };
-    let scheme = plugin.info.events.iter().find(|s| s.id == settings.scheme).cloned();
+    let scheme = plugin
+        .info
+        .events
+        .iter()
+        .find(|s| s.id == settings.scheme)
+        .cloned();
     let Some(scheme) = scheme else {
         let why = plugin
             .unsupported(crate::plugin::Capability::ProcessWebhooks)
-            .unwrap_or_else(|| format!("the plugin has no webhook scheme {:?} any more", settings.scheme));
-        return Err(refuse(Answer::new(404, "unsupported", format!("Process webhooks is {why}: choose a scheme again in the source's editor"))));
+            .unwrap_or_else(|| {
+                format!(
+                    "the plugin has no webhook scheme {:?} any more",
+                    settings.scheme
+                )
+            });
+        return Err(refuse(Answer::new(
+            404,
+            "unsupported",
+            format!("Process webhooks is {why}: choose a scheme again in the source's editor"),
+        )));
     };
     Ok(Admitted {
         source_id: source_id.to_string(),
@@ -274,25 +318,52 @@ pub fn receive(
         webhooks.reject(id, &answer);
         answer
     };
-    let verified = match verify::check_event(&admitted.scheme, settings, &admitted.secret, &headers, &body, at) {
+    let verified = match verify::check_event(
+        &admitted.scheme,
+        settings,
+        &admitted.secret,
+        &headers,
+        &body,
+        at,
+    ) {
         Ok(verified) => verified,
         Err(Rejection::Signature) => {
-            return refused(Answer::new(401, "signature", "the signature (or token) does not match this source's webhook secret: paste the same secret in the tracker and in the source's editor"));
+            return refused(Answer::new(
+                401,
+                "signature",
+                "the signature (or token) does not match this source's webhook secret: paste the same secret in the tracker and in the source's editor",
+            ));
         }
         Err(Rejection::Replay) => {
-            return refused(Answer::new(200, "replay", "ignored: the event's signed time is outside the replay window (an old event sent again, or a clock far off)"));
+            return refused(Answer::new(
+                200,
+                "replay",
+                "ignored: the event's signed time is outside the replay window (an old event sent again, or a clock far off)",
+            ));
         }
     };
     if !admitted.record.enabled {
-        return refused(Answer::new(200, "source-disabled", "ignored: this source is disabled"));
+        return refused(Answer::new(
+            200,
+            "source-disabled",
+            "ignored: this source is disabled",
+        ));
     }
     if !admitted.record.capabilities.process_webhooks {
-        return refused(Answer::new(200, "capability-off", "ignored: \"Process webhooks\" is off for this source"));
+        return refused(Answer::new(
+            200,
+            "capability-off",
+            "ignored: \"Process webhooks\" is off for this source",
+        ));
     }
     if let Some(delivery) = &verified.delivery_id
         && !webhooks.deliveries.claim(id, delivery, at)
     {
-        return refused(Answer::new(200, "duplicate", "ignored: this delivery was received before"));
+        return refused(Answer::new(
+            200,
+            "duplicate",
+            "ignored: this delivery was received before",
+        ));
     }
     webhooks.ensure_workers(state);
     let job = Job {
@@ -306,7 +377,11 @@ pub fn receive(
         if let Some(delivery) = &verified.delivery_id {
             webhooks.deliveries.release(id, delivery);
         }
-        return refused(Answer::new(503, "queue-full", "too many events are waiting; retry later"));
+        return refused(Answer::new(
+            503,
+            "queue-full",
+            "too many events are waiting; retry later",
+        ));
     }
     webhooks.count(id, |h| {
         h.accepted += 1;
