@@ -19,6 +19,9 @@ use integration_tests::{StandIn, TestApp};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+/// Issue statuses of the Custom Tracker stand-in, by key.
+type Statuses = Arc<Mutex<Vec<(String, String)>>>;
+
 fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
     for part in parts {
@@ -36,36 +39,34 @@ fn now_ms() -> u64 {
 
 /// A tracker stand-in that answers `GET /api/issues/{key}` (the Custom Tracker's issue API)
 /// from `statuses` and 404 to anything else, recording every request.
-async fn tracker(statuses: Arc<Mutex<Vec<(String, String)>>>) -> StandIn {
-    let router =
-        Router::new()
-            .route(
-                "/api/issues/{key}",
-                get(
-                    |State(s): State<Arc<Mutex<Vec<(String, String)>>>>,
-                     Path(key): Path<String>| async move {
-                        let status = s
-                            .lock()
-                            .unwrap()
-                            .iter()
-                            .find(|(k, _)| *k == key)
-                            .map(|(_, v)| v.clone());
-                        match status {
-                            Some(status) => {
-                                Json(json!({"title": format!("Issue {key}"), "status": status}))
-                                    .into_response()
-                            }
-                            None => (
-                                StatusCode::NOT_FOUND,
-                                Json(json!({"error": "no such issue"})),
-                            )
-                                .into_response(),
+async fn tracker(statuses: Statuses) -> StandIn {
+    let router = Router::new()
+        .route(
+            "/api/issues/{key}",
+            get(
+                |State(s): State<Statuses>, Path(key): Path<String>| async move {
+                    let status = s
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, v)| v.clone());
+                    match status {
+                        Some(status) => {
+                            Json(json!({"title": format!("Issue {key}"), "status": status}))
+                                .into_response()
                         }
-                    },
-                ),
-            )
-            .fallback(|| async { (StatusCode::NOT_FOUND, "not here") })
-            .with_state(statuses);
+                        None => (
+                            StatusCode::NOT_FOUND,
+                            Json(json!({"error": "no such issue"})),
+                        )
+                            .into_response(),
+                    }
+                },
+            ),
+        )
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not here") })
+        .with_state(statuses);
     StandIn::start(router).await
 }
 
@@ -90,7 +91,7 @@ impl Hooks {
         path: &str,
         auth: Value,
         extra: Value,
-        statuses: Arc<Mutex<Vec<(String, String)>>>,
+        statuses: Statuses,
     ) -> Hooks {
         let tracker = tracker(statuses).await;
         let app = TestApp::start().await;
@@ -718,7 +719,7 @@ async fn azure_devops_service_hook_with_basic_credentials() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn custom_tracker_generic_hmac_reads_linked_keys_again_and_unlinked_ones_cost_nothing() {
-    let statuses: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let statuses: Statuses = Arc::default();
     statuses
         .lock()
         .unwrap()
