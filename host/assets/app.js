@@ -654,7 +654,71 @@
     }
     const editor = new Editor(existing);
     mount(editor.el);
+    if (existing) editor.panels.capabilities.appendChild(webhookSection(existing.id));
     focusHeading();
+  }
+
+  // -- Webhooks ("Process webhooks") of a stored source: the URL, the verification scheme, the
+  // secret (pasted, or generated and shown once) and the tracker's set-up steps. Saved on their
+  // own (PUT /sources/{id}/webhook), apart from the source form.
+  function webhookSection(sourceId) {
+    const path = '/sources/' + encodeURIComponent(sourceId) + '/webhook';
+    const box = h('div', { class: 'webhooks', id: 'webhooks' });
+    // Typing here is not an unsaved change of the source form.
+    for (const kind of ['input', 'change']) box.addEventListener(kind, (ev) => ev.stopPropagation());
+    const status = h('p', { class: 'muted', id: 'webhook-status', role: 'status', 'aria-live': 'polite' });
+    const render = (w, generated) => {
+      if (w.unsupported) {
+        replace(box, h('p', { class: 'muted', id: 'webhook-unsupported' }, 'Process webhooks is ' + w.unsupported + '.'));
+        return;
+      }
+      const url = w.path ? location.origin + w.path : null;
+      const scheme = h('select', { id: 'webhook-scheme' },
+        w.schemes.map((s) => h('option', { value: s.id, selected: s.id === (w.scheme || w.schemes[0].id) ? true : null }, s.label)));
+      const secret = h('input', { type: 'password', id: 'webhook-secret', autocomplete: 'off', placeholder: w.secret_set ? 'Set (not shown); paste to replace' : 'Paste the tracker’s secret' });
+      const steps = h('ol', { id: 'webhook-steps' });
+      const showSteps = () => {
+        const chosen = w.schemes.find((s) => s.id === scheme.value) || w.schemes[0];
+        replace(steps, chosen.setup.split('\n').filter((l) => l.trim()).map((line) =>
+          h('li', {}, line.split('{webhookUrl}').flatMap((part, i) => i ? [h('code', {}, url || '(the URL appears once saved)'), part] : [part]))));
+      };
+      scheme.addEventListener('change', showSteps);
+      showSteps();
+      const save = async (body, button) => {
+        button.disabled = true;
+        try {
+          const next = await api('PUT', path, Object.assign({ scheme: scheme.value }, body));
+          render(next, next.secret);
+          status.textContent = next.secret ? 'A new secret was generated.' : 'Webhook settings saved.';
+        } catch (e) {
+          status.textContent = e.message;
+          button.disabled = false;
+        }
+      };
+      const saveBtn = h('button', { type: 'button', class: 'btn', id: 'webhook-save' }, 'Save webhook settings');
+      saveBtn.addEventListener('click', () => save(secret.value.trim() ? { secret: secret.value } : {}, saveBtn));
+      const genBtn = h('button', { type: 'button', class: 'btn', id: 'webhook-generate' }, 'Generate a new secret');
+      genBtn.addEventListener('click', () => save({ generate_secret: true }, genBtn));
+      const hh = w.health;
+      const rejected = Object.entries(hh.rejected).map(([k, n]) => k + ' ' + n).join(', ') || 'none';
+      replace(box,
+        w.capability_on ? null : h('p', { class: 'note warn', id: 'webhook-off' }, '“Process webhooks” is off: events are answered but ignored until it is on and saved.'),
+        h('div', { class: 'field' }, h('label', { for: 'webhook-url' }, 'Webhook URL'),
+          h('input', { type: 'text', id: 'webhook-url', readonly: true, value: url || 'Save the webhook settings to get this source’s URL' })),
+        h('div', { class: 'field' }, h('label', { for: 'webhook-scheme' }, 'Verification'), scheme),
+        h('div', { class: 'field' }, h('label', { for: 'webhook-secret' }, 'Webhook secret'), secret),
+        generated ? h('div', { class: 'note', id: 'webhook-generated' },
+          'Copy this secret into the tracker now: it is not shown again. ', h('code', {}, generated)) : null,
+        h('div', { class: 'editor-foot' }, saveBtn, genBtn),
+        status,
+        h('h3', {}, 'Set-up in the tracker'), steps,
+        h('p', { class: 'muted', id: 'webhook-health' },
+          'Events received ' + hh.received + ', accepted ' + hh.accepted + ', processed ' + hh.processed +
+          ', rejected: ' + rejected + '. ', hh.last_event_at ? timeEl(hh.last_event_at, 'Last event ') : 'No event yet.'));
+    };
+    api('GET', path).then((w) => render(w, null), (e) => replace(box, h('p', { class: 'muted' }, 'Webhooks: ' + e.message)));
+    return h('section', { class: 'webhook-section', 'aria-labelledby': 'webhooks-title' },
+      h('h2', { class: 'section-title', id: 'webhooks-title' }, 'Webhooks'), box);
   }
 
   const CAPABILITIES = [
