@@ -777,3 +777,65 @@ async fn custom_tracker_generic_hmac_reads_linked_keys_again_and_unlinked_ones_c
         "a key nobody linked costs nothing"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Benchmark (run with `--ignored --nocapture`): from a signed webhook arriving to the link
+// showing the new status, with 1 and with 100 links of the issue.
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: run it on purpose"]
+async fn bench_signed_webhook_to_link_status() {
+    for links in [1usize, 100] {
+        let h = github().await;
+        let (path, secret) = h.set_up(None).await;
+        let body = json!({"test_object": "case:0", "source_id": h.source, "key": "1"});
+        let route = format!("/api/v1/projects/{}/links", h.project);
+        let mut ids = Vec::new();
+        for i in 0..links {
+            let mut body = body.clone();
+            body["test_object"] = json!(format!("case:{i}"));
+            let r = h
+                .app
+                .call("POST", &route, Some(&h.member), Some(body))
+                .await;
+            ids.push(r.expect(201)["id"].as_str().unwrap().to_string());
+        }
+        let mut times = Vec::new();
+        for round in 0..60u32 {
+            let state = if round % 2 == 0 { "closed" } else { "open" };
+            let updated = format!("2026-12-07T01:{:02}:{:02}Z", round / 60, round % 60);
+            let event = github_event(1, state, &updated, "acme/shop");
+            let headers = github_headers(&secret, &event, &format!("b-{links}-{round}"));
+            let started = std::time::Instant::now();
+            assert_eq!(h.send(&path, &headers, &event).await.0, 202);
+            let last = ids.last().unwrap().clone();
+            loop {
+                let id = last.clone();
+                let link: Value = h
+                    .app
+                    .state
+                    .store
+                    .read(move |r| {
+                        use host::store::Read;
+                        r.get::<Value>(host::store::LINKS, &id)
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if link["snapshot"]["status"] == state {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            times.push(started.elapsed());
+        }
+        times.sort();
+        let at = |q: f64| times[((times.len() as f64 - 1.0) * q).round() as usize];
+        println!(
+            "webhook to link status, {links} link(s): p50 {:?}, p99 {:?} ({} events)",
+            at(0.5),
+            at(0.99),
+            times.len()
+        );
+    }
+}
