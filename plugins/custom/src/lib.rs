@@ -10,6 +10,8 @@
 use testorchestrator_provider_sdk::serde_json::Value;
 use testorchestrator_provider_sdk::*;
 
+mod comments;
+
 /// The host refuses canonical keys longer than this.
 const MAX_KEY_BYTES: usize = 256;
 
@@ -126,9 +128,24 @@ impl Provider for Plugin {
                     "In-progress statuses",
                     "Comma-separated status names that count as in progress. Any other status is to do.",
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(comments::settings())
+            .collect(),
             extra_origins: vec![],
         }
+    }
+
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
     }
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {

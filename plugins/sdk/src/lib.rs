@@ -19,6 +19,7 @@ pub mod bindings {
 }
 
 mod helpers;
+pub mod markdown;
 
 pub use bindings::exports::testorchestrator::provider::comments::{CommentInfo, CommentsInfo};
 pub use bindings::exports::testorchestrator::provider::events::{
