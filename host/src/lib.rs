@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod comments;
 pub mod config;
 pub mod crypto;
 pub mod keys;

@@ -1016,6 +1016,17 @@ async fn a_1_0_and_a_1_1_plugin_of_one_provider_hot_swap_both_ways() {
 
     // 1.1 serving: comments work, and every listing says so.
     assert_eq!(comment().await.unwrap().id, MARKER);
+    // The plugin's own max-length (1000 for this one) is checked before the call.
+    let long = "z".repeat(1001);
+    let err = app
+        .state
+        .plugins
+        .add_comment(&hotswap_source(), "HS-1", &long)
+        .await;
+    assert!(
+        matches!(&err, Err(PluginError::Provider(ProviderError::InvalidInput(m))) if m.contains("at most 1000")),
+        "{err:?}"
+    );
     let (provider, source_view, plugin) = views().await;
     assert_eq!(provider["contract"], "1.1.0");
     assert_eq!(provider["comments"]["format"], "Markdown");

@@ -3,6 +3,7 @@
 //! rules to apply), and returns a wire type. Errors are [`error::ApiError`].
 
 pub mod audit;
+pub mod comments;
 pub mod error;
 pub mod extract;
 pub mod health;

@@ -77,6 +77,7 @@ routes! {
     post "/projects/{project}/links/bulk" member => links::create_bulk; "Link many keys to one test object, reported key by key"
     delete "/projects/{project}/links/{id}" member => links::delete; "Remove a link"
     post "/projects/{project}/links/{id}/refresh" member => links::refresh; "Fetch a link's issue details now"
+    post "/projects/{project}/links/{id}/comments" member => comments::add; "Post a Markdown comment on the link's issue (body: body), through a source with \"Add comments\""
     get "/projects/{project}/sources/{source}/create-url" member => links::create_url; "The create-issue shortcut, when the source offers one"
     get "/plugins" admin => plugins::list; "Plugin registry: versions, digests, contract versions, call counts"
     get "/plugins/{id}" admin => plugins::get; "One plugin with its describe output"

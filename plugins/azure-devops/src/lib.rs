@@ -16,6 +16,8 @@ mod events;
 use serde_json::{Value, json};
 use testorchestrator_provider_sdk::*;
 
+mod comments;
+
 struct AzureDevOps;
 
 const API_VERSION: &str = "api-version=7.1";
@@ -87,6 +89,18 @@ impl Provider for AzureDevOps {
             settings: vec![],
             extra_origins: vec![],
         }
+    }
+
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
     }
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {

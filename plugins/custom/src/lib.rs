@@ -12,6 +12,8 @@ mod events;
 use testorchestrator_provider_sdk::serde_json::Value;
 use testorchestrator_provider_sdk::*;
 
+mod comments;
+
 /// The host refuses canonical keys longer than this.
 const MAX_KEY_BYTES: usize = 256;
 
@@ -130,6 +132,7 @@ impl Provider for Plugin {
                 ),
             ]
             .into_iter()
+            .chain(comments::settings())
             .chain(events::settings())
             .collect(),
             extra_origins: vec![],
@@ -142,6 +145,18 @@ impl Provider for Plugin {
 
     fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
         events::parse(source, event)
+    }
+
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
     }
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {

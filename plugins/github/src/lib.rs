@@ -35,6 +35,8 @@ use testorchestrator_provider_sdk::bindings::testorchestrator::provider::http;
 use testorchestrator_provider_sdk::serde_json::{Value, json};
 use testorchestrator_provider_sdk::*;
 
+mod comments;
+
 struct GitHub;
 
 /// The REST API version this plugin is written against.
@@ -106,6 +108,18 @@ impl Provider for GitHub {
             }],
             extra_origins: vec![credentialed("https://api.github.com")],
         }
+    }
+
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
     }
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {

@@ -16,6 +16,8 @@ mod events;
 use serde_json::Value;
 use testorchestrator_provider_sdk::*;
 
+mod comments;
+
 struct GitLab;
 
 /// GitLab stores `iid` as a 32-bit integer column.
@@ -96,6 +98,18 @@ impl Provider for GitLab {
             ],
             extra_origins: vec![],
         }
+    }
+
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
     }
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {

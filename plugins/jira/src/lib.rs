@@ -22,6 +22,8 @@ mod events;
 use testorchestrator_provider_sdk::serde_json::{Value, json};
 use testorchestrator_provider_sdk::*;
 
+mod comments;
+
 struct Jira;
 
 /// The fields a link shows: title, status (with its category) and assignee.
@@ -117,6 +119,18 @@ impl Provider for Jira {
             }],
             extra_origins: vec![credentialed(GATEWAY)],
         }
+    }
+
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
     }
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {

@@ -12,6 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use testorchestrator_provider_sdk::serde_json::{Value, json};
 use testorchestrator_provider_sdk::*;
 
+mod comments;
+
 /// The public GraphQL endpoint; the `api-url` setting replaces it.
 const API_URL: &str = "https://api.linear.app/graphql";
 /// The host of Linear's web UI (`https://linear.app/{workspace}/...`).
@@ -91,6 +93,18 @@ impl Provider for Plugin {
             }],
             extra_origins: vec![credentialed("https://api.linear.app")],
         }
+    }
+
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
     }
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {

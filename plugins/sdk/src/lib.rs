@@ -19,6 +19,7 @@ pub mod bindings {
 }
 
 mod helpers;
+pub mod markdown;
 mod time;
 
 pub use bindings::exports::testorchestrator::provider::comments::{CommentInfo, CommentsInfo};
