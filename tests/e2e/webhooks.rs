@@ -839,3 +839,65 @@ async fn bench_signed_webhook_to_link_status() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A plugin without webhooks
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_without_webhooks_says_why_and_cannot_be_set_up() {
+    let app = TestApp::start().await;
+    let body = json!({
+        "provider": "hotswap", "display_name": "Probe", "base_url": "http://127.0.0.1:1",
+        "auth": {"type": "none"},
+        "capabilities": {"read_issue_details": false, "process_webhooks": true},
+        "projects": {"mode": "all"},
+    });
+    let id = app.create("/api/v1/sources", body).await;
+    let path = format!("/api/v1/sources/{id}/webhook");
+    let view = app.admin("GET", &path, None).await;
+    assert_eq!(
+        view.expect(200)["unsupported"],
+        "not supported by this provider"
+    );
+    let put = app
+        .admin("PUT", &path, Some(json!({"generate_secret": true})))
+        .await;
+    assert_eq!(put.status, 409, "{}", put.text);
+
+    // The same provider at contract 1.0: no events export at all, and the reason says so.
+    let wasm = integration_tests::target_dir().join("contract-plugins/contract-1-0.wasm");
+    let bytes = std::fs::read(&wasm).expect("run scripts/build-plugins.sh");
+    let admin = app.admin.clone();
+    let upload = app
+        .call_raw(
+            "PUT",
+            "/api/v1/plugins/hotswap",
+            Some(&admin),
+            Some(("application/wasm", bytes)),
+        )
+        .await;
+    assert!(
+        upload.status == 200 || upload.status == 201,
+        "{}",
+        upload.text
+    );
+    let view = app.admin("GET", &path, None).await;
+    let why = view.expect(200)["unsupported"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("(contract 1.0)"), "{why}");
+    let put = app
+        .admin("PUT", &path, Some(json!({"generate_secret": true})))
+        .await;
+    assert!(
+        put.expect(409)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("contract 1.0")
+    );
+    let hook = app
+        .call("POST", &format!("/hooks/{id}/x"), None, Some(json!({})))
+        .await;
+    assert_eq!(hook.expect(404)["error"]["code"], "not-set-up");
+}
