@@ -15,7 +15,7 @@ use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
-use integration_tests::{StandIn, TestApp};
+use integration_tests::{LogSink, StandIn, TestApp};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -28,6 +28,30 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         mac.update(part);
     }
     mac.finalize().into_bytes().to_vec()
+}
+
+/// Every log line of this test binary (all levels, text and JSON), captured from the first call.
+fn logs() -> &'static LogSink {
+    static SINK: std::sync::OnceLock<LogSink> = std::sync::OnceLock::new();
+    SINK.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let sink = LogSink(Arc::default());
+        let (text, json) = (sink.0.clone(), sink.0.clone());
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || LogSink(text.clone())),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(move || LogSink(json.clone())),
+            );
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        sink
+    })
 }
 
 fn now_ms() -> u64 {
@@ -419,7 +443,8 @@ async fn a_disabled_source_or_capability_off_answers_2xx_and_processes_nothing()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_webhook_secret_appears_in_no_answer_record_or_plugin_call() {
+async fn the_webhook_secret_appears_in_no_answer_record_log_or_plugin_call() {
+    let logs = logs();
     let h = github().await;
     let (path, secret) = h.set_up(None).await;
     let link = h.link("1").await;
@@ -470,6 +495,11 @@ async fn the_webhook_secret_appears_in_no_answer_record_or_plugin_call() {
     );
     let config = host::api::sources::config(Some(&h.source), &stored, secrets);
     assert!(config.secrets.values().all(|v| *v != secret));
+    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    assert!(
+        !logged.is_empty() && !logged.contains(&secret),
+        "a log line holds the secret"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -906,4 +936,25 @@ async fn a_plugin_without_webhooks_says_why_and_cannot_be_set_up() {
         .call("POST", &format!("/hooks/{id}/x"), None, Some(json!({})))
         .await;
     assert_eq!(hook.expect(404)["error"]["code"], "not-set-up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_the_plugin_cannot_map_is_counted_as_failed_with_its_reason() {
+    let extra = json!({
+        "issue_url_template": "{baseUrl}/issues/{key}",
+        "settings": {"webhook-signature-header": "X-Signature", "webhook-signature-prefix": ""},
+    });
+    let h = Hooks::start("custom", "", json!({"type": "none"}), extra).await;
+    let (path, secret) = h.set_up(Some("hmac-base64")).await;
+    let body = br#"{"issue":{"key":"REQ-1"}}"#;
+    let signature = BASE64.encode(hmac(secret.as_bytes(), &[body]));
+    assert_eq!(
+        h.send(&path, &[("X-Signature", signature)], body).await.0,
+        202
+    );
+    let health = h.settle().await;
+    assert_eq!(health["failed"], 1, "{health}");
+    assert_eq!(health["last_failure"]["reason"], "unsupported", "{health}");
+    let message = health["last_failure"]["message"].as_str().unwrap();
+    assert!(message.contains("webhook-key-pointer"), "{message}");
 }

@@ -154,6 +154,7 @@ impl Webhooks {
 
     /// Counts a refusal of an event for `source_id`.
     pub fn reject(&self, source_id: &str, answer: &Answer) {
+        tracing::info!(source = %source_id, reason = answer.code, status = answer.status, "webhook event refused");
         self.count(source_id, |h| {
             *h.rejected.entry(answer.code).or_default() += 1;
             h.last_rejection = Some(LastRejection {
