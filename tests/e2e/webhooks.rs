@@ -935,7 +935,7 @@ async fn a_plugin_without_webhooks_says_why_and_cannot_be_set_up() {
     let hook = app
         .call("POST", &format!("/hooks/{id}/x"), None, Some(json!({})))
         .await;
-    assert_eq!(hook.expect(404)["error"]["code"], "not-set-up");
+    assert_eq!(hook.expect(404)["error"]["code"], "unknown-url");
 }
 
 #[tokio::test(flavor = "multi_thread")]

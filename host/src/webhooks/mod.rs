@@ -84,7 +84,7 @@ pub struct WebhookHealth {
     pub accepted: u64,
     /// Requests refused or dropped, by reason (`signature`, `replay`, `duplicate`,
     /// `too-large`, `source-disabled`, `capability-off`, `not-set-up`, `unsupported`,
-    /// `unknown-url`, `plugin-missing`, `queue-full`).
+    /// `unknown-url`, `plugin-missing`, `queue-full`, `unavailable`).
     pub rejected: BTreeMap<&'static str, u64>,
     /// When an event was last accepted.
     pub last_event_at: Option<Millis>,
@@ -237,22 +237,26 @@ pub async fn admit(state: &AppState, source_id: &str, token: &str) -> Result<Adm
         state.webhooks.reject(source_id, &answer);
         answer
     };
-    let Some(settings) = &record.webhook else {
-        return Err(refuse(Answer::new(
-            404,
-            "not-set-up",
-            "webhooks are not set up for this source: set them up in the source's editor",
-        )));
+    // Without the URL's token nothing tells whether the source exists or is set up.
+    let Some(settings) = record
+        .webhook
+        .as_ref()
+        .filter(|w| verify::token_matches(&w.path_token, token))
+    else {
+        return Err(refuse(unknown()));
     };
-    if !verify::token_matches(&settings.path_token, token) {
-        return Err(refuse(Answer {
-            code: "unknown-url",
-            ..unknown()
-        }));
-    }
-    let secrets = sealed
-        .and_then(|sealed| state.key.open(source_id, &sealed).ok())
-        .unwrap_or_default();
+    let secrets = match sealed.map(|sealed| state.key.open(source_id, &sealed)) {
+        None => Default::default(),
+        Some(Ok(secrets)) => secrets,
+        Some(Err(e)) => {
+            tracing::error!(source = %source_id, error = %e, "webhook: the source's secrets do not open");
+            return Err(refuse(Answer::new(
+                503,
+                "unavailable",
+                "the service cannot open this source's secrets; retry later",
+            )));
+        }
+    };
     let Some(secret) = secrets.get(settings::WEBHOOK_SECRET).cloned() else {
         return Err(refuse(Answer::new(
             404,
