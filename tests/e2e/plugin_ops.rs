@@ -896,6 +896,23 @@ async fn a_plugin_built_for_a_newer_minor_contract_is_refused_naming_both_versio
     assert!(host.list().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_importing_a_host_function_the_host_lacks_is_refused_naming_the_versions() {
+    let host = PluginHost::new(Limits::default(), Some(compile_cache_dir())).unwrap();
+    let bytes = std::fs::read(contract_plugin("unknown-import.wasm"))
+        .expect("target/contract-plugins/unknown-import.wasm (run scripts/build-plugins.sh)");
+    let err = host.prepare(&bytes, "test".into()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, PluginError::Rejected(_)), "{err:?}");
+    assert!(
+        text.contains("built for contract 1.1.0")
+            && text.contains("testorchestrator:provider/contract#features")
+            && text.contains("this host (contract 1.1.0) does not implement"),
+        "the message names the versions and the function: {text}"
+    );
+    assert!(!text.contains("linker"), "not linker text: {text}");
+}
+
 /// A source of the hotswap provider with no network needed.
 fn hotswap_source() -> SourceConfig {
     SourceConfig {
