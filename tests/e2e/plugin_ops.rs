@@ -1224,6 +1224,49 @@ async fn check_against_a_real_tracker_fails_when_it_refuses_the_credentials() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn check_covers_the_1_1_exports_and_posts_a_comment_only_to_a_real_tracker() {
+    use integration_tests::comments;
+    let tracker = comments::gitlab(comments::QuickActions::default()).await;
+    let path = plugins_dir().join("gitlab.wasm");
+    let offline = CheckOptions {
+        cache_dir: Some(compile_cache_dir()),
+        ..CheckOptions::default()
+    };
+    let report = check_file(&path, &offline).await;
+    assert!(report.passed(), "{report}");
+    let line = |report: &host::plugin::check::CheckReport, name: &str| {
+        (report.lines.iter())
+            .find(|l| l.name == name)
+            .map(|l| l.detail.clone())
+    };
+    let comments_line = line(&report, "describe-comments").unwrap();
+    assert!(
+        comments_line.contains("at most 1000000 characters"),
+        "{comments_line}"
+    );
+    assert!(line(&report, "describe-events").is_some(), "{report}");
+    assert_eq!(
+        line(&report, "add-comment (tracker)"),
+        None,
+        "no real tracker, no comment"
+    );
+
+    let real = CheckOptions {
+        base_url: Some(format!("{}/acme/shop", tracker.url)),
+        secrets: map(&[("token", comments::TOKEN)]),
+        ..offline
+    };
+    let report = check_file(&path, &real).await;
+    assert!(report.passed(), "{report}");
+    let posted = line(&report, "add-comment (tracker)").unwrap();
+    assert!(posted.starts_with("comment 305"), "{posted}");
+    let notes = (tracker.requests().into_iter())
+        .filter(|r| r.method == "POST" && r.uri.ends_with("/issues/123/notes"))
+        .count();
+    assert_eq!(notes, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn check_fails_readably_on_a_misbehaving_plugin() {
     let misbehave = test_plugins_dir().join("misbehave.wasm");
     let panics = CheckOptions {
