@@ -1625,6 +1625,7 @@
           key_example: s.key_example || p.key_example || '',
           key_hint: s.key_hint || p.key_hint || '',
           create_issues: s.create_issues !== undefined ? s.create_issues : !!(s.capabilities && s.capabilities.create_issues && s.create_url_template),
+          add_comments: !!s.add_comments,
         };
       });
       const previous = this.sourceSelect.value;
@@ -1637,6 +1638,8 @@
       this.noSources.hidden = !none;
       this.addRow.hidden = none;
       this.sourceChanged();
+      // The "Comment" actions depend on the sources: links shown before they came in get them now.
+      if (this.shownLinks) this.renderLinks(this.shownLinks);
     }
 
     async sourceChanged() {
@@ -1674,6 +1677,7 @@
     }
 
     renderLinks(links) {
+      this.shownLinks = links;
       this.count.textContent = plural(links.length, 'link');
       if (!links.length) {
         replace(this.list, h('li', { class: 'empty', id: 'm-links-empty' },
@@ -1717,6 +1721,12 @@
         'aria-label': 'Refresh ' + l.key, disabled: l.sync_state !== 'syncing',
       }, icon('refresh'));
       const unlink = h('button', { type: 'button', class: 'icon-btn danger unlink', title: 'Remove link', 'aria-label': 'Remove link to ' + l.key }, icon('x'));
+      // "Add comments": only on links whose source takes comments.
+      const source = (this.sources || []).find((x) => x.id === l.source_id);
+      const comment = source && source.add_comments
+        ? h('button', { type: 'button', class: 'btn btn-small comment', 'aria-label': 'Comment on ' + l.key }, 'Comment')
+        : null;
+      if (comment) comment.addEventListener('click', () => this.comment(l, comment));
       const li = h('li', { class: 'link' + (sync && sync[0] === 'not-syncing' ? ' stale' : ''), 'data-link-id': l.id, 'data-key': l.key, 'data-sync-state': l.sync_state },
         h('div', {},
           h('div', { class: 'link-title' }, keyEl, h('span', { class: 'link-summary' }, snap ? snap.title : '')),
@@ -1725,7 +1735,7 @@
             l.last_error.code === 'not-found' ? ' Not found in the tracker (checked ' : ' Last refresh failed ',
             timeEl(l.last_error.at), l.last_error.code === 'not-found' ? '; every sync checks again): ' : ': ',
             l.last_error.message) : null),
-        h('div', { class: 'link-actions' }, refresh, unlink));
+        h('div', { class: 'link-actions' }, comment, refresh, unlink));
       refresh.addEventListener('click', async () => {
         refresh.disabled = true;
         replace(refresh, icon('refresh', 'spin'));
@@ -1754,6 +1764,29 @@
         }
       });
       return li;
+    }
+
+    /** Asks for a Markdown comment and posts it on the link's issue. */
+    async comment(l, button) {
+      const text = h('textarea', { id: 'm-comment', rows: 6, class: 'mono', 'aria-describedby': 'm-comment-help' });
+      const body = [
+        h('label', { for: 'm-comment' }, 'Comment (Markdown)'),
+        text,
+        h('p', { class: 'help', id: 'm-comment-help' }, 'Posted to ' + l.source_name + ' as the source’s account, e.g. a test result.'),
+      ];
+      const answer = confirmDialog('Comment on ' + l.key, body, 'Post comment');
+      text.focus();
+      if (!(await answer) || !text.value.trim()) return;
+      button.disabled = true;
+      try {
+        const posted = await api('POST', '/projects/' + encodeURIComponent(l.project) + '/links/' + encodeURIComponent(l.id) + '/comments', { body: text.value });
+        toast('Comment posted on ' + l.key + (posted.url ? ': ' + posted.url : '.'));
+      } catch (e) {
+        toast('Could not comment on ' + l.key + ': ' + e.message, 'error');
+      } finally {
+        button.disabled = false;
+        button.focus();
+      }
     }
 
     async link() {

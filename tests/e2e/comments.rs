@@ -436,6 +436,17 @@ async fn the_host_checks_the_comment_before_any_tracker_call() {
     // The capability off, the source disabled.
     let off = setup(&app, github, &gh.url, json!({"read_issue_details": false})).await;
     let off_link = off.link(&app, "1").await;
+    // Members' source list says which sources take comments (the page's "Comment" action).
+    for (setup, takes) in [(&off, false), (&g, true)] {
+        let path = format!("/api/v1/sources?project={}", setup.project);
+        let listed = app.call("GET", &path, Some(&setup.member), None).await;
+        let all = listed.expect(200).as_array().unwrap().clone();
+        let mine = all
+            .iter()
+            .find(|x| x["id"] == setup.source.as_str())
+            .unwrap();
+        assert_eq!(mine["add_comments"], takes);
+    }
     let refused = off.comment(&app, &off_link, "hi").await;
     assert_eq!(refused.status, 409, "{}", refused.text);
     assert_eq!(refused.body["error"]["code"], "capability-off");

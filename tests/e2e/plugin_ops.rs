@@ -896,6 +896,23 @@ async fn a_plugin_built_for_a_newer_minor_contract_is_refused_naming_both_versio
     assert!(host.list().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_importing_a_host_function_the_host_lacks_is_refused_naming_the_versions() {
+    let host = PluginHost::new(Limits::default(), Some(compile_cache_dir())).unwrap();
+    let bytes = std::fs::read(contract_plugin("unknown-import.wasm"))
+        .expect("target/contract-plugins/unknown-import.wasm (run scripts/build-plugins.sh)");
+    let err = host.prepare(&bytes, "test".into()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, PluginError::Rejected(_)), "{err:?}");
+    assert!(
+        text.contains("built for contract 1.1.0")
+            && text.contains("testorchestrator:provider/contract#features")
+            && text.contains("this host (contract 1.1.0) does not implement"),
+        "the message names the versions and the function: {text}"
+    );
+    assert!(!text.contains("linker"), "not linker text: {text}");
+}
+
 /// A source of the hotswap provider with no network needed.
 fn hotswap_source() -> SourceConfig {
     SourceConfig {
@@ -994,6 +1011,76 @@ async fn a_plugin_built_against_the_frozen_contract_1_0_loads_and_serves_all_it_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn parse_event_maps_an_event_offline_and_within_bounds() {
+    let host = PluginHost::new(Limits::default(), Some(compile_cache_dir())).unwrap();
+    let plugin = host.install(host.prepare(&hotswap_v1(), "test".into()).await.unwrap());
+    let scheme = &plugin.info.events[0];
+    assert_eq!(scheme.id, "hmac");
+    assert_eq!(
+        scheme.authenticity,
+        host::plugin::model::Authenticity::HmacSha256(host::plugin::model::HmacScheme {
+            header: "X-Probe-Signature".into(),
+            prefix: "sha256=".into(),
+            encoding: host::plugin::model::DigestEncoding::Hex,
+            content: host::plugin::model::SignedContent::Body,
+        })
+    );
+    let event = |body: Value| host::plugin::Event {
+        scheme: "hmac".into(),
+        headers: vec![("x-probe-delivery".into(), "d-1".into())],
+        body: body.to_string().into_bytes(),
+    };
+    let source = hotswap_source();
+
+    let changes = host
+        .parse_event(
+            &source,
+            event(json!({"keys": ["HS-1", "HS-2"], "status": "Closed"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[1].key, "HS-2");
+    assert_eq!(changes[1].version, Some(7));
+    assert_eq!(changes[1].issue.as_ref().unwrap().status, "Closed");
+    let bare = host
+        .parse_event(&source, event(json!({"keys": ["HS-3"]})))
+        .await;
+    assert_eq!(bare.unwrap()[0].issue, None);
+    assert!(
+        host.parse_event(&source, event(json!({})))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Offline, like normalize-key: the network is refused inside the plugin.
+    let err = host
+        .parse_event(&source, event(json!({"network": true})))
+        .await;
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("parse-event must not use the network"),
+        "{text}"
+    );
+
+    // Bounds: at most 1000 changes, keys of at most 256 bytes.
+    let many: Vec<String> = (0..1001).map(|i| format!("HS-{i}")).collect();
+    let err = host
+        .parse_event(&source, event(json!({"keys": many})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PluginError::Malformed(_)), "{err:?}");
+    let long = "K".repeat(257);
+    let err = host
+        .parse_event(&source, event(json!({"keys": [long]})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PluginError::Malformed(_)), "{err:?}");
+    assert_eq!(plugin.stats.counts().faults, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_1_0_and_a_1_1_plugin_of_one_provider_hot_swap_both_ways() {
     let app = OpsApp::hotswap().await;
     let source = app
@@ -1032,7 +1119,12 @@ async fn a_1_0_and_a_1_1_plugin_of_one_provider_hot_swap_both_ways() {
     assert_eq!(provider["comments"]["format"], "Markdown");
     assert_eq!(
         provider["capabilities"]["supported"],
-        json!(["read_issue_details", "create_issues", "add_comments"])
+        json!([
+            "read_issue_details",
+            "create_issues",
+            "add_comments",
+            "process_webhooks"
+        ])
     );
     assert_eq!(plugin["capabilities"], provider["capabilities"]);
     assert!(source_view["unsupported_capabilities"]["add_comments"].is_null());
@@ -1204,6 +1296,49 @@ async fn check_against_a_real_tracker_fails_when_it_refuses_the_credentials() {
         "{report}"
     );
     assert!(!tracker.requests().is_empty(), "the tracker was asked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_covers_the_1_1_exports_and_posts_a_comment_only_to_a_real_tracker() {
+    use integration_tests::comments;
+    let tracker = comments::gitlab(comments::QuickActions::default()).await;
+    let path = plugins_dir().join("gitlab.wasm");
+    let offline = CheckOptions {
+        cache_dir: Some(compile_cache_dir()),
+        ..CheckOptions::default()
+    };
+    let report = check_file(&path, &offline).await;
+    assert!(report.passed(), "{report}");
+    let line = |report: &host::plugin::check::CheckReport, name: &str| {
+        (report.lines.iter())
+            .find(|l| l.name == name)
+            .map(|l| l.detail.clone())
+    };
+    let comments_line = line(&report, "describe-comments").unwrap();
+    assert!(
+        comments_line.contains("at most 1000000 characters"),
+        "{comments_line}"
+    );
+    assert!(line(&report, "describe-events").is_some(), "{report}");
+    assert_eq!(
+        line(&report, "add-comment (tracker)"),
+        None,
+        "no real tracker, no comment"
+    );
+
+    let real = CheckOptions {
+        base_url: Some(format!("{}/acme/shop", tracker.url)),
+        secrets: map(&[("token", comments::TOKEN)]),
+        ..offline
+    };
+    let report = check_file(&path, &real).await;
+    assert!(report.passed(), "{report}");
+    let posted = line(&report, "add-comment (tracker)").unwrap();
+    assert!(posted.starts_with("comment 305"), "{posted}");
+    let notes = (tracker.requests().into_iter())
+        .filter(|r| r.method == "POST" && r.uri.ends_with("/issues/123/notes"))
+        .count();
+    assert_eq!(notes, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

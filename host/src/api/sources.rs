@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::crypto::MasterKey;
 use crate::metrics::Health;
 use crate::plugin::model::SettingKind;
-use crate::plugin::{PluginError, ProviderInfo, SourceConfig};
+use crate::plugin::{Capability, PluginError, ProviderInfo, SourceConfig};
 use crate::store::records::{
     Capabilities, NetworkSettings, ProjectAssignment, ProjectRecord, SourceRecord, TestResult, now,
 };
@@ -141,6 +141,9 @@ pub struct MemberSourceView {
     pub read_issue_details: bool,
     /// Whether a create-issue shortcut is offered.
     pub create_issues: bool,
+    /// Whether comments can be posted on its links: "Add comments" is on and its plugin
+    /// supports it.
+    pub add_comments: bool,
 }
 
 /// The outcome of a connection test.
@@ -660,6 +663,8 @@ fn member_view(state: &AppState, id: String, s: SourceRecord) -> MemberSourceVie
         base_url: s.base_url,
         read_issue_details: s.capabilities.read_issue_details,
         create_issues: s.capabilities.create_issues && s.create_url_template.is_some(),
+        add_comments: s.capabilities.add_comments
+            && (plugin.as_ref()).is_some_and(|p| p.unsupported(Capability::AddComments).is_none()),
     }
 }
 

@@ -441,38 +441,8 @@ async fn check_1_1(
     let started = Instant::now();
     report.push("describe-events", started, lint_events(plugin));
 
-    let Some(first) = info.events.first() else {
-        return;
-    };
-    let fixtures = options.fixtures.iter().flat_map(|f| &f.events);
-    let irrelevant = RecordedEvent {
-        scheme: None,
-        headers: BTreeMap::new(),
-        body: serde_json::json!({"irrelevant": true}),
-    };
-    for (i, recorded) in fixtures.chain([&irrelevant]).enumerate() {
-        let label = match std::ptr::eq(recorded, &irrelevant) {
-            true => "parse-event (irrelevant)".to_string(),
-            false => format!("parse-event (fixtures event {i})"),
-        };
-        let event = Event {
-            scheme: recorded.scheme.clone().unwrap_or_else(|| first.id.clone()),
-            headers: (recorded.headers.iter())
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-                .collect(),
-            body: match &recorded.body {
-                serde_json::Value::String(text) => text.clone().into_bytes(),
-                json => json.to_string().into_bytes(),
-            },
-        };
-        let started = Instant::now();
-        let outcome = host.parse_event(source, event).await;
-        let judged = match (std::ptr::eq(recorded, &irrelevant), outcome) {
-            (true, outcome) => answered(outcome),
-            (false, Ok(changes)) => canonical_changes(host, source, &changes).await,
-            (false, Err(e)) => Err(format!("the recorded event failed: {e}")),
-        };
-        report.push(&label, started, judged);
+    if let Some(first) = info.events.first() {
+        check_parse_event(host, source, options, &first.id, report).await;
     }
 
     if let (Some(base), None) = (
@@ -490,6 +460,47 @@ async fn check_1_1(
             started,
             Expect::Authorized.judge(comment, |c| Ok(format!("comment {} {:?}", c.id, c.web_url))),
         );
+    }
+}
+
+/// `parse-event` of every event of the fixtures (each must succeed with canonical keys) and of
+/// an irrelevant one (an answer, not a fault); `first` is the default scheme id.
+async fn check_parse_event(
+    host: &PluginHost,
+    source: &SourceConfig,
+    options: &CheckOptions,
+    first: &str,
+    report: &mut CheckReport,
+) {
+    let fixtures = options.fixtures.iter().flat_map(|f| &f.events);
+    let irrelevant = RecordedEvent {
+        scheme: None,
+        headers: BTreeMap::new(),
+        body: serde_json::json!({"irrelevant": true}),
+    };
+    for (i, recorded) in fixtures.chain([&irrelevant]).enumerate() {
+        let label = match std::ptr::eq(recorded, &irrelevant) {
+            true => "parse-event (irrelevant)".to_string(),
+            false => format!("parse-event (fixtures event {i})"),
+        };
+        let event = Event {
+            scheme: recorded.scheme.clone().unwrap_or_else(|| first.to_string()),
+            headers: (recorded.headers.iter())
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect(),
+            body: match &recorded.body {
+                serde_json::Value::String(text) => text.clone().into_bytes(),
+                json => json.to_string().into_bytes(),
+            },
+        };
+        let started = Instant::now();
+        let outcome = host.parse_event(source, event).await;
+        let judged = match (std::ptr::eq(recorded, &irrelevant), outcome) {
+            (true, outcome) => answered(outcome),
+            (false, Ok(changes)) => canonical_changes(host, source, &changes).await,
+            (false, Err(e)) => Err(format!("the recorded event failed: {e}")),
+        };
+        report.push(&label, started, judged);
     }
 }
 

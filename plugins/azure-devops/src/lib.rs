@@ -60,7 +60,7 @@ impl Provider for AzureDevOps {
                     fields: vec![secret(
                         "pat",
                         "Personal access token",
-                        "A PAT of this organization with the Work Items (Read) scope.",
+                        "A PAT of this organization with the Work Items (Read) scope (Read & write to post comments).",
                     )],
                     // "Use any value for the user name and the token as the password."
                     scheme: CredentialScheme::Basic(BasicScheme {

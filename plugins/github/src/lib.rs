@@ -74,7 +74,8 @@ impl Provider for GitHub {
                         "Personal access token",
                         Some(
                             "A fine-grained token with read access to Issues (and Pull requests) of this \
-                             repository, or a classic token with the repo scope (public_repo for public ones).",
+                             repository (read and write to post comments), or a classic token with the repo \
+                             scope (public_repo for public ones).",
                         ),
                     )],
                     scheme: CredentialScheme::Bearer("token".into()),

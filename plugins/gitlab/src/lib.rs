@@ -51,7 +51,7 @@ impl Provider for GitLab {
                     fields: vec![secret(
                         "token",
                         "Access token",
-                        "A personal, project or group access token with the read_api scope.",
+                        "A personal, project or group access token with the read_api scope (the api scope to post comments).",
                     )],
                     scheme: CredentialScheme::Header(HeaderScheme {
                         name: "PRIVATE-TOKEN".into(),
