@@ -535,7 +535,11 @@ fn lint_events(plugin: &LoadedPlugin) -> Result<String, String> {
         return Ok(why);
     }
     let mut problems = Vec::new();
-    let header = |name: &str| reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok();
+    // A `{setting:NAME}` placeholder stands for the header the source's setting names.
+    let header = |name: &str| {
+        (name.starts_with("{setting:") && name.ends_with('}'))
+            || reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+    };
     for (i, scheme) in schemes.iter().enumerate() {
         let at = format!("events[{i}] ({:?})", scheme.id);
         if scheme.id.trim().is_empty() || schemes[..i].iter().any(|s| s.id == scheme.id) {
