@@ -16,6 +16,7 @@ use serde_json::json;
 
 use crate::api::error::ApiError;
 use crate::app::AppState;
+use crate::metrics::Outcome;
 use crate::plugin::{Capability, CommentInfo, PluginError, ProviderError};
 use crate::store::records::{LinkRecord, SourceRecord, now};
 use crate::store::{LINKS, Read, SOURCES};
@@ -70,7 +71,7 @@ pub async fn add(
             Some(&link.source_id),
             &source.provider,
             "add-comment",
-            crate::metrics::Outcome::of,
+            outcome,
             state.plugins.add_comment(&config, &link.key, markdown),
         )
         .await;
@@ -82,6 +83,17 @@ pub async fn add(
         link_id: link_id.to_string(),
         key: link.key,
     })
+}
+
+/// How a comment call counts for its source's health: an unknown issue or a refused text
+/// concern that comment, not the source.
+fn outcome(result: &Result<CommentInfo, PluginError>) -> Outcome {
+    match result {
+        Err(PluginError::Provider(
+            e @ (ProviderError::NotFound(_) | ProviderError::InvalidInput(_)),
+        )) => Outcome::KeyError { code: e.code() },
+        other => Outcome::of(other),
+    }
 }
 
 /// The link, in this project, and its source, which must be enabled, assigned to the project

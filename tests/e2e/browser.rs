@@ -1156,6 +1156,14 @@ async fn editor_fields_follow_every_provider_description() {
         if p["default_key_pattern"].is_string() {
             b.find("#key-match.yes").await;
         }
+        // The capabilities its plugin does not serve say why (e.g. "not supported by this
+        // plugin (contract 1.0)"); the others say nothing.
+        for cap in ["add_comments", "process_webhooks"] {
+            let why = p["capabilities"]["unsupported"][cap].as_str().unwrap_or("");
+            let support = b.present(&format!("#f-cap-{cap}-support")).await;
+            let shown = support.content().await;
+            assert_eq!(shown.to_lowercase(), why.to_lowercase(), "{id}/{cap}");
+        }
     }
     assert_every_input_labelled(&b, "the editor").await;
     assert_no_script_errors(&b).await;

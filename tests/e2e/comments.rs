@@ -337,6 +337,19 @@ async fn the_trackers_refusals_say_what_to_fix() {
     assert_eq!(gone.status, 403, "{}", gone.text);
     assert!(gone.text.contains("issues are disabled"), "{}", gone.text);
 
+    // An unknown issue concerns that comment, not the source: its health shows no error.
+    let s = setup(&app, github, &tracker.url, comments_on()).await;
+    let link = s.link(&app, "3").await;
+    assert_eq!(s.comment(&app, &link, "Test failed").await.status, 404);
+    let health = app
+        .admin("GET", &format!("/api/v1/sources/{}/health", s.source), None)
+        .await;
+    assert!(
+        health.expect(200)["last_error"].is_null(),
+        "{}",
+        health.text
+    );
+
     // A Custom Tracker without a comment API says which setting it needs.
     let bare = Tracker {
         settings: json!({}),

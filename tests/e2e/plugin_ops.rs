@@ -1116,7 +1116,11 @@ async fn a_1_0_and_a_1_1_plugin_of_one_provider_hot_swap_both_ways() {
     );
     let (provider, source_view, plugin) = views().await;
     assert_eq!(provider["contract"], "1.1.0");
-    assert_eq!(provider["comments"]["format"], "Markdown");
+    // The plugin asked the host's contract version through the `contract` import.
+    assert_eq!(
+        provider["comments"]["format"],
+        "Markdown (host contract 1.1.0)"
+    );
     assert_eq!(
         provider["capabilities"]["supported"],
         json!([

@@ -10,6 +10,7 @@
 //! - `fetch-issue` answers an issue whose title is `served by <version>`, without network;
 //! - `normalize-key` trims and upper-cases (a pasted issue URL gives its last segment); an
 //!   empty key is invalid input;
+//! - `describe-comments` names the host's contract version (the `contract` import);
 //! - `add-comment` (contract 1.1) answers the comment id `<version>`, without network;
 //! - `parse-event` (contract 1.1) reads a JSON body `{"keys": [...], "status": "..."}` into one
 //!   change per key (with the issue's state when `status` is given, version 7); a body
@@ -128,7 +129,8 @@ impl Provider for Hotswap {
 
     fn describe_comments() -> Option<CommentsInfo> {
         Some(CommentsInfo {
-            format: "Markdown".into(),
+            // Asks the host which contract it implements (the `contract` import, since 1.1).
+            format: format!("Markdown (host contract {})", host_contract_version()),
             max_length: 1000,
         })
     }
