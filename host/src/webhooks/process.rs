@@ -1,8 +1,14 @@
 //! Processing a verified event: the plugin maps it to keys (`parse-event`), and only the
 //! links of that source with those keys change. A payload's state is applied only when its
 //! version is greater than the last one applied to the link (trackers do not promise order);
-//! otherwise the keys are read again, in one batched `fetch-issues`. A key nobody linked
-//! costs nothing. The source is read anew for every event, so an edit applies to the next.
+//! otherwise the keys are read again, in one batched `fetch-issues` (when the source has "Read
+//! issue details" and its tracker has not asked us to wait; else the next sync reads them). A
+//! key nobody linked costs nothing. The source is read anew for every event, so an edit
+//! applies to the next.
+//!
+//! Known limit: a sync's read does not move a link's `event_version` (a read carries no
+//! version), so a payload newer than the last one applied but older than what a sync read
+//! since can still be applied; the next event or sync corrects it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
