@@ -28,8 +28,9 @@ use crate::api::error::ApiError;
 use crate::api::sources::{
     SourceInput, audit, changed_fields, check, check_in_store, kept_test, other_account,
 };
-use crate::api::{names, new_id};
 use crate::crypto::MasterKey;
+use crate::ids::new_id;
+use crate::names;
 use crate::plugin::{PluginHost, ProviderInfo};
 use crate::store::records::{ProjectAssignment, ProjectRecord, SourceRecord};
 use crate::store::{PROJECTS, Read, SECRETS, SOURCES, Store};

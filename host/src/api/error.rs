@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::field::FieldError;
 use crate::plugin::PluginError;
 use crate::store::StoreError;
 
@@ -122,6 +123,12 @@ impl IntoResponse for ApiError {
         let mut all = vec![first.clone()];
         all.extend(self.more.iter().map(one));
         (self.status, Json(json!({ "error": first, "errors": all }))).into_response()
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::invalid(e.field, e.message)
     }
 }
 

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
-use super::new_id;
 use crate::app::AppState;
+use crate::ids::new_id;
 use crate::links::{self, LinkView, SyncState};
 use crate::store::records::{LinkRecord, ProjectRecord, SourceRecord};
 use crate::store::{LINKS, PROJECTS, Read, SOURCES};

@@ -7,7 +7,6 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod links;
-pub mod names;
 pub mod plugins;
 pub mod projects;
 pub mod providers;
@@ -18,16 +17,7 @@ pub mod tokens;
 pub mod transfer;
 pub mod wording;
 
-use rand::RngCore;
-
 use error::ApiError;
-
-/// A new random id with a readable prefix, e.g. `src_5f2c0e9a7b1d4c3e`.
-pub fn new_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 8];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("{prefix}_{}", hex::encode(bytes))
-}
 
 /// The API's answer to an unknown route.
 pub async fn not_found() -> ApiError {

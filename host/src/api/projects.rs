@@ -10,8 +10,9 @@ use serde_json::json;
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path};
 use super::sources::audit;
-use super::{names, new_id};
 use crate::app::AppState;
+use crate::ids::new_id;
+use crate::names;
 use crate::store::records::{ProjectAssignment, ProjectRecord, SourceRecord, now};
 use crate::store::{PROJECTS, Read, SOURCES, Writer};
 
@@ -175,7 +176,13 @@ pub async fn delete(
 }
 
 fn valid_name(name: &str) -> Result<String, ApiError> {
-    names::check("name", name, "a project name", "Web shop", 100)
+    Ok(names::check(
+        "name",
+        name,
+        "a project name",
+        "Web shop",
+        100,
+    )?)
 }
 
 fn unique_name(w: &Writer, name: &str, except: Option<&str>) -> Result<(), ApiError> {

@@ -16,10 +16,11 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
-use super::{names, new_id};
 use crate::app::AppState;
 use crate::crypto::MasterKey;
+use crate::ids::new_id;
 use crate::metrics::Health;
+use crate::names;
 use crate::plugin::model::SettingKind;
 use crate::plugin::{PluginError, ProviderInfo, SourceConfig};
 use crate::store::records::{
@@ -832,7 +833,8 @@ pub fn check(
         "a display name",
         "Jira (web team)",
         100,
-    );
+    )
+    .map_err(ApiError::from);
     let display_name = noted(&mut errors, display_name).unwrap_or_default();
     let base_url = noted(&mut errors, check_base_url(&input.base_url));
     let optional = |v: &Option<String>| {

@@ -12,8 +12,9 @@ use serde_json::json;
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, token_hash};
 use super::sources::audit;
-use super::{names, new_id};
 use crate::app::AppState;
+use crate::ids::new_id;
+use crate::names;
 use crate::store::records::{ProjectRecord, Role, TokenRecord, now};
 use crate::store::{PROJECTS, Read, Store, StoreError, TOKENS, Writer};
 
