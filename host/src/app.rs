@@ -33,7 +33,7 @@ pub struct AppState {
     /// Counters for `/metrics` and the per-source health (in memory).
     pub metrics: Arc<Metrics>,
     /// Draft connection tests that passed, for the source saved right after (in memory).
-    pub draft_tests: Arc<crate::api::sources::DraftTests>,
+    pub draft_tests: Arc<crate::sources::DraftTests>,
 }
 
 impl AppState {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod crypto;
 pub mod field;
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod names;
 pub mod page;
 pub mod plugin;
+pub mod sources;
 pub mod sources_as_code;
 pub mod store;
 pub mod sync;

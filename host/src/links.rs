@@ -130,7 +130,7 @@ pub async fn current_urls(
             link.url = Some(url);
             continue;
         }
-        let config = crate::api::sources::config(Some(&link.source_id), source, BTreeMap::new());
+        let config = crate::sources::config(Some(&link.source_id), source, BTreeMap::new());
         if let Ok(url) = state.plugins.issue_url(&config, &link.key).await {
             state.issue_urls.put(entry, url.clone());
             link.url = Some(url);
@@ -202,12 +202,12 @@ pub async fn prepare(
             "an issue key or URL is at most 2048 bytes",
         ));
     }
-    let (source, secrets) = match crate::api::sources::load_with_secrets(state, source_id).await {
+    let (source, secrets) = match crate::sources::load_with_secrets(state, source_id).await {
         Ok(found) => found,
-        Err(e) if e.status == StatusCode::NOT_FOUND => {
+        Err(crate::sources::SourceError::NotFound(_)) => {
             return Err(ApiError::not_found(format!("no source {source_id:?}")).at("source_id"));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     if !source.enabled {
         return Err(ApiError::new(
@@ -228,7 +228,7 @@ pub async fn prepare(
         )
         .at("source_id"));
     }
-    let config = crate::api::sources::config(Some(source_id), &source, secrets);
+    let config = crate::sources::config(Some(source_id), &source, secrets);
     let canonical = match state.plugins.normalize_key(&config, key).await {
         Ok(k) => k,
         Err(PluginError::Provider(ProviderError::InvalidInput(message))) => {

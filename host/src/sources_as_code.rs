@@ -25,13 +25,14 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::api::error::ApiError;
-use crate::api::sources::{
-    SourceInput, audit, changed_fields, check, check_in_store, kept_test, other_account,
-};
+use crate::audit::audit;
 use crate::crypto::MasterKey;
 use crate::ids::new_id;
 use crate::names;
 use crate::plugin::{PluginHost, ProviderInfo};
+use crate::sources::{
+    SourceInput, changed_fields, check, check_in_store, kept_test, other_account,
+};
 use crate::store::records::{ProjectAssignment, ProjectRecord, SourceRecord};
 use crate::store::{PROJECTS, Read, SECRETS, SOURCES, Store};
 
@@ -63,7 +64,7 @@ pub struct ImportReport {
     /// Existing sources the file left as they were.
     pub unchanged: Vec<String>,
     /// Ids of updated sources now on another tracker or account (see
-    /// [`other_account`](crate::api::sources::other_account)).
+    /// [`other_account`](crate::sources::other_account)).
     #[serde(skip)]
     pub other_account: Vec<String>,
 }
@@ -300,9 +301,9 @@ pub async fn import(
                 match existing {
                     None => {
                         let (record, secrets) =
-                            check(&entry.input, info, None).map_err(|e| at_source(&entry, e))?;
+                            check(&entry.input, info, None).map_err(|e| at_source(&entry, e.into()))?;
                         let id = new_id("src");
-                        check_in_store(w, &record, None).map_err(|e| at_source(&entry, e))?;
+                        check_in_store(w, &record, None).map_err(|e| at_source(&entry, e.into()))?;
                         w.put(SOURCES, &id, &record)?;
                         w.put(SECRETS, &id, &key.seal(&id, &secrets))?;
                         audit(
@@ -322,7 +323,7 @@ pub async fn import(
                             None => BTreeMap::new(),
                         };
                         let (mut record, secrets) = check(&entry.input, info, Some((&current, &stored)))
-                            .map_err(|e| at_source(&entry, e))?;
+                            .map_err(|e| at_source(&entry, e.into()))?;
                         record.created_at = current.created_at;
                         record.last_test = kept_test(&current, &record, &stored, &secrets);
                         let same = SourceRecord {
@@ -334,7 +335,7 @@ pub async fn import(
                             report.unchanged.push(current.display_name);
                             continue;
                         }
-                        check_in_store(w, &record, Some(&id)).map_err(|e| at_source(&entry, e))?;
+                        check_in_store(w, &record, Some(&id)).map_err(|e| at_source(&entry, e.into()))?;
                         let changed = changed_fields(&current, &record, &stored, &secrets);
                         if other_account(&current, &record, &stored, &secrets) {
                             report.other_account.push(id.clone());

@@ -243,14 +243,14 @@ async fn refresh_links(
     source_id: &str,
     links: Vec<(String, LinkRecord)>,
 ) -> Result<RefreshReport, ApiError> {
-    let (source, secrets) = crate::api::sources::load_with_secrets(state, source_id).await?;
+    let (source, secrets) = crate::sources::load_with_secrets(state, source_id).await?;
     if SyncState::of(Some(&source)) != SyncState::Syncing {
         return Ok(RefreshReport::default());
     }
     let mut keys: Vec<String> = links.iter().map(|(_, l)| l.key.clone()).collect();
     keys.sort();
     keys.dedup();
-    let config = crate::api::sources::config(Some(source_id), &source, secrets);
+    let config = crate::sources::config(Some(source_id), &source, secrets);
     let link_ids: Vec<String> = links.iter().map(|(id, _)| id.clone()).collect();
 
     let mut report = RefreshReport::default();

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::field::FieldError;
 use crate::plugin::PluginError;
+use crate::sources::SourceError;
 use crate::store::StoreError;
 
 /// An API failure.
@@ -130,6 +131,29 @@ impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
         ApiError::invalid(e.field, e.message)
     }
+}
+
+impl From<SourceError> for ApiError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Invalid(problems) => invalid(problems),
+            SourceError::NotFound(_) => ApiError::not_found(e.to_string()),
+            SourceError::DuplicateName(_) => {
+                ApiError::conflict(Some("display_name"), e.to_string())
+            }
+            SourceError::ChangedMeanwhile => ApiError::conflict(None, e.to_string()),
+            SourceError::Plugin(e) => e.into(),
+            SourceError::Store(e) => e.into(),
+            SourceError::Unsealed { .. } | SourceError::Internal(_) => ApiError::internal(e),
+        }
+    }
+}
+
+/// A 400 listing every problem, the first as the answer.
+fn invalid(problems: Vec<FieldError>) -> ApiError {
+    let all = problems.into_iter().map(ApiError::from).collect();
+    ApiError::all(all)
+        .unwrap_or_else(|| ApiError::internal("an input was refused without a reason"))
 }
 
 impl From<StoreError> for ApiError {

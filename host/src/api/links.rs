@@ -209,7 +209,7 @@ pub async fn create_url(
     Path((project, source_id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_project(&state, &caller, &project).await?;
-    let (source, secrets) = crate::api::sources::load_with_secrets(&state, &source_id).await?;
+    let (source, secrets) = crate::sources::load_with_secrets(&state, &source_id).await?;
     if !source.enabled || !source.projects.includes(&project) {
         return Err(ApiError::not_found(format!(
             "no usable source {source_id:?} in this project"
@@ -224,11 +224,7 @@ pub async fn create_url(
     }
     let url = state
         .plugins
-        .create_url(&crate::api::sources::config(
-            Some(&source_id),
-            &source,
-            secrets,
-        ))
+        .create_url(&crate::sources::config(Some(&source_id), &source, secrets))
         .await?;
     Ok(Json(json!({ "url": url })))
 }

@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path};
-use super::sources::audit;
 use crate::app::AppState;
+use crate::audit::audit;
 use crate::ids::new_id;
 use crate::names;
 use crate::store::records::{ProjectAssignment, ProjectRecord, SourceRecord, now};
