@@ -13,15 +13,32 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use serde::Serialize;
 
-use crate::api::error::ApiError;
 use crate::app::AppState;
 use crate::links::{FetchError, SyncState};
 use crate::plugin::{PluginError, ProviderError};
+use crate::sources::SourceError;
 use crate::store::records::{LinkRecord, Millis, SourceRecord, now};
-use crate::store::{LINKS, Read, SOURCES};
+use crate::store::{LINKS, Read, SOURCES, StoreError};
+
+/// Why links could not be refreshed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The tracker asked us to wait until then (milliseconds since the epoch): nothing was
+    /// sent.
+    #[error("{}; try again then", pause_text(*.0))]
+    Paused(Millis),
+    /// The links' source does not sync (disabled, deleted, or without "Read issue details").
+    #[error("nothing to refresh: {}", not_syncing_reason(*.0))]
+    NotSyncing(SyncState),
+    /// The source could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Keys per `fetch-issues` call.
 pub const BATCH_SIZE: usize = 50;
@@ -67,7 +84,7 @@ impl Pacing {
             .is_none_or(|p| Instant::now() >= p.not_before)
     }
 
-    fn record(&self, source: &str, report: &Result<RefreshReport, ApiError>, interval: Duration) {
+    fn record(&self, source: &str, report: &Result<RefreshReport, SyncError>, interval: Duration) {
         let mut map = self.sources.lock().expect("pacing lock");
         let pace = map.entry(source.to_string()).or_insert(Pace {
             not_before: Instant::now(),
@@ -109,7 +126,7 @@ pub async fn pass(
     state: &AppState,
     pacing: &Arc<Pacing>,
     interval: Duration,
-) -> Result<(), ApiError> {
+) -> Result<(), SyncError> {
     let sources: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
     let due: Vec<String> = sources
         .into_iter()
@@ -151,20 +168,21 @@ pub async fn pass(
 
 /// Refreshes the links of one source now (all of them, or only `only`), whatever its back-off
 /// after failures, but never while the tracker asked us to wait (a 429 `source-paused` saying
-/// until when). A source that is disabled, deleted or without "Read issue details" is a 409
-/// saying which (see [`refusal`]).
+/// until when: [`SyncError::Paused`]). A source that is disabled, deleted or without "Read
+/// issue details" is refused saying which ([`SyncError::NotSyncing`]).
 pub async fn refresh_source(
     state: &AppState,
     source_id: &str,
     only: Option<Vec<String>>,
-) -> Result<RefreshReport, ApiError> {
+) -> Result<RefreshReport, SyncError> {
     let key = source_id.to_string();
     let source: Option<SourceRecord> = state.store.read(move |r| r.get(SOURCES, &key)).await?;
-    if let Some(refused) = refusal(source.as_ref()) {
-        return Err(refused);
+    match SyncState::of(source.as_ref()) {
+        SyncState::Syncing => {}
+        refused => return Err(SyncError::NotSyncing(refused)),
     }
     if let Some(until) = paused_until(state, source_id) {
-        return Err(paused(until));
+        return Err(SyncError::Paused(until));
     }
     let wanted = source_id.to_string();
     let links: Vec<(String, LinkRecord)> = state.store.read(|r| r.all(LINKS)).await?;
@@ -202,39 +220,14 @@ pub fn pause_text(until: Millis) -> String {
     )
 }
 
-/// The 429 a manual refresh of a paused source gets: nothing was sent, and until when.
-pub fn paused(until: Millis) -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "source-paused",
-        format!("{}; try again then", pause_text(until)),
-    )
-}
-
-/// Why links of `source` (None = deleted) cannot be refreshed, if they cannot: a 409 whose
-/// code is the link's sync state (`not-syncing-disabled`, `not-syncing-deleted`,
-/// `no-details`).
-pub fn refusal(source: Option<&SourceRecord>) -> Option<ApiError> {
-    let (code, why) = match SyncState::of(source) {
-        SyncState::Syncing => return None,
-        SyncState::NotSyncingDisabled => (
-            "not-syncing-disabled",
-            "its source is disabled; an admin can enable it again",
-        ),
-        SyncState::NotSyncingDeleted => (
-            "not-syncing-deleted",
-            "its source was deleted; the link keeps its last snapshot",
-        ),
-        SyncState::NoDetails => (
-            "no-details",
-            "its source does not have \"Read issue details\"",
-        ),
-    };
-    Some(ApiError::new(
-        StatusCode::CONFLICT,
-        code,
-        format!("nothing to refresh: {why}"),
-    ))
+/// Why links of a source in sync state `state` cannot be refreshed, for a person.
+fn not_syncing_reason(state: SyncState) -> &'static str {
+    match state {
+        SyncState::Syncing => "its source syncs",
+        SyncState::NotSyncingDisabled => "its source is disabled; an admin can enable it again",
+        SyncState::NotSyncingDeleted => "its source was deleted; the link keeps its last snapshot",
+        SyncState::NoDetails => "its source does not have \"Read issue details\"",
+    }
 }
 
 /// Refreshes the given links, all of `source_id`.
@@ -242,7 +235,7 @@ async fn refresh_links(
     state: &AppState,
     source_id: &str,
     links: Vec<(String, LinkRecord)>,
-) -> Result<RefreshReport, ApiError> {
+) -> Result<RefreshReport, SyncError> {
     let (source, secrets) = crate::sources::load_with_secrets(state, source_id).await?;
     if SyncState::of(Some(&source)) != SyncState::Syncing {
         return Ok(RefreshReport::default());

@@ -11,9 +11,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::field::FieldError;
+use crate::links::LinksError;
 use crate::plugin::PluginError;
 use crate::sources::SourceError;
 use crate::store::StoreError;
+use crate::sync::SyncError;
 
 /// An API failure.
 #[derive(Clone, Debug)]
@@ -145,6 +147,52 @@ impl From<SourceError> for ApiError {
             SourceError::Plugin(e) => e.into(),
             SourceError::Store(e) => e.into(),
             SourceError::Unsealed { .. } | SourceError::Internal(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<LinksError> for ApiError {
+    fn from(e: LinksError) -> Self {
+        let message = e.to_string();
+        match e {
+            LinksError::Invalid(e) => e.into(),
+            LinksError::SourceNotFound(_) => ApiError::not_found(message).at("source_id"),
+            LinksError::SourceDisabled(_) => {
+                ApiError::new(StatusCode::CONFLICT, "source-disabled", message).at("source_id")
+            }
+            LinksError::SourceNotAssigned(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "source-not-assigned", message).at("source_id")
+            }
+            LinksError::KeyNotChecked(e) => ApiError::from(e).at("key"),
+            LinksError::Duplicate { .. } => ApiError::conflict(Some("key"), message),
+            LinksError::LinkNotFound(_) | LinksError::NoUsableSource(_) => {
+                ApiError::not_found(message)
+            }
+            LinksError::NoCreateShortcut => {
+                ApiError::new(StatusCode::NOT_FOUND, "no-create-shortcut", message)
+            }
+            LinksError::Plugin(e) => e.into(),
+            LinksError::Source(e) => e.into(),
+            LinksError::Store(e) => e.into(),
+            LinksError::Writer(_) => ApiError::internal(message),
+        }
+    }
+}
+
+impl From<SyncError> for ApiError {
+    /// A paused source is a 429 `source-paused`; one that does not sync a 409 whose code is
+    /// the links' sync state (`not-syncing-disabled`, `not-syncing-deleted`, `no-details`).
+    fn from(e: SyncError) -> Self {
+        let message = e.to_string();
+        match e {
+            SyncError::Paused(_) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "source-paused", message)
+            }
+            SyncError::NotSyncing(state) => {
+                ApiError::new(StatusCode::CONFLICT, state.code(), message)
+            }
+            SyncError::Source(e) => e.into(),
+            SyncError::Store(e) => e.into(),
         }
     }
 }

@@ -1,8 +1,6 @@
 //! Links: `/projects/{project}/links` for members (and admins), plus the admin's per-source
 //! views (`/sources/{id}/links`, `/impact`, `/refresh`) and the create-issue shortcut.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,8 +10,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
 use crate::app::AppState;
-use crate::ids::new_id;
-use crate::links::{self, LinkView, SyncState};
+use crate::links::{self, LinkView};
 use crate::store::records::{LinkRecord, ProjectRecord, SourceRecord};
 use crate::store::{LINKS, PROJECTS, Read, SOURCES};
 use crate::sync::{self, RefreshReport};
@@ -71,7 +68,7 @@ pub async fn create(
     Body(input): Body<LinkInput>,
 ) -> Result<(StatusCode, Json<LinkView>), ApiError> {
     check_project(&state, &caller, &project).await?;
-    let link = links::prepare(
+    let view = links::create(
         &state,
         &project,
         &input.test_object,
@@ -80,7 +77,6 @@ pub async fn create(
         &caller.who(),
     )
     .await?;
-    let view = store_link(&state, link).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -97,7 +93,7 @@ pub async fn create_bulk(
     }
     let mut results = Vec::with_capacity(input.keys.len());
     for key in input.keys {
-        let outcome = match links::prepare(
+        let outcome = links::create(
             &state,
             &project,
             &input.test_object,
@@ -106,10 +102,7 @@ pub async fn create_bulk(
             &caller.who(),
         )
         .await
-        {
-            Ok(link) => store_link(&state, link).await,
-            Err(e) => Err(e),
-        };
+        .map_err(ApiError::from);
         results.push(match outcome {
             Ok(link) => BulkResult { key, link: Some(link), error: None },
             Err(e) => BulkResult {
@@ -122,17 +115,6 @@ pub async fn create_bulk(
     Ok(Json(results))
 }
 
-async fn store_link(state: &AppState, link: links::NewLink) -> Result<LinkView, ApiError> {
-    let id = new_id("lnk");
-    let record = link.record.clone();
-    let source = state.link_writer.insert(id.clone(), link).await?;
-    Ok(LinkView {
-        id,
-        sync_state: SyncState::of(source.as_ref()),
-        record,
-    })
-}
-
 /// `GET /projects/{project}/links`.
 pub async fn list(
     State(state): State<AppState>,
@@ -141,7 +123,7 @@ pub async fn list(
     Query(query): Query<LinkQuery>,
 ) -> Result<Json<Vec<LinkView>>, ApiError> {
     check_project(&state, &caller, &project).await?;
-    let views = load_views(&state, move |l| {
+    let views = links::load_views(&state, move |l| {
         l.project == project
             && query
                 .test_object
@@ -160,18 +142,7 @@ pub async fn delete(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     check_project(&state, &caller, &project).await?;
-    state
-        .store
-        .write(move |w| match w.get::<LinkRecord>(LINKS, &id)? {
-            Some(link) if link.project == project => {
-                links::remove(w, &id)?;
-                Ok(())
-            }
-            _ => Err(ApiError::not_found(format!(
-                "no link {id:?} in this project"
-            ))),
-        })
-        .await?;
+    links::delete(&state, &project, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -190,7 +161,7 @@ pub async fn refresh(
         .filter(|l| l.project == project)
         .ok_or_else(|| ApiError::not_found(format!("no link {id:?} in this project")))?;
     sync::refresh_source(&state, &link.source_id, Some(vec![id.clone()])).await?;
-    let views = load_views(&state, move |l| {
+    let views = links::load_views(&state, move |l| {
         l.project == link.project && l.identity() == link.identity()
     })
     .await?;
@@ -209,23 +180,7 @@ pub async fn create_url(
     Path((project, source_id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_project(&state, &caller, &project).await?;
-    let (source, secrets) = crate::sources::load_with_secrets(&state, &source_id).await?;
-    if !source.enabled || !source.projects.includes(&project) {
-        return Err(ApiError::not_found(format!(
-            "no usable source {source_id:?} in this project"
-        )));
-    }
-    if !source.capabilities.create_issues || source.create_url_template.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no-create-shortcut",
-            "this source offers no create-issue shortcut",
-        ));
-    }
-    let url = state
-        .plugins
-        .create_url(&crate::sources::config(Some(&source_id), &source, secrets))
-        .await?;
+    let url = links::create_url(&state, &project, &source_id).await?;
     Ok(Json(json!({ "url": url })))
 }
 
@@ -236,7 +191,9 @@ pub async fn list_by_source(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<LinkView>>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(load_views(&state, move |l| l.source_id == id).await?))
+    Ok(Json(
+        links::load_views(&state, move |l| l.source_id == id).await?,
+    ))
 }
 
 /// `GET /sources/{id}/impact` (admin): how many links, in how many projects, a disable or a
@@ -247,18 +204,8 @@ pub async fn impact(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require_admin()?;
-    let links: Vec<(String, LinkRecord)> = state.store.read(|r| r.all(LINKS)).await?;
-    let mine: Vec<&LinkRecord> = links
-        .iter()
-        .map(|(_, l)| l)
-        .filter(|l| l.source_id == id)
-        .collect();
-    let mut projects: Vec<&str> = mine.iter().map(|l| l.project.as_str()).collect();
-    projects.sort();
-    projects.dedup();
-    Ok(Json(
-        json!({"links": mine.len(), "projects": projects.len()}),
-    ))
+    let (links, projects) = links::impact(&state, &id).await?;
+    Ok(Json(json!({"links": links, "projects": projects})))
 }
 
 /// `POST /sources/{id}/refresh` (admin): syncs every link of a source now; 409 when it does not
@@ -284,29 +231,4 @@ async fn check_project(state: &AppState, caller: &Caller, project: &str) -> Resu
     found
         .map(|_| ())
         .ok_or_else(|| ApiError::not_found(format!("no project {project:?}")))
-}
-
-async fn load_views(
-    state: &AppState,
-    keep: impl Fn(&LinkRecord) -> bool + Send + 'static,
-) -> Result<Vec<LinkView>, ApiError> {
-    let (links, sources) = state
-        .store
-        .read(move |r| {
-            let links: Vec<(String, LinkRecord)> = r.all(LINKS)?;
-            let sources: Vec<(String, SourceRecord)> = r.all(SOURCES)?;
-            Ok::<_, ApiError>((
-                links
-                    .into_iter()
-                    .filter(|(_, l)| keep(l))
-                    .collect::<Vec<_>>(),
-                sources,
-            ))
-        })
-        .await?;
-    let sources: HashMap<String, SourceRecord> = sources.into_iter().collect();
-    let mut views = links::views(links, &sources);
-    links::current_urls(state, &mut views, &sources).await;
-    views.sort_by_key(|v| v.record.created_at);
-    Ok(views)
 }
