@@ -216,7 +216,7 @@ async fn export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
     let store = open_store(config)?;
     let text = host::sources_as_code::export(&store)
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     match &args.out {
         Some(path) => {
             std::fs::write(path, text)
@@ -249,10 +249,7 @@ async fn import(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
         host::sources_as_code::References::Any,
     )
     .await
-    .map_err(|e| match &e.field {
-        Some(field) => anyhow::anyhow!("{field}: {}", e.message),
-        None => anyhow::anyhow!("{}", e.message),
-    })
+    .map_err(|e| anyhow::anyhow!("{e}"))
     .with_context(|| format!("nothing imported from {}", args.file.display()))?;
     for (what, names) in [
         ("created", &report.created),

@@ -14,6 +14,7 @@ use crate::field::FieldError;
 use crate::links::LinksError;
 use crate::plugin::PluginError;
 use crate::sources::SourceError;
+use crate::sources_as_code::{FileProblem, TransferError};
 use crate::store::StoreError;
 use crate::sync::SyncError;
 
@@ -193,6 +194,35 @@ impl From<SyncError> for ApiError {
             }
             SyncError::Source(e) => e.into(),
             SyncError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TransferError> for ApiError {
+    fn from(e: TransferError) -> Self {
+        match e {
+            TransferError::Invalid(problems) => {
+                let all = problems.into_iter().map(ApiError::from).collect();
+                ApiError::all(all)
+                    .unwrap_or_else(|| ApiError::internal("a file was refused without a reason"))
+            }
+            TransferError::DuplicateName(p) => ApiError {
+                field: p.field,
+                ..ApiError::conflict(None, p.message)
+            },
+            TransferError::Source(e) => e.into(),
+            TransferError::Store(e) => e.into(),
+            TransferError::Export(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<FileProblem> for ApiError {
+    /// A 400 naming the place in the file, if there is one.
+    fn from(p: FileProblem) -> Self {
+        ApiError {
+            field: p.field,
+            ..ApiError::new(StatusCode::BAD_REQUEST, "invalid", p.message)
         }
     }
 }
