@@ -12,7 +12,6 @@ pub mod keys;
 pub mod links;
 pub mod metrics;
 pub mod names;
-pub mod page;
 pub mod plugin;
 pub mod sources;
 pub mod sources_as_code;
