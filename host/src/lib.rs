@@ -17,3 +17,6 @@ pub mod sources;
 pub mod sources_as_code;
 pub mod store;
 pub mod sync;
+
+#[cfg(test)]
+mod layering;
