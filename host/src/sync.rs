@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::links::{FetchError, SyncState};
+use crate::links::{FetchError, LinkView, SyncState};
 use crate::plugin::{PluginError, ProviderError};
 use crate::sources::SourceError;
 use crate::store::records::{LinkRecord, Millis, SourceRecord, now};
@@ -32,7 +32,13 @@ pub enum SyncError {
     /// The links' source does not sync (disabled, deleted, or without "Read issue details").
     #[error("nothing to refresh: {}", not_syncing_reason(*.0))]
     NotSyncing(SyncState),
-    /// The source could not be read.
+    /// No link with this id in the project.
+    #[error("no link {0:?} in this project")]
+    NoLink(String),
+    /// The link was deleted while it was refreshed.
+    #[error("the link was deleted meanwhile")]
+    LinkGone,
+    /// The source could not be read (or does not exist).
     #[error(transparent)]
     Source(#[from] SourceError),
     /// The database failed.
@@ -191,6 +197,36 @@ pub async fn refresh_source(
         .filter(|(id, l)| l.source_id == wanted && only.as_ref().is_none_or(|o| o.contains(id)))
         .collect();
     refresh_links(state, source_id, links).await
+}
+
+/// Refreshes every link of stored source `source_id` now, as [`refresh_source`] does; a
+/// source that does not exist is [`SourceError::NotFound`].
+pub async fn refresh_stored_source(
+    state: &AppState,
+    source_id: &str,
+) -> Result<RefreshReport, SyncError> {
+    crate::sources::load(state, source_id).await?;
+    refresh_source(state, source_id, None).await
+}
+
+/// Fetches the issue of link `id` of `project` now, as [`refresh_source`] does for one link;
+/// returns the link as members see it.
+pub async fn refresh_link(
+    state: &AppState,
+    project: &str,
+    id: &str,
+) -> Result<LinkView, SyncError> {
+    let key = id.to_string();
+    let link: Option<LinkRecord> = state.store.read(move |r| r.get(LINKS, &key)).await?;
+    let link = link
+        .filter(|l| l.project == project)
+        .ok_or_else(|| SyncError::NoLink(id.to_string()))?;
+    refresh_source(state, &link.source_id, Some(vec![id.to_string()])).await?;
+    let views = crate::links::load_views(state, move |l| {
+        l.project == link.project && l.identity() == link.identity()
+    })
+    .await?;
+    views.into_iter().next().ok_or(SyncError::LinkGone)
 }
 
 /// Until when no request may be sent for `source_id`, if it is paused now: the one pause

@@ -192,6 +192,7 @@ impl From<SyncError> for ApiError {
             SyncError::NotSyncing(state) => {
                 ApiError::new(StatusCode::CONFLICT, state.code(), message)
             }
+            SyncError::NoLink(_) | SyncError::LinkGone => ApiError::not_found(message),
             SyncError::Source(e) => e.into(),
             SyncError::Store(e) => e.into(),
         }

@@ -11,8 +11,8 @@ use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
 use crate::app::AppState;
 use crate::links::{self, LinkView};
-use crate::store::records::{LinkRecord, ProjectRecord, SourceRecord};
-use crate::store::{LINKS, PROJECTS, Read, SOURCES};
+use crate::store::records::ProjectRecord;
+use crate::store::{PROJECTS, Read};
 use crate::sync::{self, RefreshReport};
 
 /// Body of `POST /projects/{project}/links`.
@@ -155,21 +155,7 @@ pub async fn refresh(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<LinkView>, ApiError> {
     check_project(&state, &caller, &project).await?;
-    let key = id.clone();
-    let link: Option<LinkRecord> = state.store.read(move |r| r.get(LINKS, &key)).await?;
-    let link = link
-        .filter(|l| l.project == project)
-        .ok_or_else(|| ApiError::not_found(format!("no link {id:?} in this project")))?;
-    sync::refresh_source(&state, &link.source_id, Some(vec![id.clone()])).await?;
-    let views = links::load_views(&state, move |l| {
-        l.project == link.project && l.identity() == link.identity()
-    })
-    .await?;
-    views
-        .into_iter()
-        .next()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("the link was deleted meanwhile"))
+    Ok(Json(sync::refresh_link(&state, &project, &id).await?))
 }
 
 /// `GET /projects/{project}/sources/{source}/create-url`: the create-issue shortcut, only for
@@ -216,12 +202,7 @@ pub async fn refresh_source(
     Path(id): Path<String>,
 ) -> Result<Json<RefreshReport>, ApiError> {
     caller.require_admin()?;
-    let key = id.clone();
-    let found: Option<SourceRecord> = state.store.read(move |r| r.get(SOURCES, &key)).await?;
-    if found.is_none() {
-        return Err(ApiError::not_found(format!("no source {id:?}")));
-    }
-    Ok(Json(sync::refresh_source(&state, &id, None).await?))
+    Ok(Json(sync::refresh_stored_source(&state, &id).await?))
 }
 
 async fn check_project(state: &AppState, caller: &Caller, project: &str) -> Result<(), ApiError> {
