@@ -13,6 +13,7 @@ pub mod links;
 pub mod metrics;
 pub mod names;
 pub mod plugin;
+pub mod projects;
 pub mod sources;
 pub mod sources_as_code;
 pub mod store;

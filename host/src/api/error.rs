@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::field::FieldError;
 use crate::links::LinksError;
 use crate::plugin::PluginError;
+use crate::projects::ProjectError;
 use crate::sources::SourceError;
 use crate::sources_as_code::{FileProblem, TransferError};
 use crate::store::StoreError;
@@ -224,6 +225,17 @@ impl From<FileProblem> for ApiError {
         ApiError {
             field: p.field,
             ..ApiError::new(StatusCode::BAD_REQUEST, "invalid", p.message)
+        }
+    }
+}
+
+impl From<ProjectError> for ApiError {
+    fn from(e: ProjectError) -> Self {
+        match e {
+            ProjectError::Invalid(e) => e.into(),
+            ProjectError::NotFound(_) => ApiError::not_found(e.to_string()),
+            ProjectError::DuplicateName(_) => ApiError::conflict(Some("name"), e.to_string()),
+            ProjectError::Store(e) => e.into(),
         }
     }
 }

@@ -11,8 +11,6 @@ use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
 use crate::app::AppState;
 use crate::links::{self, LinkView};
-use crate::store::records::ProjectRecord;
-use crate::store::{PROJECTS, Read};
 use crate::sync::{self, RefreshReport};
 
 /// Body of `POST /projects/{project}/links`.
@@ -207,9 +205,6 @@ pub async fn refresh_source(
 
 async fn check_project(state: &AppState, caller: &Caller, project: &str) -> Result<(), ApiError> {
     caller.require_project(project)?;
-    let key = project.to_string();
-    let found: Option<ProjectRecord> = state.store.read(move |r| r.get(PROJECTS, &key)).await?;
-    found
-        .map(|_| ())
-        .ok_or_else(|| ApiError::not_found(format!("no project {project:?}")))
+    crate::projects::get(state, project).await?;
+    Ok(())
 }
