@@ -18,6 +18,7 @@ pub mod sources;
 pub mod sources_as_code;
 pub mod store;
 pub mod sync;
+pub mod tokens;
 
 #[cfg(test)]
 mod layering;

@@ -315,7 +315,7 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();
     tracing::info!(loaded = ok, failed = loaded.len() - ok, dir = %plugins_dir.display(), "plugins");
     let preset = args.preset_admin_token()?;
-    if let Some(token) = host::api::tokens::bootstrap_admin(&store, preset).await? {
+    if let Some(token) = host::tokens::bootstrap_admin(&store, preset).await? {
         // Printed once, to the terminal only (not the log): only its hash is stored.
         println!("Admin token (shown once, keep it): {token}");
     }

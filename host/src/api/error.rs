@@ -18,6 +18,7 @@ use crate::sources::SourceError;
 use crate::sources_as_code::{FileProblem, TransferError};
 use crate::store::StoreError;
 use crate::sync::SyncError;
+use crate::tokens::TokenError;
 
 /// An API failure.
 #[derive(Clone, Debug)]
@@ -236,6 +237,17 @@ impl From<ProjectError> for ApiError {
             ProjectError::NotFound(_) => ApiError::not_found(e.to_string()),
             ProjectError::DuplicateName(_) => ApiError::conflict(Some("name"), e.to_string()),
             ProjectError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Invalid(e) => e.into(),
+            TokenError::NotFound(_) => ApiError::not_found(e.to_string()),
+            TokenError::LastAdmin => ApiError::conflict(None, e.to_string()),
+            TokenError::Store(e) => e.into(),
         }
     }
 }
