@@ -278,7 +278,7 @@ struct Histogram {
     sum: f64,
 }
 
-/// Every counter of the process; one per [`AppState`], cheap to share behind an `Arc`.
+/// Every counter of the process; one per [`AppState`](crate::app::AppState), cheap to share behind an `Arc`.
 #[derive(Default)]
 pub struct Metrics {
     /// (method, route, status) -> requests.

@@ -109,7 +109,7 @@ pub struct ImportReport {
     /// Existing sources the file left as they were.
     pub unchanged: Vec<String>,
     /// Ids of updated sources now on another tracker or account (see
-    /// [`other_account`](crate::sources::other_account)).
+    /// [`other_account`]).
     #[serde(skip)]
     pub other_account: Vec<String>,
 }

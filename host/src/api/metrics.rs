@@ -1,5 +1,5 @@
-//! `/metrics` and the middleware that counts every HTTP request; the figures are
-//! [`crate::metrics`]'.
+//! `/metrics` and the middleware that counts every HTTP request; the figures themselves are
+//! kept by [`crate::metrics`].
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;

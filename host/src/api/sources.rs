@@ -1,5 +1,5 @@
 //! `/sources`: create, read, list, edit, enable/disable, delete and test integration sources.
-//! The rules and the changes are [`crate::sources`]'; here are the routes and the views.
+//! The rules and the changes are in [`crate::sources`]; here are the routes and the views.
 
 use axum::Json;
 use axum::extract::State;
