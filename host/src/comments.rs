@@ -10,22 +10,82 @@
 //! an issue not found) and the plugin's words. Every comment posted is audited with a short
 //! excerpt of its text, never the whole of it.
 
-use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::api::error::ApiError;
 use crate::app::AppState;
+use crate::audit::audit;
+use crate::field::FieldError;
 use crate::metrics::Outcome;
 use crate::plugin::{Capability, CommentInfo, PluginError, ProviderError};
-use crate::store::records::{LinkRecord, SourceRecord, now};
-use crate::store::{LINKS, Read, SOURCES};
+use crate::sources::{self, SourceError};
+use crate::store::records::{LinkRecord, SourceRecord};
+use crate::store::{LINKS, Read, SOURCES, StoreError};
 
 /// The longest comment the host accepts, in characters (a plugin may accept fewer).
 pub const MAX_CHARS: usize = 16_000;
 
 /// Characters of a comment kept in the audit log.
 const EXCERPT_CHARS: usize = 60;
+
+/// Why a comment was not posted.
+#[derive(Debug, thiserror::Error)]
+pub enum CommentError {
+    /// The comment's text is wrong (empty, too long, or refused by the tracker as invalid).
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// No link with this id in the project.
+    #[error("no link {0:?} in this project")]
+    LinkNotFound(String),
+    /// The link's source (named as the link knows it) is deleted, disabled or not assigned
+    /// to the project: why.
+    #[error("comments cannot be posted through {source_name:?}: {why}")]
+    SourceUnavailable {
+        /// The source's name, as the link knows it.
+        source_name: String,
+        /// Why it cannot be used.
+        why: &'static str,
+    },
+    /// The source (named) does not have the "Add comments" capability.
+    #[error(
+        "the source {0:?} does not have the \"Add comments\" capability; an admin can turn it \
+         on in the source's CAPABILITIES"
+    )]
+    CapabilityOff(String),
+    /// The source's plugin cannot post comments, or the tracker said it cannot: why.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The tracker refused the comment on this issue: no permission, or a locked issue.
+    #[error("the tracker refused the comment on {key}: {message}")]
+    TrackerForbidden {
+        /// The issue's canonical key.
+        key: String,
+        /// The plugin's words.
+        message: String,
+    },
+    /// The tracker has no such issue, or hides it from the source's credentials.
+    #[error(
+        "the tracker has no issue {key} (or it is hidden from the source's credentials): {message}"
+    )]
+    IssueNotFound {
+        /// The issue's canonical key.
+        key: String,
+        /// The plugin's words.
+        message: String,
+    },
+    /// The tracker asked to wait this many seconds.
+    #[error("the tracker asked to wait {0} s before the next comment")]
+    RateLimited(u32),
+    /// The plugin is missing or failed (a provider's other answers included).
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// The source could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// A comment the tracker created, as the API answers it.
 #[derive(Debug, Serialize)]
@@ -47,24 +107,20 @@ pub async fn add(
     project: &str,
     link_id: &str,
     markdown: &str,
-) -> Result<Posted, ApiError> {
+) -> Result<Posted, CommentError> {
     let (link, source) = usable_link(state, project, link_id).await?;
     let plugin = state.plugins.get(&source.provider)?;
     if let Some(why) = plugin.unsupported(Capability::AddComments) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "comments-unsupported",
-            format!(
-                "comments cannot be posted through {:?}: \"Add comments\" is {why}",
-                source.display_name
-            ),
-        ));
+        return Err(CommentError::Unsupported(format!(
+            "comments cannot be posted through {:?}: \"Add comments\" is {why}",
+            source.display_name
+        )));
     }
     let max = (plugin.info.comments.as_ref()).map_or(MAX_CHARS, |c| c.max_length as usize);
     check_body(markdown, max.min(MAX_CHARS), &plugin.info.name)?;
 
-    let (_, secrets) = crate::api::sources::load_with_secrets(state, &link.source_id).await?;
-    let config = crate::api::sources::config(Some(&link.source_id), &source, secrets);
+    let (_, secrets) = sources::load_with_secrets(state, &link.source_id).await?;
+    let config = sources::config(Some(&link.source_id), &source, secrets);
     let result = state
         .metrics
         .observe(
@@ -76,7 +132,7 @@ pub async fn add(
         )
         .await;
     let comment = result.map_err(|e| refused(e, &link))?;
-    audit(state, who, link_id, &link, &comment, markdown).await?;
+    record(state, who, link_id, &link, &comment, markdown).await?;
     Ok(Posted {
         id: comment.id,
         url: comment.web_url,
@@ -102,23 +158,17 @@ async fn usable_link(
     state: &AppState,
     project: &str,
     link_id: &str,
-) -> Result<(LinkRecord, SourceRecord), ApiError> {
+) -> Result<(LinkRecord, SourceRecord), CommentError> {
     let id = link_id.to_string();
     let link: Option<LinkRecord> = state.store.read(move |r| r.get(LINKS, &id)).await?;
     let link = link
         .filter(|l| l.project == project)
-        .ok_or_else(|| ApiError::not_found(format!("no link {link_id:?} in this project")))?;
+        .ok_or_else(|| CommentError::LinkNotFound(link_id.to_string()))?;
     let id = link.source_id.clone();
     let source: Option<SourceRecord> = state.store.read(move |r| r.get(SOURCES, &id)).await?;
-    let unusable = |why: &str| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "source-unavailable",
-            format!(
-                "comments cannot be posted through {:?}: {why}",
-                link.source_name
-            ),
-        )
+    let unusable = |why: &'static str| CommentError::SourceUnavailable {
+        source_name: link.source_name.clone(),
+        why,
     };
     let source = source.ok_or_else(|| unusable("the source was deleted"))?;
     if !source.enabled {
@@ -128,27 +178,19 @@ async fn usable_link(
         return Err(unusable("the source is not assigned to this project"));
     }
     if !source.capabilities.add_comments {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "capability-off",
-            format!(
-                "the source {:?} does not have the \"Add comments\" capability; an admin can \
-                 turn it on in the source's CAPABILITIES",
-                source.display_name
-            ),
-        ));
+        return Err(CommentError::CapabilityOff(source.display_name));
     }
     Ok((link, source))
 }
 
 /// The body must hold text and fit both the host's and the tracker's limit.
-fn check_body(markdown: &str, max: usize, tracker: &str) -> Result<(), ApiError> {
+fn check_body(markdown: &str, max: usize, tracker: &str) -> Result<(), FieldError> {
     if markdown.trim().is_empty() {
-        return Err(ApiError::invalid("body", "write the comment's text"));
+        return Err(FieldError::new("body", "write the comment's text"));
     }
     let length = markdown.chars().count();
     if length > max {
-        return Err(ApiError::invalid(
+        return Err(FieldError::new(
             "body",
             format!(
                 "the comment is {length} characters; {tracker} comments here may have at most {max}"
@@ -158,72 +200,56 @@ fn check_body(markdown: &str, max: usize, tracker: &str) -> Result<(), ApiError>
     Ok(())
 }
 
-/// The tracker's refusals keep their category and the plugin's words, with a status that
+/// The tracker's refusals keep their category and the plugin's words, so that the answer
 /// says whose problem it is.
-fn refused(e: PluginError, link: &LinkRecord) -> ApiError {
+fn refused(e: PluginError, link: &LinkRecord) -> CommentError {
     let PluginError::Provider(p) = &e else {
         return e.into();
     };
-    let key = &link.key;
+    let key = link.key.clone();
     match p {
         // No permission to comment, or a locked issue: nothing the caller can retry.
-        ProviderError::Forbidden(m) => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "tracker-forbidden",
-            format!("the tracker refused the comment on {key}: {m}"),
-        ),
-        ProviderError::NotFound(m) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "issue-not-found",
-            format!(
-                "the tracker has no issue {key} (or it is hidden from the source's credentials): {m}"
-            ),
-        ),
+        ProviderError::Forbidden(m) => CommentError::TrackerForbidden {
+            key,
+            message: m.clone(),
+        },
+        ProviderError::NotFound(m) => CommentError::IssueNotFound {
+            key,
+            message: m.clone(),
+        },
         ProviderError::InvalidInput(m) => {
-            ApiError::invalid("body", format!("the tracker refused the comment: {m}"))
+            FieldError::new("body", format!("the tracker refused the comment: {m}")).into()
         }
-        ProviderError::Unsupported(m) => {
-            ApiError::new(StatusCode::CONFLICT, "comments-unsupported", m.clone())
-        }
+        ProviderError::Unsupported(m) => CommentError::Unsupported(m.clone()),
         ProviderError::RateLimited {
             retry_after_secs, ..
-        } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            format!("the tracker asked to wait {retry_after_secs} s before the next comment"),
-        ),
+        } => CommentError::RateLimited(*retry_after_secs),
         _ => e.into(),
     }
 }
 
 /// Records the comment in the audit log: who, where, the tracker's id, the length and the
 /// first [`EXCERPT_CHARS`] characters only.
-async fn audit(
+async fn record(
     state: &AppState,
     who: &str,
     link_id: &str,
     link: &LinkRecord,
     comment: &CommentInfo,
     markdown: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     let excerpt: String = markdown.chars().take(EXCERPT_CHARS).collect();
-    let event = json!({
-        "at": now(),
-        "who": who,
-        "action": "link.commented",
-        "target": link_id,
-        "details": {
-            "project": link.project,
-            "source_id": link.source_id,
-            "key": link.key,
-            "comment_id": comment.id,
-            "length": markdown.chars().count(),
-            "excerpt": excerpt,
-        },
+    let details = json!({
+        "project": link.project,
+        "source_id": link.source_id,
+        "key": link.key,
+        "comment_id": comment.id,
+        "length": markdown.chars().count(),
+        "excerpt": excerpt,
     });
+    let (who, target) = (who.to_string(), link_id.to_string());
     state
         .store
-        .write(move |w| w.audit(&event).map_err(ApiError::from))
-        .await?;
-    Ok(())
+        .write(move |w| audit(w, &who, "link.commented", &target, details))
+        .await
 }

@@ -486,14 +486,14 @@ async fn the_webhook_secret_appears_in_no_answer_record_log_or_plugin_call() {
     assert!(!record.to_string().contains(&secret));
     assert_eq!(record["webhook"]["scheme"], "hmac");
     // A plugin call's configuration never carries it.
-    let (stored, secrets) = host::api::sources::load_with_secrets(&h.app.state, &h.source)
+    let (stored, secrets) = host::sources::load_with_secrets(&h.app.state, &h.source)
         .await
         .unwrap();
     assert!(
         secrets.values().any(|v| *v == secret),
         "sealed with the credentials"
     );
-    let config = host::api::sources::config(Some(&h.source), &stored, secrets);
+    let config = host::sources::config(Some(&h.source), &stored, secrets);
     assert!(config.secrets.values().all(|v| *v != secret));
     let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
     assert!(

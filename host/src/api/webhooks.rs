@@ -2,21 +2,17 @@
 //! with no token of ours), and the admin's set-up of a source's webhooks,
 //! `GET`/`PUT /sources/{id}/webhook`. The rules are in `crate::webhooks`.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path};
 use crate::app::AppState;
-use crate::store::records::{SourceRecord, now};
-use crate::store::{Read, SECRETS, SOURCES};
-use crate::webhooks::settings::{self, MAX_SECRET_BYTES, WEBHOOK_SECRET};
+use crate::webhooks::settings::{self, SetUp, WebhookInput};
 use crate::webhooks::{self, Answer, MAX_BODY_BYTES, RETRY_AFTER_SECS, WebhookHealth};
 
 /// `POST /hooks/{source}/{token}`: one event from the tracker. See `crate::webhooks` for the
@@ -108,21 +104,6 @@ pub struct WebhookView {
     pub secret: Option<String>,
 }
 
-/// Body of `PUT /sources/{id}/webhook`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookInput {
-    /// A scheme id of the plugin's; the first when omitted.
-    #[serde(default)]
-    pub scheme: Option<String>,
-    /// The secret to paste (e.g. the one Linear generated); omitted keeps the stored one.
-    #[serde(default)]
-    pub secret: Option<String>,
-    /// Generate a new secret (shown once in the answer) instead.
-    #[serde(default)]
-    pub generate_secret: bool,
-}
-
 /// `GET /sources/{id}/webhook` (admin).
 pub async fn get(
     State(state): State<AppState>,
@@ -130,8 +111,8 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<WebhookView>, ApiError> {
     caller.require_admin()?;
-    let (record, secrets) = crate::api::sources::load_with_secrets(&state, &id).await?;
-    Ok(Json(view(&state, &id, &record, &secrets, None)))
+    let set_up = settings::load(&state, &id).await?;
+    Ok(Json(view(&state, &id, set_up)))
 }
 
 /// `PUT /sources/{id}/webhook` (admin): chooses the scheme and sets (pastes or generates) the
@@ -143,121 +124,12 @@ pub async fn set_up(
     Body(input): Body<WebhookInput>,
 ) -> Result<Json<WebhookView>, ApiError> {
     caller.require_admin()?;
-    let (record, mut secrets) = crate::api::sources::load_with_secrets(&state, &id).await?;
-    let plugin = state.plugins.get(&record.provider).map_err(|_| {
-        ApiError::conflict(
-            None,
-            format!("the {} plugin is not loaded", record.provider),
-        )
-    })?;
-    if let Some(why) = plugin.unsupported(crate::plugin::Capability::ProcessWebhooks) {
-        return Err(ApiError::conflict(
-            None,
-            format!("Process webhooks is {why}"),
-        ));
-    }
-    let schemes = &plugin.info.events;
-    let scheme = match input.scheme.as_deref() {
-        None => &schemes[0],
-        Some(wanted) => schemes.iter().find(|s| s.id == wanted).ok_or_else(|| {
-            let known: Vec<&str> = schemes.iter().map(|s| s.id.as_str()).collect();
-            ApiError::invalid(
-                "scheme",
-                format!(
-                    "{} has no webhook scheme {wanted:?}; use one of {known:?}",
-                    plugin.info.name
-                ),
-            )
-        })?,
-    };
-    let (generated, secret_change) = match (
-        input.secret.as_deref().map(str::trim),
-        input.generate_secret,
-    ) {
-        (Some(_), true) => {
-            return Err(ApiError::invalid(
-                "generate_secret",
-                "either paste a secret or generate one, not both",
-            ));
-        }
-        (None, true) => (Some(settings::generate_secret(scheme)), "generated"),
-        (Some(pasted), false) => (None, check_secret(pasted)?),
-        (None, false) if secrets.contains_key(WEBHOOK_SECRET) => (None, "kept"),
-        (None, false) => {
-            return Err(ApiError::invalid(
-                "secret",
-                "paste the secret the tracker shows, or generate one",
-            ));
-        }
-    };
-    if let Some(new) = generated
-        .clone()
-        .or_else(|| input.secret.as_deref().map(|s| s.trim().to_string()))
-    {
-        secrets.insert(WEBHOOK_SECRET.to_string(), new);
-    }
-    let mut updated = record.clone();
-    updated.webhook = Some(settings::with_scheme(record.webhook.as_ref(), &scheme.id));
-    updated.updated_at = now();
-    let sealed = state.key.seal(&id, &secrets);
-    let (key, value, who, scheme_id) =
-        (id.clone(), updated.clone(), caller.who(), scheme.id.clone());
-    state
-        .store
-        .write(move |w| {
-            let stored: SourceRecord = w
-                .get(SOURCES, &key)?
-                .ok_or_else(|| ApiError::not_found(format!("no source {key:?}")))?;
-            if stored.updated_at != record.updated_at {
-                return Err(ApiError::conflict(
-                    None,
-                    "the source changed meanwhile; reload and try again",
-                ));
-            }
-            w.put(SOURCES, &key, &value)?;
-            w.put(SECRETS, &key, &sealed)?;
-            crate::api::sources::audit(
-                w,
-                &who,
-                "source.webhook-set-up",
-                &key,
-                json!({"scheme": scheme_id, "secret": secret_change}),
-            )
-        })
-        .await?;
-    Ok(Json(view(&state, &id, &updated, &secrets, generated)))
+    let set_up = settings::set_up(&state, &caller.who(), &id, &input).await?;
+    Ok(Json(view(&state, &id, set_up)))
 }
 
-/// A pasted secret: not empty, at most [`MAX_SECRET_BYTES`], no control characters.
-fn check_secret(secret: &str) -> Result<&'static str, ApiError> {
-    if secret.is_empty() {
-        return Err(ApiError::invalid(
-            "secret",
-            "the secret is empty: paste it, or generate one",
-        ));
-    }
-    if secret.len() > MAX_SECRET_BYTES {
-        return Err(ApiError::invalid(
-            "secret",
-            format!("at most {MAX_SECRET_BYTES} bytes"),
-        ));
-    }
-    if secret.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "secret",
-            "the secret holds a control character (a line break?): paste it on one line",
-        ));
-    }
-    Ok("replaced")
-}
-
-fn view(
-    state: &AppState,
-    id: &str,
-    record: &SourceRecord,
-    secrets: &BTreeMap<String, String>,
-    secret: Option<String>,
-) -> WebhookView {
+fn view(state: &AppState, id: &str, set_up: SetUp) -> WebhookView {
+    let record = &set_up.record;
     let plugin = state.plugins.get(&record.provider).ok();
     let unsupported = match &plugin {
         None => Some(format!(
@@ -281,10 +153,10 @@ fn view(
         schemes,
         scheme: record.webhook.as_ref().map(|w| w.scheme.clone()),
         path: record.webhook.as_ref().map(|w| settings::path(id, w)),
-        secret_set: secrets.contains_key(WEBHOOK_SECRET),
+        secret_set: set_up.secret_set,
         capability_on: record.capabilities.process_webhooks,
         max_body_bytes: MAX_BODY_BYTES,
         health: state.webhooks.health(id),
-        secret,
+        secret: set_up.generated,
     }
 }

@@ -23,9 +23,12 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::app::AppState;
+use crate::field::FieldError;
+use crate::plugin::PluginError;
 use crate::plugin::model::EventScheme;
+use crate::sources::SourceError;
 use crate::store::records::{Millis, SourceRecord, now};
-use crate::store::{Read, SECRETS, SOURCES};
+use crate::store::{Read, SECRETS, SOURCES, StoreError};
 use verify::{Deliveries, Rejection};
 
 /// The largest body accepted, in bytes; a larger one is refused (413) before it is read whole.
@@ -40,6 +43,32 @@ pub const WORKERS: usize = 4;
 
 /// The seconds a tracker is asked to wait before retrying a 503.
 pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// Why a source's webhooks could not be set up, or an event not processed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// What the admin gave is wrong (the scheme, the secret).
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The source's plugin (this provider's) is not loaded.
+    #[error("the {0} plugin is not loaded")]
+    PluginMissing(String),
+    /// The source's plugin cannot receive webhooks: why.
+    #[error("Process webhooks is {0}")]
+    Unsupported(String),
+    /// The source was changed by someone else between reading it and saving the set-up.
+    #[error("the source changed meanwhile; reload and try again")]
+    ChangedMeanwhile,
+    /// The source could not be read (or does not exist).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The plugin failed, or refused the event.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// One verified event waiting to be processed.
 pub struct Job {

@@ -15,14 +15,14 @@ use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{Job, WORKERS};
-use crate::api::error::ApiError;
+use super::{Job, WORKERS, WebhookError};
 use crate::app::AppState;
 use crate::links::{FetchError, SyncState};
 use crate::metrics::Outcome;
 use crate::plugin::model::{Event, EventChange, Issue};
+use crate::sources::{self, SourceError};
 use crate::store::records::{LinkRecord, now};
-use crate::store::{LINKS, Read};
+use crate::store::{LINKS, Read, StoreError};
 
 /// Takes events off the queue, [`WORKERS`] at a time, for as long as the service runs.
 pub async fn run(state: AppState, mut receiver: mpsc::Receiver<Job>) {
@@ -37,8 +37,8 @@ pub async fn run(state: AppState, mut receiver: mpsc::Receiver<Job>) {
             let failure = match process(&state, job).await {
                 Ok(()) => None,
                 Err(e) => {
-                    tracing::warn!(source = %source_id, error = %e.message, "webhook event not processed");
-                    Some((e.code.to_string(), e.message))
+                    tracing::warn!(source = %source_id, error = %e, "webhook event not processed");
+                    Some(failure(&e))
                 }
             };
             state.webhooks.processed(&source_id, failure);
@@ -47,13 +47,26 @@ pub async fn run(state: AppState, mut receiver: mpsc::Receiver<Job>) {
     }
 }
 
+/// How a failure shows in the source's webhook health: the error's code and sentence; a
+/// failure of our own (the store, the secrets) says only "internal error" (the detail is
+/// logged).
+fn failure(e: &WebhookError) -> (String, String) {
+    match e {
+        WebhookError::Plugin(p) | WebhookError::Source(SourceError::Plugin(p)) => {
+            (p.code().to_string(), p.to_string())
+        }
+        WebhookError::Source(SourceError::NotFound(_)) => ("not-found".into(), e.to_string()),
+        _ => ("internal".into(), "internal error".into()),
+    }
+}
+
 /// Processes one event (see the module's doc).
-pub async fn process(state: &AppState, job: Job) -> Result<(), ApiError> {
-    let (record, secrets) = crate::api::sources::load_with_secrets(state, &job.source_id).await?;
+pub async fn process(state: &AppState, job: Job) -> Result<(), WebhookError> {
+    let (record, secrets) = sources::load_with_secrets(state, &job.source_id).await?;
     if !record.enabled || !record.capabilities.process_webhooks {
         return Ok(());
     }
-    let config = crate::api::sources::config(Some(&job.source_id), &record, secrets);
+    let config = sources::config(Some(&job.source_id), &record, secrets);
     let event = Event {
         scheme: job.scheme,
         headers: job.headers,
@@ -68,8 +81,7 @@ pub async fn process(state: &AppState, job: Job) -> Result<(), ApiError> {
             Outcome::of,
             state.plugins.parse_event(&config, event),
         )
-        .await
-        .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, e.code(), e.to_string()))?;
+        .await?;
     let changes = latest_by_key(changes);
     let wanted = job.source_id.clone();
     let keys: BTreeSet<String> = changes.keys().cloned().collect();
@@ -77,7 +89,7 @@ pub async fn process(state: &AppState, job: Job) -> Result<(), ApiError> {
         .store
         .read(move |r| {
             let all: Vec<(String, LinkRecord)> = r.all(LINKS)?;
-            Ok::<_, ApiError>(
+            Ok::<_, StoreError>(
                 all.into_iter()
                     .filter(|(_, l)| l.source_id == wanted && keys.contains(&l.key))
                     .collect(),
@@ -116,7 +128,7 @@ async fn apply_payloads(
     state: &AppState,
     links: &[(String, LinkRecord)],
     changes: &BTreeMap<String, EventChange>,
-) -> Result<BTreeSet<String>, ApiError> {
+) -> Result<BTreeSet<String>, StoreError> {
     let mut reread = BTreeSet::new();
     let mut apply: Vec<(String, Issue, u64)> = Vec::new();
     for (id, link) in links {
@@ -153,7 +165,7 @@ async fn apply_payloads(
                 record.event_version = Some(version);
                 w.put(LINKS, &id, &record)?;
             }
-            Ok::<_, ApiError>(stale)
+            Ok::<_, StoreError>(stale)
         })
         .await?;
     reread.extend(stale);
@@ -168,7 +180,7 @@ async fn refetch(
     config: &crate::plugin::SourceConfig,
     links: &[(String, LinkRecord)],
     keys: BTreeSet<String>,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     if crate::sync::paused_until(state, source_id).is_some() {
         return Ok(());
     }
