@@ -1093,6 +1093,32 @@ async fn a_1_0_and_a_1_1_plugin_of_one_provider_hot_swap_both_ways() {
         host.add_comment(&hotswap_source(), "HS-1", "a test result")
             .await
     };
+    // A link whose source has "Add comments" on, commented through the API.
+    let (_, project) = app
+        .call("POST", "/api/v1/projects", Some(json!({"name": "Swap"})))
+        .await;
+    let project = project["id"].as_str().unwrap().to_string();
+    let (status, commented) = app
+        .call(
+            "POST",
+            "/api/v1/sources",
+            Some(json!({
+                "provider": "hotswap", "display_name": "Commented", "base_url": "http://127.0.0.1:1",
+                "auth": {"type": "none"}, "projects": {"mode": "all"},
+                "capabilities": {"read_issue_details": false, "add_comments": true},
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{commented}");
+    let link =
+        json!({"test_object": "test-case:TC-1", "source_id": commented["id"], "key": "HS-1"});
+    let links = format!("/api/v1/projects/{project}/links");
+    let (status, link) = app.call("POST", &links, Some(link)).await;
+    assert_eq!(status, 201, "{link}");
+    let api_comment = format!("{links}/{}/comments", link["id"].as_str().unwrap());
+    let post = || app.call("POST", &api_comment, Some(json!({"body": "a test result"})));
+    assert_eq!(post().await.0, 201);
+
     let views = || async {
         let (_, provider) = app.call("GET", "/api/v1/providers/hotswap", None).await;
         let (_, source) = app
@@ -1147,6 +1173,16 @@ async fn a_1_0_and_a_1_1_plugin_of_one_provider_hot_swap_both_ways() {
     );
     let err = comment().await.unwrap_err();
     assert!(err.to_string().contains("contract 1.0"), "{err}");
+    let (status, refused) = post().await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (409, &json!("comments-unsupported"))
+    );
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("not supported by this plugin (contract 1.0)"),
+        "{message}"
+    );
     let (provider, source_view, plugin) = views().await;
     assert_eq!(provider["contract"], "1.0.0");
     assert!(provider["comments"].is_null());
@@ -1171,6 +1207,7 @@ async fn a_1_0_and_a_1_1_plugin_of_one_provider_hot_swap_both_ways() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["plugin"]["contract"], "1.1.0");
     assert_eq!(comment().await.unwrap().id, MARKER);
+    assert_eq!(post().await.0, 201);
     let (provider, source_view, _) = views().await;
     assert_eq!(provider["contract"], "1.1.0");
     assert!(source_view["unsupported_capabilities"]["add_comments"].is_null());
