@@ -13,6 +13,7 @@ pub mod projects;
 pub mod providers;
 pub mod routes;
 pub mod server;
+pub mod source_list;
 pub mod sources;
 pub mod tokens;
 pub mod transfer;

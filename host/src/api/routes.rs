@@ -48,7 +48,7 @@ macro_rules! routes {
 routes! {
     get "/providers" any => providers::list; "Loaded provider plugins and what they describe (auth types and fields, settings, key format, URL templates)"
     get "/providers/{id}" any => providers::get; "One provider's description"
-    get "/sources" any => sources::list; "List sources: admins get all; members get the enabled sources of their projects (`?project=` narrows)"
+    get "/sources" any => sources::list; "List sources: admins get all; members get the enabled sources of their projects. Query: `q` (search in name and base URL), `provider`, `enabled`, `health` (admins), `project`, `sort` (name, provider, base_url, enabled, health, created, updated; `-` reverses), `limit` and `page` (either asks for a page: {items, total, page, limit, pages, next_page} instead of the array)"
     post "/sources" admin => sources::create; "Create a source (body: provider, display_name, base_url, auth {type, fields}, templates, key_pattern, enabled, capabilities, projects, settings, network)"
     post "/sources/test" admin => sources::test_draft; "Test a draft source configuration without saving it"
     post "/key-patterns/check" admin => sources::check_pattern; "Check a key pattern by the server's rules (body: pattern, optional key): {valid, matches} or {valid: false, message}"

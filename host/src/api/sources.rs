@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
+use super::source_list::ListQuery;
 use super::{names, new_id};
 use crate::app::AppState;
 use crate::crypto::MasterKey;
@@ -158,49 +159,41 @@ pub struct TestOutcome {
     pub retry_after_secs: Option<u32>,
 }
 
-/// Query of `GET /sources`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Only sources usable in this project.
-    pub project: Option<String>,
-}
-
 /// `GET /sources`: admins get every source; members get the enabled sources assigned to
-/// their projects (or to `?project=`), in the member view.
+/// their projects (or to `?project=`), in the member view. Search, filters, sort and paging
+/// are [`ListQuery`]'s; without `limit` or `page` the answer is the plain array.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if let Some(project) = &query.project {
+    let request = query.check(caller.is_admin())?;
+    if let Some(project) = &request.project {
         caller.require_project(project)?;
     }
-    let mut all: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
-    all.sort_by(|a, b| {
-        a.1.display_name
-            .to_lowercase()
-            .cmp(&b.1.display_name.to_lowercase())
-    });
-    let usable = |s: &SourceRecord| match &query.project {
-        Some(p) => s.projects.includes(p),
-        None => true,
-    };
+    let all: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
+    let loaded = |p: &str| state.plugins.get(p).is_ok();
+    request.check_provider(loaded, all.iter().map(|(_, s)| s))?;
     if caller.is_admin() {
         let views: Vec<SourceView> = all
             .into_iter()
-            .filter(|(_, s)| usable(s))
             .map(|(id, s)| view(&state, id, s))
+            .filter(|v| request.keeps(&v.record, Some(&v.health)))
             .collect();
-        return Ok(Json(json!(views)));
+        let views = request.sort(views, |v| (&v.record, Some(&v.health)));
+        return Ok(Json(json!(request.cut(views))));
     }
-    let views: Vec<MemberSourceView> = all
+    let mine: Vec<(String, SourceRecord)> = all
         .into_iter()
-        .filter(|(_, s)| s.enabled && usable(s))
+        .filter(|(_, s)| s.enabled && request.keeps(s, None))
         .filter(|(_, s)| caller.token.projects.iter().any(|p| s.projects.includes(p)))
+        .collect();
+    let views: Vec<MemberSourceView> = request
+        .sort(mine, |(_, s)| (s, None))
+        .into_iter()
         .map(|(id, s)| member_view(&state, id, s))
         .collect();
-    Ok(Json(json!(views)))
+    Ok(Json(json!(request.cut(views))))
 }
 
 /// `GET /sources/{id}` (admin).

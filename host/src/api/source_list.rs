@@ -1,0 +1,404 @@
+//! What `GET /sources` lists: the query (search, filters, sort, page) checked into a
+//! [`ListRequest`], and the rules that pick, order and cut the sources.
+//!
+//! Without `limit` or `page` the answer stays the plain array existing clients read; with
+//! either, it is a [`Paged`] envelope carrying the total and the next page. Every parameter
+//! that does not parse is a 400 naming it.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use crate::metrics::Health;
+use crate::store::records::SourceRecord;
+
+/// The most sources one page holds.
+pub const MAX_LIMIT: usize = 500;
+
+/// The page size when `page` is given without `limit`.
+pub const DEFAULT_LIMIT: usize = 50;
+
+/// The longest search text accepted, in characters.
+pub const MAX_SEARCH: usize = 200;
+
+/// The health statuses `health=` accepts (those of [`Health::status`]).
+pub const HEALTH_STATUSES: [&str; 5] = ["unknown", "ok", "degraded", "failing", "rate-limited"];
+
+/// Query of `GET /sources`, as sent; [`ListQuery::check`] turns it into a [`ListRequest`].
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only sources usable in this project.
+    pub project: Option<String>,
+    /// Search text, matched (ignoring case) in the display name and the base URL.
+    pub q: Option<String>,
+    /// Only sources of this provider id.
+    pub provider: Option<String>,
+    /// `true` or `false`: only enabled, or only disabled sources.
+    pub enabled: Option<String>,
+    /// Only sources whose health has this status (admins only).
+    pub health: Option<String>,
+    /// The order: `name` (the default), `provider`, `base_url`, `enabled`, `health` (worst
+    /// first; admins only), `created` or `updated` (oldest first); a leading `-` reverses it.
+    pub sort: Option<String>,
+    /// Sources per page (1 to [`MAX_LIMIT`]); asks for the paged answer.
+    pub limit: Option<String>,
+    /// Page number from 1; asks for the paged answer.
+    pub page: Option<String>,
+}
+
+/// What a sort orders by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SortKey {
+    /// Display name, ignoring case.
+    #[default]
+    Name,
+    /// Provider id, then name.
+    Provider,
+    /// Base URL, then name.
+    BaseUrl,
+    /// Enabled first, then name.
+    Enabled,
+    /// Worst health first (failing, rate-limited, degraded, no calls yet, healthy), then name.
+    Health,
+    /// Creation time, then name.
+    Created,
+    /// Last change, then name.
+    Updated,
+}
+
+/// A checked [`ListQuery`].
+#[derive(Debug, Default)]
+pub struct ListRequest {
+    /// Only sources usable in this project.
+    pub project: Option<String>,
+    /// Lower-cased search text.
+    pub search: Option<String>,
+    /// Provider id.
+    pub provider: Option<String>,
+    /// Enabled or disabled only.
+    pub enabled: Option<bool>,
+    /// Health status.
+    pub health: Option<&'static str>,
+    /// Order and whether it is reversed.
+    pub sort: (SortKey, bool),
+    /// `Some((page, limit))` when a page was asked for.
+    pub page: Option<(usize, usize)>,
+}
+
+/// The answer of a list: the plain array, or one page of it when a page was asked for.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Listed<T> {
+    /// Every matching item.
+    All(Vec<T>),
+    /// One page.
+    Page(Paged<T>),
+}
+
+/// One page of a list, with what a client needs to show and fetch the rest.
+#[derive(Serialize)]
+pub struct Paged<T> {
+    /// This page's items.
+    pub items: Vec<T>,
+    /// How many items match the filters, over all pages.
+    pub total: usize,
+    /// This page's number, from 1.
+    pub page: usize,
+    /// The page size.
+    pub limit: usize,
+    /// How many pages there are (at least 1).
+    pub pages: usize,
+    /// The next page's number, or null on the last page.
+    pub next_page: Option<usize>,
+}
+
+impl ListQuery {
+    /// Checks every parameter; the first bad one is a 400 naming it. `admin` says whether the
+    /// caller may filter and sort by health.
+    pub fn check(self, admin: bool) -> Result<ListRequest, ApiError> {
+        let search = nonempty(self.q).map(|q| q.to_lowercase());
+        if search
+            .as_ref()
+            .is_some_and(|q| q.chars().count() > MAX_SEARCH)
+        {
+            return Err(ApiError::invalid(
+                "q",
+                format!("the search text is longer than {MAX_SEARCH} characters"),
+            ));
+        }
+        let enabled = match nonempty(self.enabled).as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    "enabled",
+                    format!("enabled is true or false; got {other:?}"),
+                ));
+            }
+        };
+        let health = match nonempty(self.health) {
+            None => None,
+            Some(status) => Some(health_status(&status)?),
+        };
+        let sort = match nonempty(self.sort) {
+            None => (SortKey::Name, false),
+            Some(text) => sort_key(&text)?,
+        };
+        if !admin && (health.is_some() || sort.0 == SortKey::Health) {
+            let field = if health.is_some() { "health" } else { "sort" };
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "forbidden",
+                "only admins see the sources' health",
+            )
+            .at(field));
+        }
+        let limit = number("limit", self.limit, 1, MAX_LIMIT)?;
+        let page = number("page", self.page, 1, usize::MAX)?;
+        Ok(ListRequest {
+            project: nonempty(self.project),
+            search,
+            provider: nonempty(self.provider),
+            enabled,
+            health,
+            sort,
+            page: (limit.is_some() || page.is_some())
+                .then(|| (page.unwrap_or(1), limit.unwrap_or(DEFAULT_LIMIT))),
+        })
+    }
+}
+
+impl ListRequest {
+    /// True when `source` (with `health`, when the caller is an admin) passes every filter.
+    pub fn keeps(&self, source: &SourceRecord, health: Option<&Health>) -> bool {
+        self.project
+            .as_ref()
+            .is_none_or(|p| source.projects.includes(p))
+            && self.provider.as_ref().is_none_or(|p| &source.provider == p)
+            && self.enabled.is_none_or(|e| source.enabled == e)
+            && self
+                .health
+                .is_none_or(|status| health.is_some_and(|h| h.status == status))
+            && self.search.as_ref().is_none_or(|q| {
+                source.display_name.to_lowercase().contains(q)
+                    || source.base_url.to_lowercase().contains(q)
+            })
+    }
+
+    /// `items` (each a source and its health) in the asked order; names, in ascending
+    /// order, break ties.
+    pub fn sort<T>(
+        &self,
+        items: Vec<T>,
+        parts: impl Fn(&T) -> (&SourceRecord, Option<&Health>),
+    ) -> Vec<T> {
+        let (key, reversed) = self.sort;
+        let mut keyed: Vec<(String, String, T)> = items
+            .into_iter()
+            .map(|item| {
+                let (s, health) = parts(&item);
+                let name = s.display_name.to_lowercase();
+                let first = match key {
+                    SortKey::Name => name.clone(),
+                    SortKey::Provider => s.provider.clone(),
+                    SortKey::BaseUrl => s.base_url.to_lowercase(),
+                    SortKey::Enabled => (!s.enabled as u8).to_string(),
+                    SortKey::Health => health_rank(health).to_string(),
+                    SortKey::Created => format!("{:020}", s.created_at),
+                    SortKey::Updated => format!("{:020}", s.updated_at),
+                };
+                (first, name, item)
+            })
+            .collect();
+        keyed.sort_by(|a, b| {
+            let first = a.0.cmp(&b.0);
+            let first = if reversed { first.reverse() } else { first };
+            first.then_with(|| a.1.cmp(&b.1))
+        });
+        keyed.into_iter().map(|(_, _, item)| item).collect()
+    }
+
+    /// A 400 naming `provider` when it is neither a loaded plugin (`loaded`) nor the
+    /// provider of a stored source.
+    pub fn check_provider<'a>(
+        &self,
+        loaded: impl Fn(&str) -> bool,
+        mut stored: impl Iterator<Item = &'a SourceRecord>,
+    ) -> Result<(), ApiError> {
+        match &self.provider {
+            Some(p) if !loaded(p) && !stored.any(|s| &s.provider == p) => Err(ApiError::invalid(
+                "provider",
+                format!("no provider has the id {p:?} (GET /providers lists them)"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The asked page of `items` (already filtered and sorted), or all of them.
+    pub fn cut<T>(&self, items: Vec<T>) -> Listed<T> {
+        let Some((page, limit)) = self.page else {
+            return Listed::All(items);
+        };
+        let total = items.len();
+        let pages = total.div_ceil(limit).max(1);
+        let start = (page - 1).saturating_mul(limit).min(total);
+        let items: Vec<T> = items.into_iter().skip(start).take(limit).collect();
+        Listed::Page(Paged {
+            items,
+            total,
+            page,
+            limit,
+            pages,
+            next_page: (page < pages).then_some(page + 1),
+        })
+    }
+}
+
+fn nonempty(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn health_status(text: &str) -> Result<&'static str, ApiError> {
+    HEALTH_STATUSES
+        .iter()
+        .find(|s| **s == text)
+        .copied()
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "health",
+                format!(
+                    "health is one of {}; got {text:?}",
+                    HEALTH_STATUSES.join(", ")
+                ),
+            )
+        })
+}
+
+fn sort_key(text: &str) -> Result<(SortKey, bool), ApiError> {
+    let (name, reversed) = match text.strip_prefix('-') {
+        Some(rest) => (rest, true),
+        None => (text, false),
+    };
+    let key = match name {
+        "name" => SortKey::Name,
+        "provider" => SortKey::Provider,
+        "base_url" => SortKey::BaseUrl,
+        "enabled" => SortKey::Enabled,
+        "health" => SortKey::Health,
+        "created" => SortKey::Created,
+        "updated" => SortKey::Updated,
+        _ => {
+            return Err(ApiError::invalid(
+                "sort",
+                format!(
+                    "sort is one of name, provider, base_url, enabled, health, created, updated \
+                     (a leading - reverses it, e.g. -updated); got {text:?}"
+                ),
+            ));
+        }
+    };
+    Ok((key, reversed))
+}
+
+fn number(
+    field: &str,
+    text: Option<String>,
+    min: usize,
+    max: usize,
+) -> Result<Option<usize>, ApiError> {
+    let Some(text) = nonempty(text) else {
+        return Ok(None);
+    };
+    match text.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        Ok(_) if max == usize::MAX => Err(ApiError::invalid(
+            field,
+            format!("{field} is a whole number from {min}; got {text:?}"),
+        )),
+        _ => Err(ApiError::invalid(
+            field,
+            format!("{field} is a whole number from {min} to {max}; got {text:?}"),
+        )),
+    }
+}
+
+/// Worst first: failing, rate-limited, degraded, no calls yet, healthy.
+fn health_rank(health: Option<&Health>) -> u8 {
+    match health.map(|h| h.status) {
+        Some("failing") => 0,
+        Some("rate-limited") => 1,
+        Some("degraded") => 2,
+        Some("ok") => 4,
+        _ => 3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> Result<ListRequest, ApiError> {
+        let text = serde_urlencoded::to_string(pairs).unwrap();
+        let q: ListQuery = serde_urlencoded::from_str(&text).unwrap();
+        q.check(true)
+    }
+
+    #[test]
+    fn bad_values_name_their_parameter() {
+        for (name, value) in [
+            ("enabled", "yes"),
+            ("health", "green"),
+            ("sort", "colour"),
+            ("limit", "0"),
+            ("limit", "501"),
+            ("page", "0"),
+            ("page", "two"),
+        ] {
+            let e = query(&[(name, value)]).unwrap_err();
+            assert_eq!(
+                e.field.as_deref(),
+                Some(name),
+                "{name}={value}: {}",
+                e.message
+            );
+            assert!(e.message.contains(value), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn paging_is_asked_by_limit_or_page_only() {
+        assert!(
+            query(&[("q", "x"), ("sort", "-name")])
+                .unwrap()
+                .page
+                .is_none()
+        );
+        assert_eq!(
+            query(&[("page", "3")]).unwrap().page,
+            Some((3, DEFAULT_LIMIT))
+        );
+        assert_eq!(query(&[("limit", "10")]).unwrap().page, Some((1, 10)));
+    }
+
+    #[test]
+    fn a_page_past_the_end_is_empty_with_the_total() {
+        let request = query(&[("limit", "2"), ("page", "9")]).unwrap();
+        let Listed::Page(page) = request.cut(vec![1, 2, 3]) else {
+            panic!("a page was asked for")
+        };
+        assert!(page.items.is_empty());
+        assert_eq!((page.total, page.pages, page.next_page), (3, 2, None));
+    }
+
+    #[test]
+    fn members_may_not_filter_or_sort_by_health() {
+        let q = ListQuery {
+            sort: Some("health".into()),
+            ..ListQuery::default()
+        };
+        assert_eq!(q.check(false).unwrap_err().field.as_deref(), Some("sort"));
+    }
+}
