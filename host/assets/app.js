@@ -406,12 +406,27 @@
   // ---------------------------------------------------------------------------------------
   // Sources list
 
+  // The Sources tab's search, filters, sort and page (GET /sources does the work on the
+  // server), kept while the admin opens an editor and comes back.
+  const SOURCES_PAGE_SIZE = 25;
+  const NO_FILTERS = { q: '', provider: '', enabled: '', health: '', project: '', sort: 'name', page: 1 };
+  S.sourcesQuery = Object.assign({}, NO_FILTERS);
+
+  const filtered = (q) => ['q', 'provider', 'enabled', 'health', 'project'].some((k) => q[k] !== '');
+
+  function sourcesPath(query) {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== '') params.set(k, v);
+    params.set('limit', SOURCES_PAGE_SIZE);
+    return '/sources?' + params;
+  }
+
   async function showSources() {
     setNav('sources', 'Sources');
     mount(loading('Loading sources…'));
-    let sources;
+    let page;
     try {
-      sources = await api('GET', '/sources');
+      page = await api('GET', sourcesPath(S.sourcesQuery));
     } catch (e) {
       mountError(e, showSources);
       return;
@@ -419,8 +434,8 @@
     const add = h('a', { class: 'btn btn-primary', href: '#/sources/new', id: 'add-source' }, icon('plus'), 'Add Source');
     const head = pageHead(['Admin', 'External References', 'Sources'], 'Sources',
       'Connections to your issue trackers. Project members link test objects to issues through the sources enabled for their project.',
-      sources.length ? add : null);
-    if (!sources.length) {
+      page.total || filtered(S.sourcesQuery) ? add : null);
+    if (!page.total && !filtered(S.sourcesQuery)) {
       mount(head, h('div', { class: 'card empty', id: 'sources-empty' },
         h('div', { class: 'empty-icon' }, icon('plug')),
         h('h2', {}, 'No sources yet'),
@@ -429,18 +444,125 @@
       focusHeading();
       return;
     }
-    const table = h('table', { class: 'table', id: 'sources' },
-      h('thead', {}, h('tr', {},
-        h('th', { scope: 'col' }, 'Provider'),
-        h('th', { scope: 'col' }, 'Display name'),
-        h('th', { scope: 'col' }, 'Base URL'),
-        h('th', { scope: 'col', class: 'col-enabled' }, 'Enabled'),
-        h('th', { scope: 'col', class: 'col-test' }, 'Last test'),
-        h('th', { scope: 'col', class: 'col-health' }, 'Health'),
-        h('th', { scope: 'col', class: 'col-actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
-      h('tbody', {}, sources.map(sourceRow)));
-    mount(head, h('div', { class: 'card table-wrap' }, table));
+    const list = new SourcesList();
+    mount(head, list.el);
+    list.render(page);
     focusHeading();
+  }
+
+  // The filter bar, the table of one page and the pager; a change asks the server again.
+  class SourcesList {
+    constructor() {
+      this.q = S.sourcesQuery;
+      this.asked = 0;
+      const option = (value, text) => h('option', { value }, text);
+      const select = (key, label, options) => {
+        const el = h('select', { id: 's-' + key, name: key }, options);
+        el.value = this.q[key];
+        el.addEventListener('change', () => this.set(key, el.value));
+        return h('div', { class: 'field' }, h('label', { for: 's-' + key }, label), el);
+      };
+      this.search = h('input', { type: 'search', id: 's-q', name: 'q', value: this.q.q, placeholder: 'Name or base URL', autocomplete: 'off', spellcheck: 'false' });
+      let timer = null;
+      this.search.addEventListener('input', () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => this.set('q', this.search.value.trim()), 250);
+      });
+      this.clear = h('button', { type: 'button', class: 'btn btn-small', id: 's-clear', onclick: () => this.reset() }, icon('x'), 'Clear filters');
+      const bar = h('form', { class: 'filters', id: 'sources-filters', role: 'search', 'aria-label': 'Find sources', novalidate: true, onsubmit: (ev) => ev.preventDefault() },
+        h('div', { class: 'field grow' }, h('label', { for: 's-q' }, 'Search'), this.search),
+        select('provider', 'Provider', [option('', 'All providers'), S.providers.map((p) => option(p.id, p.name))]),
+        select('enabled', 'State', [option('', 'Any state'), option('true', 'Enabled'), option('false', 'Disabled')]),
+        select('health', 'Health', [option('', 'Any health'), Object.entries(HEALTH_TEXT).map(([k, v]) => option(k, v))]),
+        select('project', 'Project', [option('', 'Any project'), S.projects.map((p) => option(p.id, p.name))]),
+        select('sort', 'Sort by', [
+          option('name', 'Name, A to Z'), option('-name', 'Name, Z to A'), option('provider', 'Provider'),
+          option('health', 'Health, worst first'), option('-updated', 'Recently changed'), option('-created', 'Recently added'),
+        ]),
+        this.clear);
+      this.results = h('div', { id: 'sources-results' });
+      this.range = h('p', { class: 'pager-range', id: 'sources-range', role: 'status' });
+      this.prev = h('button', { type: 'button', class: 'btn btn-small', id: 'sources-prev', onclick: () => this.turn(-1) }, 'Previous');
+      this.next = h('button', { type: 'button', class: 'btn btn-small', id: 'sources-next', onclick: () => this.turn(1) }, 'Next');
+      this.where = h('span', { class: 'pager-page', id: 'sources-page' });
+      this.buttons = h('div', { class: 'pager-buttons' }, this.prev, this.where, this.next);
+      this.pager = h('nav', { class: 'pager', 'aria-label': 'Pages of sources' }, this.range, this.buttons);
+      this.el = h('div', {}, h('div', { class: 'card filters-card' }, bar), this.results, this.pager);
+    }
+
+    set(key, value) {
+      if (this.q[key] === value) return;
+      this.q[key] = value;
+      this.q.page = 1;
+      this.load();
+    }
+
+    reset() {
+      Object.assign(this.q, NO_FILTERS);
+      for (const key of ['q', 'provider', 'enabled', 'health', 'project', 'sort']) $('#s-' + key, this.el).value = this.q[key];
+      this.load();
+      this.search.focus();
+    }
+
+    turn(by) {
+      this.q.page = Math.max(1, this.q.page + by);
+      this.load(by < 0 ? this.prev : this.next);
+    }
+
+    // Asks for the current query; an answer overtaken by a newer question is dropped.
+    async load(keepFocusOn) {
+      const asked = ++this.asked;
+      this.results.setAttribute('aria-busy', 'true');
+      let page;
+      try {
+        page = await api('GET', sourcesPath(this.q));
+      } catch (e) {
+        if (asked === this.asked && e.status !== 401) replace(this.results, errorState(e, () => this.load()));
+        return;
+      } finally {
+        if (asked === this.asked) this.results.removeAttribute('aria-busy');
+      }
+      if (asked !== this.asked) return;
+      // The last page emptied (a delete): show the page before it.
+      if (!page.items.length && page.page > page.pages) {
+        this.q.page = page.pages;
+        this.load(keepFocusOn);
+        return;
+      }
+      this.render(page);
+      if (keepFocusOn) (keepFocusOn.disabled ? (keepFocusOn === this.next ? this.prev : this.next) : keepFocusOn).focus();
+    }
+
+    render(page) {
+      this.clear.hidden = !filtered(this.q);
+      if (!page.items.length) {
+        replace(this.results, h('div', { class: 'card empty', id: 'sources-no-match' },
+          h('h2', {}, 'No source matches'),
+          h('p', {}, 'Change the search or the filters to see more sources.'),
+          h('button', { type: 'button', class: 'btn', onclick: () => this.reset() }, 'Clear filters')));
+      } else {
+        const table = h('table', { class: 'table', id: 'sources' },
+          h('thead', {}, h('tr', {},
+            h('th', { scope: 'col' }, 'Provider'),
+            h('th', { scope: 'col' }, 'Display name'),
+            h('th', { scope: 'col' }, 'Base URL'),
+            h('th', { scope: 'col', class: 'col-enabled' }, 'Enabled'),
+            h('th', { scope: 'col', class: 'col-test' }, 'Last test'),
+            h('th', { scope: 'col', class: 'col-health' }, 'Health'),
+            h('th', { scope: 'col', class: 'col-actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+          h('tbody', {}, page.items.map(sourceRow)));
+        replace(this.results, h('div', { class: 'card table-wrap' }, table));
+      }
+      const first = (page.page - 1) * page.limit + 1;
+      this.range.textContent = page.total
+        ? first.toLocaleString() + '–' + (first + page.items.length - 1).toLocaleString() + ' of ' +
+          page.total.toLocaleString() + (page.total === 1 ? ' source' : ' sources')
+        : 'No source matches';
+      this.where.textContent = 'Page ' + page.page + ' of ' + page.pages;
+      this.prev.disabled = page.page <= 1;
+      this.next.disabled = !page.next_page;
+      this.buttons.hidden = page.pages <= 1;
+    }
   }
 
   function initials(name) {
@@ -554,7 +676,7 @@
       h('td', {}, providerCell(s.provider, s.provider_name),
         s.plugin_status === 'missing' ? h('span', { class: 'plugin-missing' }, 'Plugin not loaded: cannot test or sync') : null),
       h('td', {}, h('div', { class: 'source-name' }, name), h('div', { class: 'faint' }, projectsSummary(s.projects))),
-      h('td', {}, h('span', { class: 'base-url' }, s.base_url)),
+      h('td', {}, h('span', { class: 'base-url', title: s.base_url, tabindex: 0 }, s.base_url)),
       h('td', {}, h('label', { class: 'switch' }, toggle, state)),
       h('td', {}, result),
       h('td', {}, health),
@@ -564,6 +686,7 @@
   }
 
   async function runTest(s, button, cell, healthCell) {
+    const hadFocus = document.activeElement === button;
     button.disabled = true;
     const old = button.firstChild;
     button.replaceChild(icon('loader', 'spin'), old);
@@ -580,6 +703,8 @@
     replace(cell, testResultEl(result));
     button.replaceChild(icon('wrench'), button.firstChild);
     button.disabled = false;
+    // Disabled while it ran, the button lost the keyboard focus to <body>: give it back.
+    if (hadFocus && (!document.activeElement || document.activeElement === document.body)) button.focus();
     try {
       s.health = await api('GET', '/sources/' + encodeURIComponent(s.id) + '/health');
       replace(healthCell, healthEl(s.health));
@@ -1178,7 +1303,7 @@
         if (ev.key === 'Enter') ev.preventDefault();
       });
       this.countEl = h('span', { class: 'picker-count', id: 'projects-count', 'aria-live': 'polite' });
-      this.optionsEl = h('ul', { class: 'project-options', id: 'project-options', role: 'group', 'aria-labelledby': 'projects-label' });
+      this.optionsEl = h('ul', { class: 'project-options', id: 'project-options', 'aria-labelledby': 'projects-label' });
       const newName = h('input', { type: 'text', id: 'f-new-project', placeholder: 'New project name', maxlength: '100' });
       const addProject = h('button', { type: 'button', class: 'btn btn-small', id: 'add-project' }, icon('plus'), 'Create');
       const addIt = async () => {
@@ -1422,6 +1547,11 @@
 
   const CATEGORY = { 'to-do': 'To do', 'in-progress': 'In progress', done: 'Done' };
 
+  // The members' source picker lists at most SOURCE_PICKS sources and offers a search once a
+  // project has more than SOURCE_SEARCH_FROM.
+  const SOURCE_PICKS = 50;
+  const SOURCE_SEARCH_FROM = 10;
+
   async function showLinks() {
     setNav('links', 'Links');
     mount(loading('Loading your projects…'));
@@ -1491,8 +1621,9 @@
       this.createLink = h('a', { class: 'btn btn-small', id: 'm-create', target: '_blank', rel: 'noopener noreferrer', hidden: true }, icon('external'), 'Create issue');
       this.noSources = h('p', { class: 'muted', id: 'm-no-sources', hidden: true }, 'No source is enabled for this project. Ask an admin to add or enable one.');
       this.addBanner = h('div', { class: 'banner', role: 'alert', hidden: true });
+      this.sourceSearch = this.buildSourceSearch();
       this.addRow = h('div', { class: 'add-link' },
-          h('div', { class: 'field', 'data-field': 'source_id' }, h('label', { for: 'm-source' }, 'Source'), this.sourceSelect),
+          h('div', { class: 'field', 'data-field': 'source_id' }, h('label', { for: 'm-source' }, 'Source'), this.sourceSearch, this.sourceSelect, this.sourceHelp),
           h('div', { class: 'field', 'data-field': 'key' }, h('label', { for: 'm-key' }, 'Issue key'), this.keyInput, this.keyHelp),
           this.linkBtn);
       this.addForm = h('form', { novalidate: true, id: 'm-add' },
@@ -1524,17 +1655,48 @@
       return this.ctx.project;
     }
 
+    // The source picker's search: the server finds the sources (a project may have hundreds),
+    // the first SOURCE_PICKS of them fill the list below it.
+    buildSourceSearch() {
+      const input = h('input', {
+        type: 'search', id: 'm-source-q', class: 'picker-search', hidden: true, placeholder: 'Type to find a source',
+        autocomplete: 'off', spellcheck: 'false', 'aria-label': 'Find a source', 'aria-controls': 'm-source', 'aria-describedby': 'm-source-help',
+      });
+      this.sourceHelp = h('div', { class: 'help', id: 'm-source-help', role: 'status' });
+      let timer = null;
+      input.addEventListener('input', () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => this.loadSources(), 250);
+      });
+      input.addEventListener('keydown', (ev) => {
+        if (ev.key === 'ArrowDown' && !this.sourceSelect.disabled) {
+          ev.preventDefault();
+          this.sourceSelect.focus();
+        }
+      });
+      return input;
+    }
+
     async loadSources() {
       const project = this.project;
+      const q = this.sourceSearch.value.trim();
       this.sourceSelect.disabled = true;
       let list;
+      let total = 0;
       try {
-        list = await api('GET', '/sources?project=' + encodeURIComponent(project));
+        const page = await api('GET', '/sources?project=' + encodeURIComponent(project) + '&limit=' + SOURCE_PICKS + (q ? '&q=' + encodeURIComponent(q) : ''));
+        list = page.items;
+        total = page.total;
       } catch (e) {
         toast('Could not load the sources: ' + e.message, 'error');
         list = [];
       }
-      if (project !== this.project) return;
+      if (project !== this.project || q !== this.sourceSearch.value.trim()) return;
+      // The search shows once there are more sources than fit a short list, or one is typed.
+      this.sourceSearch.hidden = !q && total <= SOURCE_SEARCH_FROM;
+      this.sourceHelp.textContent = q && !total ? 'No source matches “' + q + '”.'
+        : total > list.length ? 'Showing ' + list.length + ' of ' + total.toLocaleString() + ' sources: type to narrow them.' : '';
+      this.sourceHelp.hidden = !this.sourceHelp.textContent;
       this.sources = list.filter((s) => s.enabled !== false).map((s) => {
         const p = provider(s.provider) || {};
         return {
@@ -1553,8 +1715,8 @@
       this.sourceSelect.disabled = none;
       this.keyInput.disabled = none;
       this.linkBtn.disabled = none;
-      this.noSources.hidden = !none;
-      this.addRow.hidden = none;
+      this.noSources.hidden = !none || !!q;
+      this.addRow.hidden = none && !q;
       this.sourceChanged();
     }
 

@@ -1202,65 +1202,26 @@ async fn a_draft_that_passed_its_test_is_saved_as_tested() {
 }
 
 /// Stores `n` sources: "Source 0001"... on `https://tNNNN.example.com`, every third one
-/// disabled, every fifth a GitHub one, the even ones assigned to `project` only. Two are
-/// created through the API; the rest are copies of them written to the store in one
-/// transaction (creating a thousand through the API checks each name against all the others,
-/// which takes minutes in a debug build).
+/// disabled, every fifth a GitHub one, the even ones assigned to `project` only.
 async fn store_many(app: &TestApp, n: usize, project: &str) {
     let github = json!({"provider": "github", "display_name": "Template GitHub",
         "base_url": "https://github.com/acme/shop", "auth": {"type": "none"},
         "projects": {"mode": "all"}});
-    let templates = [
-        app.create(
-            "/api/v1/sources",
-            source("Template", "https://t.example.com"),
-        )
-        .await,
-        app.create("/api/v1/sources", github).await,
-    ];
-    let mut records = Vec::new();
-    for id in &templates {
-        let stored = app
-            .admin("GET", &format!("/api/v1/sources/{id}"), None)
-            .await;
-        records.push(stored.expect(200).clone());
-        app.admin("DELETE", &format!("/api/v1/sources/{id}"), None)
-            .await
-            .expect(204);
-    }
-    let mut copies = Vec::new();
-    for i in 1..=n {
-        let mut record = records[usize::from(i % 5 == 0)].clone();
-        let object = record.as_object_mut().unwrap();
-        for view_only in [
-            "id",
-            "provider_name",
-            "plugin_status",
-            "inactive_capabilities",
-            "health",
-        ] {
-            object.remove(view_only);
-        }
-        record["display_name"] = json!(format!("Source {i:04}"));
-        record["base_url"] = json!(format!("https://t{i:04}.example.com"));
-        record["enabled"] = json!(i % 3 != 0);
-        record["projects"] = if i % 2 == 0 {
-            json!({"mode": "specific", "ids": [project]})
-        } else {
-            json!({"mode": "all"})
-        };
-        copies.push((host::api::new_id("src"), record));
-    }
-    app.state
-        .store
-        .write(move |w| {
-            for (id, record) in &copies {
-                w.put(host::store::SOURCES, id, record)?;
-            }
-            Ok::<_, host::store::StoreError>(())
+    let misbehave = source("Template", "https://t.example.com");
+    for (template, fifth) in [(github, true), (misbehave, false)] {
+        app.store_copies(template, n, |i, record| {
+            record["display_name"] = json!(format!("Source {i:04}"));
+            record["base_url"] = json!(format!("https://t{i:04}.example.com"));
+            record["enabled"] = json!(i % 3 != 0);
+            record["projects"] = if i % 2 == 0 {
+                json!({"mode": "specific", "ids": [project]})
+            } else {
+                json!({"mode": "all"})
+            };
+            (i % 5 == 0) == fifth
         })
-        .await
-        .unwrap();
+        .await;
+    }
 }
 
 fn names(page: &Value) -> Vec<&str> {

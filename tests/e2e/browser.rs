@@ -1240,3 +1240,332 @@ async fn leaving_an_editor_with_unsaved_changes_asks_first() {
     b.find("#add-source").await;
     assert!(!b.present("#confirm").await.displayed().await);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Many sources, phone width
+
+/// Stores `n` GitHub sources, "Source 01"..., every third one disabled, all projects, with
+/// long base URLs.
+async fn store_sources(app: &TestApp, n: usize) {
+    let template = json!({"provider": "github", "display_name": "Template",
+        "base_url": "https://github.com/acme/shop", "auth": {"type": "none"},
+        "projects": {"mode": "all"}});
+    app.store_copies(template, n, |i, record| {
+        record["display_name"] = json!(format!("Source {i:02}"));
+        record["base_url"] = json!(format!(
+            "https://github.com/acme-corporation-engineering/a-repository-with-a-rather-long-name-{i:02}"
+        ));
+        record["enabled"] = json!(i % 3 != 0);
+        true
+    })
+    .await;
+}
+
+async fn rows(b: &Browser) -> Vec<String> {
+    let names = b
+        .execute(
+            "return [...document.querySelectorAll('#sources tbody tr')].map(r => r.dataset.name);",
+            vec![],
+        )
+        .await;
+    serde_json::from_value(names).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_searches_filters_sorts_and_pages_many_sources() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    store_sources(&app, 60).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, &app.admin).await;
+
+    // One page of 25, with where it is and the way on.
+    b.find_text("#sources-range", "1–25 of 60 sources").await;
+    assert_eq!(rows(&b).await.len(), 25);
+    assert_eq!(rows(&b).await[0], "Source 01");
+    assert!(!b.find("#sources-prev").await.enabled().await);
+    b.find("#sources-next").await.click().await;
+    b.find_text("#sources-range", "26–50 of 60").await;
+    assert_eq!(rows(&b).await[0], "Source 26");
+    assert_eq!(
+        b.focused_id().await,
+        "sources-next",
+        "the focus stays on Next"
+    );
+    b.find_text("#sources-page", "Page 2 of 3").await;
+    shot(&b, "sources-many").await;
+
+    // Search (by name or base URL) and filters start again at page 1.
+    b.find("#s-q").await.send_keys("source 4").await;
+    b.find_text("#sources-range", "1–10 of 10 sources").await;
+    assert!(!b.present("#sources-next").await.displayed().await);
+    b.find("#s-enabled").await.select("false").await;
+    b.find_text("#sources-range", "1–3 of 3 sources").await;
+    assert_eq!(rows(&b).await, ["Source 42", "Source 45", "Source 48"]);
+    b.find("#s-q").await.clear().await;
+    b.find("#s-q").await.send_keys("NAME-07").await;
+    b.find_text("#sources-range", "No source matches").await;
+    b.find("#sources-no-match").await;
+    shot(&b, "sources-no-match").await;
+
+    // Clearing shows everything again; the sort reverses; an edit and back keeps the query.
+    b.find("#s-clear").await.click().await;
+    b.find_text("#sources-range", "1–25 of 60 sources").await;
+    b.find("#s-sort").await.select("-name").await;
+    b.until_js(
+        "the list sorted Z to A",
+        "const r = document.querySelector('#sources tbody tr'); return r && r.dataset.name === 'Source 60';",
+    )
+    .await;
+    b.find(&format!("{} a.edit", row("Source 60")))
+        .await
+        .click()
+        .await;
+    b.find("#cancel-edit").await.click().await;
+    b.find_text("#sources-range", "1–25 of 60").await;
+    assert_eq!(b.find("#s-sort").await.value().await, "-name");
+    assert_eq!(rows(&b).await[0], "Source 60");
+    assert_every_input_labelled(&b, "the sources list").await;
+
+    // A project member picks among many sources by searching.
+    let (project, member) = app.project_with_member("Many").await;
+    let _ = project;
+    sign_out(&b).await;
+    sign_in(&b, &app, &member).await;
+    let search = b.find("#m-source-q").await;
+    assert!(
+        search.displayed().await,
+        "40 sources: the picker offers a search"
+    );
+    search.send_keys("source 07").await;
+    b.until_js(
+        "the picker narrowed to Source 07",
+        "const o = [...document.querySelectorAll('#m-source option')].map(o => o.textContent);
+         return o.length === 1 && o[0].startsWith('Source 07');",
+    )
+    .await;
+    b.find("#m-source-q").await.send_keys("9").await;
+    b.find_text("#m-source-help", "No source matches").await;
+    shot(&b, "links-source-search").await;
+    assert_every_input_labelled(&b, "the links view").await;
+    assert_no_script_errors(&b).await;
+}
+
+/// Fails naming every visible element whose right edge passes the viewport's.
+async fn assert_nothing_off_screen(b: &Browser, where_: &str) {
+    let off = b
+        .execute(
+            "const width = document.documentElement.clientWidth;
+             return [...document.querySelectorAll('body *')]
+               .filter(e => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
+               .filter(e => !e.closest('.visually-hidden, thead, dialog:not([open])'))
+               .filter(e => e.getBoundingClientRect().right > width + 0.5)
+               .map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className
+                    + ' right=' + Math.round(e.getBoundingClientRect().right) + ' > ' + width);",
+            vec![],
+        )
+        .await;
+    assert_eq!(off, json!([]), "off-screen on {where_}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_phone_width_rows_are_cards_and_nothing_is_off_screen() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    store_sources(&app, 4).await;
+    let (_, member) = app.project_with_member("Phone").await;
+    let b = Browser::start().await;
+    b.phone().await;
+    b.goto(&format!("{}/", app.url)).await;
+    b.find("#token").await;
+    assert_nothing_off_screen(&b, "sign-in").await;
+    shot(&b, "phone-sign-in").await;
+    sign_in(&b, &app, &app.admin).await;
+    b.find_text("#sources-range", "4 sources").await;
+    assert_nothing_off_screen(&b, "the sources list").await;
+    let sign_out_button = b.find("#sign-out").await;
+    assert!(sign_out_button.displayed().await);
+    let actions = b
+        .execute(
+            "const width = document.documentElement.clientWidth;
+             return [...document.querySelectorAll('#sources tbody tr')].flatMap(r =>
+               [...r.querySelectorAll('.test, .edit, .delete, .enabled-toggle')].map(e => {
+                 const box = e.getBoundingClientRect();
+                 return box.width > 0 && box.left >= 0 && box.right <= width;
+               }));",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        actions,
+        json!(vec![true; 16]),
+        "every row's actions are on screen"
+    );
+    // A long base URL is cut, whole in its title and when it has the focus.
+    let url = b.find(&format!("{} .base-url", row("Source 01"))).await;
+    assert!(url.attr("title").await.unwrap().ends_with("long-name-01"));
+    let cut = "const e = document.querySelector('tr[data-name=\"Source 01\"] .base-url');
+               return e.scrollWidth > e.clientWidth;";
+    assert_eq!(
+        b.execute(cut, vec![]).await,
+        json!(true),
+        "cut with an ellipsis"
+    );
+    b.execute(
+        "document.querySelector('tr[data-name=\"Source 01\"] .base-url').focus();",
+        vec![],
+    )
+    .await;
+    assert_eq!(b.execute(cut, vec![]).await, json!(false), "whole on focus");
+    shot(&b, "phone-sources").await;
+
+    b.execute("window.scrollTo(0, 0);", vec![]).await;
+    b.find("#add-source").await.click().await;
+    b.find("#f-display_name").await;
+    assert_nothing_off_screen(&b, "the editor").await;
+    shot(&b, "phone-editor").await;
+    b.find("#cancel-edit").await.click().await;
+    sign_out(&b).await;
+    sign_in(&b, &app, &member).await;
+    b.find("#m-source").await;
+    assert_nothing_off_screen(&b, "the links view").await;
+    assert!(b.find("#sign-out").await.displayed().await);
+    shot(&b, "phone-links").await;
+    assert_no_script_errors(&b).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accessibility: axe-core on every view
+
+/// axe-core's version, as `scripts/test.sh` installs it into `target/axe`.
+const AXE: &str = "axe/node_modules/axe-core/axe.min.js";
+
+/// Runs axe-core (from npm, installed by `scripts/test.sh`) in the page as it is now and
+/// fails listing every violation with the elements at fault.
+async fn assert_accessible(b: &Browser, where_: &str) {
+    let path = integration_tests::target_dir().join(AXE);
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core is not installed ({}: {e}): `bash scripts/test.sh` installs it, or run \
+             `npm install --prefix target/axe axe-core@4.14.1`",
+            path.display()
+        )
+    });
+    let run = "window.__axe = null;
+        axe.run(document).then(
+          r => { window.__axe = r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help
+                   + ' at ' + v.nodes.slice(0, 6).map(n => n.target.join(' ')).join(', ')); },
+          e => { window.__axe = ['axe-core failed: ' + e]; });";
+    b.execute(&format!("{source}\n{run}"), vec![]).await;
+    let found = b
+        .until_js("axe-core's results", "return window.__axe;")
+        .await;
+    assert_eq!(found, json!([]), "axe-core violations on {where_}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_view_has_no_axe_core_violation() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    let jira = jira().await;
+    let (project, member) = app.project_with_member("Web shop").await;
+    let b = Browser::start().await;
+
+    // Sign-in, plain and with an error; the empty sources list.
+    b.goto(&format!("{}/", app.url)).await;
+    b.find("#token").await;
+    assert_accessible(&b, "sign-in").await;
+    let input = b.find("#token").await;
+    input.send_keys("its_not-a-token").await;
+    input.send_keys(keys::ENTER).await;
+    b.find_text("#token-error", "not accepted").await;
+    assert_accessible(&b, "sign-in with an error").await;
+    input.fill(&app.admin).await;
+    input.send_keys(keys::ENTER).await;
+    b.find("#sources-empty").await;
+    assert_accessible(&b, "the empty sources list").await;
+
+    // The editor: every tab, and a save with errors.
+    b.find("#add-source").await.click().await;
+    b.find("#f-display_name").await;
+    assert_accessible(&b, "the editor's source tab").await;
+    for tab in ["capabilities", "projects"] {
+        b.find(&format!("#tab-{tab}")).await.click().await;
+        assert!(tab_selected(&b, tab).await);
+        assert_accessible(&b, &format!("the editor's {tab} tab")).await;
+    }
+    b.find("input[name=\"projects-mode\"][value=\"specific\"]")
+        .await
+        .click()
+        .await;
+    assert_accessible(&b, "the project picker").await;
+    b.find("#save-source").await.click().await;
+    b.find(".field-error").await;
+    assert_accessible(&b, "the editor with errors").await;
+    b.find("#cancel-edit").await.click().await;
+    b.find_text("#confirm-title", "Discard").await;
+    assert_accessible(&b, "the discard dialog").await;
+    b.find("#confirm-ok").await.click().await;
+
+    // The list with sources: tested, failing, disabled; the delete dialog; no match.
+    let source = app
+        .create(
+            "/api/v1/sources",
+            json!({
+                "provider": "jira-cloud", "display_name": "Our Jira", "base_url": jira.url,
+                "auth": {"type": "api-token", "fields": {"email": EMAIL, "api-token": TOKEN}},
+                "capabilities": {"read_issue_details": true, "create_issues": true},
+                "create_url_template": "{baseUrl}/secure/CreateIssue!default.jspa",
+                "projects": {"mode": "specific", "ids": [project]}
+            }),
+        )
+        .await;
+    store_sources(&app, 3).await;
+    b.refresh().await;
+    b.find_text("#sources-range", "4 sources").await;
+    // Enter on the wrench: the focus stays on it through the test, for a second press.
+    let wrench = format!("{} button.test", row("Our Jira"));
+    b.execute(
+        &format!("document.querySelector('{wrench}').focus();"),
+        vec![],
+    )
+    .await;
+    b.keys(keys::ENTER).await;
+    b.find(&format!("{} .test-result.ok", row("Our Jira")))
+        .await;
+    let focused = format!("return document.activeElement.matches('{wrench}');");
+    assert_eq!(b.execute(&focused, vec![]).await, json!(true));
+    assert_accessible(&b, "the sources list").await;
+    b.find(&format!("{} button.delete", row("Source 02")))
+        .await
+        .click()
+        .await;
+    b.find("#delete-impact[data-links]").await;
+    assert_accessible(&b, "the delete dialog").await;
+    b.find("#confirm-cancel").await.click().await;
+    b.find("#s-q").await.send_keys("nothing like it").await;
+    b.find("#sources-no-match").await;
+    assert_accessible(&b, "no matching source").await;
+
+    // The members' view with links in every state.
+    for key in ["PROJ-1", "PROJ-2", "PROJ-404"] {
+        app.call(
+            "POST",
+            &format!("/api/v1/projects/{project}/links"),
+            Some(&member),
+            Some(json!({"test_object": "test-case:TC-1", "source_id": source, "key": key})),
+        )
+        .await
+        .expect(201);
+    }
+    sign_out(&b).await;
+    sign_in(&b, &app, &member).await;
+    b.find(".link[data-key=\"PROJ-2\"] .status").await;
+    b.find(".link[data-key=\"PROJ-404\"] .link-error").await;
+    assert_accessible(&b, "the members' links").await;
+    b.phone().await;
+    b.refresh().await;
+    b.find(".link[data-key=\"PROJ-2\"] .status").await;
+    assert_accessible(&b, "the members' links at phone width").await;
+    assert_no_script_errors(&b).await;
+}
