@@ -53,7 +53,7 @@ routes! {
     post "/sources/test" admin => sources::test_draft; "Test a draft source configuration without saving it"
     post "/key-patterns/check" admin => sources::check_pattern; "Check a key pattern by the server's rules (body: pattern, optional key): {valid, matches} or {valid: false, message}"
     get "/sources/export" admin => transfer::export; "Export all sources as TOML, secrets as ${SRC_...} references"
-    post "/sources/import" admin => transfer::import, layer = DefaultBodyLimit::max(crate::sources_as_code::MAX_IMPORT_BYTES); "Import sources from TOML (create or update by name, all or nothing)"
+    post "/sources/import" admin => transfer::import, layer = DefaultBodyLimit::max(crate::sources_as_code::MAX_IMPORT_BYTES); "Import sources from TOML (create or update by name, all or nothing); `?dry_run=true` answers what would change and changes nothing"
     get "/sources/{id}" admin => sources::get; "One source (secret values never included; `secrets_set` names them)"
     put "/sources/{id}" admin => sources::update; "Edit a source; omitted secrets are kept, a new value replaces, switching provider or auth type drops them"
     delete "/sources/{id}" admin => sources::delete; "Delete a source; its links stay, marked not syncing"
