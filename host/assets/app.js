@@ -161,15 +161,16 @@
     }
   }
 
-  async function api(method, path, body) {
+  // Calls the API; `body` goes as JSON unless `type` names another media type (then as is).
+  async function api(method, path, body, type) {
     const headers = { Authorization: 'Bearer ' + S.token, Accept: 'application/json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (body !== undefined) headers['Content-Type'] = type || 'application/json';
     let res;
     try {
       res = await fetch('/api/v1' + path, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined || type ? body : JSON.stringify(body),
         cache: 'no-store',
       });
     } catch (_) {
@@ -318,7 +319,8 @@
     $('#topbar').hidden = false;
     const nav = $('#mainnav');
     const links = isAdmin()
-      ? [['sources', '#/sources', 'Sources'], ['links', '#/links', 'Links']]
+      ? [['sources', '#/sources', 'Sources'], ['links', '#/links', 'Links'], ['tokens', '#/tokens', 'Tokens'],
+        ['audit', '#/audit', 'Audit log'], ['plugins', '#/plugins', 'Plugins']]
       : [['links', '#/links', 'Links']];
     replace(nav, ...links.map(([key, href, text]) => h('a', { href, 'data-nav': key }, text)));
     const who = $('#whoami');
@@ -365,6 +367,8 @@
     const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
     if (!isAdmin() || parts[0] === 'links') {
       showLinks();
+    } else if (Object.hasOwn(ADMIN_SCREENS, parts[0] || '')) {
+      ADMIN_SCREENS[parts[0]]();
     } else if (parts[0] === 'sources' && parts[1] === 'new') {
       showEditor(null);
     } else if (parts[0] === 'sources' && parts[1]) {
@@ -434,7 +438,8 @@
     const add = h('a', { class: 'btn btn-primary', href: '#/sources/new', id: 'add-source' }, icon('plus'), 'Add Source');
     const head = pageHead(['Admin', 'External References', 'Sources'], 'Sources',
       'Connections to your issue trackers. Project members link test objects to issues through the sources enabled for their project.',
-      page.total || filtered(S.sourcesQuery) ? add : null);
+      [h('a', { class: 'btn', href: '#/sources-as-code', id: 'sources-as-code' }, 'Import / export'),
+        page.total || filtered(S.sourcesQuery) ? add : null]);
     if (!page.total && !filtered(S.sourcesQuery)) {
       mount(head, h('div', { class: 'card empty', id: 'sources-empty' },
         h('div', { class: 'empty-icon' }, icon('plug')),
@@ -1772,9 +1777,10 @@
       const snap = l.snapshot;
       const href = l.url || (snap && snap.web_url);
       const sync = SYNC[l.sync_state];
+      const tip = issueTip(l);
       const keyEl = href
-        ? h('a', { class: 'link-key', href, target: '_blank', rel: 'noopener noreferrer', title: 'Open ' + l.key + ' in ' + l.source_name }, l.key)
-        : h('span', { class: 'link-key' }, l.key);
+        ? h('a', { class: 'link-key', href, target: '_blank', rel: 'noopener noreferrer', 'aria-describedby': tip.id }, l.key)
+        : h('span', { class: 'link-key', tabindex: 0, 'aria-describedby': tip.id }, l.key);
       const meta = h('div', { class: 'link-meta' });
       if (snap) {
         append(meta, [
@@ -1800,7 +1806,7 @@
       const unlink = h('button', { type: 'button', class: 'icon-btn danger unlink', title: 'Remove link', 'aria-label': 'Remove link to ' + l.key }, icon('x'));
       const li = h('li', { class: 'link' + (sync && sync[0] === 'not-syncing' ? ' stale' : ''), 'data-link-id': l.id, 'data-key': l.key, 'data-sync-state': l.sync_state },
         h('div', {},
-          h('div', { class: 'link-title' }, keyEl, h('span', { class: 'link-summary' }, snap ? snap.title : '')),
+          h('div', { class: 'link-title' }, keyEl, tip, h('span', { class: 'link-summary' }, snap ? snap.title : '')),
           meta,
           l.last_error ? h('div', { class: 'link-error', role: 'status' }, icon('alert'),
             l.last_error.code === 'not-found' ? ' Not found in the tracker (checked ' : ' Last refresh failed ',
@@ -1863,6 +1869,21 @@
     }
   }
 
+  // The issue's details shown while its key has the pointer or the focus: title, status,
+  // assignee, how old the link and the details are, and where the key opens.
+  function issueTip(l) {
+    const snap = l.snapshot;
+    const line = (label, ...value) => h('span', { class: 'tip-line' }, h('span', { class: 'tip-label' }, label + ' '), value);
+    const category = snap && (CATEGORY[snap.status_category] || snap.status_category);
+    return h('span', { class: 'issue-tip', role: 'tooltip', id: 'tip-' + l.id },
+      h('strong', { class: 'tip-title' }, snap ? snap.title : l.key),
+      snap ? line('Status', snap.status, category && category.toLowerCase() !== snap.status.toLowerCase() ? ' (' + category + ')' : '') : null,
+      snap ? line('Assignee', snap.assignee || 'Unassigned') : line('Details', 'not fetched yet'),
+      line('Linked', ago(l.created_at), l.created_by ? ' by ' + l.created_by.replace(/ \([^)]*\)$/, '') : ''),
+      snap ? line('Fetched', ago(snap.fetched_at)) : null,
+      line('Opens in', l.source_name));
+  }
+
   // Field errors outside the editor (the links view).
   function locateIn(root, field) {
     for (const t of [field, field.replace(/\[\d+\]$/, ''), field.split('.')[0]]) {
@@ -1899,6 +1920,497 @@
   function clearFieldErrorIn(target) {
     const wrap = target && target.closest && target.closest('.has-error');
     if (wrap) clearWrap(wrap);
+  }
+
+
+  // ---------------------------------------------------------------------------------------
+  // Admin screens besides Sources: API tokens, the audit log, plugins, sources as code.
+  // Each is one show* function (the route) and, where it keeps state, one view class.
+
+  const ADMIN_SCREENS = {
+    tokens: () => showTokens(),
+    audit: () => showAudit(),
+    plugins: () => showPlugins(),
+    'sources-as-code': () => showSourcesAsCode(),
+  };
+
+  // A table with a visually hidden caption; `heads` are the column titles ('' for actions).
+  function dataTable(id, caption, heads, body) {
+    return h('table', { class: 'table', id },
+      h('caption', { class: 'visually-hidden' }, caption),
+      h('thead', {}, h('tr', {}, heads.map((t) => h('th', { scope: 'col' }, t || h('span', { class: 'visually-hidden' }, 'Actions'))))),
+      body);
+  }
+
+  // Shows `e` at the field it names inside `root` (data-field), else in `banner`.
+  function showErrorIn(root, banner, e) {
+    clearErrorsIn(root);
+    banner.hidden = true;
+    const wrap = e.field ? locateIn(root, e.field) : null;
+    if (wrap) {
+      fieldError(wrap, e);
+    } else {
+      banner.hidden = false;
+      replace(banner, icon('alert'), h('span', {}, e.message));
+    }
+  }
+
+  // -- API tokens
+
+  async function showTokens() {
+    setNav('tokens', 'API tokens');
+    mount(loading('Loading tokens…'));
+    let tokens;
+    try {
+      [tokens] = await Promise.all([api('GET', '/tokens'), loadProjects()]);
+    } catch (e) {
+      mountError(e, showTokens);
+      return;
+    }
+    const view = new TokensView(tokens);
+    mount(pageHead(['Admin', 'API tokens'], 'API tokens',
+      'Tokens let people and scripts in: admins manage sources, members link issues in their projects. A token’s value is shown once, when it is created.'),
+    view.el);
+    focusHeading();
+  }
+
+  class TokensView {
+    constructor(tokens) {
+      this.tokens = tokens;
+      this.body = h('tbody');
+      this.renderList();
+      this.el = h('div', {}, this.buildForm(), h('div', { class: 'card table-wrap' }, dataTable('tokens', 'API tokens', ['Name', 'Role', 'Projects', 'Created', ''], this.body)));
+    }
+
+    buildForm() {
+      this.name = h('input', { type: 'text', id: 't-name', maxlength: '100', autocomplete: 'off', placeholder: 'e.g. CI pipeline' });
+      const radio = (value, text) => h('label', { class: 'choice', for: 't-role-' + value },
+        h('input', { type: 'radio', name: 't-role', id: 't-role-' + value, value, checked: value === 'member', onchange: () => this.roleChanged() }), text);
+      this.projectList = h('ul', { class: 'project-options', id: 't-projects', 'aria-labelledby': 't-projects-label' },
+        S.projects.map((p) => h('li', {}, h('label', { for: 't-project-' + p.id },
+          h('input', { type: 'checkbox', id: 't-project-' + p.id, value: p.id }), h('span', {}, p.name)))));
+      this.projectsField = h('fieldset', { class: 'field', 'data-field': 'projects' },
+        h('legend', { id: 't-projects-label' }, 'Projects'),
+        S.projects.length ? h('div', { class: 'project-picker' }, this.projectList)
+          : h('p', { class: 'muted' }, 'No project exists yet: create one in a source’s Projects tab first.'),
+        h('div', { class: 'help', id: 't-projects-help' }, 'A member token may link issues in these projects only.'));
+      this.banner = h('div', { class: 'banner', role: 'alert', hidden: true });
+      this.createBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 't-create' }, icon('plus'), 'Create token');
+      this.created = h('div', { class: 'created-token', id: 't-created', hidden: true });
+      const form = h('form', { class: 'card-pad', id: 't-form', novalidate: true },
+        h('h2', {}, 'Create a token'),
+        h('div', { class: 'grid2' },
+          h('div', { class: 'field', 'data-field': 'name' }, h('label', { for: 't-name' }, 'Name'), this.name,
+            h('div', { class: 'help', id: 't-name-help' }, 'Who or what uses it, so you know which to revoke.')),
+          h('fieldset', { class: 'field', 'data-field': 'role' }, h('legend', {}, 'Role'),
+            h('div', { class: 'choices' }, radio('member', 'Member of projects'), radio('admin', 'Admin')))),
+        this.projectsField,
+        this.banner,
+        this.createBtn);
+      form.addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        this.create();
+      });
+      form.addEventListener('input', (ev) => clearFieldErrorIn(ev.target));
+      return h('div', { class: 'card' }, form, this.created);
+    }
+
+    get role() {
+      return $('input[name="t-role"]:checked', this.el).value;
+    }
+
+    roleChanged() {
+      this.projectsField.hidden = this.role === 'admin';
+    }
+
+    async create() {
+      const body = { name: this.name.value.trim(), role: this.role };
+      if (body.role === 'member') body.projects = $$('input:checked', this.projectList).map((c) => c.value);
+      this.createBtn.disabled = true;
+      try {
+        const made = await api('POST', '/tokens', body);
+        clearErrorsIn(this.el);
+        this.banner.hidden = true;
+        this.name.value = '';
+        for (const c of $$('input:checked', this.projectList)) c.checked = false;
+        this.showCreated(made);
+        this.tokens.push(made);
+        this.renderList();
+      } catch (e) {
+        showErrorIn(this.el, this.banner, e);
+      } finally {
+        this.createBtn.disabled = false;
+      }
+    }
+
+    // The new token's value, once: copy it now.
+    showCreated(made) {
+      const value = h('input', { type: 'text', id: 't-value', class: 'mono', readonly: true, value: made.token, 'aria-label': 'The new token', 'aria-describedby': 't-value-help' });
+      const copy = h('button', { type: 'button', class: 'btn', id: 't-copy' }, 'Copy');
+      copy.addEventListener('click', async () => {
+        try {
+          await navigator.clipboard.writeText(made.token);
+          toast('Copied the token.');
+        } catch (_) {
+          value.select();
+          toast('Select the token and copy it (Ctrl+C).');
+        }
+      });
+      const done = h('button', { type: 'button', class: 'btn btn-ghost', id: 't-done' }, 'Done');
+      done.addEventListener('click', () => {
+        replace(this.created);
+        this.created.hidden = true;
+        this.name.focus();
+      });
+      replace(this.created,
+        h('div', { class: 'banner ok', role: 'status' }, icon('check'), h('span', {}, 'Created “' + made.name + '”. Copy its value now: it is not shown again.')),
+        h('div', { class: 'inline-row' }, h('div', { class: 'grow' }, value), copy, done),
+        h('div', { class: 'help', id: 't-value-help' }, 'Give it to ' + (made.role === 'admin' ? 'the admin' : 'the project member') + ' it is for; they paste it at sign-in or send it as “Authorization: Bearer …”.'));
+      this.created.hidden = false;
+      value.focus();
+      value.select();
+    }
+
+    renderList() {
+      const rows = this.tokens.slice().sort((a, b) => b.created_at - a.created_at).map((t) => {
+        const mine = S.me && t.id === S.me.id;
+        const revoke = h('button', { type: 'button', class: 'icon-btn danger revoke', title: 'Revoke', 'aria-label': 'Revoke ' + t.name }, icon('trash'));
+        revoke.addEventListener('click', () => this.revoke(t, mine));
+        return h('tr', { 'data-token-id': t.id, 'data-name': t.name },
+          h('td', {}, h('span', { class: 'source-name' }, t.name), mine ? h('span', { class: 'chip no-details you' }, 'This session') : null),
+          h('td', {}, h('span', { class: 'role-tag' }, t.role)),
+          h('td', {}, t.role === 'admin' ? 'All (admin)' : t.projects.map(projectName).join(', ')),
+          h('td', {}, timeEl(t.created_at)),
+          h('td', { class: 'col-actions' }, revoke));
+      });
+      replace(this.body, rows.length ? rows : h('tr', {}, h('td', { colspan: 5 }, 'No token yet.')));
+    }
+
+    async revoke(t, mine) {
+      const ok = await confirmDialog('Revoke “' + t.name + '”?',
+        [h('p', {}, 'Everything using this token stops working at once. This cannot be undone.'),
+          mine ? h('p', { class: 'impact' }, 'It is the token of this session: you will be signed out.') : null].filter(Boolean),
+        'Revoke token');
+      if (!ok) return;
+      try {
+        await api('DELETE', '/tokens/' + encodeURIComponent(t.id));
+      } catch (e) {
+        toast('Could not revoke “' + t.name + '”: ' + e.message, 'error');
+        return;
+      }
+      if (mine) {
+        signOut('You revoked the token of this session. Sign in with another one.');
+        return;
+      }
+      toast('Revoked “' + t.name + '”.');
+      this.tokens = this.tokens.filter((x) => x.id !== t.id);
+      this.renderList();
+      this.name.focus();
+    }
+  }
+
+  // -- Audit log
+
+  const AUDIT_PAGE = 50;
+
+  async function showAudit() {
+    setNav('audit', 'Audit log');
+    mount(loading('Loading the audit log…'));
+    let sources;
+    try {
+      sources = await api('GET', '/sources?limit=500');
+    } catch (e) {
+      mountError(e, showAudit);
+      return;
+    }
+    const view = new AuditView(sources);
+    mount(pageHead(['Admin', 'Audit log'], 'Audit log',
+      'Every change admins made: sources, tokens, projects and plugins, newest first. Secret values are never recorded.'),
+    view.el);
+    focusHeading();
+    view.load(false);
+  }
+
+  class AuditView {
+    constructor(sources) {
+      this.names = new Map(sources.items.map((s) => [s.id, s.display_name]));
+      this.source = h('select', { id: 'a-source' },
+        h('option', { value: '' }, 'All changes'),
+        sources.items.map((s) => h('option', { value: s.id }, s.display_name)));
+      this.source.addEventListener('change', () => this.load(false));
+      this.body = h('tbody');
+      this.more = h('button', { type: 'button', class: 'btn', id: 'a-more' }, 'Show older changes');
+      this.more.addEventListener('click', () => this.load(true));
+      this.end = h('p', { class: 'muted', id: 'a-end', tabindex: '-1', hidden: true }, 'That is the beginning of the log.');
+      this.count = h('p', { class: 'pager-range', id: 'a-count', role: 'status' });
+      this.next = null;
+      this.el = h('div', {},
+        h('div', { class: 'card filters-card' }, h('div', { class: 'filters' },
+          h('div', { class: 'field grow' }, h('label', { for: 'a-source' }, 'Source'), this.source,
+            sources.total > sources.items.length ? h('div', { class: 'help' }, 'The first ' + sources.items.length + ' sources by name.') : null))),
+        h('div', { class: 'card table-wrap' }, dataTable('audit', 'Audit log', ['When', 'Who', 'What', 'Target', 'Details'], this.body)),
+        h('div', { class: 'pager' }, this.count, this.more, this.end));
+      this.shown = 0;
+    }
+
+    async load(older) {
+      const params = new URLSearchParams({ limit: AUDIT_PAGE });
+      if (this.source.value) params.set('source', this.source.value);
+      if (older && this.next != null) params.set('before', this.next);
+      const asked = (this.asked = (this.asked || 0) + 1);
+      let page;
+      try {
+        page = await api('GET', '/audit?' + params);
+      } catch (e) {
+        if (e.status !== 401) toast('Could not load the audit log: ' + e.message, 'error');
+        return;
+      }
+      if (asked !== this.asked) return;
+      if (!older) {
+        this.body.replaceChildren();
+        this.shown = 0;
+      }
+      append(this.body, page.events.map((ev) => this.row(ev)));
+      this.shown += page.events.length;
+      if (!this.shown) replace(this.body, h('tr', {}, h('td', { colspan: 5 }, 'No change recorded yet.')));
+      this.next = page.next_before;
+      this.count.textContent = plural(this.shown, 'change') + ' shown';
+      const last = page.next_before == null;
+      const hadFocus = document.activeElement === this.more;
+      this.more.hidden = last;
+      this.end.hidden = !last || !this.shown;
+      if (hadFocus) (last ? this.end : this.more).focus();
+    }
+
+    row(ev) {
+      const target = this.names.get(ev.target) || ev.details.display_name || ev.target;
+      return h('tr', { 'data-seq': ev.seq, 'data-action': ev.action },
+        h('td', {}, timeEl(ev.at)),
+        h('td', {}, String(ev.who)),
+        h('td', {}, h('code', {}, ev.action)),
+        h('td', {}, String(target)),
+        h('td', { class: 'audit-details' }, auditDetails(ev.details)));
+    }
+  }
+
+  // An event's details as "name: value" lines (lists joined; objects as JSON).
+  function auditDetails(details) {
+    if (!details || typeof details !== 'object') return details == null ? '' : String(details);
+    return Object.entries(details).map(([k, v]) => h('div', {},
+      h('span', { class: 'muted' }, k.replace(/_/g, ' ') + ': '),
+      Array.isArray(v) ? v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', ')
+        : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)));
+  }
+
+  // -- Plugins
+
+  async function showPlugins() {
+    setNav('plugins', 'Plugins');
+    mount(loading('Loading plugins…'));
+    let list;
+    try {
+      list = await api('GET', '/plugins');
+    } catch (e) {
+      mountError(e, showPlugins);
+      return;
+    }
+    const view = new PluginsView(list);
+    mount(pageHead(['Admin', 'Plugins'], 'Plugins',
+      'The provider plugins this service runs (contract ' + list.supported_contracts.join(', ') + '). An upload replaces a provider’s version at once; calls in flight finish on the old one.'),
+    view.el);
+    focusHeading();
+  }
+
+  class PluginsView {
+    constructor(list) {
+      this.body = h('tbody');
+      this.render(list);
+      this.id = h('input', { type: 'text', id: 'p-id', class: 'mono', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. jira-cloud', 'aria-describedby': 'p-id-help' });
+      this.file = h('input', { type: 'file', id: 'p-file', accept: '.wasm,application/wasm' });
+      this.banner = h('div', { class: 'banner', role: 'alert', hidden: true });
+      this.uploadBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'p-upload' }, 'Upload');
+      const form = h('form', { class: 'card-pad', id: 'p-form', novalidate: true },
+        h('h2', {}, 'Upload a plugin'),
+        h('div', { class: 'grid2' },
+          h('div', { class: 'field', 'data-field': 'id' }, h('label', { for: 'p-id' }, 'Provider id'), this.id,
+            h('div', { class: 'help', id: 'p-id-help' }, 'The id the plugin declares; an existing one is replaced by the new version.')),
+          h('div', { class: 'field', 'data-field': 'body' }, h('label', { for: 'p-file' }, 'Plugin file (.wasm)'), this.file)),
+        this.banner,
+        this.uploadBtn);
+      form.addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        this.upload();
+      });
+      form.addEventListener('input', (ev) => clearFieldErrorIn(ev.target));
+      this.el = h('div', {},
+        h('div', { class: 'card table-wrap' }, dataTable('plugins', 'Plugins', ['Provider', 'Version', 'Digest', 'Calls', 'Sources', 'Loaded', ''], this.body)),
+        h('div', { class: 'card' }, form));
+    }
+
+    render(list) {
+      replace(this.body, list.plugins.map((p) => {
+        const upload = h('button', { type: 'button', class: 'icon-btn upload', title: 'Upload a new version', 'aria-label': 'Upload a new version of ' + p.name }, icon('refresh'));
+        upload.addEventListener('click', () => {
+          this.id.value = p.id;
+          this.file.focus();
+        });
+        const remove = h('button', { type: 'button', class: 'icon-btn danger remove', title: 'Remove', 'aria-label': 'Remove ' + p.name }, icon('trash'));
+        remove.addEventListener('click', () => this.remove(p));
+        const c = p.calls;
+        return h('tr', { 'data-plugin-id': p.id, 'data-name': p.name },
+          h('td', {}, providerCell(p.id, p.name), h('div', { class: 'faint mono' }, p.id)),
+          h('td', {}, h('div', {}, p.version), h('div', { class: 'faint' }, 'contract ' + p.contract)),
+          h('td', {}, h('span', { class: 'digest mono', title: 'sha-256 ' + p.digest, tabindex: 0 }, p.digest.slice(0, 12) + '…'),
+            h('div', { class: 'faint' }, Math.round(p.size_bytes / 1024).toLocaleString() + ' KiB')),
+          h('td', { class: 'calls' }, h('div', {}, c.calls.toLocaleString() + ' calls'),
+            h('div', { class: 'faint' }, c.ok.toLocaleString() + ' ok · ' + c.provider_errors.toLocaleString() + ' errors · ' + c.faults.toLocaleString() + ' faults')),
+          h('td', {}, String(p.sources)),
+          h('td', {}, timeEl(p.loaded_at), h('div', { class: 'faint' }, p.origin === 'upload' ? 'uploaded' : 'from the plugins directory')),
+          h('td', { class: 'col-actions' }, upload, remove));
+      }));
+    }
+
+    async reload() {
+      const [list] = await Promise.all([api('GET', '/plugins'), loadProviders()]);
+      this.render(list);
+    }
+
+    async upload() {
+      clearErrorsIn(this.el);
+      this.banner.hidden = true;
+      const id = this.id.value.trim();
+      const file = this.file.files[0];
+      if (!id) return showErrorIn(this.el, this.banner, { field: 'id', message: 'Enter the provider id the plugin declares.' });
+      if (!file) return showErrorIn(this.el, this.banner, { field: 'body', message: 'Choose a .wasm file.' });
+      this.uploadBtn.disabled = true;
+      try {
+        const out = await api('PUT', '/plugins/' + encodeURIComponent(id), file, 'application/wasm');
+        toast(!out.changed ? 'That version of “' + id + '” is already serving.'
+          : out.previous ? 'Replaced “' + id + '” ' + out.previous.version + ' with ' + out.plugin.version + '.'
+            : 'Added “' + id + '” ' + out.plugin.version + '.');
+        this.file.value = '';
+        await this.reload();
+      } catch (e) {
+        showErrorIn(this.el, this.banner, e.field === 'body' || e.field === 'id' ? e : { message: e.message });
+      } finally {
+        this.uploadBtn.disabled = false;
+      }
+    }
+
+    async remove(p) {
+      const ok = await confirmDialog('Remove “' + p.name + '”?',
+        [h('p', {}, 'The plugin is unloaded and its file deleted from the plugins directory.'),
+          p.sources ? h('p', { class: 'impact', id: 'plugin-impact' }, plural(p.sources, 'source') + ' use it: they cannot be tested or synced until a plugin for “' + p.id + '” is loaded again.') : null].filter(Boolean),
+        'Remove plugin');
+      if (!ok) return;
+      try {
+        await api('DELETE', '/plugins/' + encodeURIComponent(p.id) + (p.sources ? '?force=true' : ''));
+        toast('Removed “' + p.name + '”.');
+        await this.reload();
+        this.id.focus();
+      } catch (e) {
+        toast('Could not remove “' + p.name + '”: ' + e.message, 'error');
+      }
+    }
+  }
+
+  // -- Sources as code
+
+  async function showSourcesAsCode() {
+    setNav('sources', 'Sources as code');
+    const view = new SourcesAsCode();
+    mount(pageHead(['Admin', 'External References', 'Sources as code'], 'Sources as code',
+      'Every source as one TOML file, to keep in version control or move to another installation. Secrets are never exported: each is a ${SRC_…} reference to an environment variable of the service.'),
+    view.el);
+    focusHeading();
+  }
+
+  class SourcesAsCode {
+    constructor() {
+      const exportBtn = h('button', { type: 'button', class: 'btn', id: 'x-export' }, icon('external'), 'Download sources.toml');
+      exportBtn.addEventListener('click', () => this.download(exportBtn));
+      this.file = h('input', { type: 'file', id: 'x-file', accept: '.toml,application/toml,text/plain' });
+      this.file.addEventListener('change', () => this.preview());
+      this.result = h('div', { id: 'x-preview', 'aria-live': 'polite' });
+      this.banner = h('div', { class: 'banner', role: 'alert', hidden: true });
+      this.el = h('div', {},
+        h('div', { class: 'card card-pad' }, h('h2', {}, 'Export'),
+          h('p', { class: 'muted' }, 'All sources with their settings, projects by name.'), h('p', {}, exportBtn)),
+        h('div', { class: 'card card-pad' }, h('h2', {}, 'Import'),
+          h('p', { class: 'muted' }, 'Creates the sources the file names that do not exist yet and updates the others, by display name; all or nothing. You see what changes before anything is saved.'),
+          h('div', { class: 'field', 'data-field': 'file' }, h('label', { for: 'x-file' }, 'Sources file (.toml)'), this.file),
+          this.banner,
+          this.result));
+    }
+
+    async download(button) {
+      button.disabled = true;
+      try {
+        const res = await fetch('/api/v1/sources/export', { headers: { Authorization: 'Bearer ' + S.token }, cache: 'no-store' });
+        if (!res.ok) throw new Error('The export failed (HTTP ' + res.status + ').');
+        const url = URL.createObjectURL(new Blob([await res.text()], { type: 'application/toml' }));
+        const a = h('a', { href: url, download: 'sources.toml', hidden: true });
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 10000);
+      } catch (e) {
+        toast(e.message, 'error');
+      } finally {
+        button.disabled = false;
+        button.focus();
+      }
+    }
+
+    async send(dryRun) {
+      const text = await this.file.files[0].text();
+      return api('POST', '/sources/import' + (dryRun ? '?dry_run=true' : ''), text, 'application/toml');
+    }
+
+    // What the chosen file would change, and the button that applies it.
+    async preview() {
+      this.banner.hidden = true;
+      replace(this.result);
+      if (!this.file.files.length) return;
+      replace(this.result, loading('Checking the file…'));
+      let report;
+      try {
+        report = await this.send(true);
+      } catch (e) {
+        replace(this.result);
+        this.banner.hidden = false;
+        replace(this.banner, icon('alert'), h('span', {}, e.message + (e.field ? ' (' + e.field + ')' : '')));
+        return;
+      }
+      const changes = report.changes || {};
+      const group = (id, title, names, detail) => names.length
+        ? h('section', { class: 'import-group', id }, h('h3', {}, title + ' (' + names.length + ')'),
+          h('ul', {}, names.map((n) => h('li', {}, h('strong', {}, n), detail && detail(n) ? h('span', { class: 'muted' }, ' · ' + detail(n)) : null))))
+        : null;
+      const nothing = !report.created.length && !report.updated.length;
+      const apply = h('button', { type: 'button', class: 'btn btn-primary', id: 'x-apply', disabled: nothing }, 'Import');
+      apply.addEventListener('click', () => this.apply(apply));
+      replace(this.result,
+        h('h3', { class: 'section-title' }, 'What the import changes'),
+        group('x-created', 'New sources', report.created),
+        group('x-updated', 'Changed sources', report.updated, (n) => (changes[n] || []).join(', ')),
+        group('x-unchanged', 'Left as they are', report.unchanged),
+        nothing ? h('p', { class: 'muted' }, 'The file matches the sources as they are: nothing to import.') : null,
+        h('div', { class: 'dialog-actions' }, apply));
+    }
+
+    async apply(button) {
+      button.disabled = true;
+      try {
+        const report = await this.send(false);
+        toast('Imported: ' + plural(report.created.length, 'source') + ' created, ' + report.updated.length + ' changed.');
+        go('#/sources');
+      } catch (e) {
+        button.disabled = false;
+        this.banner.hidden = false;
+        replace(this.banner, icon('alert'), h('span', {}, e.message));
+      }
+    }
   }
 
   // ---------------------------------------------------------------------------------------

@@ -1563,9 +1563,209 @@ async fn every_view_has_no_axe_core_violation() {
     b.find(".link[data-key=\"PROJ-2\"] .status").await;
     b.find(".link[data-key=\"PROJ-404\"] .link-error").await;
     assert_accessible(&b, "the members' links").await;
+
+    // A key's focus shows the issue's details, as its description.
+    b.execute(
+        "document.querySelector('.link[data-key=\"PROJ-2\"] .link-key').focus();",
+        vec![],
+    )
+    .await;
+    let tip = b.find(".link[data-key=\"PROJ-2\"] .issue-tip").await;
+    assert!(tip.displayed().await);
+    let text = tip.text().await;
+    for part in [
+        "Checkout button misaligned",
+        "Status In Review (In progress)",
+        "Assignee Mia Krystof",
+        "Linked just now by Web shop member",
+        "Opens in Our Jira",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text:?}");
+    }
+    assert_accessible(&b, "an issue's details on focus").await;
+    shot(&b, "member-links-issue-details").await;
     b.phone().await;
     b.refresh().await;
     b.find(".link[data-key=\"PROJ-2\"] .status").await;
     assert_accessible(&b, "the members' links at phone width").await;
+    assert_no_script_errors(&b).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What an admin does without curl: tokens, the audit log, plugins, sources as code
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_manages_tokens_audit_plugins_and_sources_as_code_in_the_page() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    let web = create_project(&app, "Web shop").await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, &app.admin).await;
+
+    // Tokens: errors at their field; a member token of a project, shown once, works.
+    b.find("#mainnav a[data-nav=\"tokens\"]")
+        .await
+        .click()
+        .await;
+    b.find_text("h1", "API tokens").await;
+    b.find(&format!("{} .you", row("preset admin"))).await;
+    b.find("#t-create").await.click().await;
+    assert!(!field_error(&b, "name").await.is_empty());
+    b.find("#t-name").await.send_keys("CI pipeline").await;
+    b.find("#t-create").await.click().await;
+    assert!(field_error(&b, "projects").await.contains("project"));
+    b.find(&format!("#t-project-{web}")).await.click().await;
+    b.find("#t-create").await.click().await;
+    let value = b.find("#t-value").await.value().await;
+    assert_eq!(
+        b.focused_id().await,
+        "t-value",
+        "the value is focused to copy"
+    );
+    let me = app.call("GET", "/api/v1/me", Some(&value), None).await;
+    let me = me.expect(200);
+    assert_eq!(
+        (&me["name"], &me["role"]),
+        (&json!("CI pipeline"), &json!("member"))
+    );
+    assert_eq!(me["projects"], json!([web]));
+    b.find(&row("CI pipeline")).await;
+    assert_accessible(&b, "the tokens screen with a new token").await;
+    shot(&b, "tokens").await;
+
+    // An admin token has no projects; revoking one stops it at once.
+    b.find("#t-done").await.click().await;
+    b.find("#t-name").await.send_keys("Second admin").await;
+    b.find("#t-role-admin").await.click().await;
+    assert!(!b.present("#t-projects").await.displayed().await);
+    b.find("#t-create").await.click().await;
+    b.find(&format!("{} .role-tag", row("Second admin"))).await;
+    b.find(&format!("{} button.revoke", row("CI pipeline")))
+        .await
+        .click()
+        .await;
+    b.find_text("#confirm-title", "Revoke “CI pipeline”?").await;
+    b.find("#confirm-ok").await.click().await;
+    b.gone(&row("CI pipeline")).await;
+    let revoked = app.call("GET", "/api/v1/me", Some(&value), None).await;
+    assert_eq!(revoked.status, 401);
+
+    // The audit log: newest first, filtered by source, older pages on request.
+    let source = app
+        .create(
+            "/api/v1/sources",
+            json!({"provider": "github", "display_name": "Shop GitHub",
+                   "base_url": "https://github.com/acme/shop", "auth": {"type": "none"},
+                   "projects": {"mode": "all"}}),
+        )
+        .await;
+    app.admin("POST", &format!("/api/v1/sources/{source}/disable"), None)
+        .await
+        .expect(200);
+    for i in 0..55 {
+        create_project(&app, &format!("Project {i:02}")).await;
+    }
+    b.find("#mainnav a[data-nav=\"audit\"]").await.click().await;
+    b.find_text("#a-count", "50 changes shown").await;
+    let first = b.find("#audit tbody tr").await;
+    assert_eq!(
+        first.attr("data-action").await.as_deref(),
+        Some("project.created")
+    );
+    b.find("#a-more").await.click().await;
+    b.find_text("#a-count", "61 changes shown").await;
+    assert_eq!(
+        b.focused_id().await,
+        "a-end",
+        "the end of the log takes the focus"
+    );
+    assert_accessible(&b, "the audit log").await;
+    b.find("#a-source").await.select(&source).await;
+    b.until_js(
+        "the log of Shop GitHub only",
+        "const rows = [...document.querySelectorAll('#audit tbody tr')].map(r => r.dataset.action);
+         return rows.join() === 'source.disabled,source.created';",
+    )
+    .await;
+    assert!(
+        b.find("#audit tbody tr")
+            .await
+            .text()
+            .await
+            .contains("Shop GitHub")
+    );
+    shot(&b, "audit").await;
+
+    // Plugins: versions, digests and calls; a broken upload is refused with the reason and
+    // removing asks first, with the sources it leaves without a plugin.
+    b.find("#mainnav a[data-nav=\"plugins\"]")
+        .await
+        .click()
+        .await;
+    let github = b.find("tr[data-plugin-id=\"github\"]").await;
+    let digest = github.find(".digest").await.attr("title").await.unwrap();
+    assert!(
+        digest.starts_with("sha-256 ") && digest.len() == 8 + 64,
+        "{digest}"
+    );
+    assert!(github.text().await.contains("calls"));
+    let broken = app.dir.path().join("broken.wasm");
+    std::fs::write(&broken, b"\0asm not really a plugin").unwrap();
+    b.find("tr[data-plugin-id=\"github\"] button.upload")
+        .await
+        .click()
+        .await;
+    assert_eq!(b.find("#p-id").await.value().await, "github");
+    assert_eq!(b.focused_id().await, "p-file");
+    b.find("#p-file")
+        .await
+        .send_keys(broken.to_str().unwrap())
+        .await;
+    b.find("#p-upload").await.click().await;
+    let refusal = b.find("#p-form .banner:not([hidden])").await.text().await;
+    assert!(!refusal.is_empty());
+    // (Centred first: scrolled to the top edge, the sticky bar would take the click.)
+    let remove = "tr[data-plugin-id=\"github\"] button.remove";
+    b.execute(
+        &format!("document.querySelector('{remove}').scrollIntoView({{block: 'center'}});"),
+        vec![],
+    )
+    .await;
+    b.find(remove).await.click().await;
+    b.find_text("#plugin-impact", "1 source use it").await;
+    assert_accessible(&b, "the remove-plugin dialog").await;
+    b.find("#confirm-cancel").await.click().await;
+    assert_accessible(&b, "the plugins screen").await;
+    shot(&b, "plugins").await;
+
+    // Sources as code: a file's preview says what changes; importing applies it.
+    b.find("#mainnav a[data-nav=\"sources\"]")
+        .await
+        .click()
+        .await;
+    b.find("#sources-as-code").await.click().await;
+    b.find("#x-export").await;
+    let file = app.dir.path().join("sources.toml");
+    std::fs::write(
+        &file,
+        "[[sources]]\ndisplay_name = \"Shop GitHub\"\nprovider = \"github\"\n\
+         base_url = \"https://github.com/acme/store\"\nprojects = \"all\"\nenabled = false\n\
+         auth = { type = \"none\" }\n\n[[sources]]\ndisplay_name = \"New GitHub\"\n\
+         provider = \"github\"\nbase_url = \"https://github.com/acme/new\"\nprojects = \"all\"\n\
+         auth = { type = \"none\" }\n",
+    )
+    .unwrap();
+    b.find("#x-file")
+        .await
+        .send_keys(file.to_str().unwrap())
+        .await;
+    b.find_text("#x-created", "New GitHub").await;
+    b.find_text("#x-updated", "Shop GitHub · base_url").await;
+    assert_eq!(count_sources(&app).await, 1, "a preview stores nothing");
+    assert_accessible(&b, "the import preview").await;
+    shot(&b, "sources-as-code").await;
+    b.find("#x-apply").await.click().await;
+    b.find(&row("New GitHub")).await;
+    assert_eq!(count_sources(&app).await, 2);
     assert_no_script_errors(&b).await;
 }
