@@ -2264,7 +2264,7 @@
             h('div', { class: 'faint' }, Math.round(p.size_bytes / 1024).toLocaleString() + ' KiB')),
           h('td', { class: 'calls' }, h('div', {}, c.calls.toLocaleString() + ' calls'),
             h('div', { class: 'faint' }, c.ok.toLocaleString() + ' ok · ' + c.provider_errors.toLocaleString() + ' errors · ' + c.faults.toLocaleString() + ' faults')),
-          h('td', {}, String(p.sources)),
+          h('td', {}, plural(p.sources, 'source')),
           h('td', {}, timeEl(p.loaded_at), h('div', { class: 'faint' }, p.origin === 'upload' ? 'uploaded' : 'from the plugins directory')),
           h('td', { class: 'col-actions' }, upload, remove));
       }));
