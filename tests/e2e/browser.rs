@@ -1383,6 +1383,7 @@ async fn at_phone_width_rows_are_cards_and_nothing_is_off_screen() {
     sign_in(&b, &app, &app.admin).await;
     b.find_text("#sources-range", "4 sources").await;
     assert_nothing_off_screen(&b, "the sources list").await;
+    assert_accessible(&b, "the sources list at phone width").await;
     let sign_out_button = b.find("#sign-out").await;
     assert!(sign_out_button.displayed().await);
     let actions = b
@@ -1434,6 +1435,7 @@ async fn at_phone_width_rows_are_cards_and_nothing_is_off_screen() {
         b.goto(&format!("{}/#/{screen}", app.url)).await;
         b.find(ready).await;
         assert_nothing_off_screen(&b, screen).await;
+        assert_accessible(&b, &format!("{screen} at phone width")).await;
         assert!(b.find("#sign-out").await.displayed().await);
         shot(&b, &format!("phone-{screen}")).await;
     }
