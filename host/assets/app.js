@@ -2118,7 +2118,7 @@
     mount(loading('Loading the audit log…'));
     let sources;
     try {
-      sources = await api('GET', '/sources?limit=500');
+      sources = await api('GET', '/sources?limit=' + SOURCE_PICKS);
     } catch (e) {
       mountError(e, showAudit);
       return;
@@ -2133,11 +2133,17 @@
 
   class AuditView {
     constructor(sources) {
-      this.names = new Map(sources.items.map((s) => [s.id, s.display_name]));
-      this.source = h('select', { id: 'a-source' },
-        h('option', { value: '' }, 'All changes'),
-        sources.items.map((s) => h('option', { value: s.id }, s.display_name)));
+      this.names = new Map();
+      this.source = h('select', { id: 'a-source' });
+      this.fillSources(sources);
       this.source.addEventListener('change', () => this.load(false));
+      // Many sources: the server finds them by name or base URL.
+      this.sourceSearch = h('input', { type: 'search', id: 'a-source-q', placeholder: 'Name or base URL', autocomplete: 'off', 'aria-controls': 'a-source' });
+      let timer = null;
+      this.sourceSearch.addEventListener('input', () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => this.findSources(), 250);
+      });
       this.body = h('tbody');
       this.more = h('button', { type: 'button', class: 'btn', id: 'a-more' }, 'Show older changes');
       this.more.addEventListener('click', () => this.load(true));
@@ -2146,11 +2152,31 @@
       this.next = null;
       this.el = h('div', {},
         h('div', { class: 'card filters-card' }, h('div', { class: 'filters' },
-          h('div', { class: 'field grow' }, h('label', { for: 'a-source' }, 'Source'), this.source,
-            sources.total > sources.items.length ? h('div', { class: 'help' }, 'The first ' + sources.items.length + ' sources by name.') : null))),
+          sources.total > sources.items.length ? h('div', { class: 'field' }, h('label', { for: 'a-source-q' }, 'Search sources'), this.sourceSearch) : null,
+          h('div', { class: 'field grow' }, h('label', { for: 'a-source' }, 'Source'), this.source))),
         h('div', { class: 'card table-wrap' }, dataTable('audit', 'Audit log', ['When', 'Who', 'What', 'Target', 'Details'], this.body)),
         h('div', { class: 'pager' }, this.count, this.more, this.end));
       this.shown = 0;
+    }
+
+    // The Source choices: every change, the chosen source, and `page`'s sources.
+    fillSources(page) {
+      const chosen = this.source.value;
+      for (const s of page.items) this.names.set(s.id, s.display_name);
+      const ids = page.items.map((s) => s.id);
+      if (chosen && !ids.includes(chosen)) ids.unshift(chosen);
+      replace(this.source, h('option', { value: '' }, 'All changes'), ids.map((id) => h('option', { value: id }, this.names.get(id))));
+      this.source.value = chosen;
+    }
+
+    async findSources() {
+      const q = this.sourceSearch.value.trim();
+      try {
+        const page = await api('GET', '/sources?limit=' + SOURCE_PICKS + (q ? '&q=' + encodeURIComponent(q) : ''));
+        if (q === this.sourceSearch.value.trim()) this.fillSources(page);
+      } catch (e) {
+        if (e.status !== 401) toast('Could not search the sources: ' + e.message, 'error');
+      }
     }
 
     async load(older) {

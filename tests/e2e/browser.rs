@@ -1327,6 +1327,17 @@ async fn admin_searches_filters_sorts_and_pages_many_sources() {
     assert_eq!(rows(&b).await[0], "Source 60");
     assert_every_input_labelled(&b, "the sources list").await;
 
+    // The audit log's source filter finds one among many.
+    b.find("#mainnav a[data-nav=\"audit\"]").await.click().await;
+    b.find("#a-source-q").await.send_keys("source 42").await;
+    b.until_js(
+        "the audit's source choices narrowed to Source 42",
+        "const o = [...document.querySelectorAll('#a-source option')].map(o => o.textContent);
+         return o.join() === 'All changes,Source 42';",
+    )
+    .await;
+    assert_every_input_labelled(&b, "the audit log").await;
+
     // A project member picks among many sources by searching.
     let (project, member) = app.project_with_member("Many").await;
     let _ = project;
