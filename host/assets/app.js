@@ -559,10 +559,10 @@
         replace(this.results, h('div', { class: 'card table-wrap' }, table));
       }
       const first = (page.page - 1) * page.limit + 1;
-      this.range.textContent = page.total
-        ? first.toLocaleString() + '–' + (first + page.items.length - 1).toLocaleString() + ' of ' +
-          page.total.toLocaleString() + (page.total === 1 ? ' source' : ' sources')
-        : 'No source matches';
+      const count = page.total.toLocaleString() + (page.total === 1 ? ' source' : ' sources');
+      this.range.textContent = !page.total ? 'No source matches'
+        : page.pages === 1 ? count
+          : first.toLocaleString() + '–' + (first + page.items.length - 1).toLocaleString() + ' of ' + count;
       this.where.textContent = 'Page ' + page.page + ' of ' + page.pages;
       this.prev.disabled = page.page <= 1;
       this.next.disabled = !page.next_page;
@@ -1781,6 +1781,13 @@
       const keyEl = href
         ? h('a', { class: 'link-key', href, target: '_blank', rel: 'noopener noreferrer', 'aria-describedby': tip.id }, l.key)
         : h('span', { class: 'link-key', tabindex: 0, 'aria-describedby': tip.id }, l.key);
+      // Escape dismisses the details until the key loses the focus (WCAG 1.4.13).
+      keyEl.addEventListener('keydown', (ev) => {
+        if (ev.key === 'Escape') tip.hidden = true;
+      });
+      keyEl.addEventListener('blur', () => {
+        tip.hidden = false;
+      });
       const meta = h('div', { class: 'link-meta' });
       if (snap) {
         append(meta, [
