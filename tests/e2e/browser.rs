@@ -1362,8 +1362,18 @@ async fn admin_searches_filters_sorts_and_pages_many_sources() {
     assert_no_script_errors(&b).await;
 }
 
-/// Fails naming every visible element whose right edge passes the viewport's.
+/// Fails naming every visible element whose right edge passes the viewport's, or that breaks
+/// words anywhere (`word-break: break-all`) instead of only a word too long for its line.
 async fn assert_nothing_off_screen(b: &Browser, where_: &str) {
+    let breaking = b
+        .execute(
+            "return [...document.querySelectorAll('body *')]
+               .filter(e => ['break-all', 'break-word'].includes(getComputedStyle(e).wordBreak))
+               .map(e => e.tagName + '.' + e.className);",
+            vec![],
+        )
+        .await;
+    assert_eq!(breaking, json!([]), "mid-word breaks on {where_}");
     let off = b
         .execute(
             "const width = document.documentElement.clientWidth;
