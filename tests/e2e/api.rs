@@ -1341,3 +1341,55 @@ async fn a_thousand_sources_are_searched_filtered_sorted_and_paged_on_the_server
     assert_eq!(health.status, 403, "{}", health.text);
     assert_eq!(health.body["error"]["field"], "health");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_sources_list_parameters_are_the_ones_the_server_accepts() {
+    let app = TestApp::start().await;
+    let project = app
+        .create("/api/v1/projects", json!({"name": "Docs"}))
+        .await;
+    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await;
+    let parameters = doc.expect(200)["paths"]["/api/v1/sources"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = parameters
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "q", "provider", "enabled", "health", "project", "sort", "limit", "page"
+        ]
+    );
+    for parameter in &parameters {
+        let name = parameter["name"].as_str().unwrap();
+        let schema = &parameter["schema"];
+        let mut values: Vec<String> = match schema["enum"].as_array() {
+            Some(values) => values.iter().map(|v| v.as_str().unwrap().into()).collect(),
+            None if schema["type"] == "integer" => vec![schema["minimum"].to_string()],
+            None if name == "project" => vec![project.clone()],
+            None if name == "provider" => vec!["github".into()],
+            None => vec!["anything".into()],
+        };
+        if let Some(max) = schema["maximum"].as_u64() {
+            values.push(max.to_string());
+            let over = app
+                .admin("GET", &format!("/api/v1/sources?{name}={}", max + 1), None)
+                .await;
+            over.expect_error(400, name);
+        }
+        for value in values {
+            let query = format!("/api/v1/sources?{name}={value}");
+            let answer = app.admin("GET", &query, None).await;
+            assert_eq!(answer.status, 200, "{query}: {}", answer.text);
+        }
+    }
+    assert!(
+        parameters[5]["schema"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("-updated"))
+    );
+}

@@ -24,13 +24,25 @@ pub struct ApiRoute {
     pub who: &'static str,
     /// What it does.
     pub summary: &'static str,
+    /// Its query parameters for the document, from the module that checks them.
+    pub query: Option<fn() -> Vec<Value>>,
+}
+
+/// `Some(f)` for a route that names its query parameters, `None` for one that does not.
+macro_rules! query {
+    () => {
+        None
+    };
+    ($f:expr) => {
+        Some($f as fn() -> Vec<Value>)
+    };
 }
 
 macro_rules! routes {
-    ($( $method:ident $path:literal $who:ident => $handler:expr $(, layer = $layer:expr)? ; $summary:literal )*) => {
+    ($( $method:ident $path:literal $who:ident => $handler:expr $(, layer = $layer:expr)? $(, query = $query:expr)? ; $summary:literal )*) => {
         /// Every `/api/v1` route, in documentation order.
         pub const API_ROUTES: &[ApiRoute] = &[
-            $( ApiRoute { method: stringify!($method), path: $path, who: stringify!($who), summary: $summary } ),*
+            $( ApiRoute { method: stringify!($method), path: $path, who: stringify!($who), summary: $summary, query: query!($($query)?) } ),*
         ];
 
         /// The `/api/v1` router built from the same table.
@@ -48,7 +60,7 @@ macro_rules! routes {
 routes! {
     get "/providers" any => providers::list; "Loaded provider plugins and what they describe (auth types and fields, settings, key format, URL templates)"
     get "/providers/{id}" any => providers::get; "One provider's description"
-    get "/sources" any => sources::list; "List sources: admins get all; members get the enabled sources of their projects. Query: `q` (search in name and base URL), `provider`, `enabled`, `health` (admins), `project`, `sort` (name, provider, base_url, enabled, health, created, updated; `-` reverses), `limit` and `page` (either asks for a page: {items, total, page, limit, pages, next_page} instead of the array)"
+    get "/sources" any => sources::list, query = source_list::openapi_parameters; "List sources: admins get all; members get the enabled sources of their projects; searched, filtered, sorted and paged by the query parameters"
     post "/sources" admin => sources::create; "Create a source (body: provider, display_name, base_url, auth {type, fields}, templates, key_pattern, enabled, capabilities, projects, settings, network)"
     post "/sources/test" admin => sources::test_draft; "Test a draft source configuration without saving it"
     post "/key-patterns/check" admin => sources::check_pattern; "Check a key pattern by the server's rules (body: pattern, optional key): {valid, matches} or {valid: false, message}"
@@ -91,12 +103,13 @@ routes! {
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
     for route in API_ROUTES {
-        let params: Vec<Value> = route
+        let mut params: Vec<Value> = route
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
+        params.extend(route.query.map(|query| query()).unwrap_or_default());
         let mut op = json!({
             "summary": route.summary,
             "security": [{"bearer": []}],

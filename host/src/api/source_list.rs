@@ -282,25 +282,54 @@ fn sort_key(text: &str) -> Result<(SortKey, bool), ApiError> {
         Some(rest) => (rest, true),
         None => (text, false),
     };
-    let key = match name {
-        "name" => SortKey::Name,
-        "provider" => SortKey::Provider,
-        "base_url" => SortKey::BaseUrl,
-        "enabled" => SortKey::Enabled,
-        "health" => SortKey::Health,
-        "created" => SortKey::Created,
-        "updated" => SortKey::Updated,
-        _ => {
-            return Err(ApiError::invalid(
-                "sort",
-                format!(
-                    "sort is one of name, provider, base_url, enabled, health, created, updated \
-                     (a leading - reverses it, e.g. -updated); got {text:?}"
-                ),
-            ));
-        }
-    };
-    Ok((key, reversed))
+    match SORT_KEYS.iter().find(|(n, _)| *n == name) {
+        Some((_, key)) => Ok((*key, reversed)),
+        None => Err(ApiError::invalid(
+            "sort",
+            format!(
+                "sort is one of {} (a leading - reverses it, e.g. -updated); got {text:?}",
+                SORT_KEYS.map(|(n, _)| n).join(", ")
+            ),
+        )),
+    }
+}
+
+/// The orders `sort=` accepts, each also reversed with a leading `-`.
+pub const SORT_KEYS: [(&str, SortKey); 7] = [
+    ("name", SortKey::Name),
+    ("provider", SortKey::Provider),
+    ("base_url", SortKey::BaseUrl),
+    ("enabled", SortKey::Enabled),
+    ("health", SortKey::Health),
+    ("created", SortKey::Created),
+    ("updated", SortKey::Updated),
+];
+
+/// The query parameters of `GET /sources` for the OpenAPI document, built from the same
+/// tables and bounds the checks use.
+pub fn openapi_parameters() -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let text = json!({"type": "string"});
+    let sorts: Vec<String> = SORT_KEYS
+        .iter()
+        .flat_map(|(n, _)| [n.to_string(), format!("-{n}")])
+        .collect();
+    let parameters = [
+        ("q", format!("Search text (at most {MAX_SEARCH} characters), matched ignoring case in the display name and the base URL"), text.clone()),
+        ("provider", "Only sources of this provider id".into(), text.clone()),
+        ("enabled", "Only enabled (`true`) or disabled (`false`) sources".into(), json!({"type": "string", "enum": ["true", "false"]})),
+        ("health", "Only sources whose health has this status (admins only)".into(), json!({"type": "string", "enum": HEALTH_STATUSES})),
+        ("project", "Only sources usable in this project".into(), text),
+        ("sort", "The order (default `name`; `health` is worst first, admins only); a leading `-` reverses it".into(), json!({"type": "string", "enum": sorts})),
+        ("limit", format!("Sources per page; asks for the paged answer `{{items, total, page, limit, pages, next_page}}` instead of the array (default {DEFAULT_LIMIT} when only `page` is given)"), json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})),
+        ("page", "Page number; asks for the paged answer".into(), json!({"type": "integer", "minimum": 1})),
+    ];
+    parameters
+        .into_iter()
+        .map(|(name, description, schema)| {
+            json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+        })
+        .collect()
 }
 
 fn number(
