@@ -1555,6 +1555,8 @@
   // The members' source picker lists at most SOURCE_PICKS sources and offers a search once a
   // project has more than SOURCE_SEARCH_FROM.
   const SOURCE_PICKS = 50;
+  // Links are fetched LINKS_PAGE at a time; "Show more links" fetches the next page.
+  const LINKS_PAGE = 50;
   const SOURCE_SEARCH_FROM = 10;
 
   async function showLinks() {
@@ -1645,10 +1647,12 @@
       this.listTitle = h('h2', { id: 'm-links-title' }, 'Links');
       this.count = h('span', { class: 'muted', id: 'm-links-count' });
       this.list = h('ul', { class: 'links', id: 'm-links', 'aria-labelledby': 'm-links-title' });
+      this.moreLinks = h('button', { type: 'button', class: 'btn', id: 'm-more-links', hidden: true, onclick: () => this.loadLinks(true) });
       this.el = h('div', {},
         h('div', { class: 'card' }, ctxForm),
         h('div', { class: 'card' }, h('div', { class: 'links-head' }, h('h2', {}, 'Link an issue')), this.addForm),
-        h('div', { class: 'card' }, h('div', { class: 'links-head' }, this.listTitle, this.count), this.list));
+        h('div', { class: 'card' }, h('div', { class: 'links-head' }, this.listTitle, this.count), this.list,
+          h('div', { class: 'links-more' }, this.moreLinks)));
     }
 
     start() {
@@ -1742,25 +1746,48 @@
       }
     }
 
-    async loadLinks() {
+    // The first page of links, or with `more` the next one after those shown.
+    async loadLinks(more) {
       const project = this.project;
       const object = this.ctx.object;
-      this.listTitle.textContent = object ? 'Links of ' + object : 'All links in ' + projectName(project);
-      replace(this.list, h('li', {}, loading('Loading links…')));
-      let links;
+      const params = new URLSearchParams({ limit: LINKS_PAGE, page: more ? this.linksPage + 1 : 1 });
+      if (object) params.set('test_object', object);
+      if (!more) {
+        this.listTitle.textContent = object ? 'Links of ' + object : 'All links in ' + projectName(project);
+        replace(this.list, h('li', {}, loading('Loading links…')));
+        this.moreLinks.hidden = true;
+      }
+      let page;
       try {
-        links = await api('GET', '/projects/' + encodeURIComponent(project) + '/links' + (object ? '?test_object=' + encodeURIComponent(object) : ''));
+        page = await api('GET', '/projects/' + encodeURIComponent(project) + '/links?' + params);
       } catch (e) {
+        if (more) {
+          toast('Could not load more links: ' + e.message, 'error');
+          return;
+        }
         replace(this.list, h('li', { class: 'empty' }, h('p', {}, e.message)));
         this.count.textContent = '';
         return;
       }
       if (project !== this.project || object !== this.ctx.object) return;
-      this.renderLinks(links);
+      this.linksPage = page.page;
+      if (more) {
+        append(this.list, page.items.map((l) => this.linkItem(l)));
+      } else {
+        this.renderLinks(page.items);
+      }
+      this.count.textContent = plural(page.total, 'link');
+      const shown = $$(':scope > li.link', this.list).length;
+      this.moreLinks.hidden = !page.next_page;
+      this.moreLinks.textContent = 'Show more links (' + shown.toLocaleString() + ' of ' + page.total.toLocaleString() + ' shown)';
+      // The button goes away on the last page: the focus moves to the last link's key.
+      if (more && this.moreLinks.hidden) {
+        const keys = $$('.link-key', this.list);
+        if (keys.length) keys[keys.length - 1].focus();
+      }
     }
 
     renderLinks(links) {
-      this.count.textContent = plural(links.length, 'link');
       if (!links.length) {
         replace(this.list, h('li', { class: 'empty', id: 'm-links-empty' },
           h('div', { class: 'empty-icon' }, icon('link')),

@@ -1393,3 +1393,58 @@ async fn the_documented_sources_list_parameters_are_the_ones_the_server_accepts(
             .contains(&json!("-updated"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projects_links_come_in_pages_when_asked() {
+    let app = TestApp::start().await;
+    let (project, member) = app.project_with_member("Paged").await;
+    let source = app
+        .create(
+            "/api/v1/sources",
+            json!({"provider": "github", "display_name": "Shop", "auth": {"type": "none"},
+                   "base_url": "https://github.com/acme/shop", "projects": {"mode": "all"},
+                   "capabilities": {"read_issue_details": false}}),
+        )
+        .await;
+    let keys: Vec<String> = (1..=120).map(|n| n.to_string()).collect();
+    let bulk = format!("/api/v1/projects/{project}/links/bulk");
+    let body = json!({"test_object": "test-case:TC-1", "source_id": source, "keys": keys});
+    app.call("POST", &bulk, Some(&member), Some(body))
+        .await
+        .expect(200);
+    let list = |query: &str| {
+        let path = format!("/api/v1/projects/{project}/links{query}");
+        let member = member.clone();
+        let app = &app;
+        async move { app.call("GET", &path, Some(&member), None).await }
+    };
+
+    // Without paging parameters: the plain array, as before.
+    assert_eq!(list("").await.expect(200).as_array().unwrap().len(), 120);
+    let first = list("?limit=50").await;
+    let first = first.expect(200);
+    assert_eq!(first["items"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        (&first["total"], &first["pages"], &first["next_page"]),
+        (&json!(120), &json!(3), &json!(2))
+    );
+    let last = list("?limit=50&page=3&test_object=test-case:TC-1").await;
+    let last = last.expect(200);
+    assert_eq!(last["items"].as_array().unwrap().len(), 20);
+    assert_eq!(last["next_page"], Value::Null);
+    let mut seen: Vec<String> = Vec::new();
+    for page in [
+        first,
+        &last.clone(),
+        list("?limit=50&page=2").await.expect(200),
+    ] {
+        for link in page["items"].as_array().unwrap() {
+            seen.push(link["key"].as_str().unwrap().to_string());
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 120, "each link on one page");
+    list("?limit=0").await.expect_error(400, "limit");
+    list("?page=x").await.expect_error(400, "page");
+}

@@ -1338,15 +1338,48 @@ async fn admin_searches_filters_sorts_and_pages_many_sources() {
     .await;
     assert_every_input_labelled(&b, "the audit log").await;
 
-    // A project member picks among many sources by searching.
+    // A project member picks among many sources by searching, and sees links 50 at a time.
     let (project, member) = app.project_with_member("Many").await;
-    let _ = project;
+    let offline = app
+        .create(
+            "/api/v1/sources",
+            json!({"provider": "github", "display_name": "No details", "auth": {"type": "none"},
+                   "base_url": "https://github.com/acme/shop", "projects": {"mode": "all"},
+                   "capabilities": {"read_issue_details": false}}),
+        )
+        .await;
+    let keys: Vec<String> = (1..=55).map(|n| n.to_string()).collect();
+    app.call(
+        "POST",
+        &format!("/api/v1/projects/{project}/links/bulk"),
+        Some(&member),
+        Some(json!({"test_object": "test-case:TC-1", "source_id": offline, "keys": keys})),
+    )
+    .await
+    .expect(200);
     sign_out(&b).await;
     sign_in(&b, &app, &member).await;
     let search = b.find("#m-source-q").await;
     assert!(
         search.displayed().await,
         "40 sources: the picker offers a search"
+    );
+    b.find_text("#m-links-count", "55 links").await;
+    assert_eq!(b.find_all("#m-links > li.link").await.len(), 50);
+    let more = b.find("#m-more-links").await;
+    assert!(more.text().await.contains("50 of 55 shown"));
+    more.click().await;
+    b.until_js(
+        "the next page of links",
+        "return document.querySelectorAll('#m-links > li.link').length === 55;",
+    )
+    .await;
+    assert!(!b.present("#m-more-links").await.displayed().await);
+    let focused = "return document.activeElement.closest('li').dataset.key;";
+    assert_eq!(
+        b.execute(focused, vec![]).await,
+        json!("55"),
+        "on the last link"
     );
     search.send_keys("source 07").await;
     b.until_js(

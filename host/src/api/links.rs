@@ -12,6 +12,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
 use super::new_id;
+use super::paging::{self, Listed, PageRequest};
 use crate::app::AppState;
 use crate::links::{self, LinkView, SyncState};
 use crate::store::records::{LinkRecord, ProjectRecord, SourceRecord};
@@ -61,7 +62,14 @@ pub struct LinkQuery {
     pub test_object: Option<String>,
     /// Only links through this source.
     pub source_id: Option<String>,
+    /// Links per page (1 to 500); asks for the paged answer (see [`super::paging`]).
+    pub limit: Option<String>,
+    /// Page number from 1; asks for the paged answer.
+    pub page: Option<String>,
 }
+
+/// The most links one page of `GET /projects/{project}/links` holds.
+pub const MAX_LINKS_PAGE: usize = 500;
 
 /// `POST /projects/{project}/links`.
 pub async fn create(
@@ -139,7 +147,8 @@ pub async fn list(
     caller: Caller,
     Path(project): Path<String>,
     Query(query): Query<LinkQuery>,
-) -> Result<Json<Vec<LinkView>>, ApiError> {
+) -> Result<Json<Listed<LinkView>>, ApiError> {
+    let page = PageRequest::parse(query.limit, query.page, 50, MAX_LINKS_PAGE)?;
     check_project(&state, &caller, &project).await?;
     let views = load_views(&state, move |l| {
         l.project == project
@@ -150,7 +159,7 @@ pub async fn list(
             && query.source_id.as_ref().is_none_or(|s| *s == l.source_id)
     })
     .await?;
-    Ok(Json(views))
+    Ok(Json(paging::cut(views, page)))
 }
 
 /// `DELETE /projects/{project}/links/{id}`.

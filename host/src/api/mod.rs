@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod links;
 pub mod names;
+pub mod paging;
 pub mod plugins;
 pub mod projects;
 pub mod providers;

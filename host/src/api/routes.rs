@@ -82,7 +82,7 @@ routes! {
     get "/projects/{id}" member => projects::get; "One project"
     put "/projects/{id}" admin => projects::rename; "Rename a project"
     delete "/projects/{id}" admin => projects::delete; "Delete a project (removed from specific assignments)"
-    get "/projects/{project}/links" member => links::list; "Links of a project (`?test_object=`, `?source_id=`)"
+    get "/projects/{project}/links" member => links::list; "Links of a project (`?test_object=`, `?source_id=`; `?limit=` or `?page=` asks for a page: {items, total, page, limit, pages, next_page})"
     post "/projects/{project}/links" member => links::create; "Link a test object to an issue key through an enabled source"
     post "/projects/{project}/links/bulk" member => links::create_bulk; "Link many keys to one test object, reported key by key"
     delete "/projects/{project}/links/{id}" member => links::delete; "Remove a link"

@@ -2,12 +2,13 @@
 //! [`ListRequest`], and the rules that pick, order and cut the sources.
 //!
 //! Without `limit` or `page` the answer stays the plain array existing clients read; with
-//! either, it is a [`Paged`] envelope carrying the total and the next page. Every parameter
+//! either, it is a [`paging::Paged`] envelope carrying the total and the next page. Every parameter
 //! that does not parse is a 400 naming it.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::error::ApiError;
+use super::paging::{self, Listed, PageRequest};
 use crate::metrics::Health;
 use crate::store::records::SourceRecord;
 
@@ -81,35 +82,8 @@ pub struct ListRequest {
     pub health: Option<&'static str>,
     /// Order and whether it is reversed.
     pub sort: (SortKey, bool),
-    /// `Some((page, limit))` when a page was asked for.
-    pub page: Option<(usize, usize)>,
-}
-
-/// The answer of a list: the plain array, or one page of it when a page was asked for.
-#[derive(Serialize)]
-#[serde(untagged)]
-pub enum Listed<T> {
-    /// Every matching item.
-    All(Vec<T>),
-    /// One page.
-    Page(Paged<T>),
-}
-
-/// One page of a list, with what a client needs to show and fetch the rest.
-#[derive(Serialize)]
-pub struct Paged<T> {
-    /// This page's items.
-    pub items: Vec<T>,
-    /// How many items match the filters, over all pages.
-    pub total: usize,
-    /// This page's number, from 1.
-    pub page: usize,
-    /// The page size.
-    pub limit: usize,
-    /// How many pages there are (at least 1).
-    pub pages: usize,
-    /// The next page's number, or null on the last page.
-    pub next_page: Option<usize>,
+    /// The page asked for, if one was.
+    pub page: Option<PageRequest>,
 }
 
 impl ListQuery {
@@ -154,8 +128,7 @@ impl ListQuery {
             )
             .at(field));
         }
-        let limit = number("limit", self.limit, 1, MAX_LIMIT)?;
-        let page = number("page", self.page, 1, usize::MAX)?;
+        let page = PageRequest::parse(self.limit, self.page, DEFAULT_LIMIT, MAX_LIMIT)?;
         Ok(ListRequest {
             project: nonempty(self.project),
             search,
@@ -163,8 +136,7 @@ impl ListQuery {
             enabled,
             health,
             sort,
-            page: (limit.is_some() || page.is_some())
-                .then(|| (page.unwrap_or(1), limit.unwrap_or(DEFAULT_LIMIT))),
+            page,
         })
     }
 }
@@ -237,21 +209,7 @@ impl ListRequest {
 
     /// The asked page of `items` (already filtered and sorted), or all of them.
     pub fn cut<T>(&self, items: Vec<T>) -> Listed<T> {
-        let Some((page, limit)) = self.page else {
-            return Listed::All(items);
-        };
-        let total = items.len();
-        let pages = total.div_ceil(limit).max(1);
-        let start = (page - 1).saturating_mul(limit).min(total);
-        let items: Vec<T> = items.into_iter().skip(start).take(limit).collect();
-        Listed::Page(Paged {
-            items,
-            total,
-            page,
-            limit,
-            pages,
-            next_page: (page < pages).then_some(page + 1),
-        })
+        paging::cut(items, self.page)
     }
 }
 
@@ -332,28 +290,6 @@ pub fn openapi_parameters() -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn number(
-    field: &str,
-    text: Option<String>,
-    min: usize,
-    max: usize,
-) -> Result<Option<usize>, ApiError> {
-    let Some(text) = nonempty(text) else {
-        return Ok(None);
-    };
-    match text.parse::<usize>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        Ok(_) if max == usize::MAX => Err(ApiError::invalid(
-            field,
-            format!("{field} is a whole number from {min}; got {text:?}"),
-        )),
-        _ => Err(ApiError::invalid(
-            field,
-            format!("{field} is a whole number from {min} to {max}; got {text:?}"),
-        )),
-    }
-}
-
 /// Worst first: failing, rate-limited, degraded, no calls yet, healthy.
 fn health_rank(health: Option<&Health>) -> u8 {
     match health.map(|h| h.status) {
@@ -395,31 +331,6 @@ mod tests {
             );
             assert!(e.message.contains(value), "{}", e.message);
         }
-    }
-
-    #[test]
-    fn paging_is_asked_by_limit_or_page_only() {
-        assert!(
-            query(&[("q", "x"), ("sort", "-name")])
-                .unwrap()
-                .page
-                .is_none()
-        );
-        assert_eq!(
-            query(&[("page", "3")]).unwrap().page,
-            Some((3, DEFAULT_LIMIT))
-        );
-        assert_eq!(query(&[("limit", "10")]).unwrap().page, Some((1, 10)));
-    }
-
-    #[test]
-    fn a_page_past_the_end_is_empty_with_the_total() {
-        let request = query(&[("limit", "2"), ("page", "9")]).unwrap();
-        let Listed::Page(page) = request.cut(vec![1, 2, 3]) else {
-            panic!("a page was asked for")
-        };
-        assert!(page.items.is_empty());
-        assert_eq!((page.total, page.pages, page.next_page), (3, 2, None));
     }
 
     #[test]
