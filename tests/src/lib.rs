@@ -383,7 +383,7 @@ impl TestApp {
         for i in 1..=n {
             let mut record = stored.clone();
             if change(i, &mut record) {
-                copies.push((host::api::new_id("src"), record));
+                copies.push((host::ids::new_id("src"), record));
             }
         }
         self.state

@@ -1,8 +1,6 @@
 //! Links: `/projects/{project}/links` for members (and admins), plus the admin's per-source
 //! views (`/sources/{id}/links`, `/impact`, `/refresh`) and the create-issue shortcut.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,12 +9,9 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
-use super::new_id;
-use super::paging::{self, Listed, PageRequest};
 use crate::app::AppState;
-use crate::links::{self, LinkView, SyncState};
-use crate::store::records::{LinkRecord, ProjectRecord, SourceRecord};
-use crate::store::{LINKS, PROJECTS, Read, SOURCES};
+use crate::links::{self, LinkFilter, LinkView};
+use crate::paging::{Listed, PageRequest};
 use crate::sync::{self, RefreshReport};
 
 /// Body of `POST /projects/{project}/links`.
@@ -62,14 +57,12 @@ pub struct LinkQuery {
     pub test_object: Option<String>,
     /// Only links through this source.
     pub source_id: Option<String>,
-    /// Links per page (1 to 500); asks for the paged answer (see [`super::paging`]).
+    /// Links per page (1 to [`links::MAX_PAGE`]); asks for the paged answer (see
+    /// [`crate::paging`]).
     pub limit: Option<String>,
     /// Page number from 1; asks for the paged answer.
     pub page: Option<String>,
 }
-
-/// The most links one page of `GET /projects/{project}/links` holds.
-pub const MAX_LINKS_PAGE: usize = 500;
 
 /// `POST /projects/{project}/links`.
 pub async fn create(
@@ -79,7 +72,7 @@ pub async fn create(
     Body(input): Body<LinkInput>,
 ) -> Result<(StatusCode, Json<LinkView>), ApiError> {
     check_project(&state, &caller, &project).await?;
-    let link = links::prepare(
+    let view = links::create(
         &state,
         &project,
         &input.test_object,
@@ -88,7 +81,6 @@ pub async fn create(
         &caller.who(),
     )
     .await?;
-    let view = store_link(&state, link).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -105,7 +97,7 @@ pub async fn create_bulk(
     }
     let mut results = Vec::with_capacity(input.keys.len());
     for key in input.keys {
-        let outcome = match links::prepare(
+        let outcome = links::create(
             &state,
             &project,
             &input.test_object,
@@ -114,10 +106,7 @@ pub async fn create_bulk(
             &caller.who(),
         )
         .await
-        {
-            Ok(link) => store_link(&state, link).await,
-            Err(e) => Err(e),
-        };
+        .map_err(ApiError::from);
         results.push(match outcome {
             Ok(link) => BulkResult { key, link: Some(link), error: None },
             Err(e) => BulkResult {
@@ -130,17 +119,6 @@ pub async fn create_bulk(
     Ok(Json(results))
 }
 
-async fn store_link(state: &AppState, link: links::NewLink) -> Result<LinkView, ApiError> {
-    let id = new_id("lnk");
-    let record = link.record.clone();
-    let source = state.link_writer.insert(id.clone(), link).await?;
-    Ok(LinkView {
-        id,
-        sync_state: SyncState::of(source.as_ref()),
-        record,
-    })
-}
-
 /// `GET /projects/{project}/links`.
 pub async fn list(
     State(state): State<AppState>,
@@ -148,18 +126,13 @@ pub async fn list(
     Path(project): Path<String>,
     Query(query): Query<LinkQuery>,
 ) -> Result<Json<Listed<LinkView>>, ApiError> {
-    let page = PageRequest::parse(query.limit, query.page, 50, MAX_LINKS_PAGE)?;
+    let page = PageRequest::parse(query.limit, query.page, links::PAGE_SIZE, links::MAX_PAGE)?;
     check_project(&state, &caller, &project).await?;
-    let views = load_views(&state, move |l| {
-        l.project == project
-            && query
-                .test_object
-                .as_ref()
-                .is_none_or(|t| *t == l.test_object)
-            && query.source_id.as_ref().is_none_or(|s| *s == l.source_id)
-    })
-    .await?;
-    Ok(Json(paging::cut(views, page)))
+    let filter = LinkFilter {
+        test_object: query.test_object,
+        source_id: query.source_id,
+    };
+    Ok(Json(links::list(&state, project, filter, page).await?))
 }
 
 /// `DELETE /projects/{project}/links/{id}`.
@@ -169,18 +142,7 @@ pub async fn delete(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     check_project(&state, &caller, &project).await?;
-    state
-        .store
-        .write(move |w| match w.get::<LinkRecord>(LINKS, &id)? {
-            Some(link) if link.project == project => {
-                links::remove(w, &id)?;
-                Ok(())
-            }
-            _ => Err(ApiError::not_found(format!(
-                "no link {id:?} in this project"
-            ))),
-        })
-        .await?;
+    links::delete(&state, &project, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -193,21 +155,7 @@ pub async fn refresh(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<LinkView>, ApiError> {
     check_project(&state, &caller, &project).await?;
-    let key = id.clone();
-    let link: Option<LinkRecord> = state.store.read(move |r| r.get(LINKS, &key)).await?;
-    let link = link
-        .filter(|l| l.project == project)
-        .ok_or_else(|| ApiError::not_found(format!("no link {id:?} in this project")))?;
-    sync::refresh_source(&state, &link.source_id, Some(vec![id.clone()])).await?;
-    let views = load_views(&state, move |l| {
-        l.project == link.project && l.identity() == link.identity()
-    })
-    .await?;
-    views
-        .into_iter()
-        .next()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("the link was deleted meanwhile"))
+    Ok(Json(sync::refresh_link(&state, &project, &id).await?))
 }
 
 /// `GET /projects/{project}/sources/{source}/create-url`: the create-issue shortcut, only for
@@ -218,27 +166,7 @@ pub async fn create_url(
     Path((project, source_id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_project(&state, &caller, &project).await?;
-    let (source, secrets) = crate::api::sources::load_with_secrets(&state, &source_id).await?;
-    if !source.enabled || !source.projects.includes(&project) {
-        return Err(ApiError::not_found(format!(
-            "no usable source {source_id:?} in this project"
-        )));
-    }
-    if !source.capabilities.create_issues || source.create_url_template.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no-create-shortcut",
-            "this source offers no create-issue shortcut",
-        ));
-    }
-    let url = state
-        .plugins
-        .create_url(&crate::api::sources::config(
-            Some(&source_id),
-            &source,
-            secrets,
-        ))
-        .await?;
+    let url = links::create_url(&state, &project, &source_id).await?;
     Ok(Json(json!({ "url": url })))
 }
 
@@ -249,7 +177,9 @@ pub async fn list_by_source(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<LinkView>>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(load_views(&state, move |l| l.source_id == id).await?))
+    Ok(Json(
+        links::load_views(&state, move |l| l.source_id == id).await?,
+    ))
 }
 
 /// `GET /sources/{id}/impact` (admin): how many links, in how many projects, a disable or a
@@ -260,18 +190,8 @@ pub async fn impact(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require_admin()?;
-    let links: Vec<(String, LinkRecord)> = state.store.read(|r| r.all(LINKS)).await?;
-    let mine: Vec<&LinkRecord> = links
-        .iter()
-        .map(|(_, l)| l)
-        .filter(|l| l.source_id == id)
-        .collect();
-    let mut projects: Vec<&str> = mine.iter().map(|l| l.project.as_str()).collect();
-    projects.sort();
-    projects.dedup();
-    Ok(Json(
-        json!({"links": mine.len(), "projects": projects.len()}),
-    ))
+    let (links, projects) = links::impact(&state, &id).await?;
+    Ok(Json(json!({"links": links, "projects": projects})))
 }
 
 /// `POST /sources/{id}/refresh` (admin): syncs every link of a source now; 409 when it does not
@@ -282,44 +202,11 @@ pub async fn refresh_source(
     Path(id): Path<String>,
 ) -> Result<Json<RefreshReport>, ApiError> {
     caller.require_admin()?;
-    let key = id.clone();
-    let found: Option<SourceRecord> = state.store.read(move |r| r.get(SOURCES, &key)).await?;
-    if found.is_none() {
-        return Err(ApiError::not_found(format!("no source {id:?}")));
-    }
-    Ok(Json(sync::refresh_source(&state, &id, None).await?))
+    Ok(Json(sync::refresh_stored_source(&state, &id).await?))
 }
 
 async fn check_project(state: &AppState, caller: &Caller, project: &str) -> Result<(), ApiError> {
     caller.require_project(project)?;
-    let key = project.to_string();
-    let found: Option<ProjectRecord> = state.store.read(move |r| r.get(PROJECTS, &key)).await?;
-    found
-        .map(|_| ())
-        .ok_or_else(|| ApiError::not_found(format!("no project {project:?}")))
-}
-
-async fn load_views(
-    state: &AppState,
-    keep: impl Fn(&LinkRecord) -> bool + Send + 'static,
-) -> Result<Vec<LinkView>, ApiError> {
-    let (links, sources) = state
-        .store
-        .read(move |r| {
-            let links: Vec<(String, LinkRecord)> = r.all(LINKS)?;
-            let sources: Vec<(String, SourceRecord)> = r.all(SOURCES)?;
-            Ok::<_, ApiError>((
-                links
-                    .into_iter()
-                    .filter(|(_, l)| keep(l))
-                    .collect::<Vec<_>>(),
-                sources,
-            ))
-        })
-        .await?;
-    let sources: HashMap<String, SourceRecord> = sources.into_iter().collect();
-    let mut views = links::views(links, &sources);
-    links::current_urls(state, &mut views, &sources).await;
-    views.sort_by_key(|v| v.record.created_at);
-    Ok(views)
+    crate::projects::get(state, project).await?;
+    Ok(())
 }

@@ -24,7 +24,7 @@ pub struct ApiRoute {
     pub who: &'static str,
     /// What it does.
     pub summary: &'static str,
-    /// Its query parameters for the document, from the module that checks them.
+    /// Its query parameters for the document, built from the tables the checks use.
     pub query: Option<fn() -> Vec<Value>>,
 }
 
@@ -60,7 +60,7 @@ macro_rules! routes {
 routes! {
     get "/providers" any => providers::list; "Loaded provider plugins and what they describe (auth types and fields, settings, key format, URL templates)"
     get "/providers/{id}" any => providers::get; "One provider's description"
-    get "/sources" any => sources::list, query = source_list::openapi_parameters; "List sources: admins get all; members get the enabled sources of their projects; searched, filtered, sorted and paged by the query parameters"
+    get "/sources" any => sources::list, query = sources::list_parameters; "List sources: admins get all; members get the enabled sources of their projects; searched, filtered, sorted and paged by the query parameters"
     post "/sources" admin => sources::create; "Create a source (body: provider, display_name, base_url, auth {type, fields}, templates, key_pattern, enabled, capabilities, projects, settings, network)"
     post "/sources/test" admin => sources::test_draft; "Test a draft source configuration without saving it"
     post "/key-patterns/check" admin => sources::check_pattern; "Check a key pattern by the server's rules (body: pattern, optional key): {valid, matches} or {valid: false, message}"

@@ -1,16 +1,88 @@
-//! What `GET /sources` lists: the query (search, filters, sort, page) checked into a
-//! [`ListRequest`], and the rules that pick, order and cut the sources.
+//! What a list of sources (`GET /sources`) holds: the query (search, filters, sort, page)
+//! checked into a [`ListRequest`], and the rules that pick, order and cut the sources
+//! ([`list`]).
 //!
-//! Without `limit` or `page` the answer stays the plain array existing clients read; with
-//! either, it is a [`paging::Paged`] envelope carrying the total and the next page. Every parameter
-//! that does not parse is a 400 naming it.
+//! Without `limit` or `page` the answer stays the plain list existing clients read; with
+//! either, it is a [`Paged`](crate::paging::Paged) envelope carrying the total and the next
+//! page. Every parameter that does not parse is a [`ListError`] naming it.
 
 use serde::Deserialize;
 
-use super::error::ApiError;
-use super::paging::{self, Listed, PageRequest};
+use crate::app::AppState;
+use crate::field::FieldError;
 use crate::metrics::Health;
+use crate::paging::{self, Listed, PageRequest};
 use crate::store::records::SourceRecord;
+use crate::store::{Read, SOURCES, StoreError};
+
+/// Why a list of sources could not be given.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// A query parameter is wrong (the error names it).
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// A member filtered or sorted by health (the parameter), which only admins see.
+    #[error("only admins see the sources' health")]
+    HealthIsAdmins(&'static str),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Who asks for a list of sources.
+#[derive(Clone, Copy, Debug)]
+pub enum Viewer<'a> {
+    /// An admin: every source, each with its health.
+    Admin,
+    /// A member: the enabled sources assigned to one of these projects.
+    Member(&'a [String]),
+}
+
+/// One source of a list: its id, its record and, in an admin's list, its health.
+#[derive(Debug)]
+pub struct Listing {
+    /// Id.
+    pub id: String,
+    /// The stored configuration.
+    pub record: SourceRecord,
+    /// How its recent calls went (admins only).
+    pub health: Option<Health>,
+}
+
+/// The sources `viewer` may see that `request` keeps, in its order: all of them, or the
+/// page it asks for. A provider filter naming neither a loaded plugin nor a stored source's
+/// provider is a [`ListError::Invalid`] naming `provider`.
+pub async fn list(
+    state: &AppState,
+    request: &ListRequest,
+    viewer: Viewer<'_>,
+) -> Result<Listed<Listing>, ListError> {
+    let all: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
+    let loaded = |p: &str| state.plugins.get(p).is_ok();
+    request.check_provider(loaded, all.iter().map(|(_, s)| s))?;
+    let items: Vec<Listing> = match viewer {
+        Viewer::Admin => all
+            .into_iter()
+            .map(|(id, record)| Listing {
+                health: Some(state.metrics.health(&id, state.plugins.headroom(&id))),
+                id,
+                record,
+            })
+            .filter(|l| request.keeps(&l.record, l.health.as_ref()))
+            .collect(),
+        Viewer::Member(projects) => all
+            .into_iter()
+            .filter(|(_, s)| s.enabled && request.keeps(s, None))
+            .filter(|(_, s)| projects.iter().any(|p| s.projects.includes(p)))
+            .map(|(id, record)| Listing {
+                id,
+                record,
+                health: None,
+            })
+            .collect(),
+    };
+    Ok(request.cut(request.sort(items)))
+}
 
 /// The most sources one page holds.
 pub const MAX_LIMIT: usize = 500;
@@ -87,28 +159,30 @@ pub struct ListRequest {
 }
 
 impl ListQuery {
-    /// Checks every parameter; the first bad one is a 400 naming it. `admin` says whether the
-    /// caller may filter and sort by health.
-    pub fn check(self, admin: bool) -> Result<ListRequest, ApiError> {
+    /// Checks every parameter; the first bad one is an error naming it. `admin` says whether
+    /// the caller may filter and sort by health.
+    pub fn check(self, admin: bool) -> Result<ListRequest, ListError> {
         let search = nonempty(self.q).map(|q| q.to_lowercase());
         if search
             .as_ref()
             .is_some_and(|q| q.chars().count() > MAX_SEARCH)
         {
-            return Err(ApiError::invalid(
+            return Err(FieldError::new(
                 "q",
                 format!("the search text is longer than {MAX_SEARCH} characters"),
-            ));
+            )
+            .into());
         }
         let enabled = match nonempty(self.enabled).as_deref() {
             None => None,
             Some("true") => Some(true),
             Some("false") => Some(false),
             Some(other) => {
-                return Err(ApiError::invalid(
+                return Err(FieldError::new(
                     "enabled",
                     format!("enabled is true or false; got {other:?}"),
-                ));
+                )
+                .into());
             }
         };
         let health = match nonempty(self.health) {
@@ -121,12 +195,7 @@ impl ListQuery {
         };
         if !admin && (health.is_some() || sort.0 == SortKey::Health) {
             let field = if health.is_some() { "health" } else { "sort" };
-            return Err(ApiError::new(
-                axum::http::StatusCode::FORBIDDEN,
-                "forbidden",
-                "only admins see the sources' health",
-            )
-            .at(field));
+            return Err(ListError::HealthIsAdmins(field));
         }
         let page = PageRequest::parse(self.limit, self.page, DEFAULT_LIMIT, MAX_LIMIT)?;
         Ok(ListRequest {
@@ -158,18 +227,13 @@ impl ListRequest {
             })
     }
 
-    /// `items` (each a source and its health) in the asked order; names, in ascending
-    /// order, break ties.
-    pub fn sort<T>(
-        &self,
-        items: Vec<T>,
-        parts: impl Fn(&T) -> (&SourceRecord, Option<&Health>),
-    ) -> Vec<T> {
+    /// `items` in the asked order; names, in ascending order, break ties.
+    pub fn sort(&self, items: Vec<Listing>) -> Vec<Listing> {
         let (key, reversed) = self.sort;
-        let mut keyed: Vec<(String, String, T)> = items
+        let mut keyed: Vec<(String, String, Listing)> = items
             .into_iter()
             .map(|item| {
-                let (s, health) = parts(&item);
+                let (s, health) = (&item.record, item.health.as_ref());
                 let name = s.display_name.to_lowercase();
                 let first = match key {
                     SortKey::Name => name.clone(),
@@ -191,15 +255,15 @@ impl ListRequest {
         keyed.into_iter().map(|(_, _, item)| item).collect()
     }
 
-    /// A 400 naming `provider` when it is neither a loaded plugin (`loaded`) nor the
+    /// An error naming `provider` when it is neither a loaded plugin (`loaded`) nor the
     /// provider of a stored source.
     pub fn check_provider<'a>(
         &self,
         loaded: impl Fn(&str) -> bool,
         mut stored: impl Iterator<Item = &'a SourceRecord>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), FieldError> {
         match &self.provider {
-            Some(p) if !loaded(p) && !stored.any(|s| &s.provider == p) => Err(ApiError::invalid(
+            Some(p) if !loaded(p) && !stored.any(|s| &s.provider == p) => Err(FieldError::new(
                 "provider",
                 format!("no provider has the id {p:?} (GET /providers lists them)"),
             )),
@@ -219,13 +283,13 @@ fn nonempty(value: Option<String>) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn health_status(text: &str) -> Result<&'static str, ApiError> {
+fn health_status(text: &str) -> Result<&'static str, FieldError> {
     HEALTH_STATUSES
         .iter()
         .find(|s| **s == text)
         .copied()
         .ok_or_else(|| {
-            ApiError::invalid(
+            FieldError::new(
                 "health",
                 format!(
                     "health is one of {}; got {text:?}",
@@ -235,14 +299,14 @@ fn health_status(text: &str) -> Result<&'static str, ApiError> {
         })
 }
 
-fn sort_key(text: &str) -> Result<(SortKey, bool), ApiError> {
+fn sort_key(text: &str) -> Result<(SortKey, bool), FieldError> {
     let (name, reversed) = match text.strip_prefix('-') {
         Some(rest) => (rest, true),
         None => (text, false),
     };
     match SORT_KEYS.iter().find(|(n, _)| *n == name) {
         Some((_, key)) => Ok((*key, reversed)),
-        None => Err(ApiError::invalid(
+        None => Err(FieldError::new(
             "sort",
             format!(
                 "sort is one of {} (a leading - reverses it, e.g. -updated); got {text:?}",
@@ -263,33 +327,6 @@ pub const SORT_KEYS: [(&str, SortKey); 7] = [
     ("updated", SortKey::Updated),
 ];
 
-/// The query parameters of `GET /sources` for the OpenAPI document, built from the same
-/// tables and bounds the checks use.
-pub fn openapi_parameters() -> Vec<serde_json::Value> {
-    use serde_json::json;
-    let text = json!({"type": "string"});
-    let sorts: Vec<String> = SORT_KEYS
-        .iter()
-        .flat_map(|(n, _)| [n.to_string(), format!("-{n}")])
-        .collect();
-    let parameters = [
-        ("q", format!("Search text (at most {MAX_SEARCH} characters), matched ignoring case in the display name and the base URL"), text.clone()),
-        ("provider", "Only sources of this provider id".into(), text.clone()),
-        ("enabled", "Only enabled (`true`) or disabled (`false`) sources".into(), json!({"type": "string", "enum": ["true", "false"]})),
-        ("health", "Only sources whose health has this status (admins only)".into(), json!({"type": "string", "enum": HEALTH_STATUSES})),
-        ("project", "Only sources usable in this project".into(), text),
-        ("sort", "The order (default `name`; `health` is worst first, admins only); a leading `-` reverses it".into(), json!({"type": "string", "enum": sorts})),
-        ("limit", format!("Sources per page; asks for the paged answer `{{items, total, page, limit, pages, next_page}}` instead of the array (default {DEFAULT_LIMIT} when only `page` is given)"), json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})),
-        ("page", "Page number; asks for the paged answer".into(), json!({"type": "integer", "minimum": 1})),
-    ];
-    parameters
-        .into_iter()
-        .map(|(name, description, schema)| {
-            json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
-        })
-        .collect()
-}
-
 /// Worst first: failing, rate-limited, degraded, no calls yet, healthy.
 fn health_rank(health: Option<&Health>) -> u8 {
     match health.map(|h| h.status) {
@@ -305,7 +342,7 @@ fn health_rank(health: Option<&Health>) -> u8 {
 mod tests {
     use super::*;
 
-    fn query(pairs: &[(&str, &str)]) -> Result<ListRequest, ApiError> {
+    fn query(pairs: &[(&str, &str)]) -> Result<ListRequest, ListError> {
         let text = serde_urlencoded::to_string(pairs).unwrap();
         let q: ListQuery = serde_urlencoded::from_str(&text).unwrap();
         q.check(true)
@@ -322,13 +359,10 @@ mod tests {
             ("page", "0"),
             ("page", "two"),
         ] {
-            let e = query(&[(name, value)]).unwrap_err();
-            assert_eq!(
-                e.field.as_deref(),
-                Some(name),
-                "{name}={value}: {}",
-                e.message
-            );
+            let Err(ListError::Invalid(e)) = query(&[(name, value)]) else {
+                panic!("{name}={value} is refused as a mistake in the query")
+            };
+            assert_eq!(e.field, name, "{name}={value}: {}", e.message);
             assert!(e.message.contains(value), "{}", e.message);
         }
     }
@@ -339,6 +373,9 @@ mod tests {
             sort: Some("health".into()),
             ..ListQuery::default()
         };
-        assert_eq!(q.check(false).unwrap_err().field.as_deref(), Some("sort"));
+        assert!(matches!(
+            q.check(false),
+            Err(ListError::HealthIsAdmins("sort"))
+        ));
     }
 }

@@ -1,10 +1,11 @@
-//! Pages of a list endpoint: `limit` and `page` checked into a [`PageRequest`], and the answer
+//! Pages of a list: `limit` and `page` checked into a [`PageRequest`], and the answer
 //! ([`Listed`]): the plain array when neither is given (what existing clients read), else a
-//! [`Paged`] envelope with the total and the next page.
+//! [`Paged`] envelope with the total and the next page. The sources list
+//! ([`crate::sources::listing`]) and a project's links ([`crate::links::list`]) page this way.
 
 use serde::Serialize;
 
-use super::error::ApiError;
+use crate::field::FieldError;
 
 /// A page asked for: its number (from 1) and size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,13 +18,13 @@ pub struct PageRequest {
 
 impl PageRequest {
     /// Checks the `limit` (1 to `max`) and `page` (from 1) parameters; `None` when neither is
-    /// given, `default_limit` when only `page` is. A bad value is a 400 naming it.
+    /// given, `default_limit` when only `page` is. A bad value is a [`FieldError`] naming it.
     pub fn parse(
         limit: Option<String>,
         page: Option<String>,
         default_limit: usize,
         max: usize,
-    ) -> Result<Option<PageRequest>, ApiError> {
+    ) -> Result<Option<PageRequest>, FieldError> {
         let limit = number("limit", limit, 1, max)?;
         let page = number("page", page, 1, usize::MAX)?;
         Ok((limit.is_some() || page.is_some()).then(|| PageRequest {
@@ -41,6 +42,23 @@ pub enum Listed<T> {
     All(Vec<T>),
     /// One page.
     Page(Paged<T>),
+}
+
+impl<T> Listed<T> {
+    /// The same list, or page, with each item turned by `f` (e.g. into the view a caller sees).
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Listed<U> {
+        match self {
+            Listed::All(items) => Listed::All(items.into_iter().map(f).collect()),
+            Listed::Page(page) => Listed::Page(Paged {
+                items: page.items.into_iter().map(f).collect(),
+                total: page.total,
+                page: page.page,
+                limit: page.limit,
+                pages: page.pages,
+                next_page: page.next_page,
+            }),
+        }
+    }
 }
 
 /// One page of a list, with what a client needs to show and fetch the rest.
@@ -85,17 +103,17 @@ fn number(
     text: Option<String>,
     min: usize,
     max: usize,
-) -> Result<Option<usize>, ApiError> {
+) -> Result<Option<usize>, FieldError> {
     let Some(text) = text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
     match text.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        Ok(_) if max == usize::MAX => Err(ApiError::invalid(
+        Ok(_) if max == usize::MAX => Err(FieldError::new(
             field,
             format!("{field} is a whole number from {min}; got {text:?}"),
         )),
-        _ => Err(ApiError::invalid(
+        _ => Err(FieldError::new(
             field,
             format!("{field} is a whole number from {min} to {max}; got {text:?}"),
         )),
@@ -121,7 +139,7 @@ mod tests {
             ("5", "0", "page"),
         ] {
             let e = parse(Some(l), Some(p)).unwrap_err();
-            assert_eq!(e.field.as_deref(), Some(field));
+            assert_eq!(e.field, field);
         }
     }
 
