@@ -19,6 +19,27 @@ if ! command -v chromedriver >/dev/null 2>&1; then
   fi
 fi
 
+# axe-core (npm) for the browser tests' accessibility checks, kept in target/axe; the tests
+# inject it into the page under test and fail, saying what to run, when it is missing.
+AXE_VERSION=4.14.1
+if [ ! -f target/axe/node_modules/axe-core/axe.min.js ]; then
+  if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing npm (Debian package) to fetch axe-core for the browser tests" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq npm >/dev/null
+  fi
+  if command -v npm >/dev/null 2>&1; then
+    echo "installing axe-core $AXE_VERSION (npm) into target/axe for the accessibility checks" >&2
+    mkdir -p target/axe
+    npm install --prefix target/axe --no-save --no-audit --no-fund --silent "axe-core@$AXE_VERSION" ||
+      echo "could not install axe-core: the accessibility checks of the browser tests will fail" >&2
+  else
+    echo "the browser tests' accessibility checks need axe-core; install npm, then run:" >&2
+    echo "  npm install --prefix target/axe axe-core@$AXE_VERSION" >&2
+  fi
+fi
+
 echo "building the plugins (wasm32-wasip2)..." >&2
 ./scripts/build-plugins.sh
 # default-members = the native crates (host, tests); plugins are tested through the host.

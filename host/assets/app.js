@@ -161,15 +161,16 @@
     }
   }
 
-  async function api(method, path, body) {
+  // Calls the API; `body` goes as JSON unless `type` names another media type (then as is).
+  async function api(method, path, body, type) {
     const headers = { Authorization: 'Bearer ' + S.token, Accept: 'application/json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (body !== undefined) headers['Content-Type'] = type || 'application/json';
     let res;
     try {
       res = await fetch('/api/v1' + path, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined || type ? body : JSON.stringify(body),
         cache: 'no-store',
       });
     } catch (_) {
@@ -318,7 +319,8 @@
     $('#topbar').hidden = false;
     const nav = $('#mainnav');
     const links = isAdmin()
-      ? [['sources', '#/sources', 'Sources'], ['links', '#/links', 'Links']]
+      ? [['sources', '#/sources', 'Sources'], ['links', '#/links', 'Links'], ['tokens', '#/tokens', 'Tokens'],
+        ['audit', '#/audit', 'Audit log'], ['plugins', '#/plugins', 'Plugins']]
       : [['links', '#/links', 'Links']];
     replace(nav, ...links.map(([key, href, text]) => h('a', { href, 'data-nav': key }, text)));
     const who = $('#whoami');
@@ -365,6 +367,8 @@
     const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean);
     if (!isAdmin() || parts[0] === 'links') {
       showLinks();
+    } else if (Object.hasOwn(ADMIN_SCREENS, parts[0] || '')) {
+      ADMIN_SCREENS[parts[0]]();
     } else if (parts[0] === 'sources' && parts[1] === 'new') {
       showEditor(null);
     } else if (parts[0] === 'sources' && parts[1]) {
@@ -406,12 +410,27 @@
   // ---------------------------------------------------------------------------------------
   // Sources list
 
+  // The Sources tab's search, filters, sort and page (GET /sources does the work on the
+  // server), kept while the admin opens an editor and comes back.
+  const SOURCES_PAGE_SIZE = 25;
+  const NO_FILTERS = { q: '', provider: '', enabled: '', health: '', project: '', sort: 'name', page: 1 };
+  S.sourcesQuery = Object.assign({}, NO_FILTERS);
+
+  const filtered = (q) => ['q', 'provider', 'enabled', 'health', 'project'].some((k) => q[k] !== '');
+
+  function sourcesPath(query) {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== '') params.set(k, v);
+    params.set('limit', SOURCES_PAGE_SIZE);
+    return '/sources?' + params;
+  }
+
   async function showSources() {
     setNav('sources', 'Sources');
     mount(loading('Loading sources…'));
-    let sources;
+    let page;
     try {
-      sources = await api('GET', '/sources');
+      page = await api('GET', sourcesPath(S.sourcesQuery));
     } catch (e) {
       mountError(e, showSources);
       return;
@@ -419,8 +438,9 @@
     const add = h('a', { class: 'btn btn-primary', href: '#/sources/new', id: 'add-source' }, icon('plus'), 'Add Source');
     const head = pageHead(['Admin', 'External References', 'Sources'], 'Sources',
       'Connections to your issue trackers. Project members link test objects to issues through the sources enabled for their project.',
-      sources.length ? add : null);
-    if (!sources.length) {
+      [h('a', { class: 'btn', href: '#/sources-as-code', id: 'sources-as-code' }, 'Import / export'),
+        page.total || filtered(S.sourcesQuery) ? add : null]);
+    if (!page.total && !filtered(S.sourcesQuery)) {
       mount(head, h('div', { class: 'card empty', id: 'sources-empty' },
         h('div', { class: 'empty-icon' }, icon('plug')),
         h('h2', {}, 'No sources yet'),
@@ -429,18 +449,125 @@
       focusHeading();
       return;
     }
-    const table = h('table', { class: 'table', id: 'sources' },
-      h('thead', {}, h('tr', {},
-        h('th', { scope: 'col' }, 'Provider'),
-        h('th', { scope: 'col' }, 'Display name'),
-        h('th', { scope: 'col' }, 'Base URL'),
-        h('th', { scope: 'col', class: 'col-enabled' }, 'Enabled'),
-        h('th', { scope: 'col', class: 'col-test' }, 'Last test'),
-        h('th', { scope: 'col', class: 'col-health' }, 'Health'),
-        h('th', { scope: 'col', class: 'col-actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
-      h('tbody', {}, sources.map(sourceRow)));
-    mount(head, h('div', { class: 'card table-wrap' }, table));
+    const list = new SourcesList();
+    mount(head, list.el);
+    list.render(page);
     focusHeading();
+  }
+
+  // The filter bar, the table of one page and the pager; a change asks the server again.
+  class SourcesList {
+    constructor() {
+      this.q = S.sourcesQuery;
+      this.asked = 0;
+      const option = (value, text) => h('option', { value }, text);
+      const select = (key, label, options) => {
+        const el = h('select', { id: 's-' + key, name: key }, options);
+        el.value = this.q[key];
+        el.addEventListener('change', () => this.set(key, el.value));
+        return h('div', { class: 'field' }, h('label', { for: 's-' + key }, label), el);
+      };
+      this.search = h('input', { type: 'search', id: 's-q', name: 'q', value: this.q.q, placeholder: 'Name or base URL', autocomplete: 'off', spellcheck: 'false' });
+      let timer = null;
+      this.search.addEventListener('input', () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => this.set('q', this.search.value.trim()), 250);
+      });
+      this.clear = h('button', { type: 'button', class: 'btn btn-small', id: 's-clear', onclick: () => this.reset() }, icon('x'), 'Clear filters');
+      const bar = h('form', { class: 'filters', id: 'sources-filters', role: 'search', 'aria-label': 'Find sources', novalidate: true, onsubmit: (ev) => ev.preventDefault() },
+        h('div', { class: 'field grow' }, h('label', { for: 's-q' }, 'Search'), this.search),
+        select('provider', 'Provider', [option('', 'All providers'), S.providers.map((p) => option(p.id, p.name))]),
+        select('enabled', 'State', [option('', 'Any state'), option('true', 'Enabled'), option('false', 'Disabled')]),
+        select('health', 'Health', [option('', 'Any health'), Object.entries(HEALTH_TEXT).map(([k, v]) => option(k, v))]),
+        select('project', 'Project', [option('', 'Any project'), S.projects.map((p) => option(p.id, p.name))]),
+        select('sort', 'Sort by', [
+          option('name', 'Name, A to Z'), option('-name', 'Name, Z to A'), option('provider', 'Provider'),
+          option('health', 'Health, worst first'), option('-updated', 'Recently changed'), option('-created', 'Recently added'),
+        ]),
+        this.clear);
+      this.results = h('div', { id: 'sources-results' });
+      this.range = h('p', { class: 'pager-range', id: 'sources-range', role: 'status' });
+      this.prev = h('button', { type: 'button', class: 'btn btn-small', id: 'sources-prev', onclick: () => this.turn(-1) }, 'Previous');
+      this.next = h('button', { type: 'button', class: 'btn btn-small', id: 'sources-next', onclick: () => this.turn(1) }, 'Next');
+      this.where = h('span', { class: 'pager-page', id: 'sources-page' });
+      this.buttons = h('div', { class: 'pager-buttons' }, this.prev, this.where, this.next);
+      this.pager = h('nav', { class: 'pager', 'aria-label': 'Pages of sources' }, this.range, this.buttons);
+      this.el = h('div', {}, h('div', { class: 'card filters-card' }, bar), this.results, this.pager);
+    }
+
+    set(key, value) {
+      if (this.q[key] === value) return;
+      this.q[key] = value;
+      this.q.page = 1;
+      this.load();
+    }
+
+    reset() {
+      Object.assign(this.q, NO_FILTERS);
+      for (const key of ['q', 'provider', 'enabled', 'health', 'project', 'sort']) $('#s-' + key, this.el).value = this.q[key];
+      this.load();
+      this.search.focus();
+    }
+
+    turn(by) {
+      this.q.page = Math.max(1, this.q.page + by);
+      this.load(by < 0 ? this.prev : this.next);
+    }
+
+    // Asks for the current query; an answer overtaken by a newer question is dropped.
+    async load(keepFocusOn) {
+      const asked = ++this.asked;
+      this.results.setAttribute('aria-busy', 'true');
+      let page;
+      try {
+        page = await api('GET', sourcesPath(this.q));
+      } catch (e) {
+        if (asked === this.asked && e.status !== 401) replace(this.results, errorState(e, () => this.load()));
+        return;
+      } finally {
+        if (asked === this.asked) this.results.removeAttribute('aria-busy');
+      }
+      if (asked !== this.asked) return;
+      // The last page emptied (a delete): show the page before it.
+      if (!page.items.length && page.page > page.pages) {
+        this.q.page = page.pages;
+        this.load(keepFocusOn);
+        return;
+      }
+      this.render(page);
+      if (keepFocusOn) (keepFocusOn.disabled ? (keepFocusOn === this.next ? this.prev : this.next) : keepFocusOn).focus();
+    }
+
+    render(page) {
+      this.clear.hidden = !filtered(this.q);
+      if (!page.items.length) {
+        replace(this.results, h('div', { class: 'card empty', id: 'sources-no-match' },
+          h('h2', {}, 'No source matches'),
+          h('p', {}, 'Change the search or the filters to see more sources.'),
+          h('button', { type: 'button', class: 'btn', onclick: () => this.reset() }, 'Clear filters')));
+      } else {
+        const table = h('table', { class: 'table', id: 'sources' },
+          h('thead', {}, h('tr', {},
+            h('th', { scope: 'col' }, 'Provider'),
+            h('th', { scope: 'col' }, 'Display name'),
+            h('th', { scope: 'col' }, 'Base URL'),
+            h('th', { scope: 'col', class: 'col-enabled' }, 'Enabled'),
+            h('th', { scope: 'col', class: 'col-test' }, 'Last test'),
+            h('th', { scope: 'col', class: 'col-health' }, 'Health'),
+            h('th', { scope: 'col', class: 'col-actions' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
+          h('tbody', {}, page.items.map(sourceRow)));
+        replace(this.results, h('div', { class: 'card table-wrap' }, table));
+      }
+      const first = (page.page - 1) * page.limit + 1;
+      const count = page.total.toLocaleString() + (page.total === 1 ? ' source' : ' sources');
+      this.range.textContent = !page.total ? 'No source matches'
+        : page.pages === 1 ? count
+          : first.toLocaleString() + '–' + (first + page.items.length - 1).toLocaleString() + ' of ' + count;
+      this.where.textContent = 'Page ' + page.page + ' of ' + page.pages;
+      this.prev.disabled = page.page <= 1;
+      this.next.disabled = !page.next_page;
+      this.buttons.hidden = page.pages <= 1;
+    }
   }
 
   function initials(name) {
@@ -554,7 +681,7 @@
       h('td', {}, providerCell(s.provider, s.provider_name),
         s.plugin_status === 'missing' ? h('span', { class: 'plugin-missing' }, 'Plugin not loaded: cannot test or sync') : null),
       h('td', {}, h('div', { class: 'source-name' }, name), h('div', { class: 'faint' }, projectsSummary(s.projects))),
-      h('td', {}, h('span', { class: 'base-url' }, s.base_url)),
+      h('td', {}, h('span', { class: 'base-url', title: s.base_url, tabindex: 0 }, s.base_url)),
       h('td', {}, h('label', { class: 'switch' }, toggle, state)),
       h('td', {}, result),
       h('td', {}, health),
@@ -564,6 +691,7 @@
   }
 
   async function runTest(s, button, cell, healthCell) {
+    const hadFocus = document.activeElement === button;
     button.disabled = true;
     const old = button.firstChild;
     button.replaceChild(icon('loader', 'spin'), old);
@@ -580,6 +708,8 @@
     replace(cell, testResultEl(result));
     button.replaceChild(icon('wrench'), button.firstChild);
     button.disabled = false;
+    // Disabled while it ran, the button lost the keyboard focus to <body>: give it back.
+    if (hadFocus && (!document.activeElement || document.activeElement === document.body)) button.focus();
     try {
       s.health = await api('GET', '/sources/' + encodeURIComponent(s.id) + '/health');
       replace(healthCell, healthEl(s.health));
@@ -1259,7 +1389,7 @@
         if (ev.key === 'Enter') ev.preventDefault();
       });
       this.countEl = h('span', { class: 'picker-count', id: 'projects-count', 'aria-live': 'polite' });
-      this.optionsEl = h('ul', { class: 'project-options', id: 'project-options', role: 'group', 'aria-labelledby': 'projects-label' });
+      this.optionsEl = h('ul', { class: 'project-options', id: 'project-options', 'aria-labelledby': 'projects-label' });
       const newName = h('input', { type: 'text', id: 'f-new-project', placeholder: 'New project name', maxlength: '100' });
       const addProject = h('button', { type: 'button', class: 'btn btn-small', id: 'add-project' }, icon('plus'), 'Create');
       const addIt = async () => {
@@ -1503,6 +1633,13 @@
 
   const CATEGORY = { 'to-do': 'To do', 'in-progress': 'In progress', done: 'Done' };
 
+  // The members' source picker lists at most SOURCE_PICKS sources and offers a search once a
+  // project has more than SOURCE_SEARCH_FROM.
+  const SOURCE_PICKS = 50;
+  // Links are fetched LINKS_PAGE at a time; "Show more links" fetches the next page.
+  const LINKS_PAGE = 50;
+  const SOURCE_SEARCH_FROM = 10;
+
   async function showLinks() {
     setNav('links', 'Links');
     mount(loading('Loading your projects…'));
@@ -1572,8 +1709,9 @@
       this.createLink = h('a', { class: 'btn btn-small', id: 'm-create', target: '_blank', rel: 'noopener noreferrer', hidden: true }, icon('external'), 'Create issue');
       this.noSources = h('p', { class: 'muted', id: 'm-no-sources', hidden: true }, 'No source is enabled for this project. Ask an admin to add or enable one.');
       this.addBanner = h('div', { class: 'banner', role: 'alert', hidden: true });
+      this.sourceSearch = this.buildSourceSearch();
       this.addRow = h('div', { class: 'add-link' },
-          h('div', { class: 'field', 'data-field': 'source_id' }, h('label', { for: 'm-source' }, 'Source'), this.sourceSelect),
+          h('div', { class: 'field', 'data-field': 'source_id' }, h('label', { for: 'm-source' }, 'Source'), this.sourceSearch, this.sourceSelect, this.sourceHelp),
           h('div', { class: 'field', 'data-field': 'key' }, h('label', { for: 'm-key' }, 'Issue key'), this.keyInput, this.keyHelp),
           this.linkBtn);
       this.addForm = h('form', { novalidate: true, id: 'm-add' },
@@ -1590,10 +1728,12 @@
       this.listTitle = h('h2', { id: 'm-links-title' }, 'Links');
       this.count = h('span', { class: 'muted', id: 'm-links-count' });
       this.list = h('ul', { class: 'links', id: 'm-links', 'aria-labelledby': 'm-links-title' });
+      this.moreLinks = h('button', { type: 'button', class: 'btn', id: 'm-more-links', hidden: true, onclick: () => this.loadLinks(true) });
       this.el = h('div', {},
         h('div', { class: 'card' }, ctxForm),
         h('div', { class: 'card' }, h('div', { class: 'links-head' }, h('h2', {}, 'Link an issue')), this.addForm),
-        h('div', { class: 'card' }, h('div', { class: 'links-head' }, this.listTitle, this.count), this.list));
+        h('div', { class: 'card' }, h('div', { class: 'links-head' }, this.listTitle, this.count), this.list,
+          h('div', { class: 'links-more' }, this.moreLinks)));
     }
 
     start() {
@@ -1605,17 +1745,48 @@
       return this.ctx.project;
     }
 
+    // The source picker's search: the server finds the sources (a project may have hundreds),
+    // the first SOURCE_PICKS of them fill the list below it.
+    buildSourceSearch() {
+      const input = h('input', {
+        type: 'search', id: 'm-source-q', class: 'picker-search', hidden: true, placeholder: 'Type to find a source',
+        autocomplete: 'off', spellcheck: 'false', 'aria-label': 'Find a source', 'aria-controls': 'm-source', 'aria-describedby': 'm-source-help',
+      });
+      this.sourceHelp = h('div', { class: 'help', id: 'm-source-help', role: 'status' });
+      let timer = null;
+      input.addEventListener('input', () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => this.loadSources(), 250);
+      });
+      input.addEventListener('keydown', (ev) => {
+        if (ev.key === 'ArrowDown' && !this.sourceSelect.disabled) {
+          ev.preventDefault();
+          this.sourceSelect.focus();
+        }
+      });
+      return input;
+    }
+
     async loadSources() {
       const project = this.project;
+      const q = this.sourceSearch.value.trim();
       this.sourceSelect.disabled = true;
       let list;
+      let total = 0;
       try {
-        list = await api('GET', '/sources?project=' + encodeURIComponent(project));
+        const page = await api('GET', '/sources?project=' + encodeURIComponent(project) + '&limit=' + SOURCE_PICKS + (q ? '&q=' + encodeURIComponent(q) : ''));
+        list = page.items;
+        total = page.total;
       } catch (e) {
         toast('Could not load the sources: ' + e.message, 'error');
         list = [];
       }
-      if (project !== this.project) return;
+      if (project !== this.project || q !== this.sourceSearch.value.trim()) return;
+      // The search shows once there are more sources than fit a short list, or one is typed.
+      this.sourceSearch.hidden = !q && total <= SOURCE_SEARCH_FROM;
+      this.sourceHelp.textContent = q && !total ? 'No source matches “' + q + '”.'
+        : total > list.length ? 'Showing ' + list.length + ' of ' + total.toLocaleString() + ' sources: type to narrow them.' : '';
+      this.sourceHelp.hidden = !this.sourceHelp.textContent;
       this.sources = list.filter((s) => s.enabled !== false).map((s) => {
         const p = provider(s.provider) || {};
         return {
@@ -1635,8 +1806,8 @@
       this.sourceSelect.disabled = none;
       this.keyInput.disabled = none;
       this.linkBtn.disabled = none;
-      this.noSources.hidden = !none;
-      this.addRow.hidden = none;
+      this.noSources.hidden = !none || !!q;
+      this.addRow.hidden = none && !q;
       this.sourceChanged();
       // The "Comment" actions depend on the sources: links shown before they came in get them now.
       if (this.shownLinks) this.renderLinks(this.shownLinks);
@@ -1659,26 +1830,49 @@
       }
     }
 
-    async loadLinks() {
+    // The first page of links, or with `more` the next one after those shown.
+    async loadLinks(more) {
       const project = this.project;
       const object = this.ctx.object;
-      this.listTitle.textContent = object ? 'Links of ' + object : 'All links in ' + projectName(project);
-      replace(this.list, h('li', {}, loading('Loading links…')));
-      let links;
+      const params = new URLSearchParams({ limit: LINKS_PAGE, page: more ? this.linksPage + 1 : 1 });
+      if (object) params.set('test_object', object);
+      if (!more) {
+        this.listTitle.textContent = object ? 'Links of ' + object : 'All links in ' + projectName(project);
+        replace(this.list, h('li', {}, loading('Loading links…')));
+        this.moreLinks.hidden = true;
+      }
+      let page;
       try {
-        links = await api('GET', '/projects/' + encodeURIComponent(project) + '/links' + (object ? '?test_object=' + encodeURIComponent(object) : ''));
+        page = await api('GET', '/projects/' + encodeURIComponent(project) + '/links?' + params);
       } catch (e) {
+        if (more) {
+          toast('Could not load more links: ' + e.message, 'error');
+          return;
+        }
         replace(this.list, h('li', { class: 'empty' }, h('p', {}, e.message)));
         this.count.textContent = '';
         return;
       }
       if (project !== this.project || object !== this.ctx.object) return;
-      this.renderLinks(links);
+      this.linksPage = page.page;
+      if (more) {
+        append(this.list, page.items.map((l) => this.linkItem(l)));
+      } else {
+        this.renderLinks(page.items);
+      }
+      this.count.textContent = plural(page.total, 'link');
+      const shown = $$(':scope > li.link', this.list).length;
+      this.moreLinks.hidden = !page.next_page;
+      this.moreLinks.textContent = 'Show more links (' + shown.toLocaleString() + ' of ' + page.total.toLocaleString() + ' shown)';
+      // The button goes away on the last page: the focus moves to the last link's key.
+      if (more && this.moreLinks.hidden) {
+        const keys = $$('.link-key', this.list);
+        if (keys.length) keys[keys.length - 1].focus();
+      }
     }
 
     renderLinks(links) {
       this.shownLinks = links;
-      this.count.textContent = plural(links.length, 'link');
       if (!links.length) {
         replace(this.list, h('li', { class: 'empty', id: 'm-links-empty' },
           h('div', { class: 'empty-icon' }, icon('link')),
@@ -1695,9 +1889,17 @@
       const snap = l.snapshot;
       const href = l.url || (snap && snap.web_url);
       const sync = SYNC[l.sync_state];
+      const tip = issueTip(l);
       const keyEl = href
-        ? h('a', { class: 'link-key', href, target: '_blank', rel: 'noopener noreferrer', title: 'Open ' + l.key + ' in ' + l.source_name }, l.key)
-        : h('span', { class: 'link-key' }, l.key);
+        ? h('a', { class: 'link-key', href, target: '_blank', rel: 'noopener noreferrer', 'aria-describedby': tip.id }, l.key)
+        : h('span', { class: 'link-key', tabindex: 0, 'aria-describedby': tip.id }, l.key);
+      // Escape dismisses the details until the key loses the focus (WCAG 1.4.13).
+      keyEl.addEventListener('keydown', (ev) => {
+        if (ev.key === 'Escape') tip.hidden = true;
+      });
+      keyEl.addEventListener('blur', () => {
+        tip.hidden = false;
+      });
       const meta = h('div', { class: 'link-meta' });
       if (snap) {
         append(meta, [
@@ -1729,7 +1931,7 @@
       if (comment) comment.addEventListener('click', () => this.comment(l, comment));
       const li = h('li', { class: 'link' + (sync && sync[0] === 'not-syncing' ? ' stale' : ''), 'data-link-id': l.id, 'data-key': l.key, 'data-sync-state': l.sync_state },
         h('div', {},
-          h('div', { class: 'link-title' }, keyEl, h('span', { class: 'link-summary' }, snap ? snap.title : '')),
+          h('div', { class: 'link-title' }, keyEl, tip, h('span', { class: 'link-summary' }, snap ? snap.title : '')),
           meta,
           l.last_error ? h('div', { class: 'link-error', role: 'status' }, icon('alert'),
             l.last_error.code === 'not-found' ? ' Not found in the tracker (checked ' : ' Last refresh failed ',
@@ -1815,6 +2017,21 @@
     }
   }
 
+  // The issue's details shown while its key has the pointer or the focus: title, status,
+  // assignee, how old the link and the details are, and where the key opens.
+  function issueTip(l) {
+    const snap = l.snapshot;
+    const line = (label, ...value) => h('span', { class: 'tip-line' }, h('span', { class: 'tip-label' }, label + ' '), value);
+    const category = snap && (CATEGORY[snap.status_category] || snap.status_category);
+    return h('span', { class: 'issue-tip', role: 'tooltip', id: 'tip-' + l.id },
+      h('strong', { class: 'tip-title' }, snap ? snap.title : l.key),
+      snap ? line('Status', snap.status, category && category.toLowerCase() !== snap.status.toLowerCase() ? ' (' + category + ')' : '') : null,
+      snap ? line('Assignee', snap.assignee || 'Unassigned') : line('Details', 'not fetched yet'),
+      line('Linked', ago(l.created_at), l.created_by ? ' by ' + l.created_by.replace(/ \([^)]*\)$/, '') : ''),
+      snap ? line('Fetched', ago(snap.fetched_at)) : null,
+      line('Opens in', l.source_name));
+  }
+
   // Field errors outside the editor (the links view).
   function locateIn(root, field) {
     for (const t of [field, field.replace(/\[\d+\]$/, ''), field.split('.')[0]]) {
@@ -1851,6 +2068,523 @@
   function clearFieldErrorIn(target) {
     const wrap = target && target.closest && target.closest('.has-error');
     if (wrap) clearWrap(wrap);
+  }
+
+
+  // ---------------------------------------------------------------------------------------
+  // Admin screens besides Sources: API tokens, the audit log, plugins, sources as code.
+  // Each is one show* function (the route) and, where it keeps state, one view class.
+
+  const ADMIN_SCREENS = {
+    tokens: () => showTokens(),
+    audit: () => showAudit(),
+    plugins: () => showPlugins(),
+    'sources-as-code': () => showSourcesAsCode(),
+  };
+
+  // A table with a visually hidden caption; `heads` are the column titles ('' for actions).
+  function dataTable(id, caption, heads, body) {
+    return h('table', { class: 'table', id },
+      h('caption', { class: 'visually-hidden' }, caption),
+      h('thead', {}, h('tr', {}, heads.map((t) => h('th', { scope: 'col' }, t || h('span', { class: 'visually-hidden' }, 'Actions'))))),
+      body);
+  }
+
+  // Shows `e` at the field it names inside `root` (data-field), else in `banner`.
+  function showErrorIn(root, banner, e) {
+    clearErrorsIn(root);
+    banner.hidden = true;
+    const wrap = e.field ? locateIn(root, e.field) : null;
+    if (wrap) {
+      fieldError(wrap, e);
+    } else {
+      banner.hidden = false;
+      replace(banner, icon('alert'), h('span', {}, e.message));
+    }
+  }
+
+  // -- API tokens
+
+  async function showTokens() {
+    setNav('tokens', 'API tokens');
+    mount(loading('Loading tokens…'));
+    let tokens;
+    try {
+      [tokens] = await Promise.all([api('GET', '/tokens'), loadProjects()]);
+    } catch (e) {
+      mountError(e, showTokens);
+      return;
+    }
+    const view = new TokensView(tokens);
+    mount(pageHead(['Admin', 'API tokens'], 'API tokens',
+      'Tokens let people and scripts in: admins manage sources, members link issues in their projects. A token’s value is shown once, when it is created.'),
+    view.el);
+    focusHeading();
+  }
+
+  class TokensView {
+    constructor(tokens) {
+      this.tokens = tokens;
+      this.body = h('tbody');
+      this.renderList();
+      this.el = h('div', {}, this.buildForm(), h('div', { class: 'card table-wrap' }, dataTable('tokens', 'API tokens', ['Name', 'Role', 'Projects', 'Created', ''], this.body)));
+    }
+
+    buildForm() {
+      this.name = h('input', { type: 'text', id: 't-name', maxlength: '100', autocomplete: 'off', placeholder: 'e.g. CI pipeline' });
+      const radio = (value, text) => h('label', { class: 'choice', for: 't-role-' + value },
+        h('input', { type: 'radio', name: 't-role', id: 't-role-' + value, value, checked: value === 'member', onchange: () => this.roleChanged() }), text);
+      this.projectList = h('ul', { class: 'project-options', id: 't-projects', 'aria-labelledby': 't-projects-label' },
+        S.projects.map((p) => h('li', {}, h('label', { for: 't-project-' + p.id },
+          h('input', { type: 'checkbox', id: 't-project-' + p.id, value: p.id }), h('span', {}, p.name)))));
+      this.projectsField = h('fieldset', { class: 'field', 'data-field': 'projects' },
+        h('legend', { id: 't-projects-label' }, 'Projects'),
+        S.projects.length ? h('div', { class: 'project-picker' }, this.projectList)
+          : h('p', { class: 'muted' }, 'No project exists yet: create one in a source’s Projects tab first.'),
+        h('div', { class: 'help', id: 't-projects-help' }, 'A member token may link issues in these projects only.'));
+      this.banner = h('div', { class: 'banner', role: 'alert', hidden: true });
+      this.createBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 't-create' }, icon('plus'), 'Create token');
+      this.created = h('div', { class: 'created-token', id: 't-created', hidden: true });
+      const form = h('form', { class: 'card-pad', id: 't-form', novalidate: true },
+        h('h2', {}, 'Create a token'),
+        h('div', { class: 'grid2' },
+          h('div', { class: 'field', 'data-field': 'name' }, h('label', { for: 't-name' }, 'Name'), this.name,
+            h('div', { class: 'help', id: 't-name-help' }, 'Who or what uses it, so you know which to revoke.')),
+          h('fieldset', { class: 'field', 'data-field': 'role' }, h('legend', {}, 'Role'),
+            h('div', { class: 'choices' }, radio('member', 'Member of projects'), radio('admin', 'Admin')))),
+        this.projectsField,
+        this.banner,
+        this.createBtn);
+      form.addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        this.create();
+      });
+      form.addEventListener('input', (ev) => clearFieldErrorIn(ev.target));
+      return h('div', { class: 'card' }, form, this.created);
+    }
+
+    get role() {
+      return $('input[name="t-role"]:checked', this.el).value;
+    }
+
+    roleChanged() {
+      this.projectsField.hidden = this.role === 'admin';
+    }
+
+    async create() {
+      const body = { name: this.name.value.trim(), role: this.role };
+      if (body.role === 'member') body.projects = $$('input:checked', this.projectList).map((c) => c.value);
+      this.createBtn.disabled = true;
+      try {
+        const made = await api('POST', '/tokens', body);
+        clearErrorsIn(this.el);
+        this.banner.hidden = true;
+        this.name.value = '';
+        for (const c of $$('input:checked', this.projectList)) c.checked = false;
+        this.showCreated(made);
+        this.tokens.push(made);
+        this.renderList();
+      } catch (e) {
+        showErrorIn(this.el, this.banner, e);
+      } finally {
+        this.createBtn.disabled = false;
+      }
+    }
+
+    // The new token's value, once: copy it now.
+    showCreated(made) {
+      const value = h('input', { type: 'text', id: 't-value', class: 'mono', readonly: true, value: made.token, 'aria-label': 'The new token', 'aria-describedby': 't-value-help' });
+      const copy = h('button', { type: 'button', class: 'btn', id: 't-copy' }, 'Copy');
+      copy.addEventListener('click', async () => {
+        try {
+          await navigator.clipboard.writeText(made.token);
+          toast('Copied the token.');
+        } catch (_) {
+          value.select();
+          toast('Select the token and copy it (Ctrl+C).');
+        }
+      });
+      const done = h('button', { type: 'button', class: 'btn btn-ghost', id: 't-done' }, 'Done');
+      done.addEventListener('click', () => {
+        replace(this.created);
+        this.created.hidden = true;
+        this.name.focus();
+      });
+      replace(this.created,
+        h('div', { class: 'banner ok', role: 'status' }, icon('check'), h('span', {}, 'Created “' + made.name + '”. Copy its value now: it is not shown again.')),
+        h('div', { class: 'inline-row' }, h('div', { class: 'grow' }, value), copy, done),
+        h('div', { class: 'help', id: 't-value-help' }, 'Give it to ' + (made.role === 'admin' ? 'the admin' : 'the project member') + ' it is for; they paste it at sign-in or send it as “Authorization: Bearer …”.'));
+      this.created.hidden = false;
+      value.focus();
+      value.select();
+    }
+
+    renderList() {
+      const rows = this.tokens.slice().sort((a, b) => b.created_at - a.created_at).map((t) => {
+        const mine = S.me && t.id === S.me.id;
+        const revoke = h('button', { type: 'button', class: 'icon-btn danger revoke', title: 'Revoke', 'aria-label': 'Revoke ' + t.name }, icon('trash'));
+        revoke.addEventListener('click', () => this.revoke(t, mine));
+        return h('tr', { 'data-token-id': t.id, 'data-name': t.name },
+          h('td', {}, h('span', { class: 'source-name' }, t.name), mine ? h('span', { class: 'chip no-details you' }, 'This session') : null),
+          h('td', {}, h('span', { class: 'role-tag' }, t.role)),
+          h('td', {}, t.role === 'admin' ? 'All (admin)' : t.projects.map(projectName).join(', ')),
+          h('td', {}, timeEl(t.created_at)),
+          h('td', { class: 'col-actions' }, revoke));
+      });
+      replace(this.body, rows.length ? rows : h('tr', {}, h('td', { colspan: 5 }, 'No token yet.')));
+    }
+
+    async revoke(t, mine) {
+      const ok = await confirmDialog('Revoke “' + t.name + '”?',
+        [h('p', {}, 'Everything using this token stops working at once. This cannot be undone.'),
+          mine ? h('p', { class: 'impact' }, 'It is the token of this session: you will be signed out.') : null].filter(Boolean),
+        'Revoke token');
+      if (!ok) return;
+      try {
+        await api('DELETE', '/tokens/' + encodeURIComponent(t.id));
+      } catch (e) {
+        toast('Could not revoke “' + t.name + '”: ' + e.message, 'error');
+        return;
+      }
+      if (mine) {
+        signOut('You revoked the token of this session. Sign in with another one.');
+        return;
+      }
+      toast('Revoked “' + t.name + '”.');
+      this.tokens = this.tokens.filter((x) => x.id !== t.id);
+      this.renderList();
+      this.name.focus();
+    }
+  }
+
+  // -- Audit log
+
+  const AUDIT_PAGE = 50;
+
+  async function showAudit() {
+    setNav('audit', 'Audit log');
+    mount(loading('Loading the audit log…'));
+    let sources;
+    try {
+      sources = await api('GET', '/sources?limit=' + SOURCE_PICKS);
+    } catch (e) {
+      mountError(e, showAudit);
+      return;
+    }
+    const view = new AuditView(sources);
+    mount(pageHead(['Admin', 'Audit log'], 'Audit log',
+      'Every change admins made: sources, tokens, projects and plugins, newest first. Secret values are never recorded.'),
+    view.el);
+    focusHeading();
+    view.load(false);
+  }
+
+  class AuditView {
+    constructor(sources) {
+      this.names = new Map();
+      this.source = h('select', { id: 'a-source' });
+      this.fillSources(sources);
+      this.source.addEventListener('change', () => this.load(false));
+      // Many sources: the server finds them by name or base URL.
+      this.sourceSearch = h('input', { type: 'search', id: 'a-source-q', placeholder: 'Name or base URL', autocomplete: 'off', 'aria-controls': 'a-source' });
+      let timer = null;
+      this.sourceSearch.addEventListener('input', () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => this.findSources(), 250);
+      });
+      this.body = h('tbody');
+      this.more = h('button', { type: 'button', class: 'btn', id: 'a-more' }, 'Show older changes');
+      this.more.addEventListener('click', () => this.load(true));
+      this.end = h('p', { class: 'muted', id: 'a-end', tabindex: '-1', hidden: true }, 'That is the beginning of the log.');
+      this.count = h('p', { class: 'pager-range', id: 'a-count', role: 'status' });
+      this.next = null;
+      this.el = h('div', {},
+        h('div', { class: 'card filters-card' }, h('div', { class: 'filters' },
+          sources.total > sources.items.length ? h('div', { class: 'field' }, h('label', { for: 'a-source-q' }, 'Search sources'), this.sourceSearch) : null,
+          h('div', { class: 'field grow' }, h('label', { for: 'a-source' }, 'Source'), this.source))),
+        h('div', { class: 'card table-wrap' }, dataTable('audit', 'Audit log', ['When', 'Who', 'What', 'Target', 'Details'], this.body)),
+        h('div', { class: 'pager' }, this.count, this.more, this.end));
+      this.shown = 0;
+    }
+
+    // The Source choices: every change, the chosen source, and `page`'s sources.
+    fillSources(page) {
+      const chosen = this.source.value;
+      for (const s of page.items) this.names.set(s.id, s.display_name);
+      const ids = page.items.map((s) => s.id);
+      if (chosen && !ids.includes(chosen)) ids.unshift(chosen);
+      replace(this.source, h('option', { value: '' }, 'All changes'), ids.map((id) => h('option', { value: id }, this.names.get(id))));
+      this.source.value = chosen;
+    }
+
+    async findSources() {
+      const q = this.sourceSearch.value.trim();
+      try {
+        const page = await api('GET', '/sources?limit=' + SOURCE_PICKS + (q ? '&q=' + encodeURIComponent(q) : ''));
+        if (q === this.sourceSearch.value.trim()) this.fillSources(page);
+      } catch (e) {
+        if (e.status !== 401) toast('Could not search the sources: ' + e.message, 'error');
+      }
+    }
+
+    async load(older) {
+      const params = new URLSearchParams({ limit: AUDIT_PAGE });
+      if (this.source.value) params.set('source', this.source.value);
+      if (older && this.next != null) params.set('before', this.next);
+      const asked = (this.asked = (this.asked || 0) + 1);
+      let page;
+      try {
+        page = await api('GET', '/audit?' + params);
+      } catch (e) {
+        if (e.status !== 401) toast('Could not load the audit log: ' + e.message, 'error');
+        return;
+      }
+      if (asked !== this.asked) return;
+      if (!older) {
+        this.body.replaceChildren();
+        this.shown = 0;
+      }
+      append(this.body, page.events.map((ev) => this.row(ev)));
+      this.shown += page.events.length;
+      if (!this.shown) replace(this.body, h('tr', {}, h('td', { colspan: 5 }, 'No change recorded yet.')));
+      this.next = page.next_before;
+      this.count.textContent = plural(this.shown, 'change') + ' shown';
+      const last = page.next_before == null;
+      const hadFocus = document.activeElement === this.more;
+      this.more.hidden = last;
+      this.end.hidden = !last || !this.shown;
+      if (hadFocus) (last ? this.end : this.more).focus();
+    }
+
+    row(ev) {
+      const target = this.names.get(ev.target) || ev.details.display_name || ev.target;
+      return h('tr', { 'data-seq': ev.seq, 'data-action': ev.action },
+        h('td', {}, timeEl(ev.at)),
+        h('td', {}, String(ev.who)),
+        h('td', {}, h('code', {}, ev.action)),
+        h('td', {}, String(target)),
+        h('td', { class: 'audit-details' }, auditDetails(ev.details)));
+    }
+  }
+
+  // An event's details as "name: value" lines (lists joined; objects as JSON).
+  function auditDetails(details) {
+    if (!details || typeof details !== 'object') return details == null ? '' : String(details);
+    return Object.entries(details).map(([k, v]) => h('div', {},
+      h('span', { class: 'muted' }, k.replace(/_/g, ' ') + ': '),
+      Array.isArray(v) ? v.map((x) => (typeof x === 'object' ? JSON.stringify(x) : String(x))).join(', ')
+        : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)));
+  }
+
+  // -- Plugins
+
+  async function showPlugins() {
+    setNav('plugins', 'Plugins');
+    mount(loading('Loading plugins…'));
+    let list;
+    try {
+      list = await api('GET', '/plugins');
+    } catch (e) {
+      mountError(e, showPlugins);
+      return;
+    }
+    const view = new PluginsView(list);
+    mount(pageHead(['Admin', 'Plugins'], 'Plugins',
+      'The provider plugins this service runs (contract ' + list.supported_contracts.join(', ') + '). An upload replaces a provider’s version at once; calls in flight finish on the old one.'),
+    view.el);
+    focusHeading();
+  }
+
+  class PluginsView {
+    constructor(list) {
+      this.body = h('tbody');
+      this.render(list);
+      this.id = h('input', { type: 'text', id: 'p-id', class: 'mono', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. jira-cloud', 'aria-describedby': 'p-id-help' });
+      this.file = h('input', { type: 'file', id: 'p-file', accept: '.wasm,application/wasm' });
+      this.banner = h('div', { class: 'banner', role: 'alert', hidden: true });
+      this.uploadBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'p-upload' }, 'Upload');
+      const form = h('form', { class: 'card-pad', id: 'p-form', novalidate: true },
+        h('h2', {}, 'Upload a plugin'),
+        h('div', { class: 'grid2' },
+          h('div', { class: 'field', 'data-field': 'id' }, h('label', { for: 'p-id' }, 'Provider id'), this.id,
+            h('div', { class: 'help', id: 'p-id-help' }, 'The id the plugin declares; an existing one is replaced by the new version.')),
+          h('div', { class: 'field', 'data-field': 'body' }, h('label', { for: 'p-file' }, 'Plugin file (.wasm)'), this.file)),
+        this.banner,
+        this.uploadBtn);
+      form.addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        this.upload();
+      });
+      form.addEventListener('input', (ev) => clearFieldErrorIn(ev.target));
+      this.el = h('div', {},
+        h('div', { class: 'card table-wrap' }, dataTable('plugins', 'Plugins', ['Provider', 'Version', 'Digest', 'Calls', 'Sources', 'Loaded', ''], this.body)),
+        h('div', { class: 'card' }, form));
+    }
+
+    render(list) {
+      replace(this.body, list.plugins.map((p) => {
+        const upload = h('button', { type: 'button', class: 'icon-btn upload', title: 'Upload a new version', 'aria-label': 'Upload a new version of ' + p.name }, icon('refresh'));
+        upload.addEventListener('click', () => {
+          this.id.value = p.id;
+          this.file.focus();
+        });
+        const remove = h('button', { type: 'button', class: 'icon-btn danger remove', title: 'Remove', 'aria-label': 'Remove ' + p.name }, icon('trash'));
+        remove.addEventListener('click', () => this.remove(p));
+        const c = p.calls;
+        return h('tr', { 'data-plugin-id': p.id, 'data-name': p.name },
+          h('td', {}, providerCell(p.id, p.name), h('div', { class: 'faint mono' }, p.id)),
+          h('td', {}, h('div', {}, p.version), h('div', { class: 'faint' }, 'contract ' + p.contract)),
+          h('td', {}, h('span', { class: 'digest mono', title: 'sha-256 ' + p.digest, tabindex: 0 }, p.digest.slice(0, 12) + '…'),
+            h('div', { class: 'faint' }, Math.round(p.size_bytes / 1024).toLocaleString() + ' KiB')),
+          h('td', { class: 'calls' }, h('div', {}, c.calls.toLocaleString() + ' calls'),
+            h('div', { class: 'faint' }, c.ok.toLocaleString() + ' ok · ' + c.provider_errors.toLocaleString() + ' errors · ' + c.faults.toLocaleString() + ' faults')),
+          h('td', {}, plural(p.sources, 'source')),
+          h('td', {}, timeEl(p.loaded_at), h('div', { class: 'faint' }, p.origin === 'upload' ? 'uploaded' : 'from the plugins directory')),
+          h('td', { class: 'col-actions' }, upload, remove));
+      }));
+    }
+
+    async reload() {
+      const [list] = await Promise.all([api('GET', '/plugins'), loadProviders()]);
+      this.render(list);
+    }
+
+    async upload() {
+      clearErrorsIn(this.el);
+      this.banner.hidden = true;
+      const id = this.id.value.trim();
+      const file = this.file.files[0];
+      if (!id) return showErrorIn(this.el, this.banner, { field: 'id', message: 'Enter the provider id the plugin declares.' });
+      if (!file) return showErrorIn(this.el, this.banner, { field: 'body', message: 'Choose a .wasm file.' });
+      this.uploadBtn.disabled = true;
+      try {
+        const out = await api('PUT', '/plugins/' + encodeURIComponent(id), file, 'application/wasm');
+        toast(!out.changed ? 'That version of “' + id + '” is already serving.'
+          : out.previous ? 'Replaced “' + id + '” ' + out.previous.version + ' with ' + out.plugin.version + '.'
+            : 'Added “' + id + '” ' + out.plugin.version + '.');
+        this.file.value = '';
+        await this.reload();
+      } catch (e) {
+        showErrorIn(this.el, this.banner, e.field === 'body' || e.field === 'id' ? e : { message: e.message });
+      } finally {
+        this.uploadBtn.disabled = false;
+      }
+    }
+
+    async remove(p) {
+      const ok = await confirmDialog('Remove “' + p.name + '”?',
+        [h('p', {}, 'The plugin is unloaded and its file deleted from the plugins directory.'),
+          p.sources ? h('p', { class: 'impact', id: 'plugin-impact' }, plural(p.sources, 'source') + ' use it: they cannot be tested or synced until a plugin for “' + p.id + '” is loaded again.') : null].filter(Boolean),
+        'Remove plugin');
+      if (!ok) return;
+      try {
+        await api('DELETE', '/plugins/' + encodeURIComponent(p.id) + (p.sources ? '?force=true' : ''));
+        toast('Removed “' + p.name + '”.');
+        await this.reload();
+        this.id.focus();
+      } catch (e) {
+        toast('Could not remove “' + p.name + '”: ' + e.message, 'error');
+      }
+    }
+  }
+
+  // -- Sources as code
+
+  async function showSourcesAsCode() {
+    setNav('sources', 'Sources as code');
+    const view = new SourcesAsCode();
+    mount(pageHead(['Admin', 'External References', 'Sources as code'], 'Sources as code',
+      'Every source as one TOML file, to keep in version control or move to another installation. Secrets are never exported: each is a ${SRC_…} reference to an environment variable of the service.'),
+    view.el);
+    focusHeading();
+  }
+
+  class SourcesAsCode {
+    constructor() {
+      const exportBtn = h('button', { type: 'button', class: 'btn', id: 'x-export' }, icon('external'), 'Download sources.toml');
+      exportBtn.addEventListener('click', () => this.download(exportBtn));
+      this.file = h('input', { type: 'file', id: 'x-file', accept: '.toml,application/toml,text/plain' });
+      this.file.addEventListener('change', () => this.preview());
+      this.result = h('div', { id: 'x-preview', 'aria-live': 'polite' });
+      this.banner = h('div', { class: 'banner', role: 'alert', hidden: true });
+      this.el = h('div', {},
+        h('div', { class: 'card card-pad' }, h('h2', {}, 'Export'),
+          h('p', { class: 'muted' }, 'All sources with their settings, projects by name.'), h('p', {}, exportBtn)),
+        h('div', { class: 'card card-pad' }, h('h2', {}, 'Import'),
+          h('p', { class: 'muted' }, 'Creates the sources the file names that do not exist yet and updates the others, by display name; all or nothing. You see what changes before anything is saved.'),
+          h('div', { class: 'field', 'data-field': 'file' }, h('label', { for: 'x-file' }, 'Sources file (.toml)'), this.file),
+          this.banner,
+          this.result));
+    }
+
+    async download(button) {
+      button.disabled = true;
+      try {
+        const res = await fetch('/api/v1/sources/export', { headers: { Authorization: 'Bearer ' + S.token }, cache: 'no-store' });
+        if (!res.ok) throw new Error('The export failed (HTTP ' + res.status + ').');
+        const url = URL.createObjectURL(new Blob([await res.text()], { type: 'application/toml' }));
+        const a = h('a', { href: url, download: 'sources.toml', hidden: true });
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 10000);
+      } catch (e) {
+        toast(e.message, 'error');
+      } finally {
+        button.disabled = false;
+        button.focus();
+      }
+    }
+
+    async send(dryRun) {
+      const text = await this.file.files[0].text();
+      return api('POST', '/sources/import' + (dryRun ? '?dry_run=true' : ''), text, 'application/toml');
+    }
+
+    // What the chosen file would change, and the button that applies it.
+    async preview() {
+      this.banner.hidden = true;
+      replace(this.result);
+      if (!this.file.files.length) return;
+      replace(this.result, loading('Checking the file…'));
+      let report;
+      try {
+        report = await this.send(true);
+      } catch (e) {
+        replace(this.result);
+        this.banner.hidden = false;
+        replace(this.banner, icon('alert'), h('span', {}, e.message + (e.field ? ' (' + e.field + ')' : '')));
+        return;
+      }
+      const changes = report.changes || {};
+      const group = (id, title, names, detail) => names.length
+        ? h('section', { class: 'import-group', id }, h('h3', {}, title + ' (' + names.length + ')'),
+          h('ul', {}, names.map((n) => h('li', {}, h('strong', {}, n), detail && detail(n) ? h('span', { class: 'muted' }, ' · ' + detail(n)) : null))))
+        : null;
+      const nothing = !report.created.length && !report.updated.length;
+      const apply = h('button', { type: 'button', class: 'btn btn-primary', id: 'x-apply', disabled: nothing }, 'Import');
+      apply.addEventListener('click', () => this.apply(apply));
+      replace(this.result,
+        h('h3', { class: 'section-title' }, 'What the import changes'),
+        group('x-created', 'New sources', report.created),
+        group('x-updated', 'Changed sources', report.updated, (n) => (changes[n] || []).join(', ')),
+        group('x-unchanged', 'Left as they are', report.unchanged),
+        nothing ? h('p', { class: 'muted' }, 'The file matches the sources as they are: nothing to import.') : null,
+        h('div', { class: 'dialog-actions' }, apply));
+    }
+
+    async apply(button) {
+      button.disabled = true;
+      try {
+        const report = await this.send(false);
+        toast('Imported: ' + plural(report.created.length, 'source') + ' created, ' + report.updated.length + ' changed.');
+        go('#/sources');
+      } catch (e) {
+        button.disabled = false;
+        this.banner.hidden = false;
+        replace(this.banner, icon('alert'), h('span', {}, e.message));
+      }
+    }
   }
 
   // ---------------------------------------------------------------------------------------

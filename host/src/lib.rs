@@ -13,6 +13,7 @@ pub mod keys;
 pub mod links;
 pub mod metrics;
 pub mod names;
+pub mod paging;
 pub mod plugin;
 pub mod projects;
 pub mod sources;

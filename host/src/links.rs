@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::field::FieldError;
 use crate::ids::new_id;
+use crate::paging::{self, Listed, PageRequest};
 use crate::plugin::{Issue, PluginError, ProviderError};
 use crate::sources::SourceError;
 use crate::store::records::{LinkError, LinkRecord, Millis, Snapshot, SourceRecord, now};
@@ -366,6 +367,41 @@ pub async fn delete(state: &AppState, project: &str, id: &str) -> Result<(), Lin
             _ => Err(LinksError::LinkNotFound(id)),
         })
         .await
+}
+
+/// The most links one page of a project's links holds.
+pub const MAX_PAGE: usize = 500;
+
+/// The page size of a project's links when a page is asked for without a size.
+pub const PAGE_SIZE: usize = 50;
+
+/// Which of a project's links to list.
+#[derive(Clone, Debug, Default)]
+pub struct LinkFilter {
+    /// Only links of this test object.
+    pub test_object: Option<String>,
+    /// Only links through this source.
+    pub source_id: Option<String>,
+}
+
+/// The links of `project` that `filter` keeps, oldest first: all of them, or the page asked
+/// for (see [`crate::paging`]).
+pub async fn list(
+    state: &AppState,
+    project: String,
+    filter: LinkFilter,
+    page: Option<PageRequest>,
+) -> Result<Listed<LinkView>, StoreError> {
+    let views = load_views(state, move |l| {
+        l.project == project
+            && filter
+                .test_object
+                .as_ref()
+                .is_none_or(|t| *t == l.test_object)
+            && filter.source_id.as_ref().is_none_or(|s| *s == l.source_id)
+    })
+    .await?;
+    Ok(paging::cut(views, page))
 }
 
 /// The views of the links `keep` selects, oldest first, with their current URLs.

@@ -108,6 +108,9 @@ pub struct ImportReport {
     pub updated: Vec<String>,
     /// Existing sources the file left as they were.
     pub unchanged: Vec<String>,
+    /// For each updated source (by display name), the fields that changed (a secret only
+    /// as `auth.fields.<name>: replaced`).
+    pub changes: BTreeMap<String, Vec<String>>,
     /// Ids of updated sources now on another tracker or account (see
     /// [`other_account`]).
     #[serde(skip)]
@@ -294,6 +297,38 @@ pub async fn import(
     who: &str,
     references: References,
 ) -> Result<ImportReport, TransferError> {
+    import_or_preview(store, plugins, key, text, who, references, false).await
+}
+
+/// Why an import's transaction ended without a commit: a problem, or a preview done.
+enum Abort {
+    Failed(TransferError),
+    Preview(ImportReport),
+}
+
+impl From<TransferError> for Abort {
+    fn from(e: TransferError) -> Abort {
+        Abort::Failed(e)
+    }
+}
+
+impl From<StoreError> for Abort {
+    fn from(e: StoreError) -> Abort {
+        Abort::Failed(e.into())
+    }
+}
+
+/// [`import`], or with `dry_run` what it would do, changing nothing: the same checks in the
+/// same kind of transaction, rolled back at the end (so the audit log records nothing either).
+pub async fn import_or_preview(
+    store: &Store,
+    plugins: &PluginHost,
+    key: &MasterKey,
+    text: &str,
+    who: &str,
+    references: References,
+    dry_run: bool,
+) -> Result<ImportReport, TransferError> {
     let entries = parse(text, references, &|name| std::env::var(name).ok())?;
     let mut infos: BTreeMap<String, ProviderInfo> = BTreeMap::new();
     for entry in &entries {
@@ -313,7 +348,7 @@ pub async fn import(
         check_references(entry, &infos[&entry.input.provider])?;
     }
     let (key, who) = (key.clone(), who.to_string());
-    store
+    let outcome = store
         .write(move |w| {
             let projects: Vec<(String, ProjectRecord)> = w.all(PROJECTS)?;
             let mut report = ImportReport::default();
@@ -393,6 +428,9 @@ pub async fn import(
                         }
                         check_in_store(w, &record, Some(&id)).map_err(|e| at_source(&entry, e))?;
                         let changed = changed_fields(&current, &record, &stored, &secrets);
+                        report
+                            .changes
+                            .insert(record.display_name.clone(), changed.clone());
                         if other_account(&current, &record, &stored, &secrets) {
                             report.other_account.push(id.clone());
                         }
@@ -420,14 +458,22 @@ pub async fn import(
                     "unchanged": report.unchanged,
                 }),
             )?;
-            Ok::<_, TransferError>(report)
+            if dry_run {
+                return Err(Abort::Preview(report));
+            }
+            Ok::<_, Abort>(report)
         })
-        .await
-        .inspect(|report| {
+        .await;
+    match outcome {
+        Ok(report) => {
             for id in &report.other_account {
                 plugins.forget_source(id);
             }
-        })
+            Ok(report)
+        }
+        Err(Abort::Preview(report)) => Ok(report),
+        Err(Abort::Failed(e)) => Err(e),
+    }
 }
 
 /// A source's problem with one field, as [`at_source`] takes it.

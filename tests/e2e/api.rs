@@ -1206,6 +1206,254 @@ async fn a_draft_that_passed_its_test_is_saved_as_tested() {
     assert_eq!(created.expect(201)["last_test"], Value::Null);
 }
 
+/// Stores `n` sources: "Source 0001"... on `https://tNNNN.example.com`, every third one
+/// disabled, every fifth a GitHub one, the even ones assigned to `project` only.
+async fn store_many(app: &TestApp, n: usize, project: &str) {
+    let github = json!({"provider": "github", "display_name": "Template GitHub",
+        "base_url": "https://github.com/acme/shop", "auth": {"type": "none"},
+        "projects": {"mode": "all"}});
+    let misbehave = source("Template", "https://t.example.com");
+    for (template, fifth) in [(github, true), (misbehave, false)] {
+        app.store_copies(template, n, |i, record| {
+            record["display_name"] = json!(format!("Source {i:04}"));
+            record["base_url"] = json!(format!("https://t{i:04}.example.com"));
+            record["enabled"] = json!(i % 3 != 0);
+            record["projects"] = if i % 2 == 0 {
+                json!({"mode": "specific", "ids": [project]})
+            } else {
+                json!({"mode": "all"})
+            };
+            (i % 5 == 0) == fifth
+        })
+        .await;
+    }
+}
+
+fn names(page: &Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a page: {page}"))
+        .iter()
+        .map(|s| s["display_name"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_sources_are_searched_filtered_sorted_and_paged_on_the_server() {
+    let app = TestApp::start().await;
+    let (alpha, member) = app.project_with_member("Alpha").await;
+    store_many(&app, 1200, &alpha).await;
+    let get = |query: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .admin("GET", &format!("/api/v1/sources?{query}"), None)
+                .await;
+            r.expect(200).clone()
+        }
+    };
+
+    // Without paging parameters: the plain array, as before.
+    assert_eq!(count_sources(&app).await, 1200);
+
+    // A page carries the total and the next page; walking the pages sees each source once.
+    let started = std::time::Instant::now();
+    let first = get("limit=25".into()).await;
+    println!(
+        "first page of 25 of 1,200 sources in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(names(&first)[..2], ["Source 0001", "Source 0002"]);
+    assert_eq!(
+        (
+            &first["total"],
+            &first["page"],
+            &first["pages"],
+            &first["next_page"]
+        ),
+        (&json!(1200), &json!(1), &json!(48), &json!(2))
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    let mut page = Some(1);
+    while let Some(n) = page {
+        let body = get(format!("limit=500&page={n}")).await;
+        for item in body["items"].as_array().unwrap() {
+            assert!(seen.insert(item["id"].as_str().unwrap().to_string()));
+        }
+        page = body["next_page"].as_u64();
+    }
+    assert_eq!(seen.len(), 1200);
+
+    // Search over the name and the base URL, ignoring case.
+    let found = get("q=source%20012&limit=50".into()).await;
+    assert_eq!(found["total"], 10, "Source 0120 to 0129");
+    let found = get("q=T0777.EXAMPLE&limit=50".into()).await;
+    assert_eq!(names(&found), ["Source 0777"]);
+
+    // Filters combine: provider, enabled, project, health.
+    assert_eq!(get("provider=github&limit=1".into()).await["total"], 240);
+    assert_eq!(get("enabled=false&limit=1".into()).await["total"], 400);
+    let both = get("provider=github&enabled=false&limit=1".into()).await;
+    assert_eq!(both["total"], 80, "multiples of 15");
+    let other = app
+        .create("/api/v1/projects", json!({"name": "Beta"}))
+        .await;
+    assert_eq!(get(format!("project={other}&limit=1")).await["total"], 600);
+    assert_eq!(get(format!("project={alpha}&limit=1")).await["total"], 1200);
+    assert_eq!(get("health=unknown&limit=1".into()).await["total"], 1200);
+    assert_eq!(get("health=failing&limit=1".into()).await["total"], 0);
+    // Filters without paging keep the array shape.
+    let filtered = get("provider=github&q=source%2000".into()).await;
+    assert_eq!(filtered.as_array().map(Vec::len), Some(19), "0005 to 0095");
+
+    // Sorting, reversed with a leading '-'.
+    let last = get("sort=-name&limit=2".into()).await;
+    assert_eq!(names(&last), ["Source 1200", "Source 1199"]);
+    let by_provider = get("sort=provider&limit=1".into()).await;
+    assert_eq!(by_provider["items"][0]["provider"], "github");
+    let disabled_first = get("sort=-enabled&limit=1".into()).await;
+    assert_eq!(names(&disabled_first), ["Source 0003"]);
+
+    // A bad value is a 400 naming its parameter, and a member cannot ask about health.
+    for (query, field) in [
+        ("enabled=yes", "enabled"),
+        ("health=green", "health"),
+        ("sort=colour", "sort"),
+        ("limit=0", "limit"),
+        ("limit=100000", "limit"),
+        ("page=-1", "page"),
+        ("provider=nope", "provider"),
+        ("colour=red", "colour"),
+    ] {
+        app.admin("GET", &format!("/api/v1/sources?{query}"), None)
+            .await
+            .expect_error(400, field);
+    }
+    let members = app
+        .call(
+            "GET",
+            "/api/v1/sources?q=source%2001&limit=5",
+            Some(&member),
+            None,
+        )
+        .await;
+    let members = members.expect(200);
+    assert_eq!(members["total"], 67, "the enabled ones of 0100 to 0199");
+    assert!(members["items"][0].get("health").is_none());
+    let health = app
+        .call("GET", "/api/v1/sources?health=ok", Some(&member), None)
+        .await;
+    assert_eq!(health.status, 403, "{}", health.text);
+    assert_eq!(health.body["error"]["field"], "health");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_documented_sources_list_parameters_are_the_ones_the_server_accepts() {
+    let app = TestApp::start().await;
+    let project = app
+        .create("/api/v1/projects", json!({"name": "Docs"}))
+        .await;
+    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await;
+    let parameters = doc.expect(200)["paths"]["/api/v1/sources"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = parameters
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "q", "provider", "enabled", "health", "project", "sort", "limit", "page"
+        ]
+    );
+    for parameter in &parameters {
+        let name = parameter["name"].as_str().unwrap();
+        let schema = &parameter["schema"];
+        let mut values: Vec<String> = match schema["enum"].as_array() {
+            Some(values) => values.iter().map(|v| v.as_str().unwrap().into()).collect(),
+            None if schema["type"] == "integer" => vec![schema["minimum"].to_string()],
+            None if name == "project" => vec![project.clone()],
+            None if name == "provider" => vec!["github".into()],
+            None => vec!["anything".into()],
+        };
+        if let Some(max) = schema["maximum"].as_u64() {
+            values.push(max.to_string());
+            let over = app
+                .admin("GET", &format!("/api/v1/sources?{name}={}", max + 1), None)
+                .await;
+            over.expect_error(400, name);
+        }
+        for value in values {
+            let query = format!("/api/v1/sources?{name}={value}");
+            let answer = app.admin("GET", &query, None).await;
+            assert_eq!(answer.status, 200, "{query}: {}", answer.text);
+        }
+    }
+    assert!(
+        parameters[5]["schema"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("-updated"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projects_links_come_in_pages_when_asked() {
+    let app = TestApp::start().await;
+    let (project, member) = app.project_with_member("Paged").await;
+    let source = app
+        .create(
+            "/api/v1/sources",
+            json!({"provider": "github", "display_name": "Shop", "auth": {"type": "none"},
+                   "base_url": "https://github.com/acme/shop", "projects": {"mode": "all"},
+                   "capabilities": {"read_issue_details": false}}),
+        )
+        .await;
+    let keys: Vec<String> = (1..=120).map(|n| n.to_string()).collect();
+    let bulk = format!("/api/v1/projects/{project}/links/bulk");
+    let body = json!({"test_object": "test-case:TC-1", "source_id": source, "keys": keys});
+    app.call("POST", &bulk, Some(&member), Some(body))
+        .await
+        .expect(200);
+    let list = |query: &str| {
+        let path = format!("/api/v1/projects/{project}/links{query}");
+        let member = member.clone();
+        let app = &app;
+        async move { app.call("GET", &path, Some(&member), None).await }
+    };
+
+    // Without paging parameters: the plain array, as before.
+    assert_eq!(list("").await.expect(200).as_array().unwrap().len(), 120);
+    let first = list("?limit=50").await;
+    let first = first.expect(200);
+    assert_eq!(first["items"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        (&first["total"], &first["pages"], &first["next_page"]),
+        (&json!(120), &json!(3), &json!(2))
+    );
+    let last = list("?limit=50&page=3&test_object=test-case:TC-1").await;
+    let last = last.expect(200);
+    assert_eq!(last["items"].as_array().unwrap().len(), 20);
+    assert_eq!(last["next_page"], Value::Null);
+    let mut seen: Vec<String> = Vec::new();
+    for page in [
+        first,
+        &last.clone(),
+        list("?limit=50&page=2").await.expect(200),
+    ] {
+        for link in page["items"].as_array().unwrap() {
+            seen.push(link["key"].as_str().unwrap().to_string());
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 120, "each link on one page");
+    list("?limit=0").await.expect_error(400, "limit");
+    list("?page=x").await.expect_error(400, "page");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn token_refusals_keep_their_status_code_and_field() {
     let app = TestApp::start().await;

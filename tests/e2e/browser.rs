@@ -1252,6 +1252,618 @@ async fn leaving_an_editor_with_unsaved_changes_asks_first() {
     assert!(!b.present("#confirm").await.displayed().await);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Many sources, phone width
+
+/// Stores `n` GitHub sources, "Source 01"..., every third one disabled, all projects, with
+/// long base URLs.
+async fn store_sources(app: &TestApp, n: usize) {
+    let template = json!({"provider": "github", "display_name": "Template",
+        "base_url": "https://github.com/acme/shop", "auth": {"type": "none"},
+        "projects": {"mode": "all"}});
+    app.store_copies(template, n, |i, record| {
+        record["display_name"] = json!(format!("Source {i:02}"));
+        record["base_url"] = json!(format!(
+            "https://github.com/acme-corporation-engineering/a-repository-with-a-rather-long-name-{i:02}"
+        ));
+        record["enabled"] = json!(i % 3 != 0);
+        true
+    })
+    .await;
+}
+
+async fn rows(b: &Browser) -> Vec<String> {
+    let names = b
+        .execute(
+            "return [...document.querySelectorAll('#sources tbody tr')].map(r => r.dataset.name);",
+            vec![],
+        )
+        .await;
+    serde_json::from_value(names).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_searches_filters_sorts_and_pages_many_sources() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    store_sources(&app, 60).await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, &app.admin).await;
+
+    // One page of 25, with where it is and the way on.
+    b.find_text("#sources-range", "1–25 of 60 sources").await;
+    assert_eq!(rows(&b).await.len(), 25);
+    assert_eq!(rows(&b).await[0], "Source 01");
+    assert!(!b.find("#sources-prev").await.enabled().await);
+    b.find("#sources-next").await.click().await;
+    b.find_text("#sources-range", "26–50 of 60").await;
+    assert_eq!(rows(&b).await[0], "Source 26");
+    assert_eq!(
+        b.focused_id().await,
+        "sources-next",
+        "the focus stays on Next"
+    );
+    b.find_text("#sources-page", "Page 2 of 3").await;
+    shot(&b, "sources-many").await;
+
+    // Search (by name or base URL) and filters start again at page 1.
+    b.find("#s-q").await.send_keys("source 4").await;
+    b.find_text("#sources-range", "10 sources").await;
+    assert!(!b.present("#sources-next").await.displayed().await);
+    b.find("#s-enabled").await.select("false").await;
+    b.find_text("#sources-range", "3 sources").await;
+    assert_eq!(rows(&b).await, ["Source 42", "Source 45", "Source 48"]);
+    b.find("#s-q").await.clear().await;
+    b.find("#s-q").await.send_keys("NAME-07").await;
+    b.find_text("#sources-range", "No source matches").await;
+    b.find("#sources-no-match").await;
+    shot(&b, "sources-no-match").await;
+
+    // Clearing shows everything again; the sort reverses; an edit and back keeps the query.
+    b.find("#s-clear").await.click().await;
+    b.find_text("#sources-range", "1–25 of 60 sources").await;
+    b.find("#s-sort").await.select("-name").await;
+    b.until_js(
+        "the list sorted Z to A",
+        "const r = document.querySelector('#sources tbody tr'); return r && r.dataset.name === 'Source 60';",
+    )
+    .await;
+    b.find(&format!("{} a.edit", row("Source 60")))
+        .await
+        .click()
+        .await;
+    b.find("#cancel-edit").await.click().await;
+    b.find_text("#sources-range", "1–25 of 60").await;
+    assert_eq!(b.find("#s-sort").await.value().await, "-name");
+    assert_eq!(rows(&b).await[0], "Source 60");
+    assert_every_input_labelled(&b, "the sources list").await;
+
+    // The audit log's source filter finds one among many.
+    b.find("#mainnav a[data-nav=\"audit\"]").await.click().await;
+    b.find("#a-source-q").await.send_keys("source 42").await;
+    b.until_js(
+        "the audit's source choices narrowed to Source 42",
+        "const o = [...document.querySelectorAll('#a-source option')].map(o => o.textContent);
+         return o.join() === 'All changes,Source 42';",
+    )
+    .await;
+    assert_every_input_labelled(&b, "the audit log").await;
+
+    // A project member picks among many sources by searching, and sees links 50 at a time.
+    let (project, member) = app.project_with_member("Many").await;
+    let offline = app
+        .create(
+            "/api/v1/sources",
+            json!({"provider": "github", "display_name": "No details", "auth": {"type": "none"},
+                   "base_url": "https://github.com/acme/shop", "projects": {"mode": "all"},
+                   "capabilities": {"read_issue_details": false}}),
+        )
+        .await;
+    let keys: Vec<String> = (1..=55).map(|n| n.to_string()).collect();
+    app.call(
+        "POST",
+        &format!("/api/v1/projects/{project}/links/bulk"),
+        Some(&member),
+        Some(json!({"test_object": "test-case:TC-1", "source_id": offline, "keys": keys})),
+    )
+    .await
+    .expect(200);
+    sign_out(&b).await;
+    sign_in(&b, &app, &member).await;
+    let search = b.find("#m-source-q").await;
+    assert!(
+        search.displayed().await,
+        "40 sources: the picker offers a search"
+    );
+    b.find_text("#m-links-count", "55 links").await;
+    assert_eq!(b.find_all("#m-links > li.link").await.len(), 50);
+    let more = b.find("#m-more-links").await;
+    assert!(more.text().await.contains("50 of 55 shown"));
+    more.click().await;
+    b.until_js(
+        "the next page of links",
+        "return document.querySelectorAll('#m-links > li.link').length === 55;",
+    )
+    .await;
+    assert!(!b.present("#m-more-links").await.displayed().await);
+    let focused = "return document.activeElement.closest('li').dataset.key;";
+    assert_eq!(
+        b.execute(focused, vec![]).await,
+        json!("55"),
+        "on the last link"
+    );
+    search.send_keys("source 07").await;
+    b.until_js(
+        "the picker narrowed to Source 07",
+        "const o = [...document.querySelectorAll('#m-source option')].map(o => o.textContent);
+         return o.length === 1 && o[0].startsWith('Source 07');",
+    )
+    .await;
+    b.find("#m-source-q").await.send_keys("9").await;
+    b.find_text("#m-source-help", "No source matches").await;
+    shot(&b, "links-source-search").await;
+    assert_every_input_labelled(&b, "the links view").await;
+    assert_no_script_errors(&b).await;
+}
+
+/// Fails naming every visible element whose right edge passes the viewport's, or that breaks
+/// words anywhere (`word-break: break-all`) instead of only a word too long for its line.
+async fn assert_nothing_off_screen(b: &Browser, where_: &str) {
+    let breaking = b
+        .execute(
+            "return [...document.querySelectorAll('body *')]
+               .filter(e => ['break-all', 'break-word'].includes(getComputedStyle(e).wordBreak))
+               .map(e => e.tagName + '.' + e.className);",
+            vec![],
+        )
+        .await;
+    assert_eq!(breaking, json!([]), "mid-word breaks on {where_}");
+    let off = b
+        .execute(
+            "const width = document.documentElement.clientWidth;
+             return [...document.querySelectorAll('body *')]
+               .filter(e => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
+               .filter(e => !e.closest('.visually-hidden, thead, dialog:not([open])'))
+               .filter(e => e.getBoundingClientRect().right > width + 0.5)
+               .map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className
+                    + ' right=' + Math.round(e.getBoundingClientRect().right) + ' > ' + width);",
+            vec![],
+        )
+        .await;
+    assert_eq!(off, json!([]), "off-screen on {where_}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_phone_width_rows_are_cards_and_nothing_is_off_screen() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    store_sources(&app, 4).await;
+    let (_, member) = app.project_with_member("Phone").await;
+    let b = Browser::start().await;
+    b.phone().await;
+    b.goto(&format!("{}/", app.url)).await;
+    b.find("#token").await;
+    assert_nothing_off_screen(&b, "sign-in").await;
+    shot(&b, "phone-sign-in").await;
+    sign_in(&b, &app, &app.admin).await;
+    b.find_text("#sources-range", "4 sources").await;
+    assert_nothing_off_screen(&b, "the sources list").await;
+    assert_accessible(&b, "the sources list at phone width").await;
+    let sign_out_button = b.find("#sign-out").await;
+    assert!(sign_out_button.displayed().await);
+    let actions = b
+        .execute(
+            "const width = document.documentElement.clientWidth;
+             return [...document.querySelectorAll('#sources tbody tr')].flatMap(r =>
+               [...r.querySelectorAll('.test, .edit, .delete, .enabled-toggle')].map(e => {
+                 const box = e.getBoundingClientRect();
+                 return box.width > 0 && box.left >= 0 && box.right <= width;
+               }));",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        actions,
+        json!(vec![true; 16]),
+        "every row's actions are on screen"
+    );
+    // A long base URL is cut, whole in its title and when it has the focus.
+    let url = b.find(&format!("{} .base-url", row("Source 01"))).await;
+    assert!(url.attr("title").await.unwrap().ends_with("long-name-01"));
+    let cut = "const e = document.querySelector('tr[data-name=\"Source 01\"] .base-url');
+               return e.scrollWidth > e.clientWidth;";
+    assert_eq!(
+        b.execute(cut, vec![]).await,
+        json!(true),
+        "cut with an ellipsis"
+    );
+    b.execute(
+        "document.querySelector('tr[data-name=\"Source 01\"] .base-url').focus();",
+        vec![],
+    )
+    .await;
+    assert_eq!(b.execute(cut, vec![]).await, json!(false), "whole on focus");
+    shot(&b, "phone-sources").await;
+
+    b.execute("window.scrollTo(0, 0);", vec![]).await;
+    b.find("#add-source").await.click().await;
+    b.find("#f-display_name").await;
+    assert_nothing_off_screen(&b, "the editor").await;
+    shot(&b, "phone-editor").await;
+    b.find("#cancel-edit").await.click().await;
+    for (screen, ready) in [
+        ("tokens", "#tokens tbody tr"),
+        ("audit", "#audit tbody tr"),
+        ("plugins", "#plugins tbody tr"),
+        ("sources-as-code", "#x-file"),
+    ] {
+        b.goto(&format!("{}/#/{screen}", app.url)).await;
+        b.find(ready).await;
+        assert_nothing_off_screen(&b, screen).await;
+        assert_accessible(&b, &format!("{screen} at phone width")).await;
+        assert!(b.find("#sign-out").await.displayed().await);
+        shot(&b, &format!("phone-{screen}")).await;
+    }
+    sign_out(&b).await;
+    sign_in(&b, &app, &member).await;
+    b.find("#m-source").await;
+    assert_nothing_off_screen(&b, "the links view").await;
+    assert!(b.find("#sign-out").await.displayed().await);
+    shot(&b, "phone-links").await;
+    assert_no_script_errors(&b).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accessibility: axe-core on every view
+
+/// axe-core's version, as `scripts/test.sh` installs it into `target/axe`.
+const AXE: &str = "axe/node_modules/axe-core/axe.min.js";
+
+/// Runs axe-core (from npm, installed by `scripts/test.sh`) in the page as it is now and
+/// fails listing every violation with the elements at fault.
+async fn assert_accessible(b: &Browser, where_: &str) {
+    let path = integration_tests::target_dir().join(AXE);
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core is not installed ({}: {e}): `bash scripts/test.sh` installs it, or run \
+             `npm install --prefix target/axe axe-core@4.14.1`",
+            path.display()
+        )
+    });
+    let run = "window.__axe = null;
+        axe.run(document).then(
+          r => { window.__axe = r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help
+                   + ' at ' + v.nodes.slice(0, 6).map(n => n.target.join(' ')).join(', ')); },
+          e => { window.__axe = ['axe-core failed: ' + e]; });";
+    b.execute(&format!("{source}\n{run}"), vec![]).await;
+    let found = b
+        .until_js("axe-core's results", "return window.__axe;")
+        .await;
+    assert_eq!(found, json!([]), "axe-core violations on {where_}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_view_has_no_axe_core_violation() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    let jira = jira().await;
+    let (project, member) = app.project_with_member("Web shop").await;
+    let b = Browser::start().await;
+
+    // Sign-in, plain and with an error; the empty sources list.
+    b.goto(&format!("{}/", app.url)).await;
+    b.find("#token").await;
+    assert_accessible(&b, "sign-in").await;
+    let input = b.find("#token").await;
+    input.send_keys("its_not-a-token").await;
+    input.send_keys(keys::ENTER).await;
+    b.find_text("#token-error", "not accepted").await;
+    assert_accessible(&b, "sign-in with an error").await;
+    input.fill(&app.admin).await;
+    input.send_keys(keys::ENTER).await;
+    b.find("#sources-empty").await;
+    assert_accessible(&b, "the empty sources list").await;
+
+    // The editor: every tab, and a save with errors.
+    b.find("#add-source").await.click().await;
+    b.find("#f-display_name").await;
+    assert_accessible(&b, "the editor's source tab").await;
+    for tab in ["capabilities", "projects"] {
+        b.find(&format!("#tab-{tab}")).await.click().await;
+        assert!(tab_selected(&b, tab).await);
+        assert_accessible(&b, &format!("the editor's {tab} tab")).await;
+    }
+    b.find("input[name=\"projects-mode\"][value=\"specific\"]")
+        .await
+        .click()
+        .await;
+    assert_accessible(&b, "the project picker").await;
+    b.find("#save-source").await.click().await;
+    b.find(".field-error").await;
+    assert_accessible(&b, "the editor with errors").await;
+    b.find("#cancel-edit").await.click().await;
+    b.find_text("#confirm-title", "Discard").await;
+    assert_accessible(&b, "the discard dialog").await;
+    b.find("#confirm-ok").await.click().await;
+
+    // The list with sources: tested, failing, disabled; the delete dialog; no match.
+    let source = app
+        .create(
+            "/api/v1/sources",
+            json!({
+                "provider": "jira-cloud", "display_name": "Our Jira", "base_url": jira.url,
+                "auth": {"type": "api-token", "fields": {"email": EMAIL, "api-token": TOKEN}},
+                "capabilities": {"read_issue_details": true, "create_issues": true},
+                "create_url_template": "{baseUrl}/secure/CreateIssue!default.jspa",
+                "projects": {"mode": "specific", "ids": [project]}
+            }),
+        )
+        .await;
+    store_sources(&app, 3).await;
+    b.refresh().await;
+    b.find_text("#sources-range", "4 sources").await;
+    // Enter on the wrench: the focus stays on it through the test, for a second press.
+    let wrench = format!("{} button.test", row("Our Jira"));
+    b.execute(
+        &format!("document.querySelector('{wrench}').focus();"),
+        vec![],
+    )
+    .await;
+    b.keys(keys::ENTER).await;
+    b.find(&format!("{} .test-result.ok", row("Our Jira")))
+        .await;
+    let focused = format!("return document.activeElement.matches('{wrench}');");
+    assert_eq!(b.execute(&focused, vec![]).await, json!(true));
+    // Its focus ring: a white ring inside a solid indigo one (6.3:1 on white, and the white
+    // ring 17:1 on the dark top bar), where a 35% tint was 1.7:1.
+    let ring = b
+        .execute(
+            "return getComputedStyle(document.activeElement).boxShadow;",
+            vec![],
+        )
+        .await;
+    let ring = ring.as_str().unwrap_or_default();
+    assert!(
+        ring.contains("rgb(255, 255, 255)") && ring.contains("rgb(79, 70, 229)"),
+        "{ring}"
+    );
+    assert_accessible(&b, "the sources list").await;
+    b.find(&format!("{} button.delete", row("Source 02")))
+        .await
+        .click()
+        .await;
+    b.find("#delete-impact[data-links]").await;
+    assert_accessible(&b, "the delete dialog").await;
+    b.find("#confirm-cancel").await.click().await;
+    b.find("#s-q").await.send_keys("nothing like it").await;
+    b.find("#sources-no-match").await;
+    assert_accessible(&b, "no matching source").await;
+
+    // The members' view with links in every state.
+    for key in ["PROJ-1", "PROJ-2", "PROJ-404"] {
+        app.call(
+            "POST",
+            &format!("/api/v1/projects/{project}/links"),
+            Some(&member),
+            Some(json!({"test_object": "test-case:TC-1", "source_id": source, "key": key})),
+        )
+        .await
+        .expect(201);
+    }
+    sign_out(&b).await;
+    sign_in(&b, &app, &member).await;
+    b.find(".link[data-key=\"PROJ-2\"] .status").await;
+    b.find(".link[data-key=\"PROJ-404\"] .link-error").await;
+    assert_accessible(&b, "the members' links").await;
+
+    // A key's focus shows the issue's details, as its description.
+    b.execute(
+        "document.querySelector('.link[data-key=\"PROJ-2\"] .link-key').focus();",
+        vec![],
+    )
+    .await;
+    let tip = b.find(".link[data-key=\"PROJ-2\"] .issue-tip").await;
+    assert!(tip.displayed().await);
+    let text = tip.text().await;
+    for part in [
+        "Checkout button misaligned",
+        "Status In Review (In progress)",
+        "Assignee Mia Krystof",
+        "Linked just now by Web shop member",
+        "Opens in Our Jira",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text:?}");
+    }
+    assert_accessible(&b, "an issue's details on focus").await;
+    shot(&b, "member-links-issue-details").await;
+    b.keys(keys::ESCAPE).await;
+    assert!(!tip.displayed().await, "Escape dismisses the details");
+    b.phone().await;
+    b.refresh().await;
+    b.find(".link[data-key=\"PROJ-2\"] .status").await;
+    assert_accessible(&b, "the members' links at phone width").await;
+    assert_no_script_errors(&b).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What an admin does without curl: tokens, the audit log, plugins, sources as code
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_manages_tokens_audit_plugins_and_sources_as_code_in_the_page() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    let web = create_project(&app, "Web shop").await;
+    let b = Browser::start().await;
+    sign_in(&b, &app, &app.admin).await;
+
+    // Tokens: errors at their field; a member token of a project, shown once, works.
+    b.find("#mainnav a[data-nav=\"tokens\"]")
+        .await
+        .click()
+        .await;
+    b.find_text("h1", "API tokens").await;
+    b.find(&format!("{} .you", row("preset admin"))).await;
+    b.find("#t-create").await.click().await;
+    assert!(!field_error(&b, "name").await.is_empty());
+    b.find("#t-name").await.send_keys("CI pipeline").await;
+    b.find("#t-create").await.click().await;
+    assert!(field_error(&b, "projects").await.contains("project"));
+    b.find(&format!("#t-project-{web}")).await.click().await;
+    b.find("#t-create").await.click().await;
+    let value = b.find("#t-value").await.value().await;
+    assert_eq!(
+        b.focused_id().await,
+        "t-value",
+        "the value is focused to copy"
+    );
+    let me = app.call("GET", "/api/v1/me", Some(&value), None).await;
+    let me = me.expect(200);
+    assert_eq!(
+        (&me["name"], &me["role"]),
+        (&json!("CI pipeline"), &json!("member"))
+    );
+    assert_eq!(me["projects"], json!([web]));
+    b.find(&row("CI pipeline")).await;
+    assert_accessible(&b, "the tokens screen with a new token").await;
+    shot(&b, "tokens").await;
+
+    // An admin token has no projects; revoking one stops it at once.
+    b.find("#t-done").await.click().await;
+    b.find("#t-name").await.send_keys("Second admin").await;
+    b.find("#t-role-admin").await.click().await;
+    assert!(!b.present("#t-projects").await.displayed().await);
+    b.find("#t-create").await.click().await;
+    b.find(&format!("{} .role-tag", row("Second admin"))).await;
+    b.find(&format!("{} button.revoke", row("CI pipeline")))
+        .await
+        .click()
+        .await;
+    b.find_text("#confirm-title", "Revoke “CI pipeline”?").await;
+    b.find("#confirm-ok").await.click().await;
+    b.gone(&row("CI pipeline")).await;
+    let revoked = app.call("GET", "/api/v1/me", Some(&value), None).await;
+    assert_eq!(revoked.status, 401);
+
+    // The audit log: newest first, filtered by source, older pages on request.
+    let source = app
+        .create(
+            "/api/v1/sources",
+            json!({"provider": "github", "display_name": "Shop GitHub",
+                   "base_url": "https://github.com/acme/shop", "auth": {"type": "none"},
+                   "projects": {"mode": "all"}}),
+        )
+        .await;
+    app.admin("POST", &format!("/api/v1/sources/{source}/disable"), None)
+        .await
+        .expect(200);
+    for i in 0..55 {
+        create_project(&app, &format!("Project {i:02}")).await;
+    }
+    b.find("#mainnav a[data-nav=\"audit\"]").await.click().await;
+    b.find_text("#a-count", "50 changes shown").await;
+    let first = b.find("#audit tbody tr").await;
+    assert_eq!(
+        first.attr("data-action").await.as_deref(),
+        Some("project.created")
+    );
+    b.find("#a-more").await.click().await;
+    b.find_text("#a-count", "61 changes shown").await;
+    assert_eq!(
+        b.focused_id().await,
+        "a-end",
+        "the end of the log takes the focus"
+    );
+    assert_accessible(&b, "the audit log").await;
+    b.find("#a-source").await.select(&source).await;
+    b.until_js(
+        "the log of Shop GitHub only",
+        "const rows = [...document.querySelectorAll('#audit tbody tr')].map(r => r.dataset.action);
+         return rows.join() === 'source.disabled,source.created';",
+    )
+    .await;
+    assert!(
+        b.find("#audit tbody tr")
+            .await
+            .text()
+            .await
+            .contains("Shop GitHub")
+    );
+    shot(&b, "audit").await;
+
+    // Plugins: versions, digests and calls; a broken upload is refused with the reason and
+    // removing asks first, with the sources it leaves without a plugin.
+    b.find("#mainnav a[data-nav=\"plugins\"]")
+        .await
+        .click()
+        .await;
+    let github = b.find("tr[data-plugin-id=\"github\"]").await;
+    let digest = github.find(".digest").await.attr("title").await.unwrap();
+    assert!(
+        digest.starts_with("sha-256 ") && digest.len() == 8 + 64,
+        "{digest}"
+    );
+    assert!(github.text().await.contains("calls"));
+    let broken = app.dir.path().join("broken.wasm");
+    std::fs::write(&broken, b"\0asm not really a plugin").unwrap();
+    b.find("tr[data-plugin-id=\"github\"] button.upload")
+        .await
+        .click()
+        .await;
+    assert_eq!(b.find("#p-id").await.value().await, "github");
+    assert_eq!(b.focused_id().await, "p-file");
+    b.find("#p-file")
+        .await
+        .send_keys(broken.to_str().unwrap())
+        .await;
+    b.find("#p-upload").await.click().await;
+    let refusal = b.find("#p-form .banner:not([hidden])").await.text().await;
+    assert!(!refusal.is_empty());
+    // (Centred first: scrolled to the top edge, the sticky bar would take the click.)
+    let remove = "tr[data-plugin-id=\"github\"] button.remove";
+    b.execute(
+        &format!("document.querySelector('{remove}').scrollIntoView({{block: 'center'}});"),
+        vec![],
+    )
+    .await;
+    b.find(remove).await.click().await;
+    b.find_text("#plugin-impact", "1 source use it").await;
+    assert_accessible(&b, "the remove-plugin dialog").await;
+    b.find("#confirm-cancel").await.click().await;
+    assert_accessible(&b, "the plugins screen").await;
+    shot(&b, "plugins").await;
+
+    // Sources as code: a file's preview says what changes; importing applies it.
+    b.find("#mainnav a[data-nav=\"sources\"]")
+        .await
+        .click()
+        .await;
+    b.find("#sources-as-code").await.click().await;
+    b.find("#x-export").await;
+    let file = app.dir.path().join("sources.toml");
+    std::fs::write(
+        &file,
+        "[[sources]]\ndisplay_name = \"Shop GitHub\"\nprovider = \"github\"\n\
+         base_url = \"https://github.com/acme/store\"\nprojects = \"all\"\nenabled = false\n\
+         auth = { type = \"none\" }\n\n[[sources]]\ndisplay_name = \"New GitHub\"\n\
+         provider = \"github\"\nbase_url = \"https://github.com/acme/new\"\nprojects = \"all\"\n\
+         auth = { type = \"none\" }\n",
+    )
+    .unwrap();
+    b.find("#x-file")
+        .await
+        .send_keys(file.to_str().unwrap())
+        .await;
+    b.find_text("#x-created", "New GitHub").await;
+    b.find_text("#x-updated", "Shop GitHub · base_url").await;
+    assert_eq!(count_sources(&app).await, 1, "a preview stores nothing");
+    assert_accessible(&b, "the import preview").await;
+    shot(&b, "sources-as-code").await;
+    b.find("#x-apply").await.click().await;
+    b.find(&row("New GitHub")).await;
+    assert_eq!(count_sources(&app).await, 2);
+    assert_no_script_errors(&b).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn member_posts_a_comment_from_the_links_view() {
     use integration_tests::comments;

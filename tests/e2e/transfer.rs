@@ -430,3 +430,51 @@ async fn a_reference_in_a_plain_field_is_refused_and_reveals_nothing() {
     let listed = app.admin("GET", "/api/v1/sources", None).await;
     assert!(!listed.text.contains(secret), "{}", listed.text);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_import_says_what_would_change_and_changes_nothing() {
+    let app = TestApp::start().await;
+    seed(&app, "Ours").await;
+    let file = export(&app).await.replace(
+        "https://github.com/acme/shop",
+        "https://github.com/acme/store",
+    ) + "\n[[sources]]\ndisplay_name = \"New GitHub\"\nprovider = \"github\"\n\
+           base_url = \"https://github.com/acme/new\"\nprojects = \"all\"\n\
+           auth = { type = \"none\" }\n";
+    set_env("SRC_OURS_JIRA_API_TOKEN", JIRA_TOKEN);
+    set_env("SRC_OURS_TRACKER_TOKEN", TRACKER_TOKEN);
+    let before = app.admin("GET", "/api/v1/sources", None).await.text;
+    let audited = audit_actions(&app).await;
+
+    let body = Some(("application/toml", file.as_bytes().to_vec()));
+    let path = "/api/v1/sources/import?dry_run=true";
+    let preview = app.call_raw("POST", path, Some(&app.admin), body).await;
+    let report = preview.expect(200).clone();
+    assert_eq!(report["created"], json!(["New GitHub"]), "{report}");
+    assert_eq!(report["updated"], json!(["Ours GitHub"]));
+    assert_eq!(report["changes"]["Ours GitHub"], json!(["base_url"]));
+    assert_eq!(report["unchanged"], json!(["Ours Jira", "Ours Tracker"]));
+    assert_eq!(
+        app.admin("GET", "/api/v1/sources", None).await.text,
+        before,
+        "a preview changes no source"
+    );
+    assert_eq!(audit_actions(&app).await, audited, "and audits nothing");
+
+    // The import itself does what the preview said; a bad file fails the preview alike.
+    let (status, done) = import(&app, &file, "application/toml").await;
+    assert_eq!((status, &done), (200, &report));
+    let broken = file.replace("https://github.com/acme/new", "ftp://github.com/acme/new");
+    let body = Some(("application/toml", broken.into_bytes()));
+    let refused = app.call_raw("POST", path, Some(&app.admin), body).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.body["error"]["field"]
+            .as_str()
+            .unwrap()
+            .ends_with("base_url")
+    );
+    app.admin("POST", "/api/v1/sources/import?dry_run=maybe", None)
+        .await
+        .expect_error(400, "dry_run");
+}

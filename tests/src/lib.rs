@@ -355,6 +355,50 @@ impl TestApp {
         (project, member)
     }
 
+    /// Creates `template` (a source's body) through the API, then writes copies of it
+    /// straight to the store in one transaction: for each `i` in `1..=n`, `change(i, record)`
+    /// edits the copy (name, base URL, ...) and says whether to keep it. The template itself
+    /// is deleted again. For lists of a thousand sources: creating each through the API checks
+    /// its name against all the others, which takes minutes in a debug build.
+    pub async fn store_copies(
+        &self,
+        template: serde_json::Value,
+        n: usize,
+        change: impl Fn(usize, &mut serde_json::Value) -> bool,
+    ) {
+        let id = self.create("/api/v1/sources", template).await;
+        let path = format!("/api/v1/sources/{id}");
+        let mut stored = self.admin("GET", &path, None).await.expect(200).clone();
+        self.admin("DELETE", &path, None).await.expect(204);
+        let object = stored.as_object_mut().unwrap();
+        for view_only in [
+            "id",
+            "provider_name",
+            "plugin_status",
+            "inactive_capabilities",
+            "health",
+        ] {
+            object.remove(view_only);
+        }
+        let mut copies = Vec::new();
+        for i in 1..=n {
+            let mut record = stored.clone();
+            if change(i, &mut record) {
+                copies.push((host::ids::new_id("src"), record));
+            }
+        }
+        self.state
+            .store
+            .write(move |w| {
+                for (id, record) in &copies {
+                    w.put(host::store::SOURCES, id, record)?;
+                }
+                Ok::<_, host::store::StoreError>(())
+            })
+            .await
+            .unwrap();
+    }
+
     /// `call` as the admin.
     pub async fn admin(
         &self,

@@ -409,6 +409,19 @@ impl Browser {
         .expect("resize");
     }
 
+    /// Lays the page out as a 390x844 phone screen does (Chromium's device emulation: a
+    /// window cannot be made that narrow).
+    pub async fn phone(&self) {
+        let metrics = json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true});
+        self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": metrics})),
+        )
+        .await
+        .expect("device emulation");
+    }
+
     /// Sends keys to whatever has focus.
     pub async fn keys(&self, text: &str) {
         let actions: Vec<Value> = text

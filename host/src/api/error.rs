@@ -15,7 +15,7 @@ use crate::field::FieldError;
 use crate::links::LinksError;
 use crate::plugin::PluginError;
 use crate::projects::ProjectError;
-use crate::sources::SourceError;
+use crate::sources::{ListError, SourceError};
 use crate::sources_as_code::{FileProblem, TransferError};
 use crate::store::StoreError;
 use crate::sync::SyncError;
@@ -152,6 +152,20 @@ impl From<SourceError> for ApiError {
             SourceError::Plugin(e) => e.into(),
             SourceError::Store(e) => e.into(),
             SourceError::Unsealed { .. } | SourceError::Internal(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<ListError> for ApiError {
+    /// A bad query parameter is a 400 naming it; a member asking about health a 403 naming
+    /// the parameter.
+    fn from(e: ListError) -> Self {
+        match e {
+            ListError::Invalid(e) => e.into(),
+            ListError::HealthIsAdmins(field) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()).at(field)
+            }
+            ListError::Store(e) => e.into(),
         }
     }
 }

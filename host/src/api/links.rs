@@ -10,7 +10,8 @@ use serde_json::json;
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
 use crate::app::AppState;
-use crate::links::{self, LinkView};
+use crate::links::{self, LinkFilter, LinkView};
+use crate::paging::{Listed, PageRequest};
 use crate::sync::{self, RefreshReport};
 
 /// Body of `POST /projects/{project}/links`.
@@ -56,6 +57,11 @@ pub struct LinkQuery {
     pub test_object: Option<String>,
     /// Only links through this source.
     pub source_id: Option<String>,
+    /// Links per page (1 to [`links::MAX_PAGE`]); asks for the paged answer (see
+    /// [`crate::paging`]).
+    pub limit: Option<String>,
+    /// Page number from 1; asks for the paged answer.
+    pub page: Option<String>,
 }
 
 /// `POST /projects/{project}/links`.
@@ -119,18 +125,14 @@ pub async fn list(
     caller: Caller,
     Path(project): Path<String>,
     Query(query): Query<LinkQuery>,
-) -> Result<Json<Vec<LinkView>>, ApiError> {
+) -> Result<Json<Listed<LinkView>>, ApiError> {
+    let page = PageRequest::parse(query.limit, query.page, links::PAGE_SIZE, links::MAX_PAGE)?;
     check_project(&state, &caller, &project).await?;
-    let views = links::load_views(&state, move |l| {
-        l.project == project
-            && query
-                .test_object
-                .as_ref()
-                .is_none_or(|t| *t == l.test_object)
-            && query.source_id.as_ref().is_none_or(|s| *s == l.source_id)
-    })
-    .await?;
-    Ok(Json(views))
+    let filter = LinkFilter {
+        test_object: query.test_object,
+        source_id: query.source_id,
+    };
+    Ok(Json(links::list(&state, project, filter, page).await?))
 }
 
 /// `DELETE /projects/{project}/links/{id}`.

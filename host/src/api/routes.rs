@@ -24,13 +24,25 @@ pub struct ApiRoute {
     pub who: &'static str,
     /// What it does.
     pub summary: &'static str,
+    /// Its query parameters for the document, built from the tables the checks use.
+    pub query: Option<fn() -> Vec<Value>>,
+}
+
+/// `Some(f)` for a route that names its query parameters, `None` for one that does not.
+macro_rules! query {
+    () => {
+        None
+    };
+    ($f:expr) => {
+        Some($f as fn() -> Vec<Value>)
+    };
 }
 
 macro_rules! routes {
-    ($( $method:ident $path:literal $who:ident => $handler:expr $(, layer = $layer:expr)? ; $summary:literal )*) => {
+    ($( $method:ident $path:literal $who:ident => $handler:expr $(, layer = $layer:expr)? $(, query = $query:expr)? ; $summary:literal )*) => {
         /// Every `/api/v1` route, in documentation order.
         pub const API_ROUTES: &[ApiRoute] = &[
-            $( ApiRoute { method: stringify!($method), path: $path, who: stringify!($who), summary: $summary } ),*
+            $( ApiRoute { method: stringify!($method), path: $path, who: stringify!($who), summary: $summary, query: query!($($query)?) } ),*
         ];
 
         /// The `/api/v1` router built from the same table.
@@ -48,12 +60,12 @@ macro_rules! routes {
 routes! {
     get "/providers" any => providers::list; "Loaded provider plugins and what they describe (auth types and fields, settings, key format, URL templates)"
     get "/providers/{id}" any => providers::get; "One provider's description"
-    get "/sources" any => sources::list; "List sources: admins get all; members get the enabled sources of their projects (`?project=` narrows)"
+    get "/sources" any => sources::list, query = sources::list_parameters; "List sources: admins get all; members get the enabled sources of their projects; searched, filtered, sorted and paged by the query parameters"
     post "/sources" admin => sources::create; "Create a source (body: provider, display_name, base_url, auth {type, fields}, templates, key_pattern, enabled, capabilities, projects, settings, network)"
     post "/sources/test" admin => sources::test_draft; "Test a draft source configuration without saving it"
     post "/key-patterns/check" admin => sources::check_pattern; "Check a key pattern by the server's rules (body: pattern, optional key): {valid, matches} or {valid: false, message}"
     get "/sources/export" admin => transfer::export; "Export all sources as TOML, secrets as ${SRC_...} references"
-    post "/sources/import" admin => transfer::import, layer = DefaultBodyLimit::max(crate::sources_as_code::MAX_IMPORT_BYTES); "Import sources from TOML (create or update by name, all or nothing)"
+    post "/sources/import" admin => transfer::import, layer = DefaultBodyLimit::max(crate::sources_as_code::MAX_IMPORT_BYTES); "Import sources from TOML (create or update by name, all or nothing); `?dry_run=true` answers what would change and changes nothing"
     get "/sources/{id}" admin => sources::get; "One source (secret values never included; `secrets_set` names them)"
     put "/sources/{id}" admin => sources::update; "Edit a source; omitted secrets are kept, a new value replaces, switching provider or auth type drops them"
     delete "/sources/{id}" admin => sources::delete; "Delete a source; its links stay, marked not syncing"
@@ -72,7 +84,7 @@ routes! {
     get "/projects/{id}" member => projects::get; "One project"
     put "/projects/{id}" admin => projects::rename; "Rename a project"
     delete "/projects/{id}" admin => projects::delete; "Delete a project (removed from specific assignments)"
-    get "/projects/{project}/links" member => links::list; "Links of a project (`?test_object=`, `?source_id=`)"
+    get "/projects/{project}/links" member => links::list; "Links of a project (`?test_object=`, `?source_id=`; `?limit=` or `?page=` asks for a page: {items, total, page, limit, pages, next_page})"
     post "/projects/{project}/links" member => links::create; "Link a test object to an issue key through an enabled source"
     post "/projects/{project}/links/bulk" member => links::create_bulk; "Link many keys to one test object, reported key by key"
     delete "/projects/{project}/links/{id}" member => links::delete; "Remove a link"
@@ -94,12 +106,13 @@ routes! {
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
     for route in API_ROUTES {
-        let params: Vec<Value> = route
+        let mut params: Vec<Value> = route
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
+        params.extend(route.query.map(|query| query()).unwrap_or_default());
         let mut op = json!({
             "summary": route.summary,
             "security": [{"bearer": []}],

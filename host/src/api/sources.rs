@@ -14,9 +14,8 @@ use super::extract::{Body, Caller, Path, Query};
 use crate::app::AppState;
 use crate::metrics::Health;
 use crate::plugin::{Capability, ProviderInfo};
-use crate::sources::{self, SourceInput, TestOutcome};
-use crate::store::Read;
-use crate::store::SOURCES;
+use crate::sources::listing::{DEFAULT_LIMIT, HEALTH_STATUSES, MAX_LIMIT, MAX_SEARCH, SORT_KEYS};
+use crate::sources::{self, ListQuery, Listing, SourceInput, TestOutcome, Viewer};
 use crate::store::records::SourceRecord;
 
 /// A source as admins see it. Secret values never appear: `secrets_set` names the set ones.
@@ -65,49 +64,57 @@ pub struct MemberSourceView {
     pub add_comments: bool,
 }
 
-/// Query of `GET /sources`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Only sources usable in this project.
-    pub project: Option<String>,
-}
-
 /// `GET /sources`: admins get every source; members get the enabled sources assigned to
-/// their projects (or to `?project=`), in the member view.
+/// their projects (or to `?project=`), in the member view. Search, filters, sort and paging
+/// are [`ListQuery`]'s; without `limit` or `page` the answer is the plain array.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if let Some(project) = &query.project {
+    let request = query.check(caller.is_admin())?;
+    if let Some(project) = &request.project {
         caller.require_project(project)?;
     }
-    let mut all: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
-    all.sort_by(|a, b| {
-        a.1.display_name
-            .to_lowercase()
-            .cmp(&b.1.display_name.to_lowercase())
-    });
-    let usable = |s: &SourceRecord| match &query.project {
-        Some(p) => s.projects.includes(p),
-        None => true,
-    };
     if caller.is_admin() {
-        let views: Vec<SourceView> = all
-            .into_iter()
-            .filter(|(_, s)| usable(s))
-            .map(|(id, s)| view(&state, id, s))
-            .collect();
-        return Ok(Json(json!(views)));
+        let listed = sources::list(&state, &request, Viewer::Admin).await?;
+        return Ok(Json(json!(listed.map(|l| match l.health {
+            Some(health) => view_with(&state, l.id, l.record, health),
+            None => view(&state, l.id, l.record),
+        }))));
     }
-    let views: Vec<MemberSourceView> = all
-        .into_iter()
-        .filter(|(_, s)| s.enabled && usable(s))
-        .filter(|(_, s)| caller.token.projects.iter().any(|p| s.projects.includes(p)))
-        .map(|(id, s)| member_view(&state, id, s))
+    let viewer = Viewer::Member(&caller.token.projects);
+    let listed = sources::list(&state, &request, viewer).await?;
+    Ok(Json(json!(listed.map(|Listing { id, record, .. }| {
+        member_view(&state, id, record)
+    }))))
+}
+
+/// The query parameters of `GET /sources` for the OpenAPI document, built from the same
+/// tables and bounds the checks use ([`crate::sources::listing`]).
+pub fn list_parameters() -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let text = json!({"type": "string"});
+    let sorts: Vec<String> = SORT_KEYS
+        .iter()
+        .flat_map(|(n, _)| [n.to_string(), format!("-{n}")])
         .collect();
-    Ok(Json(json!(views)))
+    let parameters = [
+        ("q", format!("Search text (at most {MAX_SEARCH} characters), matched ignoring case in the display name and the base URL"), text.clone()),
+        ("provider", "Only sources of this provider id".into(), text.clone()),
+        ("enabled", "Only enabled (`true`) or disabled (`false`) sources".into(), json!({"type": "string", "enum": ["true", "false"]})),
+        ("health", "Only sources whose health has this status (admins only)".into(), json!({"type": "string", "enum": HEALTH_STATUSES})),
+        ("project", "Only sources usable in this project".into(), text),
+        ("sort", "The order (default `name`; `health` is worst first, admins only); a leading `-` reverses it".into(), json!({"type": "string", "enum": sorts})),
+        ("limit", format!("Sources per page; asks for the paged answer `{{items, total, page, limit, pages, next_page}}` instead of the array (default {DEFAULT_LIMIT} when only `page` is given)"), json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})),
+        ("page", "Page number; asks for the paged answer".into(), json!({"type": "integer", "minimum": 1})),
+    ];
+    parameters
+        .into_iter()
+        .map(|(name, description, schema)| {
+            json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+        })
+        .collect()
 }
 
 /// `GET /sources/{id}` (admin).
@@ -219,9 +226,15 @@ pub async fn test_edit(
 }
 
 fn view(state: &AppState, id: String, record: SourceRecord) -> SourceView {
+    let health = state.metrics.health(&id, state.plugins.headroom(&id));
+    view_with(state, id, record, health)
+}
+
+/// [`view`] with the source's health already read.
+fn view_with(state: &AppState, id: String, record: SourceRecord, health: Health) -> SourceView {
     let plugin = state.plugins.get(&record.provider).ok();
     SourceView {
-        health: state.metrics.health(&id, state.plugins.headroom(&id)),
+        health,
         id,
         provider_name: plugin.as_ref().map(|p| p.info.name.clone()),
         plugin_status: if plugin.is_some() {

@@ -5,9 +5,10 @@ use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
 use super::error::ApiError;
-use super::extract::{Caller, has_media_type};
+use super::extract::{Caller, Query, has_media_type};
 use crate::app::AppState;
 use crate::sources_as_code::{self, ImportReport, MAX_IMPORT_BYTES, References};
 
@@ -21,13 +22,25 @@ pub async fn export(State(state): State<AppState>, caller: Caller) -> Result<Res
     Ok(([(header::CONTENT_TYPE, "text/toml; charset=utf-8")], text).into_response())
 }
 
+/// Query of `POST /sources/import`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// Check the file and answer what the import would do, changing nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
 /// `POST /sources/import` (admin): the body is a sources file (`application/toml`); creates or
-/// updates each source by display name, all or nothing. Answers the names created, updated and
-/// left unchanged; a 4xx names the field (`sources[1].base_url`). Secret references may name
-/// only `SRC_*` environment variables of the service, and no files (see [`References`]).
+/// updates each source by display name, all or nothing. Answers the names created, updated
+/// (with the fields that changed) and left unchanged; a 4xx names the field
+/// (`sources[1].base_url`). With `?dry_run=true` it answers the same and changes nothing.
+/// Secret references may name only `SRC_*` environment variables of the service, and no files
+/// (see [`References`]).
 pub async fn import(
     State(state): State<AppState>,
     caller: Caller,
+    Query(query): Query<ImportQuery>,
     req: Request,
 ) -> Result<Json<ImportReport>, ApiError> {
     caller.require_admin()?;
@@ -49,13 +62,14 @@ pub async fn import(
         })?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid", "the file is not UTF-8"))?;
-    let report = sources_as_code::import(
+    let report = sources_as_code::import_or_preview(
         &state.store,
         &state.plugins,
         &state.key,
         text,
         &caller.who(),
         References::Restricted,
+        query.dry_run,
     )
     .await?;
     Ok(Json(report))

@@ -1,7 +1,7 @@
 //! Integration sources: the rules a configuration passes ([`check`]), its secrets (sealed in
 //! the store, opened for a plugin call: [`load_with_secrets`], [`config`]), and the changes an
 //! admin makes (create, edit, enable/disable, delete, connection tests), each in one write
-//! transaction with its audit event.
+//! transaction with its audit event; and what a list of sources holds ([`listing`]).
 //!
 //! Rules (the spec's, plus what keeps data clean): every input is checked against the
 //! provider's own description (auth types and their fields, settings), URLs and templates must
@@ -12,6 +12,7 @@
 mod changes;
 mod check;
 mod draft_tests;
+pub mod listing;
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,7 @@ use serde_json::json;
 pub use changes::{changed_fields, kept_test, other_account};
 pub use check::{MAX_KEY_PATTERN, MAX_URL_BYTES, check, check_in_store, check_key_pattern};
 pub use draft_tests::DraftTests;
+pub use listing::{ListError, ListQuery, ListRequest, Listing, Viewer, list};
 
 use crate::app::AppState;
 use crate::audit::audit;
