@@ -147,8 +147,12 @@ pub(super) struct Pg {
 }
 
 impl From<tokio_postgres::Error> for StoreError {
+    /// The driver's error with its cause ("db error" alone says nothing).
     fn from(e: tokio_postgres::Error) -> Self {
-        StoreError::Postgres(e.to_string())
+        match std::error::Error::source(&e) {
+            Some(cause) => StoreError::Postgres(format!("{e}: {cause}")),
+            None => StoreError::Postgres(e.to_string()),
+        }
     }
 }
 
@@ -218,11 +222,21 @@ async fn migrate(client: &mut Object) -> Result<(), StoreError> {
     // PostgreSQL-only: the advisory lock (see the module doc).
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
         .await?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations \
-         (version bigint PRIMARY KEY, applied_at bigint NOT NULL)",
-    )
-    .await?;
+    let exists: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'schema_migrations'",
+            &[],
+        )
+        .await?
+        .get(0);
+    if exists == 0 {
+        tx.batch_execute(
+            "CREATE TABLE schema_migrations \
+             (version bigint PRIMARY KEY, applied_at bigint NOT NULL)",
+        )
+        .await?;
+    }
     let found: i64 = tx
         .query_one("SELECT max(version) FROM schema_migrations", &[])
         .await?

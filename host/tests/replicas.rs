@@ -1,0 +1,299 @@
+//! The real binary on PostgreSQL (a server the test starts itself, see `tests/src/postgres.rs`):
+//! `migrate` from a redb data directory, and several replicas on one database behind clients
+//! that spread their requests across them.
+
+mod support;
+
+#[path = "../../tests/src/postgres.rs"]
+#[allow(dead_code)]
+mod pg_server;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+/// The master key every replica shares (base64 of 32 bytes).
+fn shared_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([42u8; 32])
+}
+
+/// `serve` on the PostgreSQL database `url`, with the shared master key, a data directory of
+/// its own (compile cache), and `extra` arguments.
+fn replica(data: &Path, url: &str, extra: &[&str]) -> Running {
+    share_compile_cache(data);
+    let mut cmd = host_command(data);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--admin-token", ADMIN])
+        .args(["--database-url", url])
+        .args(extra)
+        .env("INTEGRATION_MASTER_KEY", shared_key());
+    spawn(cmd)
+}
+
+/// Points the compile cache of `data` at the one the tests share, so a replica started by a
+/// test does not compile every plugin again (real replicas each keep their own).
+fn share_compile_cache(data: &Path) {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-compile-cache");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::create_dir_all(data).unwrap();
+    let link = data.join("compile-cache");
+    if !link.exists() {
+        std::os::unix::fs::symlink(&shared, link).unwrap();
+    }
+}
+
+/// Three replicas on the database `url`; their data directories live in `dirs`.
+fn three_replicas(dirs: &tempfile::TempDir, url: &str, extra: &[&str]) -> Vec<Running> {
+    (0..3)
+        .map(|n| {
+            let data = dirs.path().join(format!("replica-{n}"));
+            replica(&data, url, extra)
+        })
+        .collect()
+}
+
+/// Everything a list answers, by id (so two reads compare independent of order).
+async fn by_id(url: &str, path: &str) -> Vec<(String, Value)> {
+    let (status, list) = call(&client(), url, ADMIN, "GET", path, None).await;
+    assert_eq!(status, 200, "{list}");
+    let mut items: Vec<(String, Value)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| (item["id"].as_str().unwrap().to_string(), item.clone()))
+        .collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items
+}
+
+/// Sources as listed, less their health (in memory, per process).
+fn without_health(mut sources: Vec<(String, Value)>) -> Vec<(String, Value)> {
+    for (_, source) in &mut sources {
+        source.as_object_mut().unwrap().remove("health");
+    }
+    sources
+}
+
+/// Sources and links made on redb, `migrate --to`, then the service on PostgreSQL serves the
+/// same sources and links, and a sealed credential still opens (the stand-in tracker checks
+/// it). A second migrate into the now full database is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_moves_a_redb_directory_to_postgres_with_working_credentials() {
+    let data = tempfile::tempdir().unwrap();
+    let ids = sources_with_credentials(data.path()).await;
+    let (project, before_links, before_sources) = {
+        let host = start(data.path(), Some(ADMIN));
+        let project = setup(&client(), &host.url, ADMIN).await;
+        for (n, source) in ids.iter().enumerate() {
+            let body = json!({"test_object": format!("test-case:{n}"), "source_id": source, "key": format!("BUG-{n}")});
+            let path = format!("/api/v1/projects/{project}/links");
+            let (status, link) = call(&client(), &host.url, ADMIN, "POST", &path, Some(body)).await;
+            assert_eq!(status, 201, "{link}");
+        }
+        let links = by_id(&host.url, &format!("/api/v1/projects/{project}/links")).await;
+        let sources = by_id(&host.url, "/api/v1/sources").await;
+        (project, links, sources)
+    };
+    assert_eq!(before_links.len(), 3);
+
+    let url = pg_server::database();
+    let mut migrate = host_command(data.path());
+    migrate.args(["migrate", "--to", &url]);
+    let (ok, out) = run(migrate);
+    assert_eq!(ok, Some(true), "{out}");
+    assert!(
+        out.contains("sources: 3") && out.contains("links: 3"),
+        "{out}"
+    );
+
+    // The same data directory, so the same master key file as on redb.
+    let mut cmd = host_command(data.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--admin-token", ADMIN])
+        .args(["--database-url", &url]);
+    let host = spawn(cmd);
+    let links = by_id(&host.url, &format!("/api/v1/projects/{project}/links")).await;
+    assert_eq!(links, before_links);
+    let sources = by_id(&host.url, "/api/v1/sources").await;
+    assert_eq!(without_health(sources), without_health(before_sources));
+    assert_credentials_open(&host, &ids, "migrate").await;
+
+    let mut again = host_command(data.path());
+    again.args(["migrate", "--to", &url]);
+    let (ok, out) = run(again);
+    assert_eq!(ok, Some(false), "{out}");
+    assert!(out.contains("not empty"), "{out}");
+}
+
+/// A copy that fails half-way (here the target refuses audit events) leaves the target as
+/// empty as it was, and the migrate can simply be run again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_migrate_leaves_the_target_empty() {
+    let data = tempfile::tempdir().unwrap();
+    sources_with_credentials(data.path()).await;
+    let url = pg_server::database();
+    let name = url.rsplit('/').next().unwrap().to_string();
+    // The schema, then a trigger that makes the last table copied refuse every row.
+    drop(
+        host::store::Store::connect(&url.parse().unwrap(), 1)
+            .await
+            .unwrap(),
+    );
+    let server = pg_server::server();
+    server.sql_in(
+        &name,
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    let mut migrate = host_command(data.path());
+    migrate.args(["migrate", "--to", &url]);
+    let (ok, out) = run(migrate);
+    assert_eq!(ok, Some(false), "{out}");
+    assert!(out.contains("refused by the test"), "{out}");
+    let counts = server.sql_in(
+        &name,
+        "SELECT (SELECT count(*) FROM sources) + (SELECT count(*) FROM secrets) \
+         + (SELECT count(*) FROM tokens) + (SELECT count(*) FROM key_check)",
+    );
+    assert_eq!(counts.trim(), "0", "the target kept part of a failed copy");
+
+    server.sql_in(&name, "DROP TRIGGER refuse ON audit");
+    let mut migrate = host_command(data.path());
+    migrate.args(["migrate", "--to", &url]);
+    let (ok, out) = run(migrate);
+    assert_eq!(ok, Some(true), "{out}");
+}
+
+/// What round-robin clients got acknowledged.
+#[derive(Debug, Default)]
+struct RoundRobin {
+    sources: Vec<String>,
+    links: Vec<String>,
+    /// Requests that got no answer (sent to the killed replica).
+    unanswered: usize,
+}
+
+/// Writes from 6 clients until `stop` ends, each request to the next replica in turn: a
+/// source, then links through it (made on other replicas than the source: a write acknowledged
+/// by one replica is visible to the others at once), a new source every 6 links.
+async fn write_round_robin(
+    urls: Vec<String>,
+    project: String,
+    stop: impl std::future::Future<Output = ()>,
+) -> RoundRobin {
+    let acked = Arc::new(Mutex::new(RoundRobin::default()));
+    let running = Arc::new(AtomicBool::new(true));
+    let mut tasks = Vec::new();
+    for worker in 0..6 {
+        let (urls, project) = (urls.clone(), project.clone());
+        let (acked, running) = (acked.clone(), running.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = client();
+            let (mut source, mut n, mut turn) = (None::<String>, 0, worker);
+            while running.load(Ordering::Relaxed) {
+                turn += 1;
+                let url = &urls[turn % urls.len()];
+                let (path, body) = match &source {
+                    Some(source) if n % 6 != 0 => (
+                        format!("/api/v1/projects/{project}/links"),
+                        json!({"test_object": format!("test-case:W{worker}"), "source_id": source, "key": format!("BUG-{n}")}),
+                    ),
+                    _ => (
+                        "/api/v1/sources".to_string(),
+                        json!({
+                            "provider": "custom", "display_name": format!("Tracker {worker}-{n}"),
+                            "base_url": "http://127.0.0.1:1", "auth": {"type": "none"},
+                            "issue_url_template": "{baseUrl}/issues/{key}",
+                            "key_pattern": "^BUG-\\d+$", "projects": {"mode": "all"},
+                        }),
+                    ),
+                };
+                let (status, created) = call(&client, url, ADMIN, "POST", &path, Some(body)).await;
+                let mut acked = acked.lock().unwrap();
+                match status {
+                    201 => {
+                        let id = created["id"].as_str().unwrap().to_string();
+                        if path.ends_with("/sources") {
+                            source = Some(id.clone());
+                            acked.sources.push(id);
+                        } else {
+                            acked.links.push(id);
+                        }
+                        n += 1;
+                    }
+                    0 => acked.unanswered += 1,
+                    _ => panic!("POST {path} on {url} failed: {status} {created}"),
+                }
+            }
+        }));
+    }
+    stop.await;
+    running.store(false, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    Arc::try_unwrap(acked).unwrap().into_inner().unwrap()
+}
+
+/// Three replicas on one database; clients spread sources and links across them; one replica
+/// is killed with SIGKILL in the middle. Every acknowledged write is there, once, through each
+/// survivor, and the survivors kept serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_one_replica_loses_no_acknowledged_write() {
+    let dirs = tempfile::tempdir().unwrap();
+    // Trust authentication ignores the password: here it is a canary for the logs.
+    let url = pg_server::database().replace("postgres@", "postgres:pw-canary-7d1@");
+    let mut replicas = three_replicas(&dirs, &url, &[]);
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    let project = setup(&client(), &urls[0], ADMIN).await;
+    let pid = replicas[0].child.id();
+    let load = write_round_robin(urls.clone(), project.clone(), async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        signal(pid, "-9");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    })
+    .await;
+    let _ = replicas.remove(0).child.wait();
+    assert!(
+        load.unanswered > 0,
+        "the killed replica was in the rotation"
+    );
+    assert!(
+        load.sources.len() > 3 && load.links.len() > 20,
+        "too little load to prove anything: {} sources, {} links",
+        load.sources.len(),
+        load.links.len()
+    );
+    for survivor in &replicas {
+        let links = stored_link_ids(&survivor.url, ADMIN, &project).await;
+        let mut unique = links.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), links.len(), "duplicate links");
+        for id in &load.links {
+            assert!(links.contains(id), "acknowledged link {id} lost");
+        }
+        let sources = by_id(&survivor.url, "/api/v1/sources").await;
+        for id in &load.sources {
+            assert!(
+                sources.iter().any(|(s, _)| s == id),
+                "acknowledged source {id} lost"
+            );
+        }
+        // Still serving writes.
+        let body = json!({"test_object": "test-case:after", "source_id": load.sources[0], "key": "BUG-999"});
+        let path = format!("/api/v1/projects/{project}/links");
+        let (status, link) = call(&client(), &survivor.url, ADMIN, "POST", &path, Some(body)).await;
+        assert!(status == 201 || status == 409, "{status} {link}");
+        let output = survivor.output.lock().unwrap().clone();
+        assert!(output.contains("[redacted]@127.0.0.1"), "{output}");
+        assert!(
+            !output.contains("pw-canary-7d1"),
+            "the log shows the password"
+        );
+    }
+}
