@@ -10,6 +10,7 @@ pub mod links;
 pub mod metrics;
 pub mod page;
 pub mod plugin;
+pub mod replicas;
 pub mod sources_as_code;
 pub mod store;
 pub mod sync;

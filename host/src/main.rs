@@ -371,6 +371,7 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     // New or changed `*.wasm` files in the plugins directory are hot-swapped in.
     host::api::plugins::spawn_watcher(&state, std::time::Duration::from_secs(1));
     tokio::spawn(host::sync::run(state.clone(), config.sync_interval));
+    host::replicas::spawn(&state);
     let listen = config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -297,6 +297,9 @@ pub struct Metrics {
     sync_due: AtomicU64,
     /// Sync passes run.
     sync_passes: AtomicU64,
+    /// Pauses other replicas on the database observed: source id -> until (see
+    /// `crate::replicas`).
+    shared_pauses: Mutex<HashMap<String, Millis>>,
 }
 
 impl Metrics {
@@ -396,11 +399,37 @@ impl Metrics {
     /// [`PluginHost::headroom`]: crate::plugin::PluginHost::headroom
     pub fn paused_until(&self, source_id: &str, headroom: Option<Headroom>) -> Option<Millis> {
         let at = now();
+        let here = {
+            let health = lock(&self.health);
+            match health.get(source_id) {
+                Some(h) => h.paused_until(at, headroom),
+                None => SourceHealth::default().paused_until(at, headroom),
+            }
+        };
+        let elsewhere = lock(&self.shared_pauses)
+            .get(source_id)
+            .copied()
+            .filter(|until| *until > at);
+        here.max(elsewhere)
+    }
+
+    /// The pauses this process observed that run now: (source id, until), for the other
+    /// replicas; `headroom` gives a source's last announced headroom.
+    pub fn local_pauses(
+        &self,
+        headroom: impl Fn(&str) -> Option<Headroom>,
+    ) -> Vec<(String, Millis)> {
+        let at = now();
         let health = lock(&self.health);
-        match health.get(source_id) {
-            Some(h) => h.paused_until(at, headroom),
-            None => SourceHealth::default().paused_until(at, headroom),
-        }
+        health
+            .iter()
+            .filter_map(|(id, h)| Some((id.clone(), h.paused_until(at, headroom(id))?)))
+            .collect()
+    }
+
+    /// Replaces the pauses other replicas observed (see [`Metrics::local_pauses`]).
+    pub fn set_shared_pauses(&self, pauses: Vec<(String, Millis)>) {
+        *lock(&self.shared_pauses) = pauses.into_iter().collect();
     }
 
     /// Forgets a deleted source's health.

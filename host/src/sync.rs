@@ -29,6 +29,9 @@ pub const BATCH_SIZE: usize = 50;
 /// Sources synced at the same time.
 const SOURCE_CONCURRENCY: usize = 4;
 
+/// How long a replica's lease on a source lasts while it syncs it (see [`take_sync_lease`]).
+pub const SYNC_LEASE: Duration = Duration::from_secs(300);
+
 /// The longest back-off after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
@@ -137,16 +140,38 @@ pub async fn pass(
         let links = by_source.remove(&id).unwrap_or_default();
         tasks.spawn(async move {
             let _permit = gate.acquire().await;
+            if !take_sync_lease(&state, &id, SYNC_LEASE).await {
+                return;
+            }
             let report = refresh_links(&state, &id, links).await;
             match &report {
                 Ok(r) => tracing::debug!(source = %id, refreshed = r.refreshed, failed = r.failed, batches = r.batches, "synced"),
                 Err(e) => tracing::warn!(source = %id, error = ?e, "sync failed"),
             }
             pacing.record(&id, &report, interval);
+            // Kept until this replica's next pass, so no other replica syncs it meanwhile.
+            take_sync_lease(&state, &id, interval).await;
         });
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Replicas on one database: takes (or renews) this replica's lease on syncing `source_id`
+/// for `hold`; false while another replica's runs (it syncs the source) or when the database
+/// cannot say. A replica that dies loses its leases when they expire. Always true on redb.
+pub async fn take_sync_lease(state: &AppState, source_id: &str, hold: Duration) -> bool {
+    match state
+        .store
+        .take_lease(&format!("sync:{source_id}"), hold)
+        .await
+    {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(source = %source_id, error = %e, "sync lease not taken");
+            false
+        }
+    }
 }
 
 /// Refreshes the links of one source now (all of them, or only `only`), whatever its back-off

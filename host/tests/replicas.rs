@@ -30,7 +30,9 @@ fn replica(data: &Path, url: &str, extra: &[&str]) -> Running {
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--admin-token", ADMIN])
         .args(["--database-url", url])
         .args(extra)
-        .env("INTEGRATION_MASTER_KEY", shared_key());
+        .env("INTEGRATION_MASTER_KEY", shared_key())
+        // Each sync of a source is logged ("synced source=..."), to tell who synced what.
+        .env("RUST_LOG", "info,host::sync=debug");
     spawn(cmd)
 }
 
@@ -296,4 +298,157 @@ async fn kill_9_of_one_replica_loses_no_acknowledged_write() {
             "the log shows the password"
         );
     }
+}
+
+/// A stand-in Custom Tracker serving `GET /api/issues/{key}` as JSON (or, once told, `429`
+/// with `Retry-After: 60`), counting the requests it gets.
+struct IssueTracker {
+    url: String,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+    limited: Arc<AtomicBool>,
+}
+
+impl IssueTracker {
+    fn start() -> IssueTracker {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let limited = Arc::new(AtomicBool::new(false));
+        let (count, limit) = (requests.clone(), limited.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let reply = if limit.load(Ordering::SeqCst) {
+                    "HTTP/1.1 429 Too Many Requests\r\nretry-after: 60\r\ncontent-length: 0\r\n\
+                     connection: close\r\n\r\n"
+                        .to_string()
+                } else {
+                    let body = r#"{"fields":{"summary":"An issue","status":{"name":"Open"}}}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = (&stream).write_all(reply.as_bytes());
+            }
+        });
+        IssueTracker {
+            url,
+            requests,
+            limited,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// A source reading issues from `tracker`, a project and `links` links through it, made on
+/// `url`: (source id, project id).
+async fn synced_source(url: &str, tracker: &IssueTracker, links: usize) -> (String, String) {
+    let body = json!({
+        "provider": "custom", "display_name": "Synced", "base_url": tracker.url,
+        "auth": {"type": "none"}, "issue_url_template": "{baseUrl}/browse/{key}",
+        "projects": {"mode": "all"},
+        "settings": {"issue-api-url": "{baseUrl}/api/issues/{key}",
+                     "title-pointer": "/fields/summary", "status-pointer": "/fields/status/name"},
+    });
+    let (status, source) = call(&client(), url, ADMIN, "POST", "/api/v1/sources", Some(body)).await;
+    assert_eq!(status, 201, "{source}");
+    let source = source["id"].as_str().unwrap().to_string();
+    let project = setup(&client(), url, ADMIN).await;
+    for n in 0..links {
+        let body = json!({"test_object": format!("test-case:{n}"), "source_id": source, "key": format!("BUG-{n}")});
+        let path = format!("/api/v1/projects/{project}/links");
+        let (status, link) = call(&client(), url, ADMIN, "POST", &path, Some(body)).await;
+        assert_eq!(status, 201, "{link}");
+    }
+    (source, project)
+}
+
+/// How many syncs of `source` each replica logged.
+fn syncs_by_replica(replicas: &[Running], source: &str) -> Vec<usize> {
+    replicas
+        .iter()
+        .map(|r| {
+            let output = r.output.lock().unwrap();
+            output
+                .lines()
+                .filter(|l| l.contains("synced") && l.contains(source))
+                .count()
+        })
+        .collect()
+}
+
+/// Three replicas syncing every second: one of them syncs the source (a lease), the others
+/// leave it alone; once that one is killed, its lease expires and another replica takes the
+/// source over.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_replica_syncs_a_source_and_another_takes_over_when_its_lease_expires() {
+    let tracker = IssueTracker::start();
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let mut replicas = three_replicas(&dirs, &url, &["--sync-interval", "1"]);
+    let (source, _) = synced_source(&replicas[0].url, &tracker, 3).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let syncs = syncs_by_replica(&replicas, &source);
+    assert_eq!(
+        syncs.iter().filter(|n| **n > 0).count(),
+        1,
+        "one replica syncs the source: {syncs:?}"
+    );
+    assert!(syncs.iter().sum::<usize>() >= 2, "{syncs:?}");
+    let holder = syncs.iter().position(|n| *n > 0).unwrap();
+
+    let killed = replicas.remove(holder);
+    signal(killed.child.id(), "-9");
+    drop(killed);
+    let before = syncs_by_replica(&replicas, &source);
+    assert_eq!(before, [0, 0]);
+    let requests = tracker.count();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = syncs_by_replica(&replicas, &source);
+    assert_eq!(
+        after.iter().filter(|n| **n > 0).count(),
+        1,
+        "one survivor took the source over: {after:?}"
+    );
+    assert!(tracker.count() > requests, "the tracker is asked again");
+}
+
+/// A 429 that one replica gets pauses the source on the other replicas too: their manual
+/// refreshes are refused `source-paused` without a request to the tracker.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_seen_by_one_replica_pauses_the_source_on_all_of_them() {
+    let tracker = IssueTracker::start();
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let replicas = three_replicas(&dirs, &url, &[]);
+    let (source, _) = synced_source(&replicas[0].url, &tracker, 2).await;
+    tracker.limited.store(true, Ordering::SeqCst);
+    let path = format!("/api/v1/sources/{source}/refresh");
+    let (status, report) = call(&client(), &replicas[0].url, ADMIN, "POST", &path, None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["retry_after_secs"], 60, "{report}");
+    let requests = tracker.count();
+    tokio::time::sleep(replica_exchange() * 3).await;
+    for other in &replicas[1..] {
+        let (status, refused) = call(&client(), &other.url, ADMIN, "POST", &path, None).await;
+        assert_eq!(status, 429, "{refused}");
+        assert_eq!(refused["error"]["code"], "source-paused", "{refused}");
+    }
+    assert_eq!(tracker.count(), requests, "a paused source got a request");
+}
+
+/// How often replicas exchange pauses.
+fn replica_exchange() -> Duration {
+    host::replicas::SHARE_EVERY
 }

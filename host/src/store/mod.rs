@@ -15,6 +15,7 @@ mod redb;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -132,6 +133,8 @@ pub struct Store {
     engine: Engine,
     /// The first damaged record a read met, for `/readyz` (see [`Store::damage`]).
     damage: Arc<OnceLock<String>>,
+    /// This process's name among the replicas on the database (random), its leases' holder.
+    replica: Arc<str>,
 }
 
 /// The storage engines.
@@ -164,6 +167,45 @@ impl Store {
         Store {
             engine,
             damage: Arc::default(),
+            replica: hex::encode(rand::random::<[u8; 6]>()).into(),
+        }
+    }
+
+    /// True when other processes may share the database (PostgreSQL): what replicas must
+    /// agree on goes through it then ([`Store::take_lease`], [`Store::share_pauses`]).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.engine, Engine::Postgres(_))
+    }
+
+    /// This process's name among the replicas on the database (random at start).
+    pub fn replica_id(&self) -> &str {
+        &self.replica
+    }
+
+    /// Takes or renews the lease `name` (e.g. "sync of a source") for `hold`: true if this
+    /// replica holds it now, false while another replica's lease runs. A replica that dies
+    /// loses its leases when they expire. On redb (one process owns the file) every lease is
+    /// granted.
+    pub async fn take_lease(&self, name: &str, hold: Duration) -> Result<bool, StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(true),
+            Engine::Postgres(pg) => {
+                let hold_ms = hold.as_millis().min(i64::MAX as u128) as i64;
+                pg.take_lease(name, &self.replica, hold_ms).await
+            }
+        }
+    }
+
+    /// Rate-limit pauses across replicas: publishes this replica's (source id, paused until in
+    /// milliseconds since the epoch) and returns every pause any replica published that is
+    /// still running. On redb (one process) it returns `local`.
+    pub async fn share_pauses(
+        &self,
+        local: Vec<(String, records::Millis)>,
+    ) -> Result<Vec<(String, records::Millis)>, StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(local),
+            Engine::Postgres(pg) => pg.share_pauses(&local, records::now()).await,
         }
     }
 

@@ -34,11 +34,12 @@ const WRITE_LOCK: i64 = 0x696e_7465_6772; // "integr"
 
 /// Versioned schema migrations, applied in order at start-up; the last one is the schema
 /// version this build knows. Append, never edit a released one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    // PostgreSQL-only: COLLATE "C" (byte order of ids, as redb; CockroachDB and YugabyteDB
-    // compare strings bytewise by default and accept it too).
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        // PostgreSQL-only: COLLATE "C" (byte order of ids, as redb; CockroachDB and YugabyteDB
+        // compare strings bytewise by default and accept it too).
+        r#"
     CREATE TABLE sources (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
     CREATE TABLE secrets (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
     CREATE TABLE projects (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
@@ -48,7 +49,18 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     CREATE TABLE key_check (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
     CREATE TABLE audit (seq bigint PRIMARY KEY, body bytea NOT NULL);
     "#,
-)];
+    ),
+    (
+        2,
+        // What replicas coordinate through: who syncs a source until when (the database's
+        // clock, in milliseconds, so replicas' clocks do not matter), and rate-limit pauses.
+        r#"
+    CREATE TABLE leases (name text COLLATE "C" PRIMARY KEY, holder text NOT NULL,
+                         expires_at bigint NOT NULL);
+    CREATE TABLE pauses (source_id text COLLATE "C" PRIMARY KEY, until_ms bigint NOT NULL);
+    "#,
+    ),
+];
 
 /// The schema version this build knows (the last migration).
 pub fn latest_version() -> u64 {
@@ -212,6 +224,67 @@ impl Pg {
             .query_one("SELECT max(version) FROM schema_migrations", &[])
             .await?;
         Ok(row.get::<_, Option<i64>>(0).unwrap_or(0) as u64)
+    }
+}
+
+/// The database's clock in milliseconds since the epoch (portable SQL).
+const DB_NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+impl Pg {
+    /// Takes or renews lease `name` for `holder` for `hold_ms`: true if `holder` holds it now
+    /// (it was free, expired, or already `holder`'s). One statement, no lock held after it.
+    pub(super) async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        hold_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, {DB_NOW_MS} + $3) \
+                 ON CONFLICT (name) DO UPDATE \
+                 SET holder = excluded.holder, expires_at = excluded.expires_at \
+                 WHERE leases.expires_at < {DB_NOW_MS} OR leases.holder = excluded.holder \
+                 RETURNING holder"
+            ))
+            .await?;
+        let row = client
+            .query_opt(&statement, &[&name, &holder, &hold_ms])
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Publishes `local` pauses (source id, until) and returns every pause any replica
+    /// published that runs after `now`.
+    pub(super) async fn share_pauses(
+        &self,
+        local: &[(String, u64)],
+        now: u64,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let client = self.client().await?;
+        let publish = client
+            .prepare_cached(
+                "INSERT INTO pauses (source_id, until_ms) VALUES ($1, $2) \
+                 ON CONFLICT (source_id) DO UPDATE \
+                 SET until_ms = GREATEST(pauses.until_ms, excluded.until_ms)",
+            )
+            .await?;
+        for (source, until) in local {
+            client
+                .execute(&publish, &[source, &(*until as i64)])
+                .await?;
+        }
+        let rows = client
+            .query(
+                "SELECT source_id, until_ms FROM pauses WHERE until_ms > $1",
+                &[&(now as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+            .collect())
     }
 }
 
