@@ -452,3 +452,131 @@ async fn a_429_seen_by_one_replica_pauses_the_source_on_all_of_them() {
 fn replica_exchange() -> Duration {
     host::replicas::SHARE_EVERY
 }
+
+/// The `hotswap` test plugin with its version string replaced by `version` (same width): a
+/// different binary that behaves the same.
+fn hotswap(version: &str) -> Vec<u8> {
+    const MARKER: &str = "1.0.0-hotswap.00000000";
+    assert_eq!(version.len(), MARKER.len(), "the marker is fixed-width");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugins/hotswap.wasm");
+    let mut bytes = std::fs::read(&path).expect("run scripts/build-plugins.sh");
+    let at = bytes
+        .windows(MARKER.len())
+        .position(|w| w == MARKER.as_bytes())
+        .expect("the version marker is in hotswap.wasm");
+    bytes[at..at + MARKER.len()].copy_from_slice(version.as_bytes());
+    bytes
+}
+
+/// Uploads `wasm` as provider `id` to the replica at `url`: the status.
+async fn upload(url: &str, id: &str, wasm: Vec<u8>) -> (u16, Value) {
+    let resp = client()
+        .put(format!("{url}/api/v1/plugins/{id}"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/wasm")
+        .body(wasm)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until every replica at `urls` serves provider `id` at `version`: how long it took
+/// (panics after 10 s).
+async fn until_served(urls: &[String], id: &str, version: &str) -> Duration {
+    let started = std::time::Instant::now();
+    for url in urls {
+        loop {
+            let path = format!("/api/v1/plugins/{id}");
+            let (status, plugin) = call(&client(), url, ADMIN, "GET", &path, None).await;
+            if status == 200 && plugin["version"] == version {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{url} does not serve {id} {version}: {status} {plugin}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    started.elapsed()
+}
+
+/// A plugin uploaded to replica A is served by B and C within 2 s, and its next version
+/// replaces it there under load without a failed request.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_on_one_replica_is_served_by_the_others_within_2_s() {
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/custom.wasm");
+    let replicas: Vec<Running> = (0..3)
+        .map(|n| {
+            // Each replica its own plugins directory (an upload is saved there).
+            let plugins = dirs.path().join(format!("plugins-{n}"));
+            std::fs::create_dir_all(&plugins).unwrap();
+            std::fs::copy(&shipped, plugins.join("custom.wasm")).unwrap();
+            let data = dirs.path().join(format!("replica-{n}"));
+            replica(&data, &url, &["--plugins-dir", plugins.to_str().unwrap()])
+        })
+        .collect();
+    let others: Vec<String> = replicas[1..].iter().map(|r| r.url.clone()).collect();
+
+    let (status, uploaded) = upload(
+        &replicas[0].url,
+        "hotswap",
+        hotswap("1.0.0-hotswap.00000001"),
+    )
+    .await;
+    assert_eq!(status, 201, "{uploaded}");
+    let took = until_served(&others, "hotswap", "1.0.0-hotswap.00000001").await;
+    assert!(
+        took < Duration::from_secs(2),
+        "installed on the others after {took:?}"
+    );
+
+    let running = Arc::new(AtomicBool::new(true));
+    let mut load = Vec::new();
+    for n in 0..4 {
+        let (url, running) = (others[n % 2].clone(), running.clone());
+        load.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while running.load(Ordering::Relaxed) {
+                let (status, _) = call(
+                    &client(),
+                    &url,
+                    ADMIN,
+                    "GET",
+                    "/api/v1/providers/hotswap",
+                    None,
+                )
+                .await;
+                statuses.push(status);
+            }
+            statuses
+        }));
+    }
+    let (status, swapped) = upload(
+        &replicas[0].url,
+        "hotswap",
+        hotswap("2.0.0-hotswap.00000002"),
+    )
+    .await;
+    assert_eq!(status, 200, "{swapped}");
+    let took = until_served(&others, "hotswap", "2.0.0-hotswap.00000002").await;
+    running.store(false, Ordering::Relaxed);
+    assert!(
+        took < Duration::from_secs(2),
+        "swapped on the others after {took:?}"
+    );
+    let mut answered = 0;
+    for task in load {
+        let statuses = task.await.unwrap();
+        answered += statuses.len();
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "failed requests during the swap: {statuses:?}"
+        );
+    }
+    assert!(answered > 10, "too little load: {answered}");
+}

@@ -289,6 +289,41 @@ impl Store {
         })
     }
 
+    /// Makes an uploaded plugin binary (sha-256 `digest`) the version provider `id` serves on
+    /// every replica (see `crate::replicas`). Nothing to do on redb: the upload is in the
+    /// plugins directory of the one process.
+    pub async fn publish_plugin(
+        &self,
+        id: &str,
+        digest: &str,
+        wasm: &[u8],
+    ) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(()),
+            Engine::Postgres(pg) => pg.publish_plugin(id, digest, wasm).await,
+        }
+    }
+
+    /// (provider id, digest) of every plugin uploaded to a replica; none on redb.
+    pub async fn plugin_digests(&self) -> Result<Vec<(String, String)>, StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(Vec::new()),
+            Engine::Postgres(pg) => pg.plugin_digests().await,
+        }
+    }
+
+    /// The uploaded binary of provider `id`, if it is still the one with `digest`.
+    pub async fn plugin_binary(
+        &self,
+        id: &str,
+        digest: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(None),
+            Engine::Postgres(pg) => pg.plugin_binary(id, digest).await,
+        }
+    }
+
     /// The schema version recorded in the database.
     pub async fn schema_version(&self) -> Result<u64, StoreError> {
         match &self.engine {

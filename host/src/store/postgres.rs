@@ -60,6 +60,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE TABLE pauses (source_id text COLLATE "C" PRIMARY KEY, until_ms bigint NOT NULL);
     "#,
     ),
+    (
+        3,
+        // Uploaded plugin binaries, the version each provider serves, for every replica.
+        r#"
+    CREATE TABLE plugins (id text COLLATE "C" PRIMARY KEY, digest text NOT NULL,
+                          wasm bytea NOT NULL, uploaded_at bigint NOT NULL);
+    "#,
+    ),
 ];
 
 /// The schema version this build knows (the last migration).
@@ -285,6 +293,53 @@ impl Pg {
             .iter()
             .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
             .collect())
+    }
+}
+
+impl Pg {
+    /// Records `wasm` (sha-256 `digest`) as the version provider `id` serves.
+    pub(super) async fn publish_plugin(
+        &self,
+        id: &str,
+        digest: &str,
+        wasm: &[u8],
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO plugins (id, digest, wasm, uploaded_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (id) DO UPDATE SET digest = excluded.digest, wasm = excluded.wasm, \
+                 uploaded_at = excluded.uploaded_at",
+                &[&id, &digest, &wasm, &(super::records::now() as i64)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// (provider id, digest) of every uploaded plugin.
+    pub(super) async fn plugin_digests(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT id, digest FROM plugins ORDER BY id")
+            .await?;
+        let rows = client.query(&statement, &[]).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// The binary provider `id` serves, if it is still the one with `digest`.
+    pub(super) async fn plugin_binary(
+        &self,
+        id: &str,
+        digest: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT wasm FROM plugins WHERE id = $1 AND digest = $2",
+                &[&id, &digest],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
     }
 }
 
