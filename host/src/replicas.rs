@@ -5,7 +5,8 @@
 //! Plugins: an upload to any replica is stored in the database (by provider, with its
 //! digest); every [`SHARE_EVERY`] each replica compares the digests there with what it serves
 //! and installs a new one as an upload of its own (compiled and checked, saved to its plugins
-//! directory, swapped in: calls in flight finish on the old version).
+//! directory, swapped in: calls in flight finish on the old version), at once when the upload
+//! is announced (PostgreSQL's LISTEN/NOTIFY), else at the next round of polling.
 //!
 //! Pauses: every [`SHARE_EVERY`], each replica publishes the pauses it observed (a `429` with
 //! `Retry-After`, a window with no request left) and takes in those of the others, which
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use crate::app::AppState;
 use crate::plugin::LoadedPlugin;
+use crate::store::postgres::Uploads;
 
 /// How often pauses are exchanged between replicas.
 pub const SHARE_EVERY: Duration = Duration::from_millis(500);
@@ -33,18 +35,36 @@ pub fn spawn(state: &AppState) {
     let state = state.clone();
     tokio::spawn(async move {
         let mut refused = HashSet::new();
+        let mut uploads = state.store.listen_uploads().await;
         let mut tick = tokio::time::interval(SHARE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            if let Err(e) = share_pauses(&state).await {
-                tracing::warn!(error = %e, "could not exchange rate-limit pauses with the other replicas");
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = share_pauses(&state).await {
+                        tracing::warn!(error = %e, "could not exchange rate-limit pauses with the other replicas");
+                    }
+                }
+                notice = next_upload(&mut uploads) => {
+                    if notice.is_none() {
+                        tracing::warn!("the LISTEN connection for plugin uploads closed: polling for them");
+                        uploads = None;
+                    }
+                }
             }
             if let Err(e) = follow_uploads(&state, &mut refused).await {
                 tracing::warn!(error = %e, "could not read the plugins uploaded to other replicas");
             }
         }
     });
+}
+
+/// The next upload announced, or never when nothing listens.
+async fn next_upload(uploads: &mut Option<Uploads>) -> Option<String> {
+    match uploads {
+        Some(uploads) => uploads.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Stores an upload this replica accepted, for the others to install.

@@ -148,3 +148,29 @@ async fn the_password_of_the_url_never_shows() {
     let bad = "mysql://root:pw@x/db".parse::<DatabaseUrl>().unwrap_err();
     assert!(!bad.contains(":pw@"), "{bad}");
 }
+
+/// A plugin published through one replica is announced to another at once (LISTEN/NOTIFY),
+/// and readable by digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_uploaded_plugin_is_announced_to_the_other_replicas() {
+    let url = new_database();
+    let (a, b) = (connect(&url).await, connect(&url).await);
+    let mut uploads = b
+        .listen_uploads()
+        .await
+        .expect("LISTEN works on PostgreSQL");
+    a.publish_plugin("hotswap", "d1", b"\0asm one")
+        .await
+        .unwrap();
+    let announced = tokio::time::timeout(std::time::Duration::from_secs(2), uploads.next())
+        .await
+        .expect("announced within 2 s");
+    assert_eq!(announced.as_deref(), Some("hotswap"));
+    assert_eq!(
+        b.plugin_digests().await.unwrap(),
+        [("hotswap".to_string(), "d1".to_string())]
+    );
+    let wasm = b.plugin_binary("hotswap", "d1").await.unwrap();
+    assert_eq!(wasm.as_deref(), Some(&b"\0asm one"[..]));
+    assert_eq!(b.plugin_binary("hotswap", "d0").await.unwrap(), None);
+}

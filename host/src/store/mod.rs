@@ -304,6 +304,21 @@ impl Store {
         }
     }
 
+    /// Notifications of plugins uploaded to any replica (PostgreSQL's LISTEN); `None` on
+    /// redb, or where the engine has no LISTEN (the replicas poll then).
+    pub async fn listen_uploads(&self) -> Option<postgres::Uploads> {
+        match &self.engine {
+            Engine::Redb(_) => None,
+            Engine::Postgres(pg) => match pg.listen_uploads().await {
+                Ok(uploads) => Some(uploads),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no LISTEN for plugin uploads: polling for them");
+                    None
+                }
+            },
+        }
+    }
+
     /// (provider id, digest) of every plugin uploaded to a replica; none on redb.
     pub async fn plugin_digests(&self) -> Result<Vec<(String, String)>, StoreError> {
         match &self.engine {

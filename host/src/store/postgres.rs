@@ -164,6 +164,25 @@ impl fmt::Debug for DatabaseUrl {
 pub(super) struct Pg {
     pool: Pool,
     url: DatabaseUrl,
+    /// For connections outside the pool (LISTEN).
+    config: tokio_postgres::Config,
+}
+
+/// The channel `NOTIFY` announces uploaded plugins on (payload: the provider id).
+const PLUGINS_CHANNEL: &str = "integration_plugins";
+
+/// Notifications of plugin uploads, on a connection of their own: [`Uploads::next`] answers
+/// `None` once that connection is gone (then the replicas fall back on polling alone).
+pub struct Uploads {
+    _client: tokio_postgres::Client,
+    notices: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+impl Uploads {
+    /// The provider id of the next upload announced, or `None` when the connection is gone.
+    pub async fn next(&mut self) -> Option<String> {
+        self.notices.recv().await
+    }
 }
 
 impl From<tokio_postgres::Error> for StoreError {
@@ -193,7 +212,7 @@ impl Pg {
             config.application_name("integration-host");
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -208,6 +227,7 @@ impl Pg {
         let pg = Pg {
             pool,
             url: url.clone(),
+            config,
         };
         let mut client = pg.client().await?;
         migrate(&mut client).await?;
@@ -313,7 +333,38 @@ impl Pg {
                 &[&id, &digest, &wasm, &(super::records::now() as i64)],
             )
             .await?;
+        // PostgreSQL-only: NOTIFY (an engine without it leaves the replicas to their polling).
+        let notified = client
+            .execute("SELECT pg_notify($1, $2)", &[&PLUGINS_CHANNEL, &id])
+            .await;
+        if let Err(e) = notified {
+            tracing::debug!(error = %e, "no NOTIFY of the upload: the replicas poll for it");
+        }
         Ok(())
+    }
+
+    /// Listens for plugin uploads on a connection of its own.
+    pub(super) async fn listen_uploads(&self) -> Result<Uploads, StoreError> {
+        let (client, mut connection) = self.config.connect(NoTls).await?;
+        let (send, notices) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) =
+                std::future::poll_fn(|cx| connection.poll_message(cx)).await
+            {
+                if let tokio_postgres::AsyncMessage::Notification(n) = message
+                    && send.send(n.payload().to_string()).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        client
+            .batch_execute(&format!("LISTEN {PLUGINS_CHANNEL}"))
+            .await?;
+        Ok(Uploads {
+            _client: client,
+            notices,
+        })
     }
 
     /// (provider id, digest) of every uploaded plugin.
