@@ -165,7 +165,7 @@ pub(super) struct Pg {
     pool: Pool,
     url: DatabaseUrl,
     /// For connections outside the pool (LISTEN).
-    config: tokio_postgres::Config,
+    config: std::sync::Arc<tokio_postgres::Config>,
 }
 
 /// The channel `NOTIFY` announces uploaded plugins on (payload: the provider id).
@@ -227,7 +227,7 @@ impl Pg {
         let pg = Pg {
             pool,
             url: url.clone(),
-            config,
+            config: std::sync::Arc::new(config),
         };
         let mut client = pg.client().await?;
         migrate(&mut client).await?;
