@@ -856,6 +856,11 @@ async fn readyz_is_ready_with_plugins_and_a_database_and_503_without_plugins() {
     let body = r.expect(200);
     assert_eq!(body["status"], "ready");
     assert!(body["plugins"].as_u64().unwrap() >= 6, "{body}");
+    let engine = match integration_tests::on_postgres() {
+        true => "postgres",
+        false => "redb",
+    };
+    assert_eq!(body["database"], engine, "{body}");
     assert_eq!(app.call("GET", "/healthz", None, None).await.status, 200);
 
     // The same service with no plugin loaded is not ready.
