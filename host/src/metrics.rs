@@ -597,9 +597,10 @@ pub async fn track_http(State(state): State<AppState>, req: Request, next: Next)
 
 /// `GET /metrics`: the counters in Prometheus text format 0.0.4.
 pub async fn serve(State(state): State<AppState>) -> Response {
-    let body = state
+    let mut body = state
         .metrics
         .render(state.plugins.list().len(), &state.plugins.all_headroom());
+    body.push_str(&replica_info(&state.store));
     Response::builder()
         .header(
             axum::http::header::CONTENT_TYPE,
@@ -607,6 +608,18 @@ pub async fn serve(State(state): State<AppState>) -> Response {
         )
         .body(axum::body::Body::from(body))
         .expect("a valid response")
+}
+
+/// Which replica these figures are from (a random id per process) and on which database
+/// engine: join on `replica` to tell replicas apart behind one scrape target.
+fn replica_info(store: &crate::store::Store) -> String {
+    format!(
+        "# HELP integration_replica_info This process among the replicas on its database.\n\
+         # TYPE integration_replica_info gauge\n\
+         integration_replica_info{{replica=\"{}\",database=\"{}\"}} 1\n",
+        store.replica_id(),
+        store.engine()
+    )
 }
 
 #[cfg(test)]

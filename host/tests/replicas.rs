@@ -251,6 +251,20 @@ async fn kill_9_of_one_replica_loses_no_acknowledged_write() {
     let url = pg_server::database().replace("postgres@", "postgres:pw-canary-7d1@");
     let mut replicas = three_replicas(&dirs, &url, &[]);
     let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    let mut labels = Vec::new();
+    for url in &urls {
+        let text = client().get(format!("{url}/metrics")).send().await.unwrap();
+        let text = text.text().await.unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("integration_replica_info{"))
+            .unwrap_or_else(|| panic!("no replica label: {text}"));
+        assert!(line.contains("database=\"postgres\""), "{line}");
+        labels.push(line.to_string());
+    }
+    labels.sort();
+    labels.dedup();
+    assert_eq!(labels.len(), 3, "each replica its own label: {labels:?}");
     let project = setup(&client(), &urls[0], ADMIN).await;
     let pid = replicas[0].child.id();
     let load = write_round_robin(urls.clone(), project.clone(), async {
