@@ -477,7 +477,10 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
         limits,
         http,
         data_dir,
-        database_url: settings.database_url.clone().or(file.database_url),
+        database_url: match settings.database_url.clone().or(file.database_url) {
+            Some(url) => Some(url.check().map(|()| url).map_err(anyhow::Error::msg)?),
+            None => None,
+        },
         database_pool_size: match settings.database_pool_size.or(file.database_pool_size) {
             Some(0) => anyhow::bail!("database_pool_size must be at least 1"),
             Some(n) => n,
@@ -805,5 +808,18 @@ max_plugin_bytes = 99
             "{text}"
         );
         assert!(!text.contains(":pw@"), "{text}");
+        // On the command line too (the parser would echo a value it refused).
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let args = ["x", "--database-url", "mysql://u:pw@db/x"];
+        let cli = <Cli as clap::Parser>::try_parse_from(args).unwrap();
+        let err = resolve(&cli.settings).unwrap_err().to_string();
+        assert!(
+            err.contains("postgres://") && !err.contains(":pw@"),
+            "{err}"
+        );
     }
 }

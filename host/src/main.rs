@@ -237,6 +237,7 @@ async fn migrate(config: &Config, args: MigrateArgs) -> anyhow::Result<()> {
     if !path.is_file() {
         anyhow::bail!("there is no database at {} to migrate", path.display());
     }
+    args.to.check().map_err(anyhow::Error::msg)?;
     let from = Store::open(&path).context("opening the database")?;
     let to = Store::connect(&args.to, 2)
         .await

@@ -117,25 +117,35 @@ fn percent_decode(text: &str) -> String {
         .unwrap_or_default()
 }
 
+impl DatabaseUrl {
+    /// Refuses a URL that is not `postgres://` (the error shows it with its password
+    /// redacted).
+    pub fn check(&self) -> Result<(), String> {
+        if self.0.starts_with("postgres://") || self.0.starts_with("postgresql://") {
+            return Ok(());
+        }
+        Err(format!(
+            "the database URL must start with postgres:// (got {self}); without one the \
+             service keeps its data in a redb file in the data directory"
+        ))
+    }
+}
+
+/// Takes any text: [`DatabaseUrl::check`] refuses a bad one later, because a parse error
+/// here would be shown by the command-line parser with the text as given, password included.
 impl FromStr for DatabaseUrl {
-    type Err = String;
+    type Err = std::convert::Infallible;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let url = DatabaseUrl(text.trim().to_string());
-        if !(url.0.starts_with("postgres://") || url.0.starts_with("postgresql://")) {
-            return Err(format!(
-                "the database URL must start with postgres:// (got {url}); without one the \
-                 service keeps its data in a redb file in the data directory"
-            ));
-        }
-        Ok(url)
+        Ok(DatabaseUrl(text.trim().to_string()))
     }
 }
 
 impl<'de> serde::Deserialize<'de> for DatabaseUrl {
     fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(de)?;
-        text.parse().map_err(serde::de::Error::custom)
+        let url = DatabaseUrl(String::deserialize(de)?.trim().to_string());
+        url.check().map_err(serde::de::Error::custom)?;
+        Ok(url)
     }
 }
 
@@ -199,6 +209,7 @@ impl Pg {
     /// Connects (at most `pool_size` connections at once) and applies the migrations this
     /// database lacks; refuses a database whose schema is newer than this build.
     pub(super) async fn connect(url: &DatabaseUrl, pool_size: usize) -> Result<Pg, StoreError> {
+        url.check().map_err(StoreError::Postgres)?;
         let mut config = tokio_postgres::Config::from_str(url.expose()).map_err(|e| {
             StoreError::Postgres(format!(
                 "the database URL {url} is not valid: {}",
