@@ -64,6 +64,14 @@ struct Pace {
 }
 
 impl Pacing {
+    /// How long until `source` may be synced again (zero when it may now).
+    fn wait(&self, source: &str) -> Duration {
+        let map = self.sources.lock().expect("pacing lock");
+        map.get(source).map_or(Duration::ZERO, |p| {
+            p.not_before.saturating_duration_since(Instant::now())
+        })
+    }
+
     fn ready(&self, source: &str) -> bool {
         let map = self.sources.lock().expect("pacing lock");
         map.get(source)
@@ -149,8 +157,9 @@ pub async fn pass(
                 Err(e) => tracing::warn!(source = %id, error = ?e, "sync failed"),
             }
             pacing.record(&id, &report, interval);
-            // Kept until this replica's next pass, so no other replica syncs it meanwhile.
-            take_sync_lease(&state, &id, interval).await;
+            // Kept until this replica's first pass after its back-off (none after a success),
+            // so no other replica syncs it meanwhile.
+            take_sync_lease(&state, &id, pacing.wait(&id) + interval).await;
         });
     }
     while tasks.join_next().await.is_some() {}

@@ -328,6 +328,7 @@ struct IssueTracker {
     url: String,
     requests: Arc<std::sync::atomic::AtomicUsize>,
     limited: Arc<AtomicBool>,
+    failing: Arc<AtomicBool>,
 }
 
 impl IssueTracker {
@@ -337,7 +338,8 @@ impl IssueTracker {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let limited = Arc::new(AtomicBool::new(false));
-        let (count, limit) = (requests.clone(), limited.clone());
+        let failing = Arc::new(AtomicBool::new(false));
+        let (count, limit, fail) = (requests.clone(), limited.clone(), failing.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
                 let mut reader = BufReader::new(&stream);
@@ -346,7 +348,11 @@ impl IssueTracker {
                     line.clear();
                 }
                 count.fetch_add(1, Ordering::SeqCst);
-                let reply = if limit.load(Ordering::SeqCst) {
+                let reply = if fail.load(Ordering::SeqCst) {
+                    "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\
+                     connection: close\r\n\r\n"
+                        .to_string()
+                } else if limit.load(Ordering::SeqCst) {
                     "HTTP/1.1 429 Too Many Requests\r\nretry-after: 60\r\ncontent-length: 0\r\n\
                      connection: close\r\n\r\n"
                         .to_string()
@@ -365,6 +371,7 @@ impl IssueTracker {
             url,
             requests,
             limited,
+            failing,
         }
     }
 
@@ -444,6 +451,30 @@ async fn one_replica_syncs_a_source_and_another_takes_over_when_its_lease_expire
         "one survivor took the source over: {after:?}"
     );
     assert!(tracker.count() > requests, "the tracker is asked again");
+}
+
+/// A source whose tracker keeps failing backs off (2 s, 4 s, ... at a 1 s interval) on the
+/// replica that syncs it; the others do not take it over meanwhile: the lease lasts the
+/// back-off.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_source_backs_off_on_one_replica_and_is_not_taken_over_meanwhile() {
+    let tracker = IssueTracker::start();
+    tracker.failing.store(true, Ordering::SeqCst);
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let replicas = three_replicas(&dirs, &url, &["--sync-interval", "1"]);
+    let (source, _) = synced_source(&replicas[0].url, &tracker, 2).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let syncs = syncs_by_replica(&replicas, &source);
+    assert_eq!(
+        syncs.iter().filter(|n| **n > 0).count(),
+        1,
+        "one replica syncs the failing source: {syncs:?}"
+    );
+    assert!(
+        syncs.iter().sum::<usize>() <= 4,
+        "the back-off holds: {syncs:?}"
+    );
 }
 
 /// A 429 that one replica gets pauses the source on the other replicas too: their manual
