@@ -3,14 +3,23 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod crypto;
+pub mod field;
+pub mod ids;
 pub mod keys;
 pub mod links;
 pub mod metrics;
-pub mod page;
+pub mod names;
 pub mod plugin;
+pub mod projects;
 pub mod replicas;
+pub mod sources;
 pub mod sources_as_code;
 pub mod store;
 pub mod sync;
+pub mod tokens;
+
+#[cfg(test)]
+mod layering;

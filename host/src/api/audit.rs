@@ -1,6 +1,6 @@
 //! `GET /api/v1/audit` (admin): pages through the audit log, newest first.
 //!
-//! The log is written by the handlers that change something (`api::sources::audit`): sources
+//! The log is written, in the transaction of each change, by `crate::audit::audit`: sources
 //! (created, edited with the names of the changed fields, enabled, disabled, tested, deleted),
 //! tokens (created, revoked) and projects (created, renamed, deleted). An event never holds a
 //! secret value: a replaced credential shows as `auth.fields.<name>: replaced`.

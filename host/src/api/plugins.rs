@@ -16,8 +16,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Caller, Path, Query, has_media_type};
-use super::sources::audit;
 use crate::app::AppState;
+use crate::audit::audit;
 use crate::plugin::registry::{Swap, UploadError, watch_dir};
 use crate::plugin::{CallCounts, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS};
 use crate::store::records::{Millis, SourceRecord};
@@ -161,7 +161,7 @@ pub async fn upload(
             .write(move |w| audit(w, &who, "plugin.rejected", &target, details))
             .await;
         if let Err(err) = audited {
-            tracing::error!(plugin = %id, error = %err.message, "could not audit a refused upload");
+            tracing::error!(plugin = %id, error = %err, "could not audit a refused upload");
         }
     }
     outcome
@@ -334,7 +334,8 @@ async fn record(state: &AppState, who: &str, via: &str, swap: &Swap) -> Result<(
     state
         .store
         .write(move |w| audit(w, &who, action, &target, details))
-        .await
+        .await?;
+    Ok(())
 }
 
 /// Reads and drops what is left of a refused upload (at most twice the size limit, for at

@@ -16,7 +16,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use axum::response::IntoResponse as _;
+use hyper::http::header::CONTENT_TYPE;
+use hyper::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 
 use super::{Issue, Limits, PluginError, PluginHost, ProviderError, ProviderInfo, SourceConfig};
 
@@ -592,30 +593,39 @@ impl StandIn {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let responses = std::sync::Arc::new((fixtures.responses, url.clone()));
-        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-            let responses = responses.clone();
-            async move {
-                let (responses, url) = &*responses;
-                match responses.iter().find(|r| r.answers(&req)) {
-                    Some(recorded) => recorded.response(url),
-                    None => (
-                        axum::http::StatusCode::NOT_FOUND,
-                        [(axum::http::header::CONTENT_TYPE, "application/json")],
-                        r#"{"message":"Not Found","errors":["no such thing on the check's stand-in"]}"#,
-                    )
-                        .into_response(),
-                }
-            }
-        });
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            while let Ok((stream, _)) = listener.accept().await {
+                let responses = responses.clone();
+                let answer = hyper::service::service_fn(move |req| {
+                    let (responses, url) = &*responses;
+                    let response = match responses.iter().find(|r| r.answers(&req)) {
+                        Some(recorded) => recorded.response(url),
+                        None => not_found(),
+                    };
+                    std::future::ready(Ok::<_, std::convert::Infallible>(response))
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), answer);
+                tokio::spawn(connection);
+            }
         });
         Ok(StandIn { url, task })
     }
 }
 
+/// The stand-in's answer to what no recorded answer matches.
+fn not_found() -> Response<String> {
+    let body = r#"{"message":"Not Found","errors":["no such thing on the check's stand-in"]}"#;
+    let mut response = Response::new(body.to_string());
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 impl Recorded {
-    fn answers(&self, req: &axum::extract::Request) -> bool {
+    fn answers<B>(&self, req: &Request<B>) -> bool {
         let uri = req.uri();
         let path = match self.path.contains('?') {
             true => uri.path_and_query().map_or(uri.path(), |p| p.as_str()),
@@ -625,24 +635,21 @@ impl Recorded {
             && (self.method.as_ref()).is_none_or(|m| m.eq_ignore_ascii_case(req.method().as_str()))
     }
 
-    fn response(&self, stand_in: &str) -> axum::response::Response {
+    fn response(&self, stand_in: &str) -> Response<String> {
         let (body, content_type) = match &self.body {
             serde_json::Value::String(text) => (text.clone(), "text/plain"),
             serde_json::Value::Null => (String::new(), "text/plain"),
             json => (json.to_string(), "application/json"),
         };
-        let mut response = body.replace("{standIn}", stand_in).into_response();
-        *response.status_mut() = axum::http::StatusCode::from_u16(self.status)
-            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = Response::new(body.replace("{standIn}", stand_in));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
-        headers.insert(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static(content_type),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         for (name, value) in &self.headers {
             if let (Ok(name), Ok(value)) = (
-                axum::http::HeaderName::try_from(name.as_str()),
-                axum::http::HeaderValue::try_from(value.as_str()),
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(value.as_str()),
             ) {
                 headers.insert(name, value);
             }

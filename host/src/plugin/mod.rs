@@ -591,22 +591,22 @@ impl PluginHost {
     ) -> Result<ConnectionInfo, PluginError> {
         let plugin = self.get(&source.provider)?;
         let wsrc = v1::source(&plugin.info, source);
-        let redactor = Arc::new(egress::redactor(&plugin.info, source));
-        let result = async {
-            let info = self
-                .run(&plugin, Network::Source(source, &redactor), |store, p| {
-                    Box::pin(async move {
-                        p.testorchestrator_provider_tracker()
-                            .call_test_connection(store, &wsrc)
-                            .await
-                    })
+        self.run_online(
+            &plugin,
+            source,
+            |store, p| {
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_test_connection(store, &wsrc)
+                        .await
                 })
-                .await?
-                .map_err(|e| plugin.stats.provider_error(e))?;
-            plugin.stats.malformed(check_connection(&info))?;
-            Ok(info.into())
-        };
-        result.await.redact(&redactor)
+            },
+            |info| {
+                check_connection(&info)?;
+                Ok(info.into())
+            },
+        )
+        .await
     }
 
     /// `fetch-issue`: one issue's details.
@@ -617,21 +617,19 @@ impl PluginHost {
     ) -> Result<Issue, PluginError> {
         let plugin = self.get(&source.provider)?;
         let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
-        let redactor = Arc::new(egress::redactor(&plugin.info, source));
-        let result = async {
-            let issue = self
-                .run(&plugin, Network::Source(source, &redactor), |store, p| {
-                    Box::pin(async move {
-                        p.testorchestrator_provider_tracker()
-                            .call_fetch_issue(store, &wsrc, &key)
-                            .await
-                    })
+        self.run_online(
+            &plugin,
+            source,
+            |store, p| {
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_fetch_issue(store, &wsrc, &key)
+                        .await
                 })
-                .await?
-                .map_err(|e| plugin.stats.provider_error(e))?;
-            plugin.stats.malformed(check_issue(issue.into()))
-        };
-        result.await.redact(&redactor)
+            },
+            |issue| check_issue(issue.into()),
+        )
+        .await
     }
 
     /// `fetch-issues`: many issues, one result per key in order.
@@ -642,34 +640,61 @@ impl PluginHost {
     ) -> Result<Vec<Result<Issue, ProviderError>>, PluginError> {
         let plugin = self.get(&source.provider)?;
         let (wsrc, owned) = (v1::source(&plugin.info, source), keys.to_vec());
-        let redactor = Arc::new(egress::redactor(&plugin.info, source));
-        let result = async {
-            let results = self
-                .run(&plugin, Network::Source(source, &redactor), |store, p| {
-                    Box::pin(async move {
-                        p.testorchestrator_provider_tracker()
-                            .call_fetch_issues(store, &wsrc, &owned)
-                            .await
-                    })
+        self.run_online(
+            &plugin,
+            source,
+            |store, p| {
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_fetch_issues(store, &wsrc, &owned)
+                        .await
                 })
-                .await?
-                .map_err(|e| plugin.stats.provider_error(e))?;
-            if results.len() != keys.len() {
-                return plugin.stats.malformed(Err(PluginError::Malformed(format!(
-                    "fetch-issues answered {} results for {} keys",
-                    results.len(),
-                    keys.len()
-                ))));
-            }
-            plugin.stats.malformed(
+            },
+            |results| {
+                if results.len() != keys.len() {
+                    return Err(PluginError::Malformed(format!(
+                        "fetch-issues answered {} results for {} keys",
+                        results.len(),
+                        keys.len()
+                    )));
+                }
                 results
                     .into_iter()
                     .map(|r| match r {
                         Ok(issue) => check_issue(issue.into()).map(Ok),
                         Err(e) => Ok(Err(e.into())),
                     })
-                    .collect(),
-            )
+                    .collect()
+            },
+        )
+        .await
+    }
+
+    /// Runs an export that may use the network (`call`) for `source`: through the source's
+    /// egress, the answer checked by `check` (a failed check counts as a fault), and the
+    /// call's secrets redacted from all it returns, answer or error. The one path of
+    /// `test-connection`, `fetch-issue` and `fetch-issues`.
+    async fn run_online<W, E, R>(
+        &self,
+        plugin: &LoadedPlugin,
+        source: &SourceConfig,
+        call: impl for<'a> FnOnce(
+            &'a mut Store<CallState>,
+            &'a v1::Provider,
+        ) -> CallFuture<'a, Result<W, E>>,
+        check: impl FnOnce(W) -> Result<R, PluginError>,
+    ) -> Result<R, PluginError>
+    where
+        E: Into<ProviderError>,
+        Result<R, PluginError>: Redact,
+    {
+        let redactor = Arc::new(egress::redactor(&plugin.info, source));
+        let result = async {
+            let answer = self
+                .run(plugin, Network::Source(source, &redactor), call)
+                .await?
+                .map_err(|e| plugin.stats.provider_error(e))?;
+            plugin.stats.malformed(check(answer))
         };
         result.await.redact(&redactor)
     }
