@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the browser tests need when it is missing, builds every
 # plugin (shipped and test-only) for wasm32-wasip2, then runs the host's unit tests and the
-# end-to-end tests (real host, real plugins, stand-in trackers, headless Chromium).
+# end-to-end tests (real host, real plugins, stand-in trackers, headless Chromium) on redb, and
+# the API-level end-to-end tests again on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +41,26 @@ if [ ! -f target/axe/node_modules/axe-core/axe.min.js ]; then
   fi
 fi
 
+# PostgreSQL server binaries (Debian's postgresql package): the tests start their own server
+# (initdb + pg_ctl in a temporary directory), nothing needs to be running.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${INTEGRATION_PG_BIN:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing postgresql (Debian package) for the PostgreSQL tests" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "the PostgreSQL tests need the server binaries (initdb, pg_ctl); install them first:" >&2
+    echo "  sudo apt-get install -y postgresql   (or set INTEGRATION_PG_BIN to their directory)" >&2
+    exit 1
+  fi
+fi
+
 echo "building the plugins (wasm32-wasip2)..." >&2
 ./scripts/build-plugins.sh
 # default-members = the native crates (host, tests); plugins are tested through the host.
 cargo test "$@"
+# The API-level suites again, on PostgreSQL (one fresh database per test).
+echo "the API-level tests again on PostgreSQL..." >&2
+INTEGRATION_TEST_ENGINE=postgres cargo test -p integration-tests \
+  --test api --test links --test transfer --test secrets --test ops "$@"

@@ -1,7 +1,7 @@
 //! `cargo bench -p integration-host --bench links` (after `scripts/build-plugins.sh`):
 //! 1. durable link creations per second through the HTTP API (real router on 127.0.0.1, real
-//!    redb file with durable commits, plugin normalisation and issue URL in the path), from
-//!    concurrent clients;
+//!    redb file with durable commits, or PostgreSQL with `BENCH_DATABASE_URL=postgres://...`,
+//!    plugin normalisation and issue URL in the path), from concurrent clients;
 //! 2. the tracker requests one sync pass makes for 10,000 links (a GitLab stand-in counts them).
 
 use std::collections::BTreeSet;
@@ -45,7 +45,14 @@ async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let data = tempfile::tempdir().unwrap();
-    let store = host::store::Store::open(&data.path().join("integration.redb")).unwrap();
+    // BENCH_DATABASE_URL=postgres://... measures PostgreSQL instead of the redb file.
+    let store = match std::env::var("BENCH_DATABASE_URL") {
+        Ok(url) => host::store::Store::connect(&url.parse().unwrap(), 16)
+            .await
+            .unwrap(),
+        Err(_) => host::store::Store::open(&data.path().join("integration.redb")).unwrap(),
+    };
+    println!("engine: {}", store.engine());
     let key = host::crypto::MasterKey::load_or_create(&data.path().join("master.key")).unwrap();
     let plugins = Arc::new(
         PluginHost::new(Limits::default(), Some(root.join("target/bench-cache"))).unwrap(),

@@ -16,6 +16,8 @@
 //! max_connections = 512
 //! header_timeout_secs = 10
 //! body_timeout_secs = 60
+//! database_url = "postgres://integration:secret@db.internal/integration"  # default: none (redb)
+//! database_pool_size = 16
 //!
 //! [limits]
 //! memory_bytes = 67108864
@@ -38,6 +40,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::plugin::Limits;
+use crate::store::DatabaseUrl;
 
 /// Bounds on HTTP clients (applied by `api::server`).
 #[derive(Clone, Copy, Debug)]
@@ -251,6 +254,25 @@ pub struct Settings {
         value_name = "BYTES"
     )]
     pub max_plugin_bytes: Option<usize>,
+    /// Keep the data in this PostgreSQL database (`postgres://user:password@host/db`) instead
+    /// of the redb file in the data directory; several replicas may share it. The password is
+    /// never logged [file: database_url; default: none, redb].
+    #[arg(
+        long,
+        env = "INTEGRATION_DATABASE_URL",
+        hide_env_values = true,
+        global = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<DatabaseUrl>,
+    /// Connections to PostgreSQL open at once, at most [file: database_pool_size; default: 16].
+    #[arg(
+        long,
+        env = "INTEGRATION_DATABASE_POOL_SIZE",
+        global = true,
+        value_name = "N"
+    )]
+    pub database_pool_size: Option<usize>,
 }
 
 /// The configuration file's contents; every key optional, unknown keys refused.
@@ -277,6 +299,10 @@ pub struct FileConfig {
     pub header_timeout_secs: Option<u64>,
     /// See [`Settings::body_timeout`].
     pub body_timeout_secs: Option<u64>,
+    /// See [`Settings::database_url`].
+    pub database_url: Option<DatabaseUrl>,
+    /// See [`Settings::database_pool_size`].
+    pub database_pool_size: Option<usize>,
     /// Plugin sandbox limits.
     #[serde(default)]
     pub limits: FileLimits,
@@ -331,6 +357,10 @@ pub struct Config {
     pub limits: Limits,
     /// Bounds on HTTP clients.
     pub http: HttpLimits,
+    /// The PostgreSQL database, if the data is kept there (else the redb file).
+    pub database_url: Option<DatabaseUrl>,
+    /// Connections to PostgreSQL open at once, at most.
+    pub database_pool_size: usize,
 }
 
 impl Config {
@@ -469,6 +499,15 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
         limits,
         http,
         data_dir,
+        database_url: match settings.database_url.clone().or(file.database_url) {
+            Some(url) => Some(url.check().map(|()| url).map_err(anyhow::Error::msg)?),
+            None => None,
+        },
+        database_pool_size: match settings.database_pool_size.or(file.database_pool_size) {
+            Some(0) => anyhow::bail!("database_pool_size must be at least 1"),
+            Some(n) => n,
+            None => 16,
+        },
     })
 }
 
@@ -750,5 +789,59 @@ max_plugin_bytes = 99
         });
         let err = resolve(&zero).unwrap_err().to_string();
         assert!(err.contains("body_timeout_secs"), "{err}");
+    }
+
+    #[test]
+    fn the_database_url_comes_from_the_file_or_a_flag_and_a_bad_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = resolve(&Settings {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Settings::default()
+        })
+        .unwrap();
+        assert_eq!(none.database_url, None, "redb by default");
+        assert_eq!(none.database_pool_size, 16);
+        std::fs::write(
+            dir.path().join(DEFAULT_FILE_NAME),
+            "database_url = \"postgres://u:file-pw@db/one\"\ndatabase_pool_size = 4\n",
+        )
+        .unwrap();
+        let settings = Settings {
+            data_dir: Some(dir.path().to_path_buf()),
+            ..Settings::default()
+        };
+        let from_file = resolve(&settings).unwrap();
+        let url = from_file.database_url.unwrap();
+        assert_eq!(url.expose(), "postgres://u:file-pw@db/one");
+        assert_eq!(from_file.database_pool_size, 4);
+        let flagged = resolve(&Settings {
+            database_url: Some("postgres://u@db/two".parse().unwrap()),
+            ..settings
+        })
+        .unwrap();
+        assert_eq!(
+            flagged.database_url.unwrap().expose(),
+            "postgres://u@db/two"
+        );
+        let err = parse_file("database_url = \"mysql://u:pw@db/x\"").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("database_url") && text.contains("postgres://"),
+            "{text}"
+        );
+        assert!(!text.contains(":pw@"), "{text}");
+        // On the command line too (the parser would echo a value it refused).
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let args = ["x", "--database-url", "mysql://u:pw@db/x"];
+        let cli = <Cli as clap::Parser>::try_parse_from(args).unwrap();
+        let err = resolve(&cli.settings).unwrap_err().to_string();
+        assert!(
+            err.contains("postgres://") && !err.contains(":pw@"),
+            "{err}"
+        );
     }
 }

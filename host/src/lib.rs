@@ -16,6 +16,7 @@ pub mod names;
 pub mod paging;
 pub mod plugin;
 pub mod projects;
+pub mod replicas;
 pub mod sources;
 pub mod sources_as_code;
 pub mod store;

@@ -62,6 +62,18 @@ enum Command {
     /// (`"${ENV_VAR}"`) or files (`{ file = "/path" }`). The service must not be running on the
     /// same data directory (use `POST /api/v1/sources/import` then).
     Import(ImportArgs),
+    /// Copies the redb database of the data directory (sealed credentials as they are: keep
+    /// the same master key) into an empty PostgreSQL database, in one transaction that checks
+    /// the counts and a digest of everything before it commits; a failure leaves the target
+    /// empty. Stop the service first.
+    Migrate(MigrateArgs),
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// The target database, `postgres://user:password@host/db` (empty; its schema is created).
+    #[arg(long, value_name = "URL")]
+    to: host::store::DatabaseUrl,
 }
 
 #[derive(clap::Args)]
@@ -200,20 +212,54 @@ async fn main() -> anyhow::Result<()> {
             data_dir()?;
             import(&config, args).await
         }
+        Command::Migrate(args) => migrate(&config, args).await,
     }
 }
 
-/// Opens the database, checked whole (a damaged file is refused), and warns if others can
-/// read it.
-fn open_store(config: &Config) -> anyhow::Result<Store> {
+/// Connects to the PostgreSQL database if one is configured; else opens the redb file,
+/// checked whole (a damaged file is refused), and warns if others can read it.
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if let Some(url) = &config.database_url {
+        let store = Store::connect(url, config.database_pool_size)
+            .await
+            .with_context(|| format!("opening the database {url}"))?;
+        tracing::info!(database = %url, "database (PostgreSQL)");
+        return Ok(store);
+    }
     let path = config.database();
     let store = Store::open(&path).context("opening the database")?;
     host::keys::warn_if_exposed(&path, "database");
     Ok(store)
 }
 
+async fn migrate(config: &Config, args: MigrateArgs) -> anyhow::Result<()> {
+    let path = config.database();
+    if !path.is_file() {
+        anyhow::bail!("there is no database at {} to migrate", path.display());
+    }
+    args.to.check().map_err(anyhow::Error::msg)?;
+    let from = Store::open(&path).context("opening the database")?;
+    let to = Store::connect(&args.to, 2)
+        .await
+        .with_context(|| format!("opening the database {}", args.to))?;
+    let copied = host::store::migrate::copy(&from, &to)
+        .await
+        .with_context(|| format!("nothing migrated to {}", args.to))?;
+    for (table, count) in &copied.counts {
+        println!("{table}: {count}");
+    }
+    println!(
+        "Migrated {} to {} (sha-256 of everything copied, verified: {}). Start the service \
+         with --database-url and the same master key.",
+        path.display(),
+        args.to,
+        copied.digest
+    );
+    Ok(())
+}
+
 async fn export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let text = host::sources_as_code::export(&store)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -231,7 +277,7 @@ async fn export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
 async fn import(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let key = host::keys::unlock(&store, &config.master_key_file).await?;
     let plugins = PluginHost::new(config.limits.clone(), Some(config.compile_cache()))?;
     for (path, result) in plugins.load_dir(&config.plugins_dir).await {
@@ -304,7 +350,7 @@ async fn check(config: &Config, args: CheckArgs) -> anyhow::Result<()> {
 
 async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let plugins_dir = &config.plugins_dir;
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let key = host::keys::unlock(&store, &config.master_key_file).await?;
     host::keys::warn_if_exposed(&config.master_key_file, "master key file");
     let plugins = Arc::new(
@@ -323,6 +369,7 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     // New or changed `*.wasm` files in the plugins directory are hot-swapped in.
     host::api::plugins::spawn_watcher(&state, std::time::Duration::from_secs(1));
     tokio::spawn(host::sync::run(state.clone(), config.sync_interval));
+    host::replicas::spawn(&state);
     let listen = config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -345,7 +392,7 @@ async fn shutdown_signal() {
 }
 
 async fn rotate_key(config: &Config) -> anyhow::Result<()> {
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let path = &config.master_key_file;
     let count = host::keys::rotate(&store, path).await?;
     println!(

@@ -293,6 +293,9 @@ pub struct Metrics {
     sync_due: AtomicU64,
     /// Sync passes run.
     sync_passes: AtomicU64,
+    /// Pauses other replicas on the database observed: source id -> until (see
+    /// `crate::replicas`).
+    shared_pauses: Mutex<HashMap<String, Millis>>,
 }
 
 impl Metrics {
@@ -392,11 +395,37 @@ impl Metrics {
     /// [`PluginHost::headroom`]: crate::plugin::PluginHost::headroom
     pub fn paused_until(&self, source_id: &str, headroom: Option<Headroom>) -> Option<Millis> {
         let at = now();
+        let here = {
+            let health = lock(&self.health);
+            match health.get(source_id) {
+                Some(h) => h.paused_until(at, headroom),
+                None => SourceHealth::default().paused_until(at, headroom),
+            }
+        };
+        let elsewhere = lock(&self.shared_pauses)
+            .get(source_id)
+            .copied()
+            .filter(|until| *until > at);
+        here.max(elsewhere)
+    }
+
+    /// The pauses this process observed that run now: (source id, until), for the other
+    /// replicas; `headroom` gives a source's last announced headroom.
+    pub fn local_pauses(
+        &self,
+        headroom: impl Fn(&str) -> Option<Headroom>,
+    ) -> Vec<(String, Millis)> {
+        let at = now();
         let health = lock(&self.health);
-        match health.get(source_id) {
-            Some(h) => h.paused_until(at, headroom),
-            None => SourceHealth::default().paused_until(at, headroom),
-        }
+        health
+            .iter()
+            .filter_map(|(id, h)| Some((id.clone(), h.paused_until(at, headroom(id))?)))
+            .collect()
+    }
+
+    /// Replaces the pauses other replicas observed (see [`Metrics::local_pauses`]).
+    pub fn set_shared_pauses(&self, pauses: Vec<(String, Millis)>) {
+        *lock(&self.shared_pauses) = pauses.into_iter().collect();
     }
 
     /// Forgets a deleted source's health.
@@ -541,6 +570,19 @@ fn escape(value: &str) -> String {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding a counter lock leaves consistent-enough counters.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Which replica these figures are from (a random id per process) and on which database
+/// engine, appended to `/metrics`: join on `replica` to tell replicas apart behind one scrape
+/// target.
+pub fn replica_info(store: &crate::store::Store) -> String {
+    format!(
+        "# HELP integration_replica_info This process among the replicas on its database.\n\
+         # TYPE integration_replica_info gauge\n\
+         integration_replica_info{{replica=\"{}\",database=\"{}\"}} 1\n",
+        store.replica_id(),
+        store.engine()
+    )
 }
 
 #[cfg(test)]

@@ -52,6 +52,9 @@ pub const BATCH_SIZE: usize = 50;
 /// Sources synced at the same time.
 const SOURCE_CONCURRENCY: usize = 4;
 
+/// How long a replica's lease on a source lasts while it syncs it (see [`take_sync_lease`]).
+pub const SYNC_LEASE: Duration = Duration::from_secs(300);
+
 /// The longest back-off after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
@@ -84,6 +87,14 @@ struct Pace {
 }
 
 impl Pacing {
+    /// How long until `source` may be synced again (zero when it may now).
+    fn wait(&self, source: &str) -> Duration {
+        let map = self.sources.lock().expect("pacing lock");
+        map.get(source).map_or(Duration::ZERO, |p| {
+            p.not_before.saturating_duration_since(Instant::now())
+        })
+    }
+
     fn ready(&self, source: &str) -> bool {
         let map = self.sources.lock().expect("pacing lock");
         map.get(source)
@@ -160,16 +171,39 @@ pub async fn pass(
         let links = by_source.remove(&id).unwrap_or_default();
         tasks.spawn(async move {
             let _permit = gate.acquire().await;
+            if !take_sync_lease(&state, &id, SYNC_LEASE).await {
+                return;
+            }
             let report = refresh_links(&state, &id, links).await;
             match &report {
                 Ok(r) => tracing::debug!(source = %id, refreshed = r.refreshed, failed = r.failed, batches = r.batches, "synced"),
                 Err(e) => tracing::warn!(source = %id, error = ?e, "sync failed"),
             }
             pacing.record(&id, &report, interval);
+            // Kept until this replica's first pass after its back-off (none after a success),
+            // so no other replica syncs it meanwhile.
+            take_sync_lease(&state, &id, pacing.wait(&id) + interval).await;
         });
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Replicas on one database: takes (or renews) this replica's lease on syncing `source_id`
+/// for `hold`; false while another replica's runs (it syncs the source) or when the database
+/// cannot say. A replica that dies loses its leases when they expire. Always true on redb.
+pub async fn take_sync_lease(state: &AppState, source_id: &str, hold: Duration) -> bool {
+    match state
+        .store
+        .take_lease(&format!("sync:{source_id}"), hold)
+        .await
+    {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(source = %source_id, error = %e, "sync lease not taken");
+            false
+        }
+    }
 }
 
 /// Refreshes the links of one source now (all of them, or only `only`), whatever its back-off

@@ -343,7 +343,7 @@ async fn echoed_secrets_never_leave_the_host() {
     assert!(comments >= 14, "comments reached the tracker: {comments}");
     let answered = seen.text();
 
-    let stored = std::fs::read(app.dir.path().join("integration.redb")).unwrap();
+    let stored = app.stored_bytes();
     let stored = String::from_utf8_lossy(&stored);
     let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(

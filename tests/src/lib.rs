@@ -3,6 +3,7 @@
 //! every request they receive.
 
 pub mod comments;
+pub mod postgres;
 pub mod webdriver;
 
 use std::path::PathBuf;
@@ -193,6 +194,8 @@ pub struct TestApp {
     pub state: host::app::AppState,
     /// The data directory; kept until the app is dropped.
     pub dir: std::sync::Arc<tempfile::TempDir>,
+    /// The PostgreSQL database, when the tests run on it (see [`on_postgres`]).
+    pub database: Option<host::store::DatabaseUrl>,
     client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -201,16 +204,65 @@ pub struct TestApp {
 /// The admin token every [`TestApp`] accepts.
 pub const ADMIN_TOKEN: &str = "its_test-admin-token-0123456789abcdef";
 
+/// The environment variable choosing the storage engine of the tests: `postgres`, or unset
+/// (or `redb`) for the redb file.
+pub const ENGINE_ENV: &str = "INTEGRATION_TEST_ENGINE";
+
+/// True when the tests run on PostgreSQL (`INTEGRATION_TEST_ENGINE=postgres`; see
+/// [`postgres`]): every [`TestApp`] then gets a fresh database on the test server.
+pub fn on_postgres() -> bool {
+    match std::env::var(ENGINE_ENV).as_deref() {
+        Ok("postgres") => true,
+        Ok("redb") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("{ENGINE_ENV}={other:?}: use postgres or redb"),
+    }
+}
+
+/// A new database for a test app on the engine the tests run on: `None` for redb (the file in
+/// the data directory), else a fresh PostgreSQL database.
+pub fn new_database() -> Option<host::store::DatabaseUrl> {
+    on_postgres().then(|| postgres::database().parse().unwrap())
+}
+
+/// Opens the store of a test app: the redb file in `dir`, or the PostgreSQL `database`.
+pub async fn open_store(
+    dir: &std::path::Path,
+    database: Option<&host::store::DatabaseUrl>,
+) -> host::store::Store {
+    if let Some(url) = database {
+        return host::store::Store::connect(url, 8)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    }
+    // After a restart, background tasks of the previous app (the link writer) may need a
+    // moment to notice they are done and close the database.
+    let path = dir.join("integration.redb");
+    let mut attempts = 0;
+    loop {
+        match host::store::Store::open(&path) {
+            Ok(store) => return store,
+            Err(_) if attempts < 100 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("cannot reopen the database: {e}"),
+        }
+    }
+}
+
 impl TestApp {
-    /// Starts an app on a new data directory.
+    /// Starts an app on a new data directory (and a new database, on PostgreSQL).
     pub async fn start() -> TestApp {
         let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-        TestApp::start_in(dir).await
+        TestApp::start_with(dir, new_database(), true).await
     }
 
-    /// Starts an app on an existing data directory (a restart).
-    pub async fn start_in(dir: std::sync::Arc<tempfile::TempDir>) -> TestApp {
-        TestApp::start_with(dir, true).await
+    /// Starts an app on an existing data directory and database (a restart).
+    pub async fn start_in(
+        dir: std::sync::Arc<tempfile::TempDir>,
+        database: Option<host::store::DatabaseUrl>,
+    ) -> TestApp {
+        TestApp::start_with(dir, database, true).await
     }
 
     /// Starts an app on a new data directory as the operator runs it by default: sources may
@@ -218,28 +270,15 @@ impl TestApp {
     /// stand-ins).
     pub async fn start_refusing_loopback_targets() -> TestApp {
         let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-        TestApp::start_with(dir, false).await
+        TestApp::start_with(dir, new_database(), false).await
     }
 
     async fn start_with(
         dir: std::sync::Arc<tempfile::TempDir>,
+        database: Option<host::store::DatabaseUrl>,
         allow_loopback_targets: bool,
     ) -> TestApp {
-        // After a restart, background tasks of the previous app (the link writer) may need a
-        // moment to notice they are done and close the database.
-        let path = dir.path().join("integration.redb");
-        let mut attempts = 0;
-        let store = loop {
-            match host::store::Store::open(&path) {
-                Ok(store) => break store,
-                Err(e) if attempts < 100 => {
-                    attempts += 1;
-                    let _ = e;
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                Err(e) => panic!("cannot reopen the database: {e}"),
-            }
-        };
+        let store = open_store(dir.path(), database.as_ref()).await;
         let key = host::crypto::MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
         let plugins = loaded_plugin_host(
             host::plugin::Limits::default(),
@@ -272,6 +311,7 @@ impl TestApp {
             admin: ADMIN_TOKEN.into(),
             state,
             dir,
+            database,
             client,
             shutdown: Some(tx),
             server: Some(server),
@@ -280,10 +320,10 @@ impl TestApp {
 
     /// Stops the server, closes the database and starts again on the same directory.
     pub async fn restart(mut self) -> TestApp {
-        let dir = self.dir.clone();
+        let (dir, database) = (self.dir.clone(), self.database.clone());
         self.stop().await;
         drop(self);
-        TestApp::start_in(dir).await
+        TestApp::start_in(dir, database).await
     }
 
     async fn stop(&mut self) {
@@ -375,7 +415,7 @@ impl TestApp {
             "id",
             "provider_name",
             "plugin_status",
-            "inactive_capabilities",
+            "unsupported_capabilities",
             "health",
         ] {
             object.remove(view_only);
@@ -397,6 +437,25 @@ impl TestApp {
             })
             .await
             .unwrap();
+    }
+
+    /// Everything the app's database holds, as stored: the redb file, or on PostgreSQL every
+    /// record and audit event (bytes as they are, in PostgreSQL's `escape` text form, where
+    /// printable bytes stay themselves): for checking that no secret is stored in clear.
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        let Some(url) = &self.database else {
+            return std::fs::read(self.dir.path().join("integration.redb")).unwrap();
+        };
+        let name = url.expose().rsplit('/').next().unwrap().to_string();
+        let tables: Vec<String> = host::store::ALL_TABLES
+            .iter()
+            .map(|t| t.name().to_string())
+            .chain(["audit".to_string()])
+            .map(|t| format!("SELECT encode(body, 'escape') FROM {t}"))
+            .collect();
+        postgres::server()
+            .sql_in(&name, &tables.join(" UNION ALL "))
+            .into_bytes()
     }
 
     /// `call` as the admin.

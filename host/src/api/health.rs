@@ -60,12 +60,14 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     match reason {
         None => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "plugins": plugins})),
+            Json(json!({"status": "ready", "plugins": plugins, "database": state.store.engine()})),
         )
             .into_response(),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not-ready", "plugins": plugins, "reason": reason})),
+            Json(
+                json!({"status": "not-ready", "plugins": plugins, "database": state.store.engine(), "reason": reason}),
+            ),
         )
             .into_response(),
     }

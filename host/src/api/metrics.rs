@@ -28,9 +28,10 @@ pub async fn track_http(State(state): State<AppState>, req: Request, next: Next)
 
 /// `GET /metrics`: the counters in Prometheus text format 0.0.4.
 pub async fn serve(State(state): State<AppState>) -> Response {
-    let body = state
+    let mut body = state
         .metrics
         .render(state.plugins.list().len(), &state.plugins.all_headroom());
+    body.push_str(&crate::metrics::replica_info(&state.store));
     Response::builder()
         .header(
             axum::http::header::CONTENT_TYPE,

@@ -233,6 +233,7 @@ async fn admit(
         })?;
     if swap.changed {
         record(state, &caller.who(), "upload", &swap).await?;
+        crate::replicas::publish_upload(state, &swap.plugin, &bytes).await;
     }
     let sources = sources_by_provider(state).await?;
     let status = if swap.changed && swap.previous.is_none() {

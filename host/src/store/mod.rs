@@ -1,50 +1,63 @@
-//! The only code that touches redb.
+//! The only code that knows the storage engine: redb (an embedded file, the default) or
+//! PostgreSQL (a server, for several replicas on one database), behind one interface.
 //!
-//! One database file; every table maps a string id to a JSON record (see [`records`]), except
-//! `meta` (schema version) and `audit` (sequence number -> event). Callers get a transaction
-//! through [`Store::read`] or [`Store::write`]: a write closure runs inside one redb write
-//! transaction that commits only if the closure returns `Ok`, so every API mutation is all or
-//! nothing, validation reads included. Both run on the blocking pool.
+//! Every table maps a string id to a JSON record (see [`records`]), except `audit` (sequence
+//! number -> event). Callers get a transaction through [`Store::read`] or [`Store::write`]: a
+//! write closure runs inside one write transaction that commits only if the closure returns
+//! `Ok`, so every API mutation is all or nothing, validation reads included; writes are
+//! serialised (redb's single writer; PostgreSQL's write lock, see [`postgres`]). A read is a
+//! consistent snapshot. Both run on the blocking pool.
 
+pub mod migrate;
+pub mod postgres;
 pub mod records;
+mod redb;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The schema version this build writes. Bump it with a migration in [`Store::open`].
+pub use postgres::DatabaseUrl;
+
+/// The schema version of the redb file this build writes. Bump it with a migration in
+/// `redb::open`. (PostgreSQL's schema has its own versioned migrations, see [`postgres`].)
 pub const SCHEMA_VERSION: u64 = 1;
 
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
-
 /// A table of JSON records keyed by id.
-#[derive(Clone, Copy)]
-pub struct Table(TableDefinition<'static, &'static str, &'static [u8]>);
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Table(&'static str);
+
+impl Table {
+    /// The table's name (the same in every engine).
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
 
 /// Sources (non-secret configuration), by source id.
-pub const SOURCES: Table = Table(TableDefinition::new("sources"));
+pub const SOURCES: Table = Table("sources");
 /// Sealed credentials, by source id (see `crypto`).
-pub const SECRETS: Table = Table(TableDefinition::new("secrets"));
+pub const SECRETS: Table = Table("secrets");
 /// Projects, by project id.
-pub const PROJECTS: Table = Table(TableDefinition::new("projects"));
+pub const PROJECTS: Table = Table("projects");
 /// API tokens, by the hex sha-256 of the token.
-pub const TOKENS: Table = Table(TableDefinition::new("tokens"));
+pub const TOKENS: Table = Table("tokens");
 /// Links between test objects and issues, by link id.
-pub const LINKS: Table = Table(TableDefinition::new("links"));
+pub const LINKS: Table = Table("links");
 
 /// Link ids by [`records::LinkRecord::identity`], to refuse duplicates.
-pub const LINK_IDENTITIES: Table = Table(TableDefinition::new("link_identities"));
+pub const LINK_IDENTITIES: Table = Table("link_identities");
 
 /// The master key's check (see `crypto::MasterKey::key_check`), under [`KEY_CHECK_ID`].
-pub const KEY_CHECK: Table = Table(TableDefinition::new("key_check"));
+pub const KEY_CHECK: Table = Table("key_check");
 /// The one id in [`KEY_CHECK`].
 pub const KEY_CHECK_ID: &str = "current";
 
-const ALL_TABLES: [Table; 7] = [
+/// Every record table (the audit log aside).
+pub const ALL_TABLES: [Table; 7] = [
     SOURCES,
     SECRETS,
     PROJECTS,
@@ -54,12 +67,16 @@ const ALL_TABLES: [Table; 7] = [
     KEY_CHECK,
 ];
 
-/// Storage failures. Only `Corrupt` and `Db` are unexpected; both become a 500 upstream.
+/// Storage failures. Only `Corrupt`, `Db` and `Postgres` are unexpected; they become a 500
+/// upstream.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// redb failed (I/O, corruption detected by redb, ...).
     #[error("database error: {0}")]
-    Db(#[from] redb::Error),
+    Db(#[from] ::redb::Error),
+    /// PostgreSQL failed or cannot be reached (the text never holds the URL's password).
+    #[error("database error: {0}")]
+    Postgres(String),
     /// A record did not decode.
     #[error("corrupt record in {table}/{id}: {error}")]
     Corrupt {
@@ -82,11 +99,16 @@ pub enum StoreError {
         /// What is wrong.
         detail: String,
     },
-    /// The file was written by a newer build.
-    #[error("the database has schema version {found}; this build supports up to {SCHEMA_VERSION}")]
+    /// The database was written by a newer build.
+    #[error(
+        "the database has schema version {found}; this build supports up to {supported}: run \
+         the newer build (or restore a backup made for this one)"
+    )]
     TooNew {
-        /// Version in the file.
+        /// Version in the database.
         found: u64,
+        /// The newest version this build knows.
+        supported: u64,
     },
 }
 
@@ -98,50 +120,101 @@ macro_rules! db_err {
     )*};
 }
 db_err!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::DatabaseError
+    ::redb::TransactionError,
+    ::redb::TableError,
+    ::redb::StorageError,
+    ::redb::CommitError,
+    ::redb::DatabaseError
 );
 
 /// The database handle; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    engine: Engine,
     /// The first damaged record a read met, for `/readyz` (see [`Store::damage`]).
     damage: Arc<OnceLock<String>>,
+    /// This process's name among the replicas on the database (random), its leases' holder.
+    replica: Arc<str>,
+}
+
+/// The storage engines.
+#[derive(Clone)]
+enum Engine {
+    Redb(Arc<::redb::Database>),
+    Postgres(postgres::Pg),
 }
 
 impl Store {
-    /// Opens or creates the database file, creating every table and recording the schema
+    /// Opens or creates the redb database file, creating every table and recording the schema
     /// version on first use. An existing file is checked whole first (every page's checksum,
     /// redb's integrity check), so a damaged or empty file is refused here, with
     /// [`StoreError::Damaged`], instead of failing or panicking in a request later. A new file
     /// is created with mode 0600.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = open_checked(path)?;
-        let tx = db.begin_write()?;
-        {
-            let mut meta = tx.open_table(META)?;
-            let found = meta.get("schema_version")?.map(|v| v.value());
-            match found {
-                Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v }),
-                Some(_) => {}
-                None => {
-                    meta.insert("schema_version", SCHEMA_VERSION)?;
-                }
-            }
-            for table in ALL_TABLES {
-                tx.open_table(table.0)?;
-            }
-            tx.open_table(AUDIT)?;
-        }
-        tx.commit()?;
-        Ok(Store {
-            db: Arc::new(db),
+        Ok(Store::on(Engine::Redb(Arc::new(redb::open(path)?))))
+    }
+
+    /// Connects to PostgreSQL with at most `pool_size` connections, and applies the schema
+    /// migrations the database lacks; refuses one whose schema is newer than this build
+    /// ([`StoreError::TooNew`]).
+    pub async fn connect(url: &DatabaseUrl, pool_size: usize) -> Result<Store, StoreError> {
+        Ok(Store::on(Engine::Postgres(
+            postgres::Pg::connect(url, pool_size).await?,
+        )))
+    }
+
+    fn on(engine: Engine) -> Store {
+        Store {
+            engine,
             damage: Arc::default(),
-        })
+            replica: hex::encode(rand::random::<[u8; 6]>()).into(),
+        }
+    }
+
+    /// True when other processes may share the database (PostgreSQL): what replicas must
+    /// agree on goes through it then ([`Store::take_lease`], [`Store::share_pauses`]).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.engine, Engine::Postgres(_))
+    }
+
+    /// This process's name among the replicas on the database (random at start).
+    pub fn replica_id(&self) -> &str {
+        &self.replica
+    }
+
+    /// Takes or renews the lease `name` (e.g. "sync of a source") for `hold`: true if this
+    /// replica holds it now, false while another replica's lease runs. A replica that dies
+    /// loses its leases when they expire. On redb (one process owns the file) every lease is
+    /// granted.
+    pub async fn take_lease(&self, name: &str, hold: Duration) -> Result<bool, StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(true),
+            Engine::Postgres(pg) => {
+                let hold_ms = hold.as_millis().min(i64::MAX as u128) as i64;
+                pg.take_lease(name, &self.replica, hold_ms).await
+            }
+        }
+    }
+
+    /// Rate-limit pauses across replicas: publishes this replica's (source id, paused until in
+    /// milliseconds since the epoch) and returns every pause any replica published that is
+    /// still running. On redb (one process) it returns `local`.
+    pub async fn share_pauses(
+        &self,
+        local: Vec<(String, records::Millis)>,
+    ) -> Result<Vec<(String, records::Millis)>, StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(local),
+            Engine::Postgres(pg) => pg.share_pauses(&local, records::now()).await,
+        }
+    }
+
+    /// The engine's name, for `/readyz` and logs: `redb` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match self.engine {
+            Engine::Redb(_) => "redb",
+            Engine::Postgres(_) => "postgres",
+        }
     }
 
     /// The first damaged record met since the store was opened, if any: the file changed
@@ -160,10 +233,16 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let (db, damage) = (self.db.clone(), self.damage.clone());
+        let damage = self.damage.clone();
+        let begin = self.begin(false).await?;
         blocking(move || {
-            let tx = db.begin_read().map_err(StoreError::from)?;
-            f(&Reader { tx, damage })
+            let reader = Reader(Txn {
+                tx: begin()?,
+                damage,
+            });
+            let out = f(&reader)?;
+            reader.0.tx.commit()?;
+            Ok(out)
         })
         .await
     }
@@ -178,80 +257,95 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let (db, damage) = (self.db.clone(), self.damage.clone());
+        let damage = self.damage.clone();
+        let begin = self.begin(true).await?;
         blocking(move || {
-            let tx = db.begin_write().map_err(StoreError::from)?;
-            let mut writer = Writer { tx, damage };
+            let mut writer = Writer(Txn {
+                tx: begin()?,
+                damage,
+            });
             let out = f(&mut writer)?;
-            writer.tx.commit().map_err(StoreError::from)?;
+            writer.0.tx.commit()?;
             Ok(out)
         })
         .await
     }
 
-    /// The schema version recorded in the file.
-    pub fn schema_version(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read()?;
-        let meta = tx.open_table(META)?;
-        Ok(meta.get("schema_version")?.map_or(0, |v| v.value()))
+    /// What begins a transaction on the blocking pool (a pooled connection is taken here,
+    /// asynchronously).
+    async fn begin(
+        &self,
+        write: bool,
+    ) -> Result<impl FnOnce() -> Result<Tx, StoreError> + Send + 'static, StoreError> {
+        let engine = match &self.engine {
+            Engine::Redb(db) => Ok(db.clone()),
+            Engine::Postgres(pg) => Err(pg.client().await?),
+        };
+        Ok(move || match (engine, write) {
+            (Ok(db), false) => redb::Tx::read(&db).map(Tx::Redb),
+            (Ok(db), true) => redb::Tx::write(&db).map(Tx::Redb),
+            (Err(client), false) => postgres::Tx::read(client).map(Tx::Postgres),
+            (Err(client), true) => postgres::Tx::write(client).map(Tx::Postgres),
+        })
     }
-}
 
-/// Opens an existing database with redb's integrity check, or creates a new one (mode 0600).
-fn open_checked(path: &Path) -> Result<Database, StoreError> {
-    let damaged = |detail: String| StoreError::Damaged {
-        path: path.display().to_string(),
-        detail,
-    };
-    let mut builder = Database::builder();
-    builder.set_check_integrity_on_open(true);
-    let exists = match std::fs::metadata(path) {
-        // redb would initialise an empty file as a new database; an empty file where a
-        // database was is a truncated one, and starting empty would hide the loss.
-        Ok(meta) if meta.len() == 0 => return Err(damaged("the file is empty (0 bytes)".into())),
-        Ok(_) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(StoreError::Db(redb::StorageError::Io(e).into())),
-    };
-    if !exists {
-        create_private(path).map_err(|e| StoreError::Db(redb::StorageError::Io(e).into()))?;
-    }
-    // A plain open may panic on a damaged file; the checked one should not, but a panic here
-    // must still become a refusal to start, not a crash without a word.
-    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        if exists {
-            builder.open(path)
-        } else {
-            builder.create(path)
+    /// Makes an uploaded plugin binary (sha-256 `digest`) the version provider `id` serves on
+    /// every replica (see `crate::replicas`). Nothing to do on redb: the upload is in the
+    /// plugins directory of the one process.
+    pub async fn publish_plugin(
+        &self,
+        id: &str,
+        digest: &str,
+        wasm: &[u8],
+    ) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(()),
+            Engine::Postgres(pg) => pg.publish_plugin(id, digest, wasm).await,
         }
-    }));
-    match opened {
-        Ok(Ok(db)) => Ok(db),
-        Ok(Err(e)) if is_damage(&e) => Err(damaged(e.to_string())),
-        Ok(Err(e)) => Err(e.into()),
-        Err(panic) => Err(damaged(panic_message(&*panic))),
     }
-}
 
-/// True for the open errors that mean the file's contents are bad (not, say, a lock).
-fn is_damage(e: &redb::DatabaseError) -> bool {
-    match e {
-        redb::DatabaseError::Storage(redb::StorageError::Corrupted(_)) => true,
-        // redb's "not a redb database".
-        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
-            io.kind() == std::io::ErrorKind::InvalidData
+    /// Notifications of plugins uploaded to any replica (PostgreSQL's LISTEN); `None` on
+    /// redb, or where the engine has no LISTEN (the replicas poll then).
+    pub async fn listen_uploads(&self) -> Option<postgres::Uploads> {
+        match &self.engine {
+            Engine::Redb(_) => None,
+            Engine::Postgres(pg) => match pg.listen_uploads().await {
+                Ok(uploads) => Some(uploads),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no LISTEN for plugin uploads: polling for them");
+                    None
+                }
+            },
         }
-        _ => false,
     }
-}
 
-/// Creates an empty file readable by the owner only (redb then initialises it).
-fn create_private(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path).map(drop)
+    /// (provider id, digest) of every plugin uploaded to a replica; none on redb.
+    pub async fn plugin_digests(&self) -> Result<Vec<(String, String)>, StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(Vec::new()),
+            Engine::Postgres(pg) => pg.plugin_digests().await,
+        }
+    }
+
+    /// The uploaded binary of provider `id`, if it is still the one with `digest`.
+    pub async fn plugin_binary(
+        &self,
+        id: &str,
+        digest: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(None),
+            Engine::Postgres(pg) => pg.plugin_binary(id, digest).await,
+        }
+    }
+
+    /// The schema version recorded in the database.
+    pub async fn schema_version(&self) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Redb(db) => redb::schema_version(db),
+            Engine::Postgres(pg) => pg.schema_version().await,
+        }
+    }
 }
 
 /// The text of a caught panic.
@@ -263,34 +357,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unreadable data".to_string())
 }
 
-/// Runs a read of `table` that redb may panic in when a record's bytes are damaged (its
-/// decoders unwrap), turning the panic into [`StoreError::Corrupt`] naming the table and key.
-/// The first damage met is kept in `damage`.
-fn guarded<R>(
-    damage: &OnceLock<String>,
-    table: &str,
-    id: &str,
-    read: impl FnOnce() -> Result<R, StoreError>,
-) -> Result<R, StoreError> {
-    let result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
-            Err(StoreError::Corrupt {
-                table: table.to_string(),
-                id: id.to_string(),
-                error: format!(
-                    "the stored bytes do not decode ({})",
-                    panic_message(&*panic)
-                ),
-            })
-        });
-    if let Err(e @ (StoreError::Corrupt { .. } | StoreError::Db(redb::Error::Corrupted(_)))) =
-        &result
-    {
-        let _ = damage.set(e.to_string());
-    }
-    result
-}
-
 async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
@@ -298,25 +364,73 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
     }
 }
 
-fn decode<T: DeserializeOwned>(table: Table, id: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        table: table.0.name().to_string(),
-        id: id.to_string(),
-        error: e.to_string(),
-    })
+/// A transaction of either engine.
+enum Tx {
+    Redb(redb::Tx),
+    Postgres(postgres::Tx),
+}
+
+impl Tx {
+    fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Redb(tx) => tx.commit(),
+            Tx::Postgres(tx) => tx.commit(),
+        }
+    }
+}
+
+/// A transaction and where to note the first damaged record it meets.
+struct Txn {
+    tx: Tx,
+    damage: Arc<OnceLock<String>>,
+}
+
+impl Txn {
+    /// Decodes a record; a record that does not decode is noted as damage.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        id: &str,
+        bytes: &[u8],
+    ) -> Result<T, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            let e = StoreError::Corrupt {
+                table: table.to_string(),
+                id: id.to_string(),
+                error: e.to_string(),
+            };
+            let _ = self.damage.set(e.to_string());
+            e
+        })
+    }
+
+    fn get_bytes(&self, table: Table, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match &self.tx {
+            Tx::Redb(tx) => tx.get(&self.damage, table, id),
+            Tx::Postgres(tx) => tx.get(table, id),
+        }
+    }
+
+    fn all_bytes(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match &self.tx {
+            Tx::Redb(tx) => tx.all(&self.damage, table),
+            Tx::Postgres(tx) => tx.all(table),
+        }
+    }
+
+    fn audit_bytes(&self, before: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        match &self.tx {
+            Tx::Redb(tx) => tx.audit_page(before, limit),
+            Tx::Postgres(tx) => tx.audit_page(before, limit),
+        }
+    }
 }
 
 /// Reads within a snapshot.
-pub struct Reader {
-    tx: redb::ReadTransaction,
-    damage: Arc<OnceLock<String>>,
-}
+pub struct Reader(Txn);
 
 /// Reads and writes within one write transaction.
-pub struct Writer {
-    tx: redb::WriteTransaction,
-    damage: Arc<OnceLock<String>>,
-}
+pub struct Writer(Txn);
 
 /// Read access, shared by [`Reader`] and [`Writer`].
 pub trait Read {
@@ -340,39 +454,23 @@ macro_rules! impl_read {
                 table: Table,
                 id: &str,
             ) -> Result<Option<T>, StoreError> {
-                guarded(&self.damage, table.0.name(), id, || {
-                    let t = self.tx.open_table(table.0)?;
-                    let value = t.get(id)?;
-                    value.map(|v| decode(table, id, v.value())).transpose()
-                })
+                let bytes = self.0.get_bytes(table, id)?;
+                bytes
+                    .map(|b| self.0.decode(table.name(), id, &b))
+                    .transpose()
             }
 
             fn all<T: DeserializeOwned>(
                 &self,
                 table: Table,
             ) -> Result<Vec<(String, T)>, StoreError> {
-                let t = self.tx.open_table(table.0)?;
-                let mut out: Vec<(String, T)> = Vec::new();
-                let mut entries = t.iter()?;
-                loop {
-                    // A damaged key is named by the one before it.
-                    let at = out.last().map_or("(the first key)".to_string(), |(id, _)| {
-                        format!("(the key after {id:?})")
-                    });
-                    let next = guarded(&self.damage, table.0.name(), &at, || {
-                        let Some(entry) = entries.next() else {
-                            return Ok(None);
-                        };
-                        let (k, v) = entry?;
-                        let id = k.value().to_string();
-                        let record = decode(table, &id, v.value())?;
-                        Ok(Some((id, record)))
-                    })?;
-                    match next {
-                        Some(pair) => out.push(pair),
-                        None => return Ok(out),
-                    }
-                }
+                let all = self.0.all_bytes(table)?;
+                all.into_iter()
+                    .map(|(id, b)| {
+                        let record = self.0.decode(table.name(), &id, &b)?;
+                        Ok((id, record))
+                    })
+                    .collect()
             }
 
             fn audit_page(
@@ -380,26 +478,30 @@ macro_rules! impl_read {
                 before: u64,
                 limit: usize,
             ) -> Result<Vec<(u64, serde_json::Value)>, StoreError> {
-                let t = self.tx.open_table(AUDIT)?;
-                let mut out = Vec::new();
-                for entry in t.range(..before)?.rev().take(limit) {
-                    let (k, v) = entry?;
-                    let seq = k.value();
-                    let event =
-                        serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt {
-                            table: "audit".into(),
-                            id: seq.to_string(),
-                            error: e.to_string(),
-                        })?;
-                    out.push((seq, event));
-                }
-                Ok(out)
+                let page = self.0.audit_bytes(before, limit)?;
+                page.into_iter()
+                    .map(|(seq, b)| Ok((seq, self.0.decode("audit", &seq.to_string(), &b)?)))
+                    .collect()
             }
         }
     };
 }
 impl_read!(Reader);
 impl_read!(Writer);
+
+impl Reader {
+    /// Every record of a table as stored (bytes), in id order: for copying between engines.
+    pub fn all_raw(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.0.all_bytes(table)
+    }
+
+    /// Every audit event as stored, oldest first: for copying between engines.
+    pub fn audit_raw(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut all = self.0.audit_bytes(u64::MAX, usize::MAX)?;
+        all.reverse();
+        Ok(all)
+    }
+}
 
 impl Writer {
     /// Inserts or replaces a record.
@@ -410,22 +512,54 @@ impl Writer {
         record: &T,
     ) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(record).expect("records serialize");
-        self.tx.open_table(table.0)?.insert(id, bytes.as_slice())?;
-        Ok(())
+        self.put_raw(table, id, &bytes)
+    }
+
+    /// Inserts or replaces a record given as stored (bytes): for copying between engines.
+    pub fn put_raw(&mut self, table: Table, id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        match &mut self.0.tx {
+            Tx::Redb(tx) => tx.put(table, id, bytes),
+            Tx::Postgres(tx) => tx.put(table, id, bytes),
+        }
     }
 
     /// Removes a record; true if it existed.
     pub fn delete(&mut self, table: Table, id: &str) -> Result<bool, StoreError> {
-        Ok(self.tx.open_table(table.0)?.remove(id)?.is_some())
+        match &mut self.0.tx {
+            Tx::Redb(tx) => tx.delete(table, id),
+            Tx::Postgres(tx) => tx.delete(table, id),
+        }
     }
 
     /// Appends an audit event; returns its sequence number.
     pub fn audit<T: Serialize>(&mut self, event: &T) -> Result<u64, StoreError> {
-        let mut t = self.tx.open_table(AUDIT)?;
-        let next = t.last()?.map_or(1, |(k, _)| k.value() + 1);
         let bytes = serde_json::to_vec(event).expect("events serialize");
-        t.insert(next, bytes.as_slice())?;
-        Ok(next)
+        self.audit_bytes(None, &bytes)
+    }
+
+    /// Stores an audit event as stored elsewhere, under its sequence number: for copying
+    /// between engines.
+    pub fn audit_raw(&mut self, seq: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        self.audit_bytes(Some(seq), bytes).map(drop)
+    }
+
+    fn audit_bytes(&mut self, seq: Option<u64>, bytes: &[u8]) -> Result<u64, StoreError> {
+        match &mut self.0.tx {
+            Tx::Redb(tx) => tx.audit(seq, bytes),
+            Tx::Postgres(tx) => tx.audit(seq, bytes),
+        }
+    }
+
+    /// Every audit event as stored, oldest first.
+    pub fn audit_all_raw(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut all = self.0.audit_bytes(u64::MAX, usize::MAX)?;
+        all.reverse();
+        Ok(all)
+    }
+
+    /// Every record of a table as stored (bytes), in id order.
+    pub fn all_raw(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.0.all_bytes(table)
     }
 }
 
@@ -468,7 +602,10 @@ mod tests {
         let failed: Result<(), StoreError> = store
             .write(|w| {
                 w.put(PROJECTS, "p2", &serde_json::json!({"name": "two"}))?;
-                Err(StoreError::TooNew { found: 99 })
+                Err(StoreError::TooNew {
+                    found: 99,
+                    supported: 1,
+                })
             })
             .await;
         assert!(failed.is_err());
@@ -477,7 +614,7 @@ mod tests {
         let all: Vec<(String, serde_json::Value)> = store.read(|r| r.all(PROJECTS)).await.unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].0, "p1");
-        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
     }
 
     /// Puts `n` projects whose names contain `needle`, then closes the store.

@@ -1,0 +1,635 @@
+//! The real binary on PostgreSQL (a server the test starts itself, see `tests/src/postgres.rs`):
+//! `migrate` from a redb data directory, and several replicas on one database behind clients
+//! that spread their requests across them.
+
+mod support;
+
+#[path = "../../tests/src/postgres.rs"]
+#[allow(dead_code)]
+mod pg_server;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+/// The master key every replica shares (base64 of 32 bytes).
+fn shared_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([42u8; 32])
+}
+
+/// `serve` on the PostgreSQL database `url`, with the shared master key, a data directory of
+/// its own (compile cache), and `extra` arguments.
+fn replica(data: &Path, url: &str, extra: &[&str]) -> Running {
+    share_compile_cache(data);
+    let mut cmd = host_command(data);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--admin-token", ADMIN])
+        .args(["--database-url", url])
+        .args(extra)
+        .env("INTEGRATION_MASTER_KEY", shared_key())
+        // Each sync of a source is logged ("synced source=..."), to tell who synced what.
+        .env("RUST_LOG", "info,host::sync=debug");
+    spawn(cmd)
+}
+
+/// Points the compile cache of `data` at the one the tests share, so a replica started by a
+/// test does not compile every plugin again (real replicas each keep their own).
+fn share_compile_cache(data: &Path) {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-compile-cache");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::create_dir_all(data).unwrap();
+    let link = data.join("compile-cache");
+    if !link.exists() {
+        std::os::unix::fs::symlink(&shared, link).unwrap();
+    }
+}
+
+/// Three replicas on the database `url`; their data directories live in `dirs`.
+fn three_replicas(dirs: &tempfile::TempDir, url: &str, extra: &[&str]) -> Vec<Running> {
+    (0..3)
+        .map(|n| {
+            let data = dirs.path().join(format!("replica-{n}"));
+            replica(&data, url, extra)
+        })
+        .collect()
+}
+
+/// Everything a list answers, by id (so two reads compare independent of order).
+async fn by_id(url: &str, path: &str) -> Vec<(String, Value)> {
+    let (status, list) = call(&client(), url, ADMIN, "GET", path, None).await;
+    assert_eq!(status, 200, "{list}");
+    let mut items: Vec<(String, Value)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| (item["id"].as_str().unwrap().to_string(), item.clone()))
+        .collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items
+}
+
+/// Listed items less their `field` (what changes on its own: a source's health is in memory,
+/// per process; a link's last error is renewed by every sync).
+fn without(mut items: Vec<(String, Value)>, field: &str) -> Vec<(String, Value)> {
+    for (_, item) in &mut items {
+        item.as_object_mut().unwrap().remove(field);
+    }
+    items
+}
+
+/// Sources and links made on redb, `migrate --to`, then the service on PostgreSQL serves the
+/// same sources and links, and a sealed credential still opens (the stand-in tracker checks
+/// it). A second migrate into the now full database is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_moves_a_redb_directory_to_postgres_with_working_credentials() {
+    let data = tempfile::tempdir().unwrap();
+    let ids = sources_with_credentials(data.path()).await;
+    let (project, before_links, before_sources) = {
+        let host = start(data.path(), Some(ADMIN));
+        let project = setup(&client(), &host.url, ADMIN).await;
+        for (n, source) in ids.iter().enumerate() {
+            let body = json!({"test_object": format!("test-case:{n}"), "source_id": source, "key": format!("BUG-{n}")});
+            let path = format!("/api/v1/projects/{project}/links");
+            let (status, link) = call(&client(), &host.url, ADMIN, "POST", &path, Some(body)).await;
+            assert_eq!(status, 201, "{link}");
+        }
+        let links = by_id(&host.url, &format!("/api/v1/projects/{project}/links")).await;
+        let sources = by_id(&host.url, "/api/v1/sources").await;
+        (project, links, sources)
+    };
+    assert_eq!(before_links.len(), 3);
+
+    let url = pg_server::database();
+    let mut migrate = host_command(data.path());
+    migrate.args(["migrate", "--to", &url]);
+    let (ok, out) = run(migrate);
+    assert_eq!(ok, Some(true), "{out}");
+    assert!(
+        out.contains("sources: 3") && out.contains("links: 3"),
+        "{out}"
+    );
+
+    // The same data directory, so the same master key file as on redb.
+    let mut cmd = host_command(data.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--admin-token", ADMIN])
+        .args(["--database-url", &url]);
+    let host = spawn(cmd);
+    let links = by_id(&host.url, &format!("/api/v1/projects/{project}/links")).await;
+    // The sync pass at start may have tried the links again (a new `last_error.at`).
+    assert_eq!(
+        without(links, "last_error"),
+        without(before_links, "last_error")
+    );
+    let sources = by_id(&host.url, "/api/v1/sources").await;
+    assert_eq!(
+        without(sources, "health"),
+        without(before_sources, "health")
+    );
+    assert_credentials_open(&host, &ids, "migrate").await;
+
+    let mut again = host_command(data.path());
+    again.args(["migrate", "--to", &url]);
+    let (ok, out) = run(again);
+    assert_eq!(ok, Some(false), "{out}");
+    assert!(out.contains("not empty"), "{out}");
+}
+
+/// A copy that fails half-way (here the target refuses audit events) leaves the target as
+/// empty as it was, and the migrate can simply be run again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_migrate_leaves_the_target_empty() {
+    let data = tempfile::tempdir().unwrap();
+    sources_with_credentials(data.path()).await;
+    let url = pg_server::database();
+    let name = url.rsplit('/').next().unwrap().to_string();
+    // The schema, then a trigger that makes the last table copied refuse every row.
+    drop(
+        host::store::Store::connect(&url.parse().unwrap(), 1)
+            .await
+            .unwrap(),
+    );
+    let server = pg_server::server();
+    server.sql_in(
+        &name,
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION refuse();",
+    );
+    let mut migrate = host_command(data.path());
+    migrate.args(["migrate", "--to", &url]);
+    let (ok, out) = run(migrate);
+    assert_eq!(ok, Some(false), "{out}");
+    assert!(out.contains("refused by the test"), "{out}");
+    let counts = server.sql_in(
+        &name,
+        "SELECT (SELECT count(*) FROM sources) + (SELECT count(*) FROM secrets) \
+         + (SELECT count(*) FROM tokens) + (SELECT count(*) FROM key_check)",
+    );
+    assert_eq!(counts.trim(), "0", "the target kept part of a failed copy");
+
+    server.sql_in(&name, "DROP TRIGGER refuse ON audit");
+    let mut migrate = host_command(data.path());
+    migrate.args(["migrate", "--to", &url]);
+    let (ok, out) = run(migrate);
+    assert_eq!(ok, Some(true), "{out}");
+}
+
+/// What round-robin clients got acknowledged.
+#[derive(Debug, Default)]
+struct RoundRobin {
+    sources: Vec<String>,
+    links: Vec<String>,
+    /// Requests that got no answer (sent to the killed replica).
+    unanswered: usize,
+}
+
+/// Writes from 6 clients until `stop` ends, each request to the next replica in turn: a
+/// source, then links through it (made on other replicas than the source: a write acknowledged
+/// by one replica is visible to the others at once), a new source every 6 links.
+async fn write_round_robin(
+    urls: Vec<String>,
+    project: String,
+    stop: impl std::future::Future<Output = ()>,
+) -> RoundRobin {
+    let acked = Arc::new(Mutex::new(RoundRobin::default()));
+    let running = Arc::new(AtomicBool::new(true));
+    let mut tasks = Vec::new();
+    for worker in 0..6 {
+        let (urls, project) = (urls.clone(), project.clone());
+        let (acked, running) = (acked.clone(), running.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = client();
+            let (mut source, mut n, mut turn) = (None::<String>, 0, worker);
+            while running.load(Ordering::Relaxed) {
+                turn += 1;
+                let url = &urls[turn % urls.len()];
+                let (path, body) = match &source {
+                    Some(source) if n % 6 != 0 => (
+                        format!("/api/v1/projects/{project}/links"),
+                        json!({"test_object": format!("test-case:W{worker}"), "source_id": source, "key": format!("BUG-{n}")}),
+                    ),
+                    _ => (
+                        "/api/v1/sources".to_string(),
+                        json!({
+                            "provider": "custom", "display_name": format!("Tracker {worker}-{n}"),
+                            "base_url": "http://127.0.0.1:1", "auth": {"type": "none"},
+                            "issue_url_template": "{baseUrl}/issues/{key}",
+                            "key_pattern": "^BUG-\\d+$", "projects": {"mode": "all"},
+                        }),
+                    ),
+                };
+                let (status, created) = call(&client, url, ADMIN, "POST", &path, Some(body)).await;
+                let mut acked = acked.lock().unwrap();
+                match status {
+                    201 => {
+                        let id = created["id"].as_str().unwrap().to_string();
+                        if path.ends_with("/sources") {
+                            source = Some(id.clone());
+                            acked.sources.push(id);
+                        } else {
+                            acked.links.push(id);
+                        }
+                        n += 1;
+                    }
+                    0 => acked.unanswered += 1,
+                    _ => panic!("POST {path} on {url} failed: {status} {created}"),
+                }
+            }
+        }));
+    }
+    stop.await;
+    running.store(false, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    Arc::try_unwrap(acked).unwrap().into_inner().unwrap()
+}
+
+/// Three replicas on one database; clients spread sources and links across them; one replica
+/// is killed with SIGKILL in the middle. Every acknowledged write is there, once, through each
+/// survivor, and the survivors kept serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_one_replica_loses_no_acknowledged_write() {
+    let dirs = tempfile::tempdir().unwrap();
+    // Trust authentication ignores the password: here it is a canary for the logs.
+    let url = pg_server::database().replace("postgres@", "postgres:pw-canary-7d1@");
+    let mut replicas = three_replicas(&dirs, &url, &[]);
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    let mut labels = Vec::new();
+    for url in &urls {
+        let text = client().get(format!("{url}/metrics")).send().await.unwrap();
+        let text = text.text().await.unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("integration_replica_info{"))
+            .unwrap_or_else(|| panic!("no replica label: {text}"));
+        assert!(line.contains("database=\"postgres\""), "{line}");
+        labels.push(line.to_string());
+    }
+    labels.sort();
+    labels.dedup();
+    assert_eq!(labels.len(), 3, "each replica its own label: {labels:?}");
+    let project = setup(&client(), &urls[0], ADMIN).await;
+    let pid = replicas[0].child.id();
+    let load = write_round_robin(urls.clone(), project.clone(), async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        signal(pid, "-9");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    })
+    .await;
+    let _ = replicas.remove(0).child.wait();
+    assert!(
+        load.unanswered > 0,
+        "the killed replica was in the rotation"
+    );
+    assert!(
+        load.sources.len() > 3 && load.links.len() > 20,
+        "too little load to prove anything: {} sources, {} links",
+        load.sources.len(),
+        load.links.len()
+    );
+    for survivor in &replicas {
+        let links = stored_link_ids(&survivor.url, ADMIN, &project).await;
+        let mut unique = links.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), links.len(), "duplicate links");
+        for id in &load.links {
+            assert!(links.contains(id), "acknowledged link {id} lost");
+        }
+        let sources = by_id(&survivor.url, "/api/v1/sources").await;
+        for id in &load.sources {
+            assert!(
+                sources.iter().any(|(s, _)| s == id),
+                "acknowledged source {id} lost"
+            );
+        }
+        // Still serving writes.
+        let body = json!({"test_object": "test-case:after", "source_id": load.sources[0], "key": "BUG-999"});
+        let path = format!("/api/v1/projects/{project}/links");
+        let (status, link) = call(&client(), &survivor.url, ADMIN, "POST", &path, Some(body)).await;
+        assert!(status == 201 || status == 409, "{status} {link}");
+        let output = survivor.output.lock().unwrap().clone();
+        assert!(output.contains("[redacted]@127.0.0.1"), "{output}");
+        assert!(
+            !output.contains("pw-canary-7d1"),
+            "the log shows the password"
+        );
+    }
+}
+
+/// A stand-in Custom Tracker serving `GET /api/issues/{key}` as JSON (or, once told, `429`
+/// with `Retry-After: 60`), counting the requests it gets.
+struct IssueTracker {
+    url: String,
+    requests: Arc<std::sync::atomic::AtomicUsize>,
+    limited: Arc<AtomicBool>,
+    failing: Arc<AtomicBool>,
+}
+
+impl IssueTracker {
+    fn start() -> IssueTracker {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let limited = Arc::new(AtomicBool::new(false));
+        let failing = Arc::new(AtomicBool::new(false));
+        let (count, limit, fail) = (requests.clone(), limited.clone(), failing.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let reply = if fail.load(Ordering::SeqCst) {
+                    "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\
+                     connection: close\r\n\r\n"
+                        .to_string()
+                } else if limit.load(Ordering::SeqCst) {
+                    "HTTP/1.1 429 Too Many Requests\r\nretry-after: 60\r\ncontent-length: 0\r\n\
+                     connection: close\r\n\r\n"
+                        .to_string()
+                } else {
+                    let body = r#"{"fields":{"summary":"An issue","status":{"name":"Open"}}}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let _ = (&stream).write_all(reply.as_bytes());
+            }
+        });
+        IssueTracker {
+            url,
+            requests,
+            limited,
+            failing,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// A source reading issues from `tracker`, a project and `links` links through it, made on
+/// `url`: (source id, project id).
+async fn synced_source(url: &str, tracker: &IssueTracker, links: usize) -> (String, String) {
+    let body = json!({
+        "provider": "custom", "display_name": "Synced", "base_url": tracker.url,
+        "auth": {"type": "none"}, "issue_url_template": "{baseUrl}/browse/{key}",
+        "projects": {"mode": "all"},
+        "settings": {"issue-api-url": "{baseUrl}/api/issues/{key}",
+                     "title-pointer": "/fields/summary", "status-pointer": "/fields/status/name"},
+    });
+    let (status, source) = call(&client(), url, ADMIN, "POST", "/api/v1/sources", Some(body)).await;
+    assert_eq!(status, 201, "{source}");
+    let source = source["id"].as_str().unwrap().to_string();
+    let project = setup(&client(), url, ADMIN).await;
+    for n in 0..links {
+        let body = json!({"test_object": format!("test-case:{n}"), "source_id": source, "key": format!("BUG-{n}")});
+        let path = format!("/api/v1/projects/{project}/links");
+        let (status, link) = call(&client(), url, ADMIN, "POST", &path, Some(body)).await;
+        assert_eq!(status, 201, "{link}");
+    }
+    (source, project)
+}
+
+/// How many syncs of `source` each replica logged.
+fn syncs_by_replica(replicas: &[Running], source: &str) -> Vec<usize> {
+    replicas
+        .iter()
+        .map(|r| {
+            let output = r.output.lock().unwrap();
+            output
+                .lines()
+                .filter(|l| l.contains("synced") && l.contains(source))
+                .count()
+        })
+        .collect()
+}
+
+/// Three replicas syncing every second: one of them syncs the source (a lease), the others
+/// leave it alone; once that one is killed, its lease expires and another replica takes the
+/// source over.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_replica_syncs_a_source_and_another_takes_over_when_its_lease_expires() {
+    let tracker = IssueTracker::start();
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let mut replicas = three_replicas(&dirs, &url, &["--sync-interval", "1"]);
+    let (source, _) = synced_source(&replicas[0].url, &tracker, 3).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let syncs = syncs_by_replica(&replicas, &source);
+    assert_eq!(
+        syncs.iter().filter(|n| **n > 0).count(),
+        1,
+        "one replica syncs the source: {syncs:?}"
+    );
+    assert!(syncs.iter().sum::<usize>() >= 2, "{syncs:?}");
+    let holder = syncs.iter().position(|n| *n > 0).unwrap();
+
+    let killed = replicas.remove(holder);
+    signal(killed.child.id(), "-9");
+    drop(killed);
+    let before = syncs_by_replica(&replicas, &source);
+    assert_eq!(before, [0, 0]);
+    let requests = tracker.count();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = syncs_by_replica(&replicas, &source);
+    assert_eq!(
+        after.iter().filter(|n| **n > 0).count(),
+        1,
+        "one survivor took the source over: {after:?}"
+    );
+    assert!(tracker.count() > requests, "the tracker is asked again");
+}
+
+/// A source whose tracker keeps failing backs off (2 s, 4 s, ... at a 1 s interval) on the
+/// replica that syncs it; the others do not take it over meanwhile: the lease lasts the
+/// back-off.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_source_backs_off_on_one_replica_and_is_not_taken_over_meanwhile() {
+    let tracker = IssueTracker::start();
+    tracker.failing.store(true, Ordering::SeqCst);
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let replicas = three_replicas(&dirs, &url, &["--sync-interval", "1"]);
+    let (source, _) = synced_source(&replicas[0].url, &tracker, 2).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let syncs = syncs_by_replica(&replicas, &source);
+    assert_eq!(
+        syncs.iter().filter(|n| **n > 0).count(),
+        1,
+        "one replica syncs the failing source: {syncs:?}"
+    );
+    assert!(
+        syncs.iter().sum::<usize>() <= 4,
+        "the back-off holds: {syncs:?}"
+    );
+}
+
+/// A 429 that one replica gets pauses the source on the other replicas too: their manual
+/// refreshes are refused `source-paused` without a request to the tracker.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_seen_by_one_replica_pauses_the_source_on_all_of_them() {
+    let tracker = IssueTracker::start();
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let replicas = three_replicas(&dirs, &url, &[]);
+    let (source, _) = synced_source(&replicas[0].url, &tracker, 2).await;
+    tracker.limited.store(true, Ordering::SeqCst);
+    let path = format!("/api/v1/sources/{source}/refresh");
+    let (status, report) = call(&client(), &replicas[0].url, ADMIN, "POST", &path, None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["retry_after_secs"], 60, "{report}");
+    let requests = tracker.count();
+    tokio::time::sleep(replica_exchange() * 3).await;
+    for other in &replicas[1..] {
+        let (status, refused) = call(&client(), &other.url, ADMIN, "POST", &path, None).await;
+        assert_eq!(status, 429, "{refused}");
+        assert_eq!(refused["error"]["code"], "source-paused", "{refused}");
+    }
+    assert_eq!(tracker.count(), requests, "a paused source got a request");
+}
+
+/// How often replicas exchange pauses.
+fn replica_exchange() -> Duration {
+    host::replicas::SHARE_EVERY
+}
+
+/// The `hotswap` test plugin with its version string replaced by `version` (same width): a
+/// different binary that behaves the same.
+fn hotswap(version: &str) -> Vec<u8> {
+    const MARKER: &str = "1.0.0-hotswap.00000000";
+    assert_eq!(version.len(), MARKER.len(), "the marker is fixed-width");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-plugins/hotswap.wasm");
+    let mut bytes = std::fs::read(&path).expect("run scripts/build-plugins.sh");
+    let at = bytes
+        .windows(MARKER.len())
+        .position(|w| w == MARKER.as_bytes())
+        .expect("the version marker is in hotswap.wasm");
+    bytes[at..at + MARKER.len()].copy_from_slice(version.as_bytes());
+    bytes
+}
+
+/// Uploads `wasm` as provider `id` to the replica at `url`: the status.
+async fn upload(url: &str, id: &str, wasm: Vec<u8>) -> (u16, Value) {
+    let resp = client()
+        .put(format!("{url}/api/v1/plugins/{id}"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/wasm")
+        .body(wasm)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until every replica at `urls` serves provider `id` at `version`: how long it took
+/// (panics after 10 s).
+async fn until_served(urls: &[String], id: &str, version: &str) -> Duration {
+    let started = std::time::Instant::now();
+    for url in urls {
+        loop {
+            let path = format!("/api/v1/plugins/{id}");
+            let (status, plugin) = call(&client(), url, ADMIN, "GET", &path, None).await;
+            if status == 200 && plugin["version"] == version {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{url} does not serve {id} {version}: {status} {plugin}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    started.elapsed()
+}
+
+/// A plugin uploaded to replica A is served by B and C within 2 s, and its next version
+/// replaces it there under load without a failed request.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_on_one_replica_is_served_by_the_others_within_2_s() {
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/custom.wasm");
+    let replicas: Vec<Running> = (0..3)
+        .map(|n| {
+            // Each replica its own plugins directory (an upload is saved there).
+            let plugins = dirs.path().join(format!("plugins-{n}"));
+            std::fs::create_dir_all(&plugins).unwrap();
+            std::fs::copy(&shipped, plugins.join("custom.wasm")).unwrap();
+            let data = dirs.path().join(format!("replica-{n}"));
+            replica(&data, &url, &["--plugins-dir", plugins.to_str().unwrap()])
+        })
+        .collect();
+    let others: Vec<String> = replicas[1..].iter().map(|r| r.url.clone()).collect();
+
+    let (status, uploaded) = upload(
+        &replicas[0].url,
+        "hotswap",
+        hotswap("1.0.0-hotswap.00000001"),
+    )
+    .await;
+    assert_eq!(status, 201, "{uploaded}");
+    let took = until_served(&others, "hotswap", "1.0.0-hotswap.00000001").await;
+    assert!(
+        took < Duration::from_secs(2),
+        "installed on the others after {took:?}"
+    );
+
+    let running = Arc::new(AtomicBool::new(true));
+    let mut load = Vec::new();
+    for n in 0..4 {
+        let (url, running) = (others[n % 2].clone(), running.clone());
+        load.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while running.load(Ordering::Relaxed) {
+                let (status, _) = call(
+                    &client(),
+                    &url,
+                    ADMIN,
+                    "GET",
+                    "/api/v1/providers/hotswap",
+                    None,
+                )
+                .await;
+                statuses.push(status);
+            }
+            statuses
+        }));
+    }
+    let (status, swapped) = upload(
+        &replicas[0].url,
+        "hotswap",
+        hotswap("2.0.0-hotswap.00000002"),
+    )
+    .await;
+    assert_eq!(status, 200, "{swapped}");
+    let took = until_served(&others, "hotswap", "2.0.0-hotswap.00000002").await;
+    running.store(false, Ordering::Relaxed);
+    assert!(
+        took < Duration::from_secs(2),
+        "swapped on the others after {took:?}"
+    );
+    let mut answered = 0;
+    for task in load {
+        let statuses = task.await.unwrap();
+        answered += statuses.len();
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "failed requests during the swap: {statuses:?}"
+        );
+    }
+    assert!(answered > 10, "too little load: {answered}");
+}
