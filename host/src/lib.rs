@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod compat;
 pub mod config;
 pub mod crypto;
 pub mod keys;

@@ -115,6 +115,7 @@ pub async fn pass(
         .into_iter()
         .filter(|(id, s)| {
             SyncState::of(Some(s)) == SyncState::Syncing
+                && compatible(state, id, s)
                 && pacing.ready(id)
                 && paused_until(state, id).is_none()
         })
@@ -163,6 +164,12 @@ pub async fn refresh_source(
     if let Some(refused) = refusal(source.as_ref()) {
         return Err(refused);
     }
+    if let Some(refused) = source
+        .as_ref()
+        .and_then(|s| crate::compat::refusal(&state.plugins, s))
+    {
+        return Err(refused);
+    }
     if let Some(until) = paused_until(state, source_id) {
         return Err(paused(until));
     }
@@ -173,6 +180,18 @@ pub async fn refresh_source(
         .filter(|(id, l)| l.source_id == wanted && only.as_ref().is_none_or(|o| o.contains(id)))
         .collect();
     refresh_links(state, source_id, links).await
+}
+
+/// False (and logged) when the source no longer fits its loaded plugin: sync skips it, without
+/// counting a failure, until it is edited to fit or a fitting version is loaded.
+fn compatible(state: &AppState, id: &str, source: &SourceRecord) -> bool {
+    match crate::compat::status(&state.plugins, source).reason() {
+        None => true,
+        Some(reason) => {
+            tracing::warn!(source = %id, reason, "sync skips a source that does not fit its plugin");
+            false
+        }
+    }
 }
 
 /// Until when no request may be sent for `source_id`, if it is paused now: the one pause

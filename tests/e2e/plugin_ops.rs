@@ -27,6 +27,10 @@ use serde_json::{Value, json};
 const MARKER: &str = "1.0.0-hotswap.00000000";
 const V2: &str = "2.0.0-hotswap.00000002";
 const V3: &str = "3.0.0-hotswap.00000003";
+/// Versions that break the sources of version 1 (see tests/plugins/hotswap): `N` offers auth
+/// type `token` instead of `none`, `S` requires a setting `space`.
+const NO_NONE: &str = "4.0.0-hotswap.0000000N";
+const NEEDS_SPACE: &str = "5.0.0-hotswap.0000000S";
 
 fn hotswap_v1() -> Vec<u8> {
     std::fs::read(test_plugins_dir().join("hotswap.wasm"))
@@ -142,9 +146,20 @@ impl OpsApp {
 
     /// `PUT /api/v1/plugins/{id}` with a raw body.
     async fn upload(&self, id: &str, bytes: Vec<u8>, content_type: &str) -> (u16, Value) {
+        self.upload_with(id, "", bytes, content_type).await
+    }
+
+    /// `PUT /api/v1/plugins/{id}{query}` with a raw body.
+    async fn upload_with(
+        &self,
+        id: &str,
+        query: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> (u16, Value) {
         let resp = self
             .client
-            .put(format!("{}/api/v1/plugins/{id}", self.url))
+            .put(format!("{}/api/v1/plugins/{id}{query}", self.url))
             .bearer_auth(ADMIN_TOKEN)
             .header("content-type", content_type)
             .body(bytes)
@@ -370,7 +385,7 @@ async fn a_call_in_flight_finishes_on_the_old_version_while_new_calls_get_the_ne
     let host = PluginHost::new(Limits::default(), Some(compile_cache_dir())).unwrap();
     let host = Arc::new(host.allow_loopback_targets(true).unwrap());
     let v1 = host
-        .upload("hotswap", &hotswap_v1(), dir.path())
+        .upload("hotswap", &hotswap_v1(), dir.path(), |_| Vec::new(), false)
         .await
         .unwrap()
         .plugin;
@@ -400,7 +415,7 @@ async fn a_call_in_flight_finishes_on_the_old_version_while_new_calls_get_the_ne
     assert_eq!(v1.stats.counts().in_flight, 1);
 
     let swap = host
-        .upload("hotswap", &hotswap(V2), dir.path())
+        .upload("hotswap", &hotswap(V2), dir.path(), |_| Vec::new(), false)
         .await
         .unwrap();
     assert!(swap.changed);
@@ -566,6 +581,160 @@ async fn refused_uploads_name_the_problem_and_the_old_version_keeps_serving() {
     assert_eq!(status, 200, "{same}");
     assert_eq!(same["changed"], false);
     assert!(app.audit("plugin.swapped").await.is_empty());
+}
+
+/// The links of project `project`, as its members see them.
+async fn project_links(app: &OpsApp, project: &str) -> Vec<Value> {
+    let (status, body) = app
+        .call("GET", &format!("/api/v1/projects/{project}/links"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_that_breaks_sources_is_refused_and_a_forced_one_marks_them_until_they_fit() {
+    let app = OpsApp::hotswap().await;
+    let source = app
+        .source("hotswap", "Breakable", "http://127.0.0.1:1")
+        .await;
+    let source_path = format!("/api/v1/sources/{source}");
+    let wasm = "application/wasm";
+
+    // Refused: the 409 lists the source, its name and why; nothing changes.
+    for (version, why) in [
+        (NEEDS_SPACE, "setting \"space\" (Space) is now required"),
+        (NO_NONE, "no longer offers auth type \"none\""),
+    ] {
+        let (status, body) = app.upload("hotswap", hotswap(version), wasm).await;
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["error"]["code"], "plugin-incompatible");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("?force=true")
+        );
+        let listed = &body["errors"][1];
+        assert_eq!(listed["field"], format!("sources.{source}"), "{body}");
+        let message = listed["message"].as_str().unwrap();
+        assert!(
+            message.contains("Breakable") && message.contains(why),
+            "{message}"
+        );
+        assert_eq!(app.plugin("hotswap").await["version"], MARKER);
+    }
+    let refused = app.audit("plugin.rejected").await;
+    assert_eq!(refused.len(), 2);
+    assert_eq!(refused[0]["details"]["status"], 409);
+
+    // Forced: swapped, audited with the source, and the source is marked.
+    let (status, body) = app
+        .upload_with("hotswap", "?force=true", hotswap(NEEDS_SPACE), wasm)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let swapped = app.audit("plugin.swapped").await;
+    assert_eq!(
+        swapped[0]["details"]["incompatible_sources"][0]["id"],
+        source
+    );
+    let (_, view) = app.call("GET", &source_path, None).await;
+    assert_eq!(view["plugin_status"], "incompatible", "{view}");
+    assert!(
+        view["plugin_problem"]
+            .as_str()
+            .unwrap()
+            .contains("\"space\"")
+    );
+
+    // Link fetches and sync leave it alone, saying why; a manual refresh is refused.
+    let (status, body) = app
+        .call("POST", "/api/v1/projects", Some(json!({"name": "Swaps"})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let project = body["id"].as_str().unwrap().to_string();
+    let link = json!({"test_object": "case:1", "source_id": source, "key": "hs-1"});
+    let links_path = format!("/api/v1/projects/{project}/links");
+    let (status, body) = app.call("POST", &links_path, Some(link)).await;
+    assert_eq!(status, 201, "{body}");
+    let calls = app.plugin("hotswap").await["calls"]["calls"].clone();
+    let pacing = Arc::new(host::sync::Pacing::default());
+    host::sync::pass(&app.state, &pacing, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(app.plugin("hotswap").await["calls"]["calls"], calls);
+    let links = project_links(&app, &project).await;
+    assert_eq!(
+        links[0]["last_error"]["code"], "plugin-incompatible",
+        "{links:?}"
+    );
+    assert!(links[0]["snapshot"].is_null(), "sync skipped it: {links:?}");
+    let (status, body) = app
+        .call("POST", &format!("{source_path}/refresh"), None)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "plugin-incompatible");
+
+    // A version the source fits clears the mark; so does editing the source to fit.
+    let (status, body) = app.upload("hotswap", hotswap(V2), wasm).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, view) = app.call("GET", &source_path, None).await;
+    assert_eq!(view["plugin_status"], "loaded", "{view}");
+    assert!(view["plugin_problem"].is_null());
+    let (status, body) = app
+        .upload_with("hotswap", "?force=true", hotswap(NEEDS_SPACE), wasm)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let edit = json!({
+        "provider": "hotswap",
+        "display_name": "Breakable",
+        "base_url": "http://127.0.0.1:1",
+        "auth": {"type": "none"},
+        "projects": {"mode": "all"},
+        "settings": {"space": "QA"},
+    });
+    let (status, body) = app.call("PUT", &source_path, Some(edit)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["plugin_status"], "loaded", "{body}");
+    host::sync::pass(&app.state, &pacing, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let links = project_links(&app, &project).await;
+    assert_eq!(
+        links[0]["snapshot"]["title"],
+        format!("served by {NEEDS_SPACE}"),
+        "{links:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_swap_that_breaks_sources_is_logged_audited_and_marks_them() {
+    let app = OpsApp::hotswap().await;
+    let source = app
+        .source("hotswap", "Breakable", "http://127.0.0.1:1")
+        .await;
+    let watcher = host::api::plugins::spawn_watcher(&app.state, Duration::from_millis(100));
+    std::fs::write(app.plugins_dir().join("hotswap.wasm"), hotswap(NO_NONE)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.audit("plugin.swapped").await.is_empty() {
+        assert!(Instant::now() < deadline, "the file was never swapped in");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let swapped = app.audit("plugin.swapped").await;
+    let listed = &swapped[0]["details"]["incompatible_sources"];
+    assert_eq!(listed[0]["id"], source, "{swapped:?}");
+    assert_eq!(listed[0]["name"], "Breakable");
+    let (_, view) = app
+        .call("GET", &format!("/api/v1/sources/{source}"), None)
+        .await;
+    assert_eq!(view["plugin_status"], "incompatible", "{view}");
+    assert!(
+        view["plugin_problem"]
+            .as_str()
+            .unwrap()
+            .contains("auth type \"none\"")
+    );
+    watcher.abort();
 }
 
 #[tokio::test(flavor = "multi_thread")]

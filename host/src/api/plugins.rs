@@ -1,7 +1,8 @@
 //! `/plugins` (admin only): the plugin registry. List and inspect loaded plugins (version,
 //! contract, digest, origin, call and error counts), upload a new version (`PUT`, raw
 //! `application/wasm`; compiled and checked before an atomic swap, saved to the plugins
-//! directory), and remove one (`DELETE`, refused while sources use it unless `?force=true`).
+//! directory; refused while stored sources do not fit it, unless `?force=true`: see
+//! [`crate::compat`]), and remove one (`DELETE`, refused while sources use it unless `?force=true`).
 //! Every change, including those the directory watcher picks up, is logged and audited
 //! (`plugin.uploaded`, `plugin.swapped`, `plugin.removed`).
 
@@ -18,6 +19,7 @@ use super::error::ApiError;
 use super::extract::{Caller, Path, Query, has_media_type};
 use super::sources::audit;
 use crate::app::AppState;
+use crate::compat;
 use crate::plugin::registry::{Swap, UploadError, watch_dir};
 use crate::plugin::{CallCounts, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS};
 use crate::store::records::{Millis, SourceRecord};
@@ -89,6 +91,16 @@ pub struct UploadOutcome {
     pub previous: Option<serde_json::Value>,
 }
 
+/// Query of `PUT /plugins/{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// Swap in a version that stored sources do not fit (see [`crate::compat`]); they are
+    /// then marked `plugin_status: "incompatible"` and not synced until fixed.
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// Query of `DELETE /plugins/{id}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,6 +152,7 @@ pub async fn upload(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     Path(id): Path<String>,
+    query: Result<Query<UploadQuery>, ApiError>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<UploadOutcome>), ApiError> {
@@ -151,7 +164,10 @@ pub async fn upload(
         Ok(c) => c,
         Err(e) => return Err(drain(body, limit, e).await),
     };
-    let outcome = admit(&state, &caller, &id, &headers, body, limit).await;
+    let outcome = match query {
+        Ok(Query(query)) => admit(&state, &caller, &id, &query, &headers, body, limit).await,
+        Err(e) => Err(drain(body, limit, e).await),
+    };
     if let Err(e) = &outcome {
         // Every admission outcome is audited, refusals too (the accepted ones by `record`).
         let (who, target) = (caller.who(), id.clone());
@@ -172,6 +188,7 @@ async fn admit(
     state: &AppState,
     caller: &Caller,
     id: &str,
+    query: &UploadQuery,
     headers: &HeaderMap,
     mut body: axum::body::BodyDataStream,
     limit: usize,
@@ -215,9 +232,11 @@ async fn admit(
             "the body is empty; send the .wasm",
         ));
     }
+    let sources: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
+    let breaks = |info: &ProviderInfo| compat::affected(info, &sources);
     let swap = state
         .plugins
-        .upload(id, &bytes, &state.plugins_dir)
+        .upload(id, &bytes, &state.plugins_dir, breaks, query.force)
         .await
         .map_err(|e| match e {
             UploadError::Plugin(e) => {
@@ -225,6 +244,7 @@ async fn admit(
                 ApiError::from(e)
             }
             e @ UploadError::IdMismatch { .. } => ApiError::invalid("id", e.to_string()),
+            UploadError::Incompatible(affected) => incompatible(id, &affected),
             e @ UploadError::Save { .. } => ApiError::internal(e),
         })?;
     if swap.changed {
@@ -312,10 +332,45 @@ pub fn spawn_watcher(state: &AppState, every: Duration) -> tokio::task::JoinHand
     )
 }
 
+/// The 409 of an upload that stored sources do not fit: the first error says what happened and
+/// how to force it; one more error per source, its field `sources.<id>`, says which and why.
+fn incompatible(id: &str, affected: &[compat::Affected]) -> ApiError {
+    let first = ApiError::new(
+        StatusCode::CONFLICT,
+        compat::CODE,
+        format!(
+            "{} source(s) of provider {id:?} do not fit this version; edit them first, or upload \
+             with ?force=true (they are then marked plugin_status \"incompatible\" and not \
+             synced until they fit)",
+            affected.len()
+        ),
+    );
+    let each = affected.iter().map(|a| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            compat::CODE,
+            format!("{} ({}): {}", a.name, a.id, a.reason),
+        )
+        .at(format!("sources.{}", a.id))
+    });
+    ApiError::all(std::iter::once(first).chain(each).collect())
+        .unwrap_or_else(|| ApiError::internal("no error"))
+}
+
 /// Audits an accepted swap: `plugin.uploaded` for a new provider, `plugin.swapped` when it
-/// replaced a version; `via` says how it arrived (`upload` or `file`).
+/// replaced a version; `via` says how it arrived (`upload` or `file`). Stored sources the new
+/// version does not fit (a forced upload, or a file, which nobody could be asked about) are
+/// listed in the event and logged.
 async fn record(state: &AppState, who: &str, via: &str, swap: &Swap) -> Result<(), ApiError> {
     let plugin = &swap.plugin;
+    let sources: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
+    let affected = compat::affected(&plugin.info, &sources);
+    for a in &affected {
+        tracing::warn!(
+            plugin = %plugin.info.id, version = %plugin.info.version, source = %a.id,
+            reason = %a.reason, "the swapped-in version does not fit this source; it is not synced until it fits"
+        );
+    }
     let action = if swap.previous.is_some() {
         "plugin.swapped"
     } else {
@@ -328,6 +383,7 @@ async fn record(state: &AppState, who: &str, via: &str, swap: &Swap) -> Result<(
         "contract": plugin.contract,
         "file": plugin.file.as_ref().map(|f| f.display().to_string()),
         "previous": swap.previous.as_ref().map(|p| json!({"version": p.info.version, "digest": p.digest})),
+        "incompatible_sources": affected,
     });
     let (who, target) = (who.to_string(), plugin.info.id.clone());
     state

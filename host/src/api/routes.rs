@@ -78,7 +78,7 @@ routes! {
     get "/projects/{project}/sources/{source}/create-url" member => links::create_url; "The create-issue shortcut, when the source offers one"
     get "/plugins" admin => plugins::list; "Plugin registry: versions, digests, contract versions, call counts"
     get "/plugins/{id}" admin => plugins::get; "One plugin with its describe output"
-    put "/plugins/{id}" admin => plugins::upload; "Upload or replace a plugin (application/wasm); hot-swapped after checks"
+    put "/plugins/{id}" admin => plugins::upload; "Upload or replace a plugin (application/wasm); hot-swapped after checks; 409 when stored sources do not fit it, unless ?force=true"
     delete "/plugins/{id}" admin => plugins::remove; "Remove a plugin (409 while sources use it, unless ?force=true)"
     get "/tokens" admin => tokens::list; "API tokens (never their values)"
     post "/tokens" admin => tokens::create; "Create a token (admin, or member of projects); its value is shown once"

@@ -110,8 +110,12 @@ pub struct SourceView {
     pub record: SourceRecord,
     /// The provider's display name, or none when its plugin is missing.
     pub provider_name: Option<String>,
-    /// `loaded` or `missing`: a source whose plugin is not loaded cannot be tested or synced.
+    /// `loaded`, `missing` or `incompatible`: a source whose plugin is not loaded cannot be
+    /// tested or synced; one that no longer fits the loaded version (see [`crate::compat`])
+    /// is not synced until it is edited to fit or a fitting version is loaded.
     pub plugin_status: &'static str,
+    /// Why the source is `incompatible`; null otherwise.
+    pub plugin_problem: Option<String>,
     /// Capabilities that are stored but not active in this release.
     pub inactive_capabilities: Vec<&'static str>,
     /// How its recent calls went (the same as `GET /sources/{id}/health`).
@@ -630,15 +634,13 @@ fn view(state: &AppState, id: String, record: SourceRecord) -> SourceView {
     if record.capabilities.process_webhooks {
         inactive.push("process_webhooks");
     }
+    let status = crate::compat::status(&state.plugins, &record);
     SourceView {
         health: state.metrics.health(&id, state.plugins.headroom(&id)),
         id,
         provider_name: plugin.as_ref().map(|p| p.info.name.clone()),
-        plugin_status: if plugin.is_some() {
-            "loaded"
-        } else {
-            "missing"
-        },
+        plugin_status: status.name(),
+        plugin_problem: status.reason().map(str::to_string),
         inactive_capabilities: inactive,
         record,
     }

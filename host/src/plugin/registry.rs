@@ -135,6 +135,10 @@ pub enum UploadError {
         /// The id `describe` answered.
         found: String,
     },
+    /// The new version would break stored sources (see `crate::compat`) and the upload was
+    /// not forced; each entry names one source and why.
+    #[error("{} source(s) do not fit this version", .0.len())]
+    Incompatible(Vec<crate::compat::Affected>),
     /// Saving the file to the plugins directory failed.
     #[error("cannot save the plugin to {path}: {error}")]
     Save {
@@ -154,15 +158,18 @@ impl PluginHost {
         }
     }
 
-    /// Installs an uploaded binary as provider `expected_id`: compiles and checks it, saves it
-    /// to `dir` (atomically, so it survives a restart), then swaps it in. The file is the one
-    /// the current version was loaded from when that is in `dir`, else `<id>.wasm`. On any
-    /// error nothing changes.
+    /// Installs an uploaded binary as provider `expected_id`: compiles and checks it, asks
+    /// `breaks` which stored sources its `describe` would break (refused unless `force`),
+    /// saves it to `dir` (atomically, so it survives a restart), then swaps it in. The file is
+    /// the one the current version was loaded from when that is in `dir`, else `<id>.wasm`.
+    /// On any error nothing changes.
     pub async fn upload(
         &self,
         expected_id: &str,
         bytes: &[u8],
         dir: &Path,
+        breaks: impl FnOnce(&super::ProviderInfo) -> Vec<crate::compat::Affected>,
+        force: bool,
     ) -> Result<Swap, UploadError> {
         let _guard = self.swap_lock.lock().await;
         let mut plugin = self.prepare(bytes, "upload".into()).await?;
@@ -179,6 +186,10 @@ impl PluginHost {
                 previous: None,
                 changed: false,
             });
+        }
+        let broken = breaks(&plugin.info);
+        if !broken.is_empty() && !force {
+            return Err(UploadError::Incompatible(broken));
         }
         let path = current
             .and_then(|c| c.file.clone())
