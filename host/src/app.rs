@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Draft connection tests that passed, for the source saved right after (in memory).
     pub draft_tests: Arc<crate::api::sources::DraftTests>,
+    /// Plugin admissions (uploads being compiled and checked, and the latest finished ones).
+    pub admissions: Arc<crate::api::admission::Admissions>,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             issue_urls: Arc::default(),
             metrics: Arc::default(),
             draft_tests: Arc::default(),
+            admissions: Arc::default(),
         }
     }
 }

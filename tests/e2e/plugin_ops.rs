@@ -144,9 +144,26 @@ impl OpsApp {
         )
     }
 
-    /// `PUT /api/v1/plugins/{id}` with a raw body.
+    /// `PUT /api/v1/plugins/{id}?wait=true` with a raw body: the admission's end.
     async fn upload(&self, id: &str, bytes: Vec<u8>, content_type: &str) -> (u16, Value) {
-        self.upload_with(id, "", bytes, content_type).await
+        self.upload_with(id, "?wait=true", bytes, content_type)
+            .await
+    }
+
+    /// Polls an admission job until it is `active` or `failed`; returns it.
+    async fn finished_job(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, job) = self
+                .call("GET", &format!("/api/v1/plugins/jobs/{id}"), None)
+                .await;
+            assert_eq!(status, 200, "{job}");
+            if job["state"] == "active" || job["state"] == "failed" {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} never finished: {job}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// `PUT /api/v1/plugins/{id}{query}` with a raw body.
@@ -583,6 +600,82 @@ async fn refused_uploads_name_the_problem_and_the_old_version_keeps_serving() {
     assert!(app.audit("plugin.swapped").await.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_answers_202_with_a_job_that_ends_active_or_failed_with_the_reason() {
+    let app = OpsApp::hotswap().await;
+    let source = app
+        .source("hotswap", "Breakable", "http://127.0.0.1:1")
+        .await;
+    let wasm = "application/wasm";
+
+    let resp = app
+        .client
+        .put(format!("{}/api/v1/plugins/hotswap", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", wasm)
+        .body(hotswap(V2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let job: Value = resp.json().await.unwrap();
+    assert_eq!(
+        location,
+        format!("/api/v1/plugins/jobs/{}", job["id"].as_str().unwrap())
+    );
+    assert!(
+        ["queued", "compiling", "checking", "active"].contains(&job["state"].as_str().unwrap()),
+        "{job}"
+    );
+    assert_eq!(job["plugin"], "hotswap");
+    let done = app.finished_job(job["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "active", "{done}");
+    assert_eq!(done["outcome"]["plugin"]["version"], V2);
+    assert_eq!(done["outcome"]["previous"]["version"], MARKER);
+    assert!(done["finished_at"].as_u64().unwrap() >= done["created_at"].as_u64().unwrap());
+    assert_eq!(app.plugin("hotswap").await["version"], V2);
+
+    // Refusals after the body was read end the job as failed, with the answer a waiting
+    // upload gets; the version serving keeps serving.
+    for (bytes, status, code) in [
+        (b"\0asm garbage".to_vec(), 400, "plugin-rejected"),
+        (hotswap(NO_NONE), 409, "plugin-incompatible"),
+    ] {
+        let (accepted, job) = app.upload_with("hotswap", "", bytes, wasm).await;
+        assert_eq!(accepted, 202, "{job}");
+        let done = app.finished_job(job["id"].as_str().unwrap()).await;
+        assert_eq!(done["state"], "failed", "{done}");
+        assert_eq!(done["error"]["status"], status, "{done}");
+        assert_eq!(done["error"]["error"]["code"], code, "{done}");
+        assert!(done["outcome"].is_null());
+    }
+    let (_, job) = app.upload_with("hotswap", "", hotswap(NO_NONE), wasm).await;
+    let done = app.finished_job(job["id"].as_str().unwrap()).await;
+    assert_eq!(
+        done["error"]["errors"][1]["field"],
+        format!("sources.{source}")
+    );
+    assert_eq!(app.plugin("hotswap").await["version"], V2);
+    // Every outcome is audited.
+    assert_eq!(app.audit("plugin.swapped").await.len(), 1);
+    assert_eq!(app.audit("plugin.rejected").await.len(), 3);
+
+    // Refusals of the body itself are answered at once, without a job.
+    let (status, body) = app.upload_with("hotswap", "", Vec::new(), wasm).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = app
+        .upload_with("hotswap", "?wait=maybe", hotswap(V3), wasm)
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("wait")),
+        "{body}"
+    );
+    let (status, body) = app.call("GET", "/api/v1/plugins/jobs/job_nope", None).await;
+    assert_eq!(status, 404, "{body}");
+}
+
 /// The links of project `project`, as its members see them.
 async fn project_links(app: &OpsApp, project: &str) -> Vec<Value> {
     let (status, body) = app
@@ -630,7 +723,12 @@ async fn an_upload_that_breaks_sources_is_refused_and_a_forced_one_marks_them_un
 
     // Forced: swapped, audited with the source, and the source is marked.
     let (status, body) = app
-        .upload_with("hotswap", "?force=true", hotswap(NEEDS_SPACE), wasm)
+        .upload_with(
+            "hotswap",
+            "?force=true&wait=true",
+            hotswap(NEEDS_SPACE),
+            wasm,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let swapped = app.audit("plugin.swapped").await;
@@ -682,7 +780,12 @@ async fn an_upload_that_breaks_sources_is_refused_and_a_forced_one_marks_them_un
     assert_eq!(view["plugin_status"], "loaded", "{view}");
     assert!(view["plugin_problem"].is_null());
     let (status, body) = app
-        .upload_with("hotswap", "?force=true", hotswap(NEEDS_SPACE), wasm)
+        .upload_with(
+            "hotswap",
+            "?force=true&wait=true",
+            hotswap(NEEDS_SPACE),
+            wasm,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let edit = json!({

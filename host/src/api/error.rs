@@ -109,8 +109,9 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The JSON body of this error: `{"error": {...}, "errors": [...]}`.
+    pub fn body(&self) -> serde_json::Value {
         let one = |e: &ApiError| {
             let mut body = json!({"code": e.code, "message": e.message});
             if let Some(field) = &e.field {
@@ -118,10 +119,16 @@ impl IntoResponse for ApiError {
             }
             body
         };
-        let first = one(&self);
+        let first = one(self);
         let mut all = vec![first.clone()];
         all.extend(self.more.iter().map(one));
-        (self.status, Json(json!({ "error": first, "errors": all }))).into_response()
+        json!({ "error": first, "errors": all })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
     }
 }
 

@@ -2,6 +2,7 @@
 //! makes one call into `store` or `plugin` (through a small domain function when there are
 //! rules to apply), and returns a wire type. Errors are [`error::ApiError`].
 
+pub mod admission;
 pub mod audit;
 pub mod error;
 pub mod extract;

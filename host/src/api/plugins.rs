@@ -11,10 +11,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::admission;
 use super::error::ApiError;
 use super::extract::{Caller, Path, Query, has_media_type};
 use super::sources::audit;
@@ -29,7 +31,7 @@ use crate::store::{Read, SOURCES};
 pub const WASM: &str = "application/wasm";
 
 /// One loaded plugin version as the registry listing shows it.
-#[derive(Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct PluginView {
     /// Provider id.
     pub id: String,
@@ -81,7 +83,7 @@ pub struct PluginDetail {
 }
 
 /// What an upload did.
-#[derive(Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct UploadOutcome {
     /// False when this exact binary was already serving (nothing changed).
     pub changed: bool,
@@ -99,6 +101,9 @@ pub struct UploadQuery {
     /// then marked `plugin_status: "incompatible"` and not synced until fixed.
     #[serde(default)]
     pub force: bool,
+    /// Answer when the admission job ends (201/200 or its refusal) instead of `202` at once.
+    #[serde(default)]
+    pub wait: bool,
 }
 
 /// Query of `DELETE /plugins/{id}`.
@@ -146,8 +151,10 @@ pub async fn get(
 }
 
 /// `PUT /plugins/{id}` (admin): uploads a plugin binary (`Content-Type: application/wasm`, at
-/// most the host's plugin size limit). 201 for a new provider, 200 for a replacement; 4xx
-/// (and the current version keeps serving) when the binary is refused.
+/// most the host's plugin size limit). A body refused as such (media type, size, empty) is a
+/// 4xx at once; otherwise `202` with an admission job (see [`super::admission`]), or, with
+/// `?wait=true`, the job's end: 201 for a new provider, 200 for a replacement, 4xx (and the
+/// current version keeps serving) when the binary is refused.
 pub async fn upload(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
@@ -155,7 +162,7 @@ pub async fn upload(
     query: Result<Query<UploadQuery>, ApiError>,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> Result<(StatusCode, Json<UploadOutcome>), ApiError> {
+) -> Result<Response, ApiError> {
     let limit = state.plugins.limits().max_plugin_bytes;
     let body = body.into_data_stream();
     // Every refusal before the body is read still reads (and drops) it, within bounds, so
@@ -164,35 +171,67 @@ pub async fn upload(
         Ok(c) => c,
         Err(e) => return Err(drain(body, limit, e).await),
     };
-    let outcome = match query {
-        Ok(Query(query)) => admit(&state, &caller, &id, &query, &headers, body, limit).await,
+    let received = match query {
+        Ok(Query(query)) => receive(&headers, body, limit).await.map(|b| (query, b)),
         Err(e) => Err(drain(body, limit, e).await),
     };
-    if let Err(e) = &outcome {
-        // Every admission outcome is audited, refusals too (the accepted ones by `record`).
-        let (who, target) = (caller.who(), id.clone());
-        let details = json!({"status": e.status.as_u16(), "code": e.code, "reason": e.message});
-        let audited = state
-            .store
-            .write(move |w| audit(w, &who, "plugin.rejected", &target, details))
-            .await;
-        if let Err(err) = audited {
-            tracing::error!(plugin = %id, error = %err.message, "could not audit a refused upload");
+    let (query, bytes) = match received {
+        Ok(received) => received,
+        Err(e) => {
+            audit_refusal(&state, &caller.who(), &id, &e).await;
+            return Err(e);
         }
+    };
+    let (job, task) = admission::start(&state, caller.who(), &id, bytes, query.force);
+    if query.wait {
+        let (status, outcome) = task.await.map_err(ApiError::internal)??;
+        return Ok((status, Json(outcome)).into_response());
     }
-    outcome
+    let location = format!("/api/v1/plugins/jobs/{}", job.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(job),
+    )
+        .into_response())
 }
 
-/// The admission of an upload by an admin: content type, size, compile, check, swap.
-async fn admit(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    query: &UploadQuery,
+/// `GET /plugins/jobs/{id}` (admin): an admission job (see [`super::admission`]).
+pub async fn job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<admission::Job>, ApiError> {
+    caller.require_admin()?;
+    state.admissions.get(&id).map(Json).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no admission job {id:?} (the latest {} are kept)",
+            admission::KEPT
+        ))
+    })
+}
+
+/// Audits a refused upload as `plugin.rejected`, with its status and reason: every admission
+/// outcome is audited (the accepted ones by [`record`]).
+async fn audit_refusal(state: &AppState, who: &str, id: &str, e: &ApiError) {
+    let (who, target) = (who.to_string(), id.to_string());
+    let details = json!({"status": e.status.as_u16(), "code": e.code, "reason": e.message});
+    let audited = state
+        .store
+        .write(move |w| audit(w, &who, "plugin.rejected", &target, details))
+        .await;
+    if let Err(err) = audited {
+        tracing::error!(plugin = %id, error = %err.message, "could not audit a refused upload");
+    }
+}
+
+/// Reads an upload's body: the media type must be `application/wasm`, the size within `limit`,
+/// the body not empty.
+async fn receive(
     headers: &HeaderMap,
     mut body: axum::body::BodyDataStream,
     limit: usize,
-) -> Result<(StatusCode, Json<UploadOutcome>), ApiError> {
+) -> Result<bytes::Bytes, ApiError> {
     if !has_media_type(headers, &[WASM]) {
         let e = ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -232,11 +271,43 @@ async fn admit(
             "the body is empty; send the .wasm",
         ));
     }
+    Ok(bytes.freeze())
+}
+
+/// Compiles, checks and swaps in an uploaded binary on behalf of `who` (an admission job's
+/// work): `checking` is called once it is compiled and described, before its checks. Every
+/// outcome is audited.
+pub(super) async fn install(
+    state: &AppState,
+    who: &str,
+    id: &str,
+    bytes: &[u8],
+    force: bool,
+    checking: impl FnOnce(),
+) -> Result<(StatusCode, UploadOutcome), ApiError> {
+    let outcome = swap_in(state, who, id, bytes, force, checking).await;
+    if let Err(e) = &outcome {
+        audit_refusal(state, who, id, e).await;
+    }
+    outcome
+}
+
+async fn swap_in(
+    state: &AppState,
+    who: &str,
+    id: &str,
+    bytes: &[u8],
+    force: bool,
+    checking: impl FnOnce(),
+) -> Result<(StatusCode, UploadOutcome), ApiError> {
     let sources: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
-    let breaks = |info: &ProviderInfo| compat::affected(info, &sources);
+    let breaks = |info: &ProviderInfo| {
+        checking();
+        compat::affected(info, &sources)
+    };
     let swap = state
         .plugins
-        .upload(id, &bytes, &state.plugins_dir, breaks, query.force)
+        .upload(id, bytes, &state.plugins_dir, breaks, force)
         .await
         .map_err(|e| match e {
             UploadError::Plugin(e) => {
@@ -248,7 +319,7 @@ async fn admit(
             e @ UploadError::Save { .. } => ApiError::internal(e),
         })?;
     if swap.changed {
-        record(state, &caller.who(), "upload", &swap).await?;
+        record(state, who, "upload", &swap).await?;
     }
     let sources = sources_by_provider(state).await?;
     let status = if swap.changed && swap.previous.is_none() {
@@ -258,14 +329,14 @@ async fn admit(
     };
     Ok((
         status,
-        Json(UploadOutcome {
+        UploadOutcome {
             changed: swap.changed,
             previous: swap
                 .previous
                 .as_ref()
                 .map(|p| json!({"version": p.info.version, "digest": p.digest})),
             plugin: view(&swap.plugin, count(&sources, id)),
-        }),
+        },
     ))
 }
 
