@@ -314,6 +314,7 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         PluginHost::new(config.limits.clone(), Some(config.compile_cache()))?
             .allow_loopback_targets(config.allow_loopback_targets)?,
     );
+    host::api::plugin_settings::apply_stored(&store, &plugins).await?;
     let loaded = plugins.load_dir(plugins_dir).await;
     let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();
     tracing::info!(loaded = ok, failed = loaded.len() - ok, dir = %plugins_dir.display(), "plugins");

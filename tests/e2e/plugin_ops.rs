@@ -531,7 +531,7 @@ async fn refused_uploads_name_the_problem_and_the_old_version_keeps_serving() {
             vec![0u8; (1 << 20) + 1],
             wasm,
             413,
-            "larger than the limit of 1048576 bytes (the operator's --max-plugin-bytes",
+            "larger than the limit of 1048576 bytes (the admin setting max_plugin_bytes",
         ),
         (
             "wrong media type",
@@ -674,6 +674,77 @@ async fn an_upload_answers_202_with_a_job_that_ends_active_or_failed_with_the_re
     );
     let (status, body) = app.call("GET", "/api/v1/plugins/jobs/job_nope", None).await;
     assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_sets_the_size_limit_for_all_plugins_or_one_without_a_restart() {
+    let app = OpsApp::hotswap().await;
+    let wasm = "application/wasm";
+    let (status, body) = app.call("GET", "/api/v1/plugin-settings", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["settings"]["max_plugin_bytes"].is_null());
+    assert_eq!(body["effective"]["max_plugin_bytes"], 32 << 20);
+    assert_eq!(body["operator_default"], 32 << 20);
+
+    // Below the hotswap plugin's ~110 KB: refused, naming the setting.
+    let small = json!({"max_plugin_bytes": 100_000});
+    let (status, body) = app
+        .call("PUT", "/api/v1/plugin-settings", Some(small))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["effective"]["max_plugin_bytes"], 100_000);
+    let (status, body) = app.upload("hotswap", hotswap(V2), wasm).await;
+    assert_eq!(status, 413, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("limit of 100000 bytes")
+            && message.contains("admin setting max_plugin_bytes"),
+        "{message}"
+    );
+
+    // A limit of its own lets one plugin in; the others keep the global one.
+    let per_plugin = json!({"max_plugin_bytes": 100_000, "per_plugin": {"hotswap": 200_000}});
+    let (status, body) = app
+        .call("PUT", "/api/v1/plugin-settings", Some(per_plugin))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.upload("hotswap", hotswap(V2), wasm).await;
+    assert_eq!(status, 200, "{body}");
+    let misbehave = std::fs::read(test_plugins_dir().join("misbehave.wasm")).unwrap();
+    let (status, body) = app.upload("misbehave", misbehave, wasm).await;
+    assert_eq!(status, 413, "{body}");
+
+    // Bad settings name the field and change nothing.
+    for (bad, field) in [
+        (json!({"max_plugin_bytes": 5}), "max_plugin_bytes"),
+        (
+            json!({"per_plugin": {"Bad Id": 100_000}}),
+            "per_plugin.Bad Id",
+        ),
+        (json!({"per_plugin": {"hotswap": -1}}), "per_plugin.hotswap"),
+        (json!({"max_bytes": 100_000}), "max_bytes"),
+    ] {
+        let (status, body) = app
+            .call("PUT", "/api/v1/plugin-settings", Some(bad.clone()))
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["field"], field, "{bad}: {body}");
+    }
+    let (_, body) = app.call("GET", "/api/v1/plugin-settings", None).await;
+    assert_eq!(
+        body["effective"]["per_plugin"]["hotswap"], 200_000,
+        "{body}"
+    );
+    assert_eq!(app.audit("plugin.settings-changed").await.len(), 2);
+
+    // Stored: a host started on the same database applies them.
+    let restarted = PluginHost::new(Limits::default(), None).unwrap();
+    host::api::plugin_settings::apply_stored(&app.state.store, &restarted)
+        .await
+        .unwrap();
+    let limits = restarted.size_limits();
+    assert_eq!(limits.max_plugin_bytes, 100_000);
+    assert_eq!(limits.for_plugin("hotswap"), 200_000);
 }
 
 /// The links of project `project`, as its members see them.
@@ -1411,10 +1482,8 @@ async fn the_python_redmine_plugin_runs_through_the_host() {
             path.display()
         )
     });
-    let limits = Limits {
-        max_plugin_bytes: 64 << 20,
-        ..Limits::default()
-    };
+    // The default size limit admits it.
+    let limits = Limits::default();
     let host = PluginHost::new(limits.clone(), Some(compile_cache_dir()))
         .and_then(|host| host.allow_loopback_targets(true))
         .unwrap();

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod links;
 pub mod names;
+pub mod plugin_settings;
 pub mod plugins;
 pub mod projects;
 pub mod providers;

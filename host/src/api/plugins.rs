@@ -163,7 +163,7 @@ pub async fn upload(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
-    let limit = state.plugins.limits().max_plugin_bytes;
+    let limit = state.plugins.size_limits().for_plugin(&id);
     let body = body.into_data_stream();
     // Every refusal before the body is read still reads (and drops) it, within bounds, so
     // the client gets the answer instead of a connection reset mid-upload.

@@ -78,6 +78,8 @@ routes! {
     get "/projects/{project}/sources/{source}/create-url" member => links::create_url; "The create-issue shortcut, when the source offers one"
     get "/plugins" admin => plugins::list; "Plugin registry: versions, digests, contract versions, call counts"
     get "/plugins/{id}" admin => plugins::get; "One plugin with its describe output"
+    get "/plugin-settings" admin => plugin_settings::get; "The plugin size limits: what the admin set, what is in force, the operator's default"
+    put "/plugin-settings" admin => plugin_settings::put; "Set the plugin size limits (body: max_plugin_bytes, per_plugin {id: bytes}); stored, in force at once"
     get "/plugins/jobs/{id}" admin => plugins::job; "An admission job: queued, compiling, checking, active, or failed with the reason"
     put "/plugins/{id}" admin => plugins::upload; "Upload or replace a plugin (application/wasm); 202 with an admission job (compiled and checked in the background, then hot-swapped; ?wait=true answers when it ends); refused when stored sources do not fit it, unless ?force=true"
     delete "/plugins/{id}" admin => plugins::remove; "Remove a plugin (409 while sources use it, unless ?force=true)"

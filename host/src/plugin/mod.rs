@@ -44,9 +44,10 @@ pub use registry::{CallCounts, CallStats, CompileCounts};
 /// The contract versions this host runs, for listings and error messages.
 pub const SUPPORTED_CONTRACTS: &[&str] = &["1.x"];
 
-/// Where an operator raises the plugin size limit, for the messages that refuse a plugin.
-pub const PLUGIN_SIZE_SETTING: &str = "the operator's --max-plugin-bytes, \
-     INTEGRATION_MAX_PLUGIN_BYTES or limits.max_plugin_bytes in the config file";
+/// Where the plugin size limit is raised, for the messages that refuse a plugin.
+pub const PLUGIN_SIZE_SETTING: &str = "the admin setting max_plugin_bytes, for all plugins \
+     or per plugin: PUT /api/v1/plugin-settings; its start-up default is the operator's \
+     --max-plugin-bytes, INTEGRATION_MAX_PLUGIN_BYTES or limits.max_plugin_bytes in the config file";
 
 /// Per-call resource limits. Defaults suit a small service; all are configurable.
 #[derive(Clone, Debug)]
@@ -74,7 +75,8 @@ pub struct Limits {
     /// `memory_bytes`. A growth past it traps that call. The host's own state per running
     /// call (stacks, instance data: about 150 KiB) comes on top.
     pub memory_budget_bytes: usize,
-    /// Largest plugin binary accepted, in bytes (default 16 MiB).
+    /// Largest plugin binary accepted, in bytes (default 32 MiB, which admits the ~18.5 MB
+    /// Python example): the default of the admin's setting, see [`registry::SizeLimits`].
     pub max_plugin_bytes: usize,
 }
 
@@ -90,7 +92,7 @@ impl Default for Limits {
             max_calls_per_plugin: 16,
             max_calls_per_source: 8,
             memory_budget_bytes: 1 << 30,
-            max_plugin_bytes: 16 << 20,
+            max_plugin_bytes: 32 << 20,
         }
     }
 }
@@ -279,6 +281,8 @@ pub struct PluginHost {
     /// Serialises registry changes made by uploads, removals and the directory watcher
     /// (calls never take it).
     swap_lock: tokio::sync::Mutex<()>,
+    /// The largest binaries admitted, which an admin may change at run time.
+    size_limits: RwLock<registry::SizeLimits>,
 }
 
 impl PluginHost {
@@ -293,6 +297,7 @@ impl PluginHost {
             std::fs::create_dir_all(dir)?;
         }
         Ok(PluginHost {
+            size_limits: RwLock::new(registry::SizeLimits::new(limits.max_plugin_bytes)),
             budget: budget::Budget::new(&limits),
             http: egress::Clients::new(false)?,
             engine,
@@ -389,13 +394,7 @@ impl PluginHost {
     /// Compiles and checks a plugin binary without installing it: the component must export
     /// a supported contract version and answer `describe` with a valid description.
     pub async fn prepare(&self, bytes: &[u8], origin: String) -> Result<LoadedPlugin, PluginError> {
-        if bytes.len() > self.limits.max_plugin_bytes {
-            return Err(PluginError::Rejected(format!(
-                "the plugin is {} bytes; the limit is {} ({PLUGIN_SIZE_SETTING})",
-                bytes.len(),
-                self.limits.max_plugin_bytes
-            )));
-        }
+        self.check_size(bytes.len(), None)?;
         let started = Instant::now();
         let digest = hex::encode(Sha256::digest(bytes));
         let (component, from_cache) = self.compile(bytes, &digest).await?;
@@ -433,6 +432,7 @@ impl PluginHost {
             .map_err(|e| PluginError::Rejected(format!("describe failed: {e}")))?;
         let info = ProviderInfo::from(info);
         validate_info(&info).map_err(PluginError::Rejected)?;
+        self.check_size(bytes.len(), Some(&info.id))?;
         plugin.info = info;
         // `describe` above is part of loading, not a call anyone made.
         plugin.stats = CallStats::default();

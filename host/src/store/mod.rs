@@ -44,7 +44,10 @@ pub const KEY_CHECK: Table = Table(TableDefinition::new("key_check"));
 /// The one id in [`KEY_CHECK`].
 pub const KEY_CHECK_ID: &str = "current";
 
-const ALL_TABLES: [Table; 7] = [
+/// Settings admins change at run time, by name (e.g. `plugins`: the plugin size limits).
+pub const SETTINGS: Table = Table(TableDefinition::new("settings"));
+
+const ALL_TABLES: [Table; 8] = [
     SOURCES,
     SECRETS,
     PROJECTS,
@@ -52,6 +55,7 @@ const ALL_TABLES: [Table; 7] = [
     LINKS,
     LINK_IDENTITIES,
     KEY_CHECK,
+    SETTINGS,
 ];
 
 /// Storage failures. Only `Corrupt` and `Db` are unexpected; both become a 500 upstream.
