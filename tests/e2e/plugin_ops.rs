@@ -747,6 +747,88 @@ async fn an_admin_sets_the_size_limit_for_all_plugins_or_one_without_a_restart()
     assert_eq!(limits.for_plugin("hotswap"), 200_000);
 }
 
+/// The digests whose compiled artifacts are in a compile cache directory, sorted.
+fn cached_digests(cache: &Path) -> Vec<String> {
+    let mut digests: Vec<String> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cwasm"))
+        .map(|n| n.split('-').next().unwrap().to_string())
+        .collect();
+    digests.sort();
+    digests
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_compile_cache_keeps_only_the_current_and_previous_version_of_each_plugin() {
+    let (cache, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for name in ["hotswap.wasm", "misbehave.wasm"] {
+        std::fs::copy(test_plugins_dir().join(name), dir.path().join(name)).unwrap();
+    }
+    // An artifact of a version no plugin has any more (or of another wasmtime).
+    std::fs::write(cache.path().join("00ff-0123456789abcdef.cwasm"), b"old").unwrap();
+    let start = || async {
+        let host = PluginHost::new(Limits::default(), Some(cache.path().to_path_buf()))
+            .unwrap()
+            .bounded_compile_cache();
+        for (path, result) in host.load_dir(dir.path()).await {
+            result.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        host.prune_compile_cache();
+        host
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let host = start().await;
+    let v1 = host.get("hotswap").unwrap().digest.clone();
+    let misbehave = host.get("misbehave").unwrap().digest.clone();
+    assert_eq!(
+        cached_digests(cache.path()),
+        sorted(vec![v1.clone(), misbehave.clone()])
+    );
+
+    let upload = |version: &'static str| {
+        let host = &host;
+        let dir = dir.path();
+        async move {
+            let bytes = hotswap(version);
+            let swap = host.upload("hotswap", &bytes, dir, |_| Vec::new(), false);
+            swap.await.unwrap().plugin.digest.clone()
+        }
+    };
+    let v2 = upload(V2).await;
+    assert_eq!(
+        cached_digests(cache.path()),
+        sorted(vec![v1.clone(), v2.clone(), misbehave.clone()])
+    );
+    let v3 = upload(V3).await;
+    assert_eq!(
+        cached_digests(cache.path()),
+        sorted(vec![v2.clone(), v3.clone(), misbehave.clone()]),
+        "version 1 is neither current nor previous"
+    );
+    drop(host);
+
+    // A restart keeps the previous version too, and loads the current from the cache.
+    let host = start().await;
+    assert_eq!(host.compile_counts().compiled, 0);
+    assert_eq!(
+        cached_digests(cache.path()),
+        sorted(vec![v2.clone(), v3.clone(), misbehave.clone()])
+    );
+    // Swapping back to the previous version is instant: from the cache.
+    let back = host
+        .upload("hotswap", &hotswap(V2), dir.path(), |_| Vec::new(), false)
+        .await
+        .unwrap();
+    assert!(back.plugin.from_cache);
+    // A removed plugin's artifact goes.
+    host.unload("misbehave", dir.path()).await.unwrap();
+    assert_eq!(cached_digests(cache.path()), sorted(vec![v2, v3]));
+}
+
 /// The links of project `project`, as its members see them.
 async fn project_links(app: &OpsApp, project: &str) -> Vec<Value> {
     let (status, body) = app

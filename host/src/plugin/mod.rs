@@ -11,6 +11,7 @@
 
 pub mod bounds;
 mod budget;
+pub mod cache;
 pub mod check;
 mod conditional;
 pub mod egress;
@@ -283,6 +284,8 @@ pub struct PluginHost {
     swap_lock: tokio::sync::Mutex<()>,
     /// The largest binaries admitted, which an admin may change at run time.
     size_limits: RwLock<registry::SizeLimits>,
+    /// Keeps the compile cache to the current and previous version of each plugin, when on.
+    cache_bound: Option<cache::Bound>,
 }
 
 impl PluginHost {
@@ -298,6 +301,7 @@ impl PluginHost {
         }
         Ok(PluginHost {
             size_limits: RwLock::new(registry::SizeLimits::new(limits.max_plugin_bytes)),
+            cache_bound: None,
             budget: budget::Budget::new(&limits),
             http: egress::Clients::new(false)?,
             engine,
@@ -318,6 +322,23 @@ impl PluginHost {
     pub fn allow_loopback_targets(mut self, allow: bool) -> anyhow::Result<PluginHost> {
         self.http = egress::Clients::new(allow)?;
         Ok(self)
+    }
+
+    /// This host keeping its compile cache to the current and previous version of each
+    /// plugin (see [`cache`]); the service turns it on. Call [`PluginHost::prune_compile_cache`]
+    /// once the plugins directory is loaded.
+    pub fn bounded_compile_cache(mut self) -> PluginHost {
+        self.cache_bound = self.cache_dir.as_deref().map(cache::Bound::open);
+        self
+    }
+
+    /// Deletes the compile cache's artifacts of versions that are neither the current nor the
+    /// previous one of a plugin; from now on each swap and removal does too. A no-op unless
+    /// [`PluginHost::bounded_compile_cache`].
+    pub fn prune_compile_cache(&self) {
+        if let Some(bound) = &self.cache_bound {
+            bound.prune(|d| self.artifact_name(d));
+        }
     }
 
     /// The limits every call runs under.
@@ -455,6 +476,9 @@ impl PluginHost {
             .write()
             .expect("plugin registry lock")
             .insert(plugin.info.id.clone(), plugin.clone());
+        if let Some(bound) = &self.cache_bound {
+            bound.swapped(&plugin.info.id, &plugin.digest, |d| self.artifact_name(d));
+        }
         match &previous {
             Some(old) if old.digest != plugin.digest => tracing::info!(
                 plugin = %plugin.info.id, from = %old.info.version, to = %plugin.info.version,
@@ -467,10 +491,15 @@ impl PluginHost {
 
     /// Removes a provider's plugin; calls already running finish on it.
     pub fn remove(&self, provider: &str) -> Option<Arc<LoadedPlugin>> {
-        self.plugins
+        let removed = self
+            .plugins
             .write()
             .expect("plugin registry lock")
-            .remove(provider)
+            .remove(provider);
+        if let Some(bound) = &self.cache_bound {
+            bound.removed(provider, |d| self.artifact_name(d));
+        }
+        removed
     }
 
     /// The current plugin of a provider.
@@ -837,19 +866,20 @@ impl PluginHost {
         PluginError::Trap(first_line(&text))
     }
 
+    /// The file name of the compiled artifact of the plugin with `digest`, keyed by this
+    /// engine's compatibility hash too (another wasmtime or configuration never loads it).
+    fn artifact_name(&self, digest: &str) -> String {
+        let mut h = Sha256::new();
+        std::hash::Hash::hash(
+            &self.engine.precompile_compatibility_hash(),
+            &mut HashWriter(&mut h),
+        );
+        format!("{digest}-{}.cwasm", &hex::encode(h.finalize())[..16])
+    }
+
     /// Compiles a component, or loads it from the compile cache; true when it was cached.
     async fn compile(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool), PluginError> {
-        let cached = self.cache_dir.as_ref().map(|dir| {
-            let mut h = Sha256::new();
-            std::hash::Hash::hash(
-                &self.engine.precompile_compatibility_hash(),
-                &mut HashWriter(&mut h),
-            );
-            dir.join(format!(
-                "{digest}-{}.cwasm",
-                &hex::encode(h.finalize())[..16]
-            ))
-        });
+        let cached = (self.cache_dir.as_ref()).map(|dir| dir.join(self.artifact_name(digest)));
         if let Some(path) = &cached
             && path.exists()
         {
