@@ -1557,10 +1557,65 @@ async fn redmine() -> StandIn {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_python_redmine_plugin_runs_through_the_host() {
-    let path = example_plugin("redmine-py.wasm");
+    redmine_example_runs_through_the_host(
+        "redmine-py.wasm",
+        "componentize-py (needs python3 and PyPI)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_javascript_redmine_plugin_runs_through_the_host() {
+    redmine_example_runs_through_the_host(
+        "redmine-js.wasm",
+        "componentize-js (needs node and npm)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_javascript_build_that_imports_wasi_http_is_refused_at_once_naming_the_import_and_the_fix()
+ {
+    // componentize-js's default build (the `http` and `fetch-event` features on).
+    let path = example_plugin("redmine-js-wasi-http.wasm");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e}. scripts/build-plugins.sh builds it with componentize-py (needs python3 and PyPI)",
+            "{}: {e}. scripts/build-plugins.sh builds it with componentize-js (needs node and npm)",
+            path.display()
+        )
+    });
+    let app = OpsApp::hotswap().await;
+    let compiled = app.state.plugins.compile_counts().compiled;
+    let started = Instant::now();
+    let (status, body) = app.upload("redmine", bytes, "application/wasm").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "plugin-rejected");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("imports wasi:http/")
+            && message.contains("--disable http --disable fetch-event"),
+        "{message}"
+    );
+    assert_eq!(
+        app.state.plugins.compile_counts().compiled,
+        compiled,
+        "refused before compiling"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// The same tests for each language's Redmine example (examples/redmine-py, redmine-js): the
+/// default size limit admits it; it normalises, renders URLs, fetches, maps errors, never sees
+/// the key, and passes `check`.
+async fn redmine_example_runs_through_the_host(file: &str, built_by: &str) {
+    let path = example_plugin(file);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}. scripts/build-plugins.sh builds it with {built_by}",
             path.display()
         )
     });
@@ -1571,7 +1626,7 @@ async fn the_python_redmine_plugin_runs_through_the_host() {
         .unwrap();
     let plugin = host.install(host.prepare(&bytes, "test".into()).await.unwrap());
     eprintln!(
-        "redmine-py.wasm: {} bytes, prepared in {:?} (from the compile cache: {})",
+        "{file}: {} bytes, prepared in {:?} (from the compile cache: {})",
         bytes.len(),
         plugin.prepare_time,
         plugin.from_cache
@@ -1687,20 +1742,21 @@ async fn measure_startup_with_and_without_the_compile_cache() {
             );
         }
     }
-    if python.exists() {
-        dirs.clear();
-        let limits = Limits {
-            max_plugin_bytes: 64 << 20,
-            ..Limits::default()
-        };
+    dirs.clear();
+    for example in [python, example_plugin("redmine-js.wasm")] {
+        if !example.exists() {
+            continue;
+        }
+        let limits = Limits::default();
         let cache = tempfile::tempdir().unwrap();
-        let bytes = std::fs::read(&python).unwrap();
+        let bytes = std::fs::read(&example).unwrap();
+        let name = example.file_name().unwrap().to_string_lossy().into_owned();
         for label in ["cold", "warm"] {
             let host = PluginHost::new(limits.clone(), Some(cache.path().to_path_buf())).unwrap();
             let started = Instant::now();
             let plugin = host.prepare(&bytes, "measure".into()).await.unwrap();
             eprintln!(
-                "redmine-py ({} bytes) {label}: prepared in {:?} (cached: {})",
+                "{name} ({} bytes) {label}: prepared in {:?} (cached: {})",
                 bytes.len(),
                 started.elapsed(),
                 plugin.from_cache
@@ -1717,7 +1773,7 @@ async fn measure_startup_with_and_without_the_compile_cache() {
                 host.normalize_key(&source, "#42").await.unwrap();
             }
             eprintln!(
-                "redmine-py normalize-key: {:?} per call",
+                "{name} normalize-key: {:?} per call",
                 started.elapsed() / 20
             );
         }

@@ -17,6 +17,7 @@ mod conditional;
 pub mod egress;
 mod engine;
 pub mod headroom;
+pub mod imports;
 pub mod model;
 pub mod redact;
 pub mod registry;
@@ -416,6 +417,7 @@ impl PluginHost {
     /// a supported contract version and answer `describe` with a valid description.
     pub async fn prepare(&self, bytes: &[u8], origin: String) -> Result<LoadedPlugin, PluginError> {
         self.check_size(bytes.len(), None)?;
+        imports::check(bytes).map_err(PluginError::Rejected)?;
         let started = Instant::now();
         let digest = hex::encode(Sha256::digest(bytes));
         let (component, from_cache) = self.compile(bytes, &digest).await?;
