@@ -925,6 +925,21 @@ async fn an_upload_that_breaks_sources_is_refused_and_a_forced_one_marks_them_un
         .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "plugin-incompatible");
+    let before = app.plugin("hotswap").await["calls"]["calls"].clone();
+    let (status, body) = app.call("POST", &format!("{source_path}/test"), None).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"space\""),
+        "{body}"
+    );
+    assert_eq!(
+        app.plugin("hotswap").await["calls"]["calls"],
+        before,
+        "no call was made"
+    );
 
     // A version the source fits clears the mark; so does editing the source to fit.
     let (status, body) = app.upload("hotswap", hotswap(V2), wasm).await;

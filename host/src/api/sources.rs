@@ -388,6 +388,9 @@ pub async fn test(
 ) -> Result<Json<TestOutcome>, ApiError> {
     caller.require_admin()?;
     let (record, secrets) = load_with_secrets(&state, &id).await?;
+    if let Some(refused) = crate::compat::refusal(&state.plugins, &record) {
+        return Err(refused);
+    }
     let outcome = run_test(&state, &config(Some(&id), &record, secrets)).await?;
     let result = TestResult {
         ok: outcome.ok,
