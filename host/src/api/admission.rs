@@ -9,9 +9,10 @@
 //! (`error`: the status and the error body a synchronous upload would have answered). With
 //! `?wait=true` the request waits for its job and answers like a synchronous upload.
 //!
-//! Jobs run one at a time ([`Admissions`] has one slot): compiling a large component takes
-//! most of a core for seconds (a debug host: a minute), so admissions queue behind each other
-//! instead of taking every core from request handling. Each job's outcome is audited (by
+//! Jobs run one at a time ([`Admissions`] has one slot): compiling a large component keeps
+//! the cores busy for seconds (a debug host: a minute), so admissions queue behind each other,
+//! and the compilation itself runs on lower-priority threads (see `plugin::engine`), so
+//! request handling wins a core when it needs one. Each job's outcome is audited (by
 //! [`super::plugins::install`]). Finished jobs are kept in memory, the latest [`KEPT`].
 
 use std::collections::VecDeque;
