@@ -655,7 +655,71 @@
     }
     const editor = new Editor(existing);
     mount(editor.el);
+    if (existing) editor.panels.capabilities.appendChild(webhookSection(existing.id));
     focusHeading();
+  }
+
+  // -- Webhooks ("Process webhooks") of a stored source: the URL, the verification scheme, the
+  // secret (pasted, or generated and shown once) and the tracker's set-up steps. Saved on their
+  // own (PUT /sources/{id}/webhook), apart from the source form.
+  function webhookSection(sourceId) {
+    const path = '/sources/' + encodeURIComponent(sourceId) + '/webhook';
+    const box = h('div', { class: 'webhooks', id: 'webhooks' });
+    // Typing here is not an unsaved change of the source form.
+    for (const kind of ['input', 'change']) box.addEventListener(kind, (ev) => ev.stopPropagation());
+    const status = h('p', { class: 'muted', id: 'webhook-status', role: 'status', 'aria-live': 'polite' });
+    const render = (w, generated) => {
+      if (w.unsupported) {
+        replace(box, h('p', { class: 'muted', id: 'webhook-unsupported' }, 'Process webhooks is ' + w.unsupported + '.'));
+        return;
+      }
+      const url = w.path ? location.origin + w.path : null;
+      const scheme = h('select', { id: 'webhook-scheme' },
+        w.schemes.map((s) => h('option', { value: s.id, selected: s.id === (w.scheme || w.schemes[0].id) ? true : null }, s.label)));
+      const secret = h('input', { type: 'password', id: 'webhook-secret', autocomplete: 'off', placeholder: w.secret_set ? 'Set (not shown); paste to replace' : 'Paste the tracker’s secret' });
+      const steps = h('ol', { id: 'webhook-steps' });
+      const showSteps = () => {
+        const chosen = w.schemes.find((s) => s.id === scheme.value) || w.schemes[0];
+        replace(steps, chosen.setup.split('\n').filter((l) => l.trim()).map((line) =>
+          h('li', {}, line.split('{webhookUrl}').flatMap((part, i) => i ? [h('code', {}, url || '(the URL appears once saved)'), part] : [part]))));
+      };
+      scheme.addEventListener('change', showSteps);
+      showSteps();
+      const save = async (body, button) => {
+        button.disabled = true;
+        try {
+          const next = await api('PUT', path, Object.assign({ scheme: scheme.value }, body));
+          render(next, next.secret);
+          status.textContent = next.secret ? 'A new secret was generated.' : 'Webhook settings saved.';
+        } catch (e) {
+          status.textContent = e.message;
+          button.disabled = false;
+        }
+      };
+      const saveBtn = h('button', { type: 'button', class: 'btn', id: 'webhook-save' }, 'Save webhook settings');
+      saveBtn.addEventListener('click', () => save(secret.value.trim() ? { secret: secret.value } : {}, saveBtn));
+      const genBtn = h('button', { type: 'button', class: 'btn', id: 'webhook-generate' }, 'Generate a new secret');
+      genBtn.addEventListener('click', () => save({ generate_secret: true }, genBtn));
+      const hh = w.health;
+      const rejected = Object.entries(hh.rejected).map(([k, n]) => k + ' ' + n).join(', ') || 'none';
+      replace(box,
+        w.capability_on ? null : h('p', { class: 'note warn', id: 'webhook-off' }, '“Process webhooks” is off: events are answered but ignored until it is on and saved.'),
+        h('div', { class: 'field' }, h('label', { for: 'webhook-url' }, 'Webhook URL'),
+          h('input', { type: 'text', id: 'webhook-url', readonly: true, value: url || 'Save the webhook settings to get this source’s URL' })),
+        h('div', { class: 'field' }, h('label', { for: 'webhook-scheme' }, 'Verification'), scheme),
+        h('div', { class: 'field' }, h('label', { for: 'webhook-secret' }, 'Webhook secret'), secret),
+        generated ? h('div', { class: 'note', id: 'webhook-generated' },
+          'Copy this secret into the tracker now: it is not shown again. ', h('code', {}, generated)) : null,
+        h('div', { class: 'editor-foot' }, saveBtn, genBtn),
+        status,
+        h('h3', {}, 'Set-up in the tracker'), steps,
+        h('p', { class: 'muted', id: 'webhook-health' },
+          'Events received ' + hh.received + ', accepted ' + hh.accepted + ', processed ' + hh.processed +
+          ', rejected: ' + rejected + '. ', hh.last_event_at ? timeEl(hh.last_event_at, 'Last event ') : 'No event yet.'));
+    };
+    api('GET', path).then((w) => render(w, null), (e) => replace(box, h('p', { class: 'muted' }, 'Webhooks: ' + e.message)));
+    return h('section', { class: 'webhook-section', 'aria-labelledby': 'webhooks-title' },
+      h('h2', { class: 'section-title', id: 'webhooks-title' }, 'Webhooks'), box);
   }
 
   const CAPABILITIES = [
@@ -668,11 +732,11 @@
       text: 'Show a shortcut button that opens the external system’s new-issue form, using the Create URL template.',
     },
     {
-      name: 'add_comments', label: 'Add comments', future: true,
+      name: 'add_comments', label: 'Add comments',
       text: 'Post comments to external issues from within TestOrchestrator.',
     },
     {
-      name: 'process_webhooks', label: 'Process webhooks', future: true,
+      name: 'process_webhooks', label: 'Process webhooks',
       text: 'Accept inbound webhook events from the external system to trigger automatic data refreshes.',
     },
   ];
@@ -949,6 +1013,7 @@
       this.createInput.placeholder = p.default_create_url_template || '{baseUrl}/…/new';
       this.patternInput.placeholder = p.default_key_pattern || 'e.g. ^[A-Z]+-\\d+$';
       this.sampleInput.placeholder = p.key_example || '';
+      this.refreshCapabilitySupport();
       replace(this.authSelect, ...p.auth_types.map((a) => h('option', { value: a.id }, a.label)));
       if (!p.auth_types.some((a) => a.id === this.m.auth_type)) {
         this.authSelect.appendChild(h('option', { value: this.m.auth_type }, this.m.auth_type));
@@ -1119,20 +1184,22 @@
     buildCapabilities() {
       const panel = this.panels.capabilities;
       this.createNote = h('div', { class: 'note', id: 'create-requirement' });
+      this.capSupport = {};
       const items = CAPABILITIES.map((c) => {
         const id = 'f-cap-' + c.name;
-        const input = h('input', { type: 'checkbox', role: 'switch', id, checked: this.m.caps[c.name], 'aria-describedby': id + '-text' });
+        const input = h('input', { type: 'checkbox', role: 'switch', id, checked: this.m.caps[c.name], 'aria-describedby': id + '-support ' + id + '-text' });
+        // Filled by refreshCapabilitySupport: why the provider's plugin cannot do this.
+        this.capSupport[c.name] = h('span', { class: 'soon', id: id + '-support' });
         input.addEventListener('change', () => {
           this.m.caps[c.name] = input.checked;
           if (c.name === 'create_issues') this.refreshCreateNote();
         });
-        return h('div', { class: 'cap' + (c.future ? ' future' : ''), 'data-field': 'capabilities.' + c.name },
+        return h('div', { class: 'cap', 'data-field': 'capabilities.' + c.name },
           h('span', { class: 'switch' }, input),
           h('div', { class: 'cap-body' },
             h('label', { for: id }, c.label),
-            c.future ? h('span', { class: 'soon' }, 'Coming in a future release') : null,
-            h('p', { id: id + '-text' }, c.text,
-              c.future ? ' You can enable this flag now; it is not active yet.' : null),
+            this.capSupport[c.name],
+            h('p', { id: id + '-text' }, c.text),
             c.name === 'create_issues' ? this.createNote : null));
       });
       append(panel, [
@@ -1140,6 +1207,20 @@
         h('div', { class: 'cap-list', 'data-field': 'capabilities' }, items),
       ]);
       this.refreshCreateNote();
+      this.refreshCapabilitySupport();
+    }
+
+    /** Marks the capabilities the chosen provider's plugin does not serve, with the reason
+     * `GET /providers` gives, e.g. "not supported by this plugin (contract 1.0)". */
+    refreshCapabilitySupport() {
+      if (!this.capSupport) return;
+      const why = (this.p.capabilities || {}).unsupported || {};
+      for (const [name, el] of Object.entries(this.capSupport)) {
+        const text = why[name] || '';
+        el.hidden = !text;
+        el.textContent = text ? text.charAt(0).toUpperCase() + text.slice(1) : '';
+        el.parentNode && el.parentNode.parentNode.classList.toggle('future', !!text);
+      }
     }
 
     refreshCreateNote() {
@@ -1545,6 +1626,7 @@
           key_example: s.key_example || p.key_example || '',
           key_hint: s.key_hint || p.key_hint || '',
           create_issues: s.create_issues !== undefined ? s.create_issues : !!(s.capabilities && s.capabilities.create_issues && s.create_url_template),
+          add_comments: !!s.add_comments,
         };
       });
       const previous = this.sourceSelect.value;
@@ -1557,6 +1639,8 @@
       this.noSources.hidden = !none;
       this.addRow.hidden = none;
       this.sourceChanged();
+      // The "Comment" actions depend on the sources: links shown before they came in get them now.
+      if (this.shownLinks) this.renderLinks(this.shownLinks);
     }
 
     async sourceChanged() {
@@ -1594,6 +1678,7 @@
     }
 
     renderLinks(links) {
+      this.shownLinks = links;
       this.count.textContent = plural(links.length, 'link');
       if (!links.length) {
         replace(this.list, h('li', { class: 'empty', id: 'm-links-empty' },
@@ -1637,6 +1722,12 @@
         'aria-label': 'Refresh ' + l.key, disabled: l.sync_state !== 'syncing',
       }, icon('refresh'));
       const unlink = h('button', { type: 'button', class: 'icon-btn danger unlink', title: 'Remove link', 'aria-label': 'Remove link to ' + l.key }, icon('x'));
+      // "Add comments": only on links whose source takes comments.
+      const source = (this.sources || []).find((x) => x.id === l.source_id);
+      const comment = source && source.add_comments
+        ? h('button', { type: 'button', class: 'btn btn-small comment', 'aria-label': 'Comment on ' + l.key }, 'Comment')
+        : null;
+      if (comment) comment.addEventListener('click', () => this.comment(l, comment));
       const li = h('li', { class: 'link' + (sync && sync[0] === 'not-syncing' ? ' stale' : ''), 'data-link-id': l.id, 'data-key': l.key, 'data-sync-state': l.sync_state },
         h('div', {},
           h('div', { class: 'link-title' }, keyEl, h('span', { class: 'link-summary' }, snap ? snap.title : '')),
@@ -1645,7 +1736,7 @@
             l.last_error.code === 'not-found' ? ' Not found in the tracker (checked ' : ' Last refresh failed ',
             timeEl(l.last_error.at), l.last_error.code === 'not-found' ? '; every sync checks again): ' : ': ',
             l.last_error.message) : null),
-        h('div', { class: 'link-actions' }, refresh, unlink));
+        h('div', { class: 'link-actions' }, comment, refresh, unlink));
       refresh.addEventListener('click', async () => {
         refresh.disabled = true;
         replace(refresh, icon('refresh', 'spin'));
@@ -1674,6 +1765,29 @@
         }
       });
       return li;
+    }
+
+    /** Asks for a Markdown comment and posts it on the link's issue. */
+    async comment(l, button) {
+      const text = h('textarea', { id: 'm-comment', rows: 6, class: 'mono', 'aria-describedby': 'm-comment-help' });
+      const body = [
+        h('label', { for: 'm-comment' }, 'Comment (Markdown)'),
+        text,
+        h('p', { class: 'help', id: 'm-comment-help' }, 'Posted to ' + l.source_name + ' as the source’s account, e.g. a test result.'),
+      ];
+      const answer = confirmDialog('Comment on ' + l.key, body, 'Post comment');
+      text.focus();
+      if (!(await answer) || !text.value.trim()) return;
+      button.disabled = true;
+      try {
+        const posted = await api('POST', '/projects/' + encodeURIComponent(l.project) + '/links/' + encodeURIComponent(l.id) + '/comments', { body: text.value });
+        toast('Comment posted on ' + l.key + (posted.url ? ': ' + posted.url : '.'));
+      } catch (e) {
+        toast('Could not comment on ' + l.key + ': ' + e.message, 'error');
+      } finally {
+        button.disabled = false;
+        button.focus();
+      }
     }
 
     async link() {

@@ -1,12 +1,10 @@
-//! The application state and the router: the seam tests drive with real requests.
+//! The application state, and the router built on it (assembled in `api/`, the only code that
+//! knows axum): the seam tests drive with real requests.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::get;
-
-use crate::api;
+pub use crate::api::router;
 use crate::crypto::MasterKey;
 use crate::links::{IssueUrls, KeyPatterns, LinkWriter};
 use crate::metrics::Metrics;
@@ -33,7 +31,9 @@ pub struct AppState {
     /// Counters for `/metrics` and the per-source health (in memory).
     pub metrics: Arc<Metrics>,
     /// Draft connection tests that passed, for the source saved right after (in memory).
-    pub draft_tests: Arc<crate::api::sources::DraftTests>,
+    pub draft_tests: Arc<crate::sources::DraftTests>,
+    /// The webhook receiver: delivery ids seen, the queue, counters (in memory).
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// Plugin admissions (uploads being compiled and checked, and the latest finished ones).
     pub admissions: Arc<crate::api::admission::Admissions>,
 }
@@ -57,26 +57,8 @@ impl AppState {
             issue_urls: Arc::default(),
             metrics: Arc::default(),
             draft_tests: Arc::default(),
+            webhooks: Arc::default(),
             admissions: Arc::default(),
         }
     }
-}
-
-/// The whole HTTP surface: `/api/v1/...`, the admin page and health checks.
-pub fn router(state: AppState) -> Router {
-    let api = api::routes::api_router();
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/api/docs", get(api::routes::docs))
-        .route("/", get(crate::page::index))
-        .route("/assets/app.css", get(crate::page::css))
-        .route("/assets/app.js", get(crate::page::js))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(api::health::ready))
-        .route("/metrics", get(crate::metrics::serve))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::metrics::track_http,
-        ))
-        .with_state(state)
 }

@@ -6,14 +6,12 @@
 //! the source and the plugin loaded now, every time it is asked (never stored, so it cannot go
 //! stale): it clears as soon as the source is edited to fit or a fitting version is loaded.
 //!
-//! Uploads that would make sources incompatible are refused unless forced (`api::plugins`);
-//! the source view shows `plugin_status: "incompatible"` with the reason; sync skips such a
+//! Uploads that would make sources incompatible are refused unless forced
+//! (`plugin_registry::install`); the source view shows `plugin_status: "incompatible"` with the reason; sync skips such a
 //! source and link fetches answer `plugin-incompatible` instead of calling the plugin.
 
-use axum::http::StatusCode;
 use serde::Serialize;
 
-use crate::api::error::ApiError;
 use crate::plugin::{PluginHost, ProviderInfo};
 use crate::store::records::SourceRecord;
 
@@ -61,15 +59,17 @@ pub fn status(plugins: &PluginHost, source: &SourceRecord) -> PluginStatus {
     }
 }
 
-/// The 409 of a call refused because `source` does not fit its plugin, if it does not.
-pub fn refusal(plugins: &PluginHost, source: &SourceRecord) -> Option<ApiError> {
-    status(plugins, source).reason().map(|reason| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            CODE,
-            format!("{}; {}", incompatible(reason), fix_hint()),
-        )
-    })
+/// A call refused because the source does not fit its plugin (answered as 409
+/// `plugin-incompatible`): why, and how an admin gets out of it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}; {}", incompatible(.0), fix_hint())]
+pub struct Incompatible(pub String);
+
+/// The refusal of a call for `source`, if it does not fit its plugin.
+pub fn refusal(plugins: &PluginHost, source: &SourceRecord) -> Option<Incompatible> {
+    status(plugins, source)
+        .reason()
+        .map(|reason| Incompatible(reason.to_string()))
 }
 
 /// What a refused call says: the source does not fit the plugin, and why.

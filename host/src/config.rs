@@ -37,8 +37,30 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::api::server::HttpLimits;
 use crate::plugin::Limits;
+
+/// Bounds on HTTP clients (applied by `api::server`).
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// Connections open at once; further clients wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, idle kept-alive connections included:
+    /// after it, the connection is closed.
+    pub header_timeout: Duration,
+    /// Time a client has to send a request's whole body, from its headers: after it, the
+    /// request is answered 408 and the connection closed.
+    pub body_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> HttpLimits {
+        HttpLimits {
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+        }
+    }
+}
 
 /// The environment variable naming the configuration file.
 pub const CONFIG_ENV: &str = "INTEGRATION_CONFIG";

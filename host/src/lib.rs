@@ -3,14 +3,26 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
+pub mod comments;
 pub mod compat;
 pub mod config;
 pub mod crypto;
+pub mod field;
+pub mod ids;
 pub mod keys;
 pub mod links;
 pub mod metrics;
-pub mod page;
+pub mod names;
 pub mod plugin;
+pub mod plugin_registry;
+pub mod projects;
+pub mod sources;
 pub mod sources_as_code;
 pub mod store;
 pub mod sync;
+pub mod tokens;
+pub mod webhooks;
+
+#[cfg(test)]
+mod layering;

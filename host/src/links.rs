@@ -8,15 +8,66 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use axum::http::StatusCode;
 use regex::Regex;
 use serde::Serialize;
 
-use crate::api::error::ApiError;
 use crate::app::AppState;
+use crate::field::FieldError;
+use crate::ids::new_id;
 use crate::plugin::{Issue, PluginError, ProviderError};
+use crate::sources::SourceError;
 use crate::store::records::{LinkError, LinkRecord, Millis, Snapshot, SourceRecord, now};
-use crate::store::{LINK_IDENTITIES, LINKS, Read, Writer};
+use crate::store::{LINK_IDENTITIES, LINKS, Read, SOURCES, StoreError, Writer};
+
+/// Why a link could not be created, stored or updated.
+#[derive(Debug, thiserror::Error)]
+pub enum LinksError {
+    /// What the member gave is wrong (the test object, the key).
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// The chosen source does not exist.
+    #[error("no source {0:?}")]
+    SourceNotFound(String),
+    /// The chosen source (named) is disabled.
+    #[error("{0} is disabled: it cannot be used for new links")]
+    SourceDisabled(String),
+    /// The chosen source (named) is not assigned to the link's project.
+    #[error("{0} is not available in this project")]
+    SourceNotAssigned(String),
+    /// The plugin could not check the key (missing, busy or failed; not a refusal of the
+    /// key itself, which is [`LinksError::Invalid`]).
+    #[error(transparent)]
+    KeyNotChecked(PluginError),
+    /// The test object is already linked to this issue through this source.
+    #[error("{key} is already linked to {test_object} through this source")]
+    Duplicate {
+        /// The canonical key.
+        key: String,
+        /// The test object.
+        test_object: String,
+    },
+    /// The source could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No link with this id in the project.
+    #[error("no link {0:?} in this project")]
+    LinkNotFound(String),
+    /// The source does not exist, is disabled or is not assigned to the project.
+    #[error("no usable source {0:?} in this project")]
+    NoUsableSource(String),
+    /// The source has no "Create issues" capability or no create URL template.
+    #[error("this source offers no create-issue shortcut")]
+    NoCreateShortcut,
+    /// The plugin failed.
+    #[error(transparent)]
+    Plugin(PluginError),
+    /// The link writer's task is gone, or its transaction failed (the detail).
+    #[error("{0}")]
+    Writer(String),
+}
 
 /// Whether a link's details are kept fresh, and if not, why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -33,6 +84,16 @@ pub enum SyncState {
 }
 
 impl SyncState {
+    /// The state's kebab-case code, as on the wire.
+    pub fn code(self) -> &'static str {
+        match self {
+            SyncState::Syncing => "syncing",
+            SyncState::NotSyncingDisabled => "not-syncing-disabled",
+            SyncState::NotSyncingDeleted => "not-syncing-deleted",
+            SyncState::NoDetails => "no-details",
+        }
+    }
+
     /// The state of links of `source` (None = deleted).
     pub fn of(source: Option<&SourceRecord>) -> SyncState {
         match source {
@@ -130,7 +191,7 @@ pub async fn current_urls(
             link.url = Some(url);
             continue;
         }
-        let config = crate::api::sources::config(Some(&link.source_id), source, BTreeMap::new());
+        let config = crate::sources::config(Some(&link.source_id), source, BTreeMap::new());
         if let Ok(url) = state.plugins.issue_url(&config, &link.key).await {
             state.issue_urls.put(entry, url.clone());
             link.url = Some(url);
@@ -185,64 +246,49 @@ pub async fn prepare(
     source_id: &str,
     key: &str,
     who: &str,
-) -> Result<NewLink, ApiError> {
+) -> Result<NewLink, LinksError> {
     let test_object = test_object.trim();
     if test_object.is_empty() || test_object.chars().count() > 200 {
-        return Err(ApiError::invalid(
+        return Err(LinksError::Invalid(FieldError::new(
             "test_object",
             "name the test object, e.g. test-case:TC-42 (1 to 200 characters)",
-        ));
+        )));
     }
     if key.trim().is_empty() {
-        return Err(ApiError::invalid("key", "enter an issue key"));
+        return Err(FieldError::new("key", "enter an issue key").into());
     }
     if key.len() > 2048 {
-        return Err(ApiError::invalid(
-            "key",
-            "an issue key or URL is at most 2048 bytes",
-        ));
+        return Err(FieldError::new("key", "an issue key or URL is at most 2048 bytes").into());
     }
-    let (source, secrets) = match crate::api::sources::load_with_secrets(state, source_id).await {
+    let (source, secrets) = match crate::sources::load_with_secrets(state, source_id).await {
         Ok(found) => found,
-        Err(e) if e.status == StatusCode::NOT_FOUND => {
-            return Err(ApiError::not_found(format!("no source {source_id:?}")).at("source_id"));
+        Err(SourceError::NotFound(_)) => {
+            return Err(LinksError::SourceNotFound(source_id.to_string()));
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     if !source.enabled {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "source-disabled",
-            format!(
-                "{} is disabled: it cannot be used for new links",
-                source.display_name
-            ),
-        )
-        .at("source_id"));
+        return Err(LinksError::SourceDisabled(source.display_name));
     }
     if !source.projects.includes(project) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "source-not-assigned",
-            format!("{} is not available in this project", source.display_name),
-        )
-        .at("source_id"));
+        return Err(LinksError::SourceNotAssigned(source.display_name));
     }
-    let config = crate::api::sources::config(Some(source_id), &source, secrets);
+    let config = crate::sources::config(Some(source_id), &source, secrets);
     let canonical = match state.plugins.normalize_key(&config, key).await {
         Ok(k) => k,
         Err(PluginError::Provider(ProviderError::InvalidInput(message))) => {
-            return Err(ApiError::invalid("key", message));
+            return Err(FieldError::new("key", message).into());
         }
-        Err(e) => return Err(ApiError::from(e).at("key")),
+        Err(e) => return Err(LinksError::KeyNotChecked(e)),
     };
     if let Some(pattern) = &source.key_pattern
         && !state.patterns.matches(pattern, &canonical)
     {
-        return Err(ApiError::invalid(
+        return Err(FieldError::new(
             "key",
             format!("{canonical:?} does not match this source's key pattern {pattern}"),
-        ));
+        )
+        .into());
     }
     let url = state.plugins.issue_url(&config, &canonical).await.ok();
     let mut record = LinkRecord {
@@ -257,6 +303,7 @@ pub async fn prepare(
         last_error: None,
         created_at: now(),
         created_by: who.to_string(),
+        event_version: None,
     };
     if source.capabilities.read_issue_details {
         let status = crate::compat::status(&state.plugins, &source);
@@ -295,17 +342,112 @@ pub async fn prepare(
     Ok(NewLink { record })
 }
 
-/// Stores a prepared link; a duplicate is a 409.
-pub fn insert(w: &mut Writer, id: &str, link: &NewLink) -> Result<(), ApiError> {
+/// Creates a link of `test_object` in `project` to the issue `key` of source `source_id`
+/// ([`prepare`], then stored by the [`LinkWriter`]); returns it as members see it.
+pub async fn create(
+    state: &AppState,
+    project: &str,
+    test_object: &str,
+    source_id: &str,
+    key: &str,
+    who: &str,
+) -> Result<LinkView, LinksError> {
+    let link = prepare(state, project, test_object, source_id, key, who).await?;
+    let id = new_id("lnk");
+    let record = link.record.clone();
+    let source = state.link_writer.insert(id.clone(), link).await?;
+    Ok(LinkView {
+        id,
+        sync_state: SyncState::of(source.as_ref()),
+        record,
+    })
+}
+
+/// Deletes link `id` of `project`.
+pub async fn delete(state: &AppState, project: &str, id: &str) -> Result<(), LinksError> {
+    let (project, id) = (project.to_string(), id.to_string());
+    state
+        .store
+        .write(move |w| match w.get::<LinkRecord>(LINKS, &id)? {
+            Some(link) if link.project == project => {
+                remove(w, &id)?;
+                Ok(())
+            }
+            _ => Err(LinksError::LinkNotFound(id)),
+        })
+        .await
+}
+
+/// The views of the links `keep` selects, oldest first, with their current URLs.
+pub async fn load_views(
+    state: &AppState,
+    keep: impl Fn(&LinkRecord) -> bool + Send + 'static,
+) -> Result<Vec<LinkView>, StoreError> {
+    let (links, sources) = state
+        .store
+        .read(move |r| {
+            let links: Vec<(String, LinkRecord)> = r.all(LINKS)?;
+            let sources: Vec<(String, SourceRecord)> = r.all(SOURCES)?;
+            Ok::<_, StoreError>((
+                links
+                    .into_iter()
+                    .filter(|(_, l)| keep(l))
+                    .collect::<Vec<_>>(),
+                sources,
+            ))
+        })
+        .await?;
+    let sources: HashMap<String, SourceRecord> = sources.into_iter().collect();
+    let mut views = views(links, &sources);
+    current_urls(state, &mut views, &sources).await;
+    views.sort_by_key(|v| v.record.created_at);
+    Ok(views)
+}
+
+/// How many links, in how many projects, go through source `source_id`: what a disable or a
+/// delete would leave without sync.
+pub async fn impact(state: &AppState, source_id: &str) -> Result<(usize, usize), StoreError> {
+    let links: Vec<(String, LinkRecord)> = state.store.read(|r| r.all(LINKS)).await?;
+    let mine: Vec<&LinkRecord> = links
+        .iter()
+        .map(|(_, l)| l)
+        .filter(|l| l.source_id == source_id)
+        .collect();
+    let mut projects: Vec<&str> = mine.iter().map(|l| l.project.as_str()).collect();
+    projects.sort();
+    projects.dedup();
+    Ok((mine.len(), projects.len()))
+}
+
+/// The create-issue shortcut of source `source_id` in `project`: only for an enabled source
+/// assigned to it with the "Create issues" capability and a create URL template.
+pub async fn create_url(
+    state: &AppState,
+    project: &str,
+    source_id: &str,
+) -> Result<String, LinksError> {
+    let (source, secrets) = crate::sources::load_with_secrets(state, source_id).await?;
+    if !source.enabled || !source.projects.includes(project) {
+        return Err(LinksError::NoUsableSource(source_id.to_string()));
+    }
+    if !source.capabilities.create_issues || source.create_url_template.is_none() {
+        return Err(LinksError::NoCreateShortcut);
+    }
+    state
+        .plugins
+        .create_url(&crate::sources::config(Some(source_id), &source, secrets))
+        .await
+        .map_err(LinksError::Plugin)
+}
+
+/// Stores a prepared link; a duplicate is [`LinksError::Duplicate`].
+pub fn insert(w: &mut Writer, id: &str, link: &NewLink) -> Result<(), LinksError> {
     let identity = link.record.identity();
     if w.get::<String>(LINK_IDENTITIES, &identity)?.is_some() {
-        return Err(ApiError::conflict(
-            Some("key"),
-            format!(
-                "{} is already linked to {} through this source",
-                link.record.key, link.record.test_object
-            ),
-        ));
+        return Err(LinksError::Duplicate {
+            key: link.record.key.clone(),
+            test_object: link.record.test_object.clone(),
+        });
     }
     w.put(LINK_IDENTITIES, &identity, &id.to_string())?;
     w.put(LINKS, id, &link.record)?;
@@ -314,7 +456,7 @@ pub fn insert(w: &mut Writer, id: &str, link: &NewLink) -> Result<(), ApiError> 
 
 /// Stores new links by group commit: creations arriving together share one durable write
 /// transaction, and each is acknowledged only after that transaction commits. A duplicate is
-/// refused on its own (409) without failing the others; any other failure aborts the batch
+/// refused on its own without failing the others; any other failure aborts the batch
 /// and every creation in it gets the error.
 pub struct LinkWriter {
     queue: tokio::sync::mpsc::Sender<Pending>,
@@ -323,7 +465,7 @@ pub struct LinkWriter {
 struct Pending {
     id: String,
     link: NewLink,
-    reply: tokio::sync::oneshot::Sender<Result<Option<SourceRecord>, ApiError>>,
+    reply: tokio::sync::oneshot::Sender<Result<Option<SourceRecord>, LinksError>>,
 }
 
 /// The most links committed in one transaction.
@@ -354,11 +496,11 @@ impl LinkWriter {
                                     crate::store::SOURCES,
                                     &link.record.source_id,
                                 )?),
-                                Err(e) if e.status == StatusCode::CONFLICT => Err(e),
+                                Err(e @ LinksError::Duplicate { .. }) => Err(e),
                                 Err(e) => return Err(e),
                             });
                         }
-                        Ok::<_, ApiError>(results)
+                        Ok::<_, LinksError>(results)
                     })
                     .await;
                 match outcome {
@@ -369,7 +511,7 @@ impl LinkWriter {
                     }
                     Err(e) => {
                         for reply in replies {
-                            let _ = reply.send(Err(e.clone()));
+                            let _ = reply.send(Err(LinksError::Writer(e.to_string())));
                         }
                     }
                 }
@@ -383,20 +525,20 @@ impl LinkWriter {
         &self,
         id: String,
         link: NewLink,
-    ) -> Result<Option<SourceRecord>, ApiError> {
+    ) -> Result<Option<SourceRecord>, LinksError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.queue
             .send(Pending { id, link, reply })
             .await
-            .map_err(|_| ApiError::internal("the link writer stopped"))?;
+            .map_err(|_| LinksError::Writer("the link writer stopped".into()))?;
         answer
             .await
-            .map_err(|_| ApiError::internal("the link writer dropped a request"))?
+            .map_err(|_| LinksError::Writer("the link writer dropped a request".into()))?
     }
 }
 
 /// Removes a link and its identity.
-pub fn remove(w: &mut Writer, id: &str) -> Result<Option<LinkRecord>, ApiError> {
+pub fn remove(w: &mut Writer, id: &str) -> Result<Option<LinkRecord>, StoreError> {
     let Some(record) = w.get::<LinkRecord>(LINKS, id)? else {
         return Ok(None);
     };
@@ -464,7 +606,7 @@ pub async fn store_outcomes(
     state: &AppState,
     link_ids: Vec<String>,
     outcomes: BTreeMap<String, Result<Issue, FetchError>>,
-) -> Result<usize, ApiError> {
+) -> Result<usize, StoreError> {
     let at = now();
     state
         .store
@@ -480,7 +622,7 @@ pub async fn store_outcomes(
                     updated += 1;
                 }
             }
-            Ok::<_, ApiError>(updated)
+            Ok::<_, StoreError>(updated)
         })
         .await
 }

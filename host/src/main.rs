@@ -216,7 +216,7 @@ async fn export(config: &Config, args: ExportArgs) -> anyhow::Result<()> {
     let store = open_store(config)?;
     let text = host::sources_as_code::export(&store)
         .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     match &args.out {
         Some(path) => {
             std::fs::write(path, text)
@@ -249,10 +249,7 @@ async fn import(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
         host::sources_as_code::References::Any,
     )
     .await
-    .map_err(|e| match &e.field {
-        Some(field) => anyhow::anyhow!("{field}: {}", e.message),
-        None => anyhow::anyhow!("{}", e.message),
-    })
+    .map_err(|e| anyhow::anyhow!("{e}"))
     .with_context(|| format!("nothing imported from {}", args.file.display()))?;
     for (what, names) in [
         ("created", &report.created),
@@ -321,7 +318,7 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();
     tracing::info!(loaded = ok, failed = loaded.len() - ok, dir = %plugins_dir.display(), "plugins");
     let preset = args.preset_admin_token()?;
-    if let Some(token) = host::api::tokens::bootstrap_admin(&store, preset).await? {
+    if let Some(token) = host::tokens::bootstrap_admin(&store, preset).await? {
         // Printed once, to the terminal only (not the log): only its hash is stored.
         println!("Admin token (shown once, keep it): {token}");
     }

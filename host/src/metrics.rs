@@ -4,7 +4,7 @@
 //! Nothing here is persisted: the figures describe this process since it started. Every plugin
 //! call made on behalf of a source (connection test, issue fetches) goes through ONE function,
 //! [`Metrics::record_call`], which updates both the provider counters and the latency
-//! histogram and that source's [`Health`]. HTTP requests are counted by [`track_http`], a
+//! histogram and that source's [`Health`]. HTTP requests are counted by `api::metrics::track_http`, a
 //! middleware layer on the whole router, labelled by the matched route (never the raw path, so
 //! ids do not multiply the series).
 //!
@@ -17,12 +17,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::plugin::{Headroom, Issue, PluginError, ProviderError};
 use crate::store::records::{Millis, now};
 
@@ -282,7 +278,7 @@ struct Histogram {
     sum: f64,
 }
 
-/// Every counter of the process; one per [`AppState`], cheap to share behind an `Arc`.
+/// Every counter of the process; one per [`AppState`](crate::app::AppState), cheap to share behind an `Arc`.
 #[derive(Default)]
 pub struct Metrics {
     /// (method, route, status) -> requests.
@@ -545,39 +541,6 @@ fn escape(value: &str) -> String {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding a counter lock leaves consistent-enough counters.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Middleware: counts every request by method, matched route (`unmatched` when no route
-/// matched) and status.
-pub async fn track_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = match req.method().as_str() {
-        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS") => m,
-        _ => "other",
-    }
-    .to_string();
-    let response = next.run(req).await;
-    state
-        .metrics
-        .record_http(&method, &route, response.status().as_u16());
-    response
-}
-
-/// `GET /metrics`: the counters in Prometheus text format 0.0.4.
-pub async fn serve(State(state): State<AppState>) -> Response {
-    let body = state
-        .metrics
-        .render(state.plugins.list().len(), &state.plugins.all_headroom());
-    Response::builder()
-        .header(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )
-        .body(axum::body::Body::from(body))
-        .expect("a valid response")
 }
 
 #[cfg(test)]

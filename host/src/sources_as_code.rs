@@ -20,19 +20,66 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::api::error::ApiError;
-use crate::api::sources::{
-    SourceInput, audit, changed_fields, check, check_in_store, kept_test, other_account,
-};
-use crate::api::{names, new_id};
+use crate::audit::audit;
 use crate::crypto::MasterKey;
+use crate::field::FieldError;
+use crate::ids::new_id;
+use crate::names;
 use crate::plugin::{PluginHost, ProviderInfo};
+use crate::sources::{
+    SourceError, SourceInput, changed_fields, check, check_in_store, kept_test, other_account,
+};
 use crate::store::records::{ProjectAssignment, ProjectRecord, SourceRecord};
-use crate::store::{PROJECTS, Read, SECRETS, SOURCES, Store};
+use crate::store::{PROJECTS, Read, SECRETS, SOURCES, Store, StoreError};
+
+/// Why an export or an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The file, or a source in it, is wrong: every problem found, the first the most
+    /// important, each naming where (`sources[1].base_url`).
+    #[error("{}", .0.first().map(ToString::to_string).unwrap_or_default())]
+    Invalid(Vec<FileProblem>),
+    /// A source of the file is named like another stored source it is not.
+    #[error("{0}")]
+    DuplicateName(FileProblem),
+    /// A source could not be read or stored (not a mistake in the file).
+    #[error(transparent)]
+    Source(SourceError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored source could not be written as TOML.
+    #[error("cannot write the export: {0}")]
+    Export(String),
+}
+
+/// What is wrong with a sources file: where (`sources[1].base_url`; none for the file as a
+/// whole) and what, naming the source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileProblem {
+    /// The place in the file, if there is one.
+    pub field: Option<String>,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl From<FileProblem> for TransferError {
+    fn from(p: FileProblem) -> Self {
+        TransferError::Invalid(vec![p])
+    }
+}
 
 /// The prefix of the environment variables an API import may read (see [`References`]).
 pub const API_ENV_PREFIX: &str = "SRC_";
@@ -62,7 +109,7 @@ pub struct ImportReport {
     /// Existing sources the file left as they were.
     pub unchanged: Vec<String>,
     /// Ids of updated sources now on another tracker or account (see
-    /// [`other_account`](crate::api::sources::other_account)).
+    /// [`other_account`]).
     #[serde(skip)]
     pub other_account: Vec<String>,
 }
@@ -94,10 +141,10 @@ pub fn secret_env_name(display_name: &str, field: &str) -> String {
 type ExportSnapshot = (Vec<(String, SourceRecord)>, Vec<(String, ProjectRecord)>);
 
 /// Every source as TOML, secrets replaced by `${ENV_VAR}` references.
-pub async fn export(store: &Store) -> Result<String, ApiError> {
+pub async fn export(store: &Store) -> Result<String, TransferError> {
     // One snapshot, so project names match the sources' assignments.
     let (sources, projects): ExportSnapshot = store
-        .read(|r| Ok::<_, ApiError>((r.all(SOURCES)?, r.all(PROJECTS)?)))
+        .read(|r| Ok::<_, StoreError>((r.all(SOURCES)?, r.all(PROJECTS)?)))
         .await?;
     render(sources, &projects.into_iter().collect())
 }
@@ -106,15 +153,20 @@ pub async fn export(store: &Store) -> Result<String, ApiError> {
 fn render(
     mut sources: Vec<(String, SourceRecord)>,
     projects: &BTreeMap<String, ProjectRecord>,
-) -> Result<String, ApiError> {
+) -> Result<String, TransferError> {
     sources.sort_by_key(|(_, s)| s.display_name.to_lowercase());
     let mut used_names = BTreeSet::new();
     let mut env_names = Vec::new();
     let mut list = Vec::new();
     for (_, record) in &sources {
-        let mut rest = match serde_json::to_value(record).map_err(ApiError::internal)? {
-            Value::Object(map) => map,
-            _ => return Err(ApiError::internal("a source record is not an object")),
+        let mut rest = match serde_json::to_value(record) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                return Err(TransferError::Export(
+                    "a source record is not an object".into(),
+                ));
+            }
+            Err(e) => return Err(TransferError::Export(e.to_string())),
         };
         for gone in [
             "secrets_set",
@@ -182,7 +234,7 @@ fn render(
     }
     let mut doc = toml::Table::new();
     doc.insert("sources".into(), toml::Value::Array(list));
-    let body = toml::to_string_pretty(&doc).map_err(ApiError::internal)?;
+    let body = toml::to_string_pretty(&doc).map_err(|e| TransferError::Export(e.to_string()))?;
     let mut header = String::from(
         "# Integration sources (import with `integration-host import FILE` or\n\
          # POST /api/v1/sources/import). Secret fields are references, never values: before an\n\
@@ -241,7 +293,7 @@ pub async fn import(
     text: &str,
     who: &str,
     references: References,
-) -> Result<ImportReport, ApiError> {
+) -> Result<ImportReport, TransferError> {
     let entries = parse(text, references, &|name| std::env::var(name).ok())?;
     let mut infos: BTreeMap<String, ProviderInfo> = BTreeMap::new();
     for entry in &entries {
@@ -252,7 +304,7 @@ pub async fn import(
         let info = plugins.get(provider).map(|p| p.info.clone()).map_err(|_| {
             at_source(
                 entry,
-                ApiError::invalid("provider", format!("unknown provider {provider:?}")),
+                invalid("provider", format!("unknown provider {provider:?}")),
             )
         })?;
         infos.insert(provider.clone(), info);
@@ -280,7 +332,7 @@ pub async fn import(
                             .ok_or_else(|| {
                                 at_source(
                                     &entry,
-                                    ApiError::invalid(
+                                    invalid(
                                         format!("projects[{j}]"),
                                         format!("no project named {name:?}"),
                                     ),
@@ -317,11 +369,17 @@ pub async fn import(
                         let stored = match w.get::<Vec<u8>>(SECRETS, &id)? {
                             Some(sealed) => key
                                 .open(&id, &sealed)
-                                .map_err(|e| ApiError::internal(format!("source {id}: {e}")))?,
+                                .map_err(|e| {
+                                    TransferError::Source(SourceError::Unsealed {
+                                        id: id.clone(),
+                                        detail: e.to_string(),
+                                    })
+                                })?,
                             None => BTreeMap::new(),
                         };
-                        let (mut record, secrets) = check(&entry.input, info, Some((&current, &stored)))
+                        let (mut record, mut secrets) = check(&entry.input, info, Some((&current, &stored)))
                             .map_err(|e| at_source(&entry, e))?;
+                        crate::webhooks::settings::keep(&current, &stored, &mut record, &mut secrets);
                         record.created_at = current.created_at;
                         record.last_test = kept_test(&current, &record, &stored, &secrets);
                         let same = SourceRecord {
@@ -362,7 +420,7 @@ pub async fn import(
                     "unchanged": report.unchanged,
                 }),
             )?;
-            Ok::<_, ApiError>(report)
+            Ok::<_, TransferError>(report)
         })
         .await
         .inspect(|report| {
@@ -372,35 +430,65 @@ pub async fn import(
         })
 }
 
-/// Puts an error in the context of the file: the field becomes `sources[i].<field>` (with the
-/// API's `projects.ids[k]` written as the file's `projects[k]`) and the message names the
-/// source.
-fn at_source(entry: &Entry, e: ApiError) -> ApiError {
-    e.each(|e| at_index(entry.index, Some(entry.input.display_name.trim()), e))
+/// A source's problem with one field, as [`at_source`] takes it.
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> SourceError {
+    SourceError::Invalid(vec![FieldError::new(field, message)])
 }
 
-fn at_index(index: usize, name: Option<&str>, mut e: ApiError) -> ApiError {
-    let field = match e.field.take() {
+/// Puts a source's error in the context of the file: the field becomes `sources[i].<field>`
+/// (with the API's `projects.ids[k]` written as the file's `projects[k]`) and the message
+/// names the source. An error that is no mistake in the file stays as it is.
+fn at_source(entry: &Entry, e: SourceError) -> TransferError {
+    let name = Some(entry.input.display_name.trim());
+    let at = |field: &str, message: String| at_index(entry.index, name, Some(field), message);
+    match e {
+        SourceError::Invalid(problems) => TransferError::Invalid(
+            problems
+                .into_iter()
+                .map(|p| at(&p.field, p.message))
+                .collect(),
+        ),
+        SourceError::DuplicateName(_) => {
+            TransferError::DuplicateName(at("display_name", e.to_string()))
+        }
+        other => TransferError::Source(other),
+    }
+}
+
+/// A problem at `field` (none: the whole entry) of entry `index` of the file, named `name`.
+fn at_index(
+    index: usize,
+    name: Option<&str>,
+    field: Option<&str>,
+    message: impl std::fmt::Display,
+) -> FileProblem {
+    let field = match field {
         Some(f) => {
             let f = if let Some(rest) = f.strip_prefix("projects.ids") {
                 format!("projects{rest}")
             } else {
-                f
+                f.to_string()
             };
             format!("sources[{index}].{f}")
         }
         None => format!("sources[{index}]"),
     };
-    e.field = Some(field);
-    e.message = match name {
-        Some(name) => format!("source {name:?} (sources[{index}]): {}", e.message),
-        None => format!("sources[{index}]: {}", e.message),
+    let message = match name {
+        Some(name) => format!("source {name:?} (sources[{index}]): {message}"),
+        None => format!("sources[{index}]: {message}"),
     };
-    e
+    FileProblem {
+        field: Some(field),
+        message,
+    }
 }
 
-fn bad_file(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid", message)
+/// A problem of the file as a whole, or at a top-level `field`.
+fn bad_file(field: Option<&str>, message: impl Into<String>) -> FileProblem {
+    FileProblem {
+        field: field.map(str::to_string),
+        message: message.into(),
+    }
 }
 
 /// Parses the file into entries, resolving secret references through `env` and the file
@@ -409,16 +497,16 @@ fn parse(
     text: &str,
     references: References,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<Entry>, ApiError> {
+) -> Result<Vec<Entry>, FileProblem> {
     let doc: toml::Table =
-        toml::from_str(text).map_err(|e| bad_file(format!("not a valid TOML file: {e}")))?;
+        toml::from_str(text).map_err(|e| bad_file(None, format!("not a valid TOML file: {e}")))?;
     let mut sources = None;
     for (k, v) in doc {
         match k.as_str() {
             "sources" => sources = Some(v),
             _ => {
-                return Err(ApiError::invalid(
-                    k.clone(),
+                return Err(bad_file(
+                    Some(&k),
                     format!("unknown key {k:?}; a sources file has only [[sources]] tables"),
                 ));
             }
@@ -428,8 +516,8 @@ fn parse(
         None => Vec::new(),
         Some(toml::Value::Array(items)) => items,
         Some(_) => {
-            return Err(ApiError::invalid(
-                "sources",
+            return Err(bad_file(
+                Some("sources"),
                 "write each source as a [[sources]] table",
             ));
         }
@@ -438,18 +526,19 @@ fn parse(
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for (index, item) in sources.into_iter().enumerate() {
         let toml::Value::Table(table) = item else {
-            return Err(ApiError::invalid(
-                format!("sources[{index}]"),
+            return Err(bad_file(
+                Some(&format!("sources[{index}]")),
                 "a source is a table",
             ));
         };
-        let mut value = serde_json::to_value(&table).map_err(ApiError::internal)?;
+        let mut value = serde_json::to_value(&table)
+            .map_err(|e| at_index(index, None, None, format!("cannot read it: {e}")))?;
         let map = value.as_object_mut().expect("a table is an object");
         let name = map
             .get("display_name")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let err = |e: ApiError| at_index(index, name.as_deref(), e);
+        let err = |e: FieldError| at_index(index, name.as_deref(), Some(&e.field), e.message);
         let project_names = match map.remove("projects") {
             Some(Value::String(s)) if s == "all" => None,
             Some(Value::Array(items)) => Some(
@@ -458,7 +547,7 @@ fn parse(
                     .enumerate()
                     .map(|(j, v)| match v {
                         Value::String(s) => Ok(s),
-                        _ => Err(err(ApiError::invalid(
+                        _ => Err(err(FieldError::new(
                             format!("projects[{j}]"),
                             "a project is named by a string",
                         ))),
@@ -466,13 +555,13 @@ fn parse(
                     .collect::<Result<Vec<_>, _>>()?,
             ),
             Some(_) => {
-                return Err(err(ApiError::invalid(
+                return Err(err(FieldError::new(
                     "projects",
                     "use \"all\" or a list of project names",
                 )));
             }
             None => {
-                return Err(err(ApiError::invalid(
+                return Err(err(FieldError::new(
                     "projects",
                     "missing: use \"all\" or a list of project names",
                 )));
@@ -489,14 +578,11 @@ fn parse(
         let input: SourceInput = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let message = e.into_inner().to_string();
-            err(if path == "." {
-                bad_file(message)
-            } else {
-                ApiError::invalid(path, message)
-            })
+            let field = Some(path.as_str()).filter(|p| *p != ".");
+            at_index(index, name.as_deref(), field, message)
         })?;
         if let Some(first) = seen.insert(names::key(&input.display_name), index) {
-            return Err(err(ApiError::invalid(
+            return Err(err(FieldError::new(
                 "display_name",
                 format!("the same display name as sources[{first}]; each source appears once"),
             )));
@@ -517,7 +603,7 @@ fn resolve_fields(
     fields: &mut Map<String, Value>,
     references: References,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, FieldError> {
     let mut resolved_fields = Vec::new();
     for (name, value) in fields.iter_mut() {
         let field = format!("auth.fields.{name}");
@@ -526,7 +612,7 @@ fn resolve_fields(
                 Some(var)
                     if references == References::Restricted && !var.starts_with(API_ENV_PREFIX) =>
                 {
-                    return Err(ApiError::invalid(
+                    return Err(FieldError::new(
                         &field,
                         format!(
                             "an import through the API reads only environment variables named \
@@ -535,12 +621,12 @@ fn resolve_fields(
                     ));
                 }
                 Some(var) => env(var).ok_or_else(|| {
-                    ApiError::invalid(&field, format!("the environment variable {var} is not set"))
+                    FieldError::new(&field, format!("the environment variable {var} is not set"))
                 })?,
                 None => continue,
             },
             Value::Object(_) if references == References::Restricted => {
-                return Err(ApiError::invalid(
+                return Err(FieldError::new(
                     &field,
                     "an import through the API cannot read files; use \"${SRC_...}\" or the \
                      import command",
@@ -550,14 +636,14 @@ fn resolve_fields(
                 let path = match (reference.len(), reference.get("file")) {
                     (1, Some(Value::String(path))) => path.clone(),
                     _ => {
-                        return Err(ApiError::invalid(
+                        return Err(FieldError::new(
                             &field,
                             "a reference is \"${ENV_VAR}\" or { file = \"/path\" }",
                         ));
                     }
                 };
                 let text = std::fs::read_to_string(&path).map_err(|e| {
-                    ApiError::invalid(&field, format!("cannot read the secret file {path}: {e}"))
+                    FieldError::new(&field, format!("cannot read the secret file {path}: {e}"))
                 })?;
                 text.trim_end_matches(['\r', '\n']).to_string()
             }
@@ -572,7 +658,7 @@ fn resolve_fields(
 /// A reference may stand only for a secret field of the source's auth type: in a plain field
 /// the value it reads would be stored and shown as it is. Unknown auth types and fields are
 /// left to `sources::check`, which names them.
-fn check_references(entry: &Entry, info: &ProviderInfo) -> Result<(), ApiError> {
+fn check_references(entry: &Entry, info: &ProviderInfo) -> Result<(), TransferError> {
     let Some(auth) = info.auth_type(&entry.input.auth.kind) else {
         return Ok(());
     };
@@ -580,7 +666,7 @@ fn check_references(entry: &Entry, info: &ProviderInfo) -> Result<(), ApiError> 
         if let Some(field) = auth.fields.iter().find(|f| &f.name == name && !f.secret) {
             return Err(at_source(
                 entry,
-                ApiError::invalid(
+                invalid(
                     format!("auth.fields.{name}"),
                     format!(
                         "{} is not a secret field, so it takes its value as it is, not a \

@@ -13,15 +13,41 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use serde::Serialize;
 
-use crate::api::error::ApiError;
 use crate::app::AppState;
-use crate::links::{FetchError, SyncState};
+use crate::links::{FetchError, LinkView, SyncState};
 use crate::plugin::{PluginError, ProviderError};
+use crate::sources::SourceError;
 use crate::store::records::{LinkRecord, Millis, SourceRecord, now};
-use crate::store::{LINKS, Read, SOURCES};
+use crate::store::{LINKS, Read, SOURCES, StoreError};
+
+/// Why links could not be refreshed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The tracker asked us to wait until then (milliseconds since the epoch): nothing was
+    /// sent.
+    #[error("{}; try again then", pause_text(*.0))]
+    Paused(Millis),
+    /// The links' source does not sync (disabled, deleted, or without "Read issue details").
+    #[error("nothing to refresh: {}", not_syncing_reason(*.0))]
+    NotSyncing(SyncState),
+    /// The source no longer fits its loaded plugin: nothing was asked of it.
+    #[error(transparent)]
+    Incompatible(crate::compat::Incompatible),
+    /// No link with this id in the project.
+    #[error("no link {0:?} in this project")]
+    NoLink(String),
+    /// The link was deleted while it was refreshed.
+    #[error("the link was deleted meanwhile")]
+    LinkGone,
+    /// The source could not be read (or does not exist).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Keys per `fetch-issues` call.
 pub const BATCH_SIZE: usize = 50;
@@ -67,7 +93,7 @@ impl Pacing {
             .is_none_or(|p| Instant::now() >= p.not_before)
     }
 
-    fn record(&self, source: &str, report: &Result<RefreshReport, ApiError>, interval: Duration) {
+    fn record(&self, source: &str, report: &Result<RefreshReport, SyncError>, interval: Duration) {
         let mut map = self.sources.lock().expect("pacing lock");
         let pace = map.entry(source.to_string()).or_insert(Pace {
             not_before: Instant::now(),
@@ -109,7 +135,7 @@ pub async fn pass(
     state: &AppState,
     pacing: &Arc<Pacing>,
     interval: Duration,
-) -> Result<(), ApiError> {
+) -> Result<(), SyncError> {
     let sources: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
     let due: Vec<String> = sources
         .into_iter()
@@ -152,26 +178,28 @@ pub async fn pass(
 
 /// Refreshes the links of one source now (all of them, or only `only`), whatever its back-off
 /// after failures, but never while the tracker asked us to wait (a 429 `source-paused` saying
-/// until when). A source that is disabled, deleted or without "Read issue details" is a 409
-/// saying which (see [`refusal`]).
+/// until when: [`SyncError::Paused`]). A source that is disabled, deleted or without "Read
+/// issue details" is refused saying which ([`SyncError::NotSyncing`]); one that no longer fits
+/// its loaded plugin is refused saying why ([`SyncError::Incompatible`]).
 pub async fn refresh_source(
     state: &AppState,
     source_id: &str,
     only: Option<Vec<String>>,
-) -> Result<RefreshReport, ApiError> {
+) -> Result<RefreshReport, SyncError> {
     let key = source_id.to_string();
     let source: Option<SourceRecord> = state.store.read(move |r| r.get(SOURCES, &key)).await?;
-    if let Some(refused) = refusal(source.as_ref()) {
-        return Err(refused);
+    match SyncState::of(source.as_ref()) {
+        SyncState::Syncing => {}
+        refused => return Err(SyncError::NotSyncing(refused)),
     }
     if let Some(refused) = source
         .as_ref()
         .and_then(|s| crate::compat::refusal(&state.plugins, s))
     {
-        return Err(refused);
+        return Err(SyncError::Incompatible(refused));
     }
     if let Some(until) = paused_until(state, source_id) {
-        return Err(paused(until));
+        return Err(SyncError::Paused(until));
     }
     let wanted = source_id.to_string();
     let links: Vec<(String, LinkRecord)> = state.store.read(|r| r.all(LINKS)).await?;
@@ -192,6 +220,36 @@ fn compatible(state: &AppState, id: &str, source: &SourceRecord) -> bool {
             false
         }
     }
+}
+
+/// Refreshes every link of stored source `source_id` now, as [`refresh_source`] does; a
+/// source that does not exist is [`SourceError::NotFound`].
+pub async fn refresh_stored_source(
+    state: &AppState,
+    source_id: &str,
+) -> Result<RefreshReport, SyncError> {
+    crate::sources::load(state, source_id).await?;
+    refresh_source(state, source_id, None).await
+}
+
+/// Fetches the issue of link `id` of `project` now, as [`refresh_source`] does for one link;
+/// returns the link as members see it.
+pub async fn refresh_link(
+    state: &AppState,
+    project: &str,
+    id: &str,
+) -> Result<LinkView, SyncError> {
+    let key = id.to_string();
+    let link: Option<LinkRecord> = state.store.read(move |r| r.get(LINKS, &key)).await?;
+    let link = link
+        .filter(|l| l.project == project)
+        .ok_or_else(|| SyncError::NoLink(id.to_string()))?;
+    refresh_source(state, &link.source_id, Some(vec![id.to_string()])).await?;
+    let views = crate::links::load_views(state, move |l| {
+        l.project == link.project && l.identity() == link.identity()
+    })
+    .await?;
+    views.into_iter().next().ok_or(SyncError::LinkGone)
 }
 
 /// Until when no request may be sent for `source_id`, if it is paused now: the one pause
@@ -221,39 +279,14 @@ pub fn pause_text(until: Millis) -> String {
     )
 }
 
-/// The 429 a manual refresh of a paused source gets: nothing was sent, and until when.
-pub fn paused(until: Millis) -> ApiError {
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "source-paused",
-        format!("{}; try again then", pause_text(until)),
-    )
-}
-
-/// Why links of `source` (None = deleted) cannot be refreshed, if they cannot: a 409 whose
-/// code is the link's sync state (`not-syncing-disabled`, `not-syncing-deleted`,
-/// `no-details`).
-pub fn refusal(source: Option<&SourceRecord>) -> Option<ApiError> {
-    let (code, why) = match SyncState::of(source) {
-        SyncState::Syncing => return None,
-        SyncState::NotSyncingDisabled => (
-            "not-syncing-disabled",
-            "its source is disabled; an admin can enable it again",
-        ),
-        SyncState::NotSyncingDeleted => (
-            "not-syncing-deleted",
-            "its source was deleted; the link keeps its last snapshot",
-        ),
-        SyncState::NoDetails => (
-            "no-details",
-            "its source does not have \"Read issue details\"",
-        ),
-    };
-    Some(ApiError::new(
-        StatusCode::CONFLICT,
-        code,
-        format!("nothing to refresh: {why}"),
-    ))
+/// Why links of a source in sync state `state` cannot be refreshed, for a person.
+fn not_syncing_reason(state: SyncState) -> &'static str {
+    match state {
+        SyncState::Syncing => "its source syncs",
+        SyncState::NotSyncingDisabled => "its source is disabled; an admin can enable it again",
+        SyncState::NotSyncingDeleted => "its source was deleted; the link keeps its last snapshot",
+        SyncState::NoDetails => "its source does not have \"Read issue details\"",
+    }
 }
 
 /// Refreshes the given links, all of `source_id`.
@@ -261,15 +294,15 @@ async fn refresh_links(
     state: &AppState,
     source_id: &str,
     links: Vec<(String, LinkRecord)>,
-) -> Result<RefreshReport, ApiError> {
-    let (source, secrets) = crate::api::sources::load_with_secrets(state, source_id).await?;
+) -> Result<RefreshReport, SyncError> {
+    let (source, secrets) = crate::sources::load_with_secrets(state, source_id).await?;
     if SyncState::of(Some(&source)) != SyncState::Syncing {
         return Ok(RefreshReport::default());
     }
     let mut keys: Vec<String> = links.iter().map(|(_, l)| l.key.clone()).collect();
     keys.sort();
     keys.dedup();
-    let config = crate::api::sources::config(Some(source_id), &source, secrets);
+    let config = crate::sources::config(Some(source_id), &source, secrets);
     let link_ids: Vec<String> = links.iter().map(|(id, _)| id.clone()).collect();
 
     let mut report = RefreshReport::default();

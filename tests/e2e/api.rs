@@ -93,7 +93,12 @@ async fn create_get_list_roundtrip_every_field_without_secrets() {
     assert_eq!(body["key_pattern"], "^[A-Z]+-\\d+$");
     assert_eq!(body["enabled"], true);
     assert_eq!(body["capabilities"]["add_comments"], true);
-    assert_eq!(body["inactive_capabilities"], json!(["add_comments"]));
+    // The misbehave plugin is a 1.1 plugin that declares neither comments nor webhooks.
+    assert_eq!(
+        body["unsupported_capabilities"],
+        json!({"add_comments": "not supported by this provider",
+               "process_webhooks": "not supported by this provider"})
+    );
     assert_eq!(body["projects"], json!({"mode": "all"}));
     assert_eq!(body["settings"]["mode"], "egress");
     assert!(!created.text.contains(CANARY));
@@ -1199,4 +1204,34 @@ async fn a_draft_that_passed_its_test_is_saved_as_tested() {
     other["auth"]["fields"]["token"] = json!("another-token-0123456789");
     let created = app.admin("POST", "/api/v1/sources", Some(other)).await;
     assert_eq!(created.expect(201)["last_test"], Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_refusals_keep_their_status_code_and_field() {
+    let app = TestApp::start().await;
+    let me = app.admin("GET", "/api/v1/me", None).await;
+    let id = me.expect(200)["id"].as_str().unwrap().to_string();
+
+    let last = app
+        .admin("DELETE", &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    assert_eq!(last.expect(409)["error"]["code"], "conflict");
+    assert_eq!(last.body["error"]["field"], Value::Null, "{}", last.text);
+    assert!(last.text.contains("last admin token"), "{}", last.text);
+    let unknown = app.admin("DELETE", "/api/v1/tokens/tok_nope", None).await;
+    assert_eq!(unknown.expect(404)["error"]["code"], "not-found");
+
+    for (body, field) in [
+        (json!({"name": "preset admin", "role": "admin"}), "name"),
+        (json!({"name": "ci", "role": "member"}), "projects"),
+        (
+            json!({"name": "ci", "role": "member", "projects": ["prj_nope"]}),
+            "projects[0]",
+        ),
+    ] {
+        app.admin("POST", "/api/v1/tokens", Some(body))
+            .await
+            .expect_error(400, field);
+    }
+    app.admin("GET", "/api/v1/me", None).await.expect(200);
 }

@@ -420,8 +420,8 @@ async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
     b.find_text("#key-match.yes", "matches").await;
     shot(&b, "editor-source").await;
 
-    // CAPABILITIES: four toggles; two are for a future release; "Create issues" needs a
-    // create URL template.
+    // CAPABILITIES: four toggles, each marked when the provider's plugin cannot serve it
+    // (none is "for a future release" any more); "Create issues" needs a create URL template.
     b.find("#tab-capabilities").await.click().await;
     assert!(tab_selected(&b, "capabilities").await);
     let caps = b.find("#panel-capabilities").await.text().await;
@@ -433,7 +433,10 @@ async fn admin_creates_tests_toggles_and_edits_a_jira_source() {
     ] {
         assert!(caps.contains(label), "{label} missing from {caps}");
     }
-    assert_eq!(caps.matches("Coming in a future release").count(), 2);
+    assert!(!caps.contains("Coming in a future release"), "{caps}");
+    // Jira's plugin posts comments: nothing marks "Add comments" as unsupported.
+    let support = b.present("#f-cap-add_comments-support").await;
+    assert_eq!(support.prop("hidden").await, true);
     assert!(b.find("#f-cap-read_issue_details").await.checked().await);
     assert!(
         b.find("#create-requirement")
@@ -1153,6 +1156,14 @@ async fn editor_fields_follow_every_provider_description() {
         if p["default_key_pattern"].is_string() {
             b.find("#key-match.yes").await;
         }
+        // The capabilities its plugin does not serve say why (e.g. "not supported by this
+        // plugin (contract 1.0)"); the others say nothing.
+        for cap in ["add_comments", "process_webhooks"] {
+            let why = p["capabilities"]["unsupported"][cap].as_str().unwrap_or("");
+            let support = b.present(&format!("#f-cap-{cap}-support")).await;
+            let shown = support.content().await;
+            assert_eq!(shown.to_lowercase(), why.to_lowercase(), "{id}/{cap}");
+        }
     }
     assert_every_input_labelled(&b, "the editor").await;
     assert_no_script_errors(&b).await;
@@ -1239,4 +1250,53 @@ async fn leaving_an_editor_with_unsaved_changes_asks_first() {
     b.find("#cancel-edit").await.click().await;
     b.find("#add-source").await;
     assert!(!b.present("#confirm").await.displayed().await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn member_posts_a_comment_from_the_links_view() {
+    use integration_tests::comments;
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    let github = comments::github().await;
+    let (project, member) = app.project_with_member("Web shop").await;
+    let source = app
+        .create(
+            "/api/v1/sources",
+            json!({
+                "provider": "github",
+                "display_name": "Shop repo",
+                "base_url": "https://github.com/acme/shop",
+                "auth": {"type": "api-token", "fields": {"token": comments::TOKEN}},
+                "capabilities": {"read_issue_details": false, "add_comments": true},
+                "projects": {"mode": "all"},
+                "settings": {"api-url": github.url},
+            }),
+        )
+        .await;
+    let link = json!({"test_object": "test-case:TC-7", "source_id": source, "key": "#1"});
+    let path = format!("/api/v1/projects/{project}/links");
+    app.call("POST", &path, Some(&member), Some(link))
+        .await
+        .expect(201);
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, &member).await;
+    b.find("#m-project").await.select(&project).await;
+    let button = b.find(".link[data-key=\"1\"] .comment").await;
+    assert_eq!(
+        button.attr("aria-label").await.as_deref(),
+        Some("Comment on 1")
+    );
+    button.click().await;
+    let text = b.find("#m-comment").await;
+    assert_eq!(label_of(&b, "m-comment").await, "Comment (Markdown)");
+    text.send_keys("Run 42 **failed**").await;
+    b.find("#confirm-ok").await.click().await;
+    b.find_text(".toast", "Comment posted on 1").await;
+    assert_no_script_errors(&b).await;
+    let sent: Vec<Value> = (github.requests().iter())
+        .filter(|r| r.method == "POST")
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(sent, [json!({"body": "Run 42 **failed**"})]);
 }

@@ -1109,7 +1109,7 @@ async fn the_listing_shows_versions_digests_origins_and_call_outcomes() {
     };
     let swap = entry("hotswap");
     assert_eq!(swap["version"], MARKER);
-    assert_eq!(swap["contract"], "1.0.0");
+    assert_eq!(swap["contract"], "1.1.0", "built with the 1.1 SDK");
     assert_eq!(swap["digest"].as_str().unwrap().len(), 64);
     assert!(swap["origin"].as_str().unwrap().ends_with("hotswap.wasm"));
     assert!(swap["loaded_at"].as_u64().unwrap() > 1_700_000_000_000);
@@ -1317,23 +1317,113 @@ async fn a_plugin_built_for_contract_2_is_refused_naming_both_versions() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_plugin_built_for_a_newer_minor_contract_loads_and_serves() {
+async fn a_plugin_built_for_a_newer_minor_contract_is_refused_naming_both_versions() {
     let host = PluginHost::new(Limits::default(), Some(compile_cache_dir())).unwrap();
     let bytes = std::fs::read(contract_plugin("minor-contract.wasm"))
         .expect("target/contract-plugins/minor-contract.wasm (run scripts/build-plugins.sh)");
-    let plugin = host.install(host.prepare(&bytes, "test".into()).await.unwrap());
-    assert_eq!(plugin.contract, "1.1.0");
-    let source = SourceConfig {
-        provider: "minor-contract".into(),
+    let err = host.prepare(&bytes, "test".into()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, PluginError::Rejected(_)), "{err:?}");
+    assert!(
+        text.contains("needs 1.2; this host supports up to 1.1"),
+        "the message names both versions: {text}"
+    );
+    assert!(
+        text.contains("testorchestrator:provider/contract"),
+        "and what needs the newer host: {text}"
+    );
+    assert!(!text.contains("linker"), "not linker text: {text}");
+    assert!(host.list().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_importing_a_host_function_the_host_lacks_is_refused_naming_the_versions() {
+    let host = PluginHost::new(Limits::default(), Some(compile_cache_dir())).unwrap();
+    let bytes = std::fs::read(contract_plugin("unknown-import.wasm"))
+        .expect("target/contract-plugins/unknown-import.wasm (run scripts/build-plugins.sh)");
+    let err = host.prepare(&bytes, "test".into()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, PluginError::Rejected(_)), "{err:?}");
+    assert!(
+        text.contains("built for contract 1.1.0")
+            && text.contains("testorchestrator:provider/contract#features")
+            && text.contains("this host (contract 1.1.0) does not implement"),
+        "the message names the versions and the function: {text}"
+    );
+    assert!(!text.contains("linker"), "not linker text: {text}");
+}
+
+/// A source of the hotswap provider with no network needed.
+fn hotswap_source() -> SourceConfig {
+    SourceConfig {
+        provider: "hotswap".into(),
         base_url: "http://127.0.0.1:1".into(),
         auth_type: "none".into(),
         ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_built_against_the_frozen_contract_1_0_loads_and_serves_all_it_did() {
+    let host = PluginHost::new(Limits::default(), Some(compile_cache_dir())).unwrap();
+    let bytes = std::fs::read(contract_plugin("contract-1-0.wasm"))
+        .expect("target/contract-plugins/contract-1-0.wasm (run scripts/build-plugins.sh)");
+    let plugin = host.install(host.prepare(&bytes, "test".into()).await.unwrap());
+    assert_eq!(plugin.contract, "1.0.0");
+    let source = hotswap_source();
+    assert_eq!(host.normalize_key(&source, " hs-1 ").await.unwrap(), "HS-1");
+    assert_eq!(
+        host.issue_url(&source, "HS-1").await.unwrap(),
+        "http://127.0.0.1:1/issue/HS-1"
+    );
+    assert_eq!(
+        host.create_url(&source).await.unwrap(),
+        "http://127.0.0.1:1/new"
+    );
+    assert_eq!(
+        host.test_connection(&source).await.unwrap().account,
+        "contract 1.0"
+    );
+    let issue = host.fetch_issue(&source, "HS-1").await.unwrap();
+    assert_eq!(issue.title, "served by a 1.0 plugin");
+    let keys = ["A-1".to_string(), "A-2".to_string()];
+    assert_eq!(host.fetch_issues(&source, &keys).await.unwrap().len(), 2);
+
+    // What 1.1 added is not there, and says so.
+    assert_eq!(plugin.info.comments, None);
+    assert!(plugin.info.events.is_empty());
+    let support = plugin.capabilities();
+    assert_eq!(support.supported, ["read_issue_details", "create_issues"]);
+    assert_eq!(
+        support.unsupported["add_comments"],
+        "not supported by this plugin (contract 1.0)"
+    );
+    assert_eq!(
+        support.unsupported["process_webhooks"],
+        "not supported by this plugin (contract 1.0)"
+    );
+    let err = host
+        .add_comment(&source, "HS-1", "hello")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Provider(ProviderError::Unsupported(m))
+            if m == "Add comments is not supported by this plugin (contract 1.0)"),
+        "{err:?}"
+    );
+    let event = host::plugin::Event {
+        scheme: "hmac".into(),
+        headers: vec![],
+        body: b"{}".to_vec(),
     };
-    assert_eq!(host.normalize_key(&source, " m-1 ").await.unwrap(), "M-1");
-    let issue = host.fetch_issue(&source, "M-1").await.unwrap();
-    assert_eq!(issue.title, "from a 1.1 plugin");
+    let err = host.parse_event(&source, event).await.unwrap_err();
+    assert!(
+        matches!(&err, PluginError::Provider(ProviderError::Unsupported(m)) if m.contains("contract 1.0")),
+        "{err:?}"
+    );
+    assert_eq!(plugin.stats.counts().faults, 0);
     let report = check_file(
-        &contract_plugin("minor-contract.wasm"),
+        &contract_plugin("contract-1-0.wasm"),
         &CheckOptions {
             cache_dir: Some(compile_cache_dir()),
             ..CheckOptions::default()
@@ -1341,6 +1431,226 @@ async fn a_plugin_built_for_a_newer_minor_contract_loads_and_serves() {
     )
     .await;
     assert!(report.passed(), "{report}");
+    let line = |name: &str| {
+        report
+            .lines
+            .iter()
+            .find(|l| l.name == name)
+            .unwrap()
+            .detail
+            .clone()
+    };
+    assert_eq!(
+        line("describe-comments"),
+        "not supported by this plugin (contract 1.0)"
+    );
+    assert_eq!(
+        line("describe-events"),
+        "not supported by this plugin (contract 1.0)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parse_event_maps_an_event_offline_and_within_bounds() {
+    let host = PluginHost::new(Limits::default(), Some(compile_cache_dir())).unwrap();
+    let plugin = host.install(host.prepare(&hotswap_v1(), "test".into()).await.unwrap());
+    let scheme = &plugin.info.events[0];
+    assert_eq!(scheme.id, "hmac");
+    assert_eq!(
+        scheme.authenticity,
+        host::plugin::model::Authenticity::HmacSha256(host::plugin::model::HmacScheme {
+            header: "X-Probe-Signature".into(),
+            prefix: "sha256=".into(),
+            encoding: host::plugin::model::DigestEncoding::Hex,
+            content: host::plugin::model::SignedContent::Body,
+        })
+    );
+    let event = |body: Value| host::plugin::Event {
+        scheme: "hmac".into(),
+        headers: vec![("x-probe-delivery".into(), "d-1".into())],
+        body: body.to_string().into_bytes(),
+    };
+    let source = hotswap_source();
+
+    let changes = host
+        .parse_event(
+            &source,
+            event(json!({"keys": ["HS-1", "HS-2"], "status": "Closed"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 2);
+    assert_eq!(changes[1].key, "HS-2");
+    assert_eq!(changes[1].version, Some(7));
+    assert_eq!(changes[1].issue.as_ref().unwrap().status, "Closed");
+    let bare = host
+        .parse_event(&source, event(json!({"keys": ["HS-3"]})))
+        .await;
+    assert_eq!(bare.unwrap()[0].issue, None);
+    assert!(
+        host.parse_event(&source, event(json!({})))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Offline, like normalize-key: the network is refused inside the plugin.
+    let err = host
+        .parse_event(&source, event(json!({"network": true})))
+        .await;
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("parse-event must not use the network"),
+        "{text}"
+    );
+
+    // Bounds: at most 1000 changes, keys of at most 256 bytes.
+    let many: Vec<String> = (0..1001).map(|i| format!("HS-{i}")).collect();
+    let err = host
+        .parse_event(&source, event(json!({"keys": many})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PluginError::Malformed(_)), "{err:?}");
+    let long = "K".repeat(257);
+    let err = host
+        .parse_event(&source, event(json!({"keys": [long]})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PluginError::Malformed(_)), "{err:?}");
+    assert_eq!(plugin.stats.counts().faults, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_1_0_and_a_1_1_plugin_of_one_provider_hot_swap_both_ways() {
+    let app = OpsApp::hotswap().await;
+    let source = app
+        .source("hotswap", "Swap target", "http://127.0.0.1:1")
+        .await;
+    let v1_0 = std::fs::read(contract_plugin("contract-1-0.wasm"))
+        .expect("target/contract-plugins/contract-1-0.wasm (run scripts/build-plugins.sh)");
+    let comment = || async {
+        let host = &app.state.plugins;
+        host.add_comment(&hotswap_source(), "HS-1", "a test result")
+            .await
+    };
+    // A link whose source has "Add comments" on, commented through the API.
+    let (_, project) = app
+        .call("POST", "/api/v1/projects", Some(json!({"name": "Swap"})))
+        .await;
+    let project = project["id"].as_str().unwrap().to_string();
+    let (status, commented) = app
+        .call(
+            "POST",
+            "/api/v1/sources",
+            Some(json!({
+                "provider": "hotswap", "display_name": "Commented", "base_url": "http://127.0.0.1:1",
+                "auth": {"type": "none"}, "projects": {"mode": "all"},
+                "capabilities": {"read_issue_details": false, "add_comments": true},
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{commented}");
+    let link =
+        json!({"test_object": "test-case:TC-1", "source_id": commented["id"], "key": "HS-1"});
+    let links = format!("/api/v1/projects/{project}/links");
+    let (status, link) = app.call("POST", &links, Some(link)).await;
+    assert_eq!(status, 201, "{link}");
+    let api_comment = format!("{links}/{}/comments", link["id"].as_str().unwrap());
+    let post = || app.call("POST", &api_comment, Some(json!({"body": "a test result"})));
+    assert_eq!(post().await.0, 201);
+
+    let views = || async {
+        let (_, provider) = app.call("GET", "/api/v1/providers/hotswap", None).await;
+        let (_, source) = app
+            .call("GET", &format!("/api/v1/sources/{source}"), None)
+            .await;
+        (provider, source, app.plugin("hotswap").await)
+    };
+
+    // 1.1 serving: comments work, and every listing says so.
+    assert_eq!(comment().await.unwrap().id, MARKER);
+    // The plugin's own max-length (1000 for this one) is checked before the call.
+    let long = "z".repeat(1001);
+    let err = app
+        .state
+        .plugins
+        .add_comment(&hotswap_source(), "HS-1", &long)
+        .await;
+    assert!(
+        matches!(&err, Err(PluginError::Provider(ProviderError::InvalidInput(m))) if m.contains("at most 1000")),
+        "{err:?}"
+    );
+    let (provider, source_view, plugin) = views().await;
+    assert_eq!(provider["contract"], "1.1.0");
+    // The plugin asked the host's contract version through the `contract` import.
+    assert_eq!(
+        provider["comments"]["format"],
+        "Markdown (host contract 1.1.0)"
+    );
+    assert_eq!(
+        provider["capabilities"]["supported"],
+        json!([
+            "read_issue_details",
+            "create_issues",
+            "add_comments",
+            "process_webhooks"
+        ])
+    );
+    assert_eq!(plugin["capabilities"], provider["capabilities"]);
+    assert!(source_view["unsupported_capabilities"]["add_comments"].is_null());
+
+    // Swapped to 1.0: it serves, and what it lacks says why.
+    let (status, body) = app.upload("hotswap", v1_0, "application/wasm").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["plugin"]["contract"], "1.0.0");
+    let (status, body) = app
+        .call("POST", &format!("/api/v1/sources/{source}/test"), None)
+        .await;
+    assert_eq!(
+        (status, &body["account"]),
+        (200, &json!("contract 1.0")),
+        "{body}"
+    );
+    let err = comment().await.unwrap_err();
+    assert!(err.to_string().contains("contract 1.0"), "{err}");
+    let (status, refused) = post().await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (409, &json!("comments-unsupported"))
+    );
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("not supported by this plugin (contract 1.0)"),
+        "{message}"
+    );
+    let (provider, source_view, plugin) = views().await;
+    assert_eq!(provider["contract"], "1.0.0");
+    assert!(provider["comments"].is_null());
+    let lacking = "not supported by this plugin (contract 1.0)";
+    assert_eq!(
+        provider["capabilities"]["unsupported"]["add_comments"],
+        lacking
+    );
+    assert_eq!(
+        plugin["capabilities"]["unsupported"]["add_comments"],
+        lacking
+    );
+    assert_eq!(
+        source_view["unsupported_capabilities"]["add_comments"],
+        lacking
+    );
+
+    // And back to 1.1.
+    let (status, body) = app
+        .upload("hotswap", hotswap_v1(), "application/wasm")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["plugin"]["contract"], "1.1.0");
+    assert_eq!(comment().await.unwrap().id, MARKER);
+    assert_eq!(post().await.0, 201);
+    let (provider, source_view, _) = views().await;
+    assert_eq!(provider["contract"], "1.1.0");
+    assert!(source_view["unsupported_capabilities"]["add_comments"].is_null());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1467,6 +1777,49 @@ async fn check_against_a_real_tracker_fails_when_it_refuses_the_credentials() {
         "{report}"
     );
     assert!(!tracker.requests().is_empty(), "the tracker was asked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_covers_the_1_1_exports_and_posts_a_comment_only_to_a_real_tracker() {
+    use integration_tests::comments;
+    let tracker = comments::gitlab(comments::QuickActions::default()).await;
+    let path = plugins_dir().join("gitlab.wasm");
+    let offline = CheckOptions {
+        cache_dir: Some(compile_cache_dir()),
+        ..CheckOptions::default()
+    };
+    let report = check_file(&path, &offline).await;
+    assert!(report.passed(), "{report}");
+    let line = |report: &host::plugin::check::CheckReport, name: &str| {
+        (report.lines.iter())
+            .find(|l| l.name == name)
+            .map(|l| l.detail.clone())
+    };
+    let comments_line = line(&report, "describe-comments").unwrap();
+    assert!(
+        comments_line.contains("at most 1000000 characters"),
+        "{comments_line}"
+    );
+    assert!(line(&report, "describe-events").is_some(), "{report}");
+    assert_eq!(
+        line(&report, "add-comment (tracker)"),
+        None,
+        "no real tracker, no comment"
+    );
+
+    let real = CheckOptions {
+        base_url: Some(format!("{}/acme/shop", tracker.url)),
+        secrets: map(&[("token", comments::TOKEN)]),
+        ..offline
+    };
+    let report = check_file(&path, &real).await;
+    assert!(report.passed(), "{report}");
+    let posted = line(&report, "add-comment (tracker)").unwrap();
+    assert!(posted.starts_with("comment 305"), "{posted}");
+    let notes = (tracker.requests().into_iter())
+        .filter(|r| r.method == "POST" && r.uri.ends_with("/issues/123/notes"))
+        .count();
+    assert_eq!(notes, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -257,6 +257,8 @@ async fn echoed_secrets_never_leave_the_host() {
                 settings.insert("issue-api-url".into(), json!("{baseUrl}/api/issues/{key}"));
                 settings.insert("title-pointer".into(), json!("/title"));
                 settings.insert("status-pointer".into(), json!("/status"));
+                let comments = "{baseUrl}/api/issues/{key}/comments";
+                settings.insert("comment-api-url".into(), json!(comments));
             }
             let body = json!({
                 "provider": id,
@@ -264,7 +266,7 @@ async fn echoed_secrets_never_leave_the_host() {
                 "base_url": format!("{}{path}", tracker.url),
                 "auth": {"type": auth_id, "fields": values},
                 "settings": settings,
-                "capabilities": {"read_issue_details": true},
+                "capabilities": {"read_issue_details": true, "add_comments": true},
                 "projects": {"mode": "all"},
             });
             let created = app
@@ -298,6 +300,10 @@ async fn echoed_secrets_never_leave_the_host() {
                 if let Some(link) = r.body["id"].as_str() {
                     let refresh = format!("{links}/{link}/refresh");
                     seen.add(&app.call("POST", &refresh, Some(&member), None).await);
+                    // "Add comments": the tracker's answer (echoing credentials) is redacted too.
+                    let comment = format!("{links}/{link}/comments");
+                    let body = Some(json!({"body": "Run failed"}));
+                    seen.add(&app.call("POST", &comment, Some(&member), body).await);
                 }
                 seen.add(&app.call("GET", &links, Some(&member), None).await);
                 seen.add(
@@ -326,6 +332,15 @@ async fn echoed_secrets_never_leave_the_host() {
             "{secret} was never sent: the test would prove nothing for it"
         );
     }
+    let comments = (requests.iter())
+        .filter(|r| r.method == "POST")
+        .filter(|r| {
+            r.uri.contains("comment")
+                || r.uri.contains("/notes")
+                || r.body.windows(13).any(|w| w == b"commentCreate")
+        })
+        .count();
+    assert!(comments >= 14, "comments reached the tracker: {comments}");
     let answered = seen.text();
 
     let stored = std::fs::read(app.dir.path().join("integration.redb")).unwrap();

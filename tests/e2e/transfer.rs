@@ -97,9 +97,9 @@ async fn source_id(app: &TestApp, name: &str) -> String {
 
 async fn secrets_of(app: &TestApp, name: &str) -> std::collections::BTreeMap<String, String> {
     let id = source_id(app, name).await;
-    host::api::sources::load_with_secrets(&app.state, &id)
+    host::sources::load_with_secrets(&app.state, &id)
         .await
-        .unwrap_or_else(|e| panic!("{}", e.message))
+        .unwrap_or_else(|e| panic!("{e}"))
         .1
 }
 

@@ -2,6 +2,7 @@
 //! loaded with them, and stand-in trackers (real HTTP servers on 127.0.0.1) that record
 //! every request they receive.
 
+pub mod comments;
 pub mod webdriver;
 
 use std::path::PathBuf;

@@ -133,6 +133,10 @@ impl Provider for MyTracker {
 
     // `fetch_issues` defaults to one `fetch_issue` per key; override it if your tracker can
     // read many issues in one request (one result per key, in order).
+
+    // Contract 1.1: "Add comments" (`describe_comments`, `add_comment`) and "Process webhooks"
+    // (`describe_events`, `parse_event`) default to "not supported by this provider".
+    // Override them when your tracker can (see `wit/provider/v1/world.wit`).
 }
 
 export_provider!(MyTracker);

@@ -129,7 +129,7 @@ pub fn start(
     force: bool,
 ) -> (Job, tokio::task::JoinHandle<Finished>) {
     let job = Job {
-        id: super::new_id("job"),
+        id: crate::ids::new_id("job"),
         plugin: plugin.to_string(),
         state: JobState::Queued,
         forced: force,

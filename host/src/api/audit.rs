@@ -1,9 +1,11 @@
 //! `GET /api/v1/audit` (admin): pages through the audit log, newest first.
 //!
-//! The log is written by the handlers that change something (`api::sources::audit`): sources
-//! (created, edited with the names of the changed fields, enabled, disabled, tested, deleted),
-//! tokens (created, revoked) and projects (created, renamed, deleted). An event never holds a
-//! secret value: a replaced credential shows as `auth.fields.<name>: replaced`.
+//! The log is written, in the transaction of each change, by `crate::audit::audit`: sources
+//! (created, edited with the names of the changed fields, enabled, disabled, tested, deleted,
+//! webhooks set up), tokens (created, revoked), projects (created, renamed, deleted), and
+//! comments posted on links (once the tracker took them, with a short excerpt only). An event
+//! never holds a secret value: a replaced credential shows as `auth.fields.<name>: replaced`,
+//! a webhook secret as `generated`, `replaced` or `kept`.
 //!
 //! Query: `source` (only events whose target is that id), `before` (only events with a
 //! sequence number below it: pass the previous page's `next_before`) and `limit` (1 to

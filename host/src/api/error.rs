@@ -10,8 +10,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::comments::CommentError;
+use crate::compat::Incompatible;
+use crate::field::FieldError;
+use crate::links::LinksError;
 use crate::plugin::PluginError;
+use crate::projects::ProjectError;
+use crate::sources::SourceError;
+use crate::sources_as_code::{FileProblem, TransferError};
 use crate::store::StoreError;
+use crate::sync::SyncError;
+use crate::tokens::TokenError;
+use crate::webhooks::WebhookError;
 
 /// An API failure.
 #[derive(Clone, Debug)]
@@ -130,6 +140,190 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body())).into_response()
     }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::invalid(e.field, e.message)
+    }
+}
+
+impl From<SourceError> for ApiError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Invalid(problems) => invalid(problems),
+            SourceError::NotFound(_) => ApiError::not_found(e.to_string()),
+            SourceError::DuplicateName(_) => {
+                ApiError::conflict(Some("display_name"), e.to_string())
+            }
+            SourceError::ChangedMeanwhile => ApiError::conflict(None, e.to_string()),
+            SourceError::Plugin(e) => e.into(),
+            SourceError::Incompatible(e) => e.into(),
+            SourceError::Store(e) => e.into(),
+            SourceError::Unsealed { .. } | SourceError::Internal(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<LinksError> for ApiError {
+    fn from(e: LinksError) -> Self {
+        let message = e.to_string();
+        match e {
+            LinksError::Invalid(e) => e.into(),
+            LinksError::SourceNotFound(_) => ApiError::not_found(message).at("source_id"),
+            LinksError::SourceDisabled(_) => {
+                ApiError::new(StatusCode::CONFLICT, "source-disabled", message).at("source_id")
+            }
+            LinksError::SourceNotAssigned(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "source-not-assigned", message).at("source_id")
+            }
+            LinksError::KeyNotChecked(e) => ApiError::from(e).at("key"),
+            LinksError::Duplicate { .. } => ApiError::conflict(Some("key"), message),
+            LinksError::LinkNotFound(_) | LinksError::NoUsableSource(_) => {
+                ApiError::not_found(message)
+            }
+            LinksError::NoCreateShortcut => {
+                ApiError::new(StatusCode::NOT_FOUND, "no-create-shortcut", message)
+            }
+            LinksError::Plugin(e) => e.into(),
+            LinksError::Source(e) => e.into(),
+            LinksError::Store(e) => e.into(),
+            LinksError::Writer(_) => ApiError::internal(message),
+        }
+    }
+}
+
+impl From<SyncError> for ApiError {
+    /// A paused source is a 429 `source-paused`; one that does not sync a 409 whose code is
+    /// the links' sync state (`not-syncing-disabled`, `not-syncing-deleted`, `no-details`).
+    fn from(e: SyncError) -> Self {
+        let message = e.to_string();
+        match e {
+            SyncError::Paused(_) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "source-paused", message)
+            }
+            SyncError::NotSyncing(state) => {
+                ApiError::new(StatusCode::CONFLICT, state.code(), message)
+            }
+            SyncError::Incompatible(e) => e.into(),
+            SyncError::NoLink(_) | SyncError::LinkGone => ApiError::not_found(message),
+            SyncError::Source(e) => e.into(),
+            SyncError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TransferError> for ApiError {
+    fn from(e: TransferError) -> Self {
+        match e {
+            TransferError::Invalid(problems) => {
+                let all = problems.into_iter().map(ApiError::from).collect();
+                ApiError::all(all)
+                    .unwrap_or_else(|| ApiError::internal("a file was refused without a reason"))
+            }
+            TransferError::DuplicateName(p) => ApiError {
+                field: p.field,
+                ..ApiError::conflict(None, p.message)
+            },
+            TransferError::Source(e) => e.into(),
+            TransferError::Store(e) => e.into(),
+            TransferError::Export(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<FileProblem> for ApiError {
+    /// A 400 naming the place in the file, if there is one.
+    fn from(p: FileProblem) -> Self {
+        ApiError {
+            field: p.field,
+            ..ApiError::new(StatusCode::BAD_REQUEST, "invalid", p.message)
+        }
+    }
+}
+
+impl From<ProjectError> for ApiError {
+    fn from(e: ProjectError) -> Self {
+        match e {
+            ProjectError::Invalid(e) => e.into(),
+            ProjectError::NotFound(_) => ApiError::not_found(e.to_string()),
+            ProjectError::DuplicateName(_) => ApiError::conflict(Some("name"), e.to_string()),
+            ProjectError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Invalid(e) => e.into(),
+            TokenError::NotFound(_) => ApiError::not_found(e.to_string()),
+            TokenError::LastAdmin => ApiError::conflict(None, e.to_string()),
+            TokenError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<CommentError> for ApiError {
+    /// The tracker's refusals keep their category, with a status that says whose problem it
+    /// is: a forbidden comment or locked issue 403, an unknown issue 404, a wait 429.
+    fn from(e: CommentError) -> Self {
+        let message = e.to_string();
+        match e {
+            CommentError::Invalid(e) => e.into(),
+            CommentError::LinkNotFound(_) => ApiError::not_found(message),
+            CommentError::SourceUnavailable { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "source-unavailable", message)
+            }
+            CommentError::CapabilityOff(_) => {
+                ApiError::new(StatusCode::CONFLICT, "capability-off", message)
+            }
+            CommentError::Unsupported(_) => {
+                ApiError::new(StatusCode::CONFLICT, "comments-unsupported", message)
+            }
+            CommentError::TrackerForbidden { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "tracker-forbidden", message)
+            }
+            CommentError::IssueNotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "issue-not-found", message)
+            }
+            CommentError::RateLimited(_) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", message)
+            }
+            CommentError::Plugin(e) => e.into(),
+            CommentError::Source(e) => e.into(),
+            CommentError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::Invalid(e) => e.into(),
+            WebhookError::PluginMissing(_)
+            | WebhookError::Unsupported(_)
+            | WebhookError::ChangedMeanwhile => ApiError::conflict(None, e.to_string()),
+            WebhookError::Source(e) => e.into(),
+            WebhookError::Plugin(e) => e.into(),
+            WebhookError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<Incompatible> for ApiError {
+    /// A call refused because the source no longer fits its loaded plugin: a 409
+    /// `plugin-incompatible` saying why and how to get out of it.
+    fn from(e: Incompatible) -> Self {
+        ApiError::new(StatusCode::CONFLICT, crate::compat::CODE, e.to_string())
+    }
+}
+
+/// A 400 listing every problem, the first as the answer.
+fn invalid(problems: Vec<FieldError>) -> ApiError {
+    let all = problems.into_iter().map(ApiError::from).collect();
+    ApiError::all(all)
+        .unwrap_or_else(|| ApiError::internal("an input was refused without a reason"))
 }
 
 impl From<StoreError> for ApiError {

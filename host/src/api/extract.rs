@@ -6,12 +6,10 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::store::records::{Role, TokenRecord};
-use crate::store::{Read, TOKENS};
 
 /// The largest JSON body accepted, in bytes.
 pub const MAX_JSON_BYTES: usize = 64 << 10;
@@ -203,11 +201,6 @@ impl Caller {
     }
 }
 
-/// The hex sha-256 under which a token is stored.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -228,9 +221,8 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("send Authorization: Bearer <token>"))?;
-        let hash = token_hash(token);
-        let record: Option<TokenRecord> = state.store.read(move |r| r.get(TOKENS, &hash)).await?;
-        record
+        crate::tokens::find(state, token)
+            .await?
             .map(|token| Caller { token })
             .ok_or_else(|| unauthorized("unknown or revoked token"))
     }

@@ -33,6 +33,7 @@ pub async fn source(
     let health: Health = state.metrics.health(&id, state.plugins.headroom(&id));
     let mut body = serde_json::to_value(health).map_err(ApiError::internal)?;
     body["source_id"] = json!(id);
+    body["webhooks"] = json!(state.webhooks.health(&id));
     Ok(Json(body))
 }
 

@@ -1,8 +1,6 @@
 //! Links: `/projects/{project}/links` for members (and admins), plus the admin's per-source
 //! views (`/sources/{id}/links`, `/impact`, `/refresh`) and the create-issue shortcut.
 
-use std::collections::HashMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,11 +9,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
-use super::new_id;
 use crate::app::AppState;
-use crate::links::{self, LinkView, SyncState};
-use crate::store::records::{LinkRecord, ProjectRecord, SourceRecord};
-use crate::store::{LINKS, PROJECTS, Read, SOURCES};
+use crate::links::{self, LinkView};
 use crate::sync::{self, RefreshReport};
 
 /// Body of `POST /projects/{project}/links`.
@@ -71,7 +66,7 @@ pub async fn create(
     Body(input): Body<LinkInput>,
 ) -> Result<(StatusCode, Json<LinkView>), ApiError> {
     check_project(&state, &caller, &project).await?;
-    let link = links::prepare(
+    let view = links::create(
         &state,
         &project,
         &input.test_object,
@@ -80,7 +75,6 @@ pub async fn create(
         &caller.who(),
     )
     .await?;
-    let view = store_link(&state, link).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -97,7 +91,7 @@ pub async fn create_bulk(
     }
     let mut results = Vec::with_capacity(input.keys.len());
     for key in input.keys {
-        let outcome = match links::prepare(
+        let outcome = links::create(
             &state,
             &project,
             &input.test_object,
@@ -106,10 +100,7 @@ pub async fn create_bulk(
             &caller.who(),
         )
         .await
-        {
-            Ok(link) => store_link(&state, link).await,
-            Err(e) => Err(e),
-        };
+        .map_err(ApiError::from);
         results.push(match outcome {
             Ok(link) => BulkResult { key, link: Some(link), error: None },
             Err(e) => BulkResult {
@@ -122,17 +113,6 @@ pub async fn create_bulk(
     Ok(Json(results))
 }
 
-async fn store_link(state: &AppState, link: links::NewLink) -> Result<LinkView, ApiError> {
-    let id = new_id("lnk");
-    let record = link.record.clone();
-    let source = state.link_writer.insert(id.clone(), link).await?;
-    Ok(LinkView {
-        id,
-        sync_state: SyncState::of(source.as_ref()),
-        record,
-    })
-}
-
 /// `GET /projects/{project}/links`.
 pub async fn list(
     State(state): State<AppState>,
@@ -141,7 +121,7 @@ pub async fn list(
     Query(query): Query<LinkQuery>,
 ) -> Result<Json<Vec<LinkView>>, ApiError> {
     check_project(&state, &caller, &project).await?;
-    let views = load_views(&state, move |l| {
+    let views = links::load_views(&state, move |l| {
         l.project == project
             && query
                 .test_object
@@ -160,18 +140,7 @@ pub async fn delete(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     check_project(&state, &caller, &project).await?;
-    state
-        .store
-        .write(move |w| match w.get::<LinkRecord>(LINKS, &id)? {
-            Some(link) if link.project == project => {
-                links::remove(w, &id)?;
-                Ok(())
-            }
-            _ => Err(ApiError::not_found(format!(
-                "no link {id:?} in this project"
-            ))),
-        })
-        .await?;
+    links::delete(&state, &project, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -184,21 +153,7 @@ pub async fn refresh(
     Path((project, id)): Path<(String, String)>,
 ) -> Result<Json<LinkView>, ApiError> {
     check_project(&state, &caller, &project).await?;
-    let key = id.clone();
-    let link: Option<LinkRecord> = state.store.read(move |r| r.get(LINKS, &key)).await?;
-    let link = link
-        .filter(|l| l.project == project)
-        .ok_or_else(|| ApiError::not_found(format!("no link {id:?} in this project")))?;
-    sync::refresh_source(&state, &link.source_id, Some(vec![id.clone()])).await?;
-    let views = load_views(&state, move |l| {
-        l.project == link.project && l.identity() == link.identity()
-    })
-    .await?;
-    views
-        .into_iter()
-        .next()
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("the link was deleted meanwhile"))
+    Ok(Json(sync::refresh_link(&state, &project, &id).await?))
 }
 
 /// `GET /projects/{project}/sources/{source}/create-url`: the create-issue shortcut, only for
@@ -209,27 +164,7 @@ pub async fn create_url(
     Path((project, source_id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_project(&state, &caller, &project).await?;
-    let (source, secrets) = crate::api::sources::load_with_secrets(&state, &source_id).await?;
-    if !source.enabled || !source.projects.includes(&project) {
-        return Err(ApiError::not_found(format!(
-            "no usable source {source_id:?} in this project"
-        )));
-    }
-    if !source.capabilities.create_issues || source.create_url_template.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no-create-shortcut",
-            "this source offers no create-issue shortcut",
-        ));
-    }
-    let url = state
-        .plugins
-        .create_url(&crate::api::sources::config(
-            Some(&source_id),
-            &source,
-            secrets,
-        ))
-        .await?;
+    let url = links::create_url(&state, &project, &source_id).await?;
     Ok(Json(json!({ "url": url })))
 }
 
@@ -240,7 +175,9 @@ pub async fn list_by_source(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<LinkView>>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(load_views(&state, move |l| l.source_id == id).await?))
+    Ok(Json(
+        links::load_views(&state, move |l| l.source_id == id).await?,
+    ))
 }
 
 /// `GET /sources/{id}/impact` (admin): how many links, in how many projects, a disable or a
@@ -251,18 +188,8 @@ pub async fn impact(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require_admin()?;
-    let links: Vec<(String, LinkRecord)> = state.store.read(|r| r.all(LINKS)).await?;
-    let mine: Vec<&LinkRecord> = links
-        .iter()
-        .map(|(_, l)| l)
-        .filter(|l| l.source_id == id)
-        .collect();
-    let mut projects: Vec<&str> = mine.iter().map(|l| l.project.as_str()).collect();
-    projects.sort();
-    projects.dedup();
-    Ok(Json(
-        json!({"links": mine.len(), "projects": projects.len()}),
-    ))
+    let (links, projects) = links::impact(&state, &id).await?;
+    Ok(Json(json!({"links": links, "projects": projects})))
 }
 
 /// `POST /sources/{id}/refresh` (admin): syncs every link of a source now; 409 when it does not
@@ -273,44 +200,11 @@ pub async fn refresh_source(
     Path(id): Path<String>,
 ) -> Result<Json<RefreshReport>, ApiError> {
     caller.require_admin()?;
-    let key = id.clone();
-    let found: Option<SourceRecord> = state.store.read(move |r| r.get(SOURCES, &key)).await?;
-    if found.is_none() {
-        return Err(ApiError::not_found(format!("no source {id:?}")));
-    }
-    Ok(Json(sync::refresh_source(&state, &id, None).await?))
+    Ok(Json(sync::refresh_stored_source(&state, &id).await?))
 }
 
 async fn check_project(state: &AppState, caller: &Caller, project: &str) -> Result<(), ApiError> {
     caller.require_project(project)?;
-    let key = project.to_string();
-    let found: Option<ProjectRecord> = state.store.read(move |r| r.get(PROJECTS, &key)).await?;
-    found
-        .map(|_| ())
-        .ok_or_else(|| ApiError::not_found(format!("no project {project:?}")))
-}
-
-async fn load_views(
-    state: &AppState,
-    keep: impl Fn(&LinkRecord) -> bool + Send + 'static,
-) -> Result<Vec<LinkView>, ApiError> {
-    let (links, sources) = state
-        .store
-        .read(move |r| {
-            let links: Vec<(String, LinkRecord)> = r.all(LINKS)?;
-            let sources: Vec<(String, SourceRecord)> = r.all(SOURCES)?;
-            Ok::<_, ApiError>((
-                links
-                    .into_iter()
-                    .filter(|(_, l)| keep(l))
-                    .collect::<Vec<_>>(),
-                sources,
-            ))
-        })
-        .await?;
-    let sources: HashMap<String, SourceRecord> = sources.into_iter().collect();
-    let mut views = links::views(links, &sources);
-    links::current_urls(state, &mut views, &sources).await;
-    views.sort_by_key(|v| v.record.created_at);
-    Ok(views)
+    crate::projects::get(state, project).await?;
+    Ok(())
 }

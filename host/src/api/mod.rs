@@ -1,14 +1,18 @@
-//! HTTP handlers under `/api/v1`, one module per resource. A handler extracts its inputs,
-//! makes one call into `store` or `plugin` (through a small domain function when there are
-//! rules to apply), and returns a wire type. Errors are [`error::ApiError`].
+//! The HTTP surface, the only code that knows axum: the router ([`router`]), the handlers
+//! under `/api/v1` (one module per resource), the admin page's assets and `/metrics`. A
+//! handler extracts its inputs, makes one call into a domain module (`sources`, `links`,
+//! `sync`, `sources_as_code`, ...) or, where there is no rule to apply, `store` or `plugin`,
+//! and returns a wire type. Errors are [`error::ApiError`], which maps every domain error.
 
 pub mod admission;
 pub mod audit;
+pub mod comments;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod links;
-pub mod names;
+pub mod metrics;
+pub mod page;
 pub mod plugin_settings;
 pub mod plugins;
 pub mod projects;
@@ -18,17 +22,33 @@ pub mod server;
 pub mod sources;
 pub mod tokens;
 pub mod transfer;
+pub mod webhooks;
 pub mod wording;
 
-use rand::RngCore;
+use axum::Router;
+use axum::routing::{get, post};
 
+use crate::app::AppState;
 use error::ApiError;
 
-/// A new random id with a readable prefix, e.g. `src_5f2c0e9a7b1d4c3e`.
-pub fn new_id(prefix: &str) -> String {
-    let mut bytes = [0u8; 8];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("{prefix}_{}", hex::encode(bytes))
+/// The whole HTTP surface: `/api/v1/...`, the admin page and health checks.
+pub fn router(state: AppState) -> Router {
+    let api = routes::api_router();
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/api/docs", get(routes::docs))
+        .route("/", get(page::index))
+        .route("/assets/app.css", get(page::css))
+        .route("/assets/app.js", get(page::js))
+        .route("/hooks/{source}/{token}", post(webhooks::receive))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(metrics::serve))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track_http,
+        ))
+        .with_state(state)
 }
 
 /// The API's answer to an unknown route.

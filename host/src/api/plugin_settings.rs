@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller};
-use super::sources::audit;
 use crate::app::AppState;
+use crate::audit::audit;
 use crate::plugin::PluginHost;
 use crate::plugin::registry::SizeLimits;
 use crate::store::{Read, SETTINGS, Store, StoreError};

@@ -19,11 +19,14 @@ use serde_json::json;
 use super::admission;
 use super::error::ApiError;
 use super::extract::{Caller, Path, Query, has_media_type};
-use super::sources::audit;
 use crate::app::AppState;
+use crate::audit::audit;
 use crate::compat;
 use crate::plugin::registry::{Swap, UploadError, watch_dir};
-use crate::plugin::{CallCounts, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS};
+use crate::plugin::{
+    CallCounts, CapabilitySupport, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS,
+};
+use crate::plugin_registry::{self, AdmissionError};
 use crate::store::records::{Millis, SourceRecord};
 use crate::store::{Read, SOURCES};
 
@@ -41,6 +44,8 @@ pub struct PluginView {
     pub version: String,
     /// The contract version it was built against, e.g. `1.0.0`.
     pub contract: String,
+    /// The capabilities it serves, and why not the others.
+    pub capabilities: CapabilitySupport,
     /// sha-256 of the `.wasm`, hex.
     pub digest: String,
     /// Size of the `.wasm` in bytes.
@@ -212,7 +217,7 @@ pub async fn job(
 }
 
 /// Audits a refused upload as `plugin.rejected`, with its status and reason: every admission
-/// outcome is audited (the accepted ones by [`record`]).
+/// outcome is audited (the accepted ones by [`plugin_registry::record`]).
 async fn audit_refusal(state: &AppState, who: &str, id: &str, e: &ApiError) {
     let (who, target) = (who.to_string(), id.to_string());
     let details = json!({"status": e.status.as_u16(), "code": e.code, "reason": e.message});
@@ -221,7 +226,7 @@ async fn audit_refusal(state: &AppState, who: &str, id: &str, e: &ApiError) {
         .write(move |w| audit(w, &who, "plugin.rejected", &target, details))
         .await;
     if let Err(err) = audited {
-        tracing::error!(plugin = %id, error = %err.message, "could not audit a refused upload");
+        tracing::error!(plugin = %id, error = %err, "could not audit a refused upload");
     }
 }
 
@@ -274,9 +279,9 @@ async fn receive(
     Ok(bytes.freeze())
 }
 
-/// Compiles, checks and swaps in an uploaded binary on behalf of `who` (an admission job's
-/// work): `checking` is called once it is compiled and described, before its checks. Every
-/// outcome is audited.
+/// An admission job's work: [`plugin_registry::install`] on behalf of `who`, answered as a
+/// synchronous upload is (201 for a new provider, 200 for a replacement); `checking` is called
+/// once the binary is compiled and described. Refusals are audited here, with their answer.
 pub(super) async fn install(
     state: &AppState,
     who: &str,
@@ -285,42 +290,22 @@ pub(super) async fn install(
     force: bool,
     checking: impl FnOnce(),
 ) -> Result<(StatusCode, UploadOutcome), ApiError> {
-    let outcome = swap_in(state, who, id, bytes, force, checking).await;
+    let outcome = match plugin_registry::install(state, who, id, bytes, force, checking).await {
+        Ok(swap) => outcome(state, id, &swap).await,
+        Err(e) => Err(refusal(id, e)),
+    };
     if let Err(e) = &outcome {
         audit_refusal(state, who, id, e).await;
     }
     outcome
 }
 
-async fn swap_in(
+/// The answer to an accepted upload.
+async fn outcome(
     state: &AppState,
-    who: &str,
     id: &str,
-    bytes: &[u8],
-    force: bool,
-    checking: impl FnOnce(),
+    swap: &Swap,
 ) -> Result<(StatusCode, UploadOutcome), ApiError> {
-    let sources: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
-    let breaks = |info: &ProviderInfo| {
-        checking();
-        compat::affected(info, &sources)
-    };
-    let swap = state
-        .plugins
-        .upload(id, bytes, &state.plugins_dir, breaks, force)
-        .await
-        .map_err(|e| match e {
-            UploadError::Plugin(e) => {
-                tracing::warn!(plugin = %id, error = %e, "plugin upload rejected; the loaded version keeps serving");
-                ApiError::from(e)
-            }
-            e @ UploadError::IdMismatch { .. } => ApiError::invalid("id", e.to_string()),
-            UploadError::Incompatible(affected) => incompatible(id, &affected),
-            e @ UploadError::Save { .. } => ApiError::internal(e),
-        })?;
-    if swap.changed {
-        record(state, who, "upload", &swap).await?;
-    }
     let sources = sources_by_provider(state).await?;
     let status = if swap.changed && swap.previous.is_none() {
         StatusCode::CREATED
@@ -338,6 +323,19 @@ async fn swap_in(
             plugin: view(&swap.plugin, count(&sources, id)),
         },
     ))
+}
+
+/// The answer to a refused upload.
+fn refusal(id: &str, e: AdmissionError) -> ApiError {
+    match e {
+        AdmissionError::Upload(UploadError::Plugin(e)) => ApiError::from(e),
+        AdmissionError::Upload(e @ UploadError::IdMismatch { .. }) => {
+            ApiError::invalid("id", e.to_string())
+        }
+        AdmissionError::Upload(UploadError::Incompatible(affected)) => incompatible(id, &affected),
+        AdmissionError::Upload(e @ UploadError::Save { .. }) => ApiError::internal(e),
+        AdmissionError::Store(e) => e.into(),
+    }
 }
 
 /// `DELETE /plugins/{id}[?force=true]` (admin): unloads the plugin and deletes its file.
@@ -395,8 +393,9 @@ pub fn spawn_watcher(state: &AppState, every: Duration) -> tokio::task::JoinHand
         move |swap| {
             let state = audit_state.clone();
             async move {
-                if let Err(e) = record(&state, "plugins-directory watcher", "file", &swap).await {
-                    tracing::error!(error = ?e.message, "could not audit a plugin swap");
+                let who = "plugins-directory watcher";
+                if let Err(e) = plugin_registry::record(&state, who, "file", &swap).await {
+                    tracing::error!(error = %e, "could not audit a plugin swap");
                 }
             }
         },
@@ -426,41 +425,6 @@ fn incompatible(id: &str, affected: &[compat::Affected]) -> ApiError {
     });
     ApiError::all(std::iter::once(first).chain(each).collect())
         .unwrap_or_else(|| ApiError::internal("no error"))
-}
-
-/// Audits an accepted swap: `plugin.uploaded` for a new provider, `plugin.swapped` when it
-/// replaced a version; `via` says how it arrived (`upload` or `file`). Stored sources the new
-/// version does not fit (a forced upload, or a file, which nobody could be asked about) are
-/// listed in the event and logged.
-async fn record(state: &AppState, who: &str, via: &str, swap: &Swap) -> Result<(), ApiError> {
-    let plugin = &swap.plugin;
-    let sources: Vec<(String, SourceRecord)> = state.store.read(|r| r.all(SOURCES)).await?;
-    let affected = compat::affected(&plugin.info, &sources);
-    for a in &affected {
-        tracing::warn!(
-            plugin = %plugin.info.id, version = %plugin.info.version, source = %a.id,
-            reason = %a.reason, "the swapped-in version does not fit this source; it is not synced until it fits"
-        );
-    }
-    let action = if swap.previous.is_some() {
-        "plugin.swapped"
-    } else {
-        "plugin.uploaded"
-    };
-    let details = json!({
-        "via": via,
-        "version": plugin.info.version,
-        "digest": plugin.digest,
-        "contract": plugin.contract,
-        "file": plugin.file.as_ref().map(|f| f.display().to_string()),
-        "previous": swap.previous.as_ref().map(|p| json!({"version": p.info.version, "digest": p.digest})),
-        "incompatible_sources": affected,
-    });
-    let (who, target) = (who.to_string(), plugin.info.id.clone());
-    state
-        .store
-        .write(move |w| audit(w, &who, action, &target, details))
-        .await
 }
 
 /// Reads and drops what is left of a refused upload (at most twice the size limit, for at
@@ -502,6 +466,7 @@ fn view(p: &LoadedPlugin, sources: usize) -> PluginView {
         name: p.info.name.clone(),
         version: p.info.version.clone(),
         contract: p.contract.clone(),
+        capabilities: p.capabilities(),
         digest: p.digest.clone(),
         size_bytes: p.size_bytes,
         loaded_at: p

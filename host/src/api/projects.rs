@@ -1,19 +1,15 @@
-//! `/projects`: a minimal project list, so "all projects" and "specific projects" mean
-//! something. Deleting a project removes it from every source's specific assignment.
+//! `/projects`: the routes of [`crate::projects`].
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path};
-use super::sources::audit;
-use super::{names, new_id};
 use crate::app::AppState;
-use crate::store::records::{ProjectAssignment, ProjectRecord, SourceRecord, now};
-use crate::store::{PROJECTS, Read, SOURCES, Writer};
+use crate::projects;
+use crate::store::records::ProjectRecord;
 
 /// A project on the wire.
 #[derive(Serialize)]
@@ -38,9 +34,10 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<ProjectView>>, ApiError> {
-    let all: Vec<(String, ProjectRecord)> = state.store.read(|r| r.all(PROJECTS)).await?;
     Ok(Json(
-        all.into_iter()
+        projects::list(&state)
+            .await?
+            .into_iter()
             .filter(|(id, _)| caller.require_project(id).is_ok())
             .map(|(id, record)| ProjectView { id, record })
             .collect(),
@@ -54,9 +51,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<ProjectView>, ApiError> {
     caller.require_project(&id)?;
-    let key = id.clone();
-    let record: Option<ProjectRecord> = state.store.read(move |r| r.get(PROJECTS, &key)).await?;
-    let record = record.ok_or_else(|| ApiError::not_found(format!("no project {id:?}")))?;
+    let record = projects::get(&state, &id).await?;
     Ok(Json(ProjectView { id, record }))
 }
 
@@ -67,28 +62,7 @@ pub async fn create(
     Body(input): Body<ProjectInput>,
 ) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
     caller.require_admin()?;
-    let name = valid_name(&input.name)?;
-    let id = new_id("prj");
-    let record = ProjectRecord {
-        name,
-        created_at: now(),
-    };
-    let (key, value, who) = (id.clone(), record.clone(), caller.who());
-    state
-        .store
-        .write(move |w| {
-            unique_name(w, &value.name, None)?;
-            w.put(PROJECTS, &key, &value)?;
-            audit(
-                w,
-                &who,
-                "project.created",
-                &key,
-                json!({"name": value.name}),
-            )?;
-            Ok::<_, ApiError>(())
-        })
-        .await?;
+    let (id, record) = projects::create(&state, &caller.who(), &input.name).await?;
     Ok((StatusCode::CREATED, Json(ProjectView { id, record })))
 }
 
@@ -100,29 +74,7 @@ pub async fn rename(
     Body(input): Body<ProjectInput>,
 ) -> Result<Json<ProjectView>, ApiError> {
     caller.require_admin()?;
-    let name = valid_name(&input.name)?;
-    let (key, who) = (id.clone(), caller.who());
-    let record = state
-        .store
-        .write(move |w| {
-            let mut record: ProjectRecord = w
-                .get(PROJECTS, &key)?
-                .ok_or_else(|| ApiError::not_found(format!("no project {key:?}")))?;
-            unique_name(w, &name, Some(&key))?;
-            let from = std::mem::replace(&mut record.name, name);
-            w.put(PROJECTS, &key, &record)?;
-            if from != record.name {
-                audit(
-                    w,
-                    &who,
-                    "project.renamed",
-                    &key,
-                    json!({"from": from, "to": record.name}),
-                )?;
-            }
-            Ok::<_, ApiError>(record)
-        })
-        .await?;
+    let record = projects::rename(&state, &caller.who(), &id, &input.name).await?;
     Ok(Json(ProjectView { id, record }))
 }
 
@@ -133,62 +85,6 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let who = caller.who();
-    state
-        .store
-        .write(move |w| {
-            let project: ProjectRecord = w
-                .get(PROJECTS, &id)?
-                .ok_or_else(|| ApiError::not_found(format!("no project {id:?}")))?;
-            w.delete(PROJECTS, &id)?;
-            let mut unassigned = Vec::new();
-            let sources: Vec<(String, SourceRecord)> = w.all(SOURCES)?;
-            for (source_id, mut source) in sources {
-                if let ProjectAssignment::Specific { ids } = &mut source.projects
-                    && ids.contains(&id)
-                {
-                    ids.retain(|p| *p != id);
-                    source.updated_at = now();
-                    w.put(SOURCES, &source_id, &source)?;
-                    // The source's own history shows the reassignment too.
-                    audit(
-                        w,
-                        &who,
-                        "source.edited",
-                        &source_id,
-                        json!({"changed": ["projects"], "reason": format!("project {id} deleted")}),
-                    )?;
-                    unassigned.push(source_id);
-                }
-            }
-            audit(
-                w,
-                &who,
-                "project.deleted",
-                &id,
-                json!({"name": project.name, "unassigned_sources": unassigned}),
-            )?;
-            Ok::<_, ApiError>(())
-        })
-        .await?;
+    projects::delete(&state, &caller.who(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn valid_name(name: &str) -> Result<String, ApiError> {
-    names::check("name", name, "a project name", "Web shop", 100)
-}
-
-fn unique_name(w: &Writer, name: &str, except: Option<&str>) -> Result<(), ApiError> {
-    let all: Vec<(String, ProjectRecord)> = w.all(PROJECTS)?;
-    let wanted = names::key(name);
-    if all
-        .iter()
-        .any(|(id, p)| Some(id.as_str()) != except && names::key(&p.name) == wanted)
-    {
-        return Err(ApiError::conflict(
-            Some("name"),
-            format!("a project named {name:?} already exists"),
-        ));
-    }
-    Ok(())
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::extract::{Caller, Path};
 use crate::app::AppState;
-use crate::plugin::ProviderInfo;
+use crate::plugin::{CapabilitySupport, ProviderInfo};
 
 /// A provider as the editor needs it: the plugin's description and its version facts.
 #[derive(Serialize)]
@@ -17,6 +17,8 @@ pub struct ProviderView {
     pub info: ProviderInfo,
     /// The contract version the plugin was built against.
     pub contract: String,
+    /// The capabilities the plugin serves, and why not the others.
+    pub capabilities: CapabilitySupport,
     /// sha-256 of the plugin binary.
     pub digest: String,
 }
@@ -43,6 +45,7 @@ fn view(p: &crate::plugin::LoadedPlugin) -> ProviderView {
     ProviderView {
         info: p.info.clone(),
         contract: p.contract.clone(),
+        capabilities: p.capabilities(),
         digest: p.digest.clone(),
     }
 }

@@ -7,7 +7,8 @@
 //! description is at most about 200 KB (a real one is a few KB). A provider error's message is the one
 //! text that is cut instead (with a note saying so): it is still the error the plugin meant.
 
-use super::model::{AuthType, ProviderInfo, Setting};
+use super::model::AuthType;
+use super::model::{Authenticity, EventScheme, Locator, ProviderInfo, Setting, SignedContent};
 
 /// Bytes of a name or id (provider id, version, auth type, field and setting names).
 pub const NAME: usize = 64;
@@ -29,6 +30,10 @@ pub const FIELDS: usize = 16;
 pub const SETTINGS: usize = 32;
 /// Extra origins one plugin may declare.
 pub const ORIGINS: usize = 16;
+/// Webhook schemes one plugin may declare.
+pub const EVENT_SCHEMES: usize = 8;
+/// Bytes of a webhook scheme's set-up steps.
+pub const SETUP: usize = 4000;
 
 /// Checks every string and list of a `describe` answer against its bound; the error names
 /// the first field over its bound, e.g. `describe: auth_types[0].fields has 20001 entries;
@@ -71,6 +76,53 @@ pub fn check_info(info: &ProviderInfo) -> Result<(), String> {
     list("extra_origins", info.extra_origins.len(), ORIGINS)?;
     for (i, origin) in info.extra_origins.iter().enumerate() {
         text(&format!("extra_origins[{i}]"), origin, URL)?;
+    }
+    if let Some(comments) = &info.comments {
+        text("comments.format", &comments.format, LABEL)?;
+        if comments.max_length == 0 {
+            return Err("describe-comments: max_length must be at least 1".into());
+        }
+    }
+    list("events", info.events.len(), EVENT_SCHEMES)?;
+    for (i, scheme) in info.events.iter().enumerate() {
+        check_event_scheme(&format!("events[{i}]"), scheme)?;
+    }
+    Ok(())
+}
+
+fn check_event_scheme(at: &str, scheme: &EventScheme) -> Result<(), String> {
+    text(&format!("{at}.id"), &scheme.id, NAME)?;
+    text(&format!("{at}.label"), &scheme.label, LABEL)?;
+    text(&format!("{at}.setup"), &scheme.setup, SETUP)?;
+    let mut names = Vec::new();
+    match &scheme.authenticity {
+        Authenticity::HmacSha256(h) => {
+            names.extend([
+                ("authenticity.header", &h.header),
+                ("authenticity.prefix", &h.prefix),
+            ]);
+            if let SignedContent::IdTimestampBody(headers) = &h.content {
+                names.push(("authenticity.content.id", &headers.id));
+                names.push(("authenticity.content.timestamp", &headers.timestamp));
+            }
+        }
+        Authenticity::TokenHeader(header) => names.push(("authenticity.header", header)),
+        Authenticity::Basic => {}
+    }
+    let locators = [
+        (
+            "replay.timestamp",
+            scheme.replay.as_ref().map(|r| &r.timestamp),
+        ),
+        ("delivery_id", scheme.delivery_id.as_ref()),
+    ];
+    for (field, locator) in locators {
+        if let Some(Locator::Header(name) | Locator::BodyPointer(name)) = locator {
+            names.push((field, name));
+        }
+    }
+    for (field, value) in names {
+        text(&format!("{at}.{field}"), value, LABEL)?;
     }
     Ok(())
 }

@@ -16,9 +16,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use axum::response::IntoResponse as _;
+use hyper::http::header::CONTENT_TYPE;
+use hyper::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 
-use super::{Issue, Limits, PluginError, PluginHost, ProviderError, ProviderInfo, SourceConfig};
+use super::model::{Authenticity, Locator, SignedContent};
+use super::{
+    Capability, Event, Issue, Limits, LoadedPlugin, PluginError, PluginHost, ProviderError,
+    ProviderInfo, SourceConfig,
+};
 
 /// What to check with. Defaults: the host's default limits, the plugin's first auth type,
 /// sample values for every required field and setting.
@@ -69,6 +74,24 @@ pub struct Fixtures {
     /// The answers, matched in order by method (any, when absent) and path (with the query
     /// when the recorded path has one, else without).
     pub responses: Vec<Recorded>,
+    /// Recorded webhook events (contract 1.1): `parse-event` must map each to changes whose
+    /// keys are canonical.
+    #[serde(default)]
+    pub events: Vec<RecordedEvent>,
+}
+
+/// One recorded webhook event, as the host hands it to `parse-event` once verified.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedEvent {
+    /// The scheme id (default: the plugin's first).
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// Request headers (names are lower-cased).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The body: JSON, or a string sent as it is.
+    pub body: serde_json::Value,
 }
 
 /// One recorded tracker answer.
@@ -395,7 +418,173 @@ async fn check_bytes(bytes: &[u8], options: &CheckOptions, mut report: CheckRepo
             }),
         );
     }
+    check_1_1(&host, &plugin, &source, options, &mut report).await;
     report
+}
+
+/// The exports contract 1.1 added: `describe-comments` and `describe-events` (their shape),
+/// `parse-event` of the fixtures' events and of an irrelevant one, and `add-comment` against
+/// the real tracker only (`--base-url`: it posts a real comment).
+async fn check_1_1(
+    host: &PluginHost,
+    plugin: &LoadedPlugin,
+    source: &SourceConfig,
+    options: &CheckOptions,
+    report: &mut CheckReport,
+) {
+    let info = &plugin.info;
+    let started = Instant::now();
+    let comments = match (&info.comments, plugin.unsupported(Capability::AddComments)) {
+        (Some(c), None) => Ok(format!("{}, at most {} characters", c.format, c.max_length)),
+        (_, why) => Ok(why.unwrap_or_default()),
+    };
+    report.push("describe-comments", started, comments);
+    let started = Instant::now();
+    report.push("describe-events", started, lint_events(plugin));
+
+    if let Some(first) = info.events.first() {
+        check_parse_event(host, source, options, &first.id, report).await;
+    }
+
+    if let (Some(base), None) = (
+        &options.base_url,
+        plugin.unsupported(Capability::AddComments),
+    ) {
+        let source = sample_source(info, options, base, base);
+        let key = host.normalize_key(&source, &info.key_example).await;
+        let key = key.unwrap_or_else(|_| info.key_example.clone());
+        let started = Instant::now();
+        let text = "Posted by `integration-host check`.";
+        let comment = host.add_comment(&source, &key, text).await;
+        report.push(
+            "add-comment (tracker)",
+            started,
+            Expect::Authorized.judge(comment, |c| Ok(format!("comment {} {:?}", c.id, c.web_url))),
+        );
+    }
+}
+
+/// `parse-event` of every event of the fixtures (each must succeed with canonical keys) and of
+/// an irrelevant one (an answer, not a fault); `first` is the default scheme id.
+async fn check_parse_event(
+    host: &PluginHost,
+    source: &SourceConfig,
+    options: &CheckOptions,
+    first: &str,
+    report: &mut CheckReport,
+) {
+    let fixtures = options.fixtures.iter().flat_map(|f| &f.events);
+    let irrelevant = RecordedEvent {
+        scheme: None,
+        headers: BTreeMap::new(),
+        body: serde_json::json!({"irrelevant": true}),
+    };
+    for (i, recorded) in fixtures.chain([&irrelevant]).enumerate() {
+        let label = match std::ptr::eq(recorded, &irrelevant) {
+            true => "parse-event (irrelevant)".to_string(),
+            false => format!("parse-event (fixtures event {i})"),
+        };
+        let event = Event {
+            scheme: recorded.scheme.clone().unwrap_or_else(|| first.to_string()),
+            headers: (recorded.headers.iter())
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect(),
+            body: match &recorded.body {
+                serde_json::Value::String(text) => text.clone().into_bytes(),
+                json => json.to_string().into_bytes(),
+            },
+        };
+        let started = Instant::now();
+        let outcome = host.parse_event(source, event).await;
+        let judged = match (std::ptr::eq(recorded, &irrelevant), outcome) {
+            (true, outcome) => answered(outcome),
+            (false, Ok(changes)) => canonical_changes(host, source, &changes).await,
+            (false, Err(e)) => Err(format!("the recorded event failed: {e}")),
+        };
+        report.push(&label, started, judged);
+    }
+}
+
+/// Each change's key must be canonical (normalise to itself), and its issue carry that key.
+async fn canonical_changes(
+    host: &PluginHost,
+    source: &SourceConfig,
+    changes: &[super::EventChange],
+) -> Result<String, String> {
+    for change in changes {
+        match host.normalize_key(source, &change.key).await {
+            Ok(k) if k == change.key => {}
+            other => {
+                return Err(format!(
+                    "the change's key {:?} is not canonical (normalize-key: {other:?})",
+                    change.key
+                ));
+            }
+        }
+        if let Some(issue) = &change.issue {
+            carries(issue, &change.key)?;
+        }
+    }
+    Ok(format!("{} changes", changes.len()))
+}
+
+/// The webhook schemes must have distinct ids, valid header names, JSON pointers, and set-up
+/// steps that say where the webhook URL goes.
+fn lint_events(plugin: &LoadedPlugin) -> Result<String, String> {
+    let schemes = &plugin.info.events;
+    if let Some(why) = plugin.unsupported(Capability::ProcessWebhooks) {
+        return Ok(why);
+    }
+    let mut problems = Vec::new();
+    // A `{setting:NAME}` placeholder stands for the header the source's setting names.
+    let header = |name: &str| {
+        (name.starts_with("{setting:") && name.ends_with('}'))
+            || reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+    };
+    for (i, scheme) in schemes.iter().enumerate() {
+        let at = format!("events[{i}] ({:?})", scheme.id);
+        if scheme.id.trim().is_empty() || schemes[..i].iter().any(|s| s.id == scheme.id) {
+            problems.push(format!("{at}: the id is empty or used twice"));
+        }
+        if !scheme.setup.contains("{webhookUrl}") {
+            problems.push(format!(
+                "{at}: the set-up steps never say where {{webhookUrl}} goes"
+            ));
+        }
+        let mut headers = Vec::new();
+        match &scheme.authenticity {
+            Authenticity::HmacSha256(h) => {
+                headers.push(&h.header);
+                if let SignedContent::IdTimestampBody(ids) = &h.content {
+                    headers.extend([&ids.id, &ids.timestamp]);
+                }
+            }
+            Authenticity::TokenHeader(name) => headers.push(name),
+            Authenticity::Basic => {}
+        }
+        let locators = [
+            scheme.replay.as_ref().map(|r| &r.timestamp),
+            scheme.delivery_id.as_ref(),
+        ];
+        for locator in locators.into_iter().flatten() {
+            match locator {
+                Locator::Header(name) => headers.push(name),
+                Locator::BodyPointer(p) if !p.is_empty() && !p.starts_with('/') => {
+                    problems.push(format!("{at}: {p:?} is not a JSON pointer"));
+                }
+                Locator::BodyPointer(_) => {}
+            }
+        }
+        for name in headers.into_iter().filter(|name| !header(name)) {
+            problems.push(format!("{at}: {name:?} is not a header name"));
+        }
+    }
+    if problems.is_empty() {
+        let ids: Vec<&str> = schemes.iter().map(|s| s.id.as_str()).collect();
+        Ok(format!("schemes {ids:?}"))
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 /// What a network check accepts besides a value.
@@ -592,30 +781,39 @@ impl StandIn {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let responses = std::sync::Arc::new((fixtures.responses, url.clone()));
-        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-            let responses = responses.clone();
-            async move {
-                let (responses, url) = &*responses;
-                match responses.iter().find(|r| r.answers(&req)) {
-                    Some(recorded) => recorded.response(url),
-                    None => (
-                        axum::http::StatusCode::NOT_FOUND,
-                        [(axum::http::header::CONTENT_TYPE, "application/json")],
-                        r#"{"message":"Not Found","errors":["no such thing on the check's stand-in"]}"#,
-                    )
-                        .into_response(),
-                }
-            }
-        });
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            while let Ok((stream, _)) = listener.accept().await {
+                let responses = responses.clone();
+                let answer = hyper::service::service_fn(move |req| {
+                    let (responses, url) = &*responses;
+                    let response = match responses.iter().find(|r| r.answers(&req)) {
+                        Some(recorded) => recorded.response(url),
+                        None => not_found(),
+                    };
+                    std::future::ready(Ok::<_, std::convert::Infallible>(response))
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), answer);
+                tokio::spawn(connection);
+            }
         });
         Ok(StandIn { url, task })
     }
 }
 
+/// The stand-in's answer to what no recorded answer matches.
+fn not_found() -> Response<String> {
+    let body = r#"{"message":"Not Found","errors":["no such thing on the check's stand-in"]}"#;
+    let mut response = Response::new(body.to_string());
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 impl Recorded {
-    fn answers(&self, req: &axum::extract::Request) -> bool {
+    fn answers<B>(&self, req: &Request<B>) -> bool {
         let uri = req.uri();
         let path = match self.path.contains('?') {
             true => uri.path_and_query().map_or(uri.path(), |p| p.as_str()),
@@ -625,24 +823,21 @@ impl Recorded {
             && (self.method.as_ref()).is_none_or(|m| m.eq_ignore_ascii_case(req.method().as_str()))
     }
 
-    fn response(&self, stand_in: &str) -> axum::response::Response {
+    fn response(&self, stand_in: &str) -> Response<String> {
         let (body, content_type) = match &self.body {
             serde_json::Value::String(text) => (text.clone(), "text/plain"),
             serde_json::Value::Null => (String::new(), "text/plain"),
             json => (json.to_string(), "application/json"),
         };
-        let mut response = body.replace("{standIn}", stand_in).into_response();
-        *response.status_mut() = axum::http::StatusCode::from_u16(self.status)
-            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = Response::new(body.replace("{standIn}", stand_in));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let headers = response.headers_mut();
-        headers.insert(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static(content_type),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         for (name, value) in &self.headers {
             if let (Ok(name), Ok(value)) = (
-                axum::http::HeaderName::try_from(name.as_str()),
-                axum::http::HeaderValue::try_from(value.as_str()),
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(value.as_str()),
             ) {
                 headers.insert(name, value);
             }

@@ -32,14 +32,17 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use egress::Egress;
 pub use headroom::Headroom;
-pub use model::{ConnectionInfo, Issue, ProviderError, ProviderInfo, SourceConfig};
+pub use model::{
+    CommentInfo, CommentsInfo, ConnectionInfo, Event, EventChange, EventScheme, Issue,
+    ProviderError, ProviderInfo, SourceConfig,
+};
 use redact::{Redact, Redactor};
 pub use registry::{CallCounts, CallStats, CompileCounts};
 
@@ -229,7 +232,72 @@ pub struct LoadedPlugin {
     pub prepare_time: Duration,
     /// Calls into this version and how they ended.
     pub stats: CallStats,
-    pre: v1::ProviderPre<CallState>,
+    pre: InstancePre<CallState>,
+    exports: v1::ExportIndices,
+}
+
+/// A capability a plugin may lack, for [`LoadedPlugin::unsupported`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capability {
+    /// "Add comments": `comments` (contract 1.1).
+    AddComments,
+    /// "Process webhooks": `events` (contract 1.1).
+    ProcessWebhooks,
+}
+
+impl LoadedPlugin {
+    /// Why this plugin cannot serve `capability`, or none when it can: "not supported by
+    /// this plugin (contract 1.0)" when it was built before the contract had it, "not
+    /// supported by this provider" when it has the export but says it cannot.
+    pub fn unsupported(&self, capability: Capability) -> Option<String> {
+        let (exported, described) = match capability {
+            Capability::AddComments => (self.exports.has_comments(), self.info.comments.is_some()),
+            Capability::ProcessWebhooks => {
+                (self.exports.has_events(), !self.info.events.is_empty())
+            }
+        };
+        if !exported {
+            let minor = self
+                .contract
+                .rsplit_once('.')
+                .map_or(&*self.contract, |(mm, _)| mm);
+            Some(format!("not supported by this plugin (contract {minor})"))
+        } else if !described {
+            Some("not supported by this provider".to_string())
+        } else {
+            None
+        }
+    }
+
+    /// Which capabilities (named as a source stores them, e.g. `add_comments`) this plugin
+    /// serves, and why not the others.
+    pub fn capabilities(&self) -> CapabilitySupport {
+        let mut support = CapabilitySupport {
+            supported: vec!["read_issue_details", "create_issues"],
+            unsupported: std::collections::BTreeMap::new(),
+        };
+        for (name, capability) in [
+            ("add_comments", Capability::AddComments),
+            ("process_webhooks", Capability::ProcessWebhooks),
+        ] {
+            match self.unsupported(capability) {
+                None => support.supported.push(name),
+                Some(why) => {
+                    support.unsupported.insert(name, why);
+                }
+            }
+        }
+        support
+    }
+}
+
+/// What [`LoadedPlugin::capabilities`] answers, as listings show it.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CapabilitySupport {
+    /// The capabilities the plugin serves.
+    pub supported: Vec<&'static str>,
+    /// The others, each with the reason, e.g. "not supported by this plugin (contract 1.0)".
+    pub unsupported: std::collections::BTreeMap<&'static str, String>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -247,7 +315,8 @@ impl std::fmt::Debug for LoadedPlugin {
 #[derive(Clone, Copy)]
 enum Network<'a> {
     /// Nothing: the contract says this operation (`describe`, `normalize-key`, `issue-url`,
-    /// `create-url`) must not use the network, and the host holds it to that.
+    /// `create-url`, and since 1.1 `describe-comments`, `describe-events`, `parse-event`) must
+    /// not use the network, and the host holds it to that.
     Offline(&'static str),
     /// What this source allows (see [`egress`]), with the call's secrets redacted from all
     /// that comes back (see [`redact`]).
@@ -422,11 +491,11 @@ impl PluginHost {
         let digest = hex::encode(Sha256::digest(bytes));
         let (component, from_cache) = self.compile(bytes, &digest).await?;
         let contract = contract_version(&self.engine, &component)?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             PluginError::Rejected(format!("the plugin's imports cannot be satisfied: {e:#}"))
         })?;
-        let pre = v1::ProviderPre::new(instance_pre).map_err(|e| {
-            PluginError::Rejected(format!("the plugin does not fit the provider world: {e:#}"))
+        let exports = v1::ExportIndices::new(&pre).map_err(|e| {
+            PluginError::Rejected(format!("the plugin does not fit the provider world: {e}"))
         })?;
 
         // `describe` runs in the same sandbox as every other call, before the plugin is used.
@@ -442,6 +511,7 @@ impl PluginHost {
             prepare_time: Duration::ZERO,
             stats: CallStats::default(),
             pre,
+            exports,
         };
         let info = self
             .run(&plugin, Network::Offline("describe"), |store, p| {
@@ -453,7 +523,9 @@ impl PluginHost {
             })
             .await
             .map_err(|e| PluginError::Rejected(format!("describe failed: {e}")))?;
-        let info = ProviderInfo::from(info);
+        let mut info = ProviderInfo::from(info);
+        // The 1.1 descriptions are part of what the plugin says about itself.
+        (info.comments, info.events) = self.describe_1_1(&plugin).await?;
         validate_info(&info).map_err(PluginError::Rejected)?;
         self.check_size(bytes.len(), Some(&info.id))?;
         plugin.info = info;
@@ -461,6 +533,45 @@ impl PluginHost {
         plugin.stats = CallStats::default();
         plugin.prepare_time = started.elapsed();
         Ok(plugin)
+    }
+
+    /// `describe-comments` and `describe-events` (contract 1.1) of a plugin being loaded;
+    /// nothing for a plugin without those exports.
+    async fn describe_1_1(
+        &self,
+        plugin: &LoadedPlugin,
+    ) -> Result<(Option<CommentsInfo>, Vec<EventScheme>), PluginError> {
+        let comments = if plugin.exports.has_comments() {
+            self.run(plugin, Network::Offline("describe-comments"), |store, p| {
+                Box::pin(async move {
+                    p.testorchestrator_provider_comments()?
+                        .call_describe_comments(store)
+                        .await
+                })
+            })
+            .await
+            .map_err(|e| PluginError::Rejected(format!("describe-comments failed: {e}")))?
+            .map(Into::into)
+        } else {
+            None
+        };
+        let events = if plugin.exports.has_events() {
+            self.run(plugin, Network::Offline("describe-events"), |store, p| {
+                Box::pin(async move {
+                    p.testorchestrator_provider_events()?
+                        .call_describe_events(store)
+                        .await
+                })
+            })
+            .await
+            .map_err(|e| PluginError::Rejected(format!("describe-events failed: {e}")))?
+            .into_iter()
+            .map(Into::into)
+            .collect()
+        } else {
+            Vec::new()
+        };
+        Ok((comments, events))
     }
 
     /// Makes a prepared plugin the current version of its provider; returns it.
@@ -622,22 +733,22 @@ impl PluginHost {
     ) -> Result<ConnectionInfo, PluginError> {
         let plugin = self.get(&source.provider)?;
         let wsrc = v1::source(&plugin.info, source);
-        let redactor = Arc::new(egress::redactor(&plugin.info, source));
-        let result = async {
-            let info = self
-                .run(&plugin, Network::Source(source, &redactor), |store, p| {
-                    Box::pin(async move {
-                        p.testorchestrator_provider_tracker()
-                            .call_test_connection(store, &wsrc)
-                            .await
-                    })
+        self.run_online(
+            &plugin,
+            source,
+            |store, p| {
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_test_connection(store, &wsrc)
+                        .await
                 })
-                .await?
-                .map_err(|e| plugin.stats.provider_error(e))?;
-            plugin.stats.malformed(check_connection(&info))?;
-            Ok(info.into())
-        };
-        result.await.redact(&redactor)
+            },
+            |info| {
+                check_connection(&info)?;
+                Ok(info.into())
+            },
+        )
+        .await
     }
 
     /// `fetch-issue`: one issue's details.
@@ -648,21 +759,19 @@ impl PluginHost {
     ) -> Result<Issue, PluginError> {
         let plugin = self.get(&source.provider)?;
         let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
-        let redactor = Arc::new(egress::redactor(&plugin.info, source));
-        let result = async {
-            let issue = self
-                .run(&plugin, Network::Source(source, &redactor), |store, p| {
-                    Box::pin(async move {
-                        p.testorchestrator_provider_tracker()
-                            .call_fetch_issue(store, &wsrc, &key)
-                            .await
-                    })
+        self.run_online(
+            &plugin,
+            source,
+            |store, p| {
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_fetch_issue(store, &wsrc, &key)
+                        .await
                 })
-                .await?
-                .map_err(|e| plugin.stats.provider_error(e))?;
-            plugin.stats.malformed(check_issue(issue.into()))
-        };
-        result.await.redact(&redactor)
+            },
+            |issue| check_issue(issue.into()),
+        )
+        .await
     }
 
     /// `fetch-issues`: many issues, one result per key in order.
@@ -673,36 +782,130 @@ impl PluginHost {
     ) -> Result<Vec<Result<Issue, ProviderError>>, PluginError> {
         let plugin = self.get(&source.provider)?;
         let (wsrc, owned) = (v1::source(&plugin.info, source), keys.to_vec());
-        let redactor = Arc::new(egress::redactor(&plugin.info, source));
-        let result = async {
-            let results = self
-                .run(&plugin, Network::Source(source, &redactor), |store, p| {
-                    Box::pin(async move {
-                        p.testorchestrator_provider_tracker()
-                            .call_fetch_issues(store, &wsrc, &owned)
-                            .await
-                    })
+        self.run_online(
+            &plugin,
+            source,
+            |store, p| {
+                Box::pin(async move {
+                    p.testorchestrator_provider_tracker()
+                        .call_fetch_issues(store, &wsrc, &owned)
+                        .await
                 })
-                .await?
-                .map_err(|e| plugin.stats.provider_error(e))?;
-            if results.len() != keys.len() {
-                return plugin.stats.malformed(Err(PluginError::Malformed(format!(
-                    "fetch-issues answered {} results for {} keys",
-                    results.len(),
-                    keys.len()
-                ))));
-            }
-            plugin.stats.malformed(
+            },
+            |results| {
+                if results.len() != keys.len() {
+                    return Err(PluginError::Malformed(format!(
+                        "fetch-issues answered {} results for {} keys",
+                        results.len(),
+                        keys.len()
+                    )));
+                }
                 results
                     .into_iter()
                     .map(|r| match r {
                         Ok(issue) => check_issue(issue.into()).map(Ok),
                         Err(e) => Ok(Err(e.into())),
                     })
-                    .collect(),
-            )
+                    .collect()
+            },
+        )
+        .await
+    }
+
+    /// Runs an export that may use the network (`call`) for `source`: through the source's
+    /// egress, the answer checked by `check` (a failed check counts as a fault), and the
+    /// call's secrets redacted from all it returns, answer or error. The one path of
+    /// `test-connection`, `fetch-issue`, `fetch-issues` and `add-comment`.
+    async fn run_online<W, E, R>(
+        &self,
+        plugin: &LoadedPlugin,
+        source: &SourceConfig,
+        call: impl for<'a> FnOnce(
+            &'a mut Store<CallState>,
+            &'a v1::Exports,
+        ) -> CallFuture<'a, Result<W, E>>,
+        check: impl FnOnce(W) -> Result<R, PluginError>,
+    ) -> Result<R, PluginError>
+    where
+        E: Into<ProviderError>,
+        Result<R, PluginError>: Redact,
+    {
+        let redactor = Arc::new(egress::redactor(&plugin.info, source));
+        let result = async {
+            let answer = self
+                .run(plugin, Network::Source(source, &redactor), call)
+                .await?
+                .map_err(|e| plugin.stats.provider_error(e))?;
+            plugin.stats.malformed(check(answer))
         };
         result.await.redact(&redactor)
+    }
+
+    /// `add-comment` (contract 1.1): posts `markdown` on the issue `key` (canonical). Refused
+    /// before any call when the plugin cannot comment ([`LoadedPlugin::unsupported`]) or the
+    /// comment is longer than the plugin's `max-length`.
+    pub async fn add_comment(
+        &self,
+        source: &SourceConfig,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, PluginError> {
+        let plugin = self.get(&source.provider)?;
+        if let Some(why) = plugin.unsupported(Capability::AddComments) {
+            return Err(ProviderError::Unsupported(format!("Add comments is {why}")).into());
+        }
+        let max = plugin.info.comments.as_ref().map_or(0, |c| c.max_length);
+        let length = markdown.chars().count();
+        if length > max as usize {
+            return Err(ProviderError::InvalidInput(format!(
+                "the comment is {length} characters; {} accepts at most {max}",
+                plugin.info.name
+            ))
+            .into());
+        }
+        let (wsrc, key, text) = (
+            v1::source(&plugin.info, source),
+            key.to_string(),
+            markdown.to_string(),
+        );
+        self.run_online(
+            &plugin,
+            source,
+            |store, p| {
+                Box::pin(async move {
+                    p.testorchestrator_provider_comments()?
+                        .call_add_comment(store, &wsrc, &key, &text)
+                        .await
+                })
+            },
+            |comment| check_comment(comment.into()),
+        )
+        .await
+    }
+
+    /// `parse-event` (contract 1.1): the issues a verified webhook event concerns. Runs
+    /// offline, like `normalize-key`.
+    pub async fn parse_event(
+        &self,
+        source: &SourceConfig,
+        event: Event,
+    ) -> Result<Vec<EventChange>, PluginError> {
+        let plugin = self.get(&source.provider)?;
+        if let Some(why) = plugin.unsupported(Capability::ProcessWebhooks) {
+            return Err(ProviderError::Unsupported(format!("Process webhooks is {why}")).into());
+        }
+        let (wsrc, event) = (v1::source(&plugin.info, source), v1::event(event));
+        let changes = self
+            .run(&plugin, Network::Offline("parse-event"), |store, p| {
+                Box::pin(async move {
+                    p.testorchestrator_provider_events()?
+                        .call_parse_event(store, &wsrc, &event)
+                        .await
+                })
+            })
+            .await?
+            .map_err(|e| plugin.stats.provider_error(e))?;
+        plugin.stats.malformed(check_changes(changes))
     }
 
     /// Runs `f` against a fresh instance of `plugin`, under the call limits, reaching what
@@ -711,7 +914,7 @@ impl PluginHost {
         &self,
         plugin: &LoadedPlugin,
         network: Network<'_>,
-        f: impl for<'a> FnOnce(&'a mut Store<CallState>, &'a v1::Provider) -> CallFuture<'a, R>,
+        f: impl for<'a> FnOnce(&'a mut Store<CallState>, &'a v1::Exports) -> CallFuture<'a, R>,
     ) -> Result<R, PluginError> {
         let _permit = self
             .budget
@@ -748,7 +951,8 @@ impl PluginHost {
             tracing::Instrument::instrument(
                 async {
                     let instance = plugin.pre.instantiate_async(&mut store).await?;
-                    f(&mut store, &instance).await
+                    let exports = plugin.exports.load(&mut store, &instance)?;
+                    f(&mut store, &exports).await
                 },
                 span,
             ),
@@ -938,35 +1142,10 @@ impl std::hash::Hasher for HashWriter<'_> {
     }
 }
 
-/// Reads the contract version from the component's exports and checks this host runs it.
+/// Reads the contract version from the component's imports and exports and checks this host
+/// runs it (see [`v1::check_contract`]).
 fn contract_version(engine: &Engine, component: &Component) -> Result<String, PluginError> {
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
-    let found = exports
-        .iter()
-        .find_map(|name| name.strip_prefix(v1::EXPORT)?.strip_prefix('@'))
-        .ok_or_else(|| {
-            PluginError::Rejected(format!(
-                "not a provider plugin: it exports {exports:?}, not {}@{}",
-                v1::EXPORT,
-                SUPPORTED_CONTRACTS.join(", ")
-            ))
-        })?;
-    let major: u64 = found
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    if major != v1::MAJOR {
-        return Err(PluginError::Rejected(format!(
-            "the plugin is built for contract {found}; this host supports {}",
-            SUPPORTED_CONTRACTS.join(", ")
-        )));
-    }
-    Ok(found.to_string())
+    v1::check_contract(engine, component).map_err(PluginError::Rejected)
 }
 
 /// Checks a `describe` answer: what the host relies on must hold.
@@ -1086,6 +1265,36 @@ fn check_issue(issue: Issue) -> Result<Issue, PluginError> {
     check_optional("issue assignee", issue.assignee.as_deref(), bounds::TEXT)?;
     check_url("issue web URL", &issue.web_url)?;
     Ok(issue)
+}
+
+/// The most changes one `parse-event` may answer.
+const MAX_EVENT_CHANGES: usize = 1000;
+
+fn check_comment(comment: CommentInfo) -> Result<CommentInfo, PluginError> {
+    check_text("add-comment id", &comment.id, 256)?;
+    if let Some(url) = &comment.web_url {
+        check_url("add-comment web URL", url)?;
+    }
+    Ok(comment)
+}
+
+fn check_changes(
+    changes: Vec<v1::exports::testorchestrator::provider::events::EventChange>,
+) -> Result<Vec<EventChange>, PluginError> {
+    if changes.len() > MAX_EVENT_CHANGES {
+        return Err(PluginError::Malformed(format!(
+            "parse-event answered {} changes; the limit is {MAX_EVENT_CHANGES}",
+            changes.len()
+        )));
+    }
+    (changes.into_iter())
+        .map(|change| {
+            let change = EventChange::from(change);
+            check_text("parse-event key", &change.key, 256)?;
+            let issue = change.issue.map(check_issue).transpose()?;
+            Ok(EventChange { issue, ..change })
+        })
+        .collect()
 }
 
 /// What a timed-out call says: the tracker and the stage when a request was waiting on one.

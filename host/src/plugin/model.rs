@@ -255,6 +255,14 @@ pub struct ProviderInfo {
     /// Extra origins the plugin may reach, as declared: an origin URL, or
     /// [`CREDENTIALED`] followed by one when the source's credentials go there too.
     pub extra_origins: Vec<String>,
+    /// What `describe-comments` said (contract 1.1): how it posts comments, none when it
+    /// cannot (or, for a 1.0 plugin, cannot know how).
+    #[serde(default)]
+    pub comments: Option<CommentsInfo>,
+    /// What `describe-events` said (contract 1.1): how its tracker's webhooks are verified;
+    /// empty when it has none (or is a 1.0 plugin).
+    #[serde(default)]
+    pub events: Vec<EventScheme>,
 }
 
 /// The prefix of a declared extra origin that receives the source's credentials, e.g.
@@ -288,4 +296,149 @@ impl ProviderInfo {
                 None => (entry.trim(), false),
             })
     }
+}
+
+/// How a plugin posts comments (`comments-info`, contract 1.1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentsInfo {
+    /// The format the tracker stores, e.g. "Markdown".
+    pub format: String,
+    /// The longest comment the tracker accepts, in Unicode scalar values.
+    pub max_length: u32,
+}
+
+/// A comment the tracker created (`comment-info`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentInfo {
+    /// The tracker's id of the comment.
+    pub id: String,
+    /// The comment's page (or its anchor on the issue's page), when the tracker has one.
+    pub web_url: Option<String>,
+}
+
+/// How the bytes an HMAC covers are formed (`signed-content`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "headers", rename_all = "kebab-case")]
+pub enum SignedContent {
+    /// The raw request body.
+    Body,
+    /// Standard Webhooks: `{id}.{timestamp}.{body}`, id and timestamp from these headers.
+    IdTimestampBody(IdTimestampHeaders),
+}
+
+/// The headers of the Standard Webhooks signed content (`id-timestamp-headers`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdTimestampHeaders {
+    /// The header holding the delivery id.
+    pub id: String,
+    /// The header holding the send time in seconds.
+    pub timestamp: String,
+}
+
+/// How a digest is written in its header (`digest-encoding`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DigestEncoding {
+    /// Lower-case hexadecimal.
+    Hex,
+    /// Standard base64.
+    Base64,
+}
+
+/// HMAC-SHA256 keyed with the source's webhook secret (`hmac-scheme`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HmacScheme {
+    /// The header carrying the signature.
+    pub header: String,
+    /// Text before the digest, e.g. "sha256=".
+    pub prefix: String,
+    /// How the digest is written.
+    pub encoding: DigestEncoding,
+    /// What the HMAC covers.
+    pub content: SignedContent,
+}
+
+/// How an event proves it comes from the tracker (`authenticity`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "scheme", rename_all = "kebab-case")]
+pub enum Authenticity {
+    /// An HMAC-SHA256 signature in a header (one of several space-separated ones matching
+    /// is enough).
+    HmacSha256(HmacScheme),
+    /// A header (named here) whose value is the webhook secret itself.
+    TokenHeader(String),
+    /// HTTP Basic credentials whose password is the webhook secret.
+    Basic,
+}
+
+/// Where a value of the event is found (`locator`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "name", rename_all = "kebab-case")]
+pub enum Locator {
+    /// A request header, by name.
+    Header(String),
+    /// A JSON pointer (RFC 6901) into the body.
+    BodyPointer(String),
+}
+
+/// The unit of a timestamp (`time-unit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeUnit {
+    /// Unix seconds.
+    Seconds,
+    /// Unix milliseconds.
+    Milliseconds,
+}
+
+/// A replay window (`replay-window`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayWindow {
+    /// Where the send time is.
+    pub timestamp: Locator,
+    /// Its unit.
+    pub unit: TimeUnit,
+    /// The largest difference from the host's clock accepted, in seconds.
+    pub tolerance_secs: u32,
+}
+
+/// One way a tracker's webhooks can be set up and verified (`event-scheme`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventScheme {
+    /// Stable id; the first scheme is the default.
+    pub id: String,
+    /// The label shown to admins.
+    pub label: String,
+    /// How an event proves where it comes from.
+    pub authenticity: Authenticity,
+    /// The replay window, when the tracker signs a timestamp.
+    pub replay: Option<ReplayWindow>,
+    /// Where the tracker's delivery id is, for dropping repeated deliveries.
+    pub delivery_id: Option<Locator>,
+    /// Set-up steps for the admin, one per line; `{webhookUrl}` stands for the source's URL.
+    pub setup: String,
+}
+
+/// One verified event, as the plugin gets it (`event`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// The id of the scheme that verified it.
+    pub scheme: String,
+    /// Request headers, names in lower case, without those carrying the signature, token or
+    /// credentials.
+    pub headers: Vec<(String, String)>,
+    /// The raw body, exactly as received.
+    pub body: Vec<u8>,
+}
+
+/// An issue an event concerns (`event-change`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventChange {
+    /// The canonical key.
+    pub key: String,
+    /// The issue's new state when the payload carries all of it; none means "read it".
+    pub issue: Option<Issue>,
+    /// A number that grows with every change of the issue, when the payload carries one;
+    /// apply `issue` only when it is greater than the last version applied.
+    pub version: Option<u64>,
 }

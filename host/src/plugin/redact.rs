@@ -205,6 +205,15 @@ impl Redact for super::ConnectionInfo {
     }
 }
 
+impl Redact for super::CommentInfo {
+    fn redact(self, r: &Redactor) -> Self {
+        super::CommentInfo {
+            id: r.text(self.id),
+            web_url: self.web_url.redact(r),
+        }
+    }
+}
+
 impl Redact for super::Issue {
     fn redact(self, r: &Redactor) -> Self {
         super::Issue {

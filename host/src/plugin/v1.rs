@@ -1,9 +1,18 @@
 //! Contract version 1.x (`wit/provider/v1`): the generated bindings, the host side of its
 //! imports, and conversions between its types and the host's own ([`super::model`]).
 //!
+//! Minor versions: a plugin may be built against any 1.x up to [`VERSION`]. Before linking,
+//! [`check_contract`] reads the names and versions of the component's imports and exports
+//! and refuses a newer minor, or an import this host lacks, with a message naming both
+//! versions. The exports are then looked up one interface at a time ([`ExportIndices`]):
+//! `tracker` is required, `comments` and `events` (since 1.1) are optional, so a 1.0 plugin
+//! loads and serves all it did.
+//!
 //! A future 2.0 gets a `v2.rs` beside this one; nothing outside `plugin/` changes.
 
-use wasmtime::component::HasSelf;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, HasSelf, Instance, InstancePre};
+use wasmtime::{AsContextMut, Engine};
 
 use super::CallState;
 use super::bounds;
@@ -17,13 +26,206 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+use exports::testorchestrator::provider::{comments, events, tracker};
 use testorchestrator::provider::{http, log, types as wit};
 
 /// The package's version range this module serves.
 pub const MAJOR: u64 = 1;
 
+/// The newest minor version of the package this host implements.
+pub const MINOR: u64 = 1;
+
+/// The version of the contract package this host implements (`wit/provider/v1/world.wit`).
+pub const VERSION: &str = "1.1.0";
+
+/// The package every contract interface belongs to.
+const PACKAGE: &str = "testorchestrator:provider/";
+
 /// The export name a v1 plugin must have (without its `@version` suffix).
 pub const EXPORT: &str = "testorchestrator:provider/tracker";
+
+/// The interfaces of the package this host implements for plugins to import, with their
+/// functions (`contract` since 1.1). A minor version that adds one adds it here.
+const IMPORTS: &[(&str, &[&str])] = &[
+    ("types", &[]),
+    ("http", &["send"]),
+    ("log", &["write"]),
+    ("contract", &["version"]),
+];
+
+/// The contract version a component is built against, e.g. `1.0.0`: the newest version among
+/// its imports and exports of the contract package. Refuses, naming both versions, a
+/// component built for another major or a newer minor than [`VERSION`], or one that imports
+/// an interface or function of the package this host does not implement. Nothing is linked
+/// yet, so the messages are the contract's, not the linker's.
+pub fn check_contract(engine: &Engine, component: &Component) -> Result<String, String> {
+    let ty = component.component_type();
+    let mut newest: Option<(u64, u64, String)> = None;
+    let mut tracker = false;
+    let items = ty
+        .imports(engine)
+        .map(|(name, item)| (name, item.ty, true))
+        .chain(
+            ty.exports(engine)
+                .map(|(name, item)| (name, item.ty, false)),
+        );
+    for (name, item, imported) in items {
+        let Some((interface, version)) = name.strip_prefix(PACKAGE).and_then(|r| r.split_once('@'))
+        else {
+            continue;
+        };
+        let (major, minor) = major_minor(version)
+            .ok_or_else(|| format!("the plugin names {name:?}, which is not a contract version"))?;
+        if major != MAJOR {
+            return Err(format!(
+                "the plugin is built for contract {version}; this host supports {MAJOR}.x (up to {MAJOR}.{MINOR})"
+            ));
+        }
+        if minor > MINOR {
+            return Err(format!(
+                "the plugin is built for contract {version} (it {} {PACKAGE}{interface}): it needs {major}.{minor}; \
+                 this host supports up to {MAJOR}.{MINOR}",
+                if imported { "imports" } else { "exports" }
+            ));
+        }
+        if imported {
+            check_import(engine, interface, version, &item)?;
+        } else if interface == "tracker" {
+            tracker = true;
+        }
+        if newest
+            .as_ref()
+            .is_none_or(|(a, b, _)| (major, minor) > (*a, *b))
+        {
+            newest = Some((major, minor, version.to_string()));
+        }
+    }
+    match newest {
+        Some((_, _, version)) if tracker => Ok(version),
+        _ => Err(format!(
+            "not a provider plugin: it does not export {EXPORT}@{MAJOR}.x"
+        )),
+    }
+}
+
+/// Checks that this host implements an imported interface of the package and each function
+/// the plugin imports from it.
+fn check_import(
+    engine: &Engine,
+    interface: &str,
+    version: &str,
+    item: &ComponentItem,
+) -> Result<(), String> {
+    let missing = |what: String| {
+        format!(
+            "the plugin is built for contract {version} and imports {what}, which this host \
+             (contract {VERSION}) does not implement; it needs a newer host"
+        )
+    };
+    let Some((_, functions)) = IMPORTS.iter().find(|(name, _)| *name == interface) else {
+        return Err(missing(format!("{PACKAGE}{interface}")));
+    };
+    if let ComponentItem::ComponentInstance(instance) = item {
+        for (function, item) in instance.exports(engine) {
+            let known = functions.contains(&function);
+            if matches!(item.ty, ComponentItem::ComponentFunc(_)) && !known {
+                return Err(missing(format!("{PACKAGE}{interface}#{function}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `1.2.0` -> `(1, 2)`.
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Where each contract interface a plugin exports is, found once at load: `tracker` always,
+/// `comments` and `events` when the plugin has them (1.1 or newer).
+#[derive(Clone)]
+pub struct ExportIndices {
+    tracker: tracker::GuestIndices,
+    comments: Option<comments::GuestIndices>,
+    events: Option<events::GuestIndices>,
+}
+
+impl ExportIndices {
+    /// Looks up the exports of a linked component, one interface at a time.
+    pub fn new(pre: &InstancePre<CallState>) -> Result<ExportIndices, String> {
+        let has = |interface: &str| {
+            (pre.component())
+                .get_export_index(None, format!("{PACKAGE}{interface}@{VERSION}"))
+                .is_some()
+        };
+        let fit = |e: wasmtime::Error| format!("{e:#}");
+        Ok(ExportIndices {
+            tracker: tracker::GuestIndices::new(pre).map_err(fit)?,
+            comments: (has("comments"))
+                .then(|| comments::GuestIndices::new(pre))
+                .transpose()
+                .map_err(fit)?,
+            events: (has("events"))
+                .then(|| events::GuestIndices::new(pre))
+                .transpose()
+                .map_err(fit)?,
+        })
+    }
+
+    /// True when the plugin exports `comments` (contract 1.1).
+    pub fn has_comments(&self) -> bool {
+        self.comments.is_some()
+    }
+
+    /// True when the plugin exports `events` (contract 1.1).
+    pub fn has_events(&self) -> bool {
+        self.events.is_some()
+    }
+
+    /// The exported functions of one instance.
+    pub fn load(
+        &self,
+        mut store: impl AsContextMut,
+        instance: &Instance,
+    ) -> wasmtime::Result<Exports> {
+        Ok(Exports {
+            tracker: self.tracker.load(&mut store, instance)?,
+            comments: (self.comments.as_ref())
+                .map(|c| c.load(&mut store, instance))
+                .transpose()?,
+            events: (self.events.as_ref())
+                .map(|e| e.load(&mut store, instance))
+                .transpose()?,
+        })
+    }
+}
+
+/// The exported functions of one plugin instance.
+pub struct Exports {
+    tracker: tracker::Guest,
+    comments: Option<comments::Guest>,
+    events: Option<events::Guest>,
+}
+
+impl Exports {
+    /// `tracker`, which every plugin exports.
+    pub fn testorchestrator_provider_tracker(&self) -> &tracker::Guest {
+        &self.tracker
+    }
+
+    /// `comments`; an error for a plugin without it (callers check first).
+    pub fn testorchestrator_provider_comments(&self) -> wasmtime::Result<&comments::Guest> {
+        (self.comments.as_ref()).ok_or_else(|| wasmtime::format_err!("the plugin has no comments"))
+    }
+
+    /// `events`; an error for a plugin without it (callers check first).
+    pub fn testorchestrator_provider_events(&self) -> wasmtime::Result<&events::Guest> {
+        (self.events.as_ref()).ok_or_else(|| wasmtime::format_err!("the plugin has no events"))
+    }
+}
 
 /// Adds the v1 imports (`http`, `log`) to a linker.
 pub fn add_to_linker(linker: &mut wasmtime::component::Linker<CallState>) -> wasmtime::Result<()> {
@@ -31,6 +233,12 @@ pub fn add_to_linker(linker: &mut wasmtime::component::Linker<CallState>) -> was
 }
 
 impl wit::Host for CallState {}
+
+impl testorchestrator::provider::contract::Host for CallState {
+    async fn version(&mut self) -> wasmtime::Result<String> {
+        Ok(VERSION.to_string())
+    }
+}
 
 impl http::Host for CallState {
     async fn send(
@@ -190,6 +398,8 @@ impl From<wit::ProviderInfo> for model::ProviderInfo {
                 })
                 .collect(),
             extra_origins: p.extra_origins,
+            comments: None,
+            events: Vec::new(),
         }
     }
 }
@@ -222,5 +432,91 @@ fn auth_type(a: wit::AuthType) -> model::AuthType {
                 field: h.field,
             },
         },
+    }
+}
+
+impl From<comments::CommentsInfo> for model::CommentsInfo {
+    fn from(c: comments::CommentsInfo) -> Self {
+        model::CommentsInfo {
+            format: c.format,
+            max_length: c.max_length,
+        }
+    }
+}
+
+impl From<comments::CommentInfo> for model::CommentInfo {
+    fn from(c: comments::CommentInfo) -> Self {
+        model::CommentInfo {
+            id: c.id,
+            web_url: c.web_url,
+        }
+    }
+}
+
+impl From<events::EventScheme> for model::EventScheme {
+    fn from(s: events::EventScheme) -> Self {
+        model::EventScheme {
+            id: s.id,
+            label: s.label,
+            authenticity: match s.authenticity {
+                events::Authenticity::HmacSha256(h) => {
+                    model::Authenticity::HmacSha256(model::HmacScheme {
+                        header: h.header,
+                        prefix: h.prefix,
+                        encoding: match h.encoding {
+                            events::DigestEncoding::Hex => model::DigestEncoding::Hex,
+                            events::DigestEncoding::Base64 => model::DigestEncoding::Base64,
+                        },
+                        content: match h.content {
+                            events::SignedContent::Body => model::SignedContent::Body,
+                            events::SignedContent::IdTimestampBody(h) => {
+                                model::SignedContent::IdTimestampBody(model::IdTimestampHeaders {
+                                    id: h.id,
+                                    timestamp: h.timestamp,
+                                })
+                            }
+                        },
+                    })
+                }
+                events::Authenticity::TokenHeader(name) => model::Authenticity::TokenHeader(name),
+                events::Authenticity::Basic => model::Authenticity::Basic,
+            },
+            replay: s.replay.map(|r| model::ReplayWindow {
+                timestamp: locator(r.timestamp),
+                unit: match r.unit {
+                    events::TimeUnit::Seconds => model::TimeUnit::Seconds,
+                    events::TimeUnit::Milliseconds => model::TimeUnit::Milliseconds,
+                },
+                tolerance_secs: r.tolerance_secs,
+            }),
+            delivery_id: s.delivery_id.map(locator),
+            setup: s.setup,
+        }
+    }
+}
+
+fn locator(l: events::Locator) -> model::Locator {
+    match l {
+        events::Locator::Header(name) => model::Locator::Header(name),
+        events::Locator::BodyPointer(pointer) => model::Locator::BodyPointer(pointer),
+    }
+}
+
+/// The guest's view of an event.
+pub fn event(e: model::Event) -> events::Event {
+    events::Event {
+        scheme: e.scheme,
+        headers: e.headers,
+        body: e.body,
+    }
+}
+
+impl From<events::EventChange> for model::EventChange {
+    fn from(c: events::EventChange) -> Self {
+        model::EventChange {
+            key: c.key,
+            issue: c.issue.map(Into::into),
+            version: c.version,
+        }
     }
 }

@@ -118,6 +118,20 @@ pub struct SourceRecord {
     /// in records written before it existed.
     #[serde(default)]
     pub network: NetworkSettings,
+    /// How the tracker's webhooks reach this source ("Process webhooks"), once an admin set
+    /// them up; absent before. The webhook secret is sealed with the credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSettings>,
+}
+
+/// A source's webhook set-up (see `crate::webhooks`). Not secret: the path token only makes
+/// the URL unguessable; an event proves itself with the sealed webhook secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookSettings {
+    /// The id of the plugin's event scheme that verifies events (`describe-events`).
+    pub scheme: String,
+    /// The random path segment of the source's webhook URL, `/hooks/{source}/{token}`.
+    pub path_token: String,
 }
 
 /// A source's network settings, used by the plugins' HTTP client for this source only.
@@ -227,6 +241,10 @@ pub struct LinkRecord {
     pub created_at: Millis,
     /// Who created it.
     pub created_by: String,
+    /// The version (`event-change.version`) of the last webhook payload applied to the
+    /// snapshot: an older or equal one is never applied over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_version: Option<u64>,
 }
 
 impl LinkRecord {

@@ -11,8 +11,12 @@
 //! names the same item and is accepted; a link into another organization is not.
 //! The plugin keeps no state and must stay small: every call runs in a fresh instance.
 
+mod events;
+
 use serde_json::{Value, json};
 use testorchestrator_provider_sdk::*;
+
+mod comments;
 
 struct AzureDevOps;
 
@@ -56,7 +60,7 @@ impl Provider for AzureDevOps {
                     fields: vec![secret(
                         "pat",
                         "Personal access token",
-                        "A PAT of this organization with the Work Items (Read) scope.",
+                        "A PAT of this organization with the Work Items (Read) scope (Read & write to post comments).",
                     )],
                     // "Use any value for the user name and the token as the password."
                     scheme: CredentialScheme::Basic(BasicScheme {
@@ -87,8 +91,28 @@ impl Provider for AzureDevOps {
         }
     }
 
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
+    }
+
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {
         normalize(source, key).map(|id| id.to_string())
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        events::schemes()
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        events::parse(source, event)
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {

@@ -7,8 +7,12 @@
 //! issue API URL template plus JSON pointers to the title, status and assignee.
 //! Must not: guess URLs, reach anything but the base URL's origin, or keep state between calls.
 
+mod events;
+
 use testorchestrator_provider_sdk::serde_json::Value;
 use testorchestrator_provider_sdk::*;
+
+mod comments;
 
 /// The host refuses canonical keys longer than this.
 const MAX_KEY_BYTES: usize = 256;
@@ -126,9 +130,33 @@ impl Provider for Plugin {
                     "In-progress statuses",
                     "Comma-separated status names that count as in progress. Any other status is to do.",
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(comments::settings())
+            .chain(events::settings())
+            .collect(),
             extra_origins: vec![],
         }
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        events::schemes()
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        events::parse(source, event)
+    }
+
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
     }
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {

@@ -29,9 +29,13 @@
 
 use std::collections::HashMap;
 
+mod events;
+
 use testorchestrator_provider_sdk::bindings::testorchestrator::provider::http;
 use testorchestrator_provider_sdk::serde_json::{Value, json};
 use testorchestrator_provider_sdk::*;
+
+mod comments;
 
 struct GitHub;
 
@@ -70,7 +74,8 @@ impl Provider for GitHub {
                         "Personal access token",
                         Some(
                             "A fine-grained token with read access to Issues (and Pull requests) of this \
-                             repository, or a classic token with the repo scope (public_repo for public ones).",
+                             repository (read and write to post comments), or a classic token with the repo \
+                             scope (public_repo for public ones).",
                         ),
                     )],
                     scheme: CredentialScheme::Bearer("token".into()),
@@ -106,6 +111,18 @@ impl Provider for GitHub {
         }
     }
 
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
+    }
+
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {
         let input = key.trim();
         if input.is_empty() {
@@ -128,6 +145,14 @@ impl Provider for GitHub {
             return parse_number(number);
         }
         parse_number(input.strip_prefix('#').unwrap_or(input))
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        events::schemes()
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        events::parse(source, event)
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {

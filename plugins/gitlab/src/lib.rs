@@ -11,8 +11,12 @@
 //! pasted `…/-/issues/123` URL all become `123`. The plugin keeps no state and must not grow
 //! heavy dependencies: every call runs in a fresh instance.
 
+mod events;
+
 use serde_json::Value;
 use testorchestrator_provider_sdk::*;
+
+mod comments;
 
 struct GitLab;
 
@@ -47,7 +51,7 @@ impl Provider for GitLab {
                     fields: vec![secret(
                         "token",
                         "Access token",
-                        "A personal, project or group access token with the read_api scope.",
+                        "A personal, project or group access token with the read_api scope (the api scope to post comments).",
                     )],
                     scheme: CredentialScheme::Header(HeaderScheme {
                         name: "PRIVATE-TOKEN".into(),
@@ -96,8 +100,28 @@ impl Provider for GitLab {
         }
     }
 
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
+    }
+
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {
         normalize(source, key).map(|iid| iid.to_string())
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        events::schemes()
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        events::parse(source, event)
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {

@@ -17,8 +17,12 @@
 
 use std::collections::HashMap;
 
+mod events;
+
 use testorchestrator_provider_sdk::serde_json::{Value, json};
 use testorchestrator_provider_sdk::*;
+
+mod comments;
 
 struct Jira;
 
@@ -117,6 +121,18 @@ impl Provider for Jira {
         }
     }
 
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
+    }
+
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {
         let input = key.trim();
         if input.is_empty() {
@@ -126,6 +142,14 @@ impl Provider for Jira {
             return key_from_url(source, input);
         }
         parse_key(input)
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        events::schemes()
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        events::parse(source, event)
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {

@@ -5,10 +5,14 @@
 //! which arrive inside HTTP 200 answers as well as 400/401/429 ones (`errors[].extensions`).
 //! Must not: hold state between calls, or use the network in `normalize-key`/`issue-url`.
 
+mod events;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use testorchestrator_provider_sdk::serde_json::{Value, json};
 use testorchestrator_provider_sdk::*;
+
+mod comments;
 
 /// The public GraphQL endpoint; the `api-url` setting replaces it.
 const API_URL: &str = "https://api.linear.app/graphql";
@@ -91,6 +95,18 @@ impl Provider for Plugin {
         }
     }
 
+    fn describe_comments() -> Option<CommentsInfo> {
+        comments::describe()
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        comments::add(source, key, markdown)
+    }
+
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {
         let text = key.trim();
         if text.is_empty() {
@@ -100,6 +116,14 @@ impl Provider for Plugin {
             return key_from_url(source, text);
         }
         parse_identifier(text).map_err(invalid)
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        events::schemes()
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        events::parse(source, event)
     }
 
     fn test_connection(source: &Source) -> Result<ConnectionInfo, ProviderError> {

@@ -19,7 +19,14 @@ pub mod bindings {
 }
 
 mod helpers;
+pub mod markdown;
+mod time;
 
+pub use bindings::exports::testorchestrator::provider::comments::{CommentInfo, CommentsInfo};
+pub use bindings::exports::testorchestrator::provider::events::{
+    Authenticity, DigestEncoding, Event, EventChange, EventScheme, HmacScheme, IdTimestampHeaders,
+    Locator, ReplayWindow, SignedContent, TimeUnit,
+};
 pub use bindings::testorchestrator::provider::http::{
     HttpError, Method, Request as HttpRequest, Response as HttpResponse,
 };
@@ -30,6 +37,13 @@ pub use bindings::testorchestrator::provider::types::{
 };
 pub use helpers::*;
 pub use serde_json;
+pub use time::timestamp_millis;
+
+/// The contract version the host implements, e.g. "1.1.0" (`contract.version`, since 1.1).
+/// A plugin that calls it needs a 1.1 host or newer.
+pub fn host_contract_version() -> String {
+    bindings::testorchestrator::provider::contract::version()
+}
 
 /// One tracker's knowledge. Every method but [`Provider::describe`] and
 /// [`Provider::normalize_key`] has a default; the contract's doc comments in
@@ -91,6 +105,36 @@ pub trait Provider {
         }
         Ok(out)
     }
+
+    /// Whether and how this provider posts comments (`describe-comments`, contract 1.1).
+    /// The default: not supported.
+    fn describe_comments() -> Option<CommentsInfo> {
+        None
+    }
+
+    /// Posts a Markdown comment on an issue (`add-comment`, contract 1.1).
+    fn add_comment(
+        _source: &Source,
+        _key: &str,
+        _markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        Err(ProviderError::Unsupported(
+            "posting comments is not supported by this provider".into(),
+        ))
+    }
+
+    /// How this tracker's webhooks are verified (`describe-events`, contract 1.1). The
+    /// default, an empty list: webhooks are not supported.
+    fn describe_events() -> Vec<EventScheme> {
+        Vec::new()
+    }
+
+    /// Maps a verified webhook event to the issues it concerns (`parse-event`, contract 1.1).
+    fn parse_event(_source: &Source, _event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        Err(ProviderError::Unsupported(
+            "webhooks are not supported by this provider".into(),
+        ))
+    }
 }
 
 /// Exports a [`Provider`] implementation as the plugin's `tracker` interface.
@@ -141,6 +185,33 @@ macro_rules! export_provider {
                 ) -> Result<Vec<Result<Issue, ProviderError>>, ProviderError> {
                     register();
                     <$provider as Provider>::fetch_issues(&source, &keys)
+                }
+            }
+
+            impl $crate::bindings::exports::testorchestrator::provider::comments::Guest for Export {
+                fn describe_comments() -> Option<$crate::CommentsInfo> {
+                    <$provider as Provider>::describe_comments()
+                }
+                fn add_comment(
+                    source: Source,
+                    key: String,
+                    markdown: String,
+                ) -> Result<$crate::CommentInfo, ProviderError> {
+                    register();
+                    <$provider as Provider>::add_comment(&source, &key, &markdown)
+                }
+            }
+
+            impl $crate::bindings::exports::testorchestrator::provider::events::Guest for Export {
+                fn describe_events() -> Vec<$crate::EventScheme> {
+                    <$provider as Provider>::describe_events()
+                }
+                fn parse_event(
+                    source: Source,
+                    event: $crate::Event,
+                ) -> Result<Vec<$crate::EventChange>, ProviderError> {
+                    register();
+                    <$provider as Provider>::parse_event(&source, &event)
                 }
             }
 

@@ -9,7 +9,13 @@
 //!   answer to keep the call in flight) and answers the account `hotswap <version>`;
 //! - `fetch-issue` answers an issue whose title is `served by <version>`, without network;
 //! - `normalize-key` trims and upper-cases (a pasted issue URL gives its last segment); an
-//!   empty key is invalid input.
+//!   empty key is invalid input;
+//! - `describe-comments` names the host's contract version (the `contract` import);
+//! - `add-comment` (contract 1.1) answers the comment id `<version>`, without network;
+//! - `parse-event` (contract 1.1) reads a JSON body `{"keys": [...], "status": "..."}` into one
+//!   change per key (with the issue's state when `status` is given, version 7); a body
+//!   `{"network": true}` tries the network (which `parse-event` may not use) and answers what
+//!   happened as a provider error.
 //!
 //! Letters in the marker's last segment change what `describe` offers, so a patched binary is
 //! a version that breaks sources (see [`has`]): `N` replaces the `none` auth type by `token` (a
@@ -87,6 +93,75 @@ impl Provider for Hotswap {
             status_category: StatusCategory::ToDo,
             assignee: None,
             web_url: Self::issue_url(source, key)?,
+        })
+    }
+
+    fn describe_events() -> Vec<EventScheme> {
+        vec![EventScheme {
+            id: "hmac".into(),
+            label: "HMAC-SHA256 (X-Probe-Signature)".into(),
+            authenticity: Authenticity::HmacSha256(HmacScheme {
+                header: "X-Probe-Signature".into(),
+                prefix: "sha256=".into(),
+                encoding: DigestEncoding::Hex,
+                content: SignedContent::Body,
+            }),
+            replay: None,
+            delivery_id: Some(Locator::Header("X-Probe-Delivery".into())),
+            setup: "Paste {webhookUrl} into the probe.".into(),
+        }]
+    }
+
+    fn parse_event(source: &Source, event: &Event) -> Result<Vec<EventChange>, ProviderError> {
+        let body: serde_json::Value = serde_json::from_slice(&event.body)
+            .map_err(|e| ProviderError::InvalidInput(format!("not JSON: {e}")))?;
+        if body["network"] == true {
+            let outcome = get(format!("{}/whoami", source.base_url))
+                .anonymous()
+                .send();
+            return Err(ProviderError::Provider(format!("network: {outcome:?}")));
+        }
+        let status = body["status"].as_str();
+        let keys = body["keys"].as_array().cloned().unwrap_or_default();
+        keys.iter()
+            .filter_map(|k| k.as_str())
+            .map(|key| {
+                let issue = match status {
+                    Some(status) => Some(Issue {
+                        key: key.into(),
+                        title: format!("served by {VERSION}"),
+                        status: status.into(),
+                        status_category: StatusCategory::Done,
+                        assignee: None,
+                        web_url: Self::issue_url(source, key)?,
+                    }),
+                    None => None,
+                };
+                Ok(EventChange {
+                    key: key.into(),
+                    issue,
+                    version: Some(7),
+                })
+            })
+            .collect()
+    }
+
+    fn describe_comments() -> Option<CommentsInfo> {
+        Some(CommentsInfo {
+            // Asks the host which contract it implements (the `contract` import, since 1.1).
+            format: format!("Markdown (host contract {})", host_contract_version()),
+            max_length: 1000,
+        })
+    }
+
+    fn add_comment(
+        source: &Source,
+        key: &str,
+        _markdown: &str,
+    ) -> Result<CommentInfo, ProviderError> {
+        Ok(CommentInfo {
+            id: VERSION.into(),
+            web_url: Some(format!("{}#comment", Self::issue_url(source, key)?)),
         })
     }
 }

@@ -1,7 +1,7 @@
-//! A test-only provider built against a hypothetical `testorchestrator:provider@1.1.0` (a copy
-//! of the v1 contract in `wit/` with one more export, `ping`), using wit-bindgen directly. A
-//! host that runs contract 1.0 must load it (minor versions only add) and call its 1.0
-//! exports; `ping` is never called.
+//! A test-only provider built against a hypothetical `testorchestrator:provider@1.2.0` (a copy
+//! of the contract in `wit/` whose `contract` import has one function more, `features`), using
+//! wit-bindgen directly. `describe` calls `features`, so the component really imports it. A
+//! host that runs contract 1.1 must refuse it before linking, naming both versions.
 
 wit_bindgen::generate!({
     path: "wit",
@@ -20,8 +20,12 @@ impl Guest for Minor {
     fn describe() -> ProviderInfo {
         ProviderInfo {
             id: "minor-contract".into(),
-            version: "1.1.0".into(),
-            name: "Minor contract (test only)".into(),
+            version: "1.2.0".into(),
+            // Calling the 1.2 import keeps it in the component's imports.
+            name: format!(
+                "Minor contract (test only, {} features)",
+                testorchestrator::provider::contract::features().len()
+            ),
             key_hint: "Anything".into(),
             key_example: "M-1".into(),
             default_key_pattern: None,
@@ -61,7 +65,7 @@ impl Guest for Minor {
 
     fn test_connection(_source: Source) -> Result<ConnectionInfo, ProviderError> {
         Ok(ConnectionInfo {
-            account: "minor 1.1".into(),
+            account: "minor 1.2".into(),
             detail: None,
         })
     }
@@ -70,7 +74,7 @@ impl Guest for Minor {
         Ok(Issue {
             web_url: format!("{}/issue/{key}", source.base_url),
             key,
-            title: "from a 1.1 plugin".into(),
+            title: "from a 1.2 plugin".into(),
             status: "Open".into(),
             status_category: StatusCategory::ToDo,
             assignee: None,
@@ -85,10 +89,6 @@ impl Guest for Minor {
             .into_iter()
             .map(|k| Self::fetch_issue(source.clone(), k))
             .collect())
-    }
-
-    fn ping() -> String {
-        "pong".into()
     }
 }
 

@@ -5,11 +5,11 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 /// The page shell.
-const INDEX: &str = include_str!("../assets/index.html");
+const INDEX: &str = include_str!("../../assets/index.html");
 /// The stylesheet.
-const CSS: &str = include_str!("../assets/app.css");
+const CSS: &str = include_str!("../../assets/app.css");
 /// The script.
-const JS: &str = include_str!("../assets/app.js");
+const JS: &str = include_str!("../../assets/app.js");
 
 /// Headers every asset gets: its type, no caching across upgrades (the assets are small and
 /// change with the binary), and no sniffing.

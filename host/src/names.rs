@@ -5,7 +5,7 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::error::ApiError;
+use crate::field::FieldError;
 
 /// The characters a name may not contain, by class, for the error message: each class is a
 /// list of inclusive ranges.
@@ -44,9 +44,9 @@ pub fn check(
     what: &str,
     example: &str,
     max_chars: usize,
-) -> Result<String, ApiError> {
+) -> Result<String, FieldError> {
     if let Some((position, c, class)) = rejected_char(name) {
-        return Err(ApiError::invalid(
+        return Err(FieldError::new(
             field,
             format!(
                 "character {position} is {class} (U+{:04X}); {what} may not contain control, \
@@ -57,7 +57,7 @@ pub fn check(
     }
     let name: String = name.nfc().collect::<String>().trim().to_string();
     if name.is_empty() || name.chars().count() > max_chars {
-        return Err(ApiError::invalid(
+        return Err(FieldError::new(
             field,
             format!("{what} is 1 to {max_chars} characters, e.g. {example:?}"),
         ));
@@ -98,7 +98,7 @@ mod tests {
             ("\u{feff}Jira", 1, "U+FEFF"),
         ] {
             let e = check("display_name", name, "a display name", "Jira", 100).unwrap_err();
-            assert_eq!(e.field.as_deref(), Some("display_name"));
+            assert_eq!(e.field, "display_name");
             assert!(
                 e.message.starts_with(&format!("character {position} is ")),
                 "{name:?}: {}",
