@@ -312,7 +312,7 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
             .allow_loopback_targets(config.allow_loopback_targets)?
             .bounded_compile_cache(),
     );
-    host::api::plugin_settings::apply_stored(&store, &plugins).await?;
+    host::plugin_registry::settings::apply_stored(&store, &plugins).await?;
     let loaded = plugins.load_dir(plugins_dir).await;
     plugins.prune_compile_cache();
     let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();

@@ -739,7 +739,7 @@ async fn an_admin_sets_the_size_limit_for_all_plugins_or_one_without_a_restart()
 
     // Stored: a host started on the same database applies them.
     let restarted = PluginHost::new(Limits::default(), None).unwrap();
-    host::api::plugin_settings::apply_stored(&app.state.store, &restarted)
+    host::plugin_registry::settings::apply_stored(&app.state.store, &restarted)
         .await
         .unwrap();
     let limits = restarted.size_limits();

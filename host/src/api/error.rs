@@ -15,6 +15,7 @@ use crate::compat::Incompatible;
 use crate::field::FieldError;
 use crate::links::LinksError;
 use crate::plugin::PluginError;
+use crate::plugin_registry::settings::SettingsError;
 use crate::projects::ProjectError;
 use crate::sources::SourceError;
 use crate::sources_as_code::{FileProblem, TransferError};
@@ -316,6 +317,15 @@ impl From<Incompatible> for ApiError {
     /// `plugin-incompatible` saying why and how to get out of it.
     fn from(e: Incompatible) -> Self {
         ApiError::new(StatusCode::CONFLICT, crate::compat::CODE, e.to_string())
+    }
+}
+
+impl From<SettingsError> for ApiError {
+    fn from(e: SettingsError) -> Self {
+        match e {
+            SettingsError::Invalid(problems) => invalid(problems),
+            SettingsError::Store(e) => e.into(),
+        }
     }
 }
 

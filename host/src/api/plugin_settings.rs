@@ -1,41 +1,17 @@
 //! `/plugin-settings` (admin only): the plugin size limits an admin sets at run time, for every
-//! plugin and per provider id, stored in the database (so they hold across restarts) and in
-//! force at once, for uploads and for files in the plugins directory. Unset, the limit is the
-//! operator's `--max-plugin-bytes` (32 MiB by default, which admits the shipped examples).
-
-use std::collections::BTreeMap;
+//! plugin and per provider id, in force at once. The rules are in
+//! `crate::plugin_registry::settings`.
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Serialize;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller};
 use crate::app::AppState;
-use crate::audit::audit;
 use crate::plugin::PluginHost;
 use crate::plugin::registry::SizeLimits;
-use crate::store::{Read, SETTINGS, Store, StoreError};
-
-/// The id of the record in [`SETTINGS`].
-const RECORD: &str = "plugins";
-
-/// The smallest and largest limit an admin may set.
-const RANGE: std::ops::RangeInclusive<usize> = (64 << 10)..=(1 << 30);
-
-/// What an admin set; stored as is. Unset fields take the operator's defaults.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginSettings {
-    /// The largest plugin binary admitted, in bytes, for every plugin without a limit of its
-    /// own; null for the operator's default.
-    #[serde(default)]
-    pub max_plugin_bytes: Option<usize>,
-    /// Limits of single plugins, by provider id, in bytes.
-    #[serde(default)]
-    pub per_plugin: BTreeMap<String, usize>,
-}
+use crate::plugin_registry::settings::{self, PluginSettings};
 
 /// `GET /plugin-settings`.
 #[derive(Serialize)]
@@ -54,7 +30,7 @@ pub async fn get(
     caller: Caller,
 ) -> Result<Json<SettingsView>, ApiError> {
     caller.require_admin()?;
-    let settings = stored(&state.store).await?.unwrap_or_default();
+    let settings = settings::get(&state.store).await?;
     Ok(Json(view(&state.plugins, settings)))
 }
 
@@ -65,40 +41,8 @@ pub async fn put(
     Body(input): Body<PluginSettings>,
 ) -> Result<Json<SettingsView>, ApiError> {
     caller.require_admin()?;
-    check(&input)?;
-    let (who, record) = (caller.who(), input.clone());
-    state
-        .store
-        .write(move |w| {
-            w.put(SETTINGS, RECORD, &record)?;
-            let details = serde_json::to_value(&record).unwrap_or_default();
-            audit(w, &who, "plugin.settings-changed", RECORD, details)
-        })
-        .await?;
-    apply(&state.plugins, &input);
-    tracing::info!(settings = %json!(input), "plugin size limits changed");
+    settings::set(&state, &caller.who(), input.clone()).await?;
     Ok(Json(view(&state.plugins, input)))
-}
-
-/// Puts the stored settings, if any, in force: call at start-up, before plugins load.
-pub async fn apply_stored(store: &Store, plugins: &PluginHost) -> Result<(), StoreError> {
-    if let Some(settings) = stored(store).await? {
-        apply(plugins, &settings);
-    }
-    Ok(())
-}
-
-async fn stored(store: &Store) -> Result<Option<PluginSettings>, StoreError> {
-    store.read(|r| r.get(SETTINGS, RECORD)).await
-}
-
-fn apply(plugins: &PluginHost, settings: &PluginSettings) {
-    plugins.set_size_limits(SizeLimits {
-        max_plugin_bytes: settings
-            .max_plugin_bytes
-            .unwrap_or(plugins.limits().max_plugin_bytes),
-        per_plugin: settings.per_plugin.clone(),
-    });
 }
 
 fn view(plugins: &PluginHost, settings: PluginSettings) -> SettingsView {
@@ -107,32 +51,4 @@ fn view(plugins: &PluginHost, settings: PluginSettings) -> SettingsView {
         effective: plugins.size_limits(),
         operator_default: plugins.limits().max_plugin_bytes,
     }
-}
-
-/// Every limit within [`RANGE`], every key a provider id; all problems at once.
-fn check(input: &PluginSettings) -> Result<(), ApiError> {
-    let in_range = |field: String, n: usize| {
-        (!RANGE.contains(&n)).then(|| {
-            ApiError::invalid(
-                field,
-                format!("a size limit is {} to {} bytes", RANGE.start(), RANGE.end()),
-            )
-        })
-    };
-    let mut errors: Vec<ApiError> = Vec::new();
-    errors.extend((input.max_plugin_bytes).and_then(|n| in_range("max_plugin_bytes".into(), n)));
-    for (id, n) in &input.per_plugin {
-        let field = format!("per_plugin.{id}");
-        let kebab = !id.is_empty()
-            && id.len() <= 64
-            && (id.bytes()).all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !kebab {
-            errors.push(ApiError::invalid(
-                field.clone(),
-                "a provider id is 1-64 characters of a-z, 0-9 and '-'",
-            ));
-        }
-        errors.extend(in_range(field, *n));
-    }
-    ApiError::all(errors).map_or(Ok(()), Err)
 }
