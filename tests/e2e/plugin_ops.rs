@@ -839,6 +839,60 @@ async fn project_links(app: &OpsApp, project: &str) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_comment_through_an_incompatible_source_is_refused_without_calling_the_plugin() {
+    let app = OpsApp::hotswap().await;
+    let (_, project) = app
+        .call(
+            "POST",
+            "/api/v1/projects",
+            Some(json!({"name": "Comments"})),
+        )
+        .await;
+    let project = project["id"].as_str().unwrap().to_string();
+    let (status, source) = app
+        .call(
+            "POST",
+            "/api/v1/sources",
+            Some(json!({
+                "provider": "hotswap", "display_name": "Commented", "base_url": "http://127.0.0.1:1",
+                "auth": {"type": "none"}, "projects": {"mode": "all"},
+                "capabilities": {"read_issue_details": false, "add_comments": true},
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
+    let link = json!({"test_object": "case:1", "source_id": source["id"], "key": "HS-1"});
+    let links = format!("/api/v1/projects/{project}/links");
+    let (status, link) = app.call("POST", &links, Some(link)).await;
+    assert_eq!(status, 201, "{link}");
+    let comments = format!("{links}/{}/comments", link["id"].as_str().unwrap());
+    let body = json!({"body": "a test result"});
+    let (status, posted) = app.call("POST", &comments, Some(body.clone())).await;
+    assert_eq!(status, 201, "{posted}");
+
+    let (status, swapped) = app
+        .upload_with(
+            "hotswap",
+            "?force=true&wait=true",
+            hotswap(NEEDS_SPACE),
+            "application/wasm",
+        )
+        .await;
+    assert_eq!(status, 200, "{swapped}");
+    let before = app.plugin("hotswap").await["calls"]["calls"].clone();
+    let (status, refused) = app.call("POST", &comments, Some(body)).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "plugin-incompatible");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"space\""), "{message}");
+    assert_eq!(
+        app.plugin("hotswap").await["calls"]["calls"],
+        before,
+        "no call was made"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_upload_that_breaks_sources_is_refused_and_a_forced_one_marks_them_until_they_fit() {
     let app = OpsApp::hotswap().await;
     let source = app

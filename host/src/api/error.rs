@@ -282,6 +282,7 @@ impl From<CommentError> for ApiError {
             CommentError::Unsupported(_) => {
                 ApiError::new(StatusCode::CONFLICT, "comments-unsupported", message)
             }
+            CommentError::Incompatible(e) => e.into(),
             CommentError::TrackerForbidden { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "tracker-forbidden", message)
             }
