@@ -893,6 +893,74 @@ async fn a_comment_through_an_incompatible_source_is_refused_without_calling_the
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_for_an_incompatible_source_is_answered_2xx_and_not_processed() {
+    use hmac::{Hmac, Mac};
+    let app = OpsApp::hotswap().await;
+    let (status, source) = app
+        .call(
+            "POST",
+            "/api/v1/sources",
+            Some(json!({
+                "provider": "hotswap", "display_name": "Hooked", "base_url": "http://127.0.0.1:1",
+                "auth": {"type": "none"}, "projects": {"mode": "all"},
+                "capabilities": {"read_issue_details": false, "process_webhooks": true},
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{source}");
+    let source = source["id"].as_str().unwrap().to_string();
+    let (status, hook) = app
+        .call(
+            "PUT",
+            &format!("/api/v1/sources/{source}/webhook"),
+            Some(json!({"generate_secret": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{hook}");
+    let (path, secret) = (
+        hook["path"].as_str().unwrap(),
+        hook["secret"].as_str().unwrap(),
+    );
+    let send = |delivery: &'static str| {
+        let body = br#"{"keys": ["HS-1"]}"#;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        app.client
+            .post(format!("{}{path}", app.url))
+            .header("X-Probe-Signature", signature)
+            .header("X-Probe-Delivery", delivery)
+            .body(body.to_vec())
+            .send()
+    };
+    assert_eq!(send("d-1").await.unwrap().status().as_u16(), 202);
+
+    let (status, swapped) = app
+        .upload_with(
+            "hotswap",
+            "?force=true&wait=true",
+            hotswap(NEEDS_SPACE),
+            "application/wasm",
+        )
+        .await;
+    assert_eq!(status, 200, "{swapped}");
+    let before = app.plugin("hotswap").await["calls"]["calls"].clone();
+    let answer = send("d-2").await.unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["status"], "plugin-incompatible", "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("\"space\""),
+        "{answer}"
+    );
+    assert_eq!(
+        app.plugin("hotswap").await["calls"]["calls"],
+        before,
+        "no call was made"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_upload_that_breaks_sources_is_refused_and_a_forced_one_marks_them_until_they_fit() {
     let app = OpsApp::hotswap().await;
     let source = app
