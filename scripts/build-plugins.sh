@@ -70,4 +70,33 @@ if [ -x "$PY_VENV/bin/componentize-py" ]; then
 else
   echo "warning: componentize-py is not available; examples/redmine-py not built" >&2
 fi
+
+# The same Redmine provider in JavaScript (examples/redmine-js), componentized with
+# componentize-js installed by npm into target/js-tools (on first use). Two builds: the one to
+# run (the `http` and `fetch-event` WASI features disabled, ~12 MB), and the default build,
+# which imports wasi:http and which the host must refuse naming the fix. A machine without
+# node and npm skips them (their tests then say why).
+JS_TOOLS=target/js-tools
+COMPONENTIZE_JS_VERSION=0.23.0
+componentize_js=$JS_TOOLS/node_modules/.bin/componentize-js
+if [ ! -x "$componentize_js" ] && command -v npm >/dev/null; then
+  mkdir -p "$JS_TOOLS"
+  npm install --prefix "$JS_TOOLS" --no-audit --no-fund --loglevel=error \
+    "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" >/dev/null \
+    || echo "warning: could not install componentize-js; skipping examples/redmine-js" >&2
+fi
+if [ -x "$componentize_js" ]; then
+  for build in redmine-js redmine-js-wasi-http; do
+    out=target/example-plugins/$build.wasm
+    flags=(--disable http --disable fetch-event)
+    [ "$build" = redmine-js-wasi-http ] && flags=()
+    if [ ! -f "$out" ] || [ -n "$(find examples/redmine-js wit/provider/v1.0 -type f -newer "$out")" ]; then
+      "$componentize_js" examples/redmine-js/app.js --wit wit/provider/v1.0 --world-name provider \
+        "${flags[@]}" -o "$out.tmp" >/dev/null
+      mv "$out.tmp" "$out"
+    fi
+  done
+else
+  echo "warning: componentize-js is not available; examples/redmine-js not built" >&2
+fi
 ls -l target/contract-plugins target/example-plugins | awk 'NF>5 {print $5, $9}'

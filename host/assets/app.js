@@ -679,7 +679,8 @@
     delBtn.addEventListener('click', () => confirmDelete(s));
     append(tr, [
       h('td', {}, providerCell(s.provider, s.provider_name),
-        s.plugin_status === 'missing' ? h('span', { class: 'plugin-missing' }, 'Plugin not loaded: cannot test or sync') : null),
+        s.plugin_status === 'missing' ? h('span', { class: 'plugin-missing' }, 'Plugin not loaded: cannot test or sync') : null,
+        s.plugin_status === 'incompatible' ? h('span', { class: 'plugin-missing plugin-incompatible' }, 'Does not fit the loaded plugin version, not synced: ' + s.plugin_problem) : null),
       h('td', {}, h('div', { class: 'source-name' }, name), h('div', { class: 'faint' }, projectsSummary(s.projects))),
       h('td', {}, h('span', { class: 'base-url', title: s.base_url, tabindex: 0 }, s.base_url)),
       h('td', {}, h('label', { class: 'switch' }, toggle, state)),

@@ -34,6 +34,8 @@ pub struct AppState {
     pub draft_tests: Arc<crate::sources::DraftTests>,
     /// The webhook receiver: delivery ids seen, the queue, counters (in memory).
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Plugin admissions (uploads being compiled and checked, and the latest finished ones).
+    pub admissions: Arc<crate::api::admission::Admissions>,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
             metrics: Arc::default(),
             draft_tests: Arc::default(),
             webhooks: Arc::default(),
+            admissions: Arc::default(),
         }
     }
 }

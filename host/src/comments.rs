@@ -5,7 +5,7 @@
 //! A comment is posted only when every rule holds, each refusal saying what to fix: the link
 //! is in the project; its source exists, is enabled, assigned to the project and has the "Add
 //! comments" capability; the source's plugin supports comments (a contract 1.0 plugin does
-//! not); the body is not empty and no longer than the host's [`MAX_CHARS`] and the plugin's
+//! not) and the source still fits it (see [`crate::compat`]); the body is not empty and no longer than the host's [`MAX_CHARS`] and the plugin's
 //! `max-length`. The tracker's refusals keep their category (no permission or a locked issue,
 //! an issue not found) and the plugin's words. Every comment posted is audited with a short
 //! excerpt of its text, never the whole of it.
@@ -55,6 +55,10 @@ pub enum CommentError {
     /// The source's plugin cannot post comments, or the tracker said it cannot: why.
     #[error("{0}")]
     Unsupported(String),
+    /// The source no longer fits its loaded plugin (see [`crate::compat`]): nothing was asked
+    /// of the plugin.
+    #[error(transparent)]
+    Incompatible(#[from] crate::compat::Incompatible),
     /// The tracker refused the comment on this issue: no permission, or a locked issue.
     #[error("the tracker refused the comment on {key}: {message}")]
     TrackerForbidden {
@@ -110,6 +114,9 @@ pub async fn add(
 ) -> Result<Posted, CommentError> {
     let (link, source) = usable_link(state, project, link_id).await?;
     let plugin = state.plugins.get(&source.provider)?;
+    if let Some(refused) = crate::compat::refusal(&state.plugins, &source) {
+        return Err(refused.into());
+    }
     if let Some(why) = plugin.unsupported(Capability::AddComments) {
         return Err(CommentError::Unsupported(format!(
             "comments cannot be posted through {:?}: \"Add comments\" is {why}",

@@ -29,7 +29,7 @@
 //! max_calls_per_plugin = 16
 //! max_calls_per_source = 8
 //! memory_budget_bytes = 1073741824
-//! max_plugin_bytes = 16777216
+//! max_plugin_bytes = 33554432
 //! ```
 
 use std::net::SocketAddr;
@@ -245,8 +245,8 @@ pub struct Settings {
         value_name = "BYTES"
     )]
     pub plugin_memory_budget_bytes: Option<usize>,
-    /// Largest plugin binary accepted, in bytes [file: limits.max_plugin_bytes; default:
-    /// 16 MiB].
+    /// Largest plugin binary accepted, in bytes, until an admin sets another limit through
+    /// the API [file: limits.max_plugin_bytes; default: 32 MiB].
     #[arg(
         long,
         env = "INTEGRATION_MAX_PLUGIN_BYTES",

@@ -307,7 +307,17 @@ pub async fn prepare(
         event_version: None,
     };
     if source.capabilities.read_issue_details {
+        let status = crate::compat::status(&state.plugins, &source);
         let fetched = match crate::sync::paused_until(state, source_id) {
+            // The source does not fit the loaded plugin: nothing is asked of it.
+            _ if status.reason().is_some() => Err(FetchError {
+                code: crate::compat::CODE.into(),
+                message: format!(
+                    "not fetched: {}; {}",
+                    crate::compat::incompatible(status.reason().unwrap_or_default()),
+                    crate::compat::fix_hint()
+                ),
+            }),
             // The tracker asked us to wait: the link is stored, its details come with a sync.
             Some(until) => Err(FetchError {
                 code: "source-paused".into(),

@@ -355,9 +355,12 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     host::keys::warn_if_exposed(&config.master_key_file, "master key file");
     let plugins = Arc::new(
         PluginHost::new(config.limits.clone(), Some(config.compile_cache()))?
-            .allow_loopback_targets(config.allow_loopback_targets)?,
+            .allow_loopback_targets(config.allow_loopback_targets)?
+            .bounded_compile_cache(),
     );
+    host::plugin_registry::settings::apply_stored(&store, &plugins).await?;
     let loaded = plugins.load_dir(plugins_dir).await;
+    plugins.prune_compile_cache();
     let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();
     tracing::info!(loaded = ok, failed = loaded.len() - ok, dir = %plugins_dir.display(), "plugins");
     let preset = args.preset_admin_token()?;

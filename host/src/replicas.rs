@@ -92,7 +92,13 @@ pub async fn follow_uploads(
         let Some(wasm) = state.store.plugin_binary(&id, &digest).await? else {
             continue; // replaced meanwhile: the next round takes the newer one
         };
-        match state.plugins.upload(&id, &wasm, &state.plugins_dir).await {
+        // The replica that took the upload checked it against the sources (or was told to
+        // force it): this one installs it as it is.
+        let no_check = |_: &crate::plugin::ProviderInfo| Vec::new();
+        match (state.plugins)
+            .upload(&id, &wasm, &state.plugins_dir, no_check, false)
+            .await
+        {
             Ok(swap) => {
                 tracing::info!(plugin = %id, version = %swap.plugin.info.version, %digest, "plugin uploaded to another replica installed")
             }

@@ -32,6 +32,9 @@ pub enum SyncError {
     /// The links' source does not sync (disabled, deleted, or without "Read issue details").
     #[error("nothing to refresh: {}", not_syncing_reason(*.0))]
     NotSyncing(SyncState),
+    /// The source no longer fits its loaded plugin: nothing was asked of it.
+    #[error(transparent)]
+    Incompatible(crate::compat::Incompatible),
     /// No link with this id in the project.
     #[error("no link {0:?} in this project")]
     NoLink(String),
@@ -149,6 +152,7 @@ pub async fn pass(
         .into_iter()
         .filter(|(id, s)| {
             SyncState::of(Some(s)) == SyncState::Syncing
+                && compatible(state, id, s)
                 && pacing.ready(id)
                 && paused_until(state, id).is_none()
         })
@@ -209,7 +213,8 @@ pub async fn take_sync_lease(state: &AppState, source_id: &str, hold: Duration) 
 /// Refreshes the links of one source now (all of them, or only `only`), whatever its back-off
 /// after failures, but never while the tracker asked us to wait (a 429 `source-paused` saying
 /// until when: [`SyncError::Paused`]). A source that is disabled, deleted or without "Read
-/// issue details" is refused saying which ([`SyncError::NotSyncing`]).
+/// issue details" is refused saying which ([`SyncError::NotSyncing`]); one that no longer fits
+/// its loaded plugin is refused saying why ([`SyncError::Incompatible`]).
 pub async fn refresh_source(
     state: &AppState,
     source_id: &str,
@@ -221,6 +226,12 @@ pub async fn refresh_source(
         SyncState::Syncing => {}
         refused => return Err(SyncError::NotSyncing(refused)),
     }
+    if let Some(refused) = source
+        .as_ref()
+        .and_then(|s| crate::compat::refusal(&state.plugins, s))
+    {
+        return Err(SyncError::Incompatible(refused));
+    }
     if let Some(until) = paused_until(state, source_id) {
         return Err(SyncError::Paused(until));
     }
@@ -231,6 +242,18 @@ pub async fn refresh_source(
         .filter(|(id, l)| l.source_id == wanted && only.as_ref().is_none_or(|o| o.contains(id)))
         .collect();
     refresh_links(state, source_id, links).await
+}
+
+/// False (and logged) when the source no longer fits its loaded plugin: sync skips it, without
+/// counting a failure, until it is edited to fit or a fitting version is loaded.
+fn compatible(state: &AppState, id: &str, source: &SourceRecord) -> bool {
+    match crate::compat::status(&state.plugins, source).reason() {
+        None => true,
+        Some(reason) => {
+            tracing::warn!(source = %id, reason, "sync skips a source that does not fit its plugin");
+            false
+        }
+    }
 }
 
 /// Refreshes every link of stored source `source_id` now, as [`refresh_source`] does; a

@@ -11,9 +11,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::comments::CommentError;
+use crate::compat::Incompatible;
 use crate::field::FieldError;
 use crate::links::LinksError;
 use crate::plugin::PluginError;
+use crate::plugin_registry::settings::SettingsError;
 use crate::projects::ProjectError;
 use crate::sources::{ListError, SourceError};
 use crate::sources_as_code::{FileProblem, TransferError};
@@ -118,8 +120,9 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The JSON body of this error: `{"error": {...}, "errors": [...]}`.
+    pub fn body(&self) -> serde_json::Value {
         let one = |e: &ApiError| {
             let mut body = json!({"code": e.code, "message": e.message});
             if let Some(field) = &e.field {
@@ -127,10 +130,16 @@ impl IntoResponse for ApiError {
             }
             body
         };
-        let first = one(&self);
+        let first = one(self);
         let mut all = vec![first.clone()];
         all.extend(self.more.iter().map(one));
-        (self.status, Json(json!({ "error": first, "errors": all }))).into_response()
+        json!({ "error": first, "errors": all })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
     }
 }
 
@@ -150,6 +159,7 @@ impl From<SourceError> for ApiError {
             }
             SourceError::ChangedMeanwhile => ApiError::conflict(None, e.to_string()),
             SourceError::Plugin(e) => e.into(),
+            SourceError::Incompatible(e) => e.into(),
             SourceError::Store(e) => e.into(),
             SourceError::Unsealed { .. } | SourceError::Internal(_) => ApiError::internal(e),
         }
@@ -210,6 +220,7 @@ impl From<SyncError> for ApiError {
             SyncError::NotSyncing(state) => {
                 ApiError::new(StatusCode::CONFLICT, state.code(), message)
             }
+            SyncError::Incompatible(e) => e.into(),
             SyncError::NoLink(_) | SyncError::LinkGone => ApiError::not_found(message),
             SyncError::Source(e) => e.into(),
             SyncError::Store(e) => e.into(),
@@ -285,6 +296,7 @@ impl From<CommentError> for ApiError {
             CommentError::Unsupported(_) => {
                 ApiError::new(StatusCode::CONFLICT, "comments-unsupported", message)
             }
+            CommentError::Incompatible(e) => e.into(),
             CommentError::TrackerForbidden { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "tracker-forbidden", message)
             }
@@ -311,6 +323,23 @@ impl From<WebhookError> for ApiError {
             WebhookError::Source(e) => e.into(),
             WebhookError::Plugin(e) => e.into(),
             WebhookError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<Incompatible> for ApiError {
+    /// A call refused because the source no longer fits its loaded plugin: a 409
+    /// `plugin-incompatible` saying why and how to get out of it.
+    fn from(e: Incompatible) -> Self {
+        ApiError::new(StatusCode::CONFLICT, crate::compat::CODE, e.to_string())
+    }
+}
+
+impl From<SettingsError> for ApiError {
+    fn from(e: SettingsError) -> Self {
+        match e {
+            SettingsError::Invalid(problems) => invalid(problems),
+            SettingsError::Store(e) => e.into(),
         }
     }
 }

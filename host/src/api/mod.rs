@@ -4,6 +4,7 @@
 //! `sync`, `sources_as_code`, ...) or, where there is no rule to apply, `store` or `plugin`,
 //! and returns a wire type. Errors are [`error::ApiError`], which maps every domain error.
 
+pub mod admission;
 pub mod audit;
 pub mod comments;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod health;
 pub mod links;
 pub mod metrics;
 pub mod page;
+pub mod plugin_settings;
 pub mod plugins;
 pub mod projects;
 pub mod providers;

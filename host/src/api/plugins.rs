@@ -1,7 +1,8 @@
 //! `/plugins` (admin only): the plugin registry. List and inspect loaded plugins (version,
 //! contract, digest, origin, call and error counts), upload a new version (`PUT`, raw
 //! `application/wasm`; compiled and checked before an atomic swap, saved to the plugins
-//! directory), and remove one (`DELETE`, refused while sources use it unless `?force=true`).
+//! directory; refused while stored sources do not fit it, unless `?force=true`: see
+//! [`crate::compat`]), and remove one (`DELETE`, refused while sources use it unless `?force=true`).
 //! Every change, including those the directory watcher picks up, is logged and audited
 //! (`plugin.uploaded`, `plugin.swapped`, `plugin.removed`).
 
@@ -10,18 +11,22 @@ use std::time::{Duration, UNIX_EPOCH};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::admission;
 use super::error::ApiError;
 use super::extract::{Caller, Path, Query, has_media_type};
 use crate::app::AppState;
 use crate::audit::audit;
+use crate::compat;
 use crate::plugin::registry::{Swap, UploadError, watch_dir};
 use crate::plugin::{
     CallCounts, CapabilitySupport, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS,
 };
+use crate::plugin_registry::{self, AdmissionError};
 use crate::store::records::{Millis, SourceRecord};
 use crate::store::{Read, SOURCES};
 
@@ -29,7 +34,7 @@ use crate::store::{Read, SOURCES};
 pub const WASM: &str = "application/wasm";
 
 /// One loaded plugin version as the registry listing shows it.
-#[derive(Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct PluginView {
     /// Provider id.
     pub id: String,
@@ -83,7 +88,7 @@ pub struct PluginDetail {
 }
 
 /// What an upload did.
-#[derive(Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct UploadOutcome {
     /// False when this exact binary was already serving (nothing changed).
     pub changed: bool,
@@ -91,6 +96,19 @@ pub struct UploadOutcome {
     pub plugin: PluginView,
     /// The version it replaced: `{version, digest}`, or null for a new provider.
     pub previous: Option<serde_json::Value>,
+}
+
+/// Query of `PUT /plugins/{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    /// Swap in a version that stored sources do not fit (see [`crate::compat`]); they are
+    /// then marked `plugin_status: "incompatible"` and not synced until fixed.
+    #[serde(default)]
+    pub force: bool,
+    /// Answer when the admission job ends (201/200 or its refusal) instead of `202` at once.
+    #[serde(default)]
+    pub wait: bool,
 }
 
 /// Query of `DELETE /plugins/{id}`.
@@ -138,16 +156,19 @@ pub async fn get(
 }
 
 /// `PUT /plugins/{id}` (admin): uploads a plugin binary (`Content-Type: application/wasm`, at
-/// most the host's plugin size limit). 201 for a new provider, 200 for a replacement; 4xx
-/// (and the current version keeps serving) when the binary is refused.
+/// most the host's plugin size limit). A body refused as such (media type, size, empty) is a
+/// 4xx at once; otherwise `202` with an admission job (see [`super::admission`]), or, with
+/// `?wait=true`, the job's end: 201 for a new provider, 200 for a replacement, 4xx (and the
+/// current version keeps serving) when the binary is refused.
 pub async fn upload(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     Path(id): Path<String>,
+    query: Result<Query<UploadQuery>, ApiError>,
     headers: HeaderMap,
     body: axum::body::Body,
-) -> Result<(StatusCode, Json<UploadOutcome>), ApiError> {
-    let limit = state.plugins.limits().max_plugin_bytes;
+) -> Result<Response, ApiError> {
+    let limit = state.plugins.size_limits().for_plugin(&id);
     let body = body.into_data_stream();
     // Every refusal before the body is read still reads (and drops) it, within bounds, so
     // the client gets the answer instead of a connection reset mid-upload.
@@ -155,31 +176,67 @@ pub async fn upload(
         Ok(c) => c,
         Err(e) => return Err(drain(body, limit, e).await),
     };
-    let outcome = admit(&state, &caller, &id, &headers, body, limit).await;
-    if let Err(e) = &outcome {
-        // Every admission outcome is audited, refusals too (the accepted ones by `record`).
-        let (who, target) = (caller.who(), id.clone());
-        let details = json!({"status": e.status.as_u16(), "code": e.code, "reason": e.message});
-        let audited = state
-            .store
-            .write(move |w| audit(w, &who, "plugin.rejected", &target, details))
-            .await;
-        if let Err(err) = audited {
-            tracing::error!(plugin = %id, error = %err, "could not audit a refused upload");
+    let received = match query {
+        Ok(Query(query)) => receive(&headers, body, limit).await.map(|b| (query, b)),
+        Err(e) => Err(drain(body, limit, e).await),
+    };
+    let (query, bytes) = match received {
+        Ok(received) => received,
+        Err(e) => {
+            audit_refusal(&state, &caller.who(), &id, &e).await;
+            return Err(e);
         }
+    };
+    let (job, task) = admission::start(&state, caller.who(), &id, bytes, query.force);
+    if query.wait {
+        let (status, outcome) = task.await.map_err(ApiError::internal)??;
+        return Ok((status, Json(outcome)).into_response());
     }
-    outcome
+    let location = format!("/api/v1/plugins/jobs/{}", job.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(job),
+    )
+        .into_response())
 }
 
-/// The admission of an upload by an admin: content type, size, compile, check, swap.
-async fn admit(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
+/// `GET /plugins/jobs/{id}` (admin): an admission job (see [`super::admission`]).
+pub async fn job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<admission::Job>, ApiError> {
+    caller.require_admin()?;
+    state.admissions.get(&id).map(Json).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no admission job {id:?} (the latest {} are kept)",
+            admission::KEPT
+        ))
+    })
+}
+
+/// Audits a refused upload as `plugin.rejected`, with its status and reason: every admission
+/// outcome is audited (the accepted ones by [`plugin_registry::record`]).
+async fn audit_refusal(state: &AppState, who: &str, id: &str, e: &ApiError) {
+    let (who, target) = (who.to_string(), id.to_string());
+    let details = json!({"status": e.status.as_u16(), "code": e.code, "reason": e.message});
+    let audited = state
+        .store
+        .write(move |w| audit(w, &who, "plugin.rejected", &target, details))
+        .await;
+    if let Err(err) = audited {
+        tracing::error!(plugin = %id, error = %err, "could not audit a refused upload");
+    }
+}
+
+/// Reads an upload's body: the media type must be `application/wasm`, the size within `limit`,
+/// the body not empty.
+async fn receive(
     headers: &HeaderMap,
     mut body: axum::body::BodyDataStream,
     limit: usize,
-) -> Result<(StatusCode, Json<UploadOutcome>), ApiError> {
+) -> Result<bytes::Bytes, ApiError> {
     if !has_media_type(headers, &[WASM]) {
         let e = ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -219,22 +276,36 @@ async fn admit(
             "the body is empty; send the .wasm",
         ));
     }
-    let swap = state
-        .plugins
-        .upload(id, &bytes, &state.plugins_dir)
-        .await
-        .map_err(|e| match e {
-            UploadError::Plugin(e) => {
-                tracing::warn!(plugin = %id, error = %e, "plugin upload rejected; the loaded version keeps serving");
-                ApiError::from(e)
-            }
-            e @ UploadError::IdMismatch { .. } => ApiError::invalid("id", e.to_string()),
-            e @ UploadError::Save { .. } => ApiError::internal(e),
-        })?;
-    if swap.changed {
-        record(state, &caller.who(), "upload", &swap).await?;
-        crate::replicas::publish_upload(state, &swap.plugin, &bytes).await;
+    Ok(bytes.freeze())
+}
+
+/// An admission job's work: [`plugin_registry::install`] on behalf of `who`, answered as a
+/// synchronous upload is (201 for a new provider, 200 for a replacement); `checking` is called
+/// once the binary is compiled and described. Refusals are audited here, with their answer.
+pub(super) async fn install(
+    state: &AppState,
+    who: &str,
+    id: &str,
+    bytes: &[u8],
+    force: bool,
+    checking: impl FnOnce(),
+) -> Result<(StatusCode, UploadOutcome), ApiError> {
+    let outcome = match plugin_registry::install(state, who, id, bytes, force, checking).await {
+        Ok(swap) => outcome(state, id, &swap).await,
+        Err(e) => Err(refusal(id, e)),
+    };
+    if let Err(e) = &outcome {
+        audit_refusal(state, who, id, e).await;
     }
+    outcome
+}
+
+/// The answer to an accepted upload.
+async fn outcome(
+    state: &AppState,
+    id: &str,
+    swap: &Swap,
+) -> Result<(StatusCode, UploadOutcome), ApiError> {
     let sources = sources_by_provider(state).await?;
     let status = if swap.changed && swap.previous.is_none() {
         StatusCode::CREATED
@@ -243,15 +314,28 @@ async fn admit(
     };
     Ok((
         status,
-        Json(UploadOutcome {
+        UploadOutcome {
             changed: swap.changed,
             previous: swap
                 .previous
                 .as_ref()
                 .map(|p| json!({"version": p.info.version, "digest": p.digest})),
             plugin: view(&swap.plugin, count(&sources, id)),
-        }),
+        },
     ))
+}
+
+/// The answer to a refused upload.
+fn refusal(id: &str, e: AdmissionError) -> ApiError {
+    match e {
+        AdmissionError::Upload(UploadError::Plugin(e)) => ApiError::from(e),
+        AdmissionError::Upload(e @ UploadError::IdMismatch { .. }) => {
+            ApiError::invalid("id", e.to_string())
+        }
+        AdmissionError::Upload(UploadError::Incompatible(affected)) => incompatible(id, &affected),
+        AdmissionError::Upload(e @ UploadError::Save { .. }) => ApiError::internal(e),
+        AdmissionError::Store(e) => e.into(),
+    }
 }
 
 /// `DELETE /plugins/{id}[?force=true]` (admin): unloads the plugin and deletes its file.
@@ -309,37 +393,38 @@ pub fn spawn_watcher(state: &AppState, every: Duration) -> tokio::task::JoinHand
         move |swap| {
             let state = audit_state.clone();
             async move {
-                if let Err(e) = record(&state, "plugins-directory watcher", "file", &swap).await {
-                    tracing::error!(error = ?e.message, "could not audit a plugin swap");
+                let who = "plugins-directory watcher";
+                if let Err(e) = plugin_registry::record(&state, who, "file", &swap).await {
+                    tracing::error!(error = %e, "could not audit a plugin swap");
                 }
             }
         },
     )
 }
 
-/// Audits an accepted swap: `plugin.uploaded` for a new provider, `plugin.swapped` when it
-/// replaced a version; `via` says how it arrived (`upload` or `file`).
-async fn record(state: &AppState, who: &str, via: &str, swap: &Swap) -> Result<(), ApiError> {
-    let plugin = &swap.plugin;
-    let action = if swap.previous.is_some() {
-        "plugin.swapped"
-    } else {
-        "plugin.uploaded"
-    };
-    let details = json!({
-        "via": via,
-        "version": plugin.info.version,
-        "digest": plugin.digest,
-        "contract": plugin.contract,
-        "file": plugin.file.as_ref().map(|f| f.display().to_string()),
-        "previous": swap.previous.as_ref().map(|p| json!({"version": p.info.version, "digest": p.digest})),
+/// The 409 of an upload that stored sources do not fit: the first error says what happened and
+/// how to force it; one more error per source, its field `sources.<id>`, says which and why.
+fn incompatible(id: &str, affected: &[compat::Affected]) -> ApiError {
+    let first = ApiError::new(
+        StatusCode::CONFLICT,
+        compat::CODE,
+        format!(
+            "{} source(s) of provider {id:?} do not fit this version; edit them first, or upload \
+             with ?force=true (they are then marked plugin_status \"incompatible\" and not \
+             synced until they fit)",
+            affected.len()
+        ),
+    );
+    let each = affected.iter().map(|a| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            compat::CODE,
+            format!("{} ({}): {}", a.name, a.id, a.reason),
+        )
+        .at(format!("sources.{}", a.id))
     });
-    let (who, target) = (who.to_string(), plugin.info.id.clone());
-    state
-        .store
-        .write(move |w| audit(w, &who, action, &target, details))
-        .await?;
-    Ok(())
+    ApiError::all(std::iter::once(first).chain(each).collect())
+        .unwrap_or_else(|| ApiError::internal("no error"))
 }
 
 /// Reads and drops what is left of a refused upload (at most twice the size limit, for at

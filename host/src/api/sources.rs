@@ -28,8 +28,12 @@ pub struct SourceView {
     pub record: SourceRecord,
     /// The provider's display name, or none when its plugin is missing.
     pub provider_name: Option<String>,
-    /// `loaded` or `missing`: a source whose plugin is not loaded cannot be tested or synced.
+    /// `loaded`, `missing` or `incompatible`: a source whose plugin is not loaded cannot be
+    /// tested or synced; one that no longer fits the loaded version (see [`crate::compat`])
+    /// is not synced until it is edited to fit or a fitting version is loaded.
     pub plugin_status: &'static str,
+    /// Why the source is `incompatible`; null otherwise.
+    pub plugin_problem: Option<String>,
     /// The capabilities its plugin does not serve, each with the reason, e.g.
     /// `{"add_comments": "not supported by this plugin (contract 1.0)"}`; empty when the
     /// plugin is missing (`plugin_status` says so).
@@ -233,15 +237,13 @@ fn view(state: &AppState, id: String, record: SourceRecord) -> SourceView {
 /// [`view`] with the source's health already read.
 fn view_with(state: &AppState, id: String, record: SourceRecord, health: Health) -> SourceView {
     let plugin = state.plugins.get(&record.provider).ok();
+    let status = crate::compat::status(&state.plugins, &record);
     SourceView {
         health,
         id,
         provider_name: plugin.as_ref().map(|p| p.info.name.clone()),
-        plugin_status: if plugin.is_some() {
-            "loaded"
-        } else {
-            "missing"
-        },
+        plugin_status: status.name(),
+        plugin_problem: status.reason().map(str::to_string),
         unsupported_capabilities: (plugin.as_ref())
             .map(|p| p.capabilities().unsupported)
             .unwrap_or_default(),

@@ -15,6 +15,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// `limits.max_concurrent_calls` (falling back to on-demand allocation where the machine cannot
 /// reserve the pool's address space).
 pub fn build(limits: &Limits) -> anyhow::Result<Engine> {
+    start_compile_threads();
     let mut config = base_config();
     let n = limits.max_concurrent_calls;
     let mut pool = PoolingAllocationConfig::default();
@@ -50,6 +51,31 @@ fn base_config() -> Config {
     config
 }
 
+/// How much lower than request handling compilation runs (a nice value, 0-19).
+pub const COMPILE_NICENESS: i32 = 10;
+
+/// Starts the threads wasmtime compiles on (rayon's global pool: its parallel compilation) at
+/// a lower scheduling priority: compiling a large plugin keeps every core busy for seconds (a
+/// minute on a debug host), and when request handling wants a core too, it must win. A no-op
+/// once the pool runs (the first engine of the process starts it).
+fn start_compile_threads() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("wasm-compile-{i}"))
+        .start_handler(|_| lower_this_thread())
+        .build_global();
+}
+
+#[cfg(target_os = "linux")]
+fn lower_this_thread() {
+    // SAFETY: setpriority on the calling thread's own id only raises its nice value, which
+    // any thread may do; a failure leaves it at the normal priority.
+    let tid = unsafe { libc::gettid() };
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, COMPILE_NICENESS) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_this_thread() {}
+
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a plain thread, which exits once the
 /// engine is dropped (the thread only holds a weak reference).
 fn start_ticker(engine: Engine) -> Engine {
@@ -65,4 +91,24 @@ fn start_ticker(engine: Engine) -> Engine {
         })
         .expect("spawn the epoch thread");
     engine
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compilation_runs_at_a_lower_priority_than_request_handling() {
+        build(&Limits::default()).unwrap();
+        let nice = |_: rayon::BroadcastContext<'_>| {
+            // SAFETY: reads the calling thread's own nice value.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        };
+        let niceness = rayon::broadcast(nice);
+        assert!(!niceness.is_empty());
+        assert!(
+            niceness.iter().all(|n| *n == COMPILE_NICENESS),
+            "{niceness:?}"
+        );
+    }
 }

@@ -11,11 +11,13 @@
 
 pub mod bounds;
 mod budget;
+pub mod cache;
 pub mod check;
 mod conditional;
 pub mod egress;
 mod engine;
 pub mod headroom;
+pub mod imports;
 pub mod model;
 pub mod redact;
 pub mod registry;
@@ -47,9 +49,10 @@ pub use registry::{CallCounts, CallStats, CompileCounts};
 /// The contract versions this host runs, for listings and error messages.
 pub const SUPPORTED_CONTRACTS: &[&str] = &["1.x"];
 
-/// Where an operator raises the plugin size limit, for the messages that refuse a plugin.
-pub const PLUGIN_SIZE_SETTING: &str = "the operator's --max-plugin-bytes, \
-     INTEGRATION_MAX_PLUGIN_BYTES or limits.max_plugin_bytes in the config file";
+/// Where the plugin size limit is raised, for the messages that refuse a plugin.
+pub const PLUGIN_SIZE_SETTING: &str = "the admin setting max_plugin_bytes, for all plugins \
+     or per plugin: PUT /api/v1/plugin-settings; its start-up default is the operator's \
+     --max-plugin-bytes, INTEGRATION_MAX_PLUGIN_BYTES or limits.max_plugin_bytes in the config file";
 
 /// Per-call resource limits. Defaults suit a small service; all are configurable.
 #[derive(Clone, Debug)]
@@ -77,7 +80,8 @@ pub struct Limits {
     /// `memory_bytes`. A growth past it traps that call. The host's own state per running
     /// call (stacks, instance data: about 150 KiB) comes on top.
     pub memory_budget_bytes: usize,
-    /// Largest plugin binary accepted, in bytes (default 16 MiB).
+    /// Largest plugin binary accepted, in bytes (default 32 MiB, which admits the ~18.5 MB
+    /// Python example): the default of the admin's setting, see [`registry::SizeLimits`].
     pub max_plugin_bytes: usize,
 }
 
@@ -93,7 +97,7 @@ impl Default for Limits {
             max_calls_per_plugin: 16,
             max_calls_per_source: 8,
             memory_budget_bytes: 1 << 30,
-            max_plugin_bytes: 16 << 20,
+            max_plugin_bytes: 32 << 20,
         }
     }
 }
@@ -348,6 +352,10 @@ pub struct PluginHost {
     /// Serialises registry changes made by uploads, removals and the directory watcher
     /// (calls never take it).
     swap_lock: tokio::sync::Mutex<()>,
+    /// The largest binaries admitted, which an admin may change at run time.
+    size_limits: RwLock<registry::SizeLimits>,
+    /// Keeps the compile cache to the current and previous version of each plugin, when on.
+    cache_bound: Option<cache::Bound>,
 }
 
 impl PluginHost {
@@ -362,6 +370,8 @@ impl PluginHost {
             std::fs::create_dir_all(dir)?;
         }
         Ok(PluginHost {
+            size_limits: RwLock::new(registry::SizeLimits::new(limits.max_plugin_bytes)),
+            cache_bound: None,
             budget: budget::Budget::new(&limits),
             http: egress::Clients::new(false)?,
             engine,
@@ -382,6 +392,23 @@ impl PluginHost {
     pub fn allow_loopback_targets(mut self, allow: bool) -> anyhow::Result<PluginHost> {
         self.http = egress::Clients::new(allow)?;
         Ok(self)
+    }
+
+    /// This host keeping its compile cache to the current and previous version of each
+    /// plugin (see [`cache`]); the service turns it on. Call [`PluginHost::prune_compile_cache`]
+    /// once the plugins directory is loaded.
+    pub fn bounded_compile_cache(mut self) -> PluginHost {
+        self.cache_bound = self.cache_dir.as_deref().map(cache::Bound::open);
+        self
+    }
+
+    /// Deletes the compile cache's artifacts of versions that are neither the current nor the
+    /// previous one of a plugin; from now on each swap and removal does too. A no-op unless
+    /// [`PluginHost::bounded_compile_cache`].
+    pub fn prune_compile_cache(&self) {
+        if let Some(bound) = &self.cache_bound {
+            bound.prune(|d| self.artifact_name(d));
+        }
     }
 
     /// The limits every call runs under.
@@ -458,13 +485,8 @@ impl PluginHost {
     /// Compiles and checks a plugin binary without installing it: the component must export
     /// a supported contract version and answer `describe` with a valid description.
     pub async fn prepare(&self, bytes: &[u8], origin: String) -> Result<LoadedPlugin, PluginError> {
-        if bytes.len() > self.limits.max_plugin_bytes {
-            return Err(PluginError::Rejected(format!(
-                "the plugin is {} bytes; the limit is {} ({PLUGIN_SIZE_SETTING})",
-                bytes.len(),
-                self.limits.max_plugin_bytes
-            )));
-        }
+        self.check_size(bytes.len(), None)?;
+        imports::check(bytes).map_err(PluginError::Rejected)?;
         let started = Instant::now();
         let digest = hex::encode(Sha256::digest(bytes));
         let (component, from_cache) = self.compile(bytes, &digest).await?;
@@ -505,6 +527,7 @@ impl PluginHost {
         // The 1.1 descriptions are part of what the plugin says about itself.
         (info.comments, info.events) = self.describe_1_1(&plugin).await?;
         validate_info(&info).map_err(PluginError::Rejected)?;
+        self.check_size(bytes.len(), Some(&info.id))?;
         plugin.info = info;
         // `describe` above is part of loading, not a call anyone made.
         plugin.stats = CallStats::default();
@@ -566,6 +589,9 @@ impl PluginHost {
             .write()
             .expect("plugin registry lock")
             .insert(plugin.info.id.clone(), plugin.clone());
+        if let Some(bound) = &self.cache_bound {
+            bound.swapped(&plugin.info.id, &plugin.digest, |d| self.artifact_name(d));
+        }
         match &previous {
             Some(old) if old.digest != plugin.digest => tracing::info!(
                 plugin = %plugin.info.id, from = %old.info.version, to = %plugin.info.version,
@@ -578,10 +604,15 @@ impl PluginHost {
 
     /// Removes a provider's plugin; calls already running finish on it.
     pub fn remove(&self, provider: &str) -> Option<Arc<LoadedPlugin>> {
-        self.plugins
+        let removed = self
+            .plugins
             .write()
             .expect("plugin registry lock")
-            .remove(provider)
+            .remove(provider);
+        if let Some(bound) = &self.cache_bound {
+            bound.removed(provider, |d| self.artifact_name(d));
+        }
+        removed
     }
 
     /// The current plugin of a provider.
@@ -1041,19 +1072,20 @@ impl PluginHost {
         PluginError::Trap(first_line(&text))
     }
 
+    /// The file name of the compiled artifact of the plugin with `digest`, keyed by this
+    /// engine's compatibility hash too (another wasmtime or configuration never loads it).
+    fn artifact_name(&self, digest: &str) -> String {
+        let mut h = Sha256::new();
+        std::hash::Hash::hash(
+            &self.engine.precompile_compatibility_hash(),
+            &mut HashWriter(&mut h),
+        );
+        format!("{digest}-{}.cwasm", &hex::encode(h.finalize())[..16])
+    }
+
     /// Compiles a component, or loads it from the compile cache; true when it was cached.
     async fn compile(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool), PluginError> {
-        let cached = self.cache_dir.as_ref().map(|dir| {
-            let mut h = Sha256::new();
-            std::hash::Hash::hash(
-                &self.engine.precompile_compatibility_hash(),
-                &mut HashWriter(&mut h),
-            );
-            dir.join(format!(
-                "{digest}-{}.cwasm",
-                &hex::encode(h.finalize())[..16]
-            ))
-        });
+        let cached = (self.cache_dir.as_ref()).map(|dir| dir.join(self.artifact_name(digest)));
         if let Some(path) = &cached
             && path.exists()
         {

@@ -10,7 +10,7 @@
 //!
 //! This module knows files and wasmtime, not the store: whoever drives it (the API) audits.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -135,6 +135,10 @@ pub enum UploadError {
         /// The id `describe` answered.
         found: String,
     },
+    /// The new version would break stored sources (see `crate::compat`) and the upload was
+    /// not forced; each entry names one source and why.
+    #[error("{} source(s) do not fit this version", .0.len())]
+    Incompatible(Vec<crate::compat::Affected>),
     /// Saving the file to the plugins directory failed.
     #[error("cannot save the plugin to {path}: {error}")]
     Save {
@@ -145,7 +149,68 @@ pub enum UploadError {
     },
 }
 
+/// The largest plugin binaries admitted: for every plugin, and per provider id where an admin
+/// set one (`PUT /api/v1/plugin-settings`). Changed at run time; the start-up value is the
+/// operator's [`super::Limits::max_plugin_bytes`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SizeLimits {
+    /// For every plugin without a limit of its own, in bytes.
+    pub max_plugin_bytes: usize,
+    /// Per provider id, in bytes.
+    pub per_plugin: BTreeMap<String, usize>,
+}
+
+impl SizeLimits {
+    /// `max_plugin_bytes` for all, nothing per plugin.
+    pub fn new(max_plugin_bytes: usize) -> SizeLimits {
+        SizeLimits {
+            max_plugin_bytes,
+            per_plugin: BTreeMap::new(),
+        }
+    }
+
+    /// The limit of provider `id`.
+    pub fn for_plugin(&self, id: &str) -> usize {
+        self.per_plugin
+            .get(id)
+            .copied()
+            .unwrap_or(self.max_plugin_bytes)
+    }
+
+    /// The largest of all limits: what a binary whose provider is not known yet may be.
+    fn ceiling(&self) -> usize {
+        let most = self.per_plugin.values().copied().max().unwrap_or(0);
+        most.max(self.max_plugin_bytes)
+    }
+}
+
 impl PluginHost {
+    /// The size limits in force.
+    pub fn size_limits(&self) -> SizeLimits {
+        self.size_limits.read().expect("size limits lock").clone()
+    }
+
+    /// Changes the size limits for every binary admitted from now on (uploads and files);
+    /// loaded plugins stay.
+    pub fn set_size_limits(&self, limits: SizeLimits) {
+        *self.size_limits.write().expect("size limits lock") = limits;
+    }
+
+    /// Refuses a binary of `len` bytes over the limit of provider `id`, or, before its id is
+    /// known, over the largest limit.
+    pub(super) fn check_size(&self, len: usize, id: Option<&str>) -> Result<(), PluginError> {
+        let limits = self.size_limits.read().expect("size limits lock");
+        let limit = id.map_or_else(|| limits.ceiling(), |id| limits.for_plugin(id));
+        if len <= limit {
+            return Ok(());
+        }
+        let whose = id.map_or(String::new(), |id| format!(" of {id:?}"));
+        Err(PluginError::Rejected(format!(
+            "the plugin is {len} bytes; the limit{whose} is {limit} ({})",
+            super::PLUGIN_SIZE_SETTING
+        )))
+    }
+
     /// How many components were compiled, and how many came from the compile cache.
     pub fn compile_counts(&self) -> CompileCounts {
         CompileCounts {
@@ -154,15 +219,18 @@ impl PluginHost {
         }
     }
 
-    /// Installs an uploaded binary as provider `expected_id`: compiles and checks it, saves it
-    /// to `dir` (atomically, so it survives a restart), then swaps it in. The file is the one
-    /// the current version was loaded from when that is in `dir`, else `<id>.wasm`. On any
-    /// error nothing changes.
+    /// Installs an uploaded binary as provider `expected_id`: compiles and checks it, asks
+    /// `breaks` which stored sources its `describe` would break (refused unless `force`),
+    /// saves it to `dir` (atomically, so it survives a restart), then swaps it in. The file is
+    /// the one the current version was loaded from when that is in `dir`, else `<id>.wasm`.
+    /// On any error nothing changes.
     pub async fn upload(
         &self,
         expected_id: &str,
         bytes: &[u8],
         dir: &Path,
+        breaks: impl FnOnce(&super::ProviderInfo) -> Vec<crate::compat::Affected>,
+        force: bool,
     ) -> Result<Swap, UploadError> {
         let _guard = self.swap_lock.lock().await;
         let mut plugin = self.prepare(bytes, "upload".into()).await?;
@@ -179,6 +247,10 @@ impl PluginHost {
                 previous: None,
                 changed: false,
             });
+        }
+        let broken = breaks(&plugin.info);
+        if !broken.is_empty() && !force {
+            return Err(UploadError::Incompatible(broken));
         }
         let path = current
             .and_then(|c| c.file.clone())

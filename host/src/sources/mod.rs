@@ -59,6 +59,10 @@ pub enum SourceError {
     /// The provider's plugin is missing or failed (a provider's own answer included).
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The source no longer fits its loaded plugin (see [`crate::compat`]): nothing was asked
+    /// of the plugin.
+    #[error(transparent)]
+    Incompatible(#[from] crate::compat::Incompatible),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -290,6 +294,9 @@ pub async fn set_enabled(
 /// or not, and records the result on the source.
 pub async fn test(state: &AppState, who: &str, id: &str) -> Result<TestOutcome, SourceError> {
     let (record, secrets) = load_with_secrets(state, id).await?;
+    if let Some(refused) = crate::compat::refusal(&state.plugins, &record) {
+        return Err(refused.into());
+    }
     let outcome = run_test(state, &config(Some(id), &record, secrets)).await?;
     let result = TestResult {
         ok: outcome.ok,

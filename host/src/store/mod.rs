@@ -56,8 +56,11 @@ pub const KEY_CHECK: Table = Table("key_check");
 /// The one id in [`KEY_CHECK`].
 pub const KEY_CHECK_ID: &str = "current";
 
+/// Settings admins change at run time, by name (e.g. `plugins`: the plugin size limits).
+pub const SETTINGS: Table = Table("settings");
+
 /// Every record table (the audit log aside).
-pub const ALL_TABLES: [Table; 7] = [
+pub const ALL_TABLES: [Table; 8] = [
     SOURCES,
     SECRETS,
     PROJECTS,
@@ -65,6 +68,7 @@ pub const ALL_TABLES: [Table; 7] = [
     LINKS,
     LINK_IDENTITIES,
     KEY_CHECK,
+    SETTINGS,
 ];
 
 /// Storage failures. Only `Corrupt`, `Db` and `Postgres` are unexpected; they become a 500

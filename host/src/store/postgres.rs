@@ -68,6 +68,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
                           wasm bytea NOT NULL, uploaded_at bigint NOT NULL);
     "#,
     ),
+    (
+        4,
+        // What admins set at run time (plugin size limits), like the other record tables.
+        r#"
+    CREATE TABLE settings (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
+    "#,
+    ),
 ];
 
 /// The schema version this build knows (the last migration).

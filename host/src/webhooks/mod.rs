@@ -6,9 +6,10 @@
 //! Answers (`../shared/providers-events.md` section 7: GitLab disables a hook after 4xx, Azure
 //! DevOps puts one on probation after 5xx and disables it on 410, Jira retries 408/409/425/429
 //! and 5xx): 202 for an event taken; 200 for one taken no further on purpose (a repeated
-//! delivery, a replay, a disabled source, "Process webhooks" off), so a correctly configured
-//! hook stays alive; 4xx only for a misconfigured hook (401 wrong signature, 404 unknown URL
-//! or webhooks not set up, 413 too large), which the tracker then shows the admin; 503 with
+//! delivery, a replay, a disabled source, "Process webhooks" off, a source that no longer fits
+//! its plugin), so a correctly configured hook stays alive; 4xx only for a misconfigured hook
+//! (401 wrong signature, 404 unknown URL or webhooks not set up, 413 too large), which the
+//! tracker then shows the admin; 503 with
 //! `Retry-After` for our own transient trouble (queue full, plugin being replaced), which
 //! every tracker retries. Never 410 or 500.
 
@@ -112,7 +113,8 @@ pub struct WebhookHealth {
     /// Events verified and queued.
     pub accepted: u64,
     /// Requests refused or dropped, by reason (`signature`, `replay`, `duplicate`,
-    /// `too-large`, `source-disabled`, `capability-off`, `not-set-up`, `unsupported`,
+    /// `too-large`, `source-disabled`, `capability-off`, `plugin-incompatible`, `not-set-up`,
+    /// `unsupported`,
     /// `unknown-url`, `plugin-missing`, `queue-full`, `unavailable`).
     pub rejected: BTreeMap<&'static str, u64>,
     /// When an event was last accepted.
@@ -388,6 +390,13 @@ pub fn receive(
             200,
             "capability-off",
             "ignored: \"Process webhooks\" is off for this source",
+        ));
+    }
+    if let Some(incompatible) = crate::compat::refusal(&state.plugins, &admitted.record) {
+        return refused(Answer::new(
+            200,
+            crate::compat::CODE,
+            format!("ignored: {incompatible}"),
         ));
     }
     if let Some(delivery) = &verified.delivery_id

@@ -66,6 +66,11 @@ pub async fn process(state: &AppState, job: Job) -> Result<(), WebhookError> {
     if !record.enabled || !record.capabilities.process_webhooks {
         return Ok(());
     }
+    // It stopped fitting its plugin since the event was queued: like sync, leave it alone.
+    if let Some(incompatible) = crate::compat::refusal(&state.plugins, &record) {
+        tracing::warn!(source = %job.source_id, reason = %incompatible, "webhook event dropped: the source does not fit its plugin");
+        return Ok(());
+    }
     let config = sources::config(Some(&job.source_id), &record, secrets);
     let event = Event {
         scheme: job.scheme,

@@ -16,6 +16,11 @@
 //!   change per key (with the issue's state when `status` is given, version 7); a body
 //!   `{"network": true}` tries the network (which `parse-event` may not use) and answers what
 //!   happened as a provider error.
+//!
+//! Letters in the marker's last segment change what `describe` offers, so a patched binary is
+//! a version that breaks sources (see [`has`]): `N` replaces the `none` auth type by `token` (a
+//! required secret `api-token`), `S` adds a required setting `space`. The digits-only markers
+//! keep the plain shape: auth type `none`, no setting.
 
 use testorchestrator_provider_sdk::*;
 
@@ -36,8 +41,22 @@ impl Provider for Hotswap {
             default_issue_url_template: "{baseUrl}/issue/{key}".into(),
             default_create_url_template: Some("{baseUrl}/new".into()),
             base_url_example: "http://127.0.0.1:8080".into(),
-            auth_types: vec![no_auth()],
-            settings: vec![],
+            auth_types: if has('N') {
+                vec![token_auth()]
+            } else {
+                vec![no_auth()]
+            },
+            settings: if has('S') {
+                vec![Setting {
+                    name: "space".into(),
+                    label: "Space".into(),
+                    help: "Required from the versions marked S".into(),
+                    kind: SettingKind::Text,
+                    required: true,
+                }]
+            } else {
+                vec![]
+            },
             extra_origins: vec![],
         }
     }
@@ -148,3 +167,26 @@ impl Provider for Hotswap {
 }
 
 export_provider!(Hotswap);
+
+/// True when the version marker's last segment holds `flag`. Read through `black_box`, so the
+/// compiler cannot fold it and a patched marker takes effect.
+fn has(flag: char) -> bool {
+    let version = std::hint::black_box(VERSION);
+    version.rsplit('.').next().unwrap_or("").contains(flag)
+}
+
+/// A bearer-token auth type, offered instead of `none` by the versions marked `N`.
+fn token_auth() -> AuthType {
+    AuthType {
+        id: "token".into(),
+        label: "Token".into(),
+        fields: vec![AuthField {
+            name: "api-token".into(),
+            label: "API token".into(),
+            secret: true,
+            required: true,
+            help: None,
+        }],
+        scheme: CredentialScheme::Bearer("api-token".into()),
+    }
+}
