@@ -2459,7 +2459,9 @@
       if (!file) return showErrorIn(this.el, this.banner, { field: 'body', message: 'Choose a .wasm file.' });
       this.uploadBtn.disabled = true;
       try {
-        const out = await api('PUT', '/plugins/' + encodeURIComponent(id), file, 'application/wasm');
+        // `wait`: the answer comes once the plugin is compiled and checked (or refused), so the
+        // outcome is shown here; scripts may take the job (202) instead.
+        const out = await api('PUT', '/plugins/' + encodeURIComponent(id) + '?wait=true', file, 'application/wasm');
         toast(!out.changed ? 'That version of “' + id + '” is already serving.'
           : out.previous ? 'Replaced “' + id + '” ' + out.previous.version + ' with ' + out.plugin.version + '.'
             : 'Added “' + id + '” ' + out.plugin.version + '.');

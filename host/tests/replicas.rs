@@ -524,7 +524,7 @@ fn hotswap(version: &str) -> Vec<u8> {
 /// Uploads `wasm` as provider `id` to the replica at `url`: the status.
 async fn upload(url: &str, id: &str, wasm: Vec<u8>) -> (u16, Value) {
     let resp = client()
-        .put(format!("{url}/api/v1/plugins/{id}"))
+        .put(format!("{url}/api/v1/plugins/{id}?wait=true"))
         .bearer_auth(ADMIN)
         .header("content-type", "application/wasm")
         .body(wasm)
