@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use host::app::{AppState, router};
 use host::config::{Config, LogFormat, Settings};
@@ -171,7 +171,7 @@ impl ServeArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let config = host::config::resolve(&cli.settings)?;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -214,6 +214,67 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(args) => migrate(&config, args).await,
     }
+}
+
+/// The service's options that `check` does not use (ids of `Settings` fields): given to every
+/// other subcommand, so `check --help` lists only what applies and `check` refuses them.
+const NOT_FOR_CHECK: &[&str] = &[
+    "plugins_dir",
+    "listen",
+    "master_key_file",
+    "sync_interval",
+    "allow_loopback_targets",
+    "max_connections",
+    "header_timeout",
+    "body_timeout",
+    "database_url",
+    "database_pool_size",
+];
+
+/// The command line: the configuration options go before or after any subcommand
+/// (`--data-dir X rotate-key`, `serve --listen X`), but `check` takes only those it uses. With
+/// `env: false` the copies after the subcommand read no environment variable.
+fn cli_command(env: bool) -> clap::Command {
+    let not_for_check = |arg: &clap::Arg| NOT_FOR_CHECK.contains(&arg.get_id().as_str());
+    let command = Cli::command().mut_args(|arg| {
+        if not_for_check(&arg) {
+            arg.global(false)
+        } else {
+            arg
+        }
+    });
+    let service: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| not_for_check(arg))
+        .map(|arg| {
+            if env {
+                arg.clone()
+            } else {
+                arg.clone().env(None)
+            }
+        })
+        .collect();
+    let others: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_string())
+        .filter(|name| name != "check")
+        .collect();
+    others.into_iter().fold(command, |command, name| {
+        command.mut_subcommand(name, |sub| sub.args(service.clone()))
+    })
+}
+
+/// Parses the command line: a flag after the subcommand wins over one before it, and either
+/// over its environment variable.
+fn parse_cli() -> Cli {
+    let matches = cli_command(true).get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some((_, flags)) = cli_command(false).get_matches().subcommand() {
+        cli.settings
+            .update_from_arg_matches(flags)
+            .unwrap_or_else(|e| e.exit());
+    }
+    cli
 }
 
 /// Connects to the PostgreSQL database if one is configured; else opens the redb file,

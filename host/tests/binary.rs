@@ -534,3 +534,48 @@ async fn a_new_preset_admin_token_revokes_the_previous_one() {
     }
     assert!(!host.output.lock().unwrap().contains("in the process list"));
 }
+
+/// `check --help` lists the options `check` uses (its own and the plugin limits), not the
+/// service's; a service option after `check` is refused, while `serve` still takes it.
+#[test]
+fn check_help_lists_only_the_options_check_uses() {
+    let help = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    let (ok, text) = help(&["check", "--help"]);
+    assert!(ok, "{text}");
+    for used in [
+        "--fixtures",
+        "--base-url",
+        "--setting",
+        "--plugin-cpu-ms",
+        "--config",
+    ] {
+        assert!(text.contains(used), "check --help lacks {used}: {text}");
+    }
+    for unused in [
+        "--database-url",
+        "--max-connections",
+        "--listen",
+        "--master-key-file",
+        "--sync-interval",
+    ] {
+        assert!(
+            !text.contains(unused),
+            "check --help lists {unused}: {text}"
+        );
+    }
+    let (ok, text) = help(&["check", "--database-url", "postgres://a@b/c", "x.wasm"]);
+    assert!(!ok && text.contains("--database-url"), "{text}");
+    let (ok, text) = help(&["serve", "--help"]);
+    assert!(
+        ok && text.contains("--database-url") && text.contains("--listen"),
+        "{text}"
+    );
+}
