@@ -62,8 +62,8 @@ if [ ! -x "$PY_VENV/bin/componentize-py" ] && command -v python3 >/dev/null; the
 fi
 if [ -x "$PY_VENV/bin/componentize-py" ]; then
   if [ ! -f "$redmine_out" ] \
-    || [ -n "$(find examples/redmine-py wit/provider/v1.0 -type f -newer "$redmine_out")" ]; then
-    "$PY_VENV/bin/componentize-py" -d wit/provider/v1.0 -w provider componentize app \
+    || [ -n "$(find examples/redmine-py plugins/sdk/wit/provider/v1.0 -type f -newer "$redmine_out")" ]; then
+    "$PY_VENV/bin/componentize-py" -d plugins/sdk/wit/provider/v1.0 -w provider componentize app \
       -p examples/redmine-py -o "$redmine_out.tmp" >/dev/null
     mv "$redmine_out.tmp" "$redmine_out"
   fi
