@@ -17,6 +17,7 @@ pub mod paging;
 pub mod plugin;
 pub mod projects;
 pub mod replicas;
+pub mod scaffold;
 pub mod sources;
 pub mod sources_as_code;
 pub mod store;

@@ -579,3 +579,64 @@ fn check_help_lists_only_the_options_check_uses() {
         "{text}"
     );
 }
+
+/// `new-plugin` makes a Rust project in any directory that builds for wasm32-wasip2 and passes
+/// `check` (with its recorded answers); a non-empty directory and a bad id are refused.
+#[test]
+fn new_plugin_makes_a_project_that_builds_and_passes_check() {
+    let run_host = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(!text.contains("panicked"), "{text}");
+        (output.status.success(), text)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("probe");
+    let project_arg = project.to_str().unwrap();
+    let (ok, text) = run_host(&["new-plugin", "scaffold-probe", "--dir", project_arg]);
+    assert!(ok, "{text}");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let build = std::process::Command::new(cargo)
+        .current_dir(&project)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wasm = target.join("wasm32-wasip2/release/scaffold_probe_plugin.wasm");
+    let fixtures = project.join("fixtures.json");
+    let (ok, text) = run_host(&[
+        "check",
+        wasm.to_str().unwrap(),
+        "--fixtures",
+        fixtures.to_str().unwrap(),
+    ]);
+    assert!(ok && text.contains("result: PASS"), "{text}");
+    assert!(
+        text.contains("Scaffold Probe"),
+        "the name is put in: {text}"
+    );
+
+    let (ok, text) = run_host(&["new-plugin", "other", "--dir", project_arg]);
+    assert!(!ok && text.contains("not empty"), "{text}");
+    let (ok, text) = run_host(&["new-plugin", "Bad_Name", "--dir", project_arg]);
+    assert!(!ok && text.contains("kebab-case"), "{text}");
+    // `check` without service options runs (and fails readably on a missing file).
+    let (ok, text) = run_host(&["check", "/nonexistent/plugin.wasm"]);
+    assert!(!ok && text.contains("FAIL"), "{text}");
+}
