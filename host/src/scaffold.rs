@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 pub enum Lang {
     /// Rust, with the SDK (`docs/plugin-template`).
     Rust,
+    /// Python, built with componentize-py (`examples/redmine-py`, against the contract 1.0).
+    Python,
 }
 
 /// The template's files, as `(path in the project, text)`.
@@ -36,6 +38,27 @@ const RUST_FILES: &[(&str, &str)] = &[
     (
         ".gitignore",
         include_str!("../../docs/plugin-template/.gitignore"),
+    ),
+];
+
+/// The Python example's files, with the contract it builds against.
+const PYTHON_FILES: &[(&str, &str)] = &[
+    ("app.py", include_str!("../../examples/redmine-py/app.py")),
+    (
+        "wit/world.wit",
+        include_str!("../../plugins/sdk/wit/provider/v1.0/world.wit"),
+    ),
+    (
+        "wit/types.wit",
+        include_str!("../../plugins/sdk/wit/provider/v1.0/types.wit"),
+    ),
+    (
+        "wit/host.wit",
+        include_str!("../../plugins/sdk/wit/provider/v1.0/host.wit"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../examples/redmine-py/.gitignore"),
     ),
 ];
 
@@ -79,12 +102,17 @@ pub fn create(
             dir.display()
         ));
     }
-    let Lang::Rust = lang;
-    let mut files: Vec<(String, String)> = RUST_FILES
-        .iter()
-        .map(|(path, text)| (path.to_string(), rust_file(path, text, name, sdk)))
-        .collect();
-    files.push(("README.md".into(), readme(name)));
+    let mut files: Vec<(String, String)> = match lang {
+        Lang::Rust => RUST_FILES
+            .iter()
+            .map(|(path, text)| (path.to_string(), rust_file(path, text, name, sdk)))
+            .collect(),
+        Lang::Python => PYTHON_FILES
+            .iter()
+            .map(|(path, text)| (path.to_string(), python_file(text, name)))
+            .collect(),
+    };
+    files.push(("README.md".into(), readme(name, lang)));
     let mut written = Vec::new();
     for (path, text) in files {
         let path = dir.join(path);
@@ -117,6 +145,12 @@ fn rust_file(path: &str, text: &str, name: &str, sdk: Option<&Path>) -> String {
     text.replace(SDK_DEPENDENCY, &dependency)
 }
 
+/// One Python example file with the provider's id and name put in.
+fn python_file(text: &str, name: &str) -> String {
+    text.replace("id=\"redmine\"", &format!("id={name:?}"))
+        .replace("name=\"Redmine\"", &format!("name={:?}", title(name)))
+}
+
 /// `acme-tracker` -> `Acme Tracker`.
 fn title(name: &str) -> String {
     name.split('-')
@@ -131,19 +165,36 @@ fn title(name: &str) -> String {
 }
 
 /// The project's README: how to build and check it.
-fn readme(name: &str) -> String {
-    let wasm = format!("{}_plugin.wasm", name.replace('-', "_"));
+fn readme(name: &str, lang: Lang) -> String {
+    let (intro, build, wasm, flags) = match lang {
+        Lang::Rust => (
+            "Every `TODO` in `src/lib.rs` marks a tracker-specific fact.",
+            "Build (needs `rustup target add wasm32-wasip2`):\n\n```sh\n\
+             cargo build --release --target wasm32-wasip2\n```"
+                .to_string(),
+            format!(
+                "target/wasm32-wasip2/release/{}_plugin.wasm",
+                name.replace('-', "_")
+            ),
+            " --fixtures fixtures.json",
+        ),
+        Lang::Python => (
+            "`app.py` starts as the Redmine example: change the requests and the answers' \
+             shapes to your tracker's. `wit/` is the contract (1.0) it is built against.",
+            format!(
+                "Build (needs `pip install componentize-py==0.25.1`):\n\n```sh\n\
+                 componentize-py -d wit -w provider componentize app -o {name}.wasm\n```"
+            ),
+            format!("{name}.wasm"),
+            " --max-plugin-bytes 67108864",
+        ),
+    };
     format!(
         "# {title} provider plugin\n\n\
-         A provider plugin for integration sources. Every `TODO` in `src/lib.rs` marks a \
-         tracker-specific fact.\n\n\
-         Build (needs `rustup target add wasm32-wasip2`):\n\n\
+         A provider plugin for integration sources. {intro}\n\n{build}\n\n\
+         Check it in the service's sandbox:\n\n\
          ```sh\n\
-         cargo build --release --target wasm32-wasip2\n\
-         ```\n\n\
-         Check it in the service's sandbox, against the recorded answers in `fixtures.json`:\n\n\
-         ```sh\n\
-         integration-host check target/wasm32-wasip2/release/{wasm} --fixtures fixtures.json\n\
+         integration-host check {wasm}{flags}\n\
          ```\n\n\
          Then upload it: `PUT /api/v1/plugins/{name}` with the `.wasm` file \
          (`Content-Type: application/wasm`).\n",
@@ -173,6 +224,17 @@ mod tests {
             let err = check_name(bad).unwrap_err();
             assert!(err.contains("kebab-case"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_python_project_gets_its_id_name_and_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        create("you-track", Lang::Python, dir.path(), None).unwrap();
+        let app = std::fs::read_to_string(dir.path().join("app.py")).unwrap();
+        assert!(app.contains("id=\"you-track\"") && app.contains("name=\"You Track\""));
+        assert!(dir.path().join("wit/world.wit").is_file());
+        let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
+        assert!(readme.contains("componentize-py -d wit"), "{readme}");
     }
 
     #[test]

@@ -640,3 +640,59 @@ fn new_plugin_makes_a_project_that_builds_and_passes_check() {
     let (ok, text) = run_host(&["check", "/nonexistent/plugin.wasm"]);
     assert!(!ok && text.contains("FAIL"), "{text}");
 }
+
+/// `new-plugin --lang python` makes a project that componentize-py builds (with the
+/// contract in its `wit/`) and that passes `check` with the provider id put in.
+#[test]
+fn new_plugin_makes_a_python_project_that_builds_and_passes_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let componentize = root.join("target/py-venv/bin/componentize-py");
+    if !componentize.is_file() {
+        eprintln!(
+            "componentize-py is not installed (scripts/build-plugins.sh installs it): skipped"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("py");
+    let host = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    let args = ["new-plugin", "py-probe", "--lang", "python", "--dir"];
+    let (ok, text) = host(&[&args[..], &[project.to_str().unwrap()]].concat());
+    assert!(ok, "{text}");
+    let build = std::process::Command::new(&componentize)
+        .current_dir(&project)
+        .args([
+            "-d",
+            "wit",
+            "-w",
+            "provider",
+            "componentize",
+            "app",
+            "-o",
+            "py-probe.wasm",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wasm = project.join("py-probe.wasm");
+    let (ok, text) = host(&[
+        "check",
+        wasm.to_str().unwrap(),
+        "--max-plugin-bytes",
+        "67108864",
+    ]);
+    assert!(ok && text.contains("result: PASS"), "{text}");
+    assert!(text.contains("py-probe"), "the id is put in: {text}");
+}
