@@ -62,8 +62,8 @@ if [ ! -x "$PY_VENV/bin/componentize-py" ] && command -v python3 >/dev/null; the
 fi
 if [ -x "$PY_VENV/bin/componentize-py" ]; then
   if [ ! -f "$redmine_out" ] \
-    || [ -n "$(find examples/redmine-py wit/provider/v1.0 -type f -newer "$redmine_out")" ]; then
-    "$PY_VENV/bin/componentize-py" -d wit/provider/v1.0 -w provider componentize app \
+    || [ -n "$(find examples/redmine-py plugins/sdk/wit/provider/v1.0 -type f -newer "$redmine_out")" ]; then
+    "$PY_VENV/bin/componentize-py" -d plugins/sdk/wit/provider/v1.0 -w provider componentize app \
       -p examples/redmine-py -o "$redmine_out.tmp" >/dev/null
     mv "$redmine_out.tmp" "$redmine_out"
   fi
@@ -90,8 +90,8 @@ if [ -x "$componentize_js" ]; then
     out=target/example-plugins/$build.wasm
     flags=(--disable http --disable fetch-event)
     [ "$build" = redmine-js-wasi-http ] && flags=()
-    if [ ! -f "$out" ] || [ -n "$(find examples/redmine-js wit/provider/v1.0 -type f -newer "$out")" ]; then
-      "$componentize_js" examples/redmine-js/app.js --wit wit/provider/v1.0 --world-name provider \
+    if [ ! -f "$out" ] || [ -n "$(find examples/redmine-js plugins/sdk/wit/provider/v1.0 -type f -newer "$out")" ]; then
+      "$componentize_js" examples/redmine-js/app.js --wit plugins/sdk/wit/provider/v1.0 --world-name provider \
         "${flags[@]}" -o "$out.tmp" >/dev/null
       mv "$out.tmp" "$out"
     fi

@@ -1,9 +1,9 @@
 // Redmine provider plugin, written in JavaScript against the released 1.0 contract
-// (wit/provider/v1.0), as the Python one is (examples/redmine-py does the same in Python).
+// (plugins/sdk/wit/provider/v1.0), as the Python one is (examples/redmine-py does the same in Python).
 //
 // Built into a WebAssembly component with componentize-js (see scripts/build-plugins.sh):
 //
-//   componentize-js --wit wit/provider/v1.0 --world-name provider \
+//   componentize-js --wit plugins/sdk/wit/provider/v1.0 --world-name provider \
 //     --disable http --disable fetch-event -o redmine-js.wasm examples/redmine-js/app.js
 //
 // `--disable http --disable fetch-event` matter: without them the component imports

@@ -2,7 +2,7 @@
 
 Built into a WebAssembly component with componentize-py (see scripts/build-plugins.sh):
 
-    componentize-py -d wit/provider/v1 -w provider componentize app -p examples/redmine-py -o redmine-py.wasm
+    componentize-py -d plugins/sdk/wit/provider/v1 -w provider componentize app -p examples/redmine-py -o redmine-py.wasm
 
 Redmine's REST API: `GET /issues/{id}.json` and `GET /users/current.json`, authenticated with
 the `X-Redmine-API-Key` header (the host applies it: this plugin never sees the key).

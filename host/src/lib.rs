@@ -19,6 +19,7 @@ pub mod plugin;
 pub mod plugin_registry;
 pub mod projects;
 pub mod replicas;
+pub mod scaffold;
 pub mod sources;
 pub mod sources_as_code;
 pub mod store;

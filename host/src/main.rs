@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use host::app::{AppState, router};
 use host::config::{Config, LogFormat, Settings};
@@ -67,6 +67,21 @@ enum Command {
     /// the counts and a digest of everything before it commits; a failure leaves the target
     /// empty. Stop the service first.
     Migrate(MigrateArgs),
+    /// Makes a ready provider plugin project in a new directory, from the template embedded in
+    /// this binary, with its README saying how to build and check it.
+    NewPlugin(NewPluginArgs),
+}
+
+#[derive(clap::Args)]
+struct NewPluginArgs {
+    /// The provider id, kebab-case (e.g. `redmine`, `acme-tracker`).
+    name: String,
+    /// The plugin's language.
+    #[arg(long, value_enum, default_value = "rust")]
+    lang: host::scaffold::Lang,
+    /// The project directory (new or empty) [default: ./NAME].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -171,7 +186,7 @@ impl ServeArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     let config = host::config::resolve(&cli.settings)?;
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -213,7 +228,95 @@ async fn main() -> anyhow::Result<()> {
             import(&config, args).await
         }
         Command::Migrate(args) => migrate(&config, args).await,
+        Command::NewPlugin(args) => new_plugin(args),
     }
+}
+
+/// The subcommands that take none of the service's options (`NOT_FOR_CHECK`).
+const WITHOUT_SERVICE_OPTIONS: &[&str] = &["check", "new-plugin"];
+
+/// The service's options that `check` does not use (ids of `Settings` fields): given to every
+/// subcommand but those `WITHOUT_SERVICE_OPTIONS`, so `check --help` lists only what applies
+/// and `check` refuses them.
+const NOT_FOR_CHECK: &[&str] = &[
+    "plugins_dir",
+    "listen",
+    "master_key_file",
+    "sync_interval",
+    "allow_loopback_targets",
+    "max_connections",
+    "header_timeout",
+    "body_timeout",
+    "database_url",
+    "database_pool_size",
+];
+
+/// The command line: the configuration options go before or after any subcommand
+/// (`--data-dir X rotate-key`, `serve --listen X`), but `check` takes only those it uses. With
+/// `env: false` the copies after the subcommand read no environment variable.
+fn cli_command(env: bool) -> clap::Command {
+    let not_for_check = |arg: &clap::Arg| NOT_FOR_CHECK.contains(&arg.get_id().as_str());
+    let command = Cli::command().mut_args(|arg| {
+        if not_for_check(&arg) {
+            arg.global(false)
+        } else {
+            arg
+        }
+    });
+    let service: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| not_for_check(arg))
+        .map(|arg| {
+            if env {
+                arg.clone()
+            } else {
+                arg.clone().env(None)
+            }
+        })
+        .collect();
+    let others: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_string())
+        .filter(|name| !WITHOUT_SERVICE_OPTIONS.contains(&name.as_str()))
+        .collect();
+    others.into_iter().fold(command, |command, name| {
+        command.mut_subcommand(name, |sub| sub.args(service.clone()))
+    })
+}
+
+/// Parses the command line: a flag after the subcommand wins over one before it, and either
+/// over its environment variable.
+fn parse_cli() -> Cli {
+    let matches = cli_command(true).get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let flags = cli_command(false).get_matches();
+    if let Some((_, flags)) = flags
+        .subcommand()
+        .filter(|(name, _)| !WITHOUT_SERVICE_OPTIONS.contains(name))
+    {
+        cli.settings
+            .update_from_arg_matches(flags)
+            .unwrap_or_else(|e| e.exit());
+    }
+    cli
+}
+
+/// Writes a new plugin project; the SDK dependency gets this repository's path besides its
+/// version when the binary runs from a checkout that has it.
+fn new_plugin(args: NewPluginArgs) -> anyhow::Result<()> {
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
+    let sdk = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/sdk")).ok();
+    let files = host::scaffold::create(&args.name, args.lang, &dir, sdk.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    for file in &files {
+        println!("created {}", file.display());
+    }
+    println!(
+        "Plugin project {} ready in {}: see its README.md to build and check it.",
+        args.name,
+        dir.display()
+    );
+    Ok(())
 }
 
 /// Connects to the PostgreSQL database if one is configured; else opens the redb file,

@@ -534,3 +534,165 @@ async fn a_new_preset_admin_token_revokes_the_previous_one() {
     }
     assert!(!host.output.lock().unwrap().contains("in the process list"));
 }
+
+/// `check --help` lists the options `check` uses (its own and the plugin limits), not the
+/// service's; a service option after `check` is refused, while `serve` still takes it.
+#[test]
+fn check_help_lists_only_the_options_check_uses() {
+    let help = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    let (ok, text) = help(&["check", "--help"]);
+    assert!(ok, "{text}");
+    for used in [
+        "--fixtures",
+        "--base-url",
+        "--setting",
+        "--plugin-cpu-ms",
+        "--config",
+    ] {
+        assert!(text.contains(used), "check --help lacks {used}: {text}");
+    }
+    for unused in [
+        "--database-url",
+        "--max-connections",
+        "--listen",
+        "--master-key-file",
+        "--sync-interval",
+    ] {
+        assert!(
+            !text.contains(unused),
+            "check --help lists {unused}: {text}"
+        );
+    }
+    let (ok, text) = help(&["check", "--database-url", "postgres://a@b/c", "x.wasm"]);
+    assert!(!ok && text.contains("--database-url"), "{text}");
+    let (ok, text) = help(&["serve", "--help"]);
+    assert!(
+        ok && text.contains("--database-url") && text.contains("--listen"),
+        "{text}"
+    );
+}
+
+/// `new-plugin` makes a Rust project in any directory that builds for wasm32-wasip2 and passes
+/// `check` (with its recorded answers); a non-empty directory and a bad id are refused.
+#[test]
+fn new_plugin_makes_a_project_that_builds_and_passes_check() {
+    let run_host = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(!text.contains("panicked"), "{text}");
+        (output.status.success(), text)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("probe");
+    let project_arg = project.to_str().unwrap();
+    let (ok, text) = run_host(&["new-plugin", "scaffold-probe", "--dir", project_arg]);
+    assert!(ok, "{text}");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let build = std::process::Command::new(cargo)
+        .current_dir(&project)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wasm = target.join("wasm32-wasip2/release/scaffold_probe_plugin.wasm");
+    let fixtures = project.join("fixtures.json");
+    let (ok, text) = run_host(&[
+        "check",
+        wasm.to_str().unwrap(),
+        "--fixtures",
+        fixtures.to_str().unwrap(),
+    ]);
+    assert!(ok && text.contains("result: PASS"), "{text}");
+    assert!(
+        text.contains("Scaffold Probe"),
+        "the name is put in: {text}"
+    );
+
+    let (ok, text) = run_host(&["new-plugin", "other", "--dir", project_arg]);
+    assert!(!ok && text.contains("not empty"), "{text}");
+    let (ok, text) = run_host(&["new-plugin", "Bad_Name", "--dir", project_arg]);
+    assert!(!ok && text.contains("kebab-case"), "{text}");
+    // `check` without service options runs (and fails readably on a missing file).
+    let (ok, text) = run_host(&["check", "/nonexistent/plugin.wasm"]);
+    assert!(!ok && text.contains("FAIL"), "{text}");
+}
+
+/// `new-plugin --lang python` makes a project that componentize-py builds (with the
+/// contract in its `wit/`) and that passes `check` with the provider id put in.
+#[test]
+fn new_plugin_makes_a_python_project_that_builds_and_passes_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let componentize = root.join("target/py-venv/bin/componentize-py");
+    if !componentize.is_file() {
+        eprintln!(
+            "componentize-py is not installed (scripts/build-plugins.sh installs it): skipped"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("py");
+    let host = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    let args = ["new-plugin", "py-probe", "--lang", "python", "--dir"];
+    let (ok, text) = host(&[&args[..], &[project.to_str().unwrap()]].concat());
+    assert!(ok, "{text}");
+    let build = std::process::Command::new(&componentize)
+        .current_dir(&project)
+        .args([
+            "-d",
+            "wit",
+            "-w",
+            "provider",
+            "componentize",
+            "app",
+            "-o",
+            "py-probe.wasm",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wasm = project.join("py-probe.wasm");
+    let (ok, text) = host(&[
+        "check",
+        wasm.to_str().unwrap(),
+        "--max-plugin-bytes",
+        "67108864",
+    ]);
+    assert!(ok && text.contains("result: PASS"), "{text}");
+    assert!(text.contains("py-probe"), "the id is put in: {text}");
+}

@@ -2289,3 +2289,37 @@ fn process_cpu() -> Duration {
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     Duration::from_millis(ticks * 10)
 }
+
+/// The SDK is usable without this repository: its package carries the contract its
+/// `generate!` reads (`wit/provider/v1`), so `cargo package` needs nothing outside the crate.
+#[test]
+fn the_sdk_package_carries_the_contract() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .args(["package", "-p", "testorchestrator-provider-sdk", "--list"])
+        .args(["--no-verify", "--offline", "--allow-dirty"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{listed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for file in ["world.wit", "types.wit", "host.wit"] {
+        let path = format!("wit/provider/v1/{file}");
+        assert!(
+            listed.lines().any(|l| l == path),
+            "{path} not packaged:\n{listed}"
+        );
+    }
+    let lib = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk/src/lib.rs"),
+    )
+    .unwrap();
+    assert!(
+        lib.contains("path: \"wit/provider/v1\""),
+        "the SDK reads its own copy"
+    );
+}

@@ -1,6 +1,6 @@
 //! Provider plugin template: "Acme Tracker", a made-up tracker with a small REST API.
 //! Replace every `TODO` with your tracker's facts; the contract's doc comments in
-//! `wit/provider/v1/*.wit` say exactly what each export must do.
+//! `plugins/sdk/wit/provider/v1/*.wit` say exactly what each export must do.
 //!
 //! The made-up API this template talks to:
 //! - `GET {baseUrl}/api/v1/me` -> `{"name": "Mia", "email": "mia@example.com"}`
@@ -136,7 +136,7 @@ impl Provider for MyTracker {
 
     // Contract 1.1: "Add comments" (`describe_comments`, `add_comment`) and "Process webhooks"
     // (`describe_events`, `parse_event`) default to "not supported by this provider".
-    // Override them when your tracker can (see `wit/provider/v1/world.wit`).
+    // Override them when your tracker can (see `plugins/sdk/wit/provider/v1/world.wit`).
 }
 
 export_provider!(MyTracker);

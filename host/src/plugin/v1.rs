@@ -1,4 +1,4 @@
-//! Contract version 1.x (`wit/provider/v1`): the generated bindings, the host side of its
+//! Contract version 1.x (`plugins/sdk/wit/provider/v1`): the generated bindings, the host side of its
 //! imports, and conversions between its types and the host's own ([`super::model`]).
 //!
 //! Minor versions: a plugin may be built against any 1.x up to [`VERSION`]. Before linking,
@@ -20,7 +20,7 @@ use super::egress::{Outgoing, SendError};
 use super::model;
 
 wasmtime::component::bindgen!({
-    path: "../wit/provider/v1",
+    path: "../plugins/sdk/wit/provider/v1",
     world: "provider",
     imports: { default: async | trappable },
     exports: { default: async },
@@ -35,7 +35,7 @@ pub const MAJOR: u64 = 1;
 /// The newest minor version of the package this host implements.
 pub const MINOR: u64 = 1;
 
-/// The version of the contract package this host implements (`wit/provider/v1/world.wit`).
+/// The version of the contract package this host implements (`plugins/sdk/wit/provider/v1/world.wit`).
 pub const VERSION: &str = "1.1.0";
 
 /// The package every contract interface belongs to.

@@ -1,7 +1,7 @@
 //! The guest-side kit for writing a provider plugin.
 //!
 //! A plugin implements [`Provider`] for a unit struct and calls [`export_provider!`]; this crate
-//! holds the generated bindings of `wit/provider/v1` and the small helpers every tracker needs
+//! holds the generated bindings of `plugins/sdk/wit/provider/v1` and the small helpers every tracker needs
 //! (HTTP with JSON, URL templates, rate-limit headers, mapping HTTP statuses to
 //! [`ProviderError`]). It must stay free of heavy dependencies: every call runs in a fresh
 //! instance, so anything initialised per call (a regex, a big table) is paid on every call.
@@ -10,7 +10,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/provider/v1",
+        path: "wit/provider/v1",
         world: "provider",
         pub_export_macro: true,
         export_macro_name: "__export_plugin",
@@ -47,7 +47,7 @@ pub fn host_contract_version() -> String {
 
 /// One tracker's knowledge. Every method but [`Provider::describe`] and
 /// [`Provider::normalize_key`] has a default; the contract's doc comments in
-/// `wit/provider/v1/world.wit` say what each must do.
+/// `plugins/sdk/wit/provider/v1/world.wit` say what each must do.
 pub trait Provider {
     /// The plugin's self-description (`describe` in the WIT).
     fn describe() -> ProviderInfo;

@@ -1,11 +1,11 @@
 //! A test-only provider built against the released contract 1.0.0 as frozen in
-//! `wit/provider/v1.0` (with wit-bindgen directly, not the SDK, which follows the living
+//! `plugins/sdk/wit/provider/v1.0` (with wit-bindgen directly, not the SDK, which follows the living
 //! contract). It exports `tracker` only: no `comments`, no `events`, no `contract` import.
 //! Every 1.x host must load it and serve all of it; it claims the id of the `hotswap` test
 //! provider, so a test can swap a 1.0 and a 1.1 plugin of one provider both ways.
 
 wit_bindgen::generate!({
-    path: "../../../wit/provider/v1.0",
+    path: "../../../plugins/sdk/wit/provider/v1.0",
     world: "provider",
 });
 
