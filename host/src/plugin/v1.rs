@@ -165,7 +165,7 @@ impl ExportIndices {
     /// Looks up and type-checks the exports of a linked component, one interface at a time.
     pub fn new(pre: &InstancePre<CallState>) -> Result<ExportIndices, String> {
         let interface = |name: &str| {
-            (pre.component()).get_export_index(None, &format!("{PACKAGE}{name}@{VERSION}"))
+            (pre.component()).get_export_index(None, format!("{PACKAGE}{name}@{VERSION}"))
         };
         let fit = |e: wasmtime::Error| format!("{e:#}");
         let tracker =
