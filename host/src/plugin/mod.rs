@@ -914,7 +914,7 @@ impl PluginHost {
         &self,
         plugin: &LoadedPlugin,
         network: Network<'_>,
-        f: impl for<'a> FnOnce(&'a mut Store<CallState>, &'a v1::Exports) -> CallFuture<'a, R>,
+        f: impl for<'a> FnOnce(&'a mut Store<CallState>, &'a v1::Exports<'a>) -> CallFuture<'a, R>,
     ) -> Result<R, PluginError> {
         let _permit = self
             .budget
@@ -951,7 +951,7 @@ impl PluginHost {
             tracing::Instrument::instrument(
                 async {
                     let instance = plugin.pre.instantiate_async(&mut store).await?;
-                    let exports = plugin.exports.load(&mut store, &instance)?;
+                    let exports = plugin.exports.load(&instance);
                     f(&mut store, &exports).await
                 },
                 span,

@@ -11,8 +11,11 @@
 //! A future 2.0 gets a `v2.rs` beside this one; nothing outside `plugin/` changes.
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, HasSelf, Instance, InstancePre};
-use wasmtime::{AsContextMut, Engine};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentNamedList, HasSelf, Instance, InstancePre, Lift,
+    Lower, TypedFunc,
+};
+use wasmtime::{Engine, Store};
 
 use super::CallState;
 use super::bounds;
@@ -26,7 +29,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-use exports::testorchestrator::provider::{comments, events, tracker};
+use exports::testorchestrator::provider::{comments, events};
 use testorchestrator::provider::{http, log, types as wit};
 
 /// The package's version range this module serves.
@@ -146,30 +149,35 @@ fn major_minor(version: &str) -> Option<(u64, u64)> {
 
 /// Where each contract interface a plugin exports is, found once at load: `tracker` always,
 /// `comments` and `events` when the plugin has them (1.1 or newer).
+///
+/// Every function is found by name and type-checked once, here; a call then fetches its one
+/// function from the fresh instance by index ([`Exports`]), with no name lookup and no type
+/// check per call (bindgen's `GuestIndices::load` would repeat both for every function of
+/// every interface on each instance).
 #[derive(Clone)]
 pub struct ExportIndices {
-    tracker: tracker::GuestIndices,
-    comments: Option<comments::GuestIndices>,
-    events: Option<events::GuestIndices>,
+    tracker: TrackerIndices,
+    comments: Option<CommentsIndices>,
+    events: Option<EventsIndices>,
 }
 
 impl ExportIndices {
-    /// Looks up the exports of a linked component, one interface at a time.
+    /// Looks up and type-checks the exports of a linked component, one interface at a time.
     pub fn new(pre: &InstancePre<CallState>) -> Result<ExportIndices, String> {
-        let has = |interface: &str| {
-            (pre.component())
-                .get_export_index(None, format!("{PACKAGE}{interface}@{VERSION}"))
-                .is_some()
+        let interface = |name: &str| {
+            (pre.component()).get_export_index(None, format!("{PACKAGE}{name}@{VERSION}"))
         };
         let fit = |e: wasmtime::Error| format!("{e:#}");
+        let tracker =
+            interface("tracker").ok_or_else(|| format!("no exported instance named `{EXPORT}`"))?;
         Ok(ExportIndices {
-            tracker: tracker::GuestIndices::new(pre).map_err(fit)?,
-            comments: (has("comments"))
-                .then(|| comments::GuestIndices::new(pre))
+            tracker: TrackerIndices::new(pre, &tracker).map_err(fit)?,
+            comments: (interface("comments"))
+                .map(|i| CommentsIndices::new(pre, &i))
                 .transpose()
                 .map_err(fit)?,
-            events: (has("events"))
-                .then(|| events::GuestIndices::new(pre))
+            events: (interface("events"))
+                .map(|i| EventsIndices::new(pre, &i))
                 .transpose()
                 .map_err(fit)?,
         })
@@ -185,45 +193,179 @@ impl ExportIndices {
         self.events.is_some()
     }
 
-    /// The exported functions of one instance.
-    pub fn load(
-        &self,
-        mut store: impl AsContextMut,
-        instance: &Instance,
-    ) -> wasmtime::Result<Exports> {
-        Ok(Exports {
-            tracker: self.tracker.load(&mut store, instance)?,
-            comments: (self.comments.as_ref())
-                .map(|c| c.load(&mut store, instance))
-                .transpose()?,
-            events: (self.events.as_ref())
-                .map(|e| e.load(&mut store, instance))
-                .transpose()?,
-        })
+    /// The exported functions of one instance (nothing is looked up until a call).
+    pub fn load<'a>(&'a self, instance: &'a Instance) -> Exports<'a> {
+        Exports {
+            instance,
+            indices: self,
+        }
     }
 }
 
 /// The exported functions of one plugin instance.
-pub struct Exports {
-    tracker: tracker::Guest,
-    comments: Option<comments::Guest>,
-    events: Option<events::Guest>,
+pub struct Exports<'a> {
+    instance: &'a Instance,
+    indices: &'a ExportIndices,
 }
 
-impl Exports {
+impl<'a> Exports<'a> {
     /// `tracker`, which every plugin exports.
-    pub fn testorchestrator_provider_tracker(&self) -> &tracker::Guest {
-        &self.tracker
+    pub fn testorchestrator_provider_tracker(&self) -> Tracker<'a> {
+        Tracker {
+            instance: self.instance,
+            indices: &self.indices.tracker,
+        }
     }
 
     /// `comments`; an error for a plugin without it (callers check first).
-    pub fn testorchestrator_provider_comments(&self) -> wasmtime::Result<&comments::Guest> {
-        (self.comments.as_ref()).ok_or_else(|| wasmtime::format_err!("the plugin has no comments"))
+    pub fn testorchestrator_provider_comments(&self) -> wasmtime::Result<Comments<'a>> {
+        let indices = (self.indices.comments.as_ref())
+            .ok_or_else(|| wasmtime::format_err!("the plugin has no comments"))?;
+        Ok(Comments {
+            instance: self.instance,
+            indices,
+        })
     }
 
     /// `events`; an error for a plugin without it (callers check first).
-    pub fn testorchestrator_provider_events(&self) -> wasmtime::Result<&events::Guest> {
-        (self.events.as_ref()).ok_or_else(|| wasmtime::format_err!("the plugin has no events"))
+    pub fn testorchestrator_provider_events(&self) -> wasmtime::Result<Events<'a>> {
+        let indices = (self.indices.events.as_ref())
+            .ok_or_else(|| wasmtime::format_err!("the plugin has no events"))?;
+        Ok(Events {
+            instance: self.instance,
+            indices,
+        })
+    }
+}
+
+/// Finds the function `name` of an exported interface and checks it has the signature
+/// `(Params) -> Return` (bindgen's, for the contract's types).
+fn checked<Params, Return>(
+    pre: &InstancePre<CallState>,
+    interface: &ComponentExportIndex,
+    name: &str,
+) -> wasmtime::Result<ComponentExportIndex>
+where
+    Params: ComponentNamedList + Lower,
+    Return: ComponentNamedList + Lift,
+{
+    let (item, index) = (pre.component().get_export(Some(interface), name))
+        .ok_or_else(|| wasmtime::format_err!("no exported function `{name}`"))?;
+    let ComponentItem::ComponentFunc(func) = item else {
+        wasmtime::bail!("export `{name}` is not a function");
+    };
+    func.typecheck::<Params, Return>(&pre.instance_type())
+        .map_err(|e| wasmtime::format_err!("type-checking export func `{name}`: {e:#}"))?;
+    Ok(index)
+}
+
+/// Calls the function at `index` of `instance`, which [`checked`] found with exactly these
+/// `Params` and `Return` (the declarations below name each signature once, for both).
+async fn call<Params, Return>(
+    store: &mut Store<CallState>,
+    instance: &Instance,
+    index: &ComponentExportIndex,
+    params: Params,
+) -> wasmtime::Result<Return>
+where
+    Params: ComponentNamedList + Lower + Send + Sync,
+    Return: ComponentNamedList + Lift + Send + Sync + 'static,
+{
+    let func = (instance.get_func(&mut *store, index))
+        .ok_or_else(|| wasmtime::format_err!("the plugin's export is missing"))?;
+    // SAFETY: `index` is an export of this instance's component that `checked` type-checked
+    // at load against `Params` and `Return`; types belong to the component, so they hold for
+    // every instance of it.
+    let typed = unsafe { TypedFunc::<Params, Return>::new_unchecked(func) };
+    typed.call_async(&mut *store, params).await
+}
+
+/// Declares one exported interface: its function indices (found and type-checked by
+/// [`checked`]) and a view of one instance with a `call_*` method per function (through
+/// [`call`]), each signature written once for both.
+macro_rules! exported_interface {
+    (
+        $(#[$doc:meta])* $Indices:ident, $Calls:ident {
+            $( $method:ident = $name:literal ($($arg:ident: $ty:ty),*) -> $ret:ty; )*
+        }
+    ) => {
+        #[derive(Clone)]
+        struct $Indices {
+            $( $method: ComponentExportIndex, )*
+        }
+
+        impl $Indices {
+            fn new(
+                pre: &InstancePre<CallState>,
+                interface: &ComponentExportIndex,
+            ) -> wasmtime::Result<Self> {
+                Ok(Self {
+                    $( $method: checked::<($($ty,)*), ($ret,)>(pre, interface, $name)?, )*
+                })
+            }
+        }
+
+        $(#[$doc])*
+        pub struct $Calls<'a> {
+            instance: &'a Instance,
+            indices: &'a $Indices,
+        }
+
+        impl $Calls<'_> {
+            $(
+                #[doc = concat!("Calls `", $name, "`.")]
+                pub async fn $method(
+                    &self,
+                    store: &mut Store<CallState>,
+                    $($arg: $ty),*
+                ) -> wasmtime::Result<$ret> {
+                    let (ret,) = call::<($($ty,)*), ($ret,)>(
+                        store,
+                        self.instance,
+                        &self.indices.$method,
+                        ($($arg,)*),
+                    )
+                    .await?;
+                    Ok(ret)
+                }
+            )*
+        }
+    };
+}
+
+exported_interface! {
+    /// `tracker` of one instance.
+    TrackerIndices, Tracker {
+        call_describe = "describe"() -> wit::ProviderInfo;
+        call_normalize_key = "normalize-key"(source: &wit::Source, key: &str)
+            -> Result<String, wit::ProviderError>;
+        call_issue_url = "issue-url"(source: &wit::Source, key: &str)
+            -> Result<String, wit::ProviderError>;
+        call_create_url = "create-url"(source: &wit::Source) -> Result<String, wit::ProviderError>;
+        call_test_connection = "test-connection"(source: &wit::Source)
+            -> Result<wit::ConnectionInfo, wit::ProviderError>;
+        call_fetch_issue = "fetch-issue"(source: &wit::Source, key: &str)
+            -> Result<wit::Issue, wit::ProviderError>;
+        call_fetch_issues = "fetch-issues"(source: &wit::Source, keys: &[String])
+            -> Result<Vec<Result<wit::Issue, wit::ProviderError>>, wit::ProviderError>;
+    }
+}
+
+exported_interface! {
+    /// `comments` (contract 1.1) of one instance.
+    CommentsIndices, Comments {
+        call_describe_comments = "describe-comments"() -> Option<comments::CommentsInfo>;
+        call_add_comment = "add-comment"(source: &wit::Source, key: &str, markdown: &str)
+            -> Result<comments::CommentInfo, wit::ProviderError>;
+    }
+}
+
+exported_interface! {
+    /// `events` (contract 1.1) of one instance.
+    EventsIndices, Events {
+        call_describe_events = "describe-events"() -> Vec<events::EventScheme>;
+        call_parse_event = "parse-event"(source: &wit::Source, event: &events::Event)
+            -> Result<Vec<events::EventChange>, wit::ProviderError>;
     }
 }
 
