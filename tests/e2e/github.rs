@@ -1,7 +1,7 @@
 //! End-to-end tests of the GitHub Issues plugin (`github`) through the real host runtime,
 //! against a stand-in GitHub (REST + GraphQL) on 127.0.0.1.
 //!
-//! The REST side follows `/work/shared/providers.md` section 2 (basic-error bodies, 401 "Bad
+//! The REST side follows `../shared/providers.md` section 2 (basic-error bodies, 401 "Bad
 //! credentials", 404 for private repositories without access, 410 for deleted issues, 301 for
 //! transferred ones, `x-ratelimit-*` headers on every answer, app installation tokens refused on
 //! `/user`). The GraphQL side (`POST /graphql`, GHES `/api/graphql`) answers the documented

@@ -1,7 +1,7 @@
 //! End-to-end tests of the Jira Cloud plugin (`jira-cloud`) through the real host runtime,
 //! against a stand-in Jira on 127.0.0.1.
 //!
-//! The stand-in follows `/work/shared/providers.md` section 1: `/rest/api/3/myself` answers 401
+//! The stand-in follows `../shared/providers.md` section 1: `/rest/api/3/myself` answers 401
 //! with a plain-text body to missing or wrong credentials, while issue reads treat them as an
 //! anonymous user (404 with the ErrorCollection body) and the search answers them an empty list.
 //! The search endpoint is the enhanced JQL search, `POST /rest/api/3/search/jql`: body

@@ -1,4 +1,4 @@
-//! Azure DevOps Boards provider plugin (work items; facts in `/work/shared/providers.md` §3).
+//! Azure DevOps Boards provider plugin (work items; facts in `../shared/providers.md` §3).
 //!
 //! A source is one project: its base URL is `https://dev.azure.com/{org}/{project}`, the legacy
 //! `https://{org}.visualstudio.com/{project}`, or an Azure DevOps Server

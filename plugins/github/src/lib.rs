@@ -1,6 +1,6 @@
 //! GitHub Issues provider plugin (REST + GraphQL).
 //!
-//! Facts from `/work/shared/providers.md` section 2:
+//! Facts from `../shared/providers.md` section 2:
 //! - the base URL is the repository page, `https://github.com/{owner}/{repo}` (GitHub Enterprise
 //!   Server: `https://HOST/{owner}/{repo}`); the REST API is `https://api.github.com`, or
 //!   `https://HOST/api/v3` with GraphQL at `https://HOST/api/graphql`; the "api-url" setting

@@ -1,4 +1,4 @@
-//! GitLab Issues provider plugin (REST API v4; facts in `/work/shared/providers.md` §5).
+//! GitLab Issues provider plugin (REST API v4; facts in `../shared/providers.md` §5).
 //!
 //! A source is one project: its base URL is the project's web URL, e.g.
 //! `https://gitlab.com/group/subgroup/project` (nested groups) or a self-managed

@@ -1,6 +1,6 @@
 //! Jira Cloud provider plugin (REST API v3).
 //!
-//! Facts from `/work/shared/providers.md` section 1:
+//! Facts from `../shared/providers.md` section 1:
 //! - the API root is `{baseUrl}/rest/api/3` (a path prefix such as `https://jira.example.com/jira`
 //!   is kept), or `{api-url}/rest/api/3` when the "api-url" setting is set: OAuth 2.0 (3LO)
 //!   access tokens and scoped API tokens only work through the gateway

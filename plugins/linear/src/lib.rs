@@ -1,5 +1,5 @@
 //! Linear provider plugin: keys `TEAM-123`, web URLs under `https://linear.app/{workspace}`,
-//! and the GraphQL API at `https://api.linear.app/graphql` (see `/work/shared/providers.md` §4).
+//! and the GraphQL API at `https://api.linear.app/graphql` (see `../shared/providers.md` §4).
 //!
 //! Owns: key grammar, Linear's URLs, the GraphQL requests and the reading of Linear's errors,
 //! which arrive inside HTTP 200 answers as well as 400/401/429 ones (`errors[].extensions`).
