@@ -185,29 +185,9 @@ impl Seen {
     }
 }
 
-fn capture_logs() -> LogSink {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    let sink = LogSink(Arc::default());
-    let (text, json) = (sink.0.clone(), sink.0.clone());
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_subscriber::filter::LevelFilter::TRACE)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(move || LogSink(text.clone())),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .json()
-                .with_writer(move || LogSink(json.clone())),
-        );
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-    sink
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn echoed_secrets_never_leave_the_host() {
-    let logs = capture_logs();
+    let logs = LogSink::capture();
     let state = Arc::new(Echo {
         mode: AtomicUsize::new(0),
     });

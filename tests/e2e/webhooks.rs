@@ -30,30 +30,6 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// Every log line of this test binary (all levels, text and JSON), captured from the first call.
-fn logs() -> &'static LogSink {
-    static SINK: std::sync::OnceLock<LogSink> = std::sync::OnceLock::new();
-    SINK.get_or_init(|| {
-        use tracing_subscriber::layer::SubscriberExt as _;
-        let sink = LogSink(Arc::default());
-        let (text, json) = (sink.0.clone(), sink.0.clone());
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_subscriber::filter::LevelFilter::TRACE)
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(move || LogSink(text.clone())),
-            )
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(move || LogSink(json.clone())),
-            );
-        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-        sink
-    })
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -444,7 +420,7 @@ async fn a_disabled_source_or_capability_off_answers_2xx_and_processes_nothing()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_webhook_secret_appears_in_no_answer_record_log_or_plugin_call() {
-    let logs = logs();
+    let logs = LogSink::capture();
     let h = github().await;
     let (path, secret) = h.set_up(None).await;
     let link = h.link("1").await;

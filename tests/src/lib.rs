@@ -114,6 +114,34 @@ async fn record(log: Arc<Mutex<Vec<Recorded>>>, req: Request, next: Next) -> Res
 /// A `std::io::Write` into a shared buffer, for capturing what a test process logs.
 pub struct LogSink(pub Arc<Mutex<Vec<u8>>>);
 
+impl LogSink {
+    /// Everything this test process logs from the first call on (every level, through both
+    /// formatters the service offers: text and JSON). The first call installs the process's
+    /// one global subscriber; every call returns the same sink.
+    pub fn capture() -> &'static LogSink {
+        static SINK: std::sync::OnceLock<LogSink> = std::sync::OnceLock::new();
+        SINK.get_or_init(|| {
+            use tracing_subscriber::layer::SubscriberExt as _;
+            let sink = LogSink(Arc::default());
+            let (text, json) = (sink.0.clone(), sink.0.clone());
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_subscriber::filter::LevelFilter::TRACE)
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .with_writer(move || LogSink(text.clone())),
+                )
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .with_writer(move || LogSink(json.clone())),
+                );
+            tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+            sink
+        })
+    }
+}
+
 impl std::io::Write for LogSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
