@@ -16,7 +16,6 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::admission;
 use super::error::ApiError;
 use super::extract::{Caller, Path, Query, has_media_type};
 use crate::app::AppState;
@@ -25,7 +24,9 @@ use crate::compat;
 use crate::plugin::registry::{Swap, UploadError, watch_dir};
 use crate::plugin::{
     CallCounts, CapabilitySupport, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS,
+    Tier,
 };
+use crate::plugin_registry::admission::{self, Job, JobState};
 use crate::plugin_registry::{self, AdmissionError};
 use crate::store::records::{Millis, SourceRecord};
 use crate::store::{Read, SOURCES};
@@ -60,6 +61,11 @@ pub struct PluginView {
     pub from_cache: bool,
     /// Milliseconds spent compiling (or loading from the cache), linking and describing it.
     pub prepare_ms: u64,
+    /// Which compiler made the code calls run: `baseline` (a large plugin, serving at once
+    /// while its optimised code compiles in the background) or `optimised`.
+    pub tier: Tier,
+    /// Why the optimised compile of a baseline version failed, if it did.
+    pub optimise_error: Option<String>,
     /// Calls into this version and how they ended.
     pub calls: CallCounts,
     /// How many sources use this provider.
@@ -157,7 +163,7 @@ pub async fn get(
 
 /// `PUT /plugins/{id}` (admin): uploads a plugin binary (`Content-Type: application/wasm`, at
 /// most the host's plugin size limit). A body refused as such (media type, size, empty) is a
-/// 4xx at once; otherwise `202` with an admission job (see [`super::admission`]), or, with
+/// 4xx at once; otherwise `202` with an admission job (see [`admission`]), or, with
 /// `?wait=true`, the job's end: 201 for a new provider, 200 for a replacement, 4xx (and the
 /// current version keeps serving) when the binary is refused.
 pub async fn upload(
@@ -187,47 +193,105 @@ pub async fn upload(
             return Err(e);
         }
     };
-    let (job, task) = admission::start(&state, caller.who(), &id, bytes, query.force);
+    let (job, task) = admission::start(
+        &state,
+        caller.who(),
+        &id,
+        bytes,
+        query.force,
+        refusal_details,
+    );
     if query.wait {
-        let (status, outcome) = task.await.map_err(ApiError::internal)??;
+        let ended = task.await.map_err(ApiError::internal)?;
+        let (status, outcome) = answer(&state, &id, &ended).await?;
         return Ok((status, Json(outcome)).into_response());
     }
     let location = format!("/api/v1/plugins/jobs/{}", job.id);
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
-        Json(job),
+        Json(job_view(&state, job).await?),
     )
         .into_response())
 }
 
-/// `GET /plugins/jobs/{id}` (admin): an admission job (see [`super::admission`]).
+/// `GET /plugins/jobs/{id}` (admin): an admission job (see [`admission`]).
 pub async fn job(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<admission::Job>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     caller.require_admin()?;
-    state.admissions.get(&id).map(Json).ok_or_else(|| {
+    let job = state.admissions.get(&id).ok_or_else(|| {
         ApiError::not_found(format!(
             "no admission job {id:?} (the latest {} are kept)",
             admission::KEPT
         ))
+    })?;
+    Ok(Json(job_view(&state, job).await?))
+}
+
+/// One admission job, as `GET /plugins/jobs/{id}` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobView {
+    /// The job's id.
+    pub id: String,
+    /// The provider id the binary was uploaded to.
+    pub plugin: String,
+    /// `queued`, `compiling`, `checking`, `active` or `failed`.
+    pub state: JobState,
+    /// Whether the upload was forced past stored sources it breaks.
+    pub forced: bool,
+    /// Size of the uploaded binary, in bytes.
+    pub size_bytes: usize,
+    /// When it was uploaded (ms since the Unix epoch).
+    pub created_at: Millis,
+    /// When it finished, if it has.
+    pub finished_at: Option<Millis>,
+    /// When `active`: what the upload did, as a waiting upload answers it.
+    pub outcome: Option<UploadOutcome>,
+    /// When `failed`: `{status, error, errors}`, the answer a waiting upload gets.
+    pub error: Option<serde_json::Value>,
+}
+
+async fn job_view(state: &AppState, job: Job) -> Result<JobView, ApiError> {
+    let (mut outcome, mut error) = (None, None);
+    match job.ended.as_deref() {
+        Some(Ok(swap)) => outcome = Some(accepted(state, &job.plugin, swap).await?.1),
+        Some(Err(e)) => {
+            let e = refusal(&job.plugin, e);
+            let mut body = e.body();
+            body["status"] = e.status.as_u16().into();
+            error = Some(body);
+        }
+        None => {}
+    }
+    Ok(JobView {
+        id: job.id,
+        plugin: job.plugin,
+        state: job.state,
+        forced: job.forced,
+        size_bytes: job.size_bytes,
+        created_at: job.created_at,
+        finished_at: job.finished_at,
+        outcome,
+        error,
     })
 }
 
 /// Audits a refused upload as `plugin.rejected`, with its status and reason: every admission
 /// outcome is audited (the accepted ones by [`plugin_registry::record`]).
 async fn audit_refusal(state: &AppState, who: &str, id: &str, e: &ApiError) {
-    let (who, target) = (who.to_string(), id.to_string());
-    let details = json!({"status": e.status.as_u16(), "code": e.code, "reason": e.message});
-    let audited = state
-        .store
-        .write(move |w| audit(w, &who, "plugin.rejected", &target, details))
-        .await;
-    if let Err(err) = audited {
-        tracing::error!(plugin = %id, error = %err, "could not audit a refused upload");
-    }
+    admission::audit_refusal(state, who, id, audit_details(e)).await;
+}
+
+fn audit_details(e: &ApiError) -> serde_json::Value {
+    json!({"status": e.status.as_u16(), "code": e.code, "reason": e.message})
+}
+
+/// The audit details of an admission's refusal: the status and message its answer has.
+fn refusal_details(id: &str, e: &AdmissionError) -> serde_json::Value {
+    audit_details(&refusal(id, e))
 }
 
 /// Reads an upload's body: the media type must be `application/wasm`, the size within `limit`,
@@ -279,29 +343,21 @@ async fn receive(
     Ok(bytes.freeze())
 }
 
-/// An admission job's work: [`plugin_registry::install`] on behalf of `who`, answered as a
-/// synchronous upload is (201 for a new provider, 200 for a replacement); `checking` is called
-/// once the binary is compiled and described. Refusals are audited here, with their answer.
-pub(super) async fn install(
+/// The answer to an admission's end: 201 for a new provider, 200 for a replacement, or the
+/// refusal.
+async fn answer(
     state: &AppState,
-    who: &str,
     id: &str,
-    bytes: &[u8],
-    force: bool,
-    checking: impl FnOnce(),
+    ended: &admission::Ended,
 ) -> Result<(StatusCode, UploadOutcome), ApiError> {
-    let outcome = match plugin_registry::install(state, who, id, bytes, force, checking).await {
-        Ok(swap) => outcome(state, id, &swap).await,
+    match ended.as_ref() {
+        Ok(swap) => accepted(state, id, swap).await,
         Err(e) => Err(refusal(id, e)),
-    };
-    if let Err(e) = &outcome {
-        audit_refusal(state, who, id, e).await;
     }
-    outcome
 }
 
 /// The answer to an accepted upload.
-async fn outcome(
+async fn accepted(
     state: &AppState,
     id: &str,
     swap: &Swap,
@@ -326,15 +382,15 @@ async fn outcome(
 }
 
 /// The answer to a refused upload.
-fn refusal(id: &str, e: AdmissionError) -> ApiError {
+fn refusal(id: &str, e: &AdmissionError) -> ApiError {
     match e {
         AdmissionError::Upload(UploadError::Plugin(e)) => ApiError::from(e),
         AdmissionError::Upload(e @ UploadError::IdMismatch { .. }) => {
             ApiError::invalid("id", e.to_string())
         }
-        AdmissionError::Upload(UploadError::Incompatible(affected)) => incompatible(id, &affected),
+        AdmissionError::Upload(UploadError::Incompatible(affected)) => incompatible(id, affected),
         AdmissionError::Upload(e @ UploadError::Save { .. }) => ApiError::internal(e),
-        AdmissionError::Store(e) => e.into(),
+        AdmissionError::Store(e) => ApiError::internal(e),
     }
 }
 
@@ -477,6 +533,8 @@ fn view(p: &LoadedPlugin, sources: usize) -> PluginView {
         file: p.file.as_ref().map(|f| f.display().to_string()),
         from_cache: p.from_cache,
         prepare_ms: p.prepare_time.as_millis() as u64,
+        tier: p.tier(),
+        optimise_error: p.optimise_error().map(str::to_string),
         calls: p.stats.counts(),
         sources,
     }

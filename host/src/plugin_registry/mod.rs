@@ -2,9 +2,10 @@
 //! version (compiled and described, checked against the stored sources it would break, see
 //! [`crate::compat`], then swapped in and saved) and the audit of every accepted swap, uploaded
 //! or picked up from the plugins directory; and the plugin size limits an admin sets
-//! ([`settings`]). The admission jobs that run [`install`] one at a time, and the answers, are
-//! `api::admission` and `api::plugins`.
+//! ([`settings`]); the admission jobs that run [`install`] one at a time ([`admission`]).
+//! `api::plugins` maps their outcomes to answers.
 
+pub mod admission;
 pub mod settings;
 
 use serde_json::json;

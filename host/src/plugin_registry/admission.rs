@@ -1,37 +1,36 @@
-//! Asynchronous plugin admission: the jobs behind `PUT /plugins/{id}` and
-//! `GET /plugins/jobs/{id}`.
+//! Asynchronous plugin admission: the jobs that run [`super::install`] one at a time.
 //!
-//! The upload request itself only reads the body and refuses what is cheap to refuse (media
-//! type, size, an empty body); it then answers `202` with a job, whose state a client polls:
-//! `queued` (waiting for the admission slot), `compiling` (compiling, or loading from the
-//! compile cache, and running `describe`), `checking` (the id and the stored sources it would
-//! break), then `active` (swapped in; `outcome` as a synchronous upload answers it) or `failed`
-//! (`error`: the status and the error body a synchronous upload would have answered). With
-//! `?wait=true` the request waits for its job and answers like a synchronous upload.
+//! An upload that passed the cheap checks (media type, size, an empty body: the API's) becomes
+//! a job whose state a client polls: `queued` (waiting for the admission slot), `compiling`
+//! (compiling, or loading from the compile cache, and running `describe`), `checking` (the id
+//! and the stored sources it would break), then `active` (swapped in; [`Job::ended`] holds the
+//! [`Swap`]) or `failed` (the [`AdmissionError`]; the version that was serving keeps serving).
+//! `api::plugins` answers the upload `202` with the job, shows it at `GET /plugins/jobs/{id}`
+//! and, for `?wait=true`, awaits its end; it only maps what this module says to HTTP.
 //!
 //! Jobs run one at a time ([`Admissions`] has one slot): compiling a large component keeps
 //! the cores busy for seconds (a debug host: a minute), so admissions queue behind each other,
 //! and the compilation itself runs on lower-priority threads (see `plugin::engine`), so
-//! request handling wins a core when it needs one. Each job's outcome is audited (by
-//! [`super::plugins::install`]). Finished jobs are kept in memory, the latest [`KEPT`].
+//! request handling wins a core when it needs one. Every refusal is audited as
+//! `plugin.rejected` (the accepted ones by [`super::record`]). Jobs are kept in memory, the
+//! latest [`KEPT`].
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use axum::http::StatusCode;
-use serde::Serialize;
 use serde_json::Value;
 
-use super::error::ApiError;
-use super::plugins::UploadOutcome;
+use super::AdmissionError;
 use crate::app::AppState;
+use crate::audit::audit;
+use crate::plugin::registry::Swap;
 use crate::store::records::{Millis, now};
 
 /// How many jobs are remembered (the oldest finished ones are forgotten first).
 pub const KEPT: usize = 100;
 
 /// Where a job stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum JobState {
     /// Waiting for the admission slot.
@@ -42,7 +41,7 @@ pub enum JobState {
     Checking,
     /// Swapped in and serving.
     Active,
-    /// Refused; `error` says why. The version that was serving keeps serving.
+    /// Refused; the job's error says why. The version that was serving keeps serving.
     Failed,
 }
 
@@ -53,8 +52,11 @@ impl JobState {
     }
 }
 
-/// One admission, as `GET /plugins/jobs/{id}` shows it.
-#[derive(Clone, Debug, Serialize)]
+/// How a job ended: the accepted swap, or why the version was refused.
+pub type Ended = Arc<Result<Swap, AdmissionError>>;
+
+/// One admission.
+#[derive(Clone, Debug)]
 pub struct Job {
     /// The job's id.
     pub id: String,
@@ -70,11 +72,13 @@ pub struct Job {
     pub created_at: Millis,
     /// When it finished, if it has.
     pub finished_at: Option<Millis>,
-    /// When `active`: what the upload did (`changed`, `plugin`, `previous`).
-    pub outcome: Option<Value>,
-    /// When `failed`: `{status, error, errors}`, the answer a synchronous upload would give.
-    pub error: Option<Value>,
+    /// Once finished: the swap, or the refusal.
+    pub ended: Option<Ended>,
 }
+
+/// The audit details of a refusal, as whoever answers the uploader words it (the API: the
+/// status and the message it answered), so the audit log says what the uploader was told.
+pub type RefusalDetails = fn(plugin: &str, error: &AdmissionError) -> Value;
 
 /// The admission jobs of a running service, and the one slot they take turns on.
 pub struct Admissions {
@@ -116,18 +120,17 @@ impl Admissions {
     }
 }
 
-/// What a job ends with: the status and body of an accepted upload, or the refusal.
-pub type Finished = Result<(StatusCode, UploadOutcome), ApiError>;
-
 /// Starts the admission of `bytes` as provider `plugin` on behalf of `who`; returns the job
-/// (queued) and the task that runs it, whose result is the job's end.
+/// (queued) and the task that runs it, whose result is the job's end. A refusal is audited
+/// with the details `refusal` gives, before the job shows `failed`.
 pub fn start(
     state: &AppState,
     who: String,
     plugin: &str,
     bytes: bytes::Bytes,
     force: bool,
-) -> (Job, tokio::task::JoinHandle<Finished>) {
+    refusal: RefusalDetails,
+) -> (Job, tokio::task::JoinHandle<Ended>) {
     let job = Job {
         id: crate::ids::new_id("job"),
         plugin: plugin.to_string(),
@@ -136,8 +139,7 @@ pub fn start(
         size_bytes: bytes.len(),
         created_at: now(),
         finished_at: None,
-        outcome: None,
-        error: None,
+        ended: None,
     };
     state.admissions.add(job.clone());
     let (state, id, plugin) = (state.clone(), job.id.clone(), plugin.to_string());
@@ -146,24 +148,34 @@ pub fn start(
         let _slot = admissions.slot.acquire().await;
         admissions.update(&id, |j| j.state = JobState::Compiling);
         let checking = || admissions.update(&id, |j| j.state = JobState::Checking);
-        let finished =
-            super::plugins::install(&state, &who, &plugin, &bytes, force, checking).await;
+        let result = super::install(&state, &who, &plugin, &bytes, force, checking).await;
+        if let Err(e) = &result {
+            audit_refusal(&state, &who, &plugin, refusal(&plugin, e)).await;
+        }
+        let ended: Ended = Arc::new(result);
         admissions.update(&id, |j| {
             j.finished_at = Some(now());
-            match &finished {
-                Ok((_, outcome)) => {
-                    j.state = JobState::Active;
-                    j.outcome = serde_json::to_value(outcome).ok();
-                }
-                Err(e) => {
-                    j.state = JobState::Failed;
-                    let mut body = e.body();
-                    body["status"] = e.status.as_u16().into();
-                    j.error = Some(body);
-                }
-            }
+            j.state = match ended.as_ref() {
+                Ok(_) => JobState::Active,
+                Err(_) => JobState::Failed,
+            };
+            j.ended = Some(ended.clone());
         });
-        finished
+        ended
     });
     (job, task)
+}
+
+/// Audits a refused upload as `plugin.rejected` with `details`: every admission outcome is
+/// audited (the accepted ones by [`super::record`]), including the refusals of the body the
+/// API answers before a job exists.
+pub async fn audit_refusal(state: &AppState, who: &str, plugin: &str, details: Value) {
+    let (who, target) = (who.to_string(), plugin.to_string());
+    let audited = state
+        .store
+        .write(move |w| audit(w, &who, "plugin.rejected", &target, details))
+        .await;
+    if let Err(err) = audited {
+        tracing::error!(plugin = %plugin, error = %err, "could not audit a refused upload");
+    }
 }
