@@ -252,3 +252,74 @@ fn optimiser() -> &'static rayon::ThreadPool {
 
 /// The nice value of the optimising thread: the lowest priority.
 pub const OPTIMISE_NICENESS: i32 = 19;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::plugin::{Limits, SourceConfig};
+
+    /// A baseline version of the hotswap test plugin, serving, whose optimised compile has
+    /// not started (the test starts it).
+    async fn baseline_version() -> (PluginHost, Arc<LoadedPlugin>, Arc<[u8]>) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/test-plugins/hotswap.wasm"
+        );
+        let bytes = std::fs::read(path).expect("hotswap.wasm (run scripts/build-plugins.sh)");
+        let host = PluginHost::new(Limits::default(), None)
+            .unwrap()
+            .baseline_tier_from(0);
+        let plugin = host.prepare(&bytes, "test".into()).await.unwrap();
+        assert_eq!(plugin.tier(), Tier::Baseline);
+        let unoptimised = plugin.unoptimised.lock().unwrap().take().unwrap();
+        let plugin = host.install(plugin);
+        (host, plugin, unoptimised)
+    }
+
+    async fn optimise_error(plugin: &LoadedPlugin) -> String {
+        for _ in 0..2000 {
+            if let Some(e) = plugin.optimise_error() {
+                return e.to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the failed optimising compile was never reported");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failed_or_panicking_optimising_compile_is_reported_and_baseline_code_serves_on() {
+        let source = SourceConfig {
+            provider: "hotswap".into(),
+            base_url: "http://127.0.0.1:1".into(),
+            auth_type: "none".into(),
+            ..Default::default()
+        };
+        let failures: [fn(&[u8]) -> Result<Component, PluginError>; 2] = [
+            |_| Err(PluginError::Rejected("out of memory".into())),
+            |_| panic!("a compiler bug"),
+        ];
+        for (compile, reported) in failures.into_iter().zip(["out of memory", "panicked"]) {
+            let (host, plugin, bytes) = baseline_version().await;
+            let linker = host.linker.clone();
+            optimise(Arc::downgrade(&plugin), bytes, compile, move |c| {
+                Code::link(&linker, c, Tier::Optimised)
+            });
+            let error = optimise_error(&plugin).await;
+            assert!(error.contains(reported), "{error}");
+            assert_eq!(plugin.tier(), Tier::Baseline);
+            assert_eq!(host.normalize_key(&source, " hs-1 ").await.unwrap(), "HS-1");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn optimising_compiles_run_on_one_thread_at_the_lowest_priority() {
+        let nice = |_: rayon::BroadcastContext<'_>| {
+            // SAFETY: reads the calling thread's own nice value.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        };
+        assert_eq!(optimiser().broadcast(nice), vec![OPTIMISE_NICENESS]);
+    }
+}
