@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use host::app::{AppState, router};
 use host::plugin::{Limits, PluginHost, SourceConfig, Tier};

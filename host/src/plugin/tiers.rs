@@ -296,7 +296,8 @@ mod tests {
             auth_type: "none".into(),
             ..Default::default()
         };
-        let failures: [fn(&[u8]) -> Result<Component, PluginError>; 2] = [
+        type Compile = fn(&[u8]) -> Result<Component, PluginError>;
+        let failures: [Compile; 2] = [
             |_| Err(PluginError::Rejected("out of memory".into())),
             |_| panic!("a compiler bug"),
         ];
