@@ -639,6 +639,7 @@ async fn an_upload_answers_202_with_a_job_that_ends_active_or_failed_with_the_re
     assert_eq!(done["outcome"]["previous"]["version"], MARKER);
     assert!(done["finished_at"].as_u64().unwrap() >= done["created_at"].as_u64().unwrap());
     assert_eq!(app.plugin("hotswap").await["version"], V2);
+    let v2_job = done["id"].as_str().unwrap().to_string();
 
     // Refusals after the body was read end the job as failed, with the answer a waiting
     // upload gets; the version serving keeps serving.
@@ -678,6 +679,19 @@ async fn an_upload_answers_202_with_a_job_that_ends_active_or_failed_with_the_re
     );
     let (status, body) = app.call("GET", "/api/v1/plugins/jobs/job_nope", None).await;
     assert_eq!(status, 404, "{body}");
+
+    // A finished job does not keep its version in memory once another replaced it.
+    let (status, body) = app.upload("hotswap", hotswap(V3), wasm).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, v2_job) = app
+        .call("GET", &format!("/api/v1/plugins/jobs/{v2_job}"), None)
+        .await;
+    let plugin = &v2_job["outcome"]["plugin"];
+    assert_eq!(
+        (&plugin["version"], &plugin["loaded"]),
+        (&json!(V2), &json!(false)),
+        "{v2_job}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -26,7 +26,7 @@ use crate::plugin::{
     CallCounts, CapabilitySupport, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS,
     Tier,
 };
-use crate::plugin_registry::admission::{self, Job, JobState};
+use crate::plugin_registry::admission::{self, Admitted, Job, JobState};
 use crate::plugin_registry::{self, AdmissionError};
 use crate::store::records::{Millis, SourceRecord};
 use crate::store::{Read, SOURCES};
@@ -202,8 +202,10 @@ pub async fn upload(
         refusal_details,
     );
     if query.wait {
-        let ended = task.await.map_err(ApiError::internal)?;
-        let (status, outcome) = answer(&state, &id, &ended).await?;
+        let (status, outcome) = match task.await.map_err(ApiError::internal)? {
+            Ok(swap) => accepted(&state, &id, &swap).await?,
+            Err(e) => return Err(refusal(&id, &e)),
+        };
         return Ok((status, Json(outcome)).into_response());
     }
     let location = format!("/api/v1/plugins/jobs/{}", job.id);
@@ -248,16 +250,17 @@ pub struct JobView {
     pub created_at: Millis,
     /// When it finished, if it has.
     pub finished_at: Option<Millis>,
-    /// When `active`: what the upload did, as a waiting upload answers it.
-    pub outcome: Option<UploadOutcome>,
+    /// When `active`: what the upload did, as a waiting upload answers it (once that version
+    /// is unloaded, its `plugin` is only `{id, version, digest, loaded: false}`).
+    pub outcome: Option<serde_json::Value>,
     /// When `failed`: `{status, error, errors}`, the answer a waiting upload gets.
     pub error: Option<serde_json::Value>,
 }
 
 async fn job_view(state: &AppState, job: Job) -> Result<JobView, ApiError> {
     let (mut outcome, mut error) = (None, None);
-    match job.ended.as_deref() {
-        Some(Ok(swap)) => outcome = Some(accepted(state, &job.plugin, swap).await?.1),
+    match &job.ended {
+        Some(Ok(admitted)) => outcome = Some(admitted_outcome(state, &job.plugin, admitted).await?),
         Some(Err(e)) => {
             let e = refusal(&job.plugin, e);
             let mut body = e.body();
@@ -343,17 +346,25 @@ async fn receive(
     Ok(bytes.freeze())
 }
 
-/// The answer to an admission's end: 201 for a new provider, 200 for a replacement, or the
-/// refusal.
-async fn answer(
+/// A finished job's outcome: as the waiting upload was answered, with the version as it is
+/// now (its tier, its calls) while it is loaded.
+async fn admitted_outcome(
     state: &AppState,
     id: &str,
-    ended: &admission::Ended,
-) -> Result<(StatusCode, UploadOutcome), ApiError> {
-    match ended.as_ref() {
-        Ok(swap) => accepted(state, id, swap).await,
-        Err(e) => Err(refusal(id, e)),
-    }
+    admitted: &Admitted,
+) -> Result<serde_json::Value, ApiError> {
+    let plugin = match admitted.plugin.upgrade() {
+        Some(plugin) => {
+            let sources = sources_by_provider(state).await?;
+            serde_json::to_value(view(&plugin, count(&sources, id))).map_err(ApiError::internal)?
+        }
+        None => {
+            json!({"id": id, "version": admitted.version, "digest": admitted.digest, "loaded": false})
+        }
+    };
+    let previous = (admitted.previous.as_ref())
+        .map(|(version, digest)| json!({"version": version, "digest": digest}));
+    Ok(json!({"changed": admitted.changed, "plugin": plugin, "previous": previous}))
 }
 
 /// The answer to an accepted upload.

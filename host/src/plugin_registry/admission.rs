@@ -3,8 +3,9 @@
 //! An upload that passed the cheap checks (media type, size, an empty body: the API's) becomes
 //! a job whose state a client polls: `queued` (waiting for the admission slot), `compiling`
 //! (compiling, or loading from the compile cache, and running `describe`), `checking` (the id
-//! and the stored sources it would break), then `active` (swapped in; [`Job::ended`] holds the
-//! [`Swap`]) or `failed` (the [`AdmissionError`]; the version that was serving keeps serving).
+//! and the stored sources it would break), then `active` (swapped in; [`Job::ended`] holds what
+//! was [`Admitted`]) or `failed` (the [`AdmissionError`]; the version that was serving keeps
+//! serving).
 //! `api::plugins` answers the upload `202` with the job, shows it at `GET /plugins/jobs/{id}`
 //! and, for `?wait=true`, awaits its end; it only maps what this module says to HTTP.
 //!
@@ -16,13 +17,14 @@
 //! latest [`KEPT`].
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::Value;
 
 use super::AdmissionError;
 use crate::app::AppState;
 use crate::audit::audit;
+use crate::plugin::LoadedPlugin;
 use crate::plugin::registry::Swap;
 use crate::store::records::{Millis, now};
 
@@ -52,8 +54,36 @@ impl JobState {
     }
 }
 
-/// How a job ended: the accepted swap, or why the version was refused.
-pub type Ended = Arc<Result<Swap, AdmissionError>>;
+/// Why a job's version was refused, shared by the job and whoever awaits it.
+pub type Refusal = Arc<AdmissionError>;
+
+/// An accepted admission, as its job keeps it: the version only by a weak reference, so a
+/// finished job does not keep a replaced version's compiled code in memory.
+#[derive(Clone, Debug)]
+pub struct Admitted {
+    /// False when this exact binary was already serving (nothing was swapped).
+    pub changed: bool,
+    /// The version admitted, while it is loaded (or a call still runs on it).
+    pub plugin: Weak<LoadedPlugin>,
+    /// Its version and digest, for when it is gone.
+    pub version: String,
+    /// sha-256 of its binary, hex.
+    pub digest: String,
+    /// The version it replaced: its version and digest.
+    pub previous: Option<(String, String)>,
+}
+
+impl Admitted {
+    fn of(swap: &Swap) -> Admitted {
+        Admitted {
+            changed: swap.changed,
+            plugin: Arc::downgrade(&swap.plugin),
+            version: swap.plugin.info.version.clone(),
+            digest: swap.plugin.digest.clone(),
+            previous: (swap.previous.as_ref()).map(|p| (p.info.version.clone(), p.digest.clone())),
+        }
+    }
+}
 
 /// One admission.
 #[derive(Clone, Debug)]
@@ -72,8 +102,8 @@ pub struct Job {
     pub created_at: Millis,
     /// When it finished, if it has.
     pub finished_at: Option<Millis>,
-    /// Once finished: the swap, or the refusal.
-    pub ended: Option<Ended>,
+    /// Once finished: what was admitted, or the refusal.
+    pub ended: Option<Result<Admitted, Refusal>>,
 }
 
 /// The audit details of a refusal, as whoever answers the uploader words it (the API: the
@@ -130,7 +160,7 @@ pub fn start(
     bytes: bytes::Bytes,
     force: bool,
     refusal: RefusalDetails,
-) -> (Job, tokio::task::JoinHandle<Ended>) {
+) -> (Job, tokio::task::JoinHandle<Result<Swap, Refusal>>) {
     let job = Job {
         id: crate::ids::new_id("job"),
         plugin: plugin.to_string(),
@@ -152,16 +182,16 @@ pub fn start(
         if let Err(e) = &result {
             audit_refusal(&state, &who, &plugin, refusal(&plugin, e)).await;
         }
-        let ended: Ended = Arc::new(result);
+        let result = result.map_err(Arc::new);
         admissions.update(&id, |j| {
             j.finished_at = Some(now());
-            j.state = match ended.as_ref() {
+            j.state = match &result {
                 Ok(_) => JobState::Active,
                 Err(_) => JobState::Failed,
             };
-            j.ended = Some(ended.clone());
+            j.ended = Some(result.as_ref().map(Admitted::of).map_err(Arc::clone));
         });
-        ended
+        result
     });
     (job, task)
 }
