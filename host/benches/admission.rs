@@ -212,7 +212,13 @@ async fn measure(file: &str, label: &str, baseline_from: usize) {
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    for file in ["redmine-js.wasm", "redmine-py.wasm"] {
+    // `cargo bench ... -- js` measures only the plugins whose file names contain `js`.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let files = ["redmine-js.wasm", "redmine-py.wasm"];
+    for file in files
+        .into_iter()
+        .filter(|f| only.as_ref().is_none_or(|o| f.contains(o.as_str())))
+    {
         measure(file, "Cranelift only", usize::MAX).await;
         measure(file, "Winch first, Cranelift in the background", 0).await;
     }
