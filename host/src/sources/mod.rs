@@ -280,8 +280,8 @@ pub async fn update(
 }
 
 /// The version (`updated_at`) of a source changed now: the time, or one more than `previous`
-/// when the clock has not moved past it, so that every change is a new version.
-fn next_version(previous: Millis) -> Millis {
+/// when the clock has not moved past it, so that every change is a new version (and `ETag`).
+pub fn next_version(previous: Millis) -> Millis {
     now().max(previous + 1)
 }
 
