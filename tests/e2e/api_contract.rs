@@ -232,16 +232,15 @@ async fn a_patch_with_a_bad_value_changes_nothing_and_names_the_field() {
 #[tokio::test(flavor = "multi_thread")]
 async fn if_match_guards_edits_and_the_etag_moves_with_every_edit() {
     let app = TestApp::start().await;
-    let id = app
-        .create(
-            "/api/v1/sources",
-            source("Versioned", "https://t.example.com"),
-        )
-        .await;
+    let body = source("Versioned", "https://t.example.com").to_string();
+    let body = Some(("application/json", body));
+    let created = send(&app, "POST", "/api/v1/sources", &[], body).await;
+    let id = created.expect(201)["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/sources/{id}");
     let read = send(&app, "GET", &path, &[], None).await;
     let first = read.etag();
     assert!(first.starts_with('"') && first.ends_with('"'), "{first}");
+    assert_eq!(created.etag(), first);
 
     // Every edit gives a new ETag, even several within one millisecond's reach.
     let mut seen = vec![first.clone()];
@@ -292,6 +291,7 @@ async fn if_match_guards_edits_and_the_etag_moves_with_every_edit() {
     let list = format!("{first}, {current}");
     let put_now = send(&app, "PUT", &path, &[("if-match", &list)], put).await;
     assert_eq!(put_now.expect(200)["display_name"], "Overwritten");
+    assert!(!seen.contains(&put_now.etag()), "{seen:?}");
     let any = patch(
         &app,
         &path,

@@ -61,7 +61,7 @@ routes! {
     get "/providers" any => providers::list; "Loaded provider plugins and what they describe (auth types and fields, settings, key format, URL templates)"
     get "/providers/{id}" any => providers::get; "One provider's description"
     get "/sources" any => sources::list, query = sources::list_parameters; "List sources: admins get all; members get the enabled sources of their projects; searched, filtered, sorted and paged (`limit`, `page` or `cursor`) by the query parameters"
-    post "/sources" admin => sources::create; "Create a source (body: provider, display_name, base_url, auth {type, fields}, templates, key_pattern, enabled, capabilities, projects, settings, network)"
+    post "/sources" admin => sources::create; "Create a source (body: provider, display_name, base_url, auth {type, fields}, templates, key_pattern, enabled, capabilities, projects, settings, network); answers with its `ETag`"
     post "/sources/test" admin => sources::test_draft; "Test a draft source configuration without saving it"
     post "/key-patterns/check" admin => sources::check_pattern; "Check a key pattern by the server's rules (body: pattern, optional key): {valid, matches} or {valid: false, message}"
     get "/sources/export" admin => transfer::export; "Export all sources as TOML, secrets as ${SRC_...} references"

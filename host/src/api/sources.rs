@@ -131,15 +131,15 @@ pub async fn get(
     Ok(tagged_view(&state, id, record))
 }
 
-/// `POST /sources` (admin).
+/// `POST /sources` (admin), answered with the new source's `ETag`.
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Body(input): Body<SourceInput>,
-) -> Result<(StatusCode, Json<SourceView>), ApiError> {
+) -> Result<(StatusCode, Tagged<SourceView>), ApiError> {
     caller.require_admin()?;
     let (id, record) = sources::create(&state, &caller.who(), &input).await?;
-    Ok((StatusCode::CREATED, Json(view(&state, id, record))))
+    Ok((StatusCode::CREATED, tagged_view(&state, id, record)))
 }
 
 /// `PUT /sources/{id}` (admin): replaces the configuration; omitted secrets are kept. With
