@@ -5,6 +5,8 @@
 //! request to the URL in its `forbidden-url` setting, which lets a stand-in see what the host
 //! applied.
 
+mod api_contract;
+
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
@@ -1364,7 +1366,7 @@ async fn the_documented_sources_list_parameters_are_the_ones_the_server_accepts(
     assert_eq!(
         names,
         [
-            "q", "provider", "enabled", "health", "project", "sort", "limit", "page"
+            "q", "provider", "enabled", "health", "project", "sort", "limit", "page", "cursor"
         ]
     );
     for parameter in &parameters {
@@ -1375,6 +1377,8 @@ async fn the_documented_sources_list_parameters_are_the_ones_the_server_accepts(
             None if schema["type"] == "integer" => vec![schema["minimum"].to_string()],
             None if name == "project" => vec![project.clone()],
             None if name == "provider" => vec!["github".into()],
+            // Only a `next_cursor` of ours is a cursor (see `api_contract`).
+            None if name == "cursor" => Vec::new(),
             None => vec!["anything".into()],
         };
         if let Some(max) = schema["maximum"].as_u64() {

@@ -158,6 +158,11 @@ impl From<SourceError> for ApiError {
                 ApiError::conflict(Some("display_name"), e.to_string())
             }
             SourceError::ChangedMeanwhile => ApiError::conflict(None, e.to_string()),
+            SourceError::VersionMismatch { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                e.to_string(),
+            ),
             SourceError::Plugin(e) => e.into(),
             SourceError::Incompatible(e) => e.into(),
             SourceError::Store(e) => e.into(),

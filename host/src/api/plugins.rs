@@ -22,6 +22,7 @@ use super::extract::{Caller, Path, Query, has_media_type};
 use crate::app::AppState;
 use crate::audit::audit;
 use crate::compat;
+use crate::paging::{self, Listed, PageQuery};
 use crate::plugin::registry::{Swap, UploadError, watch_dir};
 use crate::plugin::{
     CallCounts, CapabilitySupport, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS,
@@ -73,8 +74,9 @@ pub struct PluginList {
     pub supported_contracts: &'static [&'static str],
     /// Compilations and compile-cache hits since the host started.
     pub compile: CompileCounts,
-    /// Loaded plugins, by id.
-    pub plugins: Vec<PluginView>,
+    /// Loaded plugins, by id: the array, or with `limit`, `page` or `cursor` one page of it
+    /// (see [`crate::paging`]).
+    pub plugins: Listed<PluginView>,
 }
 
 /// `GET /plugins/{id}`: the listing entry and the full `describe` answer.
@@ -124,8 +126,10 @@ pub struct RemoveQuery {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    Query(query): Query<PageQuery>,
 ) -> Result<Json<PluginList>, ApiError> {
     caller.require_admin()?;
+    let page = query.check()?;
     let sources = sources_by_provider(&state).await?;
     let plugins = state
         .plugins
@@ -133,6 +137,7 @@ pub async fn list(
         .iter()
         .map(|p| view(p, count(&sources, &p.info.id)))
         .collect();
+    let plugins = paging::cut(plugins, page, |p: &PluginView| vec![p.id.clone()]);
     Ok(Json(PluginList {
         supported_contracts: SUPPORTED_CONTRACTS,
         compile: state.plugins.compile_counts(),
