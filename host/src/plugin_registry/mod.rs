@@ -6,6 +6,7 @@
 //! `api::admission` and `api::plugins`.
 
 pub mod settings;
+pub mod signatures;
 
 use serde_json::json;
 
@@ -29,8 +30,9 @@ pub enum AdmissionError {
     Store(#[from] StoreError),
 }
 
-/// Compiles, checks and swaps in `bytes` as provider `id` on behalf of `who`: refused when
-/// stored sources do not fit the new version, unless `force`; `checking` is called once it is
+/// Checks the `signature` of `bytes` (see [`signatures`]), then compiles, checks and swaps
+/// them in as provider `id` on behalf of `who`: refused when stored sources do not fit the
+/// new version, unless `force`; `checking` is called once it is
 /// compiled and described, before those checks. An accepted change is audited ([`record`]) and
 /// stored for the other replicas (a no-op on redb).
 pub async fn install(
@@ -38,6 +40,7 @@ pub async fn install(
     who: &str,
     id: &str,
     bytes: &[u8],
+    signature: Option<&str>,
     force: bool,
     checking: impl FnOnce(),
 ) -> Result<Swap, AdmissionError> {
@@ -48,16 +51,16 @@ pub async fn install(
     };
     let swap = state
         .plugins
-        .upload(id, bytes, &state.plugins_dir, breaks, force)
+        .upload_signed(id, bytes, signature, &state.plugins_dir, breaks, force)
         .await
         .inspect_err(|e| {
-            if let UploadError::Plugin(e) = e {
+            if let UploadError::Plugin(_) | UploadError::Signature(_) = e {
                 tracing::warn!(plugin = %id, error = %e, "plugin upload rejected; the loaded version keeps serving");
             }
         })?;
     if swap.changed {
         record(state, who, "upload", &swap).await?;
-        crate::replicas::publish_upload(state, &swap.plugin, bytes).await;
+        crate::replicas::publish_upload(state, &swap.plugin, bytes, signature).await;
     }
     Ok(swap)
 }
@@ -87,6 +90,7 @@ pub async fn record(state: &AppState, who: &str, via: &str, swap: &Swap) -> Resu
         "digest": plugin.digest,
         "contract": plugin.contract,
         "file": plugin.file.as_ref().map(|f| f.display().to_string()),
+        "signed_by": plugin.signer,
         "previous": swap.previous.as_ref().map(|p| json!({"version": p.info.version, "digest": p.digest})),
         "incompatible_sources": affected,
     });
