@@ -1803,6 +1803,7 @@ async fn admin_manages_tokens_audit_plugins_and_sources_as_code_in_the_page() {
         "{digest}"
     );
     assert!(github.text().await.contains("calls"));
+    assert_eq!(github.find(".signer").await.text().await, "unsigned");
     let broken = app.dir.path().join("broken.wasm");
     std::fs::write(&broken, b"\0asm not really a plugin").unwrap();
     b.find("tr[data-plugin-id=\"github\"] button.upload")

@@ -404,3 +404,41 @@ async fn with_keys_but_signatures_optional_an_unsigned_upload_passes_and_a_bad_s
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["plugin"]["signed_by"]["key_name"], "acme");
 }
+
+/// The operator's keys: one file holding `.pub` files one after another (each named by its
+/// comment) or bare key lines (named after the key, else by their id), or a directory of
+/// `.pub` files named by their file names.
+#[test]
+fn trusted_keys_are_read_from_a_file_of_keys_or_a_directory_of_pub_files() {
+    let (a, b, c) = (Vendor::new(), Vendor::new(), Vendor::new());
+    let dir = tempfile::tempdir().unwrap();
+    let bare = |v: &Vendor| v.public_key_file().lines().nth(1).unwrap().to_string();
+    let file = dir.path().join("keys");
+    let text = format!(
+        "# vendors we trust\n{}\n{} Globex Corp\n\n{}\n",
+        a.public_key_file(),
+        bare(&b),
+        bare(&c)
+    );
+    std::fs::write(&file, text).unwrap();
+    let policy = SigningPolicy::load(Some(&file), true).unwrap();
+    let keys: Vec<(&str, &str)> = policy.keys().iter().map(|k| (k.name(), k.id())).collect();
+    let pub_file = a.public_key_file();
+    let a_comment = pub_file.lines().next().unwrap();
+    let a_comment = a_comment.strip_prefix("untrusted comment: ").unwrap();
+    assert!(a_comment.contains(&a.key_id()), "{a_comment}");
+    assert_eq!(
+        keys,
+        [
+            (a_comment, a.key_id().as_str()),
+            ("Globex Corp", b.key_id().as_str()),
+            (c.key_id().as_str(), c.key_id().as_str()),
+        ]
+    );
+    let signer = policy.check(b"bytes", Some(&b.sign(b"bytes"))).unwrap();
+    assert_eq!(signer.unwrap().key_name, "Globex Corp");
+
+    let directory = trusting(dir.path(), &a, false);
+    assert_eq!(directory.keys()[0].name(), "acme");
+    assert!(!directory.required());
+}
