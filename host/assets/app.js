@@ -2416,7 +2416,9 @@
             h('label', { for: 'p-signature' }, 'Signature (.minisig)' + (list.signing.required ? '' : ', optional')), this.signature,
             h('div', { class: 'help', id: 'p-signature-help' }, list.signing.required
               ? 'This service admits only plugins signed by a vendor key it trusts: choose the .minisig the vendor shipped with the plugin.'
-              : 'The .minisig the vendor shipped with the plugin, if any; it is checked against the trusted vendor keys.'))),
+              : list.signing.trusted_keys.length
+                ? 'The .minisig the vendor shipped with the plugin, if any; it is checked against the trusted vendor keys.'
+                : 'The .minisig the vendor shipped with the plugin, if any; this service trusts no vendor key, so it is not checked.'))),
         this.banner,
         this.uploadBtn);
       form.addEventListener('submit', (ev) => {
