@@ -748,6 +748,42 @@ max_plugin_bytes = 99
     }
 
     #[test]
+    fn signed_plugins_are_off_unless_the_operator_turns_them_on_by_flag_or_file() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let resolved = |args: &[&str]| {
+            let mut argv = vec![
+                "integration-host",
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+            ];
+            argv.extend_from_slice(args);
+            let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+            let config = resolve(&cli.settings).unwrap();
+            (config.require_signed_plugins, config.trusted_plugin_keys)
+        };
+        assert_eq!(resolved(&[]), (false, None));
+        let flags = ["--require-signed-plugins", "--trusted-plugin-keys", "/k"];
+        assert_eq!(resolved(&flags), (true, Some(PathBuf::from("/k"))));
+        std::fs::write(
+            dir.path().join(DEFAULT_FILE_NAME),
+            "require_signed_plugins = true\ntrusted_plugin_keys = \"/etc/keys\"\n",
+        )
+        .unwrap();
+        assert_eq!(resolved(&[]), (true, Some(PathBuf::from("/etc/keys"))));
+        let off = [
+            "--require-signed-plugins=false",
+            "--trusted-plugin-keys",
+            "/k",
+        ];
+        assert_eq!(resolved(&off), (false, Some(PathBuf::from("/k"))));
+    }
+
+    #[test]
     fn an_unknown_key_is_an_error_naming_it() {
         let err = parse_file("listen = \"127.0.0.1:1\"\nsync_intervall = 3\n").unwrap_err();
         assert!(err.to_string().contains("sync_intervall"), "{err}");
