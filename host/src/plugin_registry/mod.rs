@@ -1,8 +1,9 @@
 //! The plugin registry's rules (the runtime itself is `plugin/`): admitting an uploaded
 //! version (compiled and described, checked against the stored sources it would break, see
 //! [`crate::compat`], then swapped in and saved) and the audit of every accepted swap, uploaded
-//! or picked up from the plugins directory; and the plugin size limits an admin sets
-//! ([`settings`]). The admission jobs that run [`install`] one at a time, and the answers, are
+//! or picked up from the plugins directory; the plugin size limits an admin sets
+//! ([`settings`]); and the operator's trusted vendor keys, which signed plugins are checked
+//! against ([`signatures`]). The admission jobs that run [`install`] one at a time, and the answers, are
 //! `api::admission` and `api::plugins`.
 
 pub mod settings;
