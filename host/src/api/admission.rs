@@ -120,8 +120,8 @@ impl Admissions {
 pub type Finished = Result<(StatusCode, UploadOutcome), ApiError>;
 
 /// Starts the admission of `bytes` (with its minisign `signature`, if any) as provider
-/// `plugin` on behalf of `who`; returns the job
-/// (queued) and the task that runs it, whose result is the job's end.
+/// `plugin` on behalf of `who`; returns the job (queued) and the task that runs it, whose
+/// result is the job's end.
 pub fn start(
     state: &AppState,
     who: String,

@@ -481,7 +481,8 @@ impl PluginHost {
         out
     }
 
-    /// Loads (or replaces) the plugin in one file. A provider already served from another
+    /// Loads (or replaces) the plugin in one file, once the signature beside it passes the
+    /// signing policy (see [`PluginHost::set_signing`]). A provider already served from another
     /// file is refused (see [`PluginHost::check_claim`]).
     pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
         let bytes = std::fs::read(path)
