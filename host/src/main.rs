@@ -11,6 +11,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use host::app::{AppState, router};
 use host::config::{Config, LogFormat, Settings};
 use host::plugin::PluginHost;
+use host::plugin_registry::signatures::SigningPolicy;
 use host::store::Store;
 
 /// Integration sources: connect test management to issue trackers through sandboxed plugins.
@@ -249,6 +250,8 @@ const NOT_FOR_CHECK: &[&str] = &[
     "body_timeout",
     "database_url",
     "database_pool_size",
+    "trusted_plugin_keys",
+    "require_signed_plugins",
 ];
 
 /// The command line: the configuration options go before or after any subcommand
@@ -383,6 +386,7 @@ async fn import(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     let key = host::keys::unlock(&store, &config.master_key_file).await?;
     let plugins = PluginHost::new(config.limits.clone(), Some(config.compile_cache()))?;
+    plugins.set_signing(signing_policy(config)?);
     for (path, result) in plugins.load_dir(&config.plugins_dir).await {
         if let Err(e) = result {
             tracing::warn!(path = %path.display(), error = %e, "plugin not loaded");
@@ -451,6 +455,16 @@ async fn check(config: &Config, args: CheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The operator's plugin signing policy: the trusted keys read, or an error naming the file.
+fn signing_policy(config: &Config) -> anyhow::Result<SigningPolicy> {
+    let keys = config.trusted_plugin_keys.as_deref();
+    let policy = SigningPolicy::load(keys, config.require_signed_plugins)?;
+    for key in policy.keys() {
+        tracing::info!(key = %key.name(), key_id = %key.id(), "trusted plugin signing key");
+    }
+    Ok(policy)
+}
+
 async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let plugins_dir = &config.plugins_dir;
     let store = open_store(config).await?;
@@ -462,6 +476,7 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
             .bounded_compile_cache(),
     );
     host::plugin_registry::settings::apply_stored(&store, &plugins).await?;
+    plugins.set_signing(signing_policy(config)?);
     let loaded = plugins.load_dir(plugins_dir).await;
     plugins.prune_compile_cache();
     let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();

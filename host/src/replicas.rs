@@ -67,11 +67,16 @@ async fn next_upload(uploads: &mut Option<Uploads>) -> Option<String> {
     }
 }
 
-/// Stores an upload this replica accepted, for the others to install.
-pub async fn publish_upload(state: &AppState, plugin: &LoadedPlugin, wasm: &[u8]) {
+/// Stores an upload this replica accepted, with its signature, for the others to install.
+pub async fn publish_upload(
+    state: &AppState,
+    plugin: &LoadedPlugin,
+    wasm: &[u8],
+    signature: Option<&str>,
+) {
     let published = state
         .store
-        .publish_plugin(&plugin.info.id, &plugin.digest, wasm)
+        .publish_plugin(&plugin.info.id, &plugin.digest, wasm, signature)
         .await;
     if let Err(e) = published {
         tracing::error!(plugin = %plugin.info.id, error = %e, "the upload serves on this replica only: it could not be stored for the others");
@@ -89,14 +94,15 @@ pub async fn follow_uploads(
         if serving || refused.contains(&digest) {
             continue;
         }
-        let Some(wasm) = state.store.plugin_binary(&id, &digest).await? else {
+        let Some((wasm, signature)) = state.store.plugin_binary(&id, &digest).await? else {
             continue; // replaced meanwhile: the next round takes the newer one
         };
         // The replica that took the upload checked it against the sources (or was told to
-        // force it): this one installs it as it is.
+        // force it): this one installs it as it is, its signature checked again here.
         let no_check = |_: &crate::plugin::ProviderInfo| Vec::new();
+        let (dir, signature) = (&state.plugins_dir, signature.as_deref());
         match (state.plugins)
-            .upload(&id, &wasm, &state.plugins_dir, no_check, false)
+            .upload_signed(&id, &wasm, signature, dir, no_check, false)
             .await
         {
             Ok(swap) => {

@@ -535,6 +535,39 @@ async fn a_new_preset_admin_token_revokes_the_previous_one() {
     assert!(!host.output.lock().unwrap().contains("in the process list"));
 }
 
+/// Requiring signed plugins without a trusted key (no `--trusted-plugin-keys`, or a file with
+/// no key in it) is refused at start, saying what to set; so is a keys file that holds
+/// something else than a key, naming the file and the line.
+#[test]
+fn requiring_signed_plugins_without_a_trusted_key_is_refused_at_start_saying_what_to_set() {
+    let data = tempfile::tempdir().unwrap();
+    let refused = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = serve_command(data.path());
+        cmd.args(args).envs(env.iter().copied());
+        let (ok, out) = run(cmd);
+        assert_eq!(ok, Some(false), "{out}");
+        out
+    };
+    let out = refused(&["--require-signed-plugins"], &[]);
+    assert!(out.contains("set --trusted-plugin-keys"), "{out}");
+    let out = refused(&[], &[("INTEGRATION_REQUIRE_SIGNED_PLUGINS", "true")]);
+    assert!(out.contains("set --trusted-plugin-keys"), "{out}");
+    let keys = data.path().join("vendor-keys");
+    std::fs::write(&keys, "# none yet\n").unwrap();
+    let keys = keys.to_str().unwrap();
+    let out = refused(
+        &["--require-signed-plugins", "--trusted-plugin-keys", keys],
+        &[],
+    );
+    assert!(out.contains("no key is trusted"), "{out}");
+    std::fs::write(keys, "# acme\nnot-a-key\n").unwrap();
+    let out = refused(&["--trusted-plugin-keys", keys], &[]);
+    assert!(
+        out.contains("vendor-keys") && out.contains("line 2"),
+        "{out}"
+    );
+}
+
 /// `check --help` lists the options `check` uses (its own and the plugin limits), not the
 /// service's; a service option after `check` is refused, while `serve` still takes it.
 #[test]

@@ -154,7 +154,7 @@ async fn the_password_of_the_url_never_shows() {
 }
 
 /// A plugin published through one replica is announced to another at once (LISTEN/NOTIFY),
-/// and readable by digest.
+/// and readable by digest, with its signature.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_uploaded_plugin_is_announced_to_the_other_replicas() {
     let url = new_database();
@@ -163,7 +163,7 @@ async fn an_uploaded_plugin_is_announced_to_the_other_replicas() {
         .listen_uploads()
         .await
         .expect("LISTEN works on PostgreSQL");
-    a.publish_plugin("hotswap", "d1", b"\0asm one")
+    a.publish_plugin("hotswap", "d1", b"\0asm one", Some("signature one"))
         .await
         .unwrap();
     let announced = tokio::time::timeout(std::time::Duration::from_secs(2), uploads.next())
@@ -174,7 +174,8 @@ async fn an_uploaded_plugin_is_announced_to_the_other_replicas() {
         b.plugin_digests().await.unwrap(),
         [("hotswap".to_string(), "d1".to_string())]
     );
-    let wasm = b.plugin_binary("hotswap", "d1").await.unwrap();
-    assert_eq!(wasm.as_deref(), Some(&b"\0asm one"[..]));
+    let (wasm, signature) = b.plugin_binary("hotswap", "d1").await.unwrap().unwrap();
+    assert_eq!(wasm, b"\0asm one");
+    assert_eq!(signature.as_deref(), Some("signature one"));
     assert_eq!(b.plugin_binary("hotswap", "d0").await.unwrap(), None);
 }

@@ -523,14 +523,25 @@ fn hotswap(version: &str) -> Vec<u8> {
 
 /// Uploads `wasm` as provider `id` to the replica at `url`: the status.
 async fn upload(url: &str, id: &str, wasm: Vec<u8>) -> (u16, Value) {
-    let resp = client()
+    upload_signed(url, id, wasm, None).await
+}
+
+/// [`upload`] with the base64 of a `.minisig` in `X-Plugin-Signature`, if given.
+async fn upload_signed(
+    url: &str,
+    id: &str,
+    wasm: Vec<u8>,
+    signature: Option<String>,
+) -> (u16, Value) {
+    let mut req = client()
         .put(format!("{url}/api/v1/plugins/{id}?wait=true"))
         .bearer_auth(ADMIN)
         .header("content-type", "application/wasm")
-        .body(wasm)
-        .send()
-        .await
-        .unwrap();
+        .body(wasm);
+    if let Some(signature) = signature {
+        req = req.header("X-Plugin-Signature", signature);
+    }
+    let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
@@ -632,4 +643,55 @@ async fn an_upload_on_one_replica_is_served_by_the_others_within_2_s() {
         );
     }
     assert!(answered > 10, "too little load: {answered}");
+}
+
+/// With signed plugins required on every replica, a signed upload to one is stored with its
+/// signature, and the others install it (checking the signature again) and list its signer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_upload_is_installed_by_the_other_replicas_with_its_signer() {
+    use base64::Engine as _;
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let minisign::KeyPair { pk, sk } = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    let keys = dirs.path().join("trusted-keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join("acme.pub"), pk.to_box().unwrap().into_string()).unwrap();
+    let replicas: Vec<Running> = (0..2)
+        .map(|n| {
+            let plugins = dirs.path().join(format!("plugins-{n}"));
+            std::fs::create_dir_all(&plugins).unwrap();
+            let data = dirs.path().join(format!("replica-{n}"));
+            let (plugins, keys) = (plugins.to_str().unwrap(), keys.to_str().unwrap());
+            let signing = ["--require-signed-plugins", "--trusted-plugin-keys", keys];
+            replica(
+                &data,
+                &url,
+                &[&["--plugins-dir", plugins][..], &signing].concat(),
+            )
+        })
+        .collect();
+
+    let wasm = hotswap("1.0.0-hotswap.00000001");
+    let signature = minisign::sign(Some(&pk), &sk, &wasm[..], None, None)
+        .unwrap()
+        .into_string();
+    let header = base64::engine::general_purpose::STANDARD.encode(&signature);
+    let (status, unsigned) = upload(&replicas[0].url, "hotswap", wasm.clone()).await;
+    assert_eq!(status, 400, "{unsigned}");
+    let (status, uploaded) = upload_signed(&replicas[0].url, "hotswap", wasm, Some(header)).await;
+    assert_eq!(status, 201, "{uploaded}");
+    let other = [replicas[1].url.clone()];
+    until_served(&other, "hotswap", "1.0.0-hotswap.00000001").await;
+    let (_, plugin) = call(
+        &client(),
+        &other[0],
+        ADMIN,
+        "GET",
+        "/api/v1/plugins/hotswap",
+        None,
+    )
+    .await;
+    assert_eq!(plugin["signed_by"]["key_name"], "acme", "{plugin}");
+    let saved = dirs.path().join("plugins-1/hotswap.wasm.minisig");
+    assert_eq!(std::fs::read_to_string(saved).unwrap(), signature);
 }

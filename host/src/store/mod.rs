@@ -293,18 +293,19 @@ impl Store {
         })
     }
 
-    /// Makes an uploaded plugin binary (sha-256 `digest`) the version provider `id` serves on
-    /// every replica (see `crate::replicas`). Nothing to do on redb: the upload is in the
+    /// Makes an uploaded plugin binary (sha-256 `digest`), with its minisign `signature` if it
+    /// has one, the version provider `id` serves on every replica (see `crate::replicas`). Nothing to do on redb: the upload is in the
     /// plugins directory of the one process.
     pub async fn publish_plugin(
         &self,
         id: &str,
         digest: &str,
         wasm: &[u8],
+        signature: Option<&str>,
     ) -> Result<(), StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(()),
-            Engine::Postgres(pg) => pg.publish_plugin(id, digest, wasm).await,
+            Engine::Postgres(pg) => pg.publish_plugin(id, digest, wasm, signature).await,
         }
     }
 
@@ -331,12 +332,13 @@ impl Store {
         }
     }
 
-    /// The uploaded binary of provider `id`, if it is still the one with `digest`.
+    /// The uploaded binary of provider `id` and its signature, if it is still the one with
+    /// `digest`.
     pub async fn plugin_binary(
         &self,
         id: &str,
         digest: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(None),
             Engine::Postgres(pg) => pg.plugin_binary(id, digest).await,

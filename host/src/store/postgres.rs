@@ -75,6 +75,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE TABLE settings (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
     "#,
     ),
+    (
+        5,
+        // The minisign signature an uploaded plugin came with (null: unsigned), checked again
+        // by every replica that installs it.
+        r#"
+    ALTER TABLE plugins ADD COLUMN signature text;
+    "#,
+    ),
 ];
 
 /// The schema version this build knows (the last migration).
@@ -335,20 +343,29 @@ impl Pg {
 }
 
 impl Pg {
-    /// Records `wasm` (sha-256 `digest`) as the version provider `id` serves.
+    /// Records `wasm` (sha-256 `digest`) and its `signature` as the version provider `id`
+    /// serves.
     pub(super) async fn publish_plugin(
         &self,
         id: &str,
         digest: &str,
         wasm: &[u8],
+        signature: Option<&str>,
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO plugins (id, digest, wasm, uploaded_at) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO plugins (id, digest, wasm, uploaded_at, signature) \
+                 VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (id) DO UPDATE SET digest = excluded.digest, wasm = excluded.wasm, \
-                 uploaded_at = excluded.uploaded_at",
-                &[&id, &digest, &wasm, &(super::records::now() as i64)],
+                 uploaded_at = excluded.uploaded_at, signature = excluded.signature",
+                &[
+                    &id,
+                    &digest,
+                    &wasm,
+                    &(super::records::now() as i64),
+                    &signature,
+                ],
             )
             .await?;
         // PostgreSQL-only: NOTIFY (an engine without it leaves the replicas to their polling).
@@ -400,15 +417,15 @@ impl Pg {
         &self,
         id: &str,
         digest: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT wasm FROM plugins WHERE id = $1 AND digest = $2",
+                "SELECT wasm, signature FROM plugins WHERE id = $1 AND digest = $2",
                 &[&id, &digest],
             )
             .await?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 }
 
