@@ -140,6 +140,7 @@ pub fn create(
         Lang::Python => PYTHON_FILES
             .iter()
             .map(|(path, text)| (path.to_string(), python_file(text, name)))
+            .chain([("pyproject.toml".into(), pyproject(name))])
             .collect(),
         Lang::Js => js_files(name),
     };
@@ -180,6 +181,15 @@ fn rust_file(path: &str, text: &str, name: &str, sdk: Option<&Path>) -> String {
 fn python_file(text: &str, name: &str) -> String {
     text.replace("id=\"redmine\"", &format!("id={name:?}"))
         .replace("name=\"Redmine\"", &format!("name={:?}", title(name)))
+}
+
+/// A Python project's `pyproject.toml`: its name, which names the built `NAME.wasm` (what
+/// `integration-host dev` watches).
+fn pyproject(name: &str) -> String {
+    format!(
+        "# Build: componentize-py -d wit -w provider componentize app -o {name}.wasm\n\
+         [project]\nname = {name:?}\nversion = \"0.1.0\"\n"
+    )
 }
 
 /// The JavaScript example's files with the provider's id and name put in, and its
@@ -275,6 +285,9 @@ fn readme(name: &str, lang: Lang) -> String {
          ```sh\n\
          integration-host check {wasm}{flags}\n\
          ```\n\n\
+         While you work, `integration-host dev .` checks every new build the same way and \
+         serves it in a local host with the admin page, to try it there (`--build` also \
+         rebuilds when you save a source file).\n\n\
          Then upload it: `PUT /api/v1/plugins/{name}` with the `.wasm` file \
          (`Content-Type: application/wasm`).\n",
         title = title(name),
@@ -344,6 +357,26 @@ mod tests {
         );
         let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
         assert!(readme.contains("npm run build"), "{readme}");
+    }
+
+    #[test]
+    fn dev_finds_the_plugin_file_each_project_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        for (lang, wasm) in [
+            (
+                Lang::Rust,
+                "target/wasm32-wasip2/release/you_track_plugin.wasm",
+            ),
+            (Lang::Python, "you-track.wasm"),
+            (Lang::Js, "you-track.wasm"),
+        ] {
+            let project = dir.path().join(format!("{lang:?}"));
+            create("you-track", lang, &project, None).unwrap();
+            let found = crate::dev::Project::find(&project, None).unwrap();
+            assert_eq!(found.wasm, project.join(wasm), "{lang:?}");
+            let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+            assert!(readme.contains(wasm), "{lang:?}: {readme}");
+        }
     }
 
     #[test]
