@@ -1,6 +1,6 @@
 //! `integration-host dev DIR`, the real binary: each new build of a plugin project's output is
 //! checked and swapped into the local host it serves; a broken build is refused and the
-//! served version stays. Needs `target/test-plugins/hotswap.wasm` (`scripts/build-plugins.sh`).
+//! served version stays; the project's recorded answers are the checks' fixtures. Needs `target/test-plugins/hotswap.wasm` (`scripts/build-plugins.sh`).
 
 mod support;
 
@@ -84,6 +84,9 @@ async fn dev_checks_and_serves_each_new_build_and_refuses_a_broken_one() {
         r#"{"name": "probe", "scripts": {"build": "componentize-js app.js -o dist/probe.wasm"}}"#;
     std::fs::write(project.path().join("package.json"), manifest).unwrap();
     std::fs::create_dir(project.path().join("dist")).unwrap();
+    // The project's recorded answers, which the checks use unless told otherwise.
+    let fixtures = r#"{"responses": [{"path": "/whoami", "body": "probe"}]}"#;
+    std::fs::write(project.path().join("fixtures.json"), fixtures).unwrap();
     let wasm: PathBuf = project.path().join("dist/probe.wasm");
     let mut host = start_dev(project.path(), &[]);
     wait_for(&host.output, "Waiting for", 1);
@@ -92,6 +95,13 @@ async fn dev_checks_and_serves_each_new_build_and_refuses_a_broken_one() {
     std::fs::write(&wasm, hotswap(MARKER)).unwrap();
     let output = wait_for(&host.output, "serving hotswap", 1);
     assert!(output.contains("result: PASS"), "{output}");
+    assert!(
+        output
+            .lines()
+            .any(|l| l.starts_with("PASS  test-connection (fixtures)")
+                && l.contains(&format!("hotswap {MARKER}"))),
+        "{output}"
+    );
     assert!(
         output.contains(&format!("serving hotswap {MARKER}")),
         "{output}"
