@@ -153,8 +153,8 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some((meta.len(), meta.modified().ok(), meta.ino()))
 }
 
-/// Notices changes that have held still for one look: `settled` is true once the value
-/// seen is the same as at the previous look and differs from the one last handled.
+/// Notices changes that have held still for one look: [`Settle::settled`] answers a value
+/// once it is the same as at the previous look and differs from the one last handled.
 #[derive(Debug, Default)]
 struct Settle<T> {
     last_seen: Option<T>,
@@ -184,8 +184,6 @@ pub async fn run(state: AppState, project: Project, options: DevOptions) {
     if options.build {
         sources.handled = Some(source_stamps(&project));
         sources.last_seen = sources.handled.clone();
-    }
-    if options.build {
         build(&project).await;
     } else if plugin.last_seen.is_none() {
         let how = match project.build.is_empty() {
@@ -209,7 +207,7 @@ pub async fn run(state: AppState, project: Project, options: DevOptions) {
 }
 
 /// The version `dev` serves: its provider id and digest.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Served {
     id: String,
     digest: String,

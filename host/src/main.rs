@@ -1,6 +1,7 @@
 //! The `integration-host` binary: configuration (flags > environment > config file >
 //! defaults, see `host::config`), logging, then one of the subcommands (`serve`, `check`,
-//! `rotate-key`, `export`, `import`, `migrate`, `new-plugin`, `dev`). Everything else lives in the library.
+//! `rotate-key`, `export`, `import`, `migrate`, `new-plugin`, `dev`). Everything else lives in
+//! the library.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -377,19 +378,7 @@ async fn dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
         .prefix("integration-host-dev-")
         .tempdir()
         .context("cannot create a temporary data directory")?;
-    let cache = data.path().join("compile-cache");
-    let store =
-        Store::open(&data.path().join("integration.redb")).context("opening the database")?;
-    let key = host::keys::unlock(&store, &data.path().join("master.key")).await?;
-    // Sources made in the page may well point at a tracker on this machine.
-    let plugins = Arc::new(
-        PluginHost::new(config.limits.clone(), Some(cache.clone()))?
-            .allow_loopback_targets(true)?,
-    );
-    let token = host::tokens::bootstrap_admin(&store, None).await?;
-    let plugins_dir = data.path().join("plugins");
-    let state = AppState::new(store, plugins, key, plugins_dir);
-    tokio::spawn(host::sync::run(state.clone(), config.sync_interval));
+    let (state, token) = dev_host(config, data.path()).await?;
     let listen = args.listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -406,7 +395,7 @@ async fn dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     let options = host::dev::DevOptions {
         check: host::plugin::check::CheckOptions {
             limits: config.limits.clone(),
-            cache_dir: Some(cache),
+            cache_dir: Some(data.path().join("compile-cache")),
             fixtures,
             ..Default::default()
         },
@@ -418,6 +407,24 @@ async fn dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     watcher.abort();
     println!("Stopped; the dev host's data is deleted.");
     Ok(())
+}
+
+/// `dev`'s local host on `data`: a new store and admin token (returned), no plugin yet, the
+/// sync worker running. Sources made in its page may reach trackers on this machine.
+async fn dev_host(
+    config: &Config,
+    data: &std::path::Path,
+) -> anyhow::Result<(AppState, Option<String>)> {
+    let store = Store::open(&data.join("integration.redb")).context("opening the database")?;
+    let key = host::keys::unlock(&store, &data.join("master.key")).await?;
+    let plugins = Arc::new(
+        PluginHost::new(config.limits.clone(), Some(data.join("compile-cache")))?
+            .allow_loopback_targets(true)?,
+    );
+    let token = host::tokens::bootstrap_admin(&store, None).await?;
+    let state = AppState::new(store, plugins, key, data.join("plugins"));
+    tokio::spawn(host::sync::run(state.clone(), config.sync_interval));
+    Ok((state, token))
 }
 
 /// Connects to the PostgreSQL database if one is configured; else opens the redb file,
