@@ -268,7 +268,8 @@ async fn main() -> anyhow::Result<()> {
 /// `--listen`).
 const WITHOUT_SERVICE_OPTIONS: &[&str] = &["check", "new-plugin", "dev"];
 
-/// The subcommand that takes none of the configuration options: its `--help` hides them.
+/// The subcommand that takes none of the configuration options: its `--help` hides them, and
+/// one given after it is refused.
 const WITHOUT_ANY_OPTIONS: &str = "new-plugin";
 
 /// The service's options that `check` does not use (ids of `Settings` fields): given to every
@@ -318,14 +319,22 @@ fn cli_command(env: bool) -> clap::Command {
     let mut command = others.into_iter().fold(command, |command, name| {
         command.mut_subcommand(name, |sub| sub.args(service.clone()))
     });
-    // Built now, so that the global options are copied into the subcommands and can be hidden.
+    // Built now, so that the global options are copied into the subcommands and can be
+    // changed there.
     command.build();
     command.mut_subcommand(WITHOUT_ANY_OPTIONS, |sub| {
-        sub.mut_args(|arg| {
-            let global = arg.is_global_set();
-            arg.hide(global)
+        sub.mut_args(|arg| match arg.is_global_set() {
+            true => arg.hide(true).env(None).value_parser(refused),
+            false => arg,
         })
     })
+}
+
+/// The value parser of an option a subcommand does not take.
+fn refused(_: &str) -> Result<String, String> {
+    Err(format!(
+        "{WITHOUT_ANY_OPTIONS} takes no configuration options"
+    ))
 }
 
 /// Parses the command line: a flag after the subcommand wins over one before it, and either

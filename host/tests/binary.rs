@@ -697,7 +697,8 @@ fn new_plugin_makes_a_python_project_that_builds_and_passes_check() {
     assert!(text.contains("py-probe"), "the id is put in: {text}");
 }
 
-/// `new-plugin --help` lists its own options only: it uses none of the configuration ones.
+/// `new-plugin --help` lists its own options only: it uses none of the configuration ones,
+/// and refuses one given after it.
 #[test]
 fn new_plugin_help_lists_only_its_own_options() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
@@ -725,6 +726,32 @@ fn new_plugin_help_lists_only_its_own_options() {
             "new-plugin --help lists {unused}: {text}"
         );
     }
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
+        .args(["new-plugin", "probe", "--plugin-cpu-ms", "5", "--dir"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("--plugin-cpu-ms") && text.contains("takes no configuration options"),
+        "{text}"
+    );
+    assert!(!project.exists(), "nothing is written");
+    // Configuration options before it, and in the environment, still apply to everything.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
+        .args(["--log-format", "json", "new-plugin", "probe", "--dir"])
+        .arg(&project)
+        .env("INTEGRATION_PLUGIN_CPU_MS", "5")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// `new-plugin --lang js` makes a project that `npm run build` builds with the componentize-js
