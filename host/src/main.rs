@@ -397,6 +397,7 @@ async fn dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
         println!("Admin token (shown once, keep it): {token}");
     }
     println!("Integration sources is running: open http://{addr}/");
+    println!("Data (deleted at exit): {}", data.path().display());
     println!(
         "Watching {} for new builds; Ctrl-C stops.",
         project.wasm.display()
@@ -414,7 +415,7 @@ async fn dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     let watcher = tokio::spawn(host::dev::run(state.clone(), project, options));
     host::api::server::serve(listener, router(state), config.http, shutdown_signal()).await;
     watcher.abort();
-    println!("Stopped; the dev host's data is deleted.");
+    println!("Stopped.");
     Ok(())
 }
 

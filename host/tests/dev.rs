@@ -88,7 +88,7 @@ async fn dev_checks_and_serves_each_new_build_and_refuses_a_broken_one() {
     let fixtures = r#"{"responses": [{"path": "/whoami", "body": "probe"}]}"#;
     std::fs::write(project.path().join("fixtures.json"), fixtures).unwrap();
     let wasm: PathBuf = project.path().join("dist/probe.wasm");
-    let mut host = start_dev(project.path(), &[]);
+    let host = start_dev(project.path(), &[]);
     wait_for(&host.output, "Waiting for", 1);
 
     // A first build, written in place: checked once it holds still, then served.
@@ -130,12 +130,24 @@ async fn dev_checks_and_serves_each_new_build_and_refuses_a_broken_one() {
     assert_eq!(served_version(&host).await, V2);
     assert!(!output.contains("panicked"), "{output}");
 
-    // Ctrl-C: a clean exit, and the temporary data is gone.
+    stop(host);
+}
+
+/// Ctrl-C: a clean exit, and the temporary data directory is gone.
+fn stop(mut host: Running) {
+    let output = host.output.lock().unwrap().clone();
+    let data = output
+        .lines()
+        .find_map(|l| l.strip_prefix("Data (deleted at exit): "))
+        .map(PathBuf::from)
+        .expect("dev names its data directory");
+    assert!(data.is_dir(), "{}", data.display());
     signal(host.child.id(), "-INT");
     let status = host.child.wait().unwrap();
     let output = host.output.lock().unwrap().clone();
     assert!(status.success(), "{status:?}: {output}");
     assert!(output.contains("Stopped"), "{output}");
+    assert!(!data.exists(), "{} is left behind", data.display());
 }
 
 /// With `--build`, `dev` runs the project's build at the start and again on a source change,
@@ -168,4 +180,5 @@ async fn dev_build_rebuilds_on_a_source_change() {
         "{output}"
     );
     assert_eq!(served_version(&host).await, V2);
+    stop(host);
 }
