@@ -212,22 +212,21 @@ fn js_files(name: &str) -> Vec<(String, String)> {
 /// `NAME.wasm` without the `http` and `fetch-event` WASI features (the host grants no
 /// `wasi:http`: a plugin reaches the network only through the contract's `http` import).
 fn package_json(name: &str) -> String {
-    let manifest = serde_json::json!({
-        "name": name,
-        "version": "0.1.0",
-        "private": true,
-        "type": "module",
-        "scripts": {
-            "build": format!(
-                "componentize-js app.js --wit wit --world-name provider \
-                 --disable http --disable fetch-event -o {name}.wasm"
-            ),
-        },
-        "devDependencies": {
-            "@bytecodealliance/componentize-js": COMPONENTIZE_JS_VERSION,
-        },
-    });
-    serde_json::to_string_pretty(&manifest).expect("a JSON value") + "\n"
+    format!(
+        r#"{{
+  "name": "{name}",
+  "version": "0.1.0",
+  "private": true,
+  "type": "module",
+  "scripts": {{
+    "build": "componentize-js app.js --wit wit --world-name provider --disable http --disable fetch-event -o {name}.wasm"
+  }},
+  "devDependencies": {{
+    "@bytecodealliance/componentize-js": "{COMPONENTIZE_JS_VERSION}"
+  }}
+}}
+"#
+    )
 }
 
 /// `acme-tracker` -> `Acme Tracker`.
