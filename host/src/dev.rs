@@ -78,7 +78,9 @@ type Kind = (Option<PathBuf>, Vec<String>);
 
 /// A Rust crate: `target/wasm32-wasip2/release/<crate name with underscores>.wasm`.
 fn cargo_project(dir: &Path) -> Result<Kind, String> {
-    let manifest: toml::Table = read(dir, "Cargo.toml", |t| toml::from_str(t).ok())?;
+    let manifest: toml::Table = read(dir, "Cargo.toml", |t| {
+        toml::from_str(t).map_err(|e| e.to_string())
+    })?;
     let lib = manifest.get("lib").and_then(|l| l.get("name"));
     let name = lib
         .or_else(|| manifest.get("package").and_then(|p| p.get("name")))
@@ -94,7 +96,9 @@ fn cargo_project(dir: &Path) -> Result<Kind, String> {
 
 /// A JavaScript project: the `-o` (or `--out`) of its `build` script, run by `npm run build`.
 fn npm_project(dir: &Path) -> Result<Kind, String> {
-    let manifest: serde_json::Value = read(dir, "package.json", |t| serde_json::from_str(t).ok())?;
+    let manifest: serde_json::Value = read(dir, "package.json", |t| {
+        serde_json::from_str(t).map_err(|e| e.to_string())
+    })?;
     let script = manifest["scripts"]["build"].as_str().unwrap_or_default();
     let out = (script.split_whitespace())
         .skip_while(|a| !matches!(*a, "-o" | "--out"))
@@ -104,7 +108,9 @@ fn npm_project(dir: &Path) -> Result<Kind, String> {
 
 /// A Python project: `<name>.wasm`, built by componentize-py from `app.py` and `wit/`.
 fn python_project(dir: &Path) -> Result<Kind, String> {
-    let manifest: toml::Table = read(dir, "pyproject.toml", |t| toml::from_str(t).ok())?;
+    let manifest: toml::Table = read(dir, "pyproject.toml", |t| {
+        toml::from_str(t).map_err(|e| e.to_string())
+    })?;
     let name = manifest
         .get("project")
         .and_then(|p| p.get("name"))
@@ -120,12 +126,16 @@ fn python_project(dir: &Path) -> Result<Kind, String> {
     Ok((Some(out.into()), words(&build)))
 }
 
-/// Reads and parses `dir/file`; the error names the file.
-fn read<T>(dir: &Path, file: &str, parse: impl FnOnce(&str) -> Option<T>) -> Result<T, String> {
+/// Reads and parses `dir/file`; the error names the file and what is wrong with it.
+fn read<T>(
+    dir: &Path,
+    file: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, String> {
     let path = dir.join(file);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    parse(&text).ok_or_else(|| format!("{} does not parse", path.display()))
+    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn words(command: &str) -> Vec<String> {
@@ -343,6 +353,8 @@ mod tests {
         assert_eq!(py.0, PathBuf::from("acme.wasm"));
         let err = at("package.json", r#"{"scripts": {"build": "tsc"}}"#).unwrap_err();
         assert!(err.contains("--wasm"), "{err}");
+        let err = at("Cargo.toml", "[package\n").unwrap_err();
+        assert!(err.contains("Cargo.toml: "), "{err}");
     }
 
     #[test]
