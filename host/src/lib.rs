@@ -8,6 +8,7 @@ pub mod comments;
 pub mod compat;
 pub mod config;
 pub mod crypto;
+pub mod dev;
 pub mod field;
 pub mod ids;
 pub mod keys;
