@@ -255,10 +255,11 @@ async fn reload(
         Ok(plugin) => plugin.info.id,
         Err(e) => return println!("refused: {e}; {keeps}"),
     };
-    let swap = match crate::plugin_registry::install(state, "dev", &id, &bytes, true, || {}).await {
-        Ok(swap) => swap,
-        Err(e) => return println!("refused: {e}; {keeps}"),
-    };
+    let swap =
+        match crate::plugin_registry::install(state, "dev", &id, &bytes, None, true, || {}).await {
+            Ok(swap) => swap,
+            Err(e) => return println!("refused: {e}; {keeps}"),
+        };
     let plugin = &swap.plugin.info;
     let failed = match report.failures().count() {
         0 => String::new(),
