@@ -9,6 +9,7 @@ pub mod compat;
 pub mod config;
 pub mod crypto;
 pub mod field;
+pub mod health_store;
 pub mod ids;
 pub mod keys;
 pub mod links;

@@ -72,7 +72,7 @@ async fn by_id(url: &str, path: &str) -> Vec<(String, Value)> {
     items
 }
 
-/// Listed items less their `field` (what changes on its own: a source's health is in memory,
+/// Listed items less their `field` (what changes on its own: a source's health moves with calls,
 /// per process; a link's last error is renewed by every sync).
 fn without(mut items: Vec<(String, Value)>, field: &str) -> Vec<(String, Value)> {
     for (_, item) in &mut items {
@@ -323,12 +323,15 @@ async fn kill_9_of_one_replica_loses_no_acknowledged_write() {
 }
 
 /// A stand-in Custom Tracker serving `GET /api/issues/{key}` as JSON (or, once told, `429`
-/// with `Retry-After: 60`), counting the requests it gets.
+/// with `Retry-After: 60`), counting the requests it gets, each answered on its own thread
+/// after `delay_ms`; `most_at_once` is the most requests it had in hand at the same time.
 struct IssueTracker {
     url: String,
     requests: Arc<std::sync::atomic::AtomicUsize>,
     limited: Arc<AtomicBool>,
     failing: Arc<AtomicBool>,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    most_at_once: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl IssueTracker {
@@ -339,32 +342,44 @@ impl IssueTracker {
         let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let limited = Arc::new(AtomicBool::new(false));
         let failing = Arc::new(AtomicBool::new(false));
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let most_at_once = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let at_once = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (count, limit, fail) = (requests.clone(), limited.clone(), failing.clone());
+        let (delay, most) = (delay_ms.clone(), most_at_once.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
-                let mut reader = BufReader::new(&stream);
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                    line.clear();
-                }
-                count.fetch_add(1, Ordering::SeqCst);
-                let reply = if fail.load(Ordering::SeqCst) {
-                    "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\
+                let (count, limit, fail) = (count.clone(), limit.clone(), fail.clone());
+                let (delay, most, at_once) = (delay.clone(), most.clone(), at_once.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(&stream);
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                        line.clear();
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    most.fetch_max(at_once.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(delay.load(Ordering::SeqCst)));
+                    at_once.fetch_sub(1, Ordering::SeqCst);
+                    let reply = if fail.load(Ordering::SeqCst) {
+                        "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\
                      connection: close\r\n\r\n"
-                        .to_string()
-                } else if limit.load(Ordering::SeqCst) {
-                    "HTTP/1.1 429 Too Many Requests\r\nretry-after: 60\r\ncontent-length: 0\r\n\
+                            .to_string()
+                    } else if limit.load(Ordering::SeqCst) {
+                        "HTTP/1.1 429 Too Many Requests\r\nretry-after: 60\r\ncontent-length: 0\r\n\
                      connection: close\r\n\r\n"
-                        .to_string()
-                } else {
-                    let body = r#"{"fields":{"summary":"An issue","status":{"name":"Open"}}}"#;
-                    format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                            .to_string()
+                    } else {
+                        let body = r#"{"fields":{"summary":"An issue","status":{"name":"Open"}}}"#;
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         x-ratelimit-remaining: 4999\r\nx-ratelimit-limit: 5000\r\n\
                          content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    )
-                };
-                let _ = (&stream).write_all(reply.as_bytes());
+                            body.len()
+                        )
+                    };
+                    let _ = (&stream).write_all(reply.as_bytes());
+                });
             }
         });
         IssueTracker {
@@ -372,6 +387,8 @@ impl IssueTracker {
             requests,
             limited,
             failing,
+            delay_ms,
+            most_at_once,
         }
     }
 
@@ -632,4 +649,98 @@ async fn an_upload_on_one_replica_is_served_by_the_others_within_2_s() {
         );
     }
     assert!(answered > 10, "too little load: {answered}");
+}
+
+/// The health of `source` as the replica at `url` shows it.
+async fn health(url: &str, source: &str) -> Value {
+    let path = format!("/api/v1/sources/{source}/health");
+    let (status, health) = call(&client(), url, ADMIN, "GET", &path, None).await;
+    assert_eq!(status, 200, "{health}");
+    health
+}
+
+/// A source's health is stored, not each replica's own memory: a connection test that passes
+/// on A and one that fails on B, and A, B and C all show both calls, the last success, the
+/// last error, the error rate and the headroom the tracker announced to A.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sources_health_is_the_same_on_every_replica() {
+    let tracker = IssueTracker::start();
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let replicas = three_replicas(&dirs, &url, &[]);
+    let (source, _) = synced_source(&replicas[0].url, &tracker, 0).await;
+    let test = format!("/api/v1/sources/{source}/test");
+    let (status, tested) = call(&client(), &replicas[0].url, ADMIN, "POST", &test, None).await;
+    assert_eq!(status, 200, "{tested}");
+    tracker.failing.store(true, Ordering::SeqCst);
+    let (status, tested) = call(&client(), &replicas[1].url, ADMIN, "POST", &test, None).await;
+    assert!(status < 500, "{status} {tested}");
+
+    let started = std::time::Instant::now();
+    for replica in &replicas {
+        let seen = loop {
+            let seen = health(&replica.url, &source).await;
+            if seen["calls"] == 2 || started.elapsed() > Duration::from_secs(5) {
+                break seen;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(seen["calls"], 2, "{} shows {seen}", replica.url);
+        assert_eq!(seen["status"], "failing", "{seen}");
+        assert_eq!(seen["error_rate"], 0.5, "{seen}");
+        assert!(seen["last_success_at"].is_u64(), "{seen}");
+        assert!(seen["last_error"]["code"].is_string(), "{seen}");
+        assert_eq!(seen["rate_limit"]["remaining"], 4999, "{seen}");
+        assert_eq!(seen["rate_limit"]["limit"], 5000, "{seen}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "shared after {:?}",
+        started.elapsed()
+    );
+}
+
+/// A manual refresh never runs the tracker requests of a source at the same time as a sync of
+/// it on another replica: three replicas sync a slow tracker every second while admins keep
+/// refreshing the source on the two others; the tracker never has two requests in hand at
+/// once. A refresh waits for a running sync (up to `REFRESH_WAIT`), else answers 409
+/// `source-syncing`.
+#[tokio::test(flavor = "multi_thread")]
+async fn manual_refreshes_wait_for_a_sync_of_the_source_on_another_replica() {
+    let tracker = IssueTracker::start();
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let replicas = three_replicas(&dirs, &url, &["--sync-interval", "1"]);
+    let (source, _) = synced_source(&replicas[0].url, &tracker, 6).await;
+    tracker.delay_ms.store(60, Ordering::SeqCst);
+    let path = format!("/api/v1/sources/{source}/refresh");
+    let mut refreshes = Vec::new();
+    for replica in &replicas {
+        let (url, path) = (replica.url.clone(), path.clone());
+        refreshes.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for _ in 0..4 {
+                let (status, report) = call(&client(), &url, ADMIN, "POST", &path, None).await;
+                match status {
+                    200 => {}
+                    409 => assert_eq!(report["error"]["code"], "source-syncing", "{report}"),
+                    _ => panic!("{status} {report}"),
+                }
+                statuses.push(status);
+            }
+            statuses
+        }));
+    }
+    let mut statuses = Vec::new();
+    for refresh in refreshes {
+        statuses.extend(refresh.await.unwrap());
+    }
+    let syncs = syncs_by_replica(&replicas, &source);
+    assert!(syncs.iter().sum::<usize>() > 0, "no sync ran meanwhile");
+    assert!(statuses.contains(&200), "no refresh ran: {statuses:?}");
+    assert_eq!(
+        tracker.most_at_once.load(Ordering::SeqCst),
+        1,
+        "the tracker got requests for the source at the same time ({statuses:?}, syncs {syncs:?})"
+    );
 }

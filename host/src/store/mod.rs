@@ -59,8 +59,12 @@ pub const KEY_CHECK_ID: &str = "current";
 /// Settings admins change at run time, by name (e.g. `plugins`: the plugin size limits).
 pub const SETTINGS: Table = Table("settings");
 
+/// Each source's health as every replica's calls left it, by source id (see
+/// `crate::health_store`).
+pub const HEALTH: Table = Table("health");
+
 /// Every record table (the audit log aside).
-pub const ALL_TABLES: [Table; 8] = [
+pub const ALL_TABLES: [Table; 9] = [
     SOURCES,
     SECRETS,
     PROJECTS,
@@ -69,6 +73,7 @@ pub const ALL_TABLES: [Table; 8] = [
     LINK_IDENTITIES,
     KEY_CHECK,
     SETTINGS,
+    HEALTH,
 ];
 
 /// Storage failures. Only `Corrupt`, `Db` and `Postgres` are unexpected; they become a 500
@@ -191,12 +196,31 @@ impl Store {
     /// loses its leases when they expire. On redb (one process owns the file) every lease is
     /// granted.
     pub async fn take_lease(&self, name: &str, hold: Duration) -> Result<bool, StoreError> {
+        self.take_lease_as(name, &self.replica, hold).await
+    }
+
+    /// [`Store::take_lease`] for `holder` (e.g. one operation of this replica, so that two
+    /// operations of the same replica exclude each other too).
+    pub async fn take_lease_as(
+        &self,
+        name: &str,
+        holder: &str,
+        hold: Duration,
+    ) -> Result<bool, StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(true),
             Engine::Postgres(pg) => {
                 let hold_ms = hold.as_millis().min(i64::MAX as u128) as i64;
-                pg.take_lease(name, &self.replica, hold_ms).await
+                pg.take_lease(name, holder, hold_ms).await
             }
+        }
+    }
+
+    /// Gives up lease `name` if `holder` holds it, so another may take it at once.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(()),
+            Engine::Postgres(pg) => pg.release_lease(name, holder).await,
         }
     }
 

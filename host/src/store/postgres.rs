@@ -75,6 +75,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE TABLE settings (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
     "#,
     ),
+    (
+        5,
+        // Each source's health, merged from every replica's calls.
+        r#"
+    CREATE TABLE health (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
+    "#,
+    ),
 ];
 
 /// The schema version this build knows (the last migration).
@@ -299,6 +306,18 @@ impl Pg {
             .query_opt(&statement, &[&name, &holder, &hold_ms])
             .await?;
         Ok(row.is_some())
+    }
+
+    /// Gives up lease `name` if `holder` holds it.
+    pub(super) async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM leases WHERE name = $1 AND holder = $2",
+                &[&name, &holder],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Publishes `local` pauses (source id, until) and returns every pause any replica
