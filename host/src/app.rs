@@ -33,7 +33,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Draft connection tests that passed, for the source saved right after (in memory).
     pub draft_tests: Arc<crate::sources::DraftTests>,
-    /// The webhook receiver: delivery ids seen, the queue, counters (in memory).
+    /// The webhook receiver: delivery ids seen (in the database), the queue, counters (in memory).
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// Plugin admissions (uploads being compiled and checked, and the latest finished ones).
     pub admissions: Arc<crate::api::admission::Admissions>,

@@ -73,7 +73,7 @@ async fn by_id(url: &str, path: &str) -> Vec<(String, Value)> {
 }
 
 /// Listed items less their `field` (what changes on its own: a source's health moves with calls,
-/// per process; a link's last error is renewed by every sync).
+/// and a link's last error is renewed by every sync).
 fn without(mut items: Vec<(String, Value)>, field: &str) -> Vec<(String, Value)> {
     for (_, item) in &mut items {
         item.as_object_mut().unwrap().remove(field);
@@ -742,5 +742,372 @@ async fn manual_refreshes_wait_for_a_sync_of_the_source_on_another_replica() {
         tracker.most_at_once.load(Ordering::SeqCst),
         1,
         "the tracker got requests for the source at the same time ({statuses:?}, syncs {syncs:?})"
+    );
+}
+
+/// `DELETE /plugins/{id}` on replica A removes the plugin from B and C too within 2 s (their
+/// own copies of the shipped file included), and an upload afterwards brings it back everywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_removed_on_one_replica_is_removed_from_the_others_within_2_s() {
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/custom.wasm");
+    let mut plugin_dirs = Vec::new();
+    let replicas: Vec<Running> = (0..3)
+        .map(|n| {
+            let plugins = dirs.path().join(format!("plugins-{n}"));
+            std::fs::create_dir_all(&plugins).unwrap();
+            std::fs::copy(&shipped, plugins.join("custom.wasm")).unwrap();
+            plugin_dirs.push(plugins.clone());
+            let data = dirs.path().join(format!("replica-{n}"));
+            replica(&data, &url, &["--plugins-dir", plugins.to_str().unwrap()])
+        })
+        .collect();
+    let (status, _) = call(
+        &client(),
+        &replicas[1].url,
+        ADMIN,
+        "GET",
+        "/api/v1/plugins/custom",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let (status, removed) = call(
+        &client(),
+        &replicas[0].url,
+        ADMIN,
+        "DELETE",
+        "/api/v1/plugins/custom",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204, "{removed}");
+    let started = std::time::Instant::now();
+    for replica in &replicas[1..] {
+        loop {
+            let (status, plugin) = call(
+                &client(),
+                &replica.url,
+                ADMIN,
+                "GET",
+                "/api/v1/plugins/custom",
+                None,
+            )
+            .await;
+            if status == 404 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{} still serves custom: {status} {plugin}",
+                replica.url
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "removed from the others after {took:?}"
+    );
+    for dir in &plugin_dirs {
+        assert!(
+            !dir.join("custom.wasm").exists(),
+            "{} kept its file",
+            dir.display()
+        );
+    }
+
+    let wasm = std::fs::read(&shipped).unwrap();
+    let (status, uploaded) = upload(&replicas[2].url, "custom", wasm).await;
+    assert_eq!(status, 201, "{uploaded}");
+    let (_, plugin) = call(
+        &client(),
+        &replicas[2].url,
+        ADMIN,
+        "GET",
+        "/api/v1/plugins/custom",
+        None,
+    )
+    .await;
+    let version = plugin["version"].as_str().unwrap().to_string();
+    let urls: Vec<String> = replicas.iter().map(|r| r.url.clone()).collect();
+    until_served(&urls, "custom", &version).await;
+}
+
+/// A signed GitHub delivery `delivery` of `body` to the webhook `path` of the replica at
+/// `url`: (status, the answer's status word).
+async fn deliver(url: &str, path: &str, secret: &str, body: &[u8], delivery: &str) -> (u16, Value) {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let resp = client()
+        .post(format!("{url}{path}"))
+        .header("content-type", "application/json")
+        .header("X-GitHub-Event", "issues")
+        .header("X-GitHub-Delivery", delivery)
+        .header("X-Hub-Signature-256", signature)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let answer: Value = resp.json().await.unwrap_or(Value::Null);
+    (status, answer["status"].clone())
+}
+
+/// A tracker's retry of a webhook delivery that lands on another replica is recognised by its
+/// delivery id: the same signed delivery posted to A, then to B and C, is taken once (202) and
+/// answered `duplicate` (200) by the others; another delivery id is taken again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_delivery_is_taken_once_whichever_replica_it_reaches() {
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let replicas = three_replicas(&dirs, &url, &[]);
+    let body = json!({
+        "provider": "github", "display_name": "GitHub hooks",
+        "base_url": "http://127.0.0.1:1/acme/shop",
+        "auth": {"type": "api-token", "fields": {"token": "ghp_not_used"}},
+        "capabilities": {"read_issue_details": false, "process_webhooks": true},
+        "projects": {"mode": "all"},
+    });
+    let (status, source) = call(
+        &client(),
+        &replicas[0].url,
+        ADMIN,
+        "POST",
+        "/api/v1/sources",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{source}");
+    let set_up = format!("/api/v1/sources/{}/webhook", source["id"].as_str().unwrap());
+    let (status, hook) = call(
+        &client(),
+        &replicas[0].url,
+        ADMIN,
+        "PUT",
+        &set_up,
+        Some(json!({"generate_secret": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{hook}");
+    let (path, secret) = (
+        hook["path"].as_str().unwrap(),
+        hook["secret"].as_str().unwrap(),
+    );
+    let event = serde_json::to_vec(&json!({
+        "action": "closed",
+        "issue": {"number": 1, "title": "Login fails", "state": "closed", "state_reason": "completed",
+                  "html_url": "https://github.com/acme/shop/issues/1", "assignees": [],
+                  "updated_at": "2026-12-07T01:00:00Z"},
+        "repository": {"id": 186853002, "full_name": "acme/shop"},
+        "sender": {"login": "octocat", "id": 1},
+    }))
+    .unwrap();
+
+    let taken = deliver(&replicas[0].url, path, secret, &event, "d-1").await;
+    assert_eq!(taken, (202, json!("accepted")));
+    for other in &replicas[1..] {
+        let again = deliver(&other.url, path, secret, &event, "d-1").await;
+        assert_eq!(again, (200, json!("duplicate")), "{}", other.url);
+    }
+    let next = deliver(&replicas[1].url, path, secret, &event, "d-2").await;
+    assert_eq!(next, (202, json!("accepted")));
+}
+
+/// A stand-in Jira Cloud answering the enhanced JQL search (`POST /rest/api/3/search/jql`,
+/// body `{jql, fields, maxResults}`, answer `{issues, isLast}`, as `tests/e2e/jira.rs` details)
+/// for `key in ("A-1", ...)`: every key found, Open. Logs the keys of each search.
+struct JiraSearch {
+    url: String,
+    searches: Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+impl JiraSearch {
+    fn start() -> JiraSearch {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let searches: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+        let log = searches.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(&stream);
+                    let (mut line, mut request, mut length) = (String::new(), String::new(), 0);
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(value) = lower.strip_prefix("content-length:") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                        if request.is_empty() {
+                            request = line.clone();
+                        }
+                        line.clear();
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    let (status, answer) = if request.starts_with("POST /rest/api/3/search/jql ") {
+                        let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                        let jql = asked["jql"].as_str().unwrap_or_default();
+                        let keys: Vec<String> = jql
+                            .split('"')
+                            .skip(1)
+                            .step_by(2)
+                            .map(String::from)
+                            .collect();
+                        let issues: Vec<Value> = keys
+                            .iter()
+                            .map(|key| {
+                                json!({"id": "1", "key": key, "fields": {
+                                "summary": "An issue",
+                                "status": {"name": "Open", "statusCategory": {"key": "new"}}}})
+                            })
+                            .collect();
+                        log.lock().unwrap().push(keys);
+                        ("200 OK", json!({"issues": issues, "isLast": true}))
+                    } else {
+                        (
+                            "404 Not Found",
+                            json!({"errorMessages": ["stand-in: not served"]}),
+                        )
+                    };
+                    let answer = answer.to_string();
+                    let reply = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    let _ = (&stream).write_all(reply.as_bytes());
+                });
+            }
+        });
+        JiraSearch { url, searches }
+    }
+}
+
+/// `line` without its terminal colour codes (`ESC [ ... m`).
+fn without_colours(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find('\u{1b}') {
+        out.push_str(&rest[..at]);
+        rest = rest[at..].split_once('m').map_or("", |(_, after)| after);
+    }
+    out + rest
+}
+
+/// Links of the scale test.
+const MANY_LINKS: usize = 10_000;
+
+/// 10,000 links of one Jira source, three replicas starting together: one of them syncs the
+/// source, in batches of `BATCH_SIZE` keys, one tracker request per batch; the tracker gets
+/// exactly 10,000 / 50 = 200 searches, each key in one of them, not three times as many. (The
+/// links are written straight into the database, as a bulk import would: through the API they
+/// would take minutes in a debug build.)
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_links_on_three_replicas_cost_one_tracker_request_per_batch() {
+    let tracker = JiraSearch::start();
+    let dirs = tempfile::tempdir().unwrap();
+    let url = pg_server::database();
+    let source = {
+        let first = replica(
+            &dirs.path().join("set-up"),
+            &url,
+            &["--sync-interval", "3600"],
+        );
+        let body = json!({
+            "provider": "jira-cloud", "display_name": "Big Jira", "base_url": tracker.url,
+            "auth": {"type": "api-token", "fields": {"email": "mia@example.com", "api-token": "t0ken"}},
+            "projects": {"mode": "all"},
+        });
+        let (status, source) = call(
+            &client(),
+            &first.url,
+            ADMIN,
+            "POST",
+            "/api/v1/sources",
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 201, "{source}");
+        source["id"].as_str().unwrap().to_string()
+    };
+    let store = host::store::Store::connect(&url.parse().unwrap(), 2)
+        .await
+        .unwrap();
+    let (id, started) = (source.clone(), std::time::Instant::now());
+    store
+        .write(move |w| {
+            for n in 0..MANY_LINKS {
+                let record = serde_json::from_value(json!({
+                    "project": "prj_bulk", "test_object": format!("test-case:{n}"),
+                    "source_id": id, "source_name": "Big Jira", "provider": "jira-cloud",
+                    "key": format!("PROJ-{}", n + 1), "url": null, "snapshot": null,
+                    "last_error": null, "created_at": 1, "created_by": "test",
+                }))
+                .unwrap();
+                let link = host::links::NewLink { record };
+                host::links::insert(w, &format!("lnk_{n:05}"), &link)?;
+            }
+            Ok::<_, host::links::LinksError>(())
+        })
+        .await
+        .unwrap();
+    eprintln!("{MANY_LINKS} links stored in {:?}", started.elapsed());
+
+    // Each replica's first pass runs at its start; the next one an hour later.
+    let started = std::time::Instant::now();
+    let replicas = three_replicas(&dirs, &url, &["--sync-interval", "3600"]);
+    let synced = loop {
+        let logged: Vec<String> = replicas
+            .iter()
+            .flat_map(|r| {
+                let output = r.output.lock().unwrap();
+                let lines = output
+                    .lines()
+                    .filter(|l| l.contains("synced") && l.contains(&source));
+                lines.map(without_colours).collect::<Vec<_>>()
+            })
+            .collect();
+        if !logged.is_empty() {
+            break logged;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no sync after 2 min"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "synced by three replicas in {:?}: {synced:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let batches = MANY_LINKS.div_ceil(host::sync::BATCH_SIZE);
+    assert_eq!(synced.len(), 1, "one replica syncs: {synced:?}");
+    assert!(
+        synced[0].contains(&format!("refreshed={MANY_LINKS}")),
+        "{synced:?}"
+    );
+    assert!(
+        synced[0].contains(&format!("batches={batches}")),
+        "{synced:?}"
+    );
+    let searches = tracker.searches.lock().unwrap().clone();
+    assert_eq!(searches.len(), batches, "one request per batch");
+    let mut keys: Vec<String> = searches.concat();
+    keys.sort();
+    let asked = keys.len();
+    keys.dedup();
+    assert_eq!(
+        (asked, keys.len()),
+        (MANY_LINKS, MANY_LINKS),
+        "each key fetched once"
     );
 }

@@ -63,8 +63,12 @@ pub const SETTINGS: Table = Table("settings");
 /// `crate::health_store`).
 pub const HEALTH: Table = Table("health");
 
+/// Webhook delivery ids seen, by source id and delivery id, with until when they are
+/// remembered (see `crate::webhooks::deliveries`).
+pub const DELIVERIES: Table = Table("deliveries");
+
 /// Every record table (the audit log aside).
-pub const ALL_TABLES: [Table; 9] = [
+pub const ALL_TABLES: [Table; 10] = [
     SOURCES,
     SECRETS,
     PROJECTS,
@@ -74,6 +78,7 @@ pub const ALL_TABLES: [Table; 9] = [
     KEY_CHECK,
     SETTINGS,
     HEALTH,
+    DELIVERIES,
 ];
 
 /// Storage failures. Only `Corrupt`, `Db` and `Postgres` are unexpected; they become a 500
@@ -144,6 +149,8 @@ pub struct Store {
     damage: Arc<OnceLock<String>>,
     /// This process's name among the replicas on the database (random), its leases' holder.
     replica: Arc<str>,
+    /// Write transactions this process committed (see [`Store::write_commits`]).
+    commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The storage engines.
@@ -177,6 +184,7 @@ impl Store {
             engine,
             damage: Arc::default(),
             replica: hex::encode(rand::random::<[u8; 6]>()).into(),
+            commits: Arc::default(),
         }
     }
 
@@ -285,7 +293,7 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let damage = self.damage.clone();
+        let (damage, commits) = (self.damage.clone(), self.commits.clone());
         let begin = self.begin(true).await?;
         blocking(move || {
             let mut writer = Writer(Txn {
@@ -294,9 +302,16 @@ impl Store {
             });
             let out = f(&mut writer)?;
             writer.0.tx.commit()?;
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(out)
         })
         .await
+    }
+
+    /// How many write transactions this process committed since the store was opened (what
+    /// group commit saves is visible in it).
+    pub fn write_commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// What begins a transaction on the blocking pool (a pooled connection is taken here,
@@ -328,7 +343,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(()),
-            Engine::Postgres(pg) => pg.publish_plugin(id, digest, wasm).await,
+            Engine::Postgres(pg) => pg.publish_plugin(id, digest, wasm, false).await,
+        }
+    }
+
+    /// Makes every replica remove version `digest` of provider `id` (see `crate::replicas`).
+    /// Nothing to do on redb.
+    pub async fn publish_removal(&self, id: &str, digest: &str) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(()),
+            Engine::Postgres(pg) => pg.publish_plugin(id, digest, &[], true).await,
         }
     }
 
@@ -347,8 +371,9 @@ impl Store {
         }
     }
 
-    /// (provider id, digest) of every plugin uploaded to a replica; none on redb.
-    pub async fn plugin_digests(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// (provider id, digest, removed) of every plugin uploaded to (or removed from) a replica;
+    /// none on redb.
+    pub async fn plugin_digests(&self) -> Result<Vec<(String, String, bool)>, StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(Vec::new()),
             Engine::Postgres(pg) => pg.plugin_digests().await,

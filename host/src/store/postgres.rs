@@ -77,9 +77,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         5,
-        // Each source's health, merged from every replica's calls.
+        // Each source's health, merged from every replica's calls; webhook delivery ids seen; a
+        // removed plugin stays as
+        // a row marked `removed` (its digest: the version every replica removes).
         r#"
     CREATE TABLE health (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
+    CREATE TABLE deliveries (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
+    ALTER TABLE plugins ADD COLUMN removed boolean NOT NULL DEFAULT false;
     "#,
     ),
 ];
@@ -354,20 +358,29 @@ impl Pg {
 }
 
 impl Pg {
-    /// Records `wasm` (sha-256 `digest`) as the version provider `id` serves.
+    /// Records `wasm` (sha-256 `digest`) as the version provider `id` serves, or, `removed`,
+    /// version `digest` as removed (`wasm` empty); announces it.
     pub(super) async fn publish_plugin(
         &self,
         id: &str,
         digest: &str,
         wasm: &[u8],
+        removed: bool,
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO plugins (id, digest, wasm, uploaded_at) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO plugins (id, digest, wasm, uploaded_at, removed) \
+                 VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (id) DO UPDATE SET digest = excluded.digest, wasm = excluded.wasm, \
-                 uploaded_at = excluded.uploaded_at",
-                &[&id, &digest, &wasm, &(super::records::now() as i64)],
+                 uploaded_at = excluded.uploaded_at, removed = excluded.removed",
+                &[
+                    &id,
+                    &digest,
+                    &wasm,
+                    &(super::records::now() as i64),
+                    &removed,
+                ],
             )
             .await?;
         // PostgreSQL-only: NOTIFY (an engine without it leaves the replicas to their polling).
@@ -404,14 +417,17 @@ impl Pg {
         })
     }
 
-    /// (provider id, digest) of every uploaded plugin.
-    pub(super) async fn plugin_digests(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// (provider id, digest, removed) of every uploaded or removed plugin.
+    pub(super) async fn plugin_digests(&self) -> Result<Vec<(String, String, bool)>, StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached("SELECT id, digest FROM plugins ORDER BY id")
+            .prepare_cached("SELECT id, digest, removed FROM plugins ORDER BY id")
             .await?;
         let rows = client.query(&statement, &[]).await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     /// The binary provider `id` serves, if it is still the one with `digest`.
@@ -423,7 +439,7 @@ impl Pg {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT wasm FROM plugins WHERE id = $1 AND digest = $2",
+                "SELECT wasm FROM plugins WHERE id = $1 AND digest = $2 AND NOT removed",
                 &[&id, &digest],
             )
             .await?;
