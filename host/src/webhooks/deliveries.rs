@@ -69,7 +69,8 @@ impl Deliveries {
                 Ok::<_, StoreError>(true)
             })
             .await?;
-        if claimed && self.claims.fetch_add(1, Ordering::Relaxed) % self.prune_every == 0 {
+        if claimed && (self.claims.fetch_add(1, Ordering::Relaxed)).is_multiple_of(self.prune_every)
+        {
             self.prune(store, now).await?;
         }
         Ok(claimed)
