@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod dev;
 pub mod field;
+pub mod health_store;
 pub mod ids;
 pub mod keys;
 pub mod links;

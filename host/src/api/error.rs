@@ -215,7 +215,8 @@ impl From<LinksError> for ApiError {
 
 impl From<SyncError> for ApiError {
     /// A paused source is a 429 `source-paused`; one that does not sync a 409 whose code is
-    /// the links' sync state (`not-syncing-disabled`, `not-syncing-deleted`, `no-details`).
+    /// the links' sync state (`not-syncing-disabled`, `not-syncing-deleted`, `no-details`);
+    /// one whose sync runs on another replica past the wait a 409 `source-syncing`.
     fn from(e: SyncError) -> Self {
         let message = e.to_string();
         match e {
@@ -225,6 +226,7 @@ impl From<SyncError> for ApiError {
             SyncError::NotSyncing(state) => {
                 ApiError::new(StatusCode::CONFLICT, state.code(), message)
             }
+            SyncError::Busy => ApiError::new(StatusCode::CONFLICT, "source-syncing", message),
             SyncError::Incompatible(e) => e.into(),
             SyncError::NoLink(_) | SyncError::LinkGone => ApiError::not_found(message),
             SyncError::Source(e) => e.into(),

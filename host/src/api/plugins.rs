@@ -447,9 +447,10 @@ pub async fn remove(
         .unload(&id, &state.plugins_dir)
         .await
         .map_err(ApiError::internal)?;
-    if removed.is_none() {
+    let Some(removed) = removed else {
         return Err(ApiError::not_found(format!("no plugin {id:?} is loaded")));
-    }
+    };
+    crate::replicas::publish_removal(&state, &removed).await;
     let (who, target) = (caller.who(), id.clone());
     let details = json!({
         "version": plugin.info.version,

@@ -275,6 +275,7 @@ pub async fn update(
         .await?;
     if other_account {
         state.plugins.forget_source(id);
+        state.metrics.forget_headroom(id);
     }
     Ok(record)
 }
@@ -296,6 +297,7 @@ pub async fn delete(state: &AppState, who: &str, id: &str) -> Result<(), SourceE
                 .ok_or_else(|| SourceError::NotFound(key.clone()))?;
             w.delete(SOURCES, &key)?;
             w.delete(SECRETS, &key)?;
+            w.delete(crate::store::HEALTH, &key)?;
             audit(
                 w,
                 &who,
