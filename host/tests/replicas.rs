@@ -711,6 +711,7 @@ async fn a_signed_upload_is_installed_by_the_other_replicas_with_its_signer() {
     assert_eq!(plugin["signed_by"]["key_name"], "acme", "{plugin}");
     let saved = dirs.path().join("plugins-1/hotswap.wasm.minisig");
     assert_eq!(std::fs::read_to_string(saved).unwrap(), signature);
+}
 
 /// The health of `source` as the replica at `url` shows it.
 async fn health(url: &str, source: &str) -> Value {
