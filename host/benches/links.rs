@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 
 use host::app::{AppState, router};
 use host::plugin::{Limits, PluginHost};
-use host::store::Store;
+use host::store::{Read as _, Store};
 
 const TOKEN: &str = "its_bench-admin";
 const CLIENTS: usize = 16;
@@ -342,22 +342,32 @@ async fn service(store: Store, data: &Path) -> (AppState, String) {
 async fn breakdown(state: &AppState, url: &str, tracker: &str) -> Vec<(&'static str, f64)> {
     use host::links::{LinkView, NewLink, SyncState};
     let (project, source) = setup(url, tracker).await;
-    let (record, secrets) = host::sources::load_with_secrets(state, &source)
-        .await
-        .unwrap();
-    let config = host::sources::config(Some(&source), &record, secrets);
+    let seen = state.link_sources.load(state, &source).await.unwrap();
+    let config = &seen.config;
     let body =
         json!({"test_object": "test-case:bench", "source_id": source, "key": "#1"}).to_string();
     let link = host::links::prepare(state, &project, "test-case:bench", &source, "#1", "bench")
         .await
         .unwrap()
         .record;
+    let hash = host::tokens::token_hash(TOKEN);
     let client = reqwest::Client::new();
     let path = format!("/api/v1/projects/{project}/links");
     vec![
         (
-            "token lookup (auth)",
-            mean_micros(|_| async { host::tokens::find(state, TOKEN).await.unwrap() }).await,
+            "token lookup in the store",
+            mean_micros(|_| {
+                let hash = hash.clone();
+                async move {
+                    let found: Option<host::store::records::TokenRecord> = state
+                        .store
+                        .read(move |r| r.get(host::store::TOKENS, &hash))
+                        .await
+                        .unwrap();
+                    found.unwrap()
+                }
+            })
+            .await,
         ),
         (
             "project check",
@@ -365,18 +375,13 @@ async fn breakdown(state: &AppState, url: &str, tracker: &str) -> Vec<(&'static 
         ),
         (
             "source load + secret decrypt",
-            mean_micros(|_| async {
-                host::sources::load_with_secrets(state, &source)
-                    .await
-                    .unwrap()
-            })
-            .await,
+            mean_micros(|_| async { state.link_sources.load(state, &source).await.unwrap() })
+                .await,
         ),
         (
             "plugin normalize-key",
             mean_micros(|n| {
                 let key = format!("#{n}");
-                let config = &config;
                 async move { state.plugins.normalize_key(config, &key).await.unwrap() }
             })
             .await,
@@ -385,7 +390,6 @@ async fn breakdown(state: &AppState, url: &str, tracker: &str) -> Vec<(&'static 
             "plugin issue-url",
             mean_micros(|n| {
                 let key = n.to_string();
-                let config = &config;
                 async move { state.plugins.issue_url(config, &key).await.unwrap() }
             })
             .await,
@@ -411,9 +415,11 @@ async fn breakdown(state: &AppState, url: &str, tracker: &str) -> Vec<(&'static 
             mean_micros(|n| {
                 let mut record = link.clone();
                 record.key = format!("{}", 2_000_000 + n);
+                let source = seen.clone();
                 async move {
                     let id = host::ids::new_id("lnk");
-                    state.link_writer.insert(id, NewLink { record }).await.unwrap()
+                    let link = NewLink { record, source };
+                    state.link_writer.insert(id, link).await.unwrap()
                 }
             })
             .await,

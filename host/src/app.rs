@@ -28,6 +28,10 @@ pub struct AppState {
     pub issue_urls: Arc<IssueUrls>,
     /// Group-commit writer of new links.
     pub link_writer: Arc<LinkWriter>,
+    /// The sources link creation last saw (see `link_sources`).
+    pub link_sources: Arc<crate::link_sources::LinkSources>,
+    /// Tokens found valid a moment ago (see `tokens::TokenCache`).
+    pub token_cache: Arc<crate::tokens::TokenCache>,
     /// Counters for `/metrics` and the per-source health (in memory).
     pub metrics: Arc<Metrics>,
     /// Draft connection tests that passed, for the source saved right after (in memory).
@@ -55,6 +59,8 @@ impl AppState {
             plugins_dir,
             patterns: Arc::default(),
             issue_urls: Arc::default(),
+            link_sources: Arc::default(),
+            token_cache: Arc::default(),
             metrics: Arc::default(),
             draft_tests: Arc::default(),
             webhooks: Arc::default(),

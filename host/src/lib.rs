@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod field;
 pub mod ids;
 pub mod keys;
+pub mod link_sources;
 pub mod links;
 pub mod metrics;
 pub mod names;
