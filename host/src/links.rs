@@ -5,7 +5,8 @@
 //! with its last snapshot; both are shown as "not syncing" ([`SyncState`]), derived at read
 //! time from the source as it is now.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use regex::Regex;
@@ -521,20 +522,6 @@ pub async fn create_url(
         .map_err(LinksError::Plugin)
 }
 
-/// Stores a prepared link; a duplicate is [`LinksError::Duplicate`].
-pub fn insert(w: &mut Writer, id: &str, link: &NewLink) -> Result<(), LinksError> {
-    let identity = link.record.identity();
-    if w.get::<String>(LINK_IDENTITIES, &identity)?.is_some() {
-        return Err(LinksError::Duplicate {
-            key: link.record.key.clone(),
-            test_object: link.record.test_object.clone(),
-        });
-    }
-    w.put(LINK_IDENTITIES, &identity, &id.to_string())?;
-    w.put(LINKS, id, &link.record)?;
-    Ok(())
-}
-
 /// Stores new links by group commit: creations arriving together share one durable write
 /// transaction, and each is acknowledged only after that transaction commits. A duplicate, or
 /// a link whose source changed since its checks ([`LinksError::SourceChanged`]), is refused
@@ -569,7 +556,9 @@ impl LinkWriter {
                 }
                 let (replies, items): (Vec<_>, Vec<_>) =
                     group.into_iter().map(|p| (p.reply, (p.id, p.link))).unzip();
-                let outcome = store.write(move |w| insert_group(w, &items)).await;
+                let outcome = store
+                    .write_additions(move |w| insert_group(w, &items))
+                    .await;
                 match outcome {
                     Ok(results) => {
                         for (reply, result) in replies.into_iter().zip(results) {
@@ -600,16 +589,26 @@ impl LinkWriter {
     }
 }
 
-/// Stores a group of links in one transaction: each is refused alone when a duplicate or when
-/// its source changed since its checks (each distinct source seen is compared once).
+/// Stores a group of links in one transaction (a statement for all their identities, one for
+/// all the links): each is refused alone when a duplicate, of a stored link or of one before it
+/// in the group, or when its source changed since its checks (each source seen compared once).
 fn insert_group(
     w: &mut Writer,
     items: &[(String, NewLink)],
 ) -> Result<Vec<Result<(), LinksError>>, LinksError> {
+    let duplicate = |link: &NewLink| {
+        Err(LinksError::Duplicate {
+            key: link.record.key.clone(),
+            test_object: link.record.test_object.clone(),
+        })
+    };
     // By the address of the source a link was checked against.
     let mut unchanged: HashMap<usize, bool> = HashMap::new();
     let mut results = Vec::with_capacity(items.len());
-    for (id, link) in items {
+    // Identity -> the link claiming it first.
+    let mut claims: HashMap<String, usize> = HashMap::new();
+    let mut identities = Vec::new();
+    for (n, (id, link)) in items.iter().enumerate() {
         let seen = Arc::as_ptr(&link.source) as usize;
         let still = match unchanged.get(&seen) {
             Some(still) => *still,
@@ -619,18 +618,42 @@ fn insert_group(
                 still
             }
         };
-        if !still {
+        let identity = link.record.identity();
+        results.push(if !still {
             let name = link.source.record.display_name.clone();
-            results.push(Err(LinksError::SourceChanged(name)));
-            continue;
-        }
-        results.push(match insert(w, id, link) {
-            Ok(()) => Ok(()),
-            Err(e @ LinksError::Duplicate { .. }) => Err(e),
-            Err(e) => return Err(e),
+            Err(LinksError::SourceChanged(name))
+        } else {
+            match claims.entry(identity) {
+                Entry::Occupied(_) => duplicate(link),
+                Entry::Vacant(free) => {
+                    identities.push((free.key().clone(), json_bytes(id)));
+                    free.insert(n);
+                    Ok(())
+                }
+            }
         });
     }
+    let stored: HashSet<String> = w
+        .insert_new(LINK_IDENTITIES, &identities)?
+        .into_iter()
+        .map(|(identity, _)| identity)
+        .collect();
+    let mut records = Vec::with_capacity(claims.len());
+    for (identity, n) in claims {
+        let (id, link) = &items[n];
+        if stored.contains(&identity) {
+            records.push((id.clone(), json_bytes(&link.record)));
+        } else {
+            results[n] = duplicate(link);
+        }
+    }
+    w.put_all(LINKS, &records)?;
     Ok(results)
+}
+
+/// A record as stored.
+fn json_bytes(record: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(record).expect("records serialize")
 }
 
 /// Removes a link and its identity.

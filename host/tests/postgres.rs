@@ -178,3 +178,48 @@ async fn an_uploaded_plugin_is_announced_to_the_other_replicas() {
     assert_eq!(wasm.as_deref(), Some(&b"\0asm one"[..]));
     assert_eq!(b.plugin_binary("hotswap", "d0").await.unwrap(), None);
 }
+
+/// `write_additions` (link creation's group commit) from two handles at once: one id added by
+/// twenty of them is stored once, and an addition waits for a write holding the lock, so what
+/// it reads holds until it commits.
+#[tokio::test(flavor = "multi_thread")]
+async fn additions_from_several_replicas_store_an_id_once_and_wait_for_writes() {
+    use host::store::LINK_IDENTITIES;
+    let url = new_database();
+    let (a, b) = (connect(&url).await, connect(&url).await);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            store
+                .write_additions(move |w| {
+                    let added = w.insert_new(LINK_IDENTITIES, &[("same".into(), vec![i as u8])])?;
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    Ok::<_, StoreError>(added.len())
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    let mut added = 0;
+    for task in tasks {
+        added += task.await.unwrap();
+    }
+    assert_eq!(added, 1, "one id stored once");
+
+    let writing = tokio::spawn(async move {
+        a.write(|w| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            w.put(PROJECTS, "written", &json!(1))
+        })
+        .await
+        .unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let seen: Option<Value> = b
+        .write_additions(|w| w.get(PROJECTS, "written"))
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(json!(1)), "the addition waited for the write");
+    writing.await.unwrap();
+}

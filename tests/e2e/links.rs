@@ -867,3 +867,25 @@ async fn a_revoked_token_is_refused_here_at_once_and_after_a_revocation_elsewher
         "revoked elsewhere: refused within the TTL"
     );
 }
+
+/// The same link asked for by many clients at once (committed together by the link writer's
+/// group commit): stored once, every other answer a 409.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_link_asked_for_at_once_is_stored_once() {
+    let w = Arc::new(world().await);
+    let source = w.source("GitLab", false, json!({"mode": "all"})).await;
+    let mut asks = Vec::new();
+    for _ in 0..12 {
+        let (w, source) = (w.clone(), source.clone());
+        asks.push(tokio::spawn(async move {
+            w.link(&source, "test-case:TC-1", "#7").await.status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for ask in asks {
+        statuses.push(ask.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [vec![201], vec![409; 11]].concat());
+    assert_eq!(w.links().await.len(), 1);
+}
