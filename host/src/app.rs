@@ -30,6 +30,8 @@ pub struct AppState {
     pub link_writer: Arc<LinkWriter>,
     /// The sources link creation last saw (see `link_sources`).
     pub link_sources: Arc<crate::link_sources::LinkSources>,
+    /// Projects link creation found (see `links::KnownProjects`).
+    pub known_projects: Arc<crate::links::KnownProjects>,
     /// Tokens found valid a moment ago (see `tokens::TokenCache`).
     pub token_cache: Arc<crate::tokens::TokenCache>,
     /// Counters for `/metrics` and the per-source health (in memory).
@@ -60,6 +62,7 @@ impl AppState {
             patterns: Arc::default(),
             issue_urls: Arc::default(),
             link_sources: Arc::default(),
+            known_projects: Arc::default(),
             token_cache: Arc::default(),
             metrics: Arc::default(),
             draft_tests: Arc::default(),

@@ -19,8 +19,10 @@ use crate::link_sources::SeenSource;
 use crate::paging::{self, Listed, PageRequest};
 use crate::plugin::{Issue, PluginError, ProviderError};
 use crate::sources::SourceError;
-use crate::store::records::{LinkError, LinkRecord, Millis, Snapshot, SourceRecord, now};
-use crate::store::{LINK_IDENTITIES, LINKS, Read, SOURCES, StoreError, Writer};
+use crate::store::records::{
+    LinkError, LinkRecord, Millis, ProjectRecord, Snapshot, SourceRecord, now,
+};
+use crate::store::{LINK_IDENTITIES, LINKS, PROJECTS, Read, SOURCES, StoreError, Writer};
 
 /// Why a link could not be created, stored or updated.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,9 @@ pub enum LinksError {
     /// The source (named) changed again and again while the link was being created.
     #[error("{0} changed while the link was being created; try again")]
     SourceChanged(String),
+    /// The link's project does not exist (or no longer).
+    #[error(transparent)]
+    Project(#[from] crate::projects::ProjectError),
 }
 
 /// Whether a link's details are kept fresh, and if not, why.
@@ -232,6 +237,36 @@ impl KeyPatterns {
     }
 }
 
+/// Projects link creation found in the store: a creation in one of them reads it no more (the
+/// link writer checks it is still there when it stores the link).
+#[derive(Default)]
+pub struct KnownProjects(Mutex<HashSet<String>>);
+
+impl KnownProjects {
+    /// The most projects kept; the set starts over beyond it.
+    const MAX: usize = 10_000;
+
+    /// Refuses a project that does not exist ([`crate::projects::ProjectError::NotFound`]),
+    /// reading the store only for a project not seen before.
+    pub async fn check(&self, state: &AppState, project: &str) -> Result<(), LinksError> {
+        if self.0.lock().expect("projects lock").contains(project) {
+            return Ok(());
+        }
+        crate::projects::get(state, project).await?;
+        let mut known = self.0.lock().expect("projects lock");
+        if known.len() >= Self::MAX {
+            known.clear();
+        }
+        known.insert(project.to_string());
+        Ok(())
+    }
+
+    /// Forgets `project` (it is gone).
+    fn forget(&self, project: &str) {
+        self.0.lock().expect("projects lock").remove(project);
+    }
+}
+
 /// A link that passed every check and is ready to store.
 pub struct NewLink {
     /// The record.
@@ -388,6 +423,7 @@ pub async fn create(
     key: &str,
     who: &str,
 ) -> Result<LinkView, LinksError> {
+    state.known_projects.check(state, project).await?;
     let mut retries = 0;
     loop {
         let link = prepare(state, project, test_object, source_id, key, who).await?;
@@ -404,6 +440,10 @@ pub async fn create(
             Err(LinksError::SourceChanged(_)) if retries < CHANGED_SOURCE_RETRIES => {
                 state.link_sources.forget(source_id);
                 retries += 1;
+            }
+            Err(e @ LinksError::Project(_)) => {
+                state.known_projects.forget(project);
+                return Err(e);
             }
             Err(e) => return Err(e),
         }
@@ -590,8 +630,9 @@ impl LinkWriter {
 }
 
 /// Stores a group of links in one transaction (a statement for all their identities, one for
-/// all the links): each is refused alone when a duplicate, of a stored link or of one before it
-/// in the group, or when its source changed since its checks (each source seen compared once).
+/// all the links): each is refused alone when its project is gone, when its source changed
+/// since its checks (each project and source read once), or when a duplicate, of a stored link
+/// or of one before it in the group.
 fn insert_group(
     w: &mut Writer,
     items: &[(String, NewLink)],
@@ -604,6 +645,7 @@ fn insert_group(
     };
     // By the address of the source a link was checked against.
     let mut unchanged: HashMap<usize, bool> = HashMap::new();
+    let mut projects: HashMap<&str, bool> = HashMap::new();
     let mut results = Vec::with_capacity(items.len());
     // Identity -> the link claiming it first.
     let mut claims: HashMap<String, usize> = HashMap::new();
@@ -618,8 +660,20 @@ fn insert_group(
                 still
             }
         };
+        let project = link.record.project.as_str();
+        let project_exists = match projects.get(project) {
+            Some(exists) => *exists,
+            None => {
+                let exists = w.get::<ProjectRecord>(PROJECTS, project)?.is_some();
+                projects.insert(project, exists);
+                exists
+            }
+        };
         let identity = link.record.identity();
-        results.push(if !still {
+        results.push(if !project_exists {
+            let gone = crate::projects::ProjectError::NotFound(project.to_string());
+            Err(LinksError::Project(gone))
+        } else if !still {
             let name = link.source.record.display_name.clone();
             Err(LinksError::SourceChanged(name))
         } else {

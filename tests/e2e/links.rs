@@ -889,3 +889,31 @@ async fn the_same_link_asked_for_at_once_is_stored_once() {
     assert_eq!(statuses, [vec![201], vec![409; 11]].concat());
     assert_eq!(w.links().await.len(), 1);
 }
+
+/// Link creation remembers the projects it found; a project deleted on another replica (here:
+/// from the store behind this process's back) takes no new link all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_deleted_on_another_replica_takes_no_new_link() {
+    use host::store::{LINKS, PROJECTS, Read as _};
+    let w = world().await;
+    let source = w.source("GitLab", false, json!({"mode": "all"})).await;
+    w.link(&source, "test-case:TC-1", "7").await.expect(201);
+    let project = w.project.clone();
+    w.app
+        .state
+        .store
+        .write(move |w| w.delete(PROJECTS, &project))
+        .await
+        .unwrap();
+    let refused = w
+        .app
+        .admin(
+            "POST",
+            &format!("/api/v1/projects/{}/links", w.project),
+            Some(json!({"test_object": "test-case:TC-2", "source_id": source, "key": "8"})),
+        )
+        .await;
+    assert_eq!(refused.status, 404, "{}", refused.text);
+    let links: Vec<(String, Value)> = w.app.state.store.read(|r| r.all(LINKS)).await.unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+}
