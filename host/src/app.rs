@@ -28,6 +28,12 @@ pub struct AppState {
     pub issue_urls: Arc<IssueUrls>,
     /// Group-commit writer of new links.
     pub link_writer: Arc<LinkWriter>,
+    /// The sources link creation last saw (see `link_sources`).
+    pub link_sources: Arc<crate::link_sources::LinkSources>,
+    /// Projects link creation found (see `links::KnownProjects`).
+    pub known_projects: Arc<crate::links::KnownProjects>,
+    /// Tokens found valid a moment ago (see `tokens::TokenCache`).
+    pub token_cache: Arc<crate::tokens::TokenCache>,
     /// Counters for `/metrics` (in memory) and the per-source health (in memory, exchanged
     /// with the database by `crate::health_store`).
     pub metrics: Arc<Metrics>,
@@ -58,6 +64,9 @@ impl AppState {
             plugins_dir,
             patterns: Arc::default(),
             issue_urls: Arc::default(),
+            link_sources: Arc::default(),
+            known_projects: Arc::default(),
+            token_cache: Arc::default(),
             metrics,
             draft_tests: Arc::default(),
             webhooks: Arc::default(),

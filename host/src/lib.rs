@@ -13,6 +13,7 @@ pub mod field;
 pub mod health_store;
 pub mod ids;
 pub mod keys;
+pub mod link_sources;
 pub mod links;
 pub mod metrics;
 pub mod names;

@@ -222,4 +222,48 @@ async fn concurrent_link_creations_share_transactions_and_each_acknowledged_one_
     let stored: Vec<(String, Value)> = again.read(|r| r.all(host::store::LINKS)).await.unwrap();
     let stored: Vec<String> = stored.into_iter().map(|(id, _)| id).collect();
     assert_eq!(stored, acknowledged, "every acknowledged link, once");
+
+/// `write_additions` (link creation's group commit) from two handles at once: one id added by
+/// twenty of them is stored once, and an addition waits for a write holding the lock, so what
+/// it reads holds until it commits.
+#[tokio::test(flavor = "multi_thread")]
+async fn additions_from_several_replicas_store_an_id_once_and_wait_for_writes() {
+    use host::store::LINK_IDENTITIES;
+    let url = new_database();
+    let (a, b) = (connect(&url).await, connect(&url).await);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            store
+                .write_additions(move |w| {
+                    let added = w.insert_new(LINK_IDENTITIES, &[("same".into(), vec![i as u8])])?;
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    Ok::<_, StoreError>(added.len())
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    let mut added = 0;
+    for task in tasks {
+        added += task.await.unwrap();
+    }
+    assert_eq!(added, 1, "one id stored once");
+
+    let writing = tokio::spawn(async move {
+        a.write(|w| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            w.put(PROJECTS, "written", &json!(1))
+        })
+        .await
+        .unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let seen: Option<Value> = b
+        .write_additions(|w| w.get(PROJECTS, "written"))
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(json!(1)), "the addition waited for the write");
+    writing.await.unwrap();
 }

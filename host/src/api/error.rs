@@ -209,6 +209,10 @@ impl From<LinksError> for ApiError {
             LinksError::Source(e) => e.into(),
             LinksError::Store(e) => e.into(),
             LinksError::Writer(_) => ApiError::internal(message),
+            LinksError::Project(e) => e.into(),
+            LinksError::SourceChanged(_) => {
+                ApiError::new(StatusCode::CONFLICT, "source-changed", message).at("source_id")
+            }
         }
     }
 }

@@ -73,7 +73,8 @@ pub async fn create(
     Path(project): Path<String>,
     Body(input): Body<LinkInput>,
 ) -> Result<(StatusCode, Json<LinkView>), ApiError> {
-    check_project(&state, &caller, &project).await?;
+    // The project's existence: checked by `links::create`.
+    caller.require_project(&project)?;
     let view = links::create(
         &state,
         &project,

@@ -487,7 +487,12 @@ pub async fn load_with_secrets(
     Ok((record, secrets))
 }
 
-fn open(key: &MasterKey, id: &str, sealed: &[u8]) -> Result<BTreeMap<String, String>, SourceError> {
+/// Opens the sealed credentials of source `id`.
+pub(crate) fn open(
+    key: &MasterKey,
+    id: &str,
+    sealed: &[u8],
+) -> Result<BTreeMap<String, String>, SourceError> {
     key.open(id, sealed).map_err(|e| SourceError::Unsealed {
         id: id.to_string(),
         detail: e.to_string(),

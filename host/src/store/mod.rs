@@ -314,21 +314,59 @@ impl Store {
         self.commits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Like [`Store::write`], for a closure whose only writes are new records added with
+    /// [`Writer::insert_new`] (and records under ids no one else can know yet, such as new
+    /// random ids): on PostgreSQL such writes run beside each other, on every replica (the
+    /// write lock taken shared; a conflicting `insert_new` waits for the other's end), but
+    /// never beside any other write, so what they read of other tables holds until they
+    /// commit. On redb, the same as [`Store::write`]. (Link creation's group commit.)
+    pub async fn write_additions<R, E>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<R, E> + Send + 'static,
+    ) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (damage, commits) = (self.damage.clone(), self.commits.clone());
+        let begin = self.begin_as(Begin::Additions).await?;
+        blocking(move || {
+            let mut writer = Writer(Txn {
+                tx: begin()?,
+                damage,
+            });
+            let out = f(&mut writer)?;
+            writer.0.tx.commit()?;
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(out)
+        })
+        .await
+    }
+
     /// What begins a transaction on the blocking pool (a pooled connection is taken here,
     /// asynchronously).
     async fn begin(
         &self,
         write: bool,
     ) -> Result<impl FnOnce() -> Result<Tx, StoreError> + Send + 'static, StoreError> {
+        self.begin_as(if write { Begin::Write } else { Begin::Read })
+            .await
+    }
+
+    async fn begin_as(
+        &self,
+        kind: Begin,
+    ) -> Result<impl FnOnce() -> Result<Tx, StoreError> + Send + 'static, StoreError> {
         let engine = match &self.engine {
             Engine::Redb(db) => Ok(db.clone()),
             Engine::Postgres(pg) => Err(pg.client().await?),
         };
-        Ok(move || match (engine, write) {
-            (Ok(db), false) => redb::Tx::read(&db).map(Tx::Redb),
-            (Ok(db), true) => redb::Tx::write(&db).map(Tx::Redb),
-            (Err(client), false) => postgres::Tx::read(client).map(Tx::Postgres),
-            (Err(client), true) => postgres::Tx::write(client).map(Tx::Postgres),
+        Ok(move || match (engine, kind) {
+            (Ok(db), Begin::Read) => redb::Tx::read(&db).map(Tx::Redb),
+            (Ok(db), Begin::Write | Begin::Additions) => redb::Tx::write(&db).map(Tx::Redb),
+            (Err(client), Begin::Read) => postgres::Tx::read(client).map(Tx::Postgres),
+            (Err(client), Begin::Write) => postgres::Tx::write(client).map(Tx::Postgres),
+            (Err(client), Begin::Additions) => postgres::Tx::write_shared(client).map(Tx::Postgres),
         })
     }
 
@@ -417,6 +455,14 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
         Ok(r) => r,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
+}
+
+/// The kinds of transaction.
+#[derive(Clone, Copy)]
+enum Begin {
+    Read,
+    Write,
+    Additions,
 }
 
 /// A transaction of either engine.
@@ -575,6 +621,33 @@ impl Writer {
         match &mut self.0.tx {
             Tx::Redb(tx) => tx.put(table, id, bytes),
             Tx::Postgres(tx) => tx.put(table, id, bytes),
+        }
+    }
+
+    /// Inserts or replaces records (as stored, bytes), in one statement on PostgreSQL.
+    pub fn put_all(
+        &mut self,
+        table: Table,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        match &mut self.0.tx {
+            Tx::Redb(tx) => records.iter().try_for_each(|(id, b)| tx.put(table, id, b)),
+            Tx::Postgres(tx) => tx.put_all(table, records),
+        }
+    }
+
+    /// Adds the records (as stored, bytes) whose id is not taken, in one statement on
+    /// PostgreSQL; returns the (id, bytes) it stored. Of records sharing an id, the
+    /// first is stored. Under [`Store::write_additions`], two transactions adding one id store
+    /// it once: the later waits for the earlier to end.
+    pub fn insert_new(
+        &mut self,
+        table: Table,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match &mut self.0.tx {
+            Tx::Redb(tx) => tx.insert_new(table, records),
+            Tx::Postgres(tx) => tx.insert_new(table, records),
         }
     }
 

@@ -526,6 +526,16 @@ impl Tx {
         )
     }
 
+    /// Begins a write transaction holding the write lock shared: beside other shared holders
+    /// (on every replica), never beside a [`Tx::write`] (call on a blocking-pool thread).
+    pub(super) fn write_shared(client: Object) -> Result<Tx, StoreError> {
+        // PostgreSQL-only: the advisory lock (see the module doc).
+        Tx::begin(
+            client,
+            &format!("BEGIN; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK})"),
+        )
+    }
+
     fn begin(client: Object, sql: &str) -> Result<Tx, StoreError> {
         let tx = Tx {
             client: Some(client),
@@ -607,6 +617,50 @@ impl Tx {
         self.run(|c| async move {
             let statement = c.prepare_cached(&sql).await?;
             c.execute(&statement, &[&id, &bytes]).await.map(drop)
+        })
+    }
+
+    /// Inserts or replaces records, in one statement.
+    pub(super) fn put_all(
+        &mut self,
+        table: Table,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO {} (id, body) SELECT * FROM unnest($1::text[], $2::bytea[]) \
+             ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            table.name()
+        );
+        let (ids, bodies): (Vec<&str>, Vec<&[u8]>) = records
+            .iter()
+            .map(|(id, b)| (id.as_str(), b.as_slice()))
+            .unzip();
+        self.run(|c| async move {
+            let statement = c.prepare_cached(&sql).await?;
+            c.execute(&statement, &[&ids, &bodies]).await.map(drop)
+        })
+    }
+
+    /// Inserts the records whose id is not taken, in one statement; returns the (id, bytes) it
+    /// stored. A concurrent transaction inserting the same id makes this one wait for its end.
+    pub(super) fn insert_new(
+        &mut self,
+        table: Table,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let sql = format!(
+            "INSERT INTO {} (id, body) SELECT * FROM unnest($1::text[], $2::bytea[]) \
+             ON CONFLICT (id) DO NOTHING RETURNING id, body",
+            table.name()
+        );
+        let (ids, bodies): (Vec<&str>, Vec<&[u8]>) = records
+            .iter()
+            .map(|(id, b)| (id.as_str(), b.as_slice()))
+            .unzip();
+        self.run(|c| async move {
+            let statement = c.prepare_cached(&sql).await?;
+            let rows = c.query(&statement, &[&ids, &bodies]).await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
 
