@@ -186,13 +186,37 @@ async fn an_uploaded_plugin_is_announced_to_the_other_replicas() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_link_creations_share_transactions_and_each_acknowledged_one_is_durable() {
     use host::links::{LinkWriter, NewLink};
+    use host::store::records::SourceRecord;
     let url = new_database();
     let store = connect(&url).await;
+    // The source every link goes through, as link creation's checks would have seen it.
+    let source: SourceRecord = serde_json::from_value(json!({
+        "provider": "custom", "display_name": "Tracker", "base_url": "https://tracker.example",
+        "auth_type": "none", "auth_fields": {}, "secrets_set": [], "settings": {},
+        "issue_url_template": null, "create_url_template": null, "key_pattern": null,
+        "enabled": true, "capabilities": {}, "projects": {"mode": "all"}, "last_test": null,
+        "created_at": 1, "updated_at": 1,
+    }))
+    .unwrap();
+    store
+        .write(move |w| w.put(host::store::SOURCES, "src_1", &source))
+        .await
+        .unwrap();
+    let plugins = host::plugin::PluginHost::new(Default::default(), None).unwrap();
+    let (key, _) = host::crypto::MasterKey::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let state = host::app::AppState::new(
+        store.clone(),
+        std::sync::Arc::new(plugins),
+        key,
+        dir.path().into(),
+    );
+    let seen = state.link_sources.load(&state, "src_1").await.unwrap();
     let writer = std::sync::Arc::new(LinkWriter::start(store.clone()));
     let before = store.write_commits();
     let mut creations = Vec::new();
     for n in 0..300 {
-        let writer = writer.clone();
+        let (writer, source) = (writer.clone(), seen.clone());
         creations.push(tokio::spawn(async move {
             let record = serde_json::from_value(json!({
                 "project": "prj_1", "test_object": format!("test-case:{n}"),
@@ -203,7 +227,7 @@ async fn concurrent_link_creations_share_transactions_and_each_acknowledged_one_
             .unwrap();
             let id = format!("lnk_{n:04}");
             writer
-                .insert(id.clone(), NewLink { record })
+                .insert(id.clone(), NewLink { record, source })
                 .await
                 .map(|_| id)
         }));
@@ -222,6 +246,7 @@ async fn concurrent_link_creations_share_transactions_and_each_acknowledged_one_
     let stored: Vec<(String, Value)> = again.read(|r| r.all(host::store::LINKS)).await.unwrap();
     let stored: Vec<String> = stored.into_iter().map(|(id, _)| id).collect();
     assert_eq!(stored, acknowledged, "every acknowledged link, once");
+}
 
 /// `write_additions` (link creation's group commit) from two handles at once: one id added by
 /// twenty of them is stored once, and an addition waits for a write holding the lock, so what

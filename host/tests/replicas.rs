@@ -1107,17 +1107,18 @@ async fn ten_thousand_links_on_three_replicas_cost_one_tracker_request_per_batch
     store
         .write(move |w| {
             for n in 0..MANY_LINKS {
-                let record = serde_json::from_value(json!({
+                let record: host::store::records::LinkRecord = serde_json::from_value(json!({
                     "project": "prj_bulk", "test_object": format!("test-case:{n}"),
                     "source_id": id, "source_name": "Big Jira", "provider": "jira-cloud",
                     "key": format!("PROJ-{}", n + 1), "url": null, "snapshot": null,
                     "last_error": null, "created_at": 1, "created_by": "test",
                 }))
                 .unwrap();
-                let link = host::links::NewLink { record };
-                host::links::insert(w, &format!("lnk_{n:05}"), &link)?;
+                let id = format!("lnk_{n:05}");
+                w.put(host::store::LINK_IDENTITIES, &record.identity(), &id)?;
+                w.put(host::store::LINKS, &id, &record)?;
             }
-            Ok::<_, host::links::LinksError>(())
+            Ok::<_, host::store::StoreError>(())
         })
         .await
         .unwrap();
