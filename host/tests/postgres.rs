@@ -189,7 +189,7 @@ async fn concurrent_link_creations_share_transactions_and_each_acknowledged_one_
     use host::store::records::SourceRecord;
     let url = new_database();
     let store = connect(&url).await;
-    // The source every link goes through, as link creation's checks would have seen it.
+    // The project and source every link goes through, as link creation's checks saw them.
     let source: SourceRecord = serde_json::from_value(json!({
         "provider": "custom", "display_name": "Tracker", "base_url": "https://tracker.example",
         "auth_type": "none", "auth_fields": {}, "secrets_set": [], "settings": {},
@@ -199,7 +199,10 @@ async fn concurrent_link_creations_share_transactions_and_each_acknowledged_one_
     }))
     .unwrap();
     store
-        .write(move |w| w.put(host::store::SOURCES, "src_1", &source))
+        .write(move |w| {
+            w.put(PROJECTS, "prj_1", &json!({"name": "One", "created_at": 1}))?;
+            w.put(host::store::SOURCES, "src_1", &source)
+        })
         .await
         .unwrap();
     let plugins = host::plugin::PluginHost::new(Default::default(), None).unwrap();
