@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use regex::Regex;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -71,7 +72,7 @@ pub enum LinksError {
 }
 
 /// Whether a link's details are kept fresh, and if not, why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SyncState {
     /// The source is enabled and reads issue details.
@@ -107,7 +108,7 @@ impl SyncState {
 }
 
 /// A link on the wire.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct LinkView {
     /// Id.
     pub id: String,

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::plugin::{Headroom, Issue, PluginError, ProviderError};
@@ -136,7 +137,7 @@ fn key_level(e: &ProviderError) -> bool {
 }
 
 /// The last error of a source.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct LastError {
     /// The error code.
     pub code: String,
@@ -148,7 +149,7 @@ pub struct LastError {
 
 /// What is known of a source's rate limit: the headroom its tracker announces in response
 /// headers, and the last time it told us to wait.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct RateLimit {
     /// Requests left in the tracker's current window, as its latest response said.
     pub remaining: Option<u64>,
@@ -190,7 +191,7 @@ impl RateLimit {
 }
 
 /// The health of one source, as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Health {
     /// `unknown` (no call yet), `ok`, `degraded` (errors in the window, last call fine),
     /// `failing` (the last call failed) or `rate-limited` (told to wait, still waiting).

@@ -3,6 +3,7 @@
 //! [`Paged`] envelope with the total and the next page. The sources list
 //! ([`crate::sources::listing`]) and a project's links ([`crate::links::list`]) page this way.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::field::FieldError;
@@ -35,8 +36,9 @@ impl PageRequest {
 }
 
 /// The answer of a list: the plain array, or one page of it when a page was asked for.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(rename = "{T}List")]
 pub enum Listed<T> {
     /// Every matching item.
     All(Vec<T>),
@@ -62,7 +64,8 @@ impl<T> Listed<T> {
 }
 
 /// One page of a list, with what a client needs to show and fetch the rest.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "{T}Page")]
 pub struct Paged<T> {
     /// This page's items.
     pub items: Vec<T>,

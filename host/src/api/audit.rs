@@ -13,6 +13,7 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::error::ApiError;
@@ -30,7 +31,7 @@ pub const MAX_LIMIT: usize = 500;
 const SCAN_STEP: usize = 500;
 
 /// One audit event.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AuditEvent {
     /// Sequence number (increasing).
     pub seq: u64,
@@ -47,12 +48,26 @@ pub struct AuditEvent {
 }
 
 /// A page of events.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AuditPage {
     /// Newest first.
     pub events: Vec<AuditEvent>,
     /// Pass as `before` for the next page; null when there is none.
     pub next_before: Option<u64>,
+}
+
+/// The query of `GET /audit`, for the OpenAPI document (read by hand by `parse_query`, which
+/// names an unknown parameter).
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+pub struct AuditParams {
+    /// Only events whose target is this id (a source, project, token or plugin).
+    source: Option<String>,
+    /// Only events with a sequence number below this one: the previous page's `next_before`.
+    before: Option<u64>,
+    /// Events per page.
+    #[schemars(range(min = 1, max = MAX_LIMIT))]
+    limit: Option<usize>,
 }
 
 struct AuditQuery {

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -12,7 +13,7 @@ use crate::app::AppState;
 use crate::comments::{self, Posted};
 
 /// Body of `POST /projects/{project}/links/{id}/comments`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentInput {
     /// The comment, in Markdown (at most [`comments::MAX_CHARS`] characters, and the

@@ -18,6 +18,7 @@ pub mod plugins;
 pub mod projects;
 pub mod providers;
 pub mod routes;
+pub mod schemas;
 pub mod server;
 pub mod sources;
 pub mod tokens;

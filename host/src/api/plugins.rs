@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -34,7 +35,7 @@ use crate::store::{Read, SOURCES};
 pub const WASM: &str = "application/wasm";
 
 /// One loaded plugin version as the registry listing shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct PluginView {
     /// Provider id.
     pub id: String,
@@ -67,7 +68,7 @@ pub struct PluginView {
 }
 
 /// `GET /plugins`.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct PluginList {
     /// Contract versions this host runs, e.g. `["1.x"]`.
     pub supported_contracts: &'static [&'static str],
@@ -78,7 +79,7 @@ pub struct PluginList {
 }
 
 /// `GET /plugins/{id}`: the listing entry and the full `describe` answer.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct PluginDetail {
     /// The listing entry.
     #[serde(flatten)]
@@ -88,18 +89,27 @@ pub struct PluginDetail {
 }
 
 /// What an upload did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct UploadOutcome {
     /// False when this exact binary was already serving (nothing changed).
     pub changed: bool,
     /// The version now serving.
     pub plugin: PluginView,
-    /// The version it replaced: `{version, digest}`, or null for a new provider.
-    pub previous: Option<serde_json::Value>,
+    /// The version it replaced, or null for a new provider.
+    pub previous: Option<PreviousVersion>,
+}
+
+/// The version an upload replaced.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct PreviousVersion {
+    /// The plugin's own version.
+    pub version: String,
+    /// sha-256 of its `.wasm`, hex.
+    pub digest: String,
 }
 
 /// Query of `PUT /plugins/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// Swap in a version that stored sources do not fit (see [`crate::compat`]); they are
@@ -112,7 +122,7 @@ pub struct UploadQuery {
 }
 
 /// Query of `DELETE /plugins/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveQuery {
     /// Remove even though sources use the provider (they then show `plugin_status: missing`).
@@ -316,10 +326,10 @@ async fn outcome(
         status,
         UploadOutcome {
             changed: swap.changed,
-            previous: swap
-                .previous
-                .as_ref()
-                .map(|p| json!({"version": p.info.version, "digest": p.digest})),
+            previous: swap.previous.as_ref().map(|p| PreviousVersion {
+                version: p.info.version.clone(),
+                digest: p.digest.clone(),
+            }),
             plugin: view(&swap.plugin, count(&sources, id)),
         },
     ))

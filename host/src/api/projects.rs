@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -12,7 +13,7 @@ use crate::projects;
 use crate::store::records::ProjectRecord;
 
 /// A project on the wire.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ProjectView {
     /// Id.
     pub id: String,
@@ -22,7 +23,7 @@ pub struct ProjectView {
 }
 
 /// Body of create and rename.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectInput {
     /// Unique, 1-100 characters.

@@ -6,20 +6,21 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
 use crate::app::AppState;
 use crate::metrics::Health;
+use crate::paging::Listed;
 use crate::plugin::{Capability, ProviderInfo};
 use crate::sources::listing::{DEFAULT_LIMIT, HEALTH_STATUSES, MAX_LIMIT, MAX_SEARCH, SORT_KEYS};
 use crate::sources::{self, ListQuery, Listing, SourceInput, TestOutcome, Viewer};
 use crate::store::records::SourceRecord;
 
 /// A source as admins see it. Secret values never appear: `secrets_set` names the set ones.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct SourceView {
     /// Id.
     pub id: String,
@@ -43,7 +44,7 @@ pub struct SourceView {
 }
 
 /// A source as project members see it.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct MemberSourceView {
     /// Id.
     pub id: String,
@@ -75,23 +76,34 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SourceList>, ApiError> {
     let request = query.check(caller.is_admin())?;
     if let Some(project) = &request.project {
         caller.require_project(project)?;
     }
     if caller.is_admin() {
         let listed = sources::list(&state, &request, Viewer::Admin).await?;
-        return Ok(Json(json!(listed.map(|l| match l.health {
+        return Ok(Json(SourceList::Admin(listed.map(|l| match l.health {
             Some(health) => view_with(&state, l.id, l.record, health),
             None => view(&state, l.id, l.record),
         }))));
     }
     let viewer = Viewer::Member(&caller.token.projects);
     let listed = sources::list(&state, &request, viewer).await?;
-    Ok(Json(json!(listed.map(|Listing { id, record, .. }| {
-        member_view(&state, id, record)
-    }))))
+    Ok(Json(SourceList::Member(listed.map(
+        |Listing { id, record, .. }| member_view(&state, id, record),
+    ))))
+}
+
+/// The answer of `GET /sources`: admins get [`SourceView`]s, members [`MemberSourceView`]s;
+/// each the plain array, or a page when `limit` or `page` is given.
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SourceList {
+    /// What an admin sees.
+    Admin(Listed<SourceView>),
+    /// What a member sees.
+    Member(Listed<MemberSourceView>),
 }
 
 /// The query parameters of `GET /sources` for the OpenAPI document, built from the same
@@ -292,7 +304,7 @@ fn member_key_hint(
 }
 
 /// Body of `POST /key-patterns/check`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatternCheck {
     /// The pattern as the admin typed it.
@@ -309,12 +321,38 @@ pub struct PatternCheck {
 pub async fn check_pattern(
     caller: Caller,
     Body(input): Body<PatternCheck>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PatternVerdict>, ApiError> {
     caller.require_admin()?;
     Ok(Json(
         match sources::check_key_pattern(input.pattern.trim()) {
-            Ok(re) => json!({"valid": true, "matches": input.key.map(|k| re.is_match(&k))}),
-            Err(e) => json!({"valid": false, "message": e.message}),
+            Ok(re) => PatternVerdict::Valid {
+                valid: true,
+                matches: input.key.map(|k| re.is_match(&k)),
+            },
+            Err(e) => PatternVerdict::Invalid {
+                valid: false,
+                message: e.message,
+            },
         },
     ))
+}
+
+/// The answer of `POST /key-patterns/check`.
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PatternVerdict {
+    /// The pattern is valid.
+    Valid {
+        /// Always `true`.
+        valid: bool,
+        /// Whether the sample key matches; null without a sample key.
+        matches: Option<bool>,
+    },
+    /// The pattern is refused.
+    Invalid {
+        /// Always `false`.
+        valid: bool,
+        /// Why, for a person.
+        message: String,
+    },
 }

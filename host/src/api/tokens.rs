@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -14,7 +15,7 @@ use crate::tokens;
 pub use crate::tokens::bootstrap_admin;
 
 /// Body of `POST /tokens`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenInput {
     /// A label.
@@ -27,7 +28,7 @@ pub struct TokenInput {
 }
 
 /// A created token: the only time its value is sent.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct CreatedToken {
     /// The bearer token. Store it now; it cannot be shown again.
     pub token: String,

@@ -16,6 +16,7 @@ pub mod listing;
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -72,7 +73,7 @@ pub enum SourceError {
 }
 
 /// Body of create, update and draft test.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceInput {
     /// Provider (plugin) id.
@@ -109,7 +110,7 @@ pub struct SourceInput {
 }
 
 /// The network part of [`SourceInput`]: how the host reaches this tracker.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkInput {
     /// PEM certificates (one or more `BEGIN CERTIFICATE` blocks) trusted for this source
@@ -127,7 +128,7 @@ fn yes() -> bool {
 }
 
 /// The auth part of [`SourceInput`].
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthInput {
     /// Auth type id, one of the provider's.
@@ -139,7 +140,7 @@ pub struct AuthInput {
 }
 
 /// The outcome of a connection test.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct TestOutcome {
     /// True on success.
     pub ok: bool,
