@@ -37,32 +37,44 @@ pub struct ApiRoute {
     pub errors: &'static [u16],
 }
 
-/// The media type and JSON Schema of a body, from the generator of its direction (requests
-/// are described as they are read, answers as they are written).
-pub type Content = fn(&mut SchemaGenerator) -> (&'static str, Value);
+/// The `content` object of a body (its media types, each with its JSON Schema), from the
+/// generator of its direction (requests are described as they are read, answers as they are
+/// written).
+pub type Content = fn(&mut SchemaGenerator) -> Value;
 
-/// A body the document describes: a Rust type that derives `JsonSchema` is JSON; [`Toml`] and
-/// [`Wasm`] stand for the two bodies that are not.
+/// A body the document describes: a Rust type that derives `JsonSchema` is JSON; [`Toml`],
+/// [`TomlExport`] and [`Wasm`] stand for the bodies that are not.
 pub trait Described {
-    /// The media type and the schema (a `$ref` into `components/schemas` for a named type).
-    fn content(generator: &mut SchemaGenerator) -> (&'static str, Value);
+    /// The `content` object: media type to `{"schema": ...}` (a `$ref` into
+    /// `components/schemas` for a named type).
+    fn content(generator: &mut SchemaGenerator) -> Value;
 }
 
 impl<T: JsonSchema> Described for T {
-    fn content(generator: &mut SchemaGenerator) -> (&'static str, Value) {
-        (
-            "application/json",
-            generator.subschema_for::<T>().to_value(),
-        )
+    fn content(generator: &mut SchemaGenerator) -> Value {
+        json!({"application/json": {"schema": generator.subschema_for::<T>()}})
     }
 }
 
-/// A sources file (`application/toml`, see [`crate::sources_as_code`]).
+/// A sources file to import (see [`crate::sources_as_code`]), in any of the media types
+/// the import reads.
 pub struct Toml;
 
 impl Described for Toml {
-    fn content(_: &mut SchemaGenerator) -> (&'static str, Value) {
-        ("application/toml", json!({"type": "string"}))
+    fn content(_: &mut SchemaGenerator) -> Value {
+        let text = json!({"schema": {"type": "string"}});
+        (transfer::TOML_TYPES.iter())
+            .map(|media| (media.to_string(), text.clone()))
+            .collect()
+    }
+}
+
+/// The sources file an export writes (`text/toml`).
+pub struct TomlExport;
+
+impl Described for TomlExport {
+    fn content(_: &mut SchemaGenerator) -> Value {
+        json!({"text/toml": {"schema": {"type": "string"}}})
     }
 }
 
@@ -70,11 +82,8 @@ impl Described for Toml {
 pub struct Wasm;
 
 impl Described for Wasm {
-    fn content(_: &mut SchemaGenerator) -> (&'static str, Value) {
-        (
-            "application/wasm",
-            json!({"type": "string", "contentMediaType": "application/wasm"}),
-        )
+    fn content(_: &mut SchemaGenerator) -> Value {
+        json!({"application/wasm": {"schema": {"type": "string", "contentMediaType": "application/wasm"}}})
     }
 }
 
@@ -159,7 +168,7 @@ routes! {
         ok = 200 sources::PatternVerdict;
         "Check a key pattern by the server's rules (body: pattern, optional key): {valid, matches} or {valid: false, message}"
     get "/sources/export" admin => transfer::export,
-        ok = 200 Toml;
+        ok = 200 TomlExport;
         "Export all sources as TOML, secrets as ${SRC_...} references"
     post "/sources/import" admin => transfer::import, layer = DefaultBodyLimit::max(crate::sources_as_code::MAX_IMPORT_BYTES), query = query_parameters::<transfer::ImportQuery>,
         body = Toml,
@@ -374,8 +383,7 @@ fn operation(route: &ApiRoute, schemas: &mut super::schemas::Schemas) -> Value {
     for (status, content) in route.ok {
         let mut answer = json!({"description": success(*status)});
         if let Some(content) = content {
-            let (media, schema) = content(&mut schemas.responses);
-            answer["content"] = json!({media: {"schema": schema}});
+            answer["content"] = content(&mut schemas.responses);
         }
         responses.insert(status.to_string(), answer);
     }
@@ -397,8 +405,7 @@ fn operation(route: &ApiRoute, schemas: &mut super::schemas::Schemas) -> Value {
         op["parameters"] = Value::Array(params);
     }
     if let Some(content) = route.body {
-        let (media, schema) = content(&mut schemas.requests);
-        op["requestBody"] = json!({"required": true, "content": {media: {"schema": schema}}});
+        op["requestBody"] = json!({"required": true, "content": content(&mut schemas.requests)});
     }
     op
 }

@@ -7,7 +7,8 @@
 //! request side.
 
 use schemars::generate::SchemaSettings;
-use schemars::{JsonSchema, SchemaGenerator};
+use schemars::transform::transform_subschemas;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 /// Where named schemas live in the document.
@@ -31,10 +32,12 @@ impl Schemas {
     /// Two empty generators of JSON Schema 2020-12 (OpenAPI 3.1's dialect) whose named
     /// schemas go to `components/schemas`.
     pub fn new() -> Schemas {
-        let settings = SchemaSettings::draft2020_12().with(|s| {
-            s.definitions_path = "/components/schemas".into();
-            s.meta_schema = None;
-        });
+        let settings = SchemaSettings::draft2020_12()
+            .with(|s| {
+                s.definitions_path = "/components/schemas".into();
+                s.meta_schema = None;
+            })
+            .with_transform(plain_enums);
         Schemas {
             requests: settings.clone().for_deserialize().into_generator(),
             responses: settings.for_serialize().into_generator(),
@@ -62,6 +65,48 @@ impl Schemas {
             all.insert(name, schema);
         }
         (all, clashes)
+    }
+}
+
+/// A string enum whose values have doc comments is written by schemars as a `oneOf` of
+/// `const`s, which client generators read badly (openapi-python-client refuses every value
+/// but the first); this writes it as one `enum`, the values' words moved to the description.
+fn plain_enums(schema: &mut Schema) {
+    transform_subschemas(&mut plain_enums, schema);
+    let Some(Value::Array(variants)) = schema.get("oneOf") else {
+        return;
+    };
+    let simple = |v: &Value| {
+        let value = v.get("const").filter(|c| c.is_string())?.clone();
+        let only_words =
+            (v.as_object()?.keys()).all(|k| ["const", "type", "description"].contains(&k.as_str()));
+        only_words.then(|| {
+            (
+                value,
+                v.get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            )
+        })
+    };
+    let Some(values) = variants.iter().map(simple).collect::<Option<Vec<_>>>() else {
+        return;
+    };
+    let mut words: Vec<String> = (schema.get("description").and_then(Value::as_str))
+        .map(|d| vec![d.to_string()])
+        .unwrap_or_default();
+    words.extend(values.iter().filter_map(|(value, description)| {
+        Some(format!("`{}`: {}", value.as_str()?, description.as_ref()?))
+    }));
+    let Some(map) = schema.as_object_mut() else {
+        return;
+    };
+    map.remove("oneOf");
+    map.insert("type".into(), json!("string"));
+    let values: Vec<Value> = values.into_iter().map(|(value, _)| value).collect();
+    map.insert("enum".into(), Value::Array(values));
+    if !words.is_empty() {
+        map.insert("description".into(), json!(words.join("\n\n")));
     }
 }
 

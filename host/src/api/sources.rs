@@ -111,15 +111,17 @@ pub enum SourceList {
 pub fn list_parameters() -> Vec<serde_json::Value> {
     use serde_json::json;
     let text = json!({"type": "string"});
-    let sorts: Vec<String> = SORT_KEYS
-        .iter()
+    // An empty value is the same as none (a form's empty select), so each enum holds "".
+    let sorts: Vec<String> = (SORT_KEYS.iter())
         .flat_map(|(n, _)| [n.to_string(), format!("-{n}")])
+        .chain([String::new()])
         .collect();
+    let healths: Vec<&str> = HEALTH_STATUSES.iter().copied().chain([""]).collect();
     let parameters = [
         ("q", format!("Search text (at most {MAX_SEARCH} characters), matched ignoring case in the display name and the base URL"), text.clone()),
         ("provider", "Only sources of this provider id".into(), text.clone()),
-        ("enabled", "Only enabled (`true`) or disabled (`false`) sources".into(), json!({"type": "string", "enum": ["true", "false"]})),
-        ("health", "Only sources whose health has this status (admins only)".into(), json!({"type": "string", "enum": HEALTH_STATUSES})),
+        ("enabled", "Only enabled (`true`) or disabled (`false`) sources".into(), json!({"type": "string", "enum": ["true", "false", ""]})),
+        ("health", "Only sources whose health has this status (admins only)".into(), json!({"type": "string", "enum": healths})),
         ("project", "Only sources usable in this project".into(), text),
         ("sort", "The order (default `name`; `health` is worst first, admins only); a leading `-` reverses it".into(), json!({"type": "string", "enum": sorts})),
         ("limit", format!("Sources per page; asks for the paged answer `{{items, total, page, limit, pages, next_page}}` instead of the array (default {DEFAULT_LIMIT} when only `page` is given)"), json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})),

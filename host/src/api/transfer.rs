@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::sources_as_code::{self, ImportReport, MAX_IMPORT_BYTES, References};
 
 /// The media types an import accepts.
-const TOML_TYPES: [&str; 3] = ["application/toml", "text/toml", "text/plain"];
+pub const TOML_TYPES: [&str; 3] = ["application/toml", "text/toml", "text/plain"];
 
 /// `GET /sources/export` (admin): every source as TOML (`text/toml`), secrets as references.
 pub async fn export(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
