@@ -14,6 +14,7 @@ pub mod keys;
 pub mod links;
 pub mod metrics;
 pub mod names;
+pub mod objects;
 pub mod paging;
 pub mod plugin;
 pub mod plugin_registry;

@@ -199,7 +199,7 @@ fn render(
         out.insert(
             "projects".into(),
             match &record.projects {
-                ProjectAssignment::All => toml::Value::String("all".into()),
+                ProjectAssignment::All {} => toml::Value::String("all".into()),
                 ProjectAssignment::Specific { ids } => toml::Value::Array(
                     ids.iter()
                         .filter_map(|id| projects.get(id))

@@ -1651,3 +1651,38 @@ async fn real_answers_fit_the_schemas_the_document_gives_them() {
         .await;
     assert_fits(&doc, "get", "/api/v1/sources/{id}", &missing);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_sent_as_an_array_of_its_fields_or_with_extra_fields_is_refused() {
+    // serde reads a struct from an array of its fields in order, and takes any field beside
+    // the tag of a unit variant; the schemas allow neither.
+    let app = TestApp::start().await;
+    let project = app
+        .admin("POST", "/api/v1/projects", Some(json!(["Arrays"])))
+        .await;
+    assert_eq!(project.status, 400, "{}", project.text);
+    let mut body = source("Arrays", "http://127.0.0.1:9");
+    body["network"] = json!([null, null]);
+    app.admin("POST", "/api/v1/sources", Some(body.clone()))
+        .await
+        .expect_error(400, "network");
+    body["network"] = json!(null);
+    body["capabilities"] = json!([true, false, false, false]);
+    app.admin("POST", "/api/v1/sources", Some(body.clone()))
+        .await
+        .expect_error(400, "capabilities");
+    body["capabilities"] = json!({});
+    body["auth"] = json!(["api-token", {"user": "robot", "token": CANARY}]);
+    app.admin("POST", "/api/v1/sources", Some(body.clone()))
+        .await
+        .expect_error(400, "auth");
+    assert_eq!(count_sources(&app).await, 0);
+    assert!(
+        app.admin("GET", "/api/v1/projects", None)
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -15,6 +15,7 @@ use crate::comments::{self, Posted};
 /// Body of `POST /projects/{project}/links/{id}/comments`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"body": "Fails on **staging**: see run 118."}))]
 pub struct CommentInput {
     /// The comment, in Markdown (at most [`comments::MAX_CHARS`] characters, and the
     /// tracker's own limit).

@@ -39,6 +39,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
                 )
             })?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        let de = crate::objects::ObjectOnly(de);
         serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
             let path = e.path().to_string();
             let e = e.into_inner();

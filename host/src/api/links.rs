@@ -17,6 +17,7 @@ use crate::sync::{self, RefreshReport};
 /// Body of `POST /projects/{project}/links`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"test_object": "test-case:TC-42", "source_id": "src_...", "key": "#42"}))]
 pub struct LinkInput {
     /// The test object, e.g. `test-case:TC-42`.
     pub test_object: String,

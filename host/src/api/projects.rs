@@ -25,6 +25,7 @@ pub struct ProjectView {
 /// Body of create and rename.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"name": "Checkout"}))]
 pub struct ProjectInput {
     /// Unique, 1-100 characters.
     pub name: String,

@@ -456,15 +456,25 @@ pub async fn docs() -> impl IntoResponse {
             .replace('<', "&lt;")
             .replace('>', "&gt;")
     };
+    let doc = document();
     let rows: String = API_ROUTES
         .iter()
         .map(|r| {
+            let op = &doc["paths"][format!("/api/v1{}", r.path)][r.method];
+            let answers: Vec<String> = (op["responses"].as_object().into_iter().flatten())
+                .map(|(status, answer)| match schema_name(&answer["content"]) {
+                    Some(name) if !status.starts_with('4') => format!("{status} {name}"),
+                    _ => status.clone(),
+                })
+                .collect();
             format!(
-                "<tr><td><code>{}</code></td><td><code>/api/v1{}</code></td><td>{}</td><td>{}</td></tr>",
+                "<tr><td><code>{}</code></td><td><code>/api/v1{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 r.method.to_uppercase(),
                 escape(r.path),
                 r.who,
-                escape(r.summary)
+                escape(r.summary),
+                escape(&schema_name(&op["requestBody"]["content"]).unwrap_or_default()),
+                escape(&answers.join(", ")),
             )
         })
         .collect();
@@ -475,7 +485,18 @@ pub async fn docs() -> impl IntoResponse {
          </head><body><h1>Integration sources API</h1><p>Bearer tokens (<code>Authorization: Bearer its_...</code>). \
          Errors: <code>{{\"error\": {{\"code\", \"message\", \"field\"}}, \"errors\": [...]}}</code> (every problem found, <code>error</code> first). Machine-readable: \
          <a href=\"/api/v1/openapi.json\">/api/v1/openapi.json</a>.</p>\
-         <table><thead><tr><th>Method</th><th>Path</th><th>Who</th><th>What</th></tr></thead><tbody>{rows}</tbody></table></body></html>"
+         <table><thead><tr><th>Method</th><th>Path</th><th>Who</th><th>What</th><th>Body</th><th>Answers (4xx: the error shape)</th></tr></thead><tbody>{rows}</tbody></table></body></html>"
     );
     ([(header::CACHE_CONTROL, "no-cache")], Html(page))
+}
+
+/// A readable name for a `content` object's schema: the schema's name, `[Name]` for an array
+/// of them, or the media type of a body that is not JSON.
+fn schema_name(content: &Value) -> Option<String> {
+    let (media, described) = content.as_object()?.iter().next()?;
+    let schema = &described["schema"];
+    let named = |s: &Value| Some(s["$ref"].as_str()?.rsplit('/').next()?.to_string());
+    named(schema)
+        .or_else(|| named(&schema["items"]).map(|n| format!("[{n}]")))
+        .or_else(|| Some(media.clone()))
 }

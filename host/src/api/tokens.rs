@@ -17,6 +17,7 @@ pub use crate::tokens::bootstrap_admin;
 /// Body of `POST /tokens`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"name": "CI", "role": "member", "projects": ["prj_..."]}))]
 pub struct TokenInput {
     /// A label.
     pub name: String,

@@ -75,6 +75,14 @@ pub enum SourceError {
 /// Body of create, update and draft test.
 #[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({
+    "provider": "github",
+    "display_name": "Shop issues",
+    "base_url": "https://github.com/acme/shop",
+    "auth": {"type": "api-token", "fields": {"token": "ghp_..."}},
+    "capabilities": {"read_issue_details": true, "create_issues": true},
+    "projects": {"mode": "all"}
+}))]
 pub struct SourceInput {
     /// Provider (plugin) id.
     pub provider: String,
@@ -83,6 +91,7 @@ pub struct SourceInput {
     /// Root URL of the tracker instance.
     pub base_url: String,
     /// Auth type and its fields (secret and non-secret together).
+    #[serde(deserialize_with = "crate::objects::object")]
     pub auth: AuthInput,
     /// Optional issue URL template (`{baseUrl}`, `{key}`).
     #[serde(default)]
@@ -97,7 +106,7 @@ pub struct SourceInput {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Capabilities (default, as on the admin page: "Read issue details" only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::object")]
     pub capabilities: Capabilities,
     /// Project assignment.
     pub projects: ProjectAssignment,
@@ -105,7 +114,7 @@ pub struct SourceInput {
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
     /// Network settings (CA bundle, proxy); none by default.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::optional_object")]
     pub network: Option<NetworkInput>,
 }
 

@@ -47,8 +47,10 @@ impl Default for Capabilities {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ProjectAssignment {
-    /// Every project, including projects created later.
-    All,
+    /// Every project, including projects created later. (A struct variant, so that
+    /// `deny_unknown_fields` refuses `{"mode": "all", "ids": [...]}`: serde ignores the other
+    /// fields of a unit variant of an internally tagged enum.)
+    All {},
     /// Only these project ids (at least one when saved; may become empty when projects are
     /// deleted, which leaves the source usable by no project).
     Specific {
@@ -61,7 +63,7 @@ impl ProjectAssignment {
     /// True if the project may use the source.
     pub fn includes(&self, project: &str) -> bool {
         match self {
-            ProjectAssignment::All => true,
+            ProjectAssignment::All {} => true,
             ProjectAssignment::Specific { ids } => ids.iter().any(|id| id == project),
         }
     }
