@@ -50,12 +50,14 @@ curl -sf "$base/api/v1/openapi.json" -o "$work/openapi.json"
 # positive_data_acceptance is not checked: a body that fits its schema may still break a rule
 # the schema cannot say (an unknown provider, a name taken, a project that does not exist).
 echo "schemathesis against $base ..." >&2
-"$VENV/bin/schemathesis" --config-file scripts/schemathesis.toml run "$work/openapi.json" --url "$base" \
+root=$PWD
+(cd "$work" && PYTHONPATH="$root/scripts" "$root/$VENV/bin/schemathesis" \
+  --config-file "$root/scripts/schemathesis.toml" run openapi.json --url "$base" \
   -H "Authorization: Bearer $API_ADMIN_TOKEN" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
   --exclude-path-regex '^/api/v1/plugins/\{id\}$' \
   --phases examples,coverage,fuzzing --max-examples "${API_CONTRACT_EXAMPLES:-10}" \
-  --workers 2 --seed 1 --no-color --request-timeout 30
+  --workers 2 --seed 1 --no-color --request-timeout 30)
 
 # (b)
 echo "generating the Python client from the served document ..." >&2
