@@ -152,7 +152,8 @@ routes! {
         ok = 200 providers::ProviderView;
         "One provider's description"
     get "/sources" any => sources::list, query = sources::list_parameters,
-        ok = 200 sources::SourceList;
+        ok = 200 sources::SourceList,
+        errors = [403];
         "List sources: admins get all; members get the enabled sources of their projects; searched, filtered, sorted and paged by the query parameters"
     post "/sources" admin => sources::create,
         body = crate::sources::SourceInput,
@@ -318,15 +319,14 @@ routes! {
 
 impl ApiRoute {
     /// The 4xx statuses the route may answer: `401` (every route takes a token), `403` for
-    /// a route not open to any token (and for `GET /sources`, whose `health` is admins'),
-    /// `404` for a path with an id, `400` for a body or query to check, `413` and `415` for
-    /// a body, and the route's own [`ApiRoute::errors`].
+    /// a route not open to any token, `404` for a path with an id, `400` for a body or query
+    /// to check, `413` and `415` for a body, and the route's own [`ApiRoute::errors`].
     pub fn error_statuses(&self) -> Vec<u16> {
         let mut statuses = vec![401];
         if self.body.is_some() || self.query.is_some() {
             statuses.push(400);
         }
-        if self.who != "any" || self.query.is_some() {
+        if self.who != "any" {
             statuses.push(403);
         }
         if self.path.contains('{') {
