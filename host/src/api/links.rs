@@ -51,16 +51,17 @@ pub struct BulkResult {
 }
 
 /// Why one key of a bulk create was not created: the error a single create would answer.
+/// (Fields in alphabetical order, as this answer has always had them.)
 #[derive(Serialize, JsonSchema)]
 pub struct BulkError {
-    /// The HTTP status a single create would answer.
-    pub status: u16,
     /// Stable kebab-case code.
     pub code: &'static str,
-    /// What to tell the caller.
-    pub message: String,
     /// The request field at fault, if one is.
     pub field: Option<String>,
+    /// What to tell the caller.
+    pub message: String,
+    /// The HTTP status a single create would answer.
+    pub status: u16,
 }
 
 /// The answer of `GET /projects/{project}/sources/{source}/create-url`.

@@ -102,10 +102,10 @@ pub struct UploadOutcome {
 /// The version an upload replaced.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct PreviousVersion {
-    /// The plugin's own version.
-    pub version: String,
     /// sha-256 of its `.wasm`, hex.
     pub digest: String,
+    /// The plugin's own version.
+    pub version: String,
 }
 
 /// Query of `PUT /plugins/{id}`.

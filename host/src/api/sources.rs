@@ -76,23 +76,31 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<SourceList>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let request = query.check(caller.is_admin())?;
     if let Some(project) = &request.project {
         caller.require_project(project)?;
     }
     if caller.is_admin() {
         let listed = sources::list(&state, &request, Viewer::Admin).await?;
-        return Ok(Json(SourceList::Admin(listed.map(|l| match l.health {
+        return sorted(SourceList::Admin(listed.map(|l| match l.health {
             Some(health) => view_with(&state, l.id, l.record, health),
             None => view(&state, l.id, l.record),
-        }))));
+        })));
     }
     let viewer = Viewer::Member(&caller.token.projects);
     let listed = sources::list(&state, &request, viewer).await?;
-    Ok(Json(SourceList::Member(listed.map(
+    sorted(SourceList::Member(listed.map(
         |Listing { id, record, .. }| member_view(&state, id, record),
-    ))))
+    )))
+}
+
+/// The list as a `serde_json::Value`, whose objects write their keys in alphabetical order:
+/// the bytes this answer has always had (a [`SourceView`] alone keeps its field order).
+fn sorted(list: SourceList) -> Result<Json<serde_json::Value>, ApiError> {
+    serde_json::to_value(list)
+        .map(Json)
+        .map_err(ApiError::internal)
 }
 
 /// The answer of `GET /sources`: admins get [`SourceView`]s, members [`MemberSourceView`]s;
@@ -345,16 +353,16 @@ pub async fn check_pattern(
 pub enum PatternVerdict {
     /// The pattern is valid.
     Valid {
-        /// Always `true`.
-        valid: bool,
         /// Whether the sample key matches; null without a sample key.
         matches: Option<bool>,
+        /// Always `true`.
+        valid: bool,
     },
     /// The pattern is refused.
     Invalid {
-        /// Always `false`.
-        valid: bool,
         /// Why, for a person.
         message: String,
+        /// Always `false`.
+        valid: bool,
     },
 }
