@@ -412,7 +412,13 @@ pub async fn list(
             && filter.source_id.as_ref().is_none_or(|s| *s == l.source_id)
     })
     .await?;
-    Ok(paging::cut(views, page))
+    Ok(paging::cut(views, page, position))
+}
+
+/// Where a link stands in a list of links (oldest first): its creation time and id, what a
+/// cursor holds.
+pub fn position(view: &LinkView) -> Vec<String> {
+    vec![format!("{:020}", view.record.created_at), view.id.clone()]
 }
 
 /// The views of the links `keep` selects, oldest first, with their current URLs.
@@ -437,7 +443,7 @@ pub async fn load_views(
     let sources: HashMap<String, SourceRecord> = sources.into_iter().collect();
     let mut views = views(links, &sources);
     current_urls(state, &mut views, &sources).await;
-    views.sort_by_key(|v| v.record.created_at);
+    views.sort_by_cached_key(position);
     Ok(views)
 }
 

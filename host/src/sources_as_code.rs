@@ -417,6 +417,7 @@ pub async fn import_or_preview(
                             .map_err(|e| at_source(&entry, e))?;
                         crate::webhooks::settings::keep(&current, &stored, &mut record, &mut secrets);
                         record.created_at = current.created_at;
+                        record.updated_at = crate::sources::next_version(current.updated_at);
                         record.last_test = kept_test(&current, &record, &stored, &secrets);
                         let same = SourceRecord {
                             updated_at: current.updated_at,

@@ -118,8 +118,14 @@ pub async fn create(
 pub async fn list(state: &AppState) -> Result<Vec<TokenRecord>, StoreError> {
     let all: Vec<(String, TokenRecord)> = state.store.read(|r| r.all(TOKENS)).await?;
     let mut tokens: Vec<TokenRecord> = all.into_iter().map(|(_, t)| t).collect();
-    tokens.sort_by_key(|t| t.created_at);
+    tokens.sort_by_cached_key(position);
     Ok(tokens)
+}
+
+/// Where a token stands in the list (oldest first): its creation time and id, what a cursor
+/// holds.
+pub fn position(token: &TokenRecord) -> Vec<String> {
+    vec![format!("{:020}", token.created_at), token.id.clone()]
 }
 
 /// Revokes token `id`; revoking the last admin token is refused.

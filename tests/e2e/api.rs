@@ -5,6 +5,8 @@
 //! request to the URL in its `forbidden-url` setting, which lets a stand-in see what the host
 //! applied.
 
+mod api_contract;
+
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
@@ -1364,7 +1366,7 @@ async fn the_documented_sources_list_parameters_are_the_ones_the_server_accepts(
     assert_eq!(
         names,
         [
-            "q", "provider", "enabled", "health", "project", "sort", "limit", "page"
+            "q", "provider", "enabled", "health", "project", "sort", "limit", "page", "cursor"
         ]
     );
     for parameter in &parameters {
@@ -1375,6 +1377,8 @@ async fn the_documented_sources_list_parameters_are_the_ones_the_server_accepts(
             None if schema["type"] == "integer" => vec![schema["minimum"].to_string()],
             None if name == "project" => vec![project.clone()],
             None if name == "provider" => vec!["github".into()],
+            // Only a `next_cursor` of ours is a cursor (see `api_contract`).
+            None if name == "cursor" => Vec::new(),
             None => vec!["anything".into()],
         };
         if let Some(max) = schema["maximum"].as_u64() {
@@ -1500,18 +1504,137 @@ fn answer_schema(doc: &Value, method: &str, path: &str, status: u16) -> Value {
 
 /// Panics, naming every violation, unless `answer` fits the documented schema.
 fn assert_fits(doc: &Value, method: &str, path: &str, answer: &integration_tests::Response2) {
-    let schema = answer_schema(doc, method, path, answer.status);
+    assert_body_fits(doc, method, path, answer.status, &answer.body);
+}
+
+/// Panics, naming every violation, unless `body` fits the schema documented for `status`.
+#[track_caller]
+fn assert_body_fits(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+    let schema = answer_schema(doc, method, path, status);
     let validator = jsonschema::draft202012::new(&schema).expect("a valid JSON Schema");
     let problems: Vec<String> = validator
-        .iter_errors(&answer.body)
+        .iter_errors(body)
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect();
     assert!(
         problems.is_empty(),
-        "{method} {path} {}: the answer does not fit its schema: {problems:#?}\n{}",
-        answer.status,
-        answer.text
+        "{method} {path} {status}: the answer does not fit its schema: {problems:#?}\n{body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_document_describes_merge_patch_etags_paging_and_signed_uploads() {
+    let app = TestApp::start().await;
+    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await;
+    let doc = doc.expect(200).clone();
+    let paths = &doc["paths"];
+    let header_names = |op: &Value| -> Vec<String> {
+        (op["parameters"].as_array().into_iter().flatten())
+            .filter(|p| p["in"] == "header")
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // PATCH /sources/{id}: a merge patch body in its own media type (and JSON), 412 and
+    // If-Match as for PUT, the source's ETag on its answers.
+    let patch = &paths["/api/v1/sources/{id}"]["patch"];
+    let content = patch["requestBody"]["content"].as_object().unwrap();
+    for media in ["application/merge-patch+json", "application/json"] {
+        let schema = &content[media]["schema"];
+        assert_eq!(schema["type"], "object", "{media}: {schema}");
+        assert!(schema["properties"]["display_name"].is_object(), "{schema}");
+    }
+    for method in ["put", "patch"] {
+        let op = &paths["/api/v1/sources/{id}"][method];
+        for status in ["200", "400", "404", "409", "412", "415"] {
+            assert!(op["responses"][status].is_object(), "{method} {status}");
+        }
+        assert_eq!(header_names(op), ["If-Match"], "{method}");
+        assert!(op["responses"]["200"]["headers"]["ETag"].is_object());
+    }
+    assert!(
+        paths["/api/v1/sources/{id}"]["get"]["responses"]["200"]["headers"]["ETag"].is_object()
+    );
+    assert!(paths["/api/v1/sources"]["post"]["responses"]["201"]["headers"]["ETag"].is_object());
+    for action in ["enable", "disable"] {
+        let op = &paths[format!("/api/v1/sources/{{id}}/{action}")]["post"];
+        assert!(
+            op["responses"]["200"]["headers"]["ETag"].is_object(),
+            "{action}"
+        );
+    }
+    // The refreshes answer 409 (source-syncing); an upload reads X-Plugin-Signature.
+    assert!(paths["/api/v1/sources/{id}/refresh"]["post"]["responses"]["409"].is_object());
+    let refresh = &paths["/api/v1/projects/{project}/links/{id}/refresh"]["post"];
+    assert!(refresh["responses"]["409"].is_object());
+    let upload = &paths["/api/v1/plugins/{id}"]["put"];
+    assert_eq!(header_names(upload), ["X-Plugin-Signature"]);
+    assert!(upload["responses"]["422"].is_object());
+    // A list is the array or a page with next_cursor, one or the other.
+    let tokens = answer_schema(&doc, "get", "/api/v1/tokens", 200);
+    let list =
+        &doc["components"]["schemas"][tokens["$ref"].as_str().unwrap().rsplit('/').next().unwrap()];
+    assert_eq!(list["oneOf"].as_array().map(Vec::len), Some(2), "{list}");
+    assert!(
+        doc["components"]["schemas"]
+            .to_string()
+            .contains("next_cursor")
+    );
+
+    // Real answers fit: PATCH, its 412, every list paged and not, the plugin listing.
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/sources",
+            Some(source("Patched", "https://t.example.com")),
+        )
+        .await;
+    let id = created.expect(201)["id"].as_str().unwrap().to_string();
+    let patch = |if_match: &'static str| {
+        let url = format!("{}/api/v1/sources/{id}", app.url);
+        let admin = app.admin.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .patch(url)
+                .bearer_auth(admin)
+                .header("content-type", "application/merge-patch+json")
+                .header("if-match", if_match)
+                .body(json!({"display_name": "Patched again"}).to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, stale) = patch("\"1\"").await;
+    assert_eq!(status, 412, "{stale}");
+    assert_body_fits(&doc, "patch", "/api/v1/sources/{id}", 412, &stale);
+    let (status, patched) = patch("*").await;
+    assert_eq!(status, 200, "{patched}");
+    assert_body_fits(&doc, "patch", "/api/v1/sources/{id}", 200, &patched);
+    app.admin("POST", "/api/v1/projects", Some(json!({"name": "Paged"})))
+        .await
+        .expect(201);
+    for (path, documented) in [
+        ("/api/v1/projects", "/api/v1/projects"),
+        ("/api/v1/tokens", "/api/v1/tokens"),
+        ("/api/v1/plugins", "/api/v1/plugins"),
+        ("/api/v1/audit", "/api/v1/audit"),
+        (
+            &*format!("/api/v1/sources/{id}/links"),
+            "/api/v1/sources/{id}/links",
+        ),
+    ] {
+        for query in ["", "?limit=1", "?page=1"] {
+            if path.ends_with("audit") && query == "?page=1" {
+                continue;
+            }
+            let answer = app.admin("GET", &format!("{path}{query}"), None).await;
+            assert_eq!(answer.status, 200, "{path}{query}: {}", answer.text);
+            assert_fits(&doc, "get", documented, &answer);
+        }
+    }
 }
 
 /// Every `$ref` in `value`.

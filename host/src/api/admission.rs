@@ -121,13 +121,15 @@ impl Admissions {
 /// What a job ends with: the status and body of an accepted upload, or the refusal.
 pub type Finished = Result<(StatusCode, UploadOutcome), ApiError>;
 
-/// Starts the admission of `bytes` as provider `plugin` on behalf of `who`; returns the job
-/// (queued) and the task that runs it, whose result is the job's end.
+/// Starts the admission of `bytes` (with its minisign `signature`, if any) as provider
+/// `plugin` on behalf of `who`; returns the job (queued) and the task that runs it, whose
+/// result is the job's end.
 pub fn start(
     state: &AppState,
     who: String,
     plugin: &str,
     bytes: bytes::Bytes,
+    signature: Option<String>,
     force: bool,
 ) -> (Job, tokio::task::JoinHandle<Finished>) {
     let job = Job {
@@ -148,8 +150,10 @@ pub fn start(
         let _slot = admissions.slot.acquire().await;
         admissions.update(&id, |j| j.state = JobState::Compiling);
         let checking = || admissions.update(&id, |j| j.state = JobState::Checking);
+        let signature = signature.as_deref();
         let finished =
-            super::plugins::install(&state, &who, &plugin, &bytes, force, checking).await;
+            super::plugins::install(&state, &who, &plugin, &bytes, signature, force, checking)
+                .await;
         admissions.update(&id, |j| {
             j.finished_at = Some(now());
             match &finished {

@@ -198,6 +198,11 @@ impl From<SourceError> for ApiError {
                 ApiError::conflict(Some("display_name"), e.to_string())
             }
             SourceError::ChangedMeanwhile => ApiError::conflict(None, e.to_string()),
+            SourceError::VersionMismatch { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                e.to_string(),
+            ),
             SourceError::Plugin(e) => e.into(),
             SourceError::Incompatible(e) => e.into(),
             SourceError::Store(e) => e.into(),
@@ -250,7 +255,8 @@ impl From<LinksError> for ApiError {
 
 impl From<SyncError> for ApiError {
     /// A paused source is a 429 `source-paused`; one that does not sync a 409 whose code is
-    /// the links' sync state (`not-syncing-disabled`, `not-syncing-deleted`, `no-details`).
+    /// the links' sync state (`not-syncing-disabled`, `not-syncing-deleted`, `no-details`);
+    /// one whose sync runs on another replica past the wait a 409 `source-syncing`.
     fn from(e: SyncError) -> Self {
         let message = e.to_string();
         match e {
@@ -260,6 +266,7 @@ impl From<SyncError> for ApiError {
             SyncError::NotSyncing(state) => {
                 ApiError::new(StatusCode::CONFLICT, state.code(), message)
             }
+            SyncError::Busy => ApiError::new(StatusCode::CONFLICT, "source-syncing", message),
             SyncError::Incompatible(e) => e.into(),
             SyncError::NoLink(_) | SyncError::LinkGone => ApiError::not_found(message),
             SyncError::Source(e) => e.into(),

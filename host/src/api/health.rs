@@ -1,8 +1,9 @@
 //! Health: `GET /api/v1/sources/{id}/health` (admin), the recent health of one source as the
 //! plugin calls made for it saw it, and `/readyz`, the readiness probe of the service.
 //!
-//! A source's health is kept in memory by [`crate::metrics::Metrics`]: it starts `unknown`
-//! at every start of the service and moves with every connection test and issue fetch.
+//! A source's health is kept by [`crate::metrics::Metrics`] and stored by
+//! `crate::health_store`, so every replica shows the same: it moves with every connection
+//! test and issue fetch.
 
 use axum::Json;
 use axum::extract::State;

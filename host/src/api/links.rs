@@ -11,7 +11,7 @@ use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
 use crate::app::AppState;
 use crate::links::{self, LinkFilter, LinkView};
-use crate::paging::{Listed, PageRequest};
+use crate::paging::{self, Listed, PageQuery, PageRequest};
 use crate::sync::{self, RefreshReport};
 
 /// Body of `POST /projects/{project}/links`.
@@ -93,6 +93,8 @@ pub struct LinkQuery {
     pub limit: Option<String>,
     /// Page number from 1; asks for the paged answer.
     pub page: Option<String>,
+    /// The `next_cursor` of the previous page; asks for the page after it.
+    pub cursor: Option<String>,
 }
 
 /// `POST /projects/{project}/links`.
@@ -166,13 +168,37 @@ pub async fn list(
     Path(project): Path<String>,
     Query(query): Query<LinkQuery>,
 ) -> Result<Json<Listed<LinkView>>, ApiError> {
-    let page = PageRequest::parse(query.limit, query.page, links::PAGE_SIZE, links::MAX_PAGE)?;
+    let page = PageRequest::parse(
+        query.limit,
+        query.page,
+        query.cursor,
+        links::PAGE_SIZE,
+        links::MAX_PAGE,
+    )?;
     check_project(&state, &caller, &project).await?;
     let filter = LinkFilter {
         test_object: query.test_object,
         source_id: query.source_id,
     };
     Ok(Json(links::list(&state, project, filter, page).await?))
+}
+
+/// The query parameters of `GET /projects/{project}/links` for the OpenAPI document.
+pub fn list_parameters() -> Vec<serde_json::Value> {
+    let text = serde_json::json!({"type": "string"});
+    let mut parameters = vec![
+        super::paging::query(
+            "test_object",
+            "Only links of this test object",
+            text.clone(),
+        ),
+        super::paging::query("source_id", "Only links through this source", text),
+    ];
+    parameters.extend(super::paging::page_parameters(
+        links::PAGE_SIZE,
+        links::MAX_PAGE,
+    ));
+    parameters
 }
 
 /// `DELETE /projects/{project}/links/{id}`.
@@ -210,16 +236,18 @@ pub async fn create_url(
     Ok(Json(CreateUrl { url }))
 }
 
-/// `GET /sources/{id}/links` (admin): every link through a source.
+/// `GET /sources/{id}/links` (admin): every link through a source, oldest first; paged by
+/// `limit`, `page` and `cursor` (see [`crate::paging`]).
 pub async fn list_by_source(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Vec<LinkView>>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Listed<LinkView>>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(
-        links::load_views(&state, move |l| l.source_id == id).await?,
-    ))
+    let page = query.check()?;
+    let views = links::load_views(&state, move |l| l.source_id == id).await?;
+    Ok(Json(paging::cut(views, page, links::position)))
 }
 
 /// `GET /sources/{id}/impact` (admin): how many links, in how many projects, a disable or a

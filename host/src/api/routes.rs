@@ -17,7 +17,7 @@ use crate::app::AppState;
 /// One documented route.
 #[derive(Debug)]
 pub struct ApiRoute {
-    /// `get`, `post`, `put` or `delete`.
+    /// `get`, `post`, `put`, `patch` or `delete`.
     pub method: &'static str,
     /// Path under `/api/v1`, with `{name}` parameters.
     pub path: &'static str,
@@ -28,6 +28,8 @@ pub struct ApiRoute {
     pub summary: &'static str,
     /// Its query parameters for the document, built from the types or tables the checks use.
     pub query: Option<fn() -> Vec<Value>>,
+    /// The request headers it reads (`If-Match`, `X-Plugin-Signature`), as parameters.
+    pub headers: Option<fn() -> Vec<Value>>,
     /// What its request body is, when it takes one.
     pub body: Option<Content>,
     /// Its success answers: status, and what the body is (none for a `204`).
@@ -35,6 +37,8 @@ pub struct ApiRoute {
     /// The route's own refusals beyond those every route of its kind may answer (see
     /// [`ApiRoute::error_statuses`]), e.g. `409` for a conflict.
     pub errors: &'static [u16],
+    /// Whether its success answers carry the source's `ETag` (see [`super::preconditions`]).
+    pub etag: bool,
 }
 
 /// The `content` object of a body (its media types, each with its JSON Schema), from the
@@ -78,6 +82,56 @@ impl Described for TomlExport {
     }
 }
 
+/// A JSON merge patch of a source (RFC 7396, `application/merge-patch+json` or
+/// `application/json`): an object of the fields of [`crate::sources::SourceInput`] to change,
+/// `null` removing one (a secret too, as `auth.fields.<name>: null`). Nested objects are
+/// patches too, so only their being objects is said; the result is checked as a `PUT` body.
+pub struct SourcePatch;
+
+impl Described for SourcePatch {
+    fn content(generator: &mut SchemaGenerator) -> Value {
+        let input = generator.subschema_for::<crate::sources::SourceInput>();
+        let name = input
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.rsplit('/').next())
+            .unwrap_or_default()
+            .to_string();
+        let fields = (generator.definitions().get(&name))
+            .and_then(|schema| schema.get("properties"))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let properties: serde_json::Map<String, Value> = fields
+            .into_iter()
+            .map(|(field, schema)| {
+                let nested = schema.get("$ref").is_some()
+                    || schema.get("type") == Some(&json!("object"))
+                    || schema.get("additionalProperties").is_some();
+                let mut patched = if nested {
+                    json!({"type": ["object", "null"]})
+                } else {
+                    json!({"anyOf": [schema, {"type": "null"}]})
+                };
+                if let Some(description) = schema.get("description") {
+                    patched["description"] = description.clone();
+                }
+                (field, patched)
+            })
+            .collect();
+        let schema = json!({
+            "type": "object",
+            "description": "A JSON merge patch (RFC 7396) of the source: the fields to change, null removing one (a secret as `auth.fields.<name>: null`); nested objects are patches too. The result is checked as a PUT body.",
+            "properties": properties,
+            "examples": [{"base_url": "https://jira.example.com"}],
+        });
+        json!({
+            "application/merge-patch+json": {"schema": schema},
+            "application/json": {"schema": schema},
+        })
+    }
+}
+
 /// A plugin binary (`application/wasm`, a WebAssembly component).
 pub struct Wasm;
 
@@ -108,15 +162,16 @@ macro_rules! content {
 }
 
 /// The route table. Each entry: method, path, who may call it, `=>` the handler, then
-/// optionally `layer = ...` and `query = ...`, then `body = Type` when it takes one, one
-/// `ok = STATUS Type` per success answer (`ok = 204` without a body), optionally
-/// `errors = [...]` (its own refusals), `;` and the summary.
+/// optionally `layer = ...`, `query = ...` and `headers = ...` (the request headers it
+/// reads), then `body = Type` when it takes one, one `ok = STATUS Type` per success answer
+/// (`ok = 204` without a body), optionally `errors = [...]` (its own refusals) and
+/// `etag = true` (its answers carry an `ETag`), `;` and the summary.
 macro_rules! routes {
     ($( $method:ident $path:literal $who:ident => $handler:expr
-        $(, layer = $layer:expr)? $(, query = $query:expr)?
+        $(, layer = $layer:expr)? $(, query = $query:expr)? $(, headers = $headers:expr)?
         $(, body = $body:ty)?
         $(, ok = $status:literal $($ok:ty)?)+
-        $(, errors = [$($error:literal),*])? ;
+        $(, errors = [$($error:literal),*])? $(, etag = $etag:literal)? ;
         $summary:literal )*) => {
         /// Every `/api/v1` route, in documentation order.
         pub const API_ROUTES: &[ApiRoute] = &[
@@ -126,9 +181,11 @@ macro_rules! routes {
                 who: stringify!($who),
                 summary: $summary,
                 query: query!($($query)?),
+                headers: query!($($headers)?),
                 body: content!($($body)?),
                 ok: &[$( ($status, content!($($ok)?)) ),+],
                 errors: &[$($($error),*)?],
+                etag: false $(|| $etag)?,
             } ),*
         ];
 
@@ -154,12 +211,13 @@ routes! {
     get "/sources" any => sources::list, query = sources::list_parameters,
         ok = 200 sources::SourceList,
         errors = [403];
-        "List sources: admins get all; members get the enabled sources of their projects; searched, filtered, sorted and paged by the query parameters"
+        "List sources: admins get all; members get the enabled sources of their projects; searched, filtered, sorted and paged (`limit`, `page` or `cursor`) by the query parameters"
     post "/sources" admin => sources::create,
         body = crate::sources::SourceInput,
         ok = 201 sources::SourceView,
-        errors = [409];
-        "Create a source (body: provider, display_name, base_url, auth {type, fields}, templates, key_pattern, enabled, capabilities, projects, settings, network)"
+        errors = [409],
+        etag = true;
+        "Create a source (body: provider, display_name, base_url, auth {type, fields}, templates, key_pattern, enabled, capabilities, projects, settings, network); answers with its `ETag`"
     post "/sources/test" admin => sources::test_draft,
         body = crate::sources::SourceInput,
         ok = 200 crate::sources::TestOutcome;
@@ -177,23 +235,33 @@ routes! {
         errors = [409];
         "Import sources from TOML (create or update by name, all or nothing); `?dry_run=true` answers what would change and changes nothing"
     get "/sources/{id}" admin => sources::get,
-        ok = 200 sources::SourceView;
-        "One source (secret values never included; `secrets_set` names them)"
-    put "/sources/{id}" admin => sources::update,
+        ok = 200 sources::SourceView,
+        etag = true;
+        "One source (secret values never included; `secrets_set` names them), with its version as `ETag`"
+    put "/sources/{id}" admin => sources::update, headers = preconditions::if_match_parameter,
         body = crate::sources::SourceInput,
         ok = 200 sources::SourceView,
-        errors = [409];
-        "Edit a source; omitted secrets are kept, a new value replaces, switching provider or auth type drops them"
+        errors = [409, 412],
+        etag = true;
+        "Edit a source; omitted secrets are kept, a new value replaces, switching provider or auth type drops them; `If-Match` with the `ETag` refuses (412) an edit of a source someone else changed meanwhile"
+    patch "/sources/{id}" admin => sources::patch, headers = preconditions::if_match_parameter,
+        body = SourcePatch,
+        ok = 200 sources::SourceView,
+        errors = [409, 412],
+        etag = true;
+        "Edit some fields of a source by JSON merge patch (application/merge-patch+json or application/json; null removes a field or a secret), checked and saved as PUT; `If-Match` as for PUT"
     delete "/sources/{id}" admin => sources::delete,
         ok = 204;
         "Delete a source; its links stay, marked not syncing"
     post "/sources/{id}/enable" admin => sources::enable,
         ok = 200 sources::SourceView,
-        errors = [409];
-        "Enable a source"
+        errors = [409],
+        etag = true;
+        "Enable a source (answers with its new `ETag`)"
     post "/sources/{id}/disable" admin => sources::disable,
-        ok = 200 sources::SourceView;
-        "Disable a source: hidden from members, no new links, links stop syncing"
+        ok = 200 sources::SourceView,
+        etag = true;
+        "Disable a source: hidden from members, no new links, links stop syncing (answers with its new `ETag`)"
     post "/sources/{id}/test" admin => sources::test,
         ok = 200 crate::sources::TestOutcome,
         errors = [409];
@@ -214,19 +282,19 @@ routes! {
     get "/sources/{id}/health" admin => health::source,
         ok = 200 health::SourceHealth;
         "Last success, last error, error rate and rate limit (requests left, reset, wait) of a source"
-    get "/sources/{id}/links" admin => links::list_by_source,
-        ok = 200 Vec<crate::links::LinkView>;
-        "Every link through a source"
+    get "/sources/{id}/links" admin => links::list_by_source, query = paging::parameters,
+        ok = 200 crate::paging::Listed<crate::links::LinkView>;
+        "Every link through a source, oldest first (paged by `limit`, `page` or `cursor`)"
     get "/sources/{id}/impact" admin => links::impact,
         ok = 200 links::Impact;
         "How many links in how many projects a disable or delete leaves without sync"
     post "/sources/{id}/refresh" admin => links::refresh_source,
         ok = 200 crate::sync::RefreshReport,
         errors = [409, 429];
-        "Sync every link of a source now"
-    get "/projects" any => projects::list,
-        ok = 200 Vec<projects::ProjectView>;
-        "Projects (members: theirs)"
+        "Sync every link of a source now (409 `source-syncing` while a sync of the source on another replica holds it past the wait)"
+    get "/projects" any => projects::list, query = paging::parameters,
+        ok = 200 crate::paging::Listed<projects::ProjectView>;
+        "Projects (members: theirs), by id (paged by `limit`, `page` or `cursor`)"
     post "/projects" admin => projects::create,
         body = projects::ProjectInput,
         ok = 201 projects::ProjectView,
@@ -243,9 +311,9 @@ routes! {
     delete "/projects/{id}" admin => projects::delete,
         ok = 204;
         "Delete a project (removed from specific assignments)"
-    get "/projects/{project}/links" member => links::list, query = query_parameters::<links::LinkQuery>,
+    get "/projects/{project}/links" member => links::list, query = links::list_parameters,
         ok = 200 crate::paging::Listed<crate::links::LinkView>;
-        "Links of a project (`?test_object=`, `?source_id=`; `?limit=` or `?page=` asks for a page: {items, total, page, limit, pages, next_page})"
+        "Links of a project (`?test_object=`, `?source_id=`; `?limit=`, `?page=` or `?cursor=` asks for a page: {items, total, page, limit, pages, next_page, next_cursor})"
     post "/projects/{project}/links" member => links::create,
         body = links::LinkInput,
         ok = 201 crate::links::LinkView,
@@ -261,7 +329,7 @@ routes! {
     post "/projects/{project}/links/{id}/refresh" member => links::refresh,
         ok = 200 crate::links::LinkView,
         errors = [409, 429];
-        "Fetch a link's issue details now"
+        "Fetch a link's issue details now (409 `source-syncing` while a sync of its source on another replica holds it past the wait)"
     post "/projects/{project}/links/{id}/comments" member => comments::add,
         body = comments::CommentInput,
         ok = 201 crate::comments::Posted,
@@ -271,9 +339,9 @@ routes! {
         ok = 200 links::CreateUrl,
         errors = [409];
         "The create-issue shortcut, when the source offers one"
-    get "/plugins" admin => plugins::list,
+    get "/plugins" admin => plugins::list, query = paging::parameters,
         ok = 200 plugins::PluginList;
-        "Plugin registry: versions, digests, contract versions, call counts"
+        "Plugin registry: versions, digests, contract versions, call counts, who signed each version (signed_by, null: unsigned), refused plugin files (problems), the signing policy (`plugins` paged by `limit`, `page` or `cursor`)"
     get "/plugins/{id}" admin => plugins::get,
         ok = 200 plugins::PluginDetail;
         "One plugin with its describe output"
@@ -287,20 +355,20 @@ routes! {
     get "/plugins/jobs/{id}" admin => plugins::job,
         ok = 200 admission::Job;
         "An admission job: queued, compiling, checking, active, or failed with the reason"
-    put "/plugins/{id}" admin => plugins::upload, query = query_parameters::<plugins::UploadQuery>,
+    put "/plugins/{id}" admin => plugins::upload, query = query_parameters::<plugins::UploadQuery>, headers = plugins::upload_headers,
         body = Wasm,
         ok = 202 admission::Job,
         ok = 201 plugins::UploadOutcome,
         ok = 200 plugins::UploadOutcome,
-        errors = [409];
-        "Upload or replace a plugin (application/wasm); 202 with an admission job (compiled and checked in the background, then hot-swapped; ?wait=true answers when it ends); refused when stored sources do not fit it, unless ?force=true"
+        errors = [409, 422];
+        "Upload or replace a plugin (application/wasm; its minisign signature, the base64 of its .minisig, in the X-Plugin-Signature header, required when the operator requires signed plugins); 202 with an admission job (compiled and checked in the background, then hot-swapped; ?wait=true answers when it ends); refused when stored sources do not fit it, unless ?force=true"
     delete "/plugins/{id}" admin => plugins::remove, query = query_parameters::<plugins::RemoveQuery>,
         ok = 204,
         errors = [409];
         "Remove a plugin (409 while sources use it, unless ?force=true)"
-    get "/tokens" admin => tokens::list,
-        ok = 200 Vec<crate::store::records::TokenRecord>;
-        "API tokens (never their values)"
+    get "/tokens" admin => tokens::list, query = paging::parameters,
+        ok = 200 crate::paging::Listed<crate::store::records::TokenRecord>;
+        "API tokens (never their values), oldest first (paged by `limit`, `page` or `cursor`)"
     post "/tokens" admin => tokens::create,
         body = tokens::TokenInput,
         ok = 201 tokens::CreatedToken;
@@ -312,9 +380,9 @@ routes! {
     get "/me" any => tokens::me,
         ok = 200 crate::store::records::TokenRecord;
         "The caller's own token record"
-    get "/audit" admin => audit::list, query = query_parameters::<audit::AuditParams>,
+    get "/audit" admin => audit::list, query = audit::parameters,
         ok = 200 audit::AuditPage;
-        "The audit log, newest first (`?source=`, `?before=`, `?limit=`)"
+        "The audit log, newest first (`?source=`, `?before=` or `?cursor=`, `?limit=`)"
 }
 
 impl ApiRoute {
@@ -323,7 +391,7 @@ impl ApiRoute {
     /// to check, `413` and `415` for a body, and the route's own [`ApiRoute::errors`].
     pub fn error_statuses(&self) -> Vec<u16> {
         let mut statuses = vec![401];
-        if self.body.is_some() || self.query.is_some() {
+        if self.body.is_some() || self.query.is_some() || self.headers.is_some() {
             statuses.push(400);
         }
         if self.who != "any" {
@@ -379,11 +447,15 @@ fn operation(route: &ApiRoute, schemas: &mut super::schemas::Schemas) -> Value {
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
         .collect();
     params.extend(route.query.map(|query| query()).unwrap_or_default());
+    params.extend(route.headers.map(|headers| headers()).unwrap_or_default());
     let mut responses = serde_json::Map::new();
     for (status, content) in route.ok {
         let mut answer = json!({"description": success(*status)});
         if let Some(content) = content {
             answer["content"] = content(&mut schemas.responses);
+        }
+        if route.etag {
+            answer["headers"] = json!({"ETag": super::preconditions::etag_header()});
         }
         responses.insert(status.to_string(), answer);
     }
@@ -438,7 +510,11 @@ fn refusal(status: u16) -> &'static str {
         404 => "Not found",
         409 => "In conflict with the stored state",
         413 => "The body is too large",
+        412 => "`If-Match` names none of the resource's current versions: it changed meanwhile",
         415 => "The body's media type is not the one expected",
+        422 => {
+            "Understood but refused, e.g. a plugin signed by a key that is not trusted, or whose signature does not match it"
+        }
         429 => "The tracker asked us to wait",
         _ => "Refused",
     }

@@ -10,13 +10,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{Body, Caller, Path, Query};
+use super::extract::{self, Body, Caller, MergePatch, Path, Query};
+use super::preconditions::{IfMatch, Tagged, tagged};
 use crate::app::AppState;
 use crate::metrics::Health;
 use crate::paging::Listed;
 use crate::plugin::{Capability, ProviderInfo};
 use crate::sources::listing::{DEFAULT_LIMIT, HEALTH_STATUSES, MAX_LIMIT, MAX_SEARCH, SORT_KEYS};
-use crate::sources::{self, ListQuery, Listing, SourceInput, TestOutcome, Viewer};
+use crate::sources::{self, Edit, ListQuery, Listing, SourceInput, TestOutcome, Viewer};
 use crate::store::records::SourceRecord;
 
 /// A source as admins see it. Secret values never appear: `secrets_set` names the set ones.
@@ -132,49 +133,80 @@ pub fn list_parameters() -> Vec<serde_json::Value> {
         ("health", "Only sources whose health has this status (admins only)".into(), json!({"type": "string", "enum": healths})),
         ("project", "Only sources usable in this project".into(), text),
         ("sort", "The order (default `name`; `health` is worst first, admins only); a leading `-` reverses it".into(), json!({"type": "string", "enum": sorts})),
-        ("limit", format!("Sources per page; asks for the paged answer `{{items, total, page, limit, pages, next_page}}` instead of the array (default {DEFAULT_LIMIT} when only `page` is given)"), json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})),
-        ("page", "Page number; asks for the paged answer".into(), json!({"type": "integer", "minimum": 1})),
     ];
-    parameters
+    let mut parameters: Vec<serde_json::Value> = parameters
         .into_iter()
-        .map(|(name, description, schema)| {
-            json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
-        })
-        .collect()
+        .map(|(name, description, schema)| super::paging::query(name, &description, schema))
+        .collect();
+    parameters.extend(super::paging::page_parameters(DEFAULT_LIMIT, MAX_LIMIT));
+    parameters
 }
 
-/// `GET /sources/{id}` (admin).
+/// `GET /sources/{id}` (admin), with its version as `ETag`.
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<SourceView>, ApiError> {
+) -> Result<Tagged<SourceView>, ApiError> {
     caller.require_admin()?;
     let record = sources::load(&state, &id).await?;
-    Ok(Json(view(&state, id, record)))
+    Ok(tagged_view(&state, id, record))
 }
 
-/// `POST /sources` (admin).
+/// `POST /sources` (admin), answered with the new source's `ETag`.
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Body(input): Body<SourceInput>,
-) -> Result<(StatusCode, Json<SourceView>), ApiError> {
+) -> Result<(StatusCode, Tagged<SourceView>), ApiError> {
     caller.require_admin()?;
     let (id, record) = sources::create(&state, &caller.who(), &input).await?;
-    Ok((StatusCode::CREATED, Json(view(&state, id, record))))
+    Ok((StatusCode::CREATED, tagged_view(&state, id, record)))
 }
 
-/// `PUT /sources/{id}` (admin): replaces the configuration; omitted secrets are kept.
+/// `PUT /sources/{id}` (admin): replaces the configuration; omitted secrets are kept. With
+/// `If-Match`, only a source still at one of its versions is changed (else 412).
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    IfMatch(versions): IfMatch,
     Body(input): Body<SourceInput>,
-) -> Result<Json<SourceView>, ApiError> {
+) -> Result<Tagged<SourceView>, ApiError> {
     caller.require_admin()?;
-    let record = sources::update(&state, &caller.who(), &id, &input).await?;
-    Ok(Json(view(&state, id, record)))
+    let edit = Edit {
+        versions,
+        ..Edit::default()
+    };
+    let record = sources::update(&state, &caller.who(), &id, &input, &edit).await?;
+    Ok(tagged_view(&state, id, record))
+}
+
+/// `PATCH /sources/{id}` (admin): a JSON merge patch (RFC 7396) of the source's editable view
+/// (see [`sources::patch`]), then checked and saved as a `PUT` of the result. `If-Match` as for
+/// `PUT`; without it, the patch still applies only to the version it was merged into.
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(versions): IfMatch,
+    MergePatch(patch): MergePatch,
+) -> Result<Tagged<SourceView>, ApiError> {
+    caller.require_admin()?;
+    let current = sources::load(&state, &id).await?;
+    let expected = Edit {
+        versions,
+        ..Edit::default()
+    };
+    expected.allows(&current)?;
+    let patched = sources::patch::apply(&current, &patch)?;
+    let input: SourceInput = extract::decode(patched.input.to_string().as_bytes())?;
+    let edit = Edit {
+        versions: Some(vec![current.updated_at]),
+        remove_secrets: patched.remove_secrets,
+    };
+    let record = sources::update(&state, &caller.who(), &id, &input, &edit).await?;
+    Ok(tagged_view(&state, id, record))
 }
 
 /// `DELETE /sources/{id}` (admin). Links to it stay, marked not syncing.
@@ -193,7 +225,7 @@ pub async fn enable(
     state: State<AppState>,
     caller: Caller,
     id: Path<String>,
-) -> Result<Json<SourceView>, ApiError> {
+) -> Result<Tagged<SourceView>, ApiError> {
     set_enabled(state, caller, id, true).await
 }
 
@@ -202,7 +234,7 @@ pub async fn disable(
     state: State<AppState>,
     caller: Caller,
     id: Path<String>,
-) -> Result<Json<SourceView>, ApiError> {
+) -> Result<Tagged<SourceView>, ApiError> {
     set_enabled(state, caller, id, false).await
 }
 
@@ -211,10 +243,10 @@ async fn set_enabled(
     caller: Caller,
     Path(id): Path<String>,
     enabled: bool,
-) -> Result<Json<SourceView>, ApiError> {
+) -> Result<Tagged<SourceView>, ApiError> {
     caller.require_admin()?;
     let record = sources::set_enabled(&state, &caller.who(), &id, enabled).await?;
-    Ok(Json(view(&state, id, record)))
+    Ok(tagged_view(&state, id, record))
 }
 
 /// `POST /sources/{id}/test` (admin): runs the plugin's connection test with the stored
@@ -249,6 +281,11 @@ pub async fn test_edit(
 ) -> Result<Json<TestOutcome>, ApiError> {
     caller.require_admin()?;
     Ok(Json(sources::test_edit(&state, &id, &input).await?))
+}
+
+/// [`view`] with the source's version as `ETag`.
+fn tagged_view(state: &AppState, id: String, record: SourceRecord) -> Tagged<SourceView> {
+    tagged(record.updated_at, view(state, id, record))
 }
 
 fn view(state: &AppState, id: String, record: SourceRecord) -> SourceView {

@@ -8,8 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{Body, Caller, Path};
+use super::extract::{Body, Caller, Path, Query};
 use crate::app::AppState;
+use crate::paging::{self, Listed, PageQuery};
 use crate::store::records::{Role, TokenRecord};
 use crate::tokens;
 pub use crate::tokens::bootstrap_admin;
@@ -56,13 +57,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(CreatedToken { token, record })))
 }
 
-/// `GET /tokens` (admin): records only, never values.
+/// `GET /tokens` (admin): records only, never values; oldest first, paged by `limit`, `page`
+/// and `cursor` (see [`crate::paging`]).
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<TokenRecord>>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Listed<TokenRecord>>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(tokens::list(&state).await?))
+    let page = query.check()?;
+    let all = tokens::list(&state).await?;
+    Ok(Json(paging::cut(all, page, tokens::position)))
 }
 
 /// `DELETE /tokens/{id}` (admin). Revoking the last admin token is refused.

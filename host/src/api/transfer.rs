@@ -73,5 +73,11 @@ pub async fn import(
         query.dry_run,
     )
     .await?;
+    if !query.dry_run {
+        // The shared health's headroom too (the import forgot this process's own).
+        for id in &report.other_account {
+            state.metrics.forget_headroom(id);
+        }
+    }
     Ok(Json(report))
 }

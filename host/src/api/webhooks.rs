@@ -44,7 +44,7 @@ pub async fn receive(
         Ok(body) => body.to_vec(),
         Err(_) => return respond(webhooks::too_large(&state, &source_id)),
     };
-    respond(webhooks::receive(&state, admitted, headers, body))
+    respond(webhooks::receive(&state, admitted, headers, body).await)
 }
 
 /// The receiver's answer: `{"status", "message"}` for a 2xx, the API's error shape otherwise,

@@ -233,6 +233,9 @@ pub struct LoadedPlugin {
     pub prepare_time: Duration,
     /// Calls into this version and how they ended.
     pub stats: CallStats,
+    /// Who signed this version, when its signature was checked against a trusted key (see
+    /// [`crate::plugin_registry::signatures`]); `None`: unsigned.
+    pub signer: Option<crate::plugin_registry::signatures::Signer>,
     pre: InstancePre<CallState>,
     exports: v1::ExportIndices,
 }
@@ -355,6 +358,10 @@ pub struct PluginHost {
     swap_lock: tokio::sync::Mutex<()>,
     /// The largest binaries admitted, which an admin may change at run time.
     size_limits: RwLock<registry::SizeLimits>,
+    /// The trusted vendor keys, and whether a signature is required (checked before compiling).
+    signing: RwLock<Arc<crate::plugin_registry::signatures::SigningPolicy>>,
+    /// The latest refusal of each file in the plugins directory that does not serve.
+    file_problems: std::sync::Mutex<std::collections::BTreeMap<PathBuf, registry::FileProblem>>,
     /// Keeps the compile cache to the current and previous version of each plugin, when on.
     cache_bound: Option<cache::Bound>,
 }
@@ -373,6 +380,8 @@ impl PluginHost {
         Ok(PluginHost {
             size_limits: RwLock::new(registry::SizeLimits::new(limits.max_plugin_bytes)),
             cache_bound: None,
+            signing: RwLock::default(),
+            file_problems: std::sync::Mutex::default(),
             budget: budget::Budget::new(&limits),
             http: egress::Clients::new(false)?,
             engine,
@@ -461,6 +470,7 @@ impl PluginHost {
         let mut out = Vec::new();
         for path in paths {
             let result = self.load_file(&path).await;
+            self.note_file_outcome(&path, result.as_ref().err());
             match &result {
                 Ok(p) => {
                     tracing::info!(plugin = %p.info.id, version = %p.info.version, path = %path.display(), "plugin loaded")
@@ -472,14 +482,17 @@ impl PluginHost {
         out
     }
 
-    /// Loads (or replaces) the plugin in one file. A provider already served from another
+    /// Loads (or replaces) the plugin in one file, once the signature beside it passes the
+    /// signing policy (see [`PluginHost::set_signing`]). A provider already served from another
     /// file is refused (see [`PluginHost::check_claim`]).
     pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
         let bytes = std::fs::read(path)
             .map_err(|e| PluginError::Rejected(format!("cannot read {}: {e}", path.display())))?;
+        let signer = self.check_file_signature(path, &bytes)?;
         let mut plugin = self.prepare(&bytes, path.display().to_string()).await?;
         self.check_claim(&plugin.info.id, path)?;
         plugin.file = Some(path.to_path_buf());
+        plugin.signer = signer;
         Ok(self.install(plugin))
     }
 
@@ -511,6 +524,7 @@ impl PluginHost {
             from_cache,
             prepare_time: Duration::ZERO,
             stats: CallStats::default(),
+            signer: None,
             pre,
             exports,
         };

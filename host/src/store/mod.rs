@@ -59,8 +59,16 @@ pub const KEY_CHECK_ID: &str = "current";
 /// Settings admins change at run time, by name (e.g. `plugins`: the plugin size limits).
 pub const SETTINGS: Table = Table("settings");
 
+/// Each source's health as every replica's calls left it, by source id (see
+/// `crate::health_store`).
+pub const HEALTH: Table = Table("health");
+
+/// Webhook delivery ids seen, by source id and delivery id, with until when they are
+/// remembered (see `crate::webhooks::deliveries`).
+pub const DELIVERIES: Table = Table("deliveries");
+
 /// Every record table (the audit log aside).
-pub const ALL_TABLES: [Table; 8] = [
+pub const ALL_TABLES: [Table; 10] = [
     SOURCES,
     SECRETS,
     PROJECTS,
@@ -69,6 +77,8 @@ pub const ALL_TABLES: [Table; 8] = [
     LINK_IDENTITIES,
     KEY_CHECK,
     SETTINGS,
+    HEALTH,
+    DELIVERIES,
 ];
 
 /// Storage failures. Only `Corrupt`, `Db` and `Postgres` are unexpected; they become a 500
@@ -139,6 +149,8 @@ pub struct Store {
     damage: Arc<OnceLock<String>>,
     /// This process's name among the replicas on the database (random), its leases' holder.
     replica: Arc<str>,
+    /// Write transactions this process committed (see [`Store::write_commits`]).
+    commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The storage engines.
@@ -172,6 +184,7 @@ impl Store {
             engine,
             damage: Arc::default(),
             replica: hex::encode(rand::random::<[u8; 6]>()).into(),
+            commits: Arc::default(),
         }
     }
 
@@ -191,12 +204,31 @@ impl Store {
     /// loses its leases when they expire. On redb (one process owns the file) every lease is
     /// granted.
     pub async fn take_lease(&self, name: &str, hold: Duration) -> Result<bool, StoreError> {
+        self.take_lease_as(name, &self.replica, hold).await
+    }
+
+    /// [`Store::take_lease`] for `holder` (e.g. one operation of this replica, so that two
+    /// operations of the same replica exclude each other too).
+    pub async fn take_lease_as(
+        &self,
+        name: &str,
+        holder: &str,
+        hold: Duration,
+    ) -> Result<bool, StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(true),
             Engine::Postgres(pg) => {
                 let hold_ms = hold.as_millis().min(i64::MAX as u128) as i64;
-                pg.take_lease(name, &self.replica, hold_ms).await
+                pg.take_lease(name, holder, hold_ms).await
             }
+        }
+    }
+
+    /// Gives up lease `name` if `holder` holds it, so another may take it at once.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(()),
+            Engine::Postgres(pg) => pg.release_lease(name, holder).await,
         }
     }
 
@@ -261,7 +293,7 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let damage = self.damage.clone();
+        let (damage, commits) = (self.damage.clone(), self.commits.clone());
         let begin = self.begin(true).await?;
         blocking(move || {
             let mut writer = Writer(Txn {
@@ -270,9 +302,16 @@ impl Store {
             });
             let out = f(&mut writer)?;
             writer.0.tx.commit()?;
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(out)
         })
         .await
+    }
+
+    /// How many write transactions this process committed since the store was opened (what
+    /// group commit saves is visible in it).
+    pub fn write_commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// What begins a transaction on the blocking pool (a pooled connection is taken here,
@@ -293,18 +332,28 @@ impl Store {
         })
     }
 
-    /// Makes an uploaded plugin binary (sha-256 `digest`) the version provider `id` serves on
-    /// every replica (see `crate::replicas`). Nothing to do on redb: the upload is in the
+    /// Makes an uploaded plugin binary (sha-256 `digest`), with its minisign `signature` if it
+    /// has one, the version provider `id` serves on every replica (see `crate::replicas`). Nothing to do on redb: the upload is in the
     /// plugins directory of the one process.
     pub async fn publish_plugin(
         &self,
         id: &str,
         digest: &str,
         wasm: &[u8],
+        signature: Option<&str>,
     ) -> Result<(), StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(()),
-            Engine::Postgres(pg) => pg.publish_plugin(id, digest, wasm).await,
+            Engine::Postgres(pg) => pg.publish_plugin(id, digest, wasm, signature, false).await,
+        }
+    }
+
+    /// Makes every replica remove version `digest` of provider `id` (see `crate::replicas`).
+    /// Nothing to do on redb.
+    pub async fn publish_removal(&self, id: &str, digest: &str) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(()),
+            Engine::Postgres(pg) => pg.publish_plugin(id, digest, &[], None, true).await,
         }
     }
 
@@ -323,20 +372,22 @@ impl Store {
         }
     }
 
-    /// (provider id, digest) of every plugin uploaded to a replica; none on redb.
-    pub async fn plugin_digests(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// (provider id, digest, removed) of every plugin uploaded to (or removed from) a replica;
+    /// none on redb.
+    pub async fn plugin_digests(&self) -> Result<Vec<(String, String, bool)>, StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(Vec::new()),
             Engine::Postgres(pg) => pg.plugin_digests().await,
         }
     }
 
-    /// The uploaded binary of provider `id`, if it is still the one with `digest`.
+    /// The uploaded binary of provider `id` and its signature, if it is still the one with
+    /// `digest`.
     pub async fn plugin_binary(
         &self,
         id: &str,
         digest: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(None),
             Engine::Postgres(pg) => pg.plugin_binary(id, digest).await,

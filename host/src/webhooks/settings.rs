@@ -19,7 +19,7 @@ use crate::field::FieldError;
 use crate::plugin::Capability;
 use crate::plugin::model::{Authenticity, EventScheme, SignedContent};
 use crate::sources::{self, SourceError};
-use crate::store::records::{SourceRecord, WebhookSettings, now};
+use crate::store::records::{SourceRecord, WebhookSettings};
 use crate::store::{Read, SECRETS, SOURCES};
 
 /// The reserved name of the webhook secret among a source's sealed secrets.
@@ -179,7 +179,7 @@ pub async fn set_up(
     }
     let mut updated = record.clone();
     updated.webhook = Some(with_scheme(record.webhook.as_ref(), &scheme.id));
-    updated.updated_at = now();
+    updated.updated_at = sources::next_version(record.updated_at);
     let sealed = state.key.seal(id, &secrets);
     let (key, value, who, scheme_id) = (
         id.to_string(),
