@@ -14,8 +14,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from api_client import AuthenticatedClient
+from api_client.types import UNSET
 from api_client.api.default import (
     get_projects_project_links,
+    get_sources_id,
+    get_tokens,
+    patch_sources_id,
     post_projects,
     post_projects_project_links,
     post_sources,
@@ -28,6 +32,7 @@ from api_client.models import (
     ErrorBody,
     LinkInput,
     LinkView,
+    PatchSourcesIdJsonBody,
     ProjectAssignmentType1,
     ProjectInput,
     ProjectView,
@@ -120,7 +125,26 @@ def main():
     again = post_projects_project_links.sync(project.id, client=member, body=LinkInput(
         test_object="test-case:TC-7", source_id=source.id, key=f"#{ISSUE}"))
     assert isinstance(again, ErrorBody) and again.error.field == "key", again
-    print("generated client: project, source, member token and link made through the API")
+    # A merge patch with the source's ETag as If-Match; the same ETag again is stale (412).
+    etag = get_sources_id.sync_detailed(source.id, client=admin).headers["etag"]
+    patch = PatchSourcesIdJsonBody.from_dict({"display_name": "Client check source, patched"})
+    patched = patch_sources_id.sync_detailed(source.id, client=admin, body=patch, if_match=etag)
+    assert patched.status_code == 200 and isinstance(patched.parsed, SourceView), patched
+    assert patched.parsed.display_name == "Client check source, patched", patched.parsed
+    assert patched.headers["etag"] != etag, patched.headers
+    stale = patch_sources_id.sync(source.id, client=admin, body=patch, if_match=etag)
+    assert isinstance(stale, ErrorBody) and stale.error.code == "precondition-failed", stale
+    # A list walked by cursor, one token a page.
+    seen, cursor = [], None
+    while True:
+        page = get_tokens.sync(client=admin, limit=1, cursor=cursor if cursor else UNSET)
+        assert not isinstance(page, (list, ErrorBody)), page
+        seen += [t.id for t in page.items]
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert len(seen) >= 2 and len(set(seen)) == len(seen) and member_token.id in seen, seen
+    print("generated client: project, source, member token, link, merge patch and cursor paging through the API")
 
 
 if __name__ == "__main__":

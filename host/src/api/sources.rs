@@ -184,7 +184,8 @@ pub async fn update(
 
 /// `PATCH /sources/{id}` (admin): a JSON merge patch (RFC 7396) of the source's editable view
 /// (see [`sources::patch`]), then checked and saved as a `PUT` of the result. `If-Match` as for
-/// `PUT`; without it, the patch still applies only to the version it was merged into.
+/// `PUT` (checked after the patch itself, so a bad patch is a 400 as a bad `PUT` body is);
+/// without it, the patch still applies only to the version it was merged into.
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -194,13 +195,15 @@ pub async fn patch(
 ) -> Result<Tagged<SourceView>, ApiError> {
     caller.require_admin()?;
     let current = sources::load(&state, &id).await?;
+    // A patch that is not one, or leaves a body that is not a source's, is a 400 whatever
+    // If-Match says, as a PUT's body is.
+    let patched = sources::patch::apply(&current, &patch)?;
+    let input: SourceInput = extract::decode(patched.input.to_string().as_bytes())?;
     let expected = Edit {
         versions,
         ..Edit::default()
     };
     expected.allows(&current)?;
-    let patched = sources::patch::apply(&current, &patch)?;
-    let input: SourceInput = extract::decode(patched.input.to_string().as_bytes())?;
     let edit = Edit {
         versions: Some(vec![current.updated_at]),
         remove_secrets: patched.remove_secrets,
