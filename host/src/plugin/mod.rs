@@ -705,6 +705,40 @@ impl PluginHost {
         .await
     }
 
+    /// Benchmark support: `n` `normalize-key` calls, each on a fresh instance made before the
+    /// call is timed (instances pre-instantiated off the request path, then used once and
+    /// dropped, outside the timing too). Answers the time of each call alone.
+    #[doc(hidden)]
+    pub async fn bench_preinstantiated_normalize(
+        &self,
+        source: &SourceConfig,
+        key: &str,
+        n: usize,
+    ) -> Result<Vec<Duration>, PluginError> {
+        let plugin = self.get(&source.provider)?;
+        let wsrc = v1::source(&plugin.info, source);
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (stdout, stderr) = (
+                MemoryOutputPipe::new(16 << 10),
+                MemoryOutputPipe::new(16 << 10),
+            );
+            let offline = Err("normalize-key");
+            let mut store = self.new_store(&plugin, offline, Arc::default(), &stdout, &stderr);
+            let instance = (plugin.pre.instantiate_async(&mut store).await)
+                .map_err(|e| self.classify(e, 0))?;
+            let started = Instant::now();
+            let exports = plugin.exports.load(&instance);
+            let answer = (exports.testorchestrator_provider_tracker())
+                .call_normalize_key(&mut store, &wsrc, key)
+                .await
+                .map_err(|e| self.classify(e, 0))?;
+            times.push(started.elapsed());
+            answer.map_err(|e| plugin.stats.provider_error(e))?;
+        }
+        Ok(times)
+    }
+
     /// `issue-url`: the issue's browser URL.
     pub async fn issue_url(&self, source: &SourceConfig, key: &str) -> Result<String, PluginError> {
         let plugin = self.get(&source.provider)?;
