@@ -17,6 +17,7 @@ pub mod link_sources;
 pub mod links;
 pub mod metrics;
 pub mod names;
+pub mod objects;
 pub mod paging;
 pub mod plugin;
 pub mod plugin_registry;

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use regex::Regex;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -81,7 +82,7 @@ pub enum LinksError {
 }
 
 /// Whether a link's details are kept fresh, and if not, why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SyncState {
     /// The source is enabled and reads issue details.
@@ -117,7 +118,7 @@ impl SyncState {
 }
 
 /// A link on the wire.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct LinkView {
     /// Id.
     pub id: String,

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::{Headroom, Issue, PluginError, ProviderError};
@@ -139,7 +140,7 @@ fn key_level(e: &ProviderError) -> bool {
 }
 
 /// The last error of a source.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct LastError {
     /// The error code.
     pub code: String,
@@ -151,7 +152,7 @@ pub struct LastError {
 
 /// What is known of a source's rate limit: the headroom its tracker announces in response
 /// headers, and the last time it told us to wait.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct RateLimit {
     /// Requests left in the tracker's current window, as its latest response said.
     pub remaining: Option<u64>,
@@ -193,7 +194,7 @@ impl RateLimit {
 }
 
 /// The health of one source, as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Health {
     /// `unknown` (no call yet), `ok`, `degraded` (errors in the window, last call fine),
     /// `failing` (the last call failed) or `rate-limited` (told to wait, still waiting).

@@ -11,6 +11,7 @@ use std::cmp::Ordering;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::field::FieldError;
@@ -122,8 +123,9 @@ impl PageRequest {
 }
 
 /// The answer of a list: the plain array, or one page of it when a page was asked for.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(rename = "{T}List", transform = one_of)]
 pub enum Listed<T> {
     /// Every matching item.
     All(Vec<T>),
@@ -149,8 +151,19 @@ impl<T> Listed<T> {
     }
 }
 
+/// The array and the page never both fit, so a list is `oneOf` them (schemars writes an
+/// untagged enum as `anyOf`).
+fn one_of(schema: &mut schemars::Schema) {
+    if let Some(map) = schema.as_object_mut()
+        && let Some(variants) = map.remove("anyOf")
+    {
+        map.insert("oneOf".into(), variants);
+    }
+}
+
 /// One page of a list, with what a client needs to show and fetch the rest.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "{T}Page")]
 pub struct Paged<T> {
     /// This page's items.
     pub items: Vec<T>,

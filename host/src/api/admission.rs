@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -31,7 +32,7 @@ use crate::store::records::{Millis, now};
 pub const KEPT: usize = 100;
 
 /// Where a job stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum JobState {
     /// Waiting for the admission slot.
@@ -54,7 +55,7 @@ impl JobState {
 }
 
 /// One admission, as `GET /plugins/jobs/{id}` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Job {
     /// The job's id.
     pub id: String,
@@ -71,6 +72,7 @@ pub struct Job {
     /// When it finished, if it has.
     pub finished_at: Option<Millis>,
     /// When `active`: what the upload did (`changed`, `plugin`, `previous`).
+    #[schemars(with = "Option<super::plugins::UploadOutcome>")]
     pub outcome: Option<Value>,
     /// When `failed`: `{status, error, errors}`, the answer a synchronous upload would give.
     pub error: Option<Value>,

@@ -15,6 +15,7 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::error::ApiError;
@@ -33,7 +34,7 @@ pub const MAX_LIMIT: usize = 500;
 const SCAN_STEP: usize = 500;
 
 /// One audit event.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AuditEvent {
     /// Sequence number (increasing).
     pub seq: u64,
@@ -50,7 +51,7 @@ pub struct AuditEvent {
 }
 
 /// A page of events.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AuditPage {
     /// Newest first.
     pub events: Vec<AuditEvent>,

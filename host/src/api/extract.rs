@@ -70,6 +70,7 @@ async fn read_body(
 /// field (as a path like `auth.fields`).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let de = crate::objects::ObjectOnly(de);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let e = e.into_inner();

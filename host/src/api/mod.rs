@@ -20,6 +20,7 @@ pub mod preconditions;
 pub mod projects;
 pub mod providers;
 pub mod routes;
+pub mod schemas;
 pub mod server;
 pub mod sources;
 pub mod tokens;

@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -40,7 +41,7 @@ pub const WASM: &str = "application/wasm";
 pub const SIGNATURE_HEADER: &str = "x-plugin-signature";
 
 /// One loaded plugin version as the registry listing shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct PluginView {
     /// Provider id.
     pub id: String,
@@ -75,7 +76,7 @@ pub struct PluginView {
 }
 
 /// `GET /plugins`.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct PluginList {
     /// Contract versions this host runs, e.g. `["1.x"]`.
     pub supported_contracts: &'static [&'static str],
@@ -91,16 +92,26 @@ pub struct PluginList {
 }
 
 /// The operator's signing policy, as the listing shows it.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct SigningView {
     /// True when every plugin must carry a signature by a trusted key.
     pub required: bool,
-    /// The trusted vendor keys: `{name, key_id}`.
-    pub trusted_keys: Vec<serde_json::Value>,
+    /// The trusted vendor keys.
+    pub trusted_keys: Vec<TrustedKeyView>,
+}
+
+/// A trusted vendor key, as the listing shows it (fields in the order they were always
+/// written).
+#[derive(Serialize, JsonSchema)]
+pub struct TrustedKeyView {
+    /// The minisign key id (16 hex digits).
+    pub key_id: String,
+    /// The name the operator gave the key.
+    pub name: String,
 }
 
 /// `GET /plugins/{id}`: the listing entry and the full `describe` answer.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct PluginDetail {
     /// The listing entry.
     #[serde(flatten)]
@@ -110,18 +121,27 @@ pub struct PluginDetail {
 }
 
 /// What an upload did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct UploadOutcome {
     /// False when this exact binary was already serving (nothing changed).
     pub changed: bool,
     /// The version now serving.
     pub plugin: PluginView,
-    /// The version it replaced: `{version, digest}`, or null for a new provider.
-    pub previous: Option<serde_json::Value>,
+    /// The version it replaced, or null for a new provider.
+    pub previous: Option<PreviousVersion>,
+}
+
+/// The version an upload replaced.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct PreviousVersion {
+    /// sha-256 of its `.wasm`, hex.
+    pub digest: String,
+    /// The plugin's own version.
+    pub version: String,
 }
 
 /// Query of `PUT /plugins/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// Swap in a version that stored sources do not fit (see [`crate::compat`]); they are
@@ -134,7 +154,7 @@ pub struct UploadQuery {
 }
 
 /// Query of `DELETE /plugins/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveQuery {
     /// Remove even though sources use the provider (they then show `plugin_status: missing`).
@@ -167,7 +187,10 @@ pub async fn list(
         signing: SigningView {
             required: signing.required(),
             trusted_keys: (signing.keys().iter())
-                .map(|k| json!({"name": k.name(), "key_id": k.id()}))
+                .map(|k| TrustedKeyView {
+                    key_id: k.id().to_string(),
+                    name: k.name().to_string(),
+                })
                 .collect(),
         },
     }))
@@ -264,6 +287,17 @@ async fn audit_refusal(state: &AppState, who: &str, id: &str, e: &ApiError) {
     if let Err(err) = audited {
         tracing::error!(plugin = %id, error = %err, "could not audit a refused upload");
     }
+}
+
+/// The upload's request headers, for the OpenAPI document: the [`SIGNATURE_HEADER`].
+pub fn upload_headers() -> Vec<serde_json::Value> {
+    vec![json!({
+        "name": "X-Plugin-Signature",
+        "in": "header",
+        "required": false,
+        "description": "The plugin's minisign signature: the base64 of its .minisig file (`base64 -w0 plugin.wasm.minisig`); required when the operator requires signed plugins. Missing (when required) or unreadable is a 400, by an untrusted key or not matching the binary a 422",
+        "schema": {"type": "string"},
+    })]
 }
 
 /// The text of the `.minisig` whose base64 the [`SIGNATURE_HEADER`] carries, if it is there.
@@ -381,10 +415,10 @@ async fn outcome(
         status,
         UploadOutcome {
             changed: swap.changed,
-            previous: swap
-                .previous
-                .as_ref()
-                .map(|p| json!({"version": p.info.version, "digest": p.digest})),
+            previous: swap.previous.as_ref().map(|p| PreviousVersion {
+                version: p.info.version.clone(),
+                digest: p.digest.clone(),
+            }),
             plugin: view(&swap.plugin, count(&sources, id)),
         },
     ))

@@ -53,6 +53,25 @@ impl FromRequestParts<AppState> for IfMatch {
     }
 }
 
+/// The `If-Match` request header of a source's edits, as a parameter of the OpenAPI document.
+pub fn if_match_parameter() -> Vec<serde_json::Value> {
+    vec![serde_json::json!({
+        "name": "If-Match",
+        "in": "header",
+        "required": false,
+        "description": "The source's `ETag` (or several, or `*`): the edit applies only to a source still at one of those versions, else 412 `precondition-failed`; a value that is not entity tags is a 400",
+        "schema": {"type": "string"},
+    })]
+}
+
+/// The `ETag` response header of a source's answers, for the OpenAPI document.
+pub fn etag_header() -> serde_json::Value {
+    serde_json::json!({
+        "description": "The source's version as a strong entity tag (`\"<updated_at>\"`), for `If-Match`",
+        "schema": {"type": "string"},
+    })
+}
+
 fn malformed() -> ApiError {
     ApiError::invalid(
         "If-Match",

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -13,7 +14,7 @@ use crate::projects;
 use crate::store::records::ProjectRecord;
 
 /// A project on the wire.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ProjectView {
     /// Id.
     pub id: String,
@@ -23,8 +24,9 @@ pub struct ProjectView {
 }
 
 /// Body of create and rename.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"name": "Checkout"}))]
 pub struct ProjectInput {
     /// Unique, 1-100 characters.
     pub name: String,

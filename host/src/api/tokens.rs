@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -15,8 +16,9 @@ use crate::tokens;
 pub use crate::tokens::bootstrap_admin;
 
 /// Body of `POST /tokens`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"name": "CI", "role": "member", "projects": ["prj_..."]}))]
 pub struct TokenInput {
     /// A label.
     pub name: String,
@@ -28,7 +30,7 @@ pub struct TokenInput {
 }
 
 /// A created token: the only time its value is sent.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct CreatedToken {
     /// The bearer token. Store it now; it cannot be shown again.
     pub token: String,

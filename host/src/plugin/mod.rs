@@ -23,6 +23,7 @@ pub mod redact;
 pub mod registry;
 mod v1;
 
+use schemars::JsonSchema;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -295,7 +296,7 @@ impl LoadedPlugin {
 }
 
 /// What [`LoadedPlugin::capabilities`] answers, as listings show it.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, JsonSchema)]
 pub struct CapabilitySupport {
     /// The capabilities the plugin serves.
     pub supported: Vec<&'static str>,

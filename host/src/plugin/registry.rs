@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -33,7 +34,7 @@ pub struct CallStats {
 }
 
 /// A snapshot of [`CallStats`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct CallCounts {
     /// Calls started.
     pub calls: u64,
@@ -100,7 +101,7 @@ impl CallStats {
 }
 
 /// How plugins were compiled since the host started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct CompileCounts {
     /// Components compiled from their `.wasm` (slow: ~0.1-1 s each, tens of seconds for a
     /// Python component).
@@ -157,7 +158,7 @@ pub enum UploadError {
 /// The largest plugin binaries admitted: for every plugin, and per provider id where an admin
 /// set one (`PUT /api/v1/plugin-settings`). Changed at run time; the start-up value is the
 /// operator's [`super::Limits::max_plugin_bytes`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SizeLimits {
     /// For every plugin without a limit of its own, in bytes.
     pub max_plugin_bytes: usize,
@@ -191,7 +192,7 @@ impl SizeLimits {
 
 /// A file of the plugins directory that was refused and does not serve, as the listing shows
 /// it until the file loads or is gone.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct FileProblem {
     /// The file.
     pub file: String,

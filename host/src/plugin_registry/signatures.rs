@@ -21,7 +21,7 @@ use serde::Serialize;
 pub const SIGNATURE_EXTENSION: &str = "minisig";
 
 /// Who signed an admitted plugin version, as the listing shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Signer {
     /// The name the operator gave the key (its file name or comment).
     pub key_name: String,

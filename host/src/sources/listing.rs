@@ -6,6 +6,7 @@
 //! with any, it is a [`Paged`](crate::paging::Paged) envelope carrying the total, the next page
 //! and the next cursor. Every parameter that does not parse is a [`ListError`] naming it.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -97,7 +98,7 @@ pub const MAX_SEARCH: usize = 200;
 pub const HEALTH_STATUSES: [&str; 5] = ["unknown", "ok", "degraded", "failing", "rate-limited"];
 
 /// Query of `GET /sources`, as sent; [`ListQuery::check`] turns it into a [`ListRequest`].
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only sources usable in this project.

@@ -21,6 +21,7 @@ pub mod patch;
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -88,8 +89,16 @@ pub enum SourceError {
 }
 
 /// Body of create, update and draft test.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({
+    "provider": "github",
+    "display_name": "Shop issues",
+    "base_url": "https://github.com/acme/shop",
+    "auth": {"type": "api-token", "fields": {"token": "ghp_..."}},
+    "capabilities": {"read_issue_details": true, "create_issues": true},
+    "projects": {"mode": "all"}
+}))]
 pub struct SourceInput {
     /// Provider (plugin) id.
     pub provider: String,
@@ -98,6 +107,7 @@ pub struct SourceInput {
     /// Root URL of the tracker instance.
     pub base_url: String,
     /// Auth type and its fields (secret and non-secret together).
+    #[serde(deserialize_with = "crate::objects::object")]
     pub auth: AuthInput,
     /// Optional issue URL template (`{baseUrl}`, `{key}`).
     #[serde(default)]
@@ -112,7 +122,7 @@ pub struct SourceInput {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Capabilities (default, as on the admin page: "Read issue details" only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::object")]
     pub capabilities: Capabilities,
     /// Project assignment.
     pub projects: ProjectAssignment,
@@ -120,12 +130,12 @@ pub struct SourceInput {
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
     /// Network settings (CA bundle, proxy); none by default.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::optional_object")]
     pub network: Option<NetworkInput>,
 }
 
 /// The network part of [`SourceInput`]: how the host reaches this tracker.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkInput {
     /// PEM certificates (one or more `BEGIN CERTIFICATE` blocks) trusted for this source
@@ -143,7 +153,7 @@ fn yes() -> bool {
 }
 
 /// The auth part of [`SourceInput`].
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthInput {
     /// Auth type id, one of the provider's.
@@ -155,7 +165,7 @@ pub struct AuthInput {
 }
 
 /// The outcome of a connection test.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct TestOutcome {
     /// True on success.
     pub ok: bool,

@@ -21,6 +21,7 @@ pub mod verify;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -108,7 +109,7 @@ impl Default for Webhooks {
 }
 
 /// A source's webhook counters since the service started.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct WebhookHealth {
     /// Requests that reached the source's URL.
     pub received: u64,
@@ -132,7 +133,7 @@ pub struct WebhookHealth {
 }
 
 /// A refusal or failure: why, and when.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct LastRejection {
     /// The reason code, or the error's code.
     pub reason: String,

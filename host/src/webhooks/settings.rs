@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rand::RngCore;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -85,7 +86,7 @@ pub fn path(source_id: &str, settings: &WebhookSettings) -> String {
 }
 
 /// What an admin asks of a source's webhooks (body of `PUT /sources/{id}/webhook`).
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
     /// A scheme id of the plugin's; the first when omitted.
