@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what the browser tests need when it is missing, builds every
 # plugin (shipped and test-only) for wasm32-wasip2, then runs the host's unit tests and the
-# end-to-end tests (real host, real plugins, stand-in trackers, headless Chromium) on redb, and
-# the API-level end-to-end tests again on PostgreSQL.
+# end-to-end tests (real host, real plugins, stand-in trackers, headless Chromium) on redb, the
+# API contract (scripts/api-contract.sh), and every suite on the TestApp harness again on
+# PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,7 +61,13 @@ echo "building the plugins (wasm32-wasip2)..." >&2
 ./scripts/build-plugins.sh
 # default-members = the native crates (host, tests); plugins are tested through the host.
 cargo test "$@"
-# The API-level suites again, on PostgreSQL (one fresh database per test).
-echo "the API-level tests again on PostgreSQL..." >&2
+# The API contract against the real binary: schemathesis, and a client generated from the
+# served OpenAPI document (both from PyPI, in target/api-venv).
+./scripts/api-contract.sh
+# Every suite on the TestApp harness again, on PostgreSQL (one fresh database per test); the
+# provider suites without it (github, gitlab, ...) and plugin_ops never open a store.
+echo "the TestApp suites again on PostgreSQL..." >&2
 INTEGRATION_TEST_ENGINE=postgres cargo test -p integration-tests \
-  --test api --test links --test transfer --test secrets --test ops "$@"
+  --test api --test links --test transfer --test secrets --test ops --test comments \
+  --test webhooks --test limits --test network --test custom --test jira \
+  --test browser --test browser_webhooks "$@"

@@ -162,8 +162,8 @@
   }
 
   // Calls the API; `body` goes as JSON unless `type` names another media type (then as is).
-  async function api(method, path, body, type) {
-    const headers = { Authorization: 'Bearer ' + S.token, Accept: 'application/json' };
+  async function api(method, path, body, type, extraHeaders) {
+    const headers = { Authorization: 'Bearer ' + S.token, Accept: 'application/json', ...extraHeaders };
     if (body !== undefined) headers['Content-Type'] = type || 'application/json';
     let res;
     try {
@@ -2399,9 +2399,11 @@
   class PluginsView {
     constructor(list) {
       this.body = h('tbody');
+      this.problems = h('div', { class: 'card card-pad', id: 'plugin-problems', hidden: true });
       this.render(list);
       this.id = h('input', { type: 'text', id: 'p-id', class: 'mono', autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. jira-cloud', 'aria-describedby': 'p-id-help' });
       this.file = h('input', { type: 'file', id: 'p-file', accept: '.wasm,application/wasm' });
+      this.signature = h('input', { type: 'file', id: 'p-signature', accept: '.minisig', 'aria-describedby': 'p-signature-help' });
       this.banner = h('div', { class: 'banner', role: 'alert', hidden: true });
       this.uploadBtn = h('button', { type: 'submit', class: 'btn btn-primary', id: 'p-upload' }, 'Upload');
       const form = h('form', { class: 'card-pad', id: 'p-form', novalidate: true },
@@ -2409,7 +2411,14 @@
         h('div', { class: 'grid2' },
           h('div', { class: 'field', 'data-field': 'id' }, h('label', { for: 'p-id' }, 'Provider id'), this.id,
             h('div', { class: 'help', id: 'p-id-help' }, 'The id the plugin declares; an existing one is replaced by the new version.')),
-          h('div', { class: 'field', 'data-field': 'body' }, h('label', { for: 'p-file' }, 'Plugin file (.wasm)'), this.file)),
+          h('div', { class: 'field', 'data-field': 'body' }, h('label', { for: 'p-file' }, 'Plugin file (.wasm)'), this.file),
+          h('div', { class: 'field', 'data-field': 'X-Plugin-Signature' },
+            h('label', { for: 'p-signature' }, 'Signature (.minisig)' + (list.signing.required ? '' : ', optional')), this.signature,
+            h('div', { class: 'help', id: 'p-signature-help' }, list.signing.required
+              ? 'This service admits only plugins signed by a vendor key it trusts: choose the .minisig the vendor shipped with the plugin.'
+              : list.signing.trusted_keys.length
+                ? 'The .minisig the vendor shipped with the plugin, if any; it is checked against the trusted vendor keys.'
+                : 'The .minisig the vendor shipped with the plugin, if any; this service trusts no vendor key, so it is not checked.'))),
         this.banner,
         this.uploadBtn);
       form.addEventListener('submit', (ev) => {
@@ -2418,11 +2427,17 @@
       });
       form.addEventListener('input', (ev) => clearFieldErrorIn(ev.target));
       this.el = h('div', {},
+        this.problems,
         h('div', { class: 'card table-wrap' }, dataTable('plugins', 'Plugins', ['Provider', 'Version', 'Digest', 'Calls', 'Sources', 'Loaded', ''], this.body)),
         h('div', { class: 'card' }, form));
     }
 
     render(list) {
+      this.problems.hidden = !list.problems.length;
+      replace(this.problems, list.problems.length ? [
+        h('h2', {}, 'Files not loaded'),
+        h('ul', {}, list.problems.map((f) => h('li', { 'data-file': f.file }, h('span', { class: 'mono' }, f.file), ': ' + f.error))),
+      ] : []);
       replace(this.body, list.plugins.map((p) => {
         const upload = h('button', { type: 'button', class: 'icon-btn upload', title: 'Upload a new version', 'aria-label': 'Upload a new version of ' + p.name }, icon('refresh'));
         upload.addEventListener('click', () => {
@@ -2434,7 +2449,8 @@
         const c = p.calls;
         return h('tr', { 'data-plugin-id': p.id, 'data-name': p.name },
           h('td', {}, providerCell(p.id, p.name), h('div', { class: 'faint mono' }, p.id)),
-          h('td', {}, h('div', {}, p.version), h('div', { class: 'faint' }, 'contract ' + p.contract)),
+          h('td', {}, h('div', {}, p.version), h('div', { class: 'faint' }, 'contract ' + p.contract),
+            h('div', { class: 'faint signer' }, p.signed_by ? 'signed by ' + p.signed_by.key_name + ' (' + p.signed_by.key_id + ')' : 'unsigned')),
           h('td', {}, h('span', { class: 'digest mono', title: 'sha-256 ' + p.digest, tabindex: 0 }, p.digest.slice(0, 12) + '…'),
             h('div', { class: 'faint' }, Math.round(p.size_bytes / 1024).toLocaleString() + ' KiB')),
           h('td', { class: 'calls' }, h('div', {}, c.calls.toLocaleString() + ' calls'),
@@ -2461,14 +2477,17 @@
       try {
         // `wait`: the answer comes once the plugin is compiled and checked (or refused), so the
         // outcome is shown here; scripts may take the job (202) instead.
-        const out = await api('PUT', '/plugins/' + encodeURIComponent(id) + '?wait=true', file, 'application/wasm');
+        const signature = this.signature.files[0];
+        const headers = signature ? { 'X-Plugin-Signature': base64(await signature.arrayBuffer()) } : {};
+        const out = await api('PUT', '/plugins/' + encodeURIComponent(id) + '?wait=true', file, 'application/wasm', headers);
         toast(!out.changed ? 'That version of “' + id + '” is already serving.'
           : out.previous ? 'Replaced “' + id + '” ' + out.previous.version + ' with ' + out.plugin.version + '.'
             : 'Added “' + id + '” ' + out.plugin.version + '.');
         this.file.value = '';
+        this.signature.value = '';
         await this.reload();
       } catch (e) {
-        showErrorIn(this.el, this.banner, e.field === 'body' || e.field === 'id' ? e : { message: e.message });
+        showErrorIn(this.el, this.banner, ['body', 'id', 'X-Plugin-Signature'].includes(e.field) ? e : { message: e.message });
       } finally {
         this.uploadBtn.disabled = false;
       }
@@ -2489,6 +2508,13 @@
         toast('Could not remove “' + p.name + '”: ' + e.message, 'error');
       }
     }
+  }
+
+  /** The base64 of a file's bytes (for the X-Plugin-Signature header). */
+  function base64(buffer) {
+    let binary = '';
+    for (const byte of new Uint8Array(buffer)) binary += String.fromCharCode(byte);
+    return btoa(binary);
   }
 
   // -- Sources as code

@@ -1,46 +1,159 @@
 //! `cargo bench -p integration-host --bench normalize` (after `scripts/build-plugins.sh`).
 //!
 //! One `normalize-key` call through a fresh sandboxed instance (what the service does for every
-//! call), the same call on one warm instance, and the same validation natively with `regex`,
-//! for the Rust `jira` plugin; then fresh and warm calls of the Python example
-//! (`target/example-plugins/redmine-py.wasm`, built by componentize-py; skipped with a note
-//! when it is missing). Prints p50/p90 of each and the ratios the runtime-speed targets are
-//! stated in:
+//! call) and the same call on one warm instance, for the Rust `jira` plugin, the Python example
+//! (`target/example-plugins/redmine-py.wasm`, componentize-py) and the JavaScript example
+//! (`target/example-plugins/redmine-js.wasm`, componentize-js); and the same validation natively
+//! with `regex`. An example that is missing is skipped with a note. Prints p50/p99 of each row
+//! side by side and the ratios the runtime-speed targets are stated in:
 //!
-//! - `rust fresh/warm`: what a fresh instance costs over calling an instance already set up
-//!   (instantiation, memory reset, the guest's own start-up); the target is at most 4x;
-//! - `python fresh / rust fresh`: how much a big interpreter runtime costs per call over a
-//!   small Rust plugin; the target is at most 10x.
+//! - `fresh/warm`: what a fresh instance costs over calling an instance already set up
+//!   (instantiation, memory reset, the guest's own start-up); the target for Rust is at most 4x;
+//! - `fresh / rust fresh`: how much a big interpreter runtime costs per call over a small Rust
+//!   plugin; the target is at most 10x.
 //!
-//! Fresh and warm calls are measured in alternating rounds in one process, so the ratios hold
-//! on a busy machine even when the absolute figures drift; compare ratios, not microseconds,
-//! across machines and runs. A bench binary rather than criterion: the figures we want are
-//! per-call percentiles of the real path, and it needs no extra dependency.
+//! Every row is measured in the same alternating rounds in one process (rust fresh, rust warm,
+//! native, python fresh, python warm, javascript fresh, javascript warm, then again), with the
+//! same input per plugin, so the ratios hold on a busy machine even when the absolute figures
+//! drift; compare ratios, not microseconds, across machines and runs. A bench binary rather than
+//! criterion: the figures we want are per-call percentiles of the real path, and it needs no
+//! extra dependency.
+//!
+//! `NORMALIZE_BENCH_ONLY=rust|python|javascript` measures only that plugin's fresh calls
+//! (`NORMALIZE_BENCH_CALLS` of them), for a profiler: `perf record -g` on the bench binary.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use host::plugin::{Limits, PluginHost, SourceConfig};
 
-/// Calls per figure for the Rust plugin, split over [`ROUNDS`].
+/// Calls per row for the Rust plugin and native `regex`, split over [`ROUNDS`].
 const N: usize = 20_000;
-/// Calls per figure for the Python plugin (a call takes milliseconds).
-const N_PY: usize = 500;
-/// Fresh and warm calls alternate in this many rounds.
-const ROUNDS: usize = 5;
+/// Calls per row for the Python and JavaScript plugins (slower calls: fewer of them).
+const N_BIG: usize = 2_000;
+/// The rows alternate in this many rounds.
+const ROUNDS: usize = 10;
+
+/// One plugin under measurement: its own host (the Python and JavaScript examples both claim
+/// the provider id `redmine`), a source of its provider, and the key every call normalises.
+struct Subject {
+    name: &'static str,
+    host: PluginHost,
+    source: SourceConfig,
+    key: &'static str,
+    calls: usize,
+    fresh: Vec<Duration>,
+    warm: Vec<Duration>,
+    ahead: Vec<Duration>,
+}
+
+impl Subject {
+    /// Loads `file` in a host of its own and checks it normalises `key` to `expected`, then
+    /// warms up; none when the file was not built.
+    async fn load(
+        name: &'static str,
+        file: &Path,
+        source: SourceConfig,
+        (key, expected): (&'static str, &str),
+        calls: usize,
+    ) -> Option<Subject> {
+        if !file.exists() {
+            println!(
+                "{name}: {} is missing (scripts/build-plugins.sh builds it)",
+                file.display()
+            );
+            return None;
+        }
+        let host = new_host();
+        let started = Instant::now();
+        let plugin = host.load_file(file).await.expect("the plugin loads");
+        println!(
+            "{name}: {} ({} bytes), loaded in {:.1?} (from the compile cache: {})",
+            file.display(),
+            plugin.size_bytes,
+            started.elapsed(),
+            plugin.from_cache
+        );
+        assert_eq!(host.normalize_key(&source, key).await.unwrap(), expected);
+        for _ in 0..10 {
+            host.normalize_key(&source, key).await.unwrap();
+        }
+        Some(Subject {
+            name,
+            host,
+            source,
+            key,
+            calls,
+            fresh: Vec::with_capacity(calls),
+            warm: Vec::with_capacity(calls),
+            ahead: Vec::with_capacity(calls),
+        })
+    }
+
+    /// One round: a share of the fresh-instance calls, then as many calls on one warm instance.
+    async fn round(&mut self) {
+        for _ in 0..self.calls / ROUNDS {
+            let started = Instant::now();
+            (self.host.normalize_key(&self.source, self.key).await).unwrap();
+            self.fresh.push(started.elapsed());
+        }
+        let warm = self
+            .host
+            .bench_warm_normalize(&self.source, self.key, self.calls / ROUNDS)
+            .await
+            .unwrap();
+        self.warm.extend(warm);
+        let ahead = self
+            .host
+            .bench_preinstantiated_normalize(&self.source, self.key, self.calls / ROUNDS)
+            .await
+            .unwrap();
+        self.ahead.extend(ahead);
+    }
+}
+
+fn new_host() -> PluginHost {
+    let target = target_dir();
+    let limits = Limits {
+        max_plugin_bytes: 64 << 20,
+        ..Limits::default()
+    };
+    PluginHost::new(limits, Some(target.join("bench-cache"))).expect("plugin host")
+}
+
+fn target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+/// The same check the Jira plugin makes, natively: trim, upper-case, match the key pattern.
+fn native_regex(re: &regex::Regex, key: &str, times: &mut Vec<Duration>, n: usize) {
+    for _ in 0..n {
+        let started = Instant::now();
+        let canonical = std::hint::black_box(key).trim().to_ascii_uppercase();
+        assert!(re.is_match(&canonical));
+        std::hint::black_box(canonical);
+        times.push(started.elapsed());
+    }
+}
 
 fn percentile(times: &mut [Duration], p: f64) -> Duration {
     times.sort();
     times[((times.len() as f64 - 1.0) * p) as usize]
 }
 
+fn micros(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1e3
+}
+
+/// Prints one row; answers its p50.
 fn report(name: &str, times: &mut [Duration]) -> Duration {
     let p50 = percentile(times, 0.5);
-    let p90 = percentile(times, 0.9);
+    let p99 = percentile(times, 0.99);
     println!(
-        "{name:<40} p50 {:>9.2} us   p90 {:>9.2} us",
-        p50.as_nanos() as f64 / 1e3,
-        p90.as_nanos() as f64 / 1e3
+        "{name:<36} {:>7} calls   p50 {:>9.2} us   p99 {:>9.2} us",
+        times.len(),
+        micros(p50),
+        micros(p99)
     );
     p50
 }
@@ -49,126 +162,100 @@ fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_nanos() as f64 / b.as_nanos().max(1) as f64
 }
 
-/// `n` fresh-instance calls and `n` warm-instance calls, alternating in [`ROUNDS`] rounds.
-async fn fresh_and_warm(
-    host: &PluginHost,
-    source: &SourceConfig,
-    key: &str,
-    n: usize,
-) -> (Vec<Duration>, Vec<Duration>) {
-    let (mut fresh, mut warm) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for _ in 0..ROUNDS {
-        for _ in 0..n / ROUNDS {
-            let started = Instant::now();
-            host.normalize_key(source, key).await.unwrap();
-            fresh.push(started.elapsed());
-        }
-        warm.extend(
-            host.bench_warm_normalize(source, key, n / ROUNDS)
-                .await
-                .unwrap(),
-        );
-    }
-    (fresh, warm)
-}
-
-/// Loads `file` and checks `source`'s provider normalises `key` to `expected`, then warms up.
-async fn load(host: &PluginHost, file: &Path, source: &SourceConfig, key: &str, expected: &str) {
-    let started = Instant::now();
-    let plugin = host
-        .load_file(file)
-        .await
-        .expect("run scripts/build-plugins.sh first");
-    println!(
-        "{}: {} bytes, loaded in {:.1?} (from the compile cache: {})",
-        file.display(),
-        plugin.size_bytes,
-        started.elapsed(),
-        plugin.from_cache
-    );
-    assert_eq!(host.normalize_key(source, key).await.unwrap(), expected);
-    for _ in 0..50 {
-        host.normalize_key(source, key).await.unwrap();
+fn redmine() -> SourceConfig {
+    SourceConfig {
+        provider: "redmine".into(),
+        base_url: "https://redmine.example.com".into(),
+        auth_type: "api-token".into(),
+        ..Default::default()
     }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target");
-    let limits = Limits {
-        max_plugin_bytes: 64 << 20,
-        ..Limits::default()
-    };
-    let host = PluginHost::new(limits, Some(target.join("bench-cache"))).expect("plugin host");
-
+    let target = target_dir();
+    let only = std::env::var("NORMALIZE_BENCH_ONLY").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let jira = SourceConfig {
         provider: "jira-cloud".into(),
         base_url: "https://acme.atlassian.net".into(),
         auth_type: "api-token".into(),
         ..Default::default()
     };
-    let key = " proj-123 ";
-    load(
-        &host,
-        &target.join("plugins/jira.wasm"),
-        &jira,
-        key,
-        "PROJ-123",
-    )
-    .await;
-    for _ in 0..1_000 {
-        host.normalize_key(&jira, key).await.unwrap();
+    let examples = target.join("example-plugins");
+    let mut subjects = Vec::new();
+    if wanted("rust") {
+        let file = target.join("plugins/jira.wasm");
+        let rust = Subject::load("rust", &file, jira, (" proj-123 ", "PROJ-123"), N).await;
+        subjects.push(rust.expect("run scripts/build-plugins.sh first"));
     }
-    let (mut fresh, mut warm) = fresh_and_warm(&host, &jira, key, N).await;
+    for (name, file) in [
+        ("python", "redmine-py.wasm"),
+        ("javascript", "redmine-js.wasm"),
+    ] {
+        if wanted(name) {
+            let file = examples.join(file);
+            let subject = Subject::load(name, &file, redmine(), (" #42 ", "42"), N_BIG).await;
+            subjects.extend(subject);
+        }
+    }
+
+    if let Some(only) = &only {
+        // Only the fresh path, for a profiler.
+        let subject = subjects.iter_mut().find(|s| s.name == only).expect("known");
+        let calls = (std::env::var("NORMALIZE_BENCH_CALLS").ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(subject.calls * 5);
+        let started = Instant::now();
+        for _ in 0..calls {
+            (subject
+                .host
+                .normalize_key(&subject.source, subject.key)
+                .await)
+                .unwrap();
+        }
+        let took = started.elapsed();
+        println!(
+            "{only}: {calls} fresh calls in {took:.2?} ({:.2?} each)",
+            took / calls as u32
+        );
+        return;
+    }
 
     let re = regex::Regex::new(r"^[A-Z][A-Z0-9_]+-[1-9][0-9]*$").unwrap();
     let mut native = Vec::with_capacity(N);
-    for _ in 0..N {
-        let started = Instant::now();
-        let canonical = std::hint::black_box(key).trim().to_ascii_uppercase();
-        assert!(re.is_match(&canonical));
-        std::hint::black_box(canonical);
-        native.push(started.elapsed());
+    for _ in 0..ROUNDS {
+        for subject in &mut subjects {
+            subject.round().await;
+        }
+        native_regex(&re, " proj-123 ", &mut native, N / ROUNDS);
     }
 
-    let python_file = target.join("example-plugins/redmine-py.wasm");
-    let python = if python_file.exists() {
-        let redmine = SourceConfig {
-            provider: "redmine".into(),
-            base_url: "https://redmine.example.com".into(),
-            auth_type: "api-token".into(),
-            ..Default::default()
-        };
-        load(&host, &python_file, &redmine, " #42 ", "42").await;
-        Some(fresh_and_warm(&host, &redmine, " #42 ", N_PY).await)
-    } else {
-        None
-    };
-
-    println!("normalize-key, {N} calls each, jira-cloud plugin (Rust)");
-    let f = report("rust: fresh sandboxed instance per call", &mut fresh);
-    let w = report("rust: warm instance (reused)", &mut warm);
-    let n = report("native Rust + regex", &mut native);
-    println!(
-        "ratios: rust fresh/warm {:.1}x, fresh/native {:.0}x, warm/native {:.0}x",
-        ratio(f, w),
-        ratio(f, n),
-        ratio(w, n)
-    );
-    match python {
-        Some((mut py_fresh, mut py_warm)) => {
-            println!("normalize-key, {N_PY} calls each, redmine plugin (Python, componentize-py)");
-            let pf = report("python: fresh sandboxed instance per call", &mut py_fresh);
-            let pw = report("python: warm instance (reused)", &mut py_warm);
-            println!(
-                "ratios: python fresh / rust fresh {:.1}x, python fresh/warm {:.1}x",
-                ratio(pf, f),
-                ratio(pf, pw)
-            );
-        }
-        None => println!(
-            "python: {} is missing (scripts/build-plugins.sh builds it with componentize-py)",
-            python_file.display()
-        ),
+    println!("normalize-key, fresh and warm rows alternating in {ROUNDS} rounds");
+    let mut p50 = Vec::new();
+    for subject in &mut subjects {
+        let fresh = report(
+            &format!("{}: fresh instance per call", subject.name),
+            &mut subject.fresh,
+        );
+        let warm = report(
+            &format!("{}: warm instance (reused)", subject.name),
+            &mut subject.warm,
+        );
+        report(
+            &format!("{}: fresh, instantiated ahead", subject.name),
+            &mut subject.ahead,
+        );
+        p50.push((subject.name, fresh, warm));
+    }
+    let native = report("native Rust + regex", &mut native);
+    let rust_fresh = p50[0].1;
+    for (name, fresh, warm) in p50 {
+        println!(
+            "ratios {name:<10}: fresh/warm {:>5.1}x   fresh / rust fresh {:>5.1}x   fresh/native {:>6.0}x",
+            ratio(fresh, warm),
+            ratio(fresh, rust_fresh),
+            ratio(fresh, native),
+        );
     }
 }

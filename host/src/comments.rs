@@ -10,6 +10,7 @@
 //! an issue not found) and the plugin's words. Every comment posted is audited with a short
 //! excerpt of its text, never the whole of it.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
 
@@ -92,7 +93,7 @@ pub enum CommentError {
 }
 
 /// A comment the tracker created, as the API answers it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct Posted {
     /// The tracker's id of the comment.
     pub id: String,

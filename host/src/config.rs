@@ -18,6 +18,8 @@
 //! body_timeout_secs = 60
 //! database_url = "postgres://integration:secret@db.internal/integration"  # default: none (redb)
 //! database_pool_size = 16
+//! trusted_plugin_keys = "/etc/integration/vendor-keys"  # default: none (a file or a directory of .pub)
+//! require_signed_plugins = false        # true: only plugins signed by a trusted key are admitted
 //!
 //! [limits]
 //! memory_bytes = 67108864
@@ -273,6 +275,29 @@ pub struct Settings {
         value_name = "N"
     )]
     pub database_pool_size: Option<usize>,
+    /// The vendors' minisign public keys trusted to sign plugins: a file (one key per line,
+    /// or `.pub` files one after another) or a directory of `.pub` files [file:
+    /// trusted_plugin_keys; default: none].
+    #[arg(
+        long,
+        env = "INTEGRATION_TRUSTED_PLUGIN_KEYS",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub trusted_plugin_keys: Option<PathBuf>,
+    /// Admit only plugins (uploads and files) carrying a minisign signature by a trusted key;
+    /// needs --trusted-plugin-keys. `--require-signed-plugins` alone means true [file:
+    /// require_signed_plugins; default: false].
+    #[arg(
+        long,
+        env = "INTEGRATION_REQUIRE_SIGNED_PLUGINS",
+        global = true,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub require_signed_plugins: Option<bool>,
 }
 
 /// The configuration file's contents; every key optional, unknown keys refused.
@@ -303,6 +328,10 @@ pub struct FileConfig {
     pub database_url: Option<DatabaseUrl>,
     /// See [`Settings::database_pool_size`].
     pub database_pool_size: Option<usize>,
+    /// See [`Settings::trusted_plugin_keys`].
+    pub trusted_plugin_keys: Option<PathBuf>,
+    /// See [`Settings::require_signed_plugins`].
+    pub require_signed_plugins: Option<bool>,
     /// Plugin sandbox limits.
     #[serde(default)]
     pub limits: FileLimits,
@@ -361,6 +390,10 @@ pub struct Config {
     pub database_url: Option<DatabaseUrl>,
     /// Connections to PostgreSQL open at once, at most.
     pub database_pool_size: usize,
+    /// The file or directory of trusted plugin signing keys, if any.
+    pub trusted_plugin_keys: Option<PathBuf>,
+    /// Whether every plugin must be signed by a trusted key.
+    pub require_signed_plugins: bool,
 }
 
 impl Config {
@@ -472,7 +505,17 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
             .unwrap_or(defaults.max_plugin_bytes),
     };
     check_limits(&limits)?;
+    let trusted_plugin_keys = settings
+        .trusted_plugin_keys
+        .clone()
+        .or(file.trusted_plugin_keys);
+    let require_signed_plugins = settings
+        .require_signed_plugins
+        .or(file.require_signed_plugins)
+        .unwrap_or(false);
     Ok(Config {
+        trusted_plugin_keys,
+        require_signed_plugins,
         file: file_path,
         listen: settings
             .listen
@@ -702,6 +745,42 @@ max_plugin_bytes = 99
         .unwrap();
         assert!(resolved(&[]));
         assert!(!resolved(&["--allow-loopback-targets=false"]));
+    }
+
+    #[test]
+    fn signed_plugins_are_off_unless_the_operator_turns_them_on_by_flag_or_file() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let resolved = |args: &[&str]| {
+            let mut argv = vec![
+                "integration-host",
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+            ];
+            argv.extend_from_slice(args);
+            let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+            let config = resolve(&cli.settings).unwrap();
+            (config.require_signed_plugins, config.trusted_plugin_keys)
+        };
+        assert_eq!(resolved(&[]), (false, None));
+        let flags = ["--require-signed-plugins", "--trusted-plugin-keys", "/k"];
+        assert_eq!(resolved(&flags), (true, Some(PathBuf::from("/k"))));
+        std::fs::write(
+            dir.path().join(DEFAULT_FILE_NAME),
+            "require_signed_plugins = true\ntrusted_plugin_keys = \"/etc/keys\"\n",
+        )
+        .unwrap();
+        assert_eq!(resolved(&[]), (true, Some(PathBuf::from("/etc/keys"))));
+        let off = [
+            "--require-signed-plugins=false",
+            "--trusted-plugin-keys",
+            "/k",
+        ];
+        assert_eq!(resolved(&off), (false, Some(PathBuf::from("/k"))));
     }
 
     #[test]

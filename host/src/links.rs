@@ -5,20 +5,25 @@
 //! with its last snapshot; both are shown as "not syncing" ([`SyncState`]), derived at read
 //! time from the source as it is now.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use regex::Regex;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::app::AppState;
 use crate::field::FieldError;
 use crate::ids::new_id;
+use crate::link_sources::SeenSource;
 use crate::paging::{self, Listed, PageRequest};
 use crate::plugin::{Issue, PluginError, ProviderError};
 use crate::sources::SourceError;
-use crate::store::records::{LinkError, LinkRecord, Millis, Snapshot, SourceRecord, now};
-use crate::store::{LINK_IDENTITIES, LINKS, Read, SOURCES, StoreError, Writer};
+use crate::store::records::{
+    LinkError, LinkRecord, Millis, ProjectRecord, Snapshot, SourceRecord, now,
+};
+use crate::store::{LINK_IDENTITIES, LINKS, PROJECTS, Read, SOURCES, StoreError, Writer};
 
 /// Why a link could not be created, stored or updated.
 #[derive(Debug, thiserror::Error)]
@@ -68,10 +73,16 @@ pub enum LinksError {
     /// The link writer's task is gone, or its transaction failed (the detail).
     #[error("{0}")]
     Writer(String),
+    /// The source (named) changed again and again while the link was being created.
+    #[error("{0} changed while the link was being created; try again")]
+    SourceChanged(String),
+    /// The link's project does not exist (or no longer).
+    #[error(transparent)]
+    Project(#[from] crate::projects::ProjectError),
 }
 
 /// Whether a link's details are kept fresh, and if not, why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SyncState {
     /// The source is enabled and reads issue details.
@@ -107,7 +118,7 @@ impl SyncState {
 }
 
 /// A link on the wire.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct LinkView {
     /// Id.
     pub id: String,
@@ -227,10 +238,42 @@ impl KeyPatterns {
     }
 }
 
+/// Projects link creation found in the store: a creation in one of them reads it no more (the
+/// link writer checks it is still there when it stores the link).
+#[derive(Default)]
+pub struct KnownProjects(Mutex<HashSet<String>>);
+
+impl KnownProjects {
+    /// The most projects kept; the set starts over beyond it.
+    const MAX: usize = 10_000;
+
+    /// Refuses a project that does not exist ([`crate::projects::ProjectError::NotFound`]),
+    /// reading the store only for a project not seen before.
+    pub async fn check(&self, state: &AppState, project: &str) -> Result<(), LinksError> {
+        if self.0.lock().expect("projects lock").contains(project) {
+            return Ok(());
+        }
+        crate::projects::get(state, project).await?;
+        let mut known = self.0.lock().expect("projects lock");
+        if known.len() >= Self::MAX {
+            known.clear();
+        }
+        known.insert(project.to_string());
+        Ok(())
+    }
+
+    /// Forgets `project` (it is gone).
+    fn forget(&self, project: &str) {
+        self.0.lock().expect("projects lock").remove(project);
+    }
+}
+
 /// A link that passed every check and is ready to store.
 pub struct NewLink {
     /// The record.
     pub record: LinkRecord,
+    /// The source as the checks saw it: the link is stored only if it is still so.
+    pub source: Arc<SeenSource>,
 }
 
 /// Runs the checks for a new link, in order: the source exists, is enabled, is assigned to the
@@ -240,6 +283,10 @@ pub struct NewLink {
 ///
 /// The pattern is checked on the canonical key, after normalisation, so `proj-7` and a pasted
 /// issue URL pass a pattern like `^[A-Z]+-\d+$` once the plugin has made them `PROJ-7`.
+///
+/// The checks run against the source as creation last saw it (see [`crate::link_sources`]);
+/// a link that fails them there is checked again against the source as stored now, which
+/// alone decides a refusal.
 pub async fn prepare(
     state: &AppState,
     project: &str,
@@ -261,21 +308,38 @@ pub async fn prepare(
     if key.len() > 2048 {
         return Err(FieldError::new("key", "an issue key or URL is at most 2048 bytes").into());
     }
-    let (source, secrets) = match crate::sources::load_with_secrets(state, source_id).await {
-        Ok(found) => found,
+    if let Some(kept) = state.link_sources.kept(source_id)
+        && let Ok(link) = prepare_against(state, project, test_object, kept, key, who).await
+    {
+        return Ok(link);
+    }
+    let seen = match state.link_sources.load(state, source_id).await {
+        Ok(seen) => seen,
         Err(SourceError::NotFound(_)) => {
             return Err(LinksError::SourceNotFound(source_id.to_string()));
         }
         Err(e) => return Err(e.into()),
     };
+    prepare_against(state, project, test_object, seen, key, who).await
+}
+
+/// The checks of [`prepare`] (after those of its input) against the source `seen`.
+async fn prepare_against(
+    state: &AppState,
+    project: &str,
+    test_object: &str,
+    seen: Arc<SeenSource>,
+    key: &str,
+    who: &str,
+) -> Result<NewLink, LinksError> {
+    let (source, config, source_id) = (&seen.record, &seen.config, seen.id.as_str());
     if !source.enabled {
-        return Err(LinksError::SourceDisabled(source.display_name));
+        return Err(LinksError::SourceDisabled(source.display_name.clone()));
     }
     if !source.projects.includes(project) {
-        return Err(LinksError::SourceNotAssigned(source.display_name));
+        return Err(LinksError::SourceNotAssigned(source.display_name.clone()));
     }
-    let config = crate::sources::config(Some(source_id), &source, secrets);
-    let canonical = match state.plugins.normalize_key(&config, key).await {
+    let canonical = match state.plugins.normalize_key(config, key).await {
         Ok(k) => k,
         Err(PluginError::Provider(ProviderError::InvalidInput(message))) => {
             return Err(FieldError::new("key", message).into());
@@ -291,7 +355,7 @@ pub async fn prepare(
         )
         .into());
     }
-    let url = state.plugins.issue_url(&config, &canonical).await.ok();
+    let url = state.plugins.issue_url(config, &canonical).await.ok();
     let mut record = LinkRecord {
         project: project.to_string(),
         test_object: test_object.to_string(),
@@ -307,7 +371,7 @@ pub async fn prepare(
         event_version: None,
     };
     if source.capabilities.read_issue_details {
-        let status = crate::compat::status(&state.plugins, &source);
+        let status = crate::compat::status(&state.plugins, source);
         let fetched = match crate::sync::paused_until(state, source_id) {
             // The source does not fit the loaded plugin: nothing is asked of it.
             _ if status.reason().is_some() => Err(FetchError {
@@ -333,18 +397,25 @@ pub async fn prepare(
                     &config.provider,
                     "fetch-issue",
                     crate::metrics::Outcome::of_fetch,
-                    state.plugins.fetch_issue(&config, &canonical),
+                    state.plugins.fetch_issue(config, &canonical),
                 )
                 .await
                 .map_err(FetchError::from),
         };
         apply(&mut record, fetched, now());
     }
-    Ok(NewLink { record })
+    Ok(NewLink {
+        record,
+        source: seen,
+    })
 }
 
+/// How many times a creation is checked again when its source changed before it was stored.
+const CHANGED_SOURCE_RETRIES: usize = 2;
+
 /// Creates a link of `test_object` in `project` to the issue `key` of source `source_id`
-/// ([`prepare`], then stored by the [`LinkWriter`]); returns it as members see it.
+/// ([`prepare`], then stored by the [`LinkWriter`]); returns it as members see it. A source
+/// that changed between the checks and the commit has the checks run again on it as it is.
 pub async fn create(
     state: &AppState,
     project: &str,
@@ -353,15 +424,31 @@ pub async fn create(
     key: &str,
     who: &str,
 ) -> Result<LinkView, LinksError> {
-    let link = prepare(state, project, test_object, source_id, key, who).await?;
-    let id = new_id("lnk");
-    let record = link.record.clone();
-    let source = state.link_writer.insert(id.clone(), link).await?;
-    Ok(LinkView {
-        id,
-        sync_state: SyncState::of(source.as_ref()),
-        record,
-    })
+    state.known_projects.check(state, project).await?;
+    let mut retries = 0;
+    loop {
+        let link = prepare(state, project, test_object, source_id, key, who).await?;
+        let id = new_id("lnk");
+        let (record, source) = (link.record.clone(), link.source.clone());
+        match state.link_writer.insert(id.clone(), link).await {
+            Ok(()) => {
+                return Ok(LinkView {
+                    id,
+                    sync_state: SyncState::of(Some(&source.record)),
+                    record,
+                });
+            }
+            Err(LinksError::SourceChanged(_)) if retries < CHANGED_SOURCE_RETRIES => {
+                state.link_sources.forget(source_id);
+                retries += 1;
+            }
+            Err(e @ LinksError::Project(_)) => {
+                state.known_projects.forget(project);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Deletes link `id` of `project`.
@@ -411,7 +498,13 @@ pub async fn list(
             && filter.source_id.as_ref().is_none_or(|s| *s == l.source_id)
     })
     .await?;
-    Ok(paging::cut(views, page))
+    Ok(paging::cut(views, page, position))
+}
+
+/// Where a link stands in a list of links (oldest first): its creation time and id, what a
+/// cursor holds.
+pub fn position(view: &LinkView) -> Vec<String> {
+    vec![format!("{:020}", view.record.created_at), view.id.clone()]
 }
 
 /// The views of the links `keep` selects, oldest first, with their current URLs.
@@ -436,7 +529,7 @@ pub async fn load_views(
     let sources: HashMap<String, SourceRecord> = sources.into_iter().collect();
     let mut views = views(links, &sources);
     current_urls(state, &mut views, &sources).await;
-    views.sort_by_key(|v| v.record.created_at);
+    views.sort_by_cached_key(position);
     Ok(views)
 }
 
@@ -476,24 +569,11 @@ pub async fn create_url(
         .map_err(LinksError::Plugin)
 }
 
-/// Stores a prepared link; a duplicate is [`LinksError::Duplicate`].
-pub fn insert(w: &mut Writer, id: &str, link: &NewLink) -> Result<(), LinksError> {
-    let identity = link.record.identity();
-    if w.get::<String>(LINK_IDENTITIES, &identity)?.is_some() {
-        return Err(LinksError::Duplicate {
-            key: link.record.key.clone(),
-            test_object: link.record.test_object.clone(),
-        });
-    }
-    w.put(LINK_IDENTITIES, &identity, &id.to_string())?;
-    w.put(LINKS, id, &link.record)?;
-    Ok(())
-}
-
 /// Stores new links by group commit: creations arriving together share one durable write
-/// transaction, and each is acknowledged only after that transaction commits. A duplicate is
-/// refused on its own without failing the others; any other failure aborts the batch
-/// and every creation in it gets the error.
+/// transaction, and each is acknowledged only after that transaction commits. A duplicate, or
+/// a link whose source changed since its checks ([`LinksError::SourceChanged`]), is refused
+/// on its own without failing the others; any other failure aborts the batch and every
+/// creation in it gets the error.
 pub struct LinkWriter {
     queue: tokio::sync::mpsc::Sender<Pending>,
 }
@@ -501,7 +581,7 @@ pub struct LinkWriter {
 struct Pending {
     id: String,
     link: NewLink,
-    reply: tokio::sync::oneshot::Sender<Result<Option<SourceRecord>, LinksError>>,
+    reply: tokio::sync::oneshot::Sender<Result<(), LinksError>>,
 }
 
 /// The most links committed in one transaction.
@@ -524,20 +604,7 @@ impl LinkWriter {
                 let (replies, items): (Vec<_>, Vec<_>) =
                     group.into_iter().map(|p| (p.reply, (p.id, p.link))).unzip();
                 let outcome = store
-                    .write(move |w| {
-                        let mut results = Vec::with_capacity(items.len());
-                        for (id, link) in &items {
-                            results.push(match insert(w, id, link) {
-                                Ok(()) => Ok(w.get::<SourceRecord>(
-                                    crate::store::SOURCES,
-                                    &link.record.source_id,
-                                )?),
-                                Err(e @ LinksError::Duplicate { .. }) => Err(e),
-                                Err(e) => return Err(e),
-                            });
-                        }
-                        Ok::<_, LinksError>(results)
-                    })
+                    .write_additions(move |w| insert_group(w, &items))
                     .await;
                 match outcome {
                     Ok(results) => {
@@ -556,12 +623,8 @@ impl LinkWriter {
         LinkWriter { queue }
     }
 
-    /// Stores one link durably; returns its source as it is now (None if deleted meanwhile).
-    pub async fn insert(
-        &self,
-        id: String,
-        link: NewLink,
-    ) -> Result<Option<SourceRecord>, LinksError> {
+    /// Stores one link durably, if its source is still as its checks saw it.
+    pub async fn insert(&self, id: String, link: NewLink) -> Result<(), LinksError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.queue
             .send(Pending { id, link, reply })
@@ -571,6 +634,87 @@ impl LinkWriter {
             .await
             .map_err(|_| LinksError::Writer("the link writer dropped a request".into()))?
     }
+}
+
+/// Stores a group of links in one transaction (a statement for all their identities, one for
+/// all the links): each is refused alone when its project is gone, when its source changed
+/// since its checks (each project and source read once), or when a duplicate, of a stored link
+/// or of one before it in the group.
+fn insert_group(
+    w: &mut Writer,
+    items: &[(String, NewLink)],
+) -> Result<Vec<Result<(), LinksError>>, LinksError> {
+    let duplicate = |link: &NewLink| {
+        Err(LinksError::Duplicate {
+            key: link.record.key.clone(),
+            test_object: link.record.test_object.clone(),
+        })
+    };
+    // By the address of the source a link was checked against.
+    let mut unchanged: HashMap<usize, bool> = HashMap::new();
+    let mut projects: HashMap<&str, bool> = HashMap::new();
+    let mut results = Vec::with_capacity(items.len());
+    // Identity -> the link claiming it first.
+    let mut claims: HashMap<String, usize> = HashMap::new();
+    let mut identities = Vec::new();
+    for (n, (id, link)) in items.iter().enumerate() {
+        let seen = Arc::as_ptr(&link.source) as usize;
+        let still = match unchanged.get(&seen) {
+            Some(still) => *still,
+            None => {
+                let still = link.source.unchanged(w)?;
+                unchanged.insert(seen, still);
+                still
+            }
+        };
+        let project = link.record.project.as_str();
+        let project_exists = match projects.get(project) {
+            Some(exists) => *exists,
+            None => {
+                let exists = w.get::<ProjectRecord>(PROJECTS, project)?.is_some();
+                projects.insert(project, exists);
+                exists
+            }
+        };
+        let identity = link.record.identity();
+        results.push(if !project_exists {
+            let gone = crate::projects::ProjectError::NotFound(project.to_string());
+            Err(LinksError::Project(gone))
+        } else if !still {
+            let name = link.source.record.display_name.clone();
+            Err(LinksError::SourceChanged(name))
+        } else {
+            match claims.entry(identity) {
+                Entry::Occupied(_) => duplicate(link),
+                Entry::Vacant(free) => {
+                    identities.push((free.key().clone(), json_bytes(id)));
+                    free.insert(n);
+                    Ok(())
+                }
+            }
+        });
+    }
+    let stored: HashSet<String> = w
+        .insert_new(LINK_IDENTITIES, &identities)?
+        .into_iter()
+        .map(|(identity, _)| identity)
+        .collect();
+    let mut records = Vec::with_capacity(claims.len());
+    for (identity, n) in claims {
+        let (id, link) = &items[n];
+        if stored.contains(&identity) {
+            records.push((id.clone(), json_bytes(&link.record)));
+        } else {
+            results[n] = duplicate(link);
+        }
+    }
+    w.put_all(LINKS, &records)?;
+    Ok(results)
+}
+
+/// A record as stored.
+fn json_bytes(record: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(record).expect("records serialize")
 }
 
 /// Removes a link and its identity.

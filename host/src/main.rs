@@ -1,6 +1,7 @@
 //! The `integration-host` binary: configuration (flags > environment > config file >
 //! defaults, see `host::config`), logging, then one of the subcommands (`serve`, `check`,
-//! `rotate-key`, `export`, `import`). Everything else lives in the library.
+//! `rotate-key`, `export`, `import`, `migrate`, `new-plugin`, `dev`). Everything else lives in
+//! the library.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use host::app::{AppState, router};
 use host::config::{Config, LogFormat, Settings};
 use host::plugin::PluginHost;
+use host::plugin_registry::signatures::SigningPolicy;
 use host::store::Store;
 
 /// Integration sources: connect test management to issue trackers through sandboxed plugins.
@@ -70,6 +72,31 @@ enum Command {
     /// Makes a ready provider plugin project in a new directory, from the template embedded in
     /// this binary, with its README saying how to build and check it.
     NewPlugin(NewPluginArgs),
+    /// Runs a plugin project against a local host while you work on it: every new build of its
+    /// plugin file is checked (PASS/FAIL lines, as `check` prints them) and swapped into a host
+    /// served with the admin page and a fresh admin token. Ctrl-C stops it; the host's data is
+    /// temporary.
+    Dev(DevArgs),
+}
+
+#[derive(clap::Args)]
+struct DevArgs {
+    /// The plugin project's directory (with its Cargo.toml, package.json or pyproject.toml).
+    dir: PathBuf,
+    /// The plugin file the project's build writes [default: found from the project's kind].
+    #[arg(long, value_name = "PATH")]
+    wasm: Option<PathBuf>,
+    /// Recorded tracker answers (JSON) for the checks' stand-in, as `check --fixtures`
+    /// [default: DIR/fixtures.json when there is one].
+    #[arg(long, value_name = "FILE")]
+    fixtures: Option<PathBuf>,
+    /// Also run the project's build command (cargo, `npm run build`, componentize-py) at the
+    /// start and whenever a source file changes.
+    #[arg(long)]
+    build: bool,
+    /// Address the local host listens on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -188,8 +215,13 @@ impl ServeArgs {
 async fn main() -> anyhow::Result<()> {
     let cli = parse_cli();
     let config = host::config::resolve(&cli.settings)?;
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // `dev` talks to a person at the terminal: its own lines, and only the log's warnings.
+    let default_level = match cli.command {
+        Some(Command::Dev(_)) => "warn",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_level.into());
     match config.log_format {
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
         LogFormat::Json => tracing_subscriber::fmt()
@@ -229,11 +261,17 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(args) => migrate(&config, args).await,
         Command::NewPlugin(args) => new_plugin(args),
+        Command::Dev(args) => dev(&config, args).await,
     }
 }
 
-/// The subcommands that take none of the service's options (`NOT_FOR_CHECK`).
-const WITHOUT_SERVICE_OPTIONS: &[&str] = &["check", "new-plugin"];
+/// The subcommands that take none of the service's options (`NOT_FOR_CHECK`; `dev` has its own
+/// `--listen`).
+const WITHOUT_SERVICE_OPTIONS: &[&str] = &["check", "new-plugin", "dev"];
+
+/// The subcommand that takes none of the configuration options: its `--help` hides them, and
+/// one given after it is refused.
+const WITHOUT_ANY_OPTIONS: &str = "new-plugin";
 
 /// The service's options that `check` does not use (ids of `Settings` fields): given to every
 /// subcommand but those `WITHOUT_SERVICE_OPTIONS`, so `check --help` lists only what applies
@@ -249,6 +287,8 @@ const NOT_FOR_CHECK: &[&str] = &[
     "body_timeout",
     "database_url",
     "database_pool_size",
+    "trusted_plugin_keys",
+    "require_signed_plugins",
 ];
 
 /// The command line: the configuration options go before or after any subcommand
@@ -279,9 +319,25 @@ fn cli_command(env: bool) -> clap::Command {
         .map(|sub| sub.get_name().to_string())
         .filter(|name| !WITHOUT_SERVICE_OPTIONS.contains(&name.as_str()))
         .collect();
-    others.into_iter().fold(command, |command, name| {
+    let mut command = others.into_iter().fold(command, |command, name| {
         command.mut_subcommand(name, |sub| sub.args(service.clone()))
+    });
+    // Built now, so that the global options are copied into the subcommands and can be
+    // changed there.
+    command.build();
+    command.mut_subcommand(WITHOUT_ANY_OPTIONS, |sub| {
+        sub.mut_args(|arg| match arg.is_global_set() {
+            true => arg.hide(true).env(None).value_parser(refused),
+            false => arg,
+        })
     })
+}
+
+/// The value parser of an option a subcommand does not take.
+fn refused(_: &str) -> Result<String, String> {
+    Err(format!(
+        "{WITHOUT_ANY_OPTIONS} takes no configuration options"
+    ))
 }
 
 /// Parses the command line: a flag after the subcommand wins over one before it, and either
@@ -317,6 +373,71 @@ fn new_plugin(args: NewPluginArgs) -> anyhow::Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// The vendor's loop (`host::dev`): a local host on a temporary data directory, with the
+/// plugin project's builds checked and swapped in, until Ctrl-C.
+async fn dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
+    let project =
+        host::dev::Project::find(&args.dir, args.wasm.as_deref()).map_err(anyhow::Error::msg)?;
+    let fixtures = (args.fixtures.clone())
+        .or_else(|| Some(args.dir.join("fixtures.json")).filter(|f| f.is_file()));
+    let fixtures = (fixtures.as_deref())
+        .map(host::plugin::check::Fixtures::load)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let data = tempfile::Builder::new()
+        .prefix("integration-host-dev-")
+        .tempdir()
+        .context("cannot create a temporary data directory")?;
+    let (state, token) = dev_host(config, data.path()).await?;
+    let listen = args.listen.unwrap_or(config.listen);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (choose another with --listen)"))?;
+    let addr = listener.local_addr()?;
+    if let Some(token) = token {
+        println!("Admin token (shown once, keep it): {token}");
+    }
+    println!("Integration sources is running: open http://{addr}/");
+    println!("Data (deleted at exit): {}", data.path().display());
+    println!(
+        "Watching {} for new builds; Ctrl-C stops.",
+        project.wasm.display()
+    );
+    let options = host::dev::DevOptions {
+        check: host::plugin::check::CheckOptions {
+            limits: config.limits.clone(),
+            cache_dir: Some(data.path().join("compile-cache")),
+            fixtures,
+            ..Default::default()
+        },
+        build: args.build,
+        every: std::time::Duration::from_millis(500),
+    };
+    let watcher = tokio::spawn(host::dev::run(state.clone(), project, options));
+    host::api::server::serve(listener, router(state), config.http, shutdown_signal()).await;
+    watcher.abort();
+    println!("Stopped.");
+    Ok(())
+}
+
+/// `dev`'s local host on `data`: a new store and admin token (returned), no plugin yet, the
+/// sync worker running. Sources made in its page may reach trackers on this machine.
+async fn dev_host(
+    config: &Config,
+    data: &std::path::Path,
+) -> anyhow::Result<(AppState, Option<String>)> {
+    let store = Store::open(&data.join("integration.redb")).context("opening the database")?;
+    let key = host::keys::unlock(&store, &data.join("master.key")).await?;
+    let plugins = Arc::new(
+        PluginHost::new(config.limits.clone(), Some(data.join("compile-cache")))?
+            .allow_loopback_targets(true)?,
+    );
+    let token = host::tokens::bootstrap_admin(&store, None).await?;
+    let state = AppState::new(store, plugins, key, data.join("plugins"));
+    tokio::spawn(host::sync::run(state.clone(), config.sync_interval));
+    Ok((state, token))
 }
 
 /// Connects to the PostgreSQL database if one is configured; else opens the redb file,
@@ -383,6 +504,7 @@ async fn import(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
     let store = open_store(config).await?;
     let key = host::keys::unlock(&store, &config.master_key_file).await?;
     let plugins = PluginHost::new(config.limits.clone(), Some(config.compile_cache()))?;
+    plugins.set_signing(signing_policy(config)?);
     for (path, result) in plugins.load_dir(&config.plugins_dir).await {
         if let Err(e) = result {
             tracing::warn!(path = %path.display(), error = %e, "plugin not loaded");
@@ -451,6 +573,16 @@ async fn check(config: &Config, args: CheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The operator's plugin signing policy: the trusted keys read, or an error naming the file.
+fn signing_policy(config: &Config) -> anyhow::Result<SigningPolicy> {
+    let keys = config.trusted_plugin_keys.as_deref();
+    let policy = SigningPolicy::load(keys, config.require_signed_plugins)?;
+    for key in policy.keys() {
+        tracing::info!(key = %key.name(), key_id = %key.id(), "trusted plugin signing key");
+    }
+    Ok(policy)
+}
+
 async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let plugins_dir = &config.plugins_dir;
     let store = open_store(config).await?;
@@ -462,6 +594,7 @@ async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
             .bounded_compile_cache(),
     );
     host::plugin_registry::settings::apply_stored(&store, &plugins).await?;
+    plugins.set_signing(signing_policy(config)?);
     let loaded = plugins.load_dir(plugins_dir).await;
     plugins.prune_compile_cache();
     let ok = loaded.iter().filter(|(_, r)| r.is_ok()).count();

@@ -1,7 +1,10 @@
 //! In-memory operational figures: Prometheus counters for `/metrics` and per-source health for
 //! `GET /api/v1/sources/{id}/health`.
 //!
-//! Nothing here is persisted: the figures describe this process since it started. Every plugin
+//! The counters describe this process since it started. A source's health is shared: every
+//! replica on the database (and a restarted process) shows the same, because each records its
+//! calls in memory and `crate::health_store` merges them into the database every half second
+//! (one write for all sources, not one per call). Every plugin
 //! call made on behalf of a source (connection test, issue fetches) goes through ONE function,
 //! [`Metrics::record_call`], which updates both the provider counters and the latency
 //! histogram and that source's [`Health`]. HTTP requests are counted by `api::metrics::track_http`, a
@@ -17,7 +20,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::plugin::{Headroom, Issue, PluginError, ProviderError};
 use crate::store::records::{Millis, now};
@@ -136,7 +140,7 @@ fn key_level(e: &ProviderError) -> bool {
 }
 
 /// The last error of a source.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct LastError {
     /// The error code.
     pub code: String,
@@ -148,7 +152,7 @@ pub struct LastError {
 
 /// What is known of a source's rate limit: the headroom its tracker announces in response
 /// headers, and the last time it told us to wait.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct RateLimit {
     /// Requests left in the tracker's current window, as its latest response said.
     pub remaining: Option<u64>,
@@ -190,7 +194,7 @@ impl RateLimit {
 }
 
 /// The health of one source, as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Health {
     /// `unknown` (no call yet), `ok`, `degraded` (errors in the window, last call fine),
     /// `failing` (the last call failed) or `rate-limited` (told to wait, still waiting).
@@ -211,18 +215,108 @@ pub struct Health {
     pub rate_limit: Option<RateLimit>,
 }
 
-#[derive(Default)]
-struct SourceHealth {
+/// What is recorded of a source's calls: the stored record of its health (table `health`),
+/// and the changes a replica has not stored yet (merged into it with [`SourceHealth::merge`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SourceHealth {
     calls: u64,
     last_success_at: Option<Millis>,
     last_error: Option<LastError>,
     last_failed: bool,
+    /// When the last call ended (decides `last_failed` when replicas' calls are merged).
+    last_call_at: Option<Millis>,
+    /// Whether each of the last calls failed (merged in the order replicas store them).
     window: VecDeque<bool>,
     rate_limit: Option<(u32, Millis)>,
+    /// The headroom the source's tracker last announced, to whichever replica.
+    headroom: Option<Headroom>,
+    /// When the source's headroom was forgotten (it now points at another account): any
+    /// headroom reported before then is dropped.
+    headroom_forgotten_at: Option<Millis>,
 }
 
 impl SourceHealth {
+    /// Adds one call that ended at `at` with `outcome`.
+    fn apply(&mut self, at: Millis, outcome: &Outcome) {
+        self.calls += 1;
+        let failed = matches!(outcome, Outcome::Failed { .. });
+        self.push_window(failed);
+        self.last_failed = failed;
+        self.last_call_at = Some(at);
+        match outcome {
+            Outcome::Ok | Outcome::KeyError { .. } => self.last_success_at = Some(at),
+            Outcome::Failed {
+                code,
+                message,
+                retry_after_secs,
+                ..
+            } => {
+                self.last_error = Some(LastError {
+                    code: (*code).to_string(),
+                    message: message.chars().take(MAX_MESSAGE).collect(),
+                    at,
+                });
+                if let Some(secs) = retry_after_secs {
+                    self.rate_limit = Some((*secs, at + u64::from(*secs) * 1000));
+                }
+            }
+        }
+    }
+
+    fn push_window(&mut self, failed: bool) {
+        if self.window.len() == HEALTH_WINDOW {
+            self.window.pop_front();
+        }
+        self.window.push_back(failed);
+    }
+
+    /// Adds `later`, the calls recorded (by any replica) after those in `self`.
+    pub fn merge(&mut self, later: &SourceHealth) {
+        self.calls += later.calls;
+        later
+            .window
+            .iter()
+            .for_each(|failed| self.push_window(*failed));
+        if later.last_call_at >= self.last_call_at && later.calls > 0 {
+            self.last_failed = later.last_failed;
+            self.last_call_at = later.last_call_at;
+        }
+        self.last_success_at = self.last_success_at.max(later.last_success_at);
+        if later.last_error.as_ref().map(|e| e.at) > self.last_error.as_ref().map(|e| e.at) {
+            self.last_error = later.last_error.clone();
+        }
+        if later.rate_limit.map(|(_, until)| until) > self.rate_limit.map(|(_, until)| until) {
+            self.rate_limit = later.rate_limit;
+        }
+        self.headroom_forgotten_at = self.headroom_forgotten_at.max(later.headroom_forgotten_at);
+        self.headroom = self.newest_headroom(later.headroom);
+    }
+
+    /// The newer of the kept headroom and `other`, unless reported before it was forgotten.
+    fn newest_headroom(&self, other: Option<Headroom>) -> Option<Headroom> {
+        let newest = match (self.headroom, other) {
+            (Some(a), Some(b)) => Some(if b.reported_at > a.reported_at { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        newest.filter(|h| {
+            self.headroom_forgotten_at
+                .is_none_or(|forgotten| h.reported_at > forgotten)
+        })
+    }
+
+    /// Keeps `headroom` (what this replica's tracker responses said) if it is the newest.
+    pub fn note_headroom(&mut self, headroom: Option<Headroom>) {
+        self.headroom = self.newest_headroom(headroom);
+    }
+
+    fn forget_headroom(&mut self, at: Millis) {
+        self.headroom = None;
+        self.headroom_forgotten_at = Some(at);
+    }
+
     fn view(&self, at: Millis, headroom: Option<Headroom>) -> Health {
+        let headroom = self.newest_headroom(headroom);
         let window_errors = self.window.iter().filter(|failed| **failed).count();
         let paused_until = self.paused_until(at, headroom);
         let rate_limit = (headroom.is_some() || self.rate_limit.is_some())
@@ -261,6 +355,7 @@ impl SourceHealth {
     /// the reset of its window. Trackers round resets (Jira's `X-RateLimit-Reset` is to the
     /// minute), so a reset already past never shortens a `Retry-After`.
     fn paused_until(&self, at: Millis, headroom: Option<Headroom>) -> Option<Millis> {
+        let headroom = self.newest_headroom(headroom);
         let told = self.rate_limit.and_then(|(secs, until)| {
             let told_at = until - u64::from(secs) * 1000;
             let waiting = at < until && self.last_success_at.is_none_or(|ok| ok < told_at);
@@ -287,8 +382,11 @@ pub struct Metrics {
     calls: Mutex<BTreeMap<(String, &'static str, &'static str), u64>>,
     /// provider -> call latency.
     latency: Mutex<BTreeMap<String, Histogram>>,
-    /// source id -> health.
+    /// source id -> health: as stored at the last exchange with the database, plus the calls
+    /// recorded here since.
     health: Mutex<HashMap<String, SourceHealth>>,
+    /// source id -> the calls recorded here and not stored yet (see `crate::health_store`).
+    pending: Mutex<HashMap<String, SourceHealth>>,
     /// Sources due in the last sync pass.
     sync_due: AtomicU64,
     /// Sync passes run.
@@ -328,31 +426,11 @@ impl Metrics {
         let Some(source_id) = source_id else { return };
         let at = now();
         let mut health = lock(&self.health);
-        let h = health.entry(source_id.to_string()).or_default();
-        h.calls += 1;
-        let failed = matches!(outcome, Outcome::Failed { .. });
-        if h.window.len() == HEALTH_WINDOW {
-            h.window.pop_front();
-        }
-        h.window.push_back(failed);
-        h.last_failed = failed;
-        match outcome {
-            Outcome::Ok | Outcome::KeyError { .. } => h.last_success_at = Some(at),
-            Outcome::Failed {
-                code,
-                message,
-                retry_after_secs,
-                ..
-            } => {
-                h.last_error = Some(LastError {
-                    code: (*code).to_string(),
-                    message: message.chars().take(MAX_MESSAGE).collect(),
-                    at,
-                });
-                if let Some(secs) = retry_after_secs {
-                    h.rate_limit = Some((*secs, at + u64::from(*secs) * 1000));
-                }
-            }
+        let mut pending = lock(&self.pending);
+        for h in [&mut health, &mut pending] {
+            h.entry(source_id.to_string())
+                .or_default()
+                .apply(at, outcome);
         }
     }
 
@@ -431,6 +509,47 @@ impl Metrics {
     /// Forgets a deleted source's health.
     pub fn forget(&self, source_id: &str) {
         lock(&self.health).remove(source_id);
+        lock(&self.pending).remove(source_id);
+    }
+
+    /// Forgets the headroom a source's tracker announced (it now points at another tracker
+    /// or account), here and, at the next exchange, in the database.
+    pub fn forget_headroom(&self, source_id: &str) {
+        let at = now();
+        let mut health = lock(&self.health);
+        let mut pending = lock(&self.pending);
+        for h in [&mut health, &mut pending] {
+            h.entry(source_id.to_string())
+                .or_default()
+                .forget_headroom(at);
+        }
+    }
+
+    /// Takes the health changes recorded since the last call, to be stored.
+    pub fn take_pending(&self) -> HashMap<String, SourceHealth> {
+        std::mem::take(&mut *lock(&self.pending))
+    }
+
+    /// Puts back changes [`Metrics::take_pending`] took that could not be stored.
+    pub fn restore_pending(&self, changes: HashMap<String, SourceHealth>) {
+        let mut pending = lock(&self.pending);
+        for (id, mut change) in changes {
+            if let Some(later) = pending.remove(&id) {
+                change.merge(&later);
+            }
+            pending.insert(id, change);
+        }
+    }
+
+    /// Replaces every source's health by what the database holds, plus the changes recorded
+    /// here since they were taken for storing.
+    pub fn replace_health(&self, stored: Vec<(String, SourceHealth)>) {
+        let mut health = lock(&self.health);
+        let pending = lock(&self.pending);
+        *health = stored.into_iter().collect();
+        for (id, change) in pending.iter() {
+            health.entry(id.clone()).or_default().merge(change);
+        }
     }
 
     /// Counts one HTTP request.

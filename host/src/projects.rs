@@ -120,7 +120,7 @@ pub async fn delete(state: &AppState, who: &str, id: &str) -> Result<(), Project
                     && ids.contains(&id)
                 {
                     ids.retain(|p| *p != id);
-                    source.updated_at = now();
+                    source.updated_at = crate::sources::next_version(source.updated_at);
                     w.put(SOURCES, &source_id, &source)?;
                     // The source's own history shows the reassignment too.
                     audit(

@@ -6,7 +6,9 @@
 //! digest); every [`SHARE_EVERY`] each replica compares the digests there with what it serves
 //! and installs a new one as an upload of its own (compiled and checked, saved to its plugins
 //! directory, swapped in: calls in flight finish on the old version), at once when the upload
-//! is announced (PostgreSQL's LISTEN/NOTIFY), else at the next round of polling.
+//! is announced (PostgreSQL's LISTEN/NOTIFY), else at the next round of polling. A removal
+//! (`DELETE /plugins/{id}`) is stored and announced the same way, as the removed digest: a
+//! replica serving that version removes it (and its file) too.
 //!
 //! Pauses: every [`SHARE_EVERY`], each replica publishes the pauses it observed (a `429` with
 //! `Retry-After`, a window with no request left) and takes in those of the others, which
@@ -67,11 +69,16 @@ async fn next_upload(uploads: &mut Option<Uploads>) -> Option<String> {
     }
 }
 
-/// Stores an upload this replica accepted, for the others to install.
-pub async fn publish_upload(state: &AppState, plugin: &LoadedPlugin, wasm: &[u8]) {
+/// Stores an upload this replica accepted, with its signature, for the others to install.
+pub async fn publish_upload(
+    state: &AppState,
+    plugin: &LoadedPlugin,
+    wasm: &[u8],
+    signature: Option<&str>,
+) {
     let published = state
         .store
-        .publish_plugin(&plugin.info.id, &plugin.digest, wasm)
+        .publish_plugin(&plugin.info.id, &plugin.digest, wasm, signature)
         .await;
     if let Err(e) = published {
         tracing::error!(plugin = %plugin.info.id, error = %e, "the upload serves on this replica only: it could not be stored for the others");
@@ -84,19 +91,26 @@ pub async fn follow_uploads(
     state: &AppState,
     refused: &mut HashSet<String>,
 ) -> Result<(), crate::store::StoreError> {
-    for (id, digest) in state.store.plugin_digests().await? {
+    for (id, digest, removed) in state.store.plugin_digests().await? {
         let serving = state.plugins.get(&id).is_ok_and(|p| p.digest == digest);
+        if removed {
+            if serving {
+                follow_removal(state, &id, &digest).await;
+            }
+            continue;
+        }
         if serving || refused.contains(&digest) {
             continue;
         }
-        let Some(wasm) = state.store.plugin_binary(&id, &digest).await? else {
+        let Some((wasm, signature)) = state.store.plugin_binary(&id, &digest).await? else {
             continue; // replaced meanwhile: the next round takes the newer one
         };
         // The replica that took the upload checked it against the sources (or was told to
-        // force it): this one installs it as it is.
+        // force it): this one installs it as it is, its signature checked again here.
         let no_check = |_: &crate::plugin::ProviderInfo| Vec::new();
+        let (dir, signature) = (&state.plugins_dir, signature.as_deref());
         match (state.plugins)
-            .upload(&id, &wasm, &state.plugins_dir, no_check, false)
+            .upload_signed(&id, &wasm, signature, dir, no_check, false)
             .await
         {
             Ok(swap) => {
@@ -109,6 +123,30 @@ pub async fn follow_uploads(
         }
     }
     Ok(())
+}
+
+/// Stores a removal this replica made, for the others to follow.
+pub async fn publish_removal(state: &AppState, plugin: &LoadedPlugin) {
+    let published = state
+        .store
+        .publish_removal(&plugin.info.id, &plugin.digest)
+        .await;
+    if let Err(e) = published {
+        tracing::error!(plugin = %plugin.info.id, error = %e, "the plugin is removed from this replica only: the removal could not be stored for the others");
+    }
+}
+
+/// Removes version `digest` of provider `id`, which another replica removed (a version loaded
+/// since, from the plugins directory or an upload, has another digest and stays).
+async fn follow_removal(state: &AppState, id: &str, digest: &str) {
+    match state.plugins.unload(id, &state.plugins_dir).await {
+        Ok(_) => {
+            tracing::info!(plugin = %id, %digest, "plugin removed on another replica removed here")
+        }
+        Err(e) => {
+            tracing::warn!(plugin = %id, %digest, error = %e, "plugin removed on another replica: its file could not be deleted here")
+        }
+    }
 }
 
 /// One exchange: publishes this replica's pauses, keeps everyone's.

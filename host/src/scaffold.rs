@@ -1,6 +1,7 @@
 //! `integration-host new-plugin`: a ready provider project in any directory, from the
-//! template embedded in the binary (`docs/plugin-template`), with the provider id and name
-//! replaced and a README saying how to build and check it.
+//! template embedded in the binary (`docs/plugin-template`, or the Python or JavaScript
+//! example), with the provider id and name replaced and a README saying how to build and check
+//! it.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,13 @@ pub enum Lang {
     Rust,
     /// Python, built with componentize-py (`examples/redmine-py`, against the contract 1.0).
     Python,
+    /// JavaScript, built with componentize-js (`examples/redmine-js`, against the contract 1.0).
+    Js,
 }
+
+/// The componentize-js version a JavaScript project pins: the one `scripts/build-plugins.sh`
+/// builds the example with.
+pub const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
 
 /// The template's files, as `(path in the project, text)`.
 const RUST_FILES: &[(&str, &str)] = &[
@@ -62,6 +69,29 @@ const PYTHON_FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The JavaScript example's files, with the contract it builds against (package.json and the
+/// README are written by [`package_json`] and [`readme`]).
+const JS_FILES: &[(&str, &str)] = &[
+    ("app.js", include_str!("../../examples/redmine-js/app.js")),
+    (
+        "fixtures.json",
+        include_str!("../../examples/redmine-js/fixtures.json"),
+    ),
+    (
+        "wit/world.wit",
+        include_str!("../../plugins/sdk/wit/provider/v1.0/world.wit"),
+    ),
+    (
+        "wit/types.wit",
+        include_str!("../../plugins/sdk/wit/provider/v1.0/types.wit"),
+    ),
+    (
+        "wit/host.wit",
+        include_str!("../../plugins/sdk/wit/provider/v1.0/host.wit"),
+    ),
+    (".gitignore", "node_modules/\n*.wasm\n"),
+];
+
 /// The SDK dependency line of the template, replaced in a new project.
 const SDK_DEPENDENCY: &str =
     r#"testorchestrator-provider-sdk = { version = "0.1.0", path = "../../plugins/sdk" }"#;
@@ -110,7 +140,9 @@ pub fn create(
         Lang::Python => PYTHON_FILES
             .iter()
             .map(|(path, text)| (path.to_string(), python_file(text, name)))
+            .chain([("pyproject.toml".into(), pyproject(name))])
             .collect(),
+        Lang::Js => js_files(name),
     };
     files.push(("README.md".into(), readme(name, lang)));
     let mut written = Vec::new();
@@ -151,6 +183,52 @@ fn python_file(text: &str, name: &str) -> String {
         .replace("name=\"Redmine\"", &format!("name={:?}", title(name)))
 }
 
+/// A Python project's `pyproject.toml`: its name, which names the built `NAME.wasm` (what
+/// `integration-host dev` watches).
+fn pyproject(name: &str) -> String {
+    format!(
+        "# Build: componentize-py -d wit -w provider componentize app -o {name}.wasm\n\
+         [project]\nname = {name:?}\nversion = \"0.1.0\"\n"
+    )
+}
+
+/// The JavaScript example's files with the provider's id and name put in, and its
+/// `package.json`.
+fn js_files(name: &str) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = JS_FILES
+        .iter()
+        .map(|(path, text)| {
+            let text = text
+                .replace("id: 'redmine'", &format!("id: {name:?}"))
+                .replace("name: 'Redmine'", &format!("name: {:?}", title(name)));
+            (path.to_string(), text)
+        })
+        .collect();
+    files.push(("package.json".into(), package_json(name)));
+    files
+}
+
+/// A JavaScript project's `package.json`: componentize-js pinned, and `npm run build` writing
+/// `NAME.wasm` without the `http` and `fetch-event` WASI features (the host grants no
+/// `wasi:http`: a plugin reaches the network only through the contract's `http` import).
+fn package_json(name: &str) -> String {
+    format!(
+        r#"{{
+  "name": "{name}",
+  "version": "0.1.0",
+  "private": true,
+  "type": "module",
+  "scripts": {{
+    "build": "componentize-js app.js --wit wit --world-name provider --disable http --disable fetch-event -o {name}.wasm"
+  }},
+  "devDependencies": {{
+    "@bytecodealliance/componentize-js": "{COMPONENTIZE_JS_VERSION}"
+  }}
+}}
+"#
+    )
+}
+
 /// `acme-tracker` -> `Acme Tracker`.
 fn title(name: &str) -> String {
     name.split('-')
@@ -188,6 +266,16 @@ fn readme(name: &str, lang: Lang) -> String {
             format!("{name}.wasm"),
             " --max-plugin-bytes 67108864",
         ),
+        Lang::Js => (
+            "`app.js` starts as the Redmine example: change the requests and the answers' \
+             shapes to your tracker's, and `fixtures.json` to its recorded answers. `wit/` is \
+             the contract (1.0) it is built against.",
+            "Build (needs Node.js 20 or newer and npm):\n\n```sh\n\
+             npm install\nnpm run build\n```"
+                .to_string(),
+            format!("{name}.wasm"),
+            " --fixtures fixtures.json",
+        ),
     };
     format!(
         "# {title} provider plugin\n\n\
@@ -196,6 +284,9 @@ fn readme(name: &str, lang: Lang) -> String {
          ```sh\n\
          integration-host check {wasm}{flags}\n\
          ```\n\n\
+         While you work, `integration-host dev .` checks every new build the same way and \
+         serves it in a local host with the admin page, to try it there (`--build` also \
+         rebuilds when you save a source file).\n\n\
          Then upload it: `PUT /api/v1/plugins/{name}` with the `.wasm` file \
          (`Content-Type: application/wasm`).\n",
         title = title(name),
@@ -235,6 +326,56 @@ mod tests {
         assert!(dir.path().join("wit/world.wit").is_file());
         let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
         assert!(readme.contains("componentize-py -d wit"), "{readme}");
+    }
+
+    #[test]
+    fn a_js_project_gets_its_id_name_contract_and_pinned_build() {
+        let dir = tempfile::tempdir().unwrap();
+        create("you-track", Lang::Js, dir.path(), None).unwrap();
+        let app = std::fs::read_to_string(dir.path().join("app.js")).unwrap();
+        assert!(app.contains("id: \"you-track\"") && app.contains("name: \"You Track\""));
+        assert!(dir.path().join("wit/world.wit").is_file());
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("package.json")).unwrap(),
+        )
+        .unwrap();
+        let build = manifest["scripts"]["build"].as_str().unwrap();
+        assert!(
+            build.contains("--disable http --disable fetch-event -o you-track.wasm"),
+            "{build}"
+        );
+        let pinned = &manifest["devDependencies"]["@bytecodealliance/componentize-js"];
+        assert_eq!(pinned, COMPONENTIZE_JS_VERSION);
+        // The version the repository's own example is built with.
+        let script = include_str!("../../scripts/build-plugins.sh");
+        assert!(
+            script.contains(&format!(
+                "COMPONENTIZE_JS_VERSION={COMPONENTIZE_JS_VERSION}\n"
+            )),
+            "scripts/build-plugins.sh pins another componentize-js"
+        );
+        let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
+        assert!(readme.contains("npm run build"), "{readme}");
+    }
+
+    #[test]
+    fn dev_finds_the_plugin_file_each_project_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        for (lang, wasm) in [
+            (
+                Lang::Rust,
+                "target/wasm32-wasip2/release/you_track_plugin.wasm",
+            ),
+            (Lang::Python, "you-track.wasm"),
+            (Lang::Js, "you-track.wasm"),
+        ] {
+            let project = dir.path().join(format!("{lang:?}"));
+            create("you-track", lang, &project, None).unwrap();
+            let found = crate::dev::Project::find(&project, None).unwrap();
+            assert_eq!(found.wasm, project.join(wasm), "{lang:?}");
+            let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+            assert!(readme.contains(wasm), "{lang:?}: {readme}");
+        }
     }
 
     #[test]

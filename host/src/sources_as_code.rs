@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -100,7 +101,7 @@ pub enum References {
 pub const MAX_IMPORT_BYTES: usize = 1 << 20;
 
 /// What an import did, by display name.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ImportReport {
     /// Sources that did not exist and were created.
     pub created: Vec<String>,
@@ -198,7 +199,7 @@ fn render(
         out.insert(
             "projects".into(),
             match &record.projects {
-                ProjectAssignment::All => toml::Value::String("all".into()),
+                ProjectAssignment::All {} => toml::Value::String("all".into()),
                 ProjectAssignment::Specific { ids } => toml::Value::Array(
                     ids.iter()
                         .filter_map(|id| projects.get(id))
@@ -416,6 +417,7 @@ pub async fn import_or_preview(
                             .map_err(|e| at_source(&entry, e))?;
                         crate::webhooks::settings::keep(&current, &stored, &mut record, &mut secrets);
                         record.created_at = current.created_at;
+                        record.updated_at = crate::sources::next_version(current.updated_at);
                         record.last_test = kept_test(&current, &record, &stored, &secrets);
                         let same = SourceRecord {
                             updated_at: current.updated_at,

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -32,6 +33,13 @@ pub enum SyncError {
     /// The links' source does not sync (disabled, deleted, or without "Read issue details").
     #[error("nothing to refresh: {}", not_syncing_reason(*.0))]
     NotSyncing(SyncState),
+    /// Another replica (or task) is fetching this source's issues now and did not finish
+    /// within [`REFRESH_WAIT`]: nothing was sent.
+    #[error(
+        "the links of this source are being refreshed now (a sync is running); they will be \
+         fresh when it ends: try again in a few seconds"
+    )]
+    Busy,
     /// The source no longer fits its loaded plugin: nothing was asked of it.
     #[error(transparent)]
     Incompatible(crate::compat::Incompatible),
@@ -58,11 +66,15 @@ const SOURCE_CONCURRENCY: usize = 4;
 /// How long a replica's lease on a source lasts while it syncs it (see [`take_sync_lease`]).
 pub const SYNC_LEASE: Duration = Duration::from_secs(300);
 
+/// How long a manual refresh waits for a sync of the same source (on any replica) to end
+/// before it answers [`SyncError::Busy`].
+pub const REFRESH_WAIT: Duration = Duration::from_secs(5);
+
 /// The longest back-off after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// What one refresh of a source did.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct RefreshReport {
     /// Links whose issue was fetched successfully.
     pub refreshed: usize,
@@ -178,12 +190,16 @@ pub async fn pass(
             if !take_sync_lease(&state, &id, SYNC_LEASE).await {
                 return;
             }
-            let report = refresh_links(&state, &id, links).await;
+            let report = refresh_exclusively(&state, &id, links, Duration::ZERO).await;
             match &report {
                 Ok(r) => tracing::debug!(source = %id, refreshed = r.refreshed, failed = r.failed, batches = r.batches, "synced"),
+                // The next pass syncs it.
+                Err(SyncError::Busy) => tracing::debug!(source = %id, "sync skipped: a manual refresh runs"),
                 Err(e) => tracing::warn!(source = %id, error = ?e, "sync failed"),
             }
-            pacing.record(&id, &report, interval);
+            if !matches!(report, Err(SyncError::Busy)) {
+                pacing.record(&id, &report, interval);
+            }
             // Kept until this replica's first pass after its back-off (none after a success),
             // so no other replica syncs it meanwhile.
             take_sync_lease(&state, &id, pacing.wait(&id) + interval).await;
@@ -241,7 +257,42 @@ pub async fn refresh_source(
         .into_iter()
         .filter(|(id, l)| l.source_id == wanted && only.as_ref().is_none_or(|o| o.contains(id)))
         .collect();
-    refresh_links(state, source_id, links).await
+    refresh_exclusively(state, source_id, links, REFRESH_WAIT).await
+}
+
+/// [`refresh_links`] holding the source's fetch lease, so that the tracker requests of a source
+/// never run twice at once, whichever replica or task makes them (a sync, a manual refresh of
+/// the source or of a link). Waits up to `wait` for the lease (polling), else
+/// [`SyncError::Busy`]. The lease is released when done; one whose holder died expires after
+/// [`SYNC_LEASE`]. On redb (one process) every lease is granted.
+async fn refresh_exclusively(
+    state: &AppState,
+    source_id: &str,
+    links: Vec<(String, LinkRecord)>,
+    wait: Duration,
+) -> Result<RefreshReport, SyncError> {
+    let name = format!("fetch:{source_id}");
+    let holder = format!(
+        "{}/{}",
+        state.store.replica_id(),
+        hex::encode(rand::random::<[u8; 6]>())
+    );
+    let deadline = Instant::now() + wait;
+    while !state
+        .store
+        .take_lease_as(&name, &holder, SYNC_LEASE)
+        .await?
+    {
+        if Instant::now() >= deadline {
+            return Err(SyncError::Busy);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = refresh_links(state, source_id, links).await;
+    if let Err(e) = state.store.release_lease(&name, &holder).await {
+        tracing::warn!(source = %source_id, error = %e, "fetch lease not released: it expires");
+    }
+    report
 }
 
 /// False (and logged) when the source no longer fits its loaded plugin: sync skips it, without

@@ -2,6 +2,10 @@
 //! is stored. An admin can always get in: a preset admin token, or a first one made at start
 //! ([`bootstrap_admin`]).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use base64::Engine as _;
 use rand::RngCore;
 use serde_json::json;
@@ -37,10 +41,71 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The record of the token `token`, if it is a known, unrevoked one.
+/// The record of the token `token`, if it is a known, unrevoked one: from the store, or from
+/// [`TokenCache`] when it was found there less than [`TOKEN_CACHE_TTL`] ago.
 pub async fn find(state: &AppState, token: &str) -> Result<Option<TokenRecord>, StoreError> {
     let hash = token_hash(token);
-    state.store.read(move |r| r.get(TOKENS, &hash)).await
+    if let Some(record) = state.token_cache.get(&hash) {
+        return Ok(Some(record));
+    }
+    let generation = state.token_cache.generation();
+    let key = hash.clone();
+    let found: Option<TokenRecord> = state.store.read(move |r| r.get(TOKENS, &key)).await?;
+    if let Some(record) = &found {
+        state.token_cache.put(generation, hash, record.clone());
+    }
+    Ok(found)
+}
+
+/// How long a token found valid is taken for valid without reading the store again. A token
+/// revoked on this replica is refused at once (the revocation empties the cache); one revoked on
+/// another replica on the same database is refused by this one within this time.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// Tokens found valid in the store a moment ago, by hash, so that a burst of requests with one
+/// token reads it once (see [`TOKEN_CACHE_TTL`]). Unknown tokens are never kept.
+#[derive(Default)]
+pub struct TokenCache(Mutex<KeptTokens>);
+
+#[derive(Default)]
+struct KeptTokens {
+    /// Moves on at every revocation: a lookup that began before one keeps nothing.
+    generation: u64,
+    found: HashMap<String, (TokenRecord, Instant)>,
+}
+
+impl TokenCache {
+    /// The most tokens kept; the cache starts over beyond it.
+    const MAX: usize = 10_000;
+
+    fn get(&self, hash: &str) -> Option<TokenRecord> {
+        let kept = self.0.lock().expect("token cache lock");
+        let (record, at) = kept.found.get(hash)?;
+        (at.elapsed() < TOKEN_CACHE_TTL).then(|| record.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.0.lock().expect("token cache lock").generation
+    }
+
+    /// Keeps `record`, read after `generation` began, unless a revocation came since.
+    fn put(&self, generation: u64, hash: String, record: TokenRecord) {
+        let mut kept = self.0.lock().expect("token cache lock");
+        if kept.generation != generation {
+            return;
+        }
+        if kept.found.len() >= Self::MAX {
+            kept.found.clear();
+        }
+        kept.found.insert(hash, (record, Instant::now()));
+    }
+
+    /// Forgets every token (one was revoked).
+    fn clear(&self) {
+        let mut kept = self.0.lock().expect("token cache lock");
+        kept.generation += 1;
+        kept.found.clear();
+    }
 }
 
 /// A new random token value.
@@ -118,14 +183,23 @@ pub async fn create(
 pub async fn list(state: &AppState) -> Result<Vec<TokenRecord>, StoreError> {
     let all: Vec<(String, TokenRecord)> = state.store.read(|r| r.all(TOKENS)).await?;
     let mut tokens: Vec<TokenRecord> = all.into_iter().map(|(_, t)| t).collect();
-    tokens.sort_by_key(|t| t.created_at);
+    tokens.sort_by_cached_key(position);
     Ok(tokens)
 }
 
-/// Revokes token `id`; revoking the last admin token is refused.
+/// Where a token stands in the list (oldest first): its creation time and id, what a cursor
+/// holds.
+pub fn position(token: &TokenRecord) -> Vec<String> {
+    vec![format!("{:020}", token.created_at), token.id.clone()]
+}
+
+/// Revokes token `id`; revoking the last admin token is refused. It is refused by this
+/// replica at once, by others within [`TOKEN_CACHE_TTL`].
 pub async fn revoke(state: &AppState, who: &str, id: &str) -> Result<(), TokenError> {
     let (who, id) = (who.to_string(), id.to_string());
-    state
+    // Before and after: a lookup in between finds the token gone or keeps nothing.
+    state.token_cache.clear();
+    let revoked = state
         .store
         .write(move |w| {
             let all: Vec<(String, TokenRecord)> = w.all(TOKENS)?;
@@ -147,7 +221,9 @@ pub async fn revoke(state: &AppState, who: &str, id: &str) -> Result<(), TokenEr
             )?;
             Ok::<_, TokenError>(())
         })
-        .await
+        .await;
+    state.token_cache.clear();
+    revoked
 }
 
 /// The name of the admin token given at start-up (`--admin-token-file`, `--admin-token`,

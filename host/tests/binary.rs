@@ -535,6 +535,39 @@ async fn a_new_preset_admin_token_revokes_the_previous_one() {
     assert!(!host.output.lock().unwrap().contains("in the process list"));
 }
 
+/// Requiring signed plugins without a trusted key (no `--trusted-plugin-keys`, or a file with
+/// no key in it) is refused at start, saying what to set; so is a keys file that holds
+/// something else than a key, naming the file and the line.
+#[test]
+fn requiring_signed_plugins_without_a_trusted_key_is_refused_at_start_saying_what_to_set() {
+    let data = tempfile::tempdir().unwrap();
+    let refused = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = serve_command(data.path());
+        cmd.args(args).envs(env.iter().copied());
+        let (ok, out) = run(cmd);
+        assert_eq!(ok, Some(false), "{out}");
+        out
+    };
+    let out = refused(&["--require-signed-plugins"], &[]);
+    assert!(out.contains("set --trusted-plugin-keys"), "{out}");
+    let out = refused(&[], &[("INTEGRATION_REQUIRE_SIGNED_PLUGINS", "true")]);
+    assert!(out.contains("set --trusted-plugin-keys"), "{out}");
+    let keys = data.path().join("vendor-keys");
+    std::fs::write(&keys, "# none yet\n").unwrap();
+    let keys = keys.to_str().unwrap();
+    let out = refused(
+        &["--require-signed-plugins", "--trusted-plugin-keys", keys],
+        &[],
+    );
+    assert!(out.contains("no key is trusted"), "{out}");
+    std::fs::write(keys, "# acme\nnot-a-key\n").unwrap();
+    let out = refused(&["--trusted-plugin-keys", keys], &[]);
+    assert!(
+        out.contains("vendor-keys") && out.contains("line 2"),
+        "{out}"
+    );
+}
+
 /// `check --help` lists the options `check` uses (its own and the plugin limits), not the
 /// service's; a service option after `check` is refused, while `serve` still takes it.
 #[test]
@@ -695,4 +728,121 @@ fn new_plugin_makes_a_python_project_that_builds_and_passes_check() {
     ]);
     assert!(ok && text.contains("result: PASS"), "{text}");
     assert!(text.contains("py-probe"), "the id is put in: {text}");
+}
+
+/// `new-plugin --help` lists its own options only: it uses none of the configuration ones,
+/// and refuses one given after it.
+#[test]
+fn new_plugin_help_lists_only_its_own_options() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
+        .args(["new-plugin", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "{text}");
+    for used in ["--lang", "--dir", "<NAME>", "js"] {
+        assert!(
+            text.contains(used),
+            "new-plugin --help lacks {used}: {text}"
+        );
+    }
+    for unused in [
+        "--config",
+        "--data-dir",
+        "--log-format",
+        "--plugin-cpu-ms",
+        "--max-plugin-bytes",
+        "--listen",
+    ] {
+        assert!(
+            !text.contains(unused),
+            "new-plugin --help lists {unused}: {text}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
+        .args(["new-plugin", "probe", "--plugin-cpu-ms", "5", "--dir"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("--plugin-cpu-ms") && text.contains("takes no configuration options"),
+        "{text}"
+    );
+    assert!(!project.exists(), "nothing is written");
+    // Configuration options before it, and in the environment, still apply to everything.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
+        .args(["--log-format", "json", "new-plugin", "probe", "--dir"])
+        .arg(&project)
+        .env("INTEGRATION_PLUGIN_CPU_MS", "5")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `new-plugin --lang js` makes a project that `npm run build` builds with the componentize-js
+/// it pins (here the one `scripts/build-plugins.sh` installed into `target/js-tools`, laid
+/// out as `npm install` would) and that passes `check` with its recorded answers.
+#[test]
+fn new_plugin_makes_a_js_project_that_builds_and_passes_check() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tools = root.join("target/js-tools/node_modules");
+    let cli = tools.join("@bytecodealliance/componentize-js/src/cli.js");
+    if !cli.is_file() {
+        eprintln!(
+            "componentize-js is not installed (scripts/build-plugins.sh installs it): skipped"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("js");
+    let host = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_integration-host"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    let args = ["new-plugin", "js-probe", "--lang", "js", "--dir"];
+    let (ok, text) = host(&[&args[..], &[project.to_str().unwrap()]].concat());
+    assert!(ok, "{text}");
+    let modules = project.join("node_modules");
+    std::fs::create_dir_all(modules.join(".bin")).unwrap();
+    std::os::unix::fs::symlink(
+        tools.join("@bytecodealliance"),
+        modules.join("@bytecodealliance"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(cli, modules.join(".bin/componentize-js")).unwrap();
+    let build = std::process::Command::new("npm")
+        .current_dir(&project)
+        .args(["run", "build"])
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&build.stdout),
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wasm = project.join("js-probe.wasm");
+    let fixtures = project.join("fixtures.json");
+    let (ok, text) = host(&[
+        "check",
+        wasm.to_str().unwrap(),
+        "--fixtures",
+        fixtures.to_str().unwrap(),
+    ]);
+    assert!(ok && text.contains("result: PASS"), "{text}");
+    assert!(text.contains("js-probe"), "the id is put in: {text}");
+    assert!(text.contains("fetch-issue (fixtures)"), "{text}");
 }

@@ -5,6 +5,8 @@
 //! request to the URL in its `forbidden-url` setting, which lets a stand-in see what the host
 //! applied.
 
+mod api_contract;
+
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
@@ -1364,7 +1366,7 @@ async fn the_documented_sources_list_parameters_are_the_ones_the_server_accepts(
     assert_eq!(
         names,
         [
-            "q", "provider", "enabled", "health", "project", "sort", "limit", "page"
+            "q", "provider", "enabled", "health", "project", "sort", "limit", "page", "cursor"
         ]
     );
     for parameter in &parameters {
@@ -1375,6 +1377,8 @@ async fn the_documented_sources_list_parameters_are_the_ones_the_server_accepts(
             None if schema["type"] == "integer" => vec![schema["minimum"].to_string()],
             None if name == "project" => vec![project.clone()],
             None if name == "provider" => vec!["github".into()],
+            // Only a `next_cursor` of ours is a cursor (see `api_contract`).
+            None if name == "cursor" => Vec::new(),
             None => vec!["anything".into()],
         };
         if let Some(max) = schema["maximum"].as_u64() {
@@ -1481,4 +1485,327 @@ async fn token_refusals_keep_their_status_code_and_field() {
             .expect_error(400, field);
     }
     app.admin("GET", "/api/v1/me", None).await.expect(200);
+}
+
+/// The schema the document gives the answer `status` of `method path` (`path` as in the
+/// document, e.g. `/api/v1/sources/{id}`), with the document's components beside it so that
+/// its `$ref`s resolve.
+fn answer_schema(doc: &Value, method: &str, path: &str, status: u16) -> Value {
+    let answer = &doc["paths"][path][method]["responses"][status.to_string()];
+    let schema = &answer["content"]["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "{method} {path}: no schema for {status}"
+    );
+    let mut schema = schema.clone();
+    schema["components"] = doc["components"].clone();
+    schema
+}
+
+/// Panics, naming every violation, unless `answer` fits the documented schema.
+fn assert_fits(doc: &Value, method: &str, path: &str, answer: &integration_tests::Response2) {
+    assert_body_fits(doc, method, path, answer.status, &answer.body);
+}
+
+/// Panics, naming every violation, unless `body` fits the schema documented for `status`.
+#[track_caller]
+fn assert_body_fits(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+    let schema = answer_schema(doc, method, path, status);
+    let validator = jsonschema::draft202012::new(&schema).expect("a valid JSON Schema");
+    let problems: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "{method} {path} {status}: the answer does not fit its schema: {problems:#?}\n{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_document_describes_merge_patch_etags_paging_and_signed_uploads() {
+    let app = TestApp::start().await;
+    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await;
+    let doc = doc.expect(200).clone();
+    let paths = &doc["paths"];
+    let header_names = |op: &Value| -> Vec<String> {
+        (op["parameters"].as_array().into_iter().flatten())
+            .filter(|p| p["in"] == "header")
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // PATCH /sources/{id}: a merge patch body in its own media type (and JSON), 412 and
+    // If-Match as for PUT, the source's ETag on its answers.
+    let patch = &paths["/api/v1/sources/{id}"]["patch"];
+    let content = patch["requestBody"]["content"].as_object().unwrap();
+    for media in ["application/merge-patch+json", "application/json"] {
+        let schema = &content[media]["schema"];
+        assert_eq!(schema["type"], "object", "{media}: {schema}");
+        assert!(schema["properties"]["display_name"].is_object(), "{schema}");
+    }
+    for method in ["put", "patch"] {
+        let op = &paths["/api/v1/sources/{id}"][method];
+        for status in ["200", "400", "404", "409", "412", "415"] {
+            assert!(op["responses"][status].is_object(), "{method} {status}");
+        }
+        assert_eq!(header_names(op), ["If-Match"], "{method}");
+        assert!(op["responses"]["200"]["headers"]["ETag"].is_object());
+    }
+    assert!(
+        paths["/api/v1/sources/{id}"]["get"]["responses"]["200"]["headers"]["ETag"].is_object()
+    );
+    assert!(paths["/api/v1/sources"]["post"]["responses"]["201"]["headers"]["ETag"].is_object());
+    for action in ["enable", "disable"] {
+        let op = &paths[format!("/api/v1/sources/{{id}}/{action}")]["post"];
+        assert!(
+            op["responses"]["200"]["headers"]["ETag"].is_object(),
+            "{action}"
+        );
+    }
+    // The refreshes answer 409 (source-syncing); an upload reads X-Plugin-Signature.
+    assert!(paths["/api/v1/sources/{id}/refresh"]["post"]["responses"]["409"].is_object());
+    let refresh = &paths["/api/v1/projects/{project}/links/{id}/refresh"]["post"];
+    assert!(refresh["responses"]["409"].is_object());
+    let upload = &paths["/api/v1/plugins/{id}"]["put"];
+    assert_eq!(header_names(upload), ["X-Plugin-Signature"]);
+    assert!(upload["responses"]["422"].is_object());
+    // A list is the array or a page with next_cursor, one or the other.
+    let tokens = answer_schema(&doc, "get", "/api/v1/tokens", 200);
+    let list =
+        &doc["components"]["schemas"][tokens["$ref"].as_str().unwrap().rsplit('/').next().unwrap()];
+    assert_eq!(list["oneOf"].as_array().map(Vec::len), Some(2), "{list}");
+    assert!(
+        doc["components"]["schemas"]
+            .to_string()
+            .contains("next_cursor")
+    );
+
+    // Real answers fit: PATCH, its 412, every list paged and not, the plugin listing.
+    let created = app
+        .admin(
+            "POST",
+            "/api/v1/sources",
+            Some(source("Patched", "https://t.example.com")),
+        )
+        .await;
+    let id = created.expect(201)["id"].as_str().unwrap().to_string();
+    let patch = |if_match: &'static str| {
+        let url = format!("{}/api/v1/sources/{id}", app.url);
+        let admin = app.admin.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .patch(url)
+                .bearer_auth(admin)
+                .header("content-type", "application/merge-patch+json")
+                .header("if-match", if_match)
+                .body(json!({"display_name": "Patched again"}).to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, stale) = patch("\"1\"").await;
+    assert_eq!(status, 412, "{stale}");
+    assert_body_fits(&doc, "patch", "/api/v1/sources/{id}", 412, &stale);
+    let (status, patched) = patch("*").await;
+    assert_eq!(status, 200, "{patched}");
+    assert_body_fits(&doc, "patch", "/api/v1/sources/{id}", 200, &patched);
+    app.admin("POST", "/api/v1/projects", Some(json!({"name": "Paged"})))
+        .await
+        .expect(201);
+    for (path, documented) in [
+        ("/api/v1/projects", "/api/v1/projects"),
+        ("/api/v1/tokens", "/api/v1/tokens"),
+        ("/api/v1/plugins", "/api/v1/plugins"),
+        ("/api/v1/audit", "/api/v1/audit"),
+        (
+            &*format!("/api/v1/sources/{id}/links"),
+            "/api/v1/sources/{id}/links",
+        ),
+    ] {
+        for query in ["", "?limit=1", "?page=1"] {
+            if path.ends_with("audit") && query == "?page=1" {
+                continue;
+            }
+            let answer = app.admin("GET", &format!("{path}{query}"), None).await;
+            assert_eq!(answer.status, 200, "{path}{query}: {}", answer.text);
+            assert_fits(&doc, "get", documented, &answer);
+        }
+    }
+}
+
+/// Every `$ref` in `value`.
+fn refs(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                match item {
+                    Value::String(target) if key == "$ref" => found.push(target.clone()),
+                    _ => refs(item, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| refs(item, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_describes_every_body_and_answer_of_the_route_table() {
+    let app = TestApp::start().await;
+    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await;
+    let doc = doc.expect(200).clone();
+    for route in host::api::routes::API_ROUTES {
+        let (method, path) = (route.method, format!("/api/v1{}", route.path));
+        let op = &doc["paths"][&path][method];
+        let body = &op["requestBody"]["content"];
+        assert_eq!(
+            route.body.is_some(),
+            body.as_object()
+                .is_some_and(|b| b.values().all(|c| c["schema"].is_object())),
+            "{method} {path}: request body"
+        );
+        for (status, content) in route.ok {
+            let answer = &op["responses"][status.to_string()];
+            let schema = answer["content"]
+                .as_object()
+                .and_then(|c| c.values().next());
+            assert_eq!(
+                content.is_some(),
+                schema.is_some(),
+                "{method} {path} {status}"
+            );
+        }
+        assert!(
+            op["responses"]["401"].is_object(),
+            "{method} {path}: no 401"
+        );
+        for (status, answer) in op["responses"].as_object().unwrap() {
+            if status.starts_with('4') {
+                let schema = &answer["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(
+                    schema, "#/components/schemas/ErrorBody",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+    // No request body is a bare `{"type": "object"}` any more.
+    let sources_body = &doc["paths"]["/api/v1/sources"]["post"]["requestBody"];
+    let schema = &sources_body["content"]["application/json"]["schema"]["$ref"];
+    assert_eq!(schema, "#/components/schemas/SourceInput");
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 100, "{}", found.len());
+    for target in found {
+        let pointer = target.strip_prefix('#').expect("a local $ref");
+        assert!(doc.pointer(pointer).is_some(), "{target} does not resolve");
+    }
+    // The sorts of `GET /sources` and the roles of a token are enums.
+    let role = &doc["components"]["schemas"]["Role"];
+    assert!(role.to_string().contains("member"), "{role}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_answers_fit_the_schemas_the_document_gives_them() {
+    let app = TestApp::start().await;
+    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await;
+    let doc = doc.expect(200).clone();
+
+    let project = app
+        .admin("POST", "/api/v1/projects", Some(json!({"name": "Schemas"})))
+        .await;
+    assert_fits(&doc, "post", "/api/v1/projects", &project);
+    let project = project.body["id"].as_str().unwrap().to_string();
+    let got = app
+        .admin("GET", &format!("/api/v1/projects/{project}"), None)
+        .await;
+    assert_fits(&doc, "get", "/api/v1/projects/{id}", &got);
+
+    let mut body = source("Schema source", "http://127.0.0.1:9");
+    body["capabilities"]["read_issue_details"] = json!(false);
+    body["settings"] = json!({});
+    let created = app
+        .admin("POST", "/api/v1/sources", Some(body.clone()))
+        .await;
+    assert_fits(&doc, "post", "/api/v1/sources", &created);
+    let source_id = created.body["id"].as_str().unwrap().to_string();
+    let listed = app.admin("GET", "/api/v1/sources", None).await;
+    assert_fits(&doc, "get", "/api/v1/sources", &listed);
+    let paged = app.admin("GET", "/api/v1/sources?limit=1", None).await;
+    assert_fits(&doc, "get", "/api/v1/sources", &paged);
+    let health = app
+        .admin("GET", &format!("/api/v1/sources/{source_id}/health"), None)
+        .await;
+    assert_fits(&doc, "get", "/api/v1/sources/{id}/health", &health);
+
+    let token = json!({"name": "Schema member", "role": "member", "projects": [project]});
+    let token = app.admin("POST", "/api/v1/tokens", Some(token)).await;
+    assert_fits(&doc, "post", "/api/v1/tokens", &token);
+    let member = token.body["token"].as_str().unwrap().to_string();
+    let me = app.call("GET", "/api/v1/me", Some(&member), None).await;
+    assert_fits(&doc, "get", "/api/v1/me", &me);
+    let member_list = app
+        .call("GET", "/api/v1/sources", Some(&member), None)
+        .await;
+    assert_fits(&doc, "get", "/api/v1/sources", &member_list);
+
+    let links = format!("/api/v1/projects/{project}/links");
+    let link = json!({"test_object": "test-case:TC-1", "source_id": source_id, "key": "ABC-1"});
+    let link = app.call("POST", &links, Some(&member), Some(link)).await;
+    assert_fits(&doc, "post", "/api/v1/projects/{project}/links", &link);
+    let listed = app.call("GET", &links, Some(&member), None).await;
+    assert_fits(&doc, "get", "/api/v1/projects/{project}/links", &listed);
+
+    body["display_name"] = json!("Schema source");
+    let duplicate = app.admin("POST", "/api/v1/sources", Some(body)).await;
+    assert_eq!(duplicate.status, 409, "{}", duplicate.text);
+    assert_fits(&doc, "post", "/api/v1/sources", &duplicate);
+    let invalid = app
+        .admin("POST", "/api/v1/sources", Some(json!({"provider": 1})))
+        .await;
+    assert_eq!(invalid.status, 400, "{}", invalid.text);
+    assert_fits(&doc, "post", "/api/v1/sources", &invalid);
+    let missing = app
+        .admin("GET", "/api/v1/sources/no-such-source", None)
+        .await;
+    assert_fits(&doc, "get", "/api/v1/sources/{id}", &missing);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_sent_as_an_array_of_its_fields_or_with_extra_fields_is_refused() {
+    // serde reads a struct from an array of its fields in order, and takes any field beside
+    // the tag of a unit variant; the schemas allow neither.
+    let app = TestApp::start().await;
+    let project = app
+        .admin("POST", "/api/v1/projects", Some(json!(["Arrays"])))
+        .await;
+    assert_eq!(project.status, 400, "{}", project.text);
+    let mut body = source("Arrays", "http://127.0.0.1:9");
+    body["network"] = json!([null, null]);
+    app.admin("POST", "/api/v1/sources", Some(body.clone()))
+        .await
+        .expect_error(400, "network");
+    body["network"] = json!(null);
+    body["capabilities"] = json!([true, false, false, false]);
+    app.admin("POST", "/api/v1/sources", Some(body.clone()))
+        .await
+        .expect_error(400, "capabilities");
+    body["capabilities"] = json!({});
+    body["auth"] = json!(["api-token", {"user": "robot", "token": CANARY}]);
+    app.admin("POST", "/api/v1/sources", Some(body.clone()))
+        .await
+        .expect_error(400, "auth");
+    assert_eq!(count_sources(&app).await, 0);
+    assert!(
+        app.admin("GET", "/api/v1/projects", None)
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -1803,6 +1803,7 @@ async fn admin_manages_tokens_audit_plugins_and_sources_as_code_in_the_page() {
         "{digest}"
     );
     assert!(github.text().await.contains("calls"));
+    assert_eq!(github.find(".signer").await.text().await, "unsigned");
     let broken = app.dir.path().join("broken.wasm");
     std::fs::write(&broken, b"\0asm not really a plugin").unwrap();
     b.find("tr[data-plugin-id=\"github\"] button.upload")
@@ -1911,4 +1912,63 @@ async fn member_posts_a_comment_from_the_links_view() {
         .map(|r| r.json())
         .collect();
     assert_eq!(sent, [json!({"body": "Run 42 **failed**"})]);
+}
+
+/// With signed plugins required, the plugins screen sends the chosen `.minisig` with an
+/// upload: without one, or with another file's, the refusal shows at the signature field; with
+/// the right one the upload passes the check.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_plugins_screen_uploads_a_plugin_with_its_signature() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::start().await;
+    let minisign::KeyPair { pk, sk } = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    let keys = app.dir.path().join("trusted-keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join("acme.pub"), pk.to_box().unwrap().into_string()).unwrap();
+    let policy = host::plugin_registry::signatures::SigningPolicy::load(Some(&keys), true);
+    app.state.plugins.set_signing(policy.unwrap());
+    let wasm = std::fs::canonicalize(integration_tests::plugins_dir().join("github.wasm")).unwrap();
+    let sign = |data: &[u8]| {
+        let signature = minisign::sign(Some(&pk), &sk, data, None, None).unwrap();
+        signature.into_string()
+    };
+    let (right, wrong) = (
+        app.dir.path().join("github.wasm.minisig"),
+        app.dir.path().join("other.wasm.minisig"),
+    );
+    std::fs::write(&right, sign(&std::fs::read(&wasm).unwrap())).unwrap();
+    std::fs::write(&wrong, sign(b"another file")).unwrap();
+
+    let b = Browser::start().await;
+    sign_in(&b, &app, &app.admin).await;
+    b.find("#mainnav a[data-nav=\"plugins\"]")
+        .await
+        .click()
+        .await;
+    b.find_text("#p-signature-help", "admits only plugins signed")
+        .await;
+    b.find("tr[data-plugin-id=\"github\"] button.upload")
+        .await
+        .click()
+        .await;
+    b.find("#p-file")
+        .await
+        .send_keys(wasm.to_str().unwrap())
+        .await;
+    let signature_error = "[data-field=\"X-Plugin-Signature\"] > .field-error";
+    b.find("#p-upload").await.click().await;
+    b.find_text(signature_error, "not signed").await;
+    b.find("#p-signature")
+        .await
+        .send_keys(wrong.to_str().unwrap())
+        .await;
+    b.find("#p-upload").await.click().await;
+    b.find_text(signature_error, "does not match").await;
+    assert_accessible(&b, "the plugins screen with a signature refused").await;
+    b.find("#p-signature")
+        .await
+        .send_keys(right.to_str().unwrap())
+        .await;
+    b.find("#p-upload").await.click().await;
+    b.find_text(".toast", "already serving").await;
 }

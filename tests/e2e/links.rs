@@ -731,3 +731,189 @@ async fn assignment_changes_affect_only_new_links_and_the_create_shortcut_needs_
     assert_eq!(none.status, 404, "{}", none.text);
     assert_eq!(none.body["error"]["code"], "no-create-shortcut");
 }
+
+/// Changes source `id` in the store directly, as another replica on the same database does:
+/// nothing in this process hears of it.
+async fn change_behind_the_back(app: &TestApp, id: &str, change: fn(&mut Value)) {
+    use host::store::{Read as _, SOURCES};
+    let id = id.to_string();
+    app.state
+        .store
+        .write(move |w| {
+            let mut record: Value = w.get(SOURCES, &id)?.unwrap();
+            change(&mut record);
+            w.put(SOURCES, &id, &record)
+        })
+        .await
+        .unwrap();
+}
+
+/// Link creation keeps the sources it saw in memory; a link checked against one that was
+/// disabled before the link was stored is not stored, and an answer is given on the source as
+/// stored then.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_whose_source_is_disabled_before_its_commit_is_not_stored() {
+    let w = world().await;
+    let source = w.source("GitLab", false, json!({"mode": "all"})).await;
+    w.link(&source, "test-case:TC-1", "7").await.expect(201);
+    let state = &w.app.state;
+    let checked = host::links::prepare(state, &w.project, "test-case:TC-2", &source, "8", "me")
+        .await
+        .unwrap();
+    w.app
+        .admin("POST", &format!("/api/v1/sources/{source}/disable"), None)
+        .await
+        .expect(200);
+    let stored = state
+        .link_writer
+        .insert(host::ids::new_id("lnk"), checked)
+        .await;
+    assert!(
+        matches!(stored, Err(host::links::LinksError::SourceChanged(_))),
+        "{stored:?}"
+    );
+
+    // Disabled on another replica: the next creation here is refused all the same.
+    w.app
+        .admin("POST", &format!("/api/v1/sources/{source}/enable"), None)
+        .await
+        .expect(200);
+    w.link(&source, "test-case:TC-3", "9").await.expect(201);
+    change_behind_the_back(&w.app, &source, |s| s["enabled"] = json!(false)).await;
+    let refused = w.link(&source, "test-case:TC-4", "10").await;
+    assert_eq!(
+        refused.body["error"]["code"], "source-disabled",
+        "{}",
+        refused.text
+    );
+    assert_eq!(w.links().await.len(), 2);
+}
+
+/// A source changed on another replica is what the next creation here is checked against,
+/// whether the change refuses what the kept source allowed or allows what it refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_changed_on_another_replica_decides_the_next_link_here() {
+    let w = world().await;
+    let source = w.source("GitLab", false, json!({"mode": "all"})).await;
+    w.link(&source, "test-case:TC-1", "7").await.expect(201);
+    change_behind_the_back(&w.app, &source, |s| s["key_pattern"] = json!("^1\\d*$")).await;
+    w.link(&source, "test-case:TC-2", "8")
+        .await
+        .expect_error(400, "key");
+    w.link(&source, "test-case:TC-2", "18").await.expect(201);
+    change_behind_the_back(&w.app, &source, |s| s["key_pattern"] = json!("^\\d+$")).await;
+    w.link(&source, "test-case:TC-3", "8").await.expect(201);
+    change_behind_the_back(&w.app, &source, |s| s["enabled"] = json!(false)).await;
+    w.link(&source, "test-case:TC-4", "9")
+        .await
+        .expect_error(409, "source_id");
+    change_behind_the_back(&w.app, &source, |s| s["enabled"] = json!(true)).await;
+    w.link(&source, "test-case:TC-4", "9").await.expect(201);
+    assert_eq!(w.links().await.len(), 4);
+}
+
+/// Tokens found valid are kept for a moment: one revoked here is refused at once, one revoked
+/// on another replica (deleted from the store behind this process's back) within
+/// `TOKEN_CACHE_TTL`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_token_is_refused_here_at_once_and_after_a_revocation_elsewhere_within_a_second()
+{
+    use host::store::{Read as _, TOKENS};
+    let w = world().await;
+    let me = |token: String| {
+        let app = &w.app;
+        async move {
+            app.call("GET", "/api/v1/me", Some(&token), None)
+                .await
+                .status
+        }
+    };
+    let token = |name: &str| {
+        let body = json!({"name": name, "role": "member", "projects": [w.project]});
+        let app = &w.app;
+        async move {
+            let made = app.admin("POST", "/api/v1/tokens", Some(body)).await;
+            let made = made.expect(201);
+            let value = made["token"].as_str().unwrap().to_string();
+            let id = made["id"].as_str().unwrap().to_string();
+            (value, id)
+        }
+    };
+    let (here, here_id) = token("Here").await;
+    assert_eq!(me(here.clone()).await, 200);
+    w.app
+        .admin("DELETE", &format!("/api/v1/tokens/{here_id}"), None)
+        .await
+        .expect(204);
+    assert_eq!(me(here).await, 401, "revoked here: refused at once");
+
+    let (elsewhere, _) = token("Elsewhere").await;
+    assert_eq!(me(elsewhere.clone()).await, 200);
+    let hash = host::tokens::token_hash(&elsewhere);
+    w.app
+        .state
+        .store
+        .write(move |w| {
+            let found: Option<Value> = w.get(TOKENS, &hash)?;
+            assert!(found.is_some());
+            w.delete(TOKENS, &hash)
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(host::tokens::TOKEN_CACHE_TTL + Duration::from_millis(100)).await;
+    assert_eq!(
+        me(elsewhere).await,
+        401,
+        "revoked elsewhere: refused within the TTL"
+    );
+}
+
+/// The same link asked for by many clients at once (committed together by the link writer's
+/// group commit): stored once, every other answer a 409.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_link_asked_for_at_once_is_stored_once() {
+    let w = Arc::new(world().await);
+    let source = w.source("GitLab", false, json!({"mode": "all"})).await;
+    let mut asks = Vec::new();
+    for _ in 0..12 {
+        let (w, source) = (w.clone(), source.clone());
+        asks.push(tokio::spawn(async move {
+            w.link(&source, "test-case:TC-1", "#7").await.status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for ask in asks {
+        statuses.push(ask.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [vec![201], vec![409; 11]].concat());
+    assert_eq!(w.links().await.len(), 1);
+}
+
+/// Link creation remembers the projects it found; a project deleted on another replica (here:
+/// from the store behind this process's back) takes no new link all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_deleted_on_another_replica_takes_no_new_link() {
+    use host::store::{LINKS, PROJECTS, Read as _};
+    let w = world().await;
+    let source = w.source("GitLab", false, json!({"mode": "all"})).await;
+    w.link(&source, "test-case:TC-1", "7").await.expect(201);
+    let project = w.project.clone();
+    w.app
+        .state
+        .store
+        .write(move |w| w.delete(PROJECTS, &project))
+        .await
+        .unwrap();
+    let refused = w
+        .app
+        .admin(
+            "POST",
+            &format!("/api/v1/projects/{}/links", w.project),
+            Some(json!({"test_object": "test-case:TC-2", "source_id": source, "key": "8"})),
+        )
+        .await;
+    assert_eq!(refused.status, 404, "{}", refused.text);
+    let links: Vec<(String, Value)> = w.app.state.store.read(|r| r.all(LINKS)).await.unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+}

@@ -377,3 +377,30 @@ async fn a_non_component_and_a_wrong_world_are_rejected_at_load() {
     assert!(matches!(err, PluginError::Rejected(_)), "{err}");
     still_serves(&host).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nothing_a_call_leaves_in_memory_reaches_the_next_call() {
+    // Each `remember` call looks through its whole linear memory for a mark an earlier call
+    // left (in a global and across 8 MiB of heap, past what a reused memory slot keeps
+    // resident), then leaves its own. Calls of two sources alternate, one after the other and
+    // side by side, so pooled memory slots are reused many times.
+    let host = host().await;
+    let tenant = |id: &str| SourceConfig {
+        source_id: Some(id.into()),
+        ..misbehaving("remember", "http://127.0.0.1:1")
+    };
+    let (a, b) = (tenant("tenant-a"), tenant("tenant-b"));
+    for round in 0..10 {
+        for (source, key) in [
+            (&a, format!("a-secret-{round}")),
+            (&b, format!("b-{round}")),
+        ] {
+            assert_eq!(host.normalize_key(source, &key).await.unwrap(), "clean");
+        }
+        let (x, y) = tokio::join!(
+            host.normalize_key(&a, "a-side-by-side"),
+            host.normalize_key(&b, "b-side-by-side")
+        );
+        assert_eq!((x.unwrap(), y.unwrap()), ("clean".into(), "clean".into()));
+    }
+}

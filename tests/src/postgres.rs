@@ -7,7 +7,8 @@
 //! One server per test binary, started on first use; a watchdog process stops it and removes
 //! its directory when the test binary exits (however it exits). Each test gets a fresh
 //! database ([`database`]). The server is tuned for tests (`fsync=off`): the tests kill the
-//! service, never the database server.
+//! service, never the database server. A benchmark of durable writes starts its own server
+//! with PostgreSQL's durable defaults instead ([`start_durable`]).
 //!
 //! Only the standard library and `tempfile`, so `host/tests` can include this file too.
 
@@ -126,6 +127,18 @@ fn free_port() -> u16 {
 }
 
 fn start() -> Server {
+    start_tuned("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+}
+
+/// Starts another server, stopped when this process exits, with PostgreSQL's durable settings
+/// (`fsync`, `synchronous_commit` and `full_page_writes` on): a commit it acknowledges is on
+/// disk. For measuring durable writes; the tests use the faster [`server`].
+pub fn start_durable() -> Server {
+    start_tuned("")
+}
+
+/// Starts a server with `tuning` (`-c name=value` options) besides the port and limits.
+fn start_tuned(tuning: &str) -> Server {
     let bin = bin_dir();
     let dir = tempfile::Builder::new()
         .prefix("integration-pg-")
@@ -154,8 +167,7 @@ fn start() -> Server {
     for _ in 0..5 {
         let port = free_port();
         let options = format!(
-            "-c port={port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=400",
+            "-c port={port} -c listen_addresses=127.0.0.1 -k {} {tuning} -c max_connections=400",
             dir.display()
         );
         let mut pg_ctl = server_command(&bin, "pg_ctl");

@@ -8,16 +8,20 @@
 //! a webhook secret as `generated`, `replaced` or `kept`.
 //!
 //! Query: `source` (only events whose target is that id), `before` (only events with a
-//! sequence number below it: pass the previous page's `next_before`) and `limit` (1 to
-//! [`MAX_LIMIT`], default [`DEFAULT_LIMIT`]). `next_before` is null on the last page.
+//! sequence number below it: pass the previous page's `next_before`), or `cursor` (the same as
+//! the previous page's opaque `next_cursor`, as every list takes it, see [`crate::paging`]),
+//! and `limit` (1 to [`MAX_LIMIT`], default [`DEFAULT_LIMIT`]). `next_before` and
+//! `next_cursor` are null on the last page.
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::error::ApiError;
 use super::extract::Caller;
 use crate::app::AppState;
+use crate::paging::Cursor;
 use crate::store::Read;
 
 /// Events per page unless `limit` says otherwise.
@@ -30,7 +34,7 @@ pub const MAX_LIMIT: usize = 500;
 const SCAN_STEP: usize = 500;
 
 /// One audit event.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AuditEvent {
     /// Sequence number (increasing).
     pub seq: u64,
@@ -47,24 +51,36 @@ pub struct AuditEvent {
 }
 
 /// A page of events.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AuditPage {
     /// Newest first.
     pub events: Vec<AuditEvent>,
     /// Pass as `before` for the next page; null when there is none.
     pub next_before: Option<u64>,
+    /// The same, opaque, as every list's cursor: pass as `cursor`; null when there is none.
+    pub next_cursor: Option<String>,
 }
 
 struct AuditQuery {
     source: Option<String>,
     before: u64,
+    after: Option<Cursor>,
     limit: usize,
+}
+
+/// The sequence number an audit cursor holds.
+fn cursor_seq(cursor: &Cursor) -> Option<u64> {
+    match cursor.0.as_slice() {
+        [seq] => seq.parse().ok(),
+        _ => None,
+    }
 }
 
 fn parse_query(raw: Option<&str>) -> Result<AuditQuery, ApiError> {
     let mut query = AuditQuery {
         source: None,
         before: u64::MAX,
+        after: None,
         limit: DEFAULT_LIMIT,
     };
     for (name, value) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
@@ -75,6 +91,7 @@ fn parse_query(raw: Option<&str>) -> Result<AuditQuery, ApiError> {
                     .parse()
                     .map_err(|_| ApiError::invalid("before", "a sequence number (next_before)"))?;
             }
+            "cursor" => query.after = Some(Cursor::decode("cursor", &value)?),
             "limit" => {
                 query.limit = value
                     .parse()
@@ -87,10 +104,20 @@ fn parse_query(raw: Option<&str>) -> Result<AuditQuery, ApiError> {
             other => {
                 return Err(ApiError::invalid(
                     other,
-                    "unknown parameter; use source, before and limit",
+                    "unknown parameter; use source, before or cursor, and limit",
                 ));
             }
         }
+    }
+    if let Some(cursor) = query.after.take() {
+        if query.before != u64::MAX {
+            return Err(ApiError::invalid(
+                "cursor",
+                "give either before or cursor, not both",
+            ));
+        }
+        query.before = cursor_seq(&cursor)
+            .ok_or_else(|| ApiError::invalid("cursor", "not a cursor of the audit log"))?;
     }
     Ok(query)
 }
@@ -139,10 +166,39 @@ pub async fn list(
             Ok::<_, ApiError>(AuditPage {
                 events,
                 next_before,
+                next_cursor: next_before.map(|seq| Cursor(vec![seq.to_string()]).encode()),
             })
         })
         .await?;
     Ok(Json(page))
+}
+
+/// The query parameters of `GET /audit` for the OpenAPI document.
+pub fn parameters() -> Vec<serde_json::Value> {
+    use super::paging::query;
+    use serde_json::json;
+    vec![
+        query(
+            "source",
+            "Only events about this id",
+            json!({"type": "string"}),
+        ),
+        query(
+            "before",
+            "Only events with a sequence number below this one (the previous page's `next_before`)",
+            json!({"type": "integer", "minimum": 0}),
+        ),
+        query(
+            "cursor",
+            "The previous page's `next_cursor` (opaque), instead of `before`",
+            json!({"type": "string"}),
+        ),
+        query(
+            "limit",
+            &format!("Events per page (default {DEFAULT_LIMIT})"),
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+        ),
+    ]
 }
 
 fn to_event(seq: u64, mut event: serde_json::Value) -> AuditEvent {

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -12,8 +13,9 @@ use crate::app::AppState;
 use crate::comments::{self, Posted};
 
 /// Body of `POST /projects/{project}/links/{id}/comments`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"body": "Fails on **staging**: see run 118."}))]
 pub struct CommentInput {
     /// The comment, in Markdown (at most [`comments::MAX_CHARS`] characters, and the
     /// tracker's own limit).

@@ -8,7 +8,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::comments::CommentError;
 use crate::compat::Incompatible;
@@ -120,20 +121,59 @@ impl ApiError {
     }
 }
 
+/// The JSON body of every 4xx and 5xx: the first problem, and all of them.
+#[derive(Serialize, JsonSchema)]
+#[schemars(example = ErrorBody::example())]
+pub struct ErrorBody {
+    /// The first problem (the one a client that shows one message shows).
+    pub error: ErrorItem,
+    /// Every problem found in the request, `error` first.
+    pub errors: Vec<ErrorItem>,
+}
+
+/// One problem of a request.
+#[derive(Clone, Serialize, JsonSchema)]
+pub struct ErrorItem {
+    /// Stable kebab-case code, e.g. `invalid`, `not-found`, `conflict`.
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The request field at fault, as a path (`auth.fields.email`, `projects.ids[0]`), when
+    /// one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ErrorBody {
+    fn example() -> ErrorBody {
+        let item = ErrorItem {
+            code: "invalid".into(),
+            message: "must be an absolute http(s) URL".into(),
+            field: Some("base_url".into()),
+        };
+        ErrorBody {
+            error: item.clone(),
+            errors: vec![item],
+        }
+    }
+}
+
 impl ApiError {
     /// The JSON body of this error: `{"error": {...}, "errors": [...]}`.
     pub fn body(&self) -> serde_json::Value {
-        let one = |e: &ApiError| {
-            let mut body = json!({"code": e.code, "message": e.message});
-            if let Some(field) = &e.field {
-                body["field"] = field.clone().into();
-            }
-            body
+        let one = |e: &ApiError| ErrorItem {
+            code: e.code.to_string(),
+            message: e.message.clone(),
+            field: e.field.clone(),
         };
         let first = one(self);
-        let mut all = vec![first.clone()];
-        all.extend(self.more.iter().map(one));
-        json!({ "error": first, "errors": all })
+        let mut errors = vec![first.clone()];
+        errors.extend(self.more.iter().map(one));
+        let body = ErrorBody {
+            error: first,
+            errors,
+        };
+        serde_json::to_value(body).expect("an error body serializes")
     }
 }
 
@@ -158,6 +198,11 @@ impl From<SourceError> for ApiError {
                 ApiError::conflict(Some("display_name"), e.to_string())
             }
             SourceError::ChangedMeanwhile => ApiError::conflict(None, e.to_string()),
+            SourceError::VersionMismatch { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                e.to_string(),
+            ),
             SourceError::Plugin(e) => e.into(),
             SourceError::Incompatible(e) => e.into(),
             SourceError::Store(e) => e.into(),
@@ -204,13 +249,18 @@ impl From<LinksError> for ApiError {
             LinksError::Source(e) => e.into(),
             LinksError::Store(e) => e.into(),
             LinksError::Writer(_) => ApiError::internal(message),
+            LinksError::Project(e) => e.into(),
+            LinksError::SourceChanged(_) => {
+                ApiError::new(StatusCode::CONFLICT, "source-changed", message).at("source_id")
+            }
         }
     }
 }
 
 impl From<SyncError> for ApiError {
     /// A paused source is a 429 `source-paused`; one that does not sync a 409 whose code is
-    /// the links' sync state (`not-syncing-disabled`, `not-syncing-deleted`, `no-details`).
+    /// the links' sync state (`not-syncing-disabled`, `not-syncing-deleted`, `no-details`);
+    /// one whose sync runs on another replica past the wait a 409 `source-syncing`.
     fn from(e: SyncError) -> Self {
         let message = e.to_string();
         match e {
@@ -220,6 +270,7 @@ impl From<SyncError> for ApiError {
             SyncError::NotSyncing(state) => {
                 ApiError::new(StatusCode::CONFLICT, state.code(), message)
             }
+            SyncError::Busy => ApiError::new(StatusCode::CONFLICT, "source-syncing", message),
             SyncError::Incompatible(e) => e.into(),
             SyncError::NoLink(_) | SyncError::LinkGone => ApiError::not_found(message),
             SyncError::Source(e) => e.into(),

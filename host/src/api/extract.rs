@@ -22,44 +22,75 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        if !has_media_type(req.headers(), &["application/json"]) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "send the body as application/json",
-            ));
-        }
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too-large",
-                    format!("the body is larger than {MAX_JSON_BYTES} bytes"),
-                )
-            })?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
-            let path = e.path().to_string();
-            let e = e.into_inner();
-            if e.is_syntax() || e.is_eof() {
-                return ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid",
-                    format!("the body is not valid JSON: {e}"),
-                );
-            }
-            let message = strip_position(&e.to_string());
-            if path == "." && message.starts_with("invalid ") {
-                return ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid",
-                    "the body must be a JSON object",
-                );
-            }
-            invalid_at(&path, message)
-        })
+        let bytes = read_body(req, state, &["application/json"]).await?;
+        decode(&bytes).map(Body)
     }
+}
+
+/// A JSON merge patch body (RFC 7396): `application/merge-patch+json`, or `application/json`.
+/// It must be JSON; what it may hold is for the resource to say.
+pub struct MergePatch(pub serde_json::Value);
+
+impl FromRequest<AppState> for MergePatch {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let types = ["application/merge-patch+json", "application/json"];
+        let bytes = read_body(req, state, &types).await?;
+        decode(&bytes).map(MergePatch)
+    }
+}
+
+/// The body's bytes, when its media type is one of `types` and it is within
+/// [`MAX_JSON_BYTES`].
+async fn read_body(
+    req: Request,
+    state: &AppState,
+    types: &[&str],
+) -> Result<axum::body::Bytes, ApiError> {
+    if !has_media_type(req.headers(), types) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!("send the body as {}", types.join(" or ")),
+        ));
+    }
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                format!("the body is larger than {MAX_JSON_BYTES} bytes"),
+            )
+        })
+}
+
+/// JSON `bytes` read as a `T`: not JSON, unknown fields and wrong types are 400s naming the
+/// field (as a path like `auth.fields`).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let de = crate::objects::ObjectOnly(de);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let e = e.into_inner();
+        if e.is_syntax() || e.is_eof() {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("the body is not valid JSON: {e}"),
+            );
+        }
+        let message = strip_position(&e.to_string());
+        if path == "." && message.starts_with("invalid ") {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "the body must be a JSON object",
+            );
+        }
+        invalid_at(&path, message)
+    })
 }
 
 /// True when the `Content-Type` is exactly one of `types` (parameters such as `charset` aside,

@@ -1,13 +1,16 @@
 //! Health: `GET /api/v1/sources/{id}/health` (admin), the recent health of one source as the
 //! plugin calls made for it saw it, and `/readyz`, the readiness probe of the service.
 //!
-//! A source's health is kept in memory by [`crate::metrics::Metrics`]: it starts `unknown`
-//! at every start of the service and moves with every connection test and issue fetch.
+//! A source's health is kept by [`crate::metrics::Metrics`] and stored by
+//! `crate::health_store`, so every replica shows the same: it moves with every connection
+//! test and issue fetch.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::json;
 
 use super::error::ApiError;
@@ -16,6 +19,7 @@ use crate::app::AppState;
 use crate::metrics::Health;
 use crate::store::records::SourceRecord;
 use crate::store::{Read, SOURCES};
+use crate::webhooks::WebhookHealth;
 
 /// `GET /sources/{id}/health` (admin): last success, last error, error rate over the last
 /// calls and the rate limit (headroom left, last wait asked for) of a stored source.
@@ -31,10 +35,28 @@ pub async fn source(
         return Err(ApiError::not_found(format!("no source {id:?}")));
     }
     let health: Health = state.metrics.health(&id, state.plugins.headroom(&id));
-    let mut body = serde_json::to_value(health).map_err(ApiError::internal)?;
-    body["source_id"] = json!(id);
-    body["webhooks"] = json!(state.webhooks.health(&id));
+    let webhooks = state.webhooks.health(&id);
+    let body = SourceHealth {
+        health,
+        source_id: id,
+        webhooks,
+    };
+    // As a `Value`, the keys come out in alphabetical order: the bytes this answer has
+    // always had.
+    let body = serde_json::to_value(body).map_err(ApiError::internal)?;
     Ok(Json(body))
+}
+
+/// The answer of `GET /sources/{id}/health`.
+#[derive(Serialize, JsonSchema)]
+pub struct SourceHealth {
+    /// How the source's recent calls went.
+    #[serde(flatten)]
+    pub health: Health,
+    /// The source's id.
+    pub source_id: String,
+    /// Its webhook events: received, accepted, processed, refused by reason.
+    pub webhooks: WebhookHealth,
 }
 
 /// `GET /readyz`: 200 `{"status":"ready","plugins":N}` once at least one plugin is loaded

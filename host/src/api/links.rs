@@ -4,19 +4,20 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
 use crate::app::AppState;
 use crate::links::{self, LinkFilter, LinkView};
-use crate::paging::{Listed, PageRequest};
+use crate::paging::{self, Listed, PageQuery, PageRequest};
 use crate::sync::{self, RefreshReport};
 
 /// Body of `POST /projects/{project}/links`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"test_object": "test-case:TC-42", "source_id": "src_...", "key": "#42"}))]
 pub struct LinkInput {
     /// The test object, e.g. `test-case:TC-42`.
     pub test_object: String,
@@ -27,7 +28,7 @@ pub struct LinkInput {
 }
 
 /// Body of `POST /projects/{project}/links/bulk`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkInput {
     /// The test object.
@@ -39,18 +40,48 @@ pub struct BulkInput {
 }
 
 /// One key's outcome in a bulk create.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct BulkResult {
     /// The key as sent.
     pub key: String,
     /// The created link.
     pub link: Option<LinkView>,
-    /// Why it was not created: `{code, message, field}`.
-    pub error: Option<serde_json::Value>,
+    /// Why it was not created.
+    pub error: Option<BulkError>,
+}
+
+/// Why one key of a bulk create was not created: the error a single create would answer.
+/// (Fields in alphabetical order, as this answer has always had them.)
+#[derive(Serialize, JsonSchema)]
+pub struct BulkError {
+    /// Stable kebab-case code.
+    pub code: &'static str,
+    /// The request field at fault, if one is.
+    pub field: Option<String>,
+    /// What to tell the caller.
+    pub message: String,
+    /// The HTTP status a single create would answer.
+    pub status: u16,
+}
+
+/// The answer of `GET /projects/{project}/sources/{source}/create-url`.
+#[derive(Serialize, JsonSchema)]
+pub struct CreateUrl {
+    /// The tracker's new-issue form.
+    pub url: String,
+}
+
+/// The answer of `GET /sources/{id}/impact`: what a disable or delete leaves without sync.
+#[derive(Serialize, JsonSchema)]
+pub struct Impact {
+    /// Links through the source.
+    pub links: usize,
+    /// Projects those links are in.
+    pub projects: usize,
 }
 
 /// Query of the link listings.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkQuery {
     /// Only links of this test object.
@@ -62,6 +93,8 @@ pub struct LinkQuery {
     pub limit: Option<String>,
     /// Page number from 1; asks for the paged answer.
     pub page: Option<String>,
+    /// The `next_cursor` of the previous page; asks for the page after it.
+    pub cursor: Option<String>,
 }
 
 /// `POST /projects/{project}/links`.
@@ -71,7 +104,8 @@ pub async fn create(
     Path(project): Path<String>,
     Body(input): Body<LinkInput>,
 ) -> Result<(StatusCode, Json<LinkView>), ApiError> {
-    check_project(&state, &caller, &project).await?;
+    // The project's existence: checked by `links::create`.
+    caller.require_project(&project)?;
     let view = links::create(
         &state,
         &project,
@@ -108,11 +142,20 @@ pub async fn create_bulk(
         .await
         .map_err(ApiError::from);
         results.push(match outcome {
-            Ok(link) => BulkResult { key, link: Some(link), error: None },
+            Ok(link) => BulkResult {
+                key,
+                link: Some(link),
+                error: None,
+            },
             Err(e) => BulkResult {
                 key,
                 link: None,
-                error: Some(json!({"status": e.status.as_u16(), "code": e.code, "message": e.message, "field": e.field})),
+                error: Some(BulkError {
+                    status: e.status.as_u16(),
+                    code: e.code,
+                    message: e.message,
+                    field: e.field,
+                }),
             },
         });
     }
@@ -126,13 +169,37 @@ pub async fn list(
     Path(project): Path<String>,
     Query(query): Query<LinkQuery>,
 ) -> Result<Json<Listed<LinkView>>, ApiError> {
-    let page = PageRequest::parse(query.limit, query.page, links::PAGE_SIZE, links::MAX_PAGE)?;
+    let page = PageRequest::parse(
+        query.limit,
+        query.page,
+        query.cursor,
+        links::PAGE_SIZE,
+        links::MAX_PAGE,
+    )?;
     check_project(&state, &caller, &project).await?;
     let filter = LinkFilter {
         test_object: query.test_object,
         source_id: query.source_id,
     };
     Ok(Json(links::list(&state, project, filter, page).await?))
+}
+
+/// The query parameters of `GET /projects/{project}/links` for the OpenAPI document.
+pub fn list_parameters() -> Vec<serde_json::Value> {
+    let text = serde_json::json!({"type": "string"});
+    let mut parameters = vec![
+        super::paging::query(
+            "test_object",
+            "Only links of this test object",
+            text.clone(),
+        ),
+        super::paging::query("source_id", "Only links through this source", text),
+    ];
+    parameters.extend(super::paging::page_parameters(
+        links::PAGE_SIZE,
+        links::MAX_PAGE,
+    ));
+    parameters
 }
 
 /// `DELETE /projects/{project}/links/{id}`.
@@ -164,22 +231,24 @@ pub async fn create_url(
     State(state): State<AppState>,
     caller: Caller,
     Path((project, source_id)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<CreateUrl>, ApiError> {
     check_project(&state, &caller, &project).await?;
     let url = links::create_url(&state, &project, &source_id).await?;
-    Ok(Json(json!({ "url": url })))
+    Ok(Json(CreateUrl { url }))
 }
 
-/// `GET /sources/{id}/links` (admin): every link through a source.
+/// `GET /sources/{id}/links` (admin): every link through a source, oldest first; paged by
+/// `limit`, `page` and `cursor` (see [`crate::paging`]).
 pub async fn list_by_source(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Vec<LinkView>>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Listed<LinkView>>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(
-        links::load_views(&state, move |l| l.source_id == id).await?,
-    ))
+    let page = query.check()?;
+    let views = links::load_views(&state, move |l| l.source_id == id).await?;
+    Ok(Json(paging::cut(views, page, links::position)))
 }
 
 /// `GET /sources/{id}/impact` (admin): how many links, in how many projects, a disable or a
@@ -188,10 +257,10 @@ pub async fn impact(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Impact>, ApiError> {
     caller.require_admin()?;
     let (links, projects) = links::impact(&state, &id).await?;
-    Ok(Json(json!({"links": links, "projects": projects})))
+    Ok(Json(Impact { links, projects }))
 }
 
 /// `POST /sources/{id}/refresh` (admin): syncs every link of a source now; 409 when it does not

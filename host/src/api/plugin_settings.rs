@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::error::ApiError;
@@ -14,7 +15,7 @@ use crate::plugin::registry::SizeLimits;
 use crate::plugin_registry::settings::{self, PluginSettings};
 
 /// `GET /plugin-settings`.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct SettingsView {
     /// What the admin set (`max_plugin_bytes` null: the operator's default).
     pub settings: PluginSettings,

@@ -4,7 +4,8 @@
 //! directory; refused while stored sources do not fit it, unless `?force=true`: see
 //! [`crate::compat`]), and remove one (`DELETE`, refused while sources use it unless `?force=true`).
 //! Every change, including those the directory watcher picks up, is logged and audited
-//! (`plugin.uploaded`, `plugin.swapped`, `plugin.removed`).
+//! (`plugin.uploaded`, `plugin.swapped`, `plugin.removed`). An upload's minisign signature
+//! rides in the [`SIGNATURE_HEADER`] (see [`crate::plugin_registry::signatures`]).
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -13,6 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -21,12 +23,14 @@ use super::extract::{Caller, Path, Query, has_media_type};
 use crate::app::AppState;
 use crate::audit::audit;
 use crate::compat;
-use crate::plugin::registry::{Swap, UploadError, watch_dir};
+use crate::paging::{self, Listed, PageQuery};
+use crate::plugin::registry::{FileProblem, Swap, UploadError, watch_dir};
 use crate::plugin::{
     CallCounts, CapabilitySupport, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS,
     Tier,
 };
 use crate::plugin_registry::admission::{self, Admitted, Job, JobState};
+use crate::plugin_registry::signatures::{SignatureError, Signer};
 use crate::plugin_registry::{self, AdmissionError};
 use crate::store::records::{Millis, SourceRecord};
 use crate::store::{Read, SOURCES};
@@ -34,8 +38,11 @@ use crate::store::{Read, SOURCES};
 /// The media type of an upload.
 pub const WASM: &str = "application/wasm";
 
+/// The header carrying an upload's signature: the base64 of its `.minisig` file.
+pub const SIGNATURE_HEADER: &str = "x-plugin-signature";
+
 /// One loaded plugin version as the registry listing shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct PluginView {
     /// Provider id.
     pub id: String,
@@ -70,21 +77,47 @@ pub struct PluginView {
     pub calls: CallCounts,
     /// How many sources use this provider.
     pub sources: usize,
+    /// Who signed this version (`key_name`, `key_id`, `trusted_comment`); null: unsigned.
+    pub signed_by: Option<Signer>,
 }
 
 /// `GET /plugins`.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct PluginList {
     /// Contract versions this host runs, e.g. `["1.x"]`.
     pub supported_contracts: &'static [&'static str],
     /// Compilations and compile-cache hits since the host started.
     pub compile: CompileCounts,
-    /// Loaded plugins, by id.
-    pub plugins: Vec<PluginView>,
+    /// Loaded plugins, by id: the array, or with `limit`, `page` or `cursor` one page of it
+    /// (see [`crate::paging`]).
+    pub plugins: Listed<PluginView>,
+    /// Files of the plugins directory that were refused and do not serve, with the reason.
+    pub problems: Vec<FileProblem>,
+    /// Whether plugins must be signed, and by which keys.
+    pub signing: SigningView,
+}
+
+/// The operator's signing policy, as the listing shows it.
+#[derive(Serialize, JsonSchema)]
+pub struct SigningView {
+    /// True when every plugin must carry a signature by a trusted key.
+    pub required: bool,
+    /// The trusted vendor keys.
+    pub trusted_keys: Vec<TrustedKeyView>,
+}
+
+/// A trusted vendor key, as the listing shows it (fields in the order they were always
+/// written).
+#[derive(Serialize, JsonSchema)]
+pub struct TrustedKeyView {
+    /// The minisign key id (16 hex digits).
+    pub key_id: String,
+    /// The name the operator gave the key.
+    pub name: String,
 }
 
 /// `GET /plugins/{id}`: the listing entry and the full `describe` answer.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct PluginDetail {
     /// The listing entry.
     #[serde(flatten)]
@@ -94,18 +127,27 @@ pub struct PluginDetail {
 }
 
 /// What an upload did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct UploadOutcome {
     /// False when this exact binary was already serving (nothing changed).
     pub changed: bool,
     /// The version now serving.
     pub plugin: PluginView,
-    /// The version it replaced: `{version, digest}`, or null for a new provider.
-    pub previous: Option<serde_json::Value>,
+    /// The version it replaced, or null for a new provider.
+    pub previous: Option<PreviousVersion>,
+}
+
+/// The version an upload replaced.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct PreviousVersion {
+    /// sha-256 of its `.wasm`, hex.
+    pub digest: String,
+    /// The plugin's own version.
+    pub version: String,
 }
 
 /// Query of `PUT /plugins/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// Swap in a version that stored sources do not fit (see [`crate::compat`]); they are
@@ -118,7 +160,7 @@ pub struct UploadQuery {
 }
 
 /// Query of `DELETE /plugins/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveQuery {
     /// Remove even though sources use the provider (they then show `plugin_status: missing`).
@@ -130,8 +172,10 @@ pub struct RemoveQuery {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    Query(query): Query<PageQuery>,
 ) -> Result<Json<PluginList>, ApiError> {
     caller.require_admin()?;
+    let page = query.check()?;
     let sources = sources_by_provider(&state).await?;
     let plugins = state
         .plugins
@@ -139,10 +183,22 @@ pub async fn list(
         .iter()
         .map(|p| view(p, count(&sources, &p.info.id)))
         .collect();
+    let plugins = paging::cut(plugins, page, |p: &PluginView| vec![p.id.clone()]);
+    let signing = state.plugins.signing();
     Ok(Json(PluginList {
         supported_contracts: SUPPORTED_CONTRACTS,
         compile: state.plugins.compile_counts(),
         plugins,
+        problems: state.plugins.file_problems(),
+        signing: SigningView {
+            required: signing.required(),
+            trusted_keys: (signing.keys().iter())
+                .map(|k| TrustedKeyView {
+                    key_id: k.id().to_string(),
+                    name: k.name().to_string(),
+                })
+                .collect(),
+        },
     }))
 }
 
@@ -162,8 +218,10 @@ pub async fn get(
 }
 
 /// `PUT /plugins/{id}` (admin): uploads a plugin binary (`Content-Type: application/wasm`, at
-/// most the host's plugin size limit). A body refused as such (media type, size, empty) is a
-/// 4xx at once; otherwise `202` with an admission job (see [`admission`]), or, with
+/// most the host's plugin size limit), with its minisign signature, if it has one, in the
+/// [`SIGNATURE_HEADER`]. A body refused as such (media type, size, empty, an unreadable
+/// signature header) is a 4xx at once; otherwise `202` with an admission job (see
+/// [`admission`]), or, with
 /// `?wait=true`, the job's end: 201 for a new provider, 200 for a replacement, 4xx (and the
 /// current version keeps serving) when the binary is refused.
 pub async fn upload(
@@ -182,11 +240,13 @@ pub async fn upload(
         Ok(c) => c,
         Err(e) => return Err(drain(body, limit, e).await),
     };
-    let received = match query {
-        Ok(Query(query)) => receive(&headers, body, limit).await.map(|b| (query, b)),
-        Err(e) => Err(drain(body, limit, e).await),
+    let received = match (query, signature_header(&headers)) {
+        (Ok(Query(query)), Ok(signature)) => receive(&headers, body, limit)
+            .await
+            .map(|b| (query, b, signature)),
+        (Err(e), _) | (_, Err(e)) => Err(drain(body, limit, e).await),
     };
-    let (query, bytes) = match received {
+    let (query, bytes, signature) = match received {
         Ok(received) => received,
         Err(e) => {
             audit_refusal(&state, &caller.who(), &id, &e).await;
@@ -198,6 +258,7 @@ pub async fn upload(
         caller.who(),
         &id,
         bytes,
+        signature,
         query.force,
         refusal_details,
     );
@@ -233,8 +294,9 @@ pub async fn job(
     Ok(Json(job_view(&state, job).await?))
 }
 
-/// One admission job, as `GET /plugins/jobs/{id}` shows it.
-#[derive(Clone, Debug, Serialize)]
+/// One admission job, as `GET /plugins/jobs/{id}` shows it (named `Job` in the document).
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Job")]
 pub struct JobView {
     /// The job's id.
     pub id: String,
@@ -295,6 +357,44 @@ fn audit_details(e: &ApiError) -> serde_json::Value {
 /// The audit details of an admission's refusal: the status and message its answer has.
 fn refusal_details(id: &str, e: &AdmissionError) -> serde_json::Value {
     audit_details(&refusal(id, e))
+}
+
+/// The upload's request headers, for the OpenAPI document: the [`SIGNATURE_HEADER`].
+pub fn upload_headers() -> Vec<serde_json::Value> {
+    vec![json!({
+        "name": "X-Plugin-Signature",
+        "in": "header",
+        "required": false,
+        "description": "The plugin's minisign signature: the base64 of its .minisig file (`base64 -w0 plugin.wasm.minisig`); required when the operator requires signed plugins. Missing (when required) or unreadable is a 400, by an untrusted key or not matching the binary a 422",
+        "schema": {"type": "string"},
+    })]
+}
+
+/// The text of the `.minisig` whose base64 the [`SIGNATURE_HEADER`] carries, if it is there.
+fn signature_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    use base64::Engine as _;
+    let Some(value) = headers.get(SIGNATURE_HEADER) else {
+        return Ok(None);
+    };
+    let malformed = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "signature-malformed",
+            "X-Plugin-Signature must be the base64 of the plugin's .minisig file, e.g. \
+             $(base64 -w0 plugin.wasm.minisig)",
+        )
+        .at("X-Plugin-Signature")
+    };
+    let bytes = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+        })
+        .ok_or_else(malformed)?;
+    String::from_utf8(bytes).map(Some).map_err(|_| malformed())
 }
 
 /// Reads an upload's body: the media type must be `application/wasm`, the size within `limit`,
@@ -383,10 +483,10 @@ async fn accepted(
         status,
         UploadOutcome {
             changed: swap.changed,
-            previous: swap
-                .previous
-                .as_ref()
-                .map(|p| json!({"version": p.info.version, "digest": p.digest})),
+            previous: swap.previous.as_ref().map(|p| PreviousVersion {
+                version: p.info.version.clone(),
+                digest: p.digest.clone(),
+            }),
             plugin: view(&swap.plugin, count(&sources, id)),
         },
     ))
@@ -400,9 +500,27 @@ fn refusal(id: &str, e: &AdmissionError) -> ApiError {
             ApiError::invalid("id", e.to_string())
         }
         AdmissionError::Upload(UploadError::Incompatible(affected)) => incompatible(id, affected),
+        AdmissionError::Upload(UploadError::Signature(e)) => signature_refusal(e),
         AdmissionError::Upload(e @ UploadError::Save { .. }) => ApiError::internal(e),
         AdmissionError::Store(e) => ApiError::internal(e),
     }
+}
+
+/// The answer to an upload whose signature was refused: 400 when it is missing or unreadable,
+/// 422 when it is by an untrusted key or does not match; the message says what to do.
+fn signature_refusal(e: &SignatureError) -> ApiError {
+    let (status, message) = match e {
+        SignatureError::Missing => (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{e}; send the base64 of its .minisig in the X-Plugin-Signature header \
+                 (sign it with `minisign -S -m PLUGIN.wasm`)"
+            ),
+        ),
+        SignatureError::Malformed(_) => (StatusCode::BAD_REQUEST, e.to_string()),
+        _ => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    };
+    ApiError::new(status, e.code(), message).at("X-Plugin-Signature")
 }
 
 /// `DELETE /plugins/{id}[?force=true]` (admin): unloads the plugin and deletes its file.
@@ -431,9 +549,10 @@ pub async fn remove(
         .unload(&id, &state.plugins_dir)
         .await
         .map_err(ApiError::internal)?;
-    if removed.is_none() {
+    let Some(removed) = removed else {
         return Err(ApiError::not_found(format!("no plugin {id:?} is loaded")));
-    }
+    };
+    crate::replicas::publish_removal(&state, &removed).await;
     let (who, target) = (caller.who(), id.clone());
     let details = json!({
         "version": plugin.info.version,
@@ -548,5 +667,6 @@ fn view(p: &LoadedPlugin, sources: usize) -> PluginView {
         optimise_error: p.optimise_error().map(str::to_string),
         calls: p.stats.counts(),
         sources,
+        signed_by: p.signer.clone(),
     }
 }

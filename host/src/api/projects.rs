@@ -3,16 +3,18 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{Body, Caller, Path};
+use super::extract::{Body, Caller, Path, Query};
 use crate::app::AppState;
+use crate::paging::{self, Listed, PageQuery};
 use crate::projects;
 use crate::store::records::ProjectRecord;
 
 /// A project on the wire.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ProjectView {
     /// Id.
     pub id: String,
@@ -22,26 +24,29 @@ pub struct ProjectView {
 }
 
 /// Body of create and rename.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"name": "Checkout"}))]
 pub struct ProjectInput {
     /// Unique, 1-100 characters.
     pub name: String,
 }
 
-/// `GET /projects`: admins see all; members see theirs.
+/// `GET /projects`: admins see all; members see theirs; by id, paged by `limit`, `page` and
+/// `cursor` (see [`crate::paging`]).
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<ProjectView>>, ApiError> {
-    Ok(Json(
-        projects::list(&state)
-            .await?
-            .into_iter()
-            .filter(|(id, _)| caller.require_project(id).is_ok())
-            .map(|(id, record)| ProjectView { id, record })
-            .collect(),
-    ))
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Listed<ProjectView>>, ApiError> {
+    let page = query.check()?;
+    let views: Vec<ProjectView> = projects::list(&state)
+        .await?
+        .into_iter()
+        .filter(|(id, _)| caller.require_project(id).is_ok())
+        .map(|(id, record)| ProjectView { id, record })
+        .collect();
+    Ok(Json(paging::cut(views, page, |p| vec![p.id.clone()])))
 }
 
 /// `GET /projects/{id}`.

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::error::ApiError;
@@ -10,7 +11,7 @@ use crate::app::AppState;
 use crate::plugin::{CapabilitySupport, ProviderInfo};
 
 /// A provider as the editor needs it: the plugin's description and its version facts.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct ProviderView {
     /// What `describe` said.
     #[serde(flatten)]

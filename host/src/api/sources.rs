@@ -6,20 +6,22 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::error::ApiError;
-use super::extract::{Body, Caller, Path, Query};
+use super::extract::{self, Body, Caller, MergePatch, Path, Query};
+use super::preconditions::{IfMatch, Tagged, tagged};
 use crate::app::AppState;
 use crate::metrics::Health;
+use crate::paging::Listed;
 use crate::plugin::{Capability, ProviderInfo};
 use crate::sources::listing::{DEFAULT_LIMIT, HEALTH_STATUSES, MAX_LIMIT, MAX_SEARCH, SORT_KEYS};
-use crate::sources::{self, ListQuery, Listing, SourceInput, TestOutcome, Viewer};
+use crate::sources::{self, Edit, ListQuery, Listing, SourceInput, TestOutcome, Viewer};
 use crate::store::records::SourceRecord;
 
 /// A source as admins see it. Secret values never appear: `secrets_set` names the set ones.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct SourceView {
     /// Id.
     pub id: String,
@@ -43,7 +45,7 @@ pub struct SourceView {
 }
 
 /// A source as project members see it.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct MemberSourceView {
     /// Id.
     pub id: String,
@@ -82,16 +84,35 @@ pub async fn list(
     }
     if caller.is_admin() {
         let listed = sources::list(&state, &request, Viewer::Admin).await?;
-        return Ok(Json(json!(listed.map(|l| match l.health {
+        return sorted(SourceList::Admin(listed.map(|l| match l.health {
             Some(health) => view_with(&state, l.id, l.record, health),
             None => view(&state, l.id, l.record),
-        }))));
+        })));
     }
     let viewer = Viewer::Member(&caller.token.projects);
     let listed = sources::list(&state, &request, viewer).await?;
-    Ok(Json(json!(listed.map(|Listing { id, record, .. }| {
-        member_view(&state, id, record)
-    }))))
+    sorted(SourceList::Member(listed.map(
+        |Listing { id, record, .. }| member_view(&state, id, record),
+    )))
+}
+
+/// The list as a `serde_json::Value`, whose objects write their keys in alphabetical order:
+/// the bytes this answer has always had (a [`SourceView`] alone keeps its field order).
+fn sorted(list: SourceList) -> Result<Json<serde_json::Value>, ApiError> {
+    serde_json::to_value(list)
+        .map(Json)
+        .map_err(ApiError::internal)
+}
+
+/// The answer of `GET /sources`: admins get [`SourceView`]s, members [`MemberSourceView`]s;
+/// each the plain array, or a page when `limit` or `page` is given.
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SourceList {
+    /// What an admin sees.
+    Admin(Listed<SourceView>),
+    /// What a member sees.
+    Member(Listed<MemberSourceView>),
 }
 
 /// The query parameters of `GET /sources` for the OpenAPI document, built from the same
@@ -99,60 +120,96 @@ pub async fn list(
 pub fn list_parameters() -> Vec<serde_json::Value> {
     use serde_json::json;
     let text = json!({"type": "string"});
-    let sorts: Vec<String> = SORT_KEYS
-        .iter()
+    // An empty value is the same as none (a form's empty select), so each enum holds "".
+    let sorts: Vec<String> = (SORT_KEYS.iter())
         .flat_map(|(n, _)| [n.to_string(), format!("-{n}")])
+        .chain([String::new()])
         .collect();
+    let healths: Vec<&str> = HEALTH_STATUSES.iter().copied().chain([""]).collect();
     let parameters = [
         ("q", format!("Search text (at most {MAX_SEARCH} characters), matched ignoring case in the display name and the base URL"), text.clone()),
         ("provider", "Only sources of this provider id".into(), text.clone()),
-        ("enabled", "Only enabled (`true`) or disabled (`false`) sources".into(), json!({"type": "string", "enum": ["true", "false"]})),
-        ("health", "Only sources whose health has this status (admins only)".into(), json!({"type": "string", "enum": HEALTH_STATUSES})),
+        ("enabled", "Only enabled (`true`) or disabled (`false`) sources".into(), json!({"type": "string", "enum": ["true", "false", ""]})),
+        ("health", "Only sources whose health has this status (admins only)".into(), json!({"type": "string", "enum": healths})),
         ("project", "Only sources usable in this project".into(), text),
         ("sort", "The order (default `name`; `health` is worst first, admins only); a leading `-` reverses it".into(), json!({"type": "string", "enum": sorts})),
-        ("limit", format!("Sources per page; asks for the paged answer `{{items, total, page, limit, pages, next_page}}` instead of the array (default {DEFAULT_LIMIT} when only `page` is given)"), json!({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT})),
-        ("page", "Page number; asks for the paged answer".into(), json!({"type": "integer", "minimum": 1})),
     ];
-    parameters
+    let mut parameters: Vec<serde_json::Value> = parameters
         .into_iter()
-        .map(|(name, description, schema)| {
-            json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
-        })
-        .collect()
+        .map(|(name, description, schema)| super::paging::query(name, &description, schema))
+        .collect();
+    parameters.extend(super::paging::page_parameters(DEFAULT_LIMIT, MAX_LIMIT));
+    parameters
 }
 
-/// `GET /sources/{id}` (admin).
+/// `GET /sources/{id}` (admin), with its version as `ETag`.
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<SourceView>, ApiError> {
+) -> Result<Tagged<SourceView>, ApiError> {
     caller.require_admin()?;
     let record = sources::load(&state, &id).await?;
-    Ok(Json(view(&state, id, record)))
+    Ok(tagged_view(&state, id, record))
 }
 
-/// `POST /sources` (admin).
+/// `POST /sources` (admin), answered with the new source's `ETag`.
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Body(input): Body<SourceInput>,
-) -> Result<(StatusCode, Json<SourceView>), ApiError> {
+) -> Result<(StatusCode, Tagged<SourceView>), ApiError> {
     caller.require_admin()?;
     let (id, record) = sources::create(&state, &caller.who(), &input).await?;
-    Ok((StatusCode::CREATED, Json(view(&state, id, record))))
+    Ok((StatusCode::CREATED, tagged_view(&state, id, record)))
 }
 
-/// `PUT /sources/{id}` (admin): replaces the configuration; omitted secrets are kept.
+/// `PUT /sources/{id}` (admin): replaces the configuration; omitted secrets are kept. With
+/// `If-Match`, only a source still at one of its versions is changed (else 412).
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    IfMatch(versions): IfMatch,
     Body(input): Body<SourceInput>,
-) -> Result<Json<SourceView>, ApiError> {
+) -> Result<Tagged<SourceView>, ApiError> {
     caller.require_admin()?;
-    let record = sources::update(&state, &caller.who(), &id, &input).await?;
-    Ok(Json(view(&state, id, record)))
+    let edit = Edit {
+        versions,
+        ..Edit::default()
+    };
+    let record = sources::update(&state, &caller.who(), &id, &input, &edit).await?;
+    Ok(tagged_view(&state, id, record))
+}
+
+/// `PATCH /sources/{id}` (admin): a JSON merge patch (RFC 7396) of the source's editable view
+/// (see [`sources::patch`]), then checked and saved as a `PUT` of the result. `If-Match` as for
+/// `PUT` (checked after the patch itself, so a bad patch is a 400 as a bad `PUT` body is);
+/// without it, the patch still applies only to the version it was merged into.
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(versions): IfMatch,
+    MergePatch(patch): MergePatch,
+) -> Result<Tagged<SourceView>, ApiError> {
+    caller.require_admin()?;
+    let current = sources::load(&state, &id).await?;
+    // A patch that is not one, or leaves a body that is not a source's, is a 400 whatever
+    // If-Match says, as a PUT's body is.
+    let patched = sources::patch::apply(&current, &patch)?;
+    let input: SourceInput = extract::decode(patched.input.to_string().as_bytes())?;
+    let expected = Edit {
+        versions,
+        ..Edit::default()
+    };
+    expected.allows(&current)?;
+    let edit = Edit {
+        versions: Some(vec![current.updated_at]),
+        remove_secrets: patched.remove_secrets,
+    };
+    let record = sources::update(&state, &caller.who(), &id, &input, &edit).await?;
+    Ok(tagged_view(&state, id, record))
 }
 
 /// `DELETE /sources/{id}` (admin). Links to it stay, marked not syncing.
@@ -171,7 +228,7 @@ pub async fn enable(
     state: State<AppState>,
     caller: Caller,
     id: Path<String>,
-) -> Result<Json<SourceView>, ApiError> {
+) -> Result<Tagged<SourceView>, ApiError> {
     set_enabled(state, caller, id, true).await
 }
 
@@ -180,7 +237,7 @@ pub async fn disable(
     state: State<AppState>,
     caller: Caller,
     id: Path<String>,
-) -> Result<Json<SourceView>, ApiError> {
+) -> Result<Tagged<SourceView>, ApiError> {
     set_enabled(state, caller, id, false).await
 }
 
@@ -189,10 +246,10 @@ async fn set_enabled(
     caller: Caller,
     Path(id): Path<String>,
     enabled: bool,
-) -> Result<Json<SourceView>, ApiError> {
+) -> Result<Tagged<SourceView>, ApiError> {
     caller.require_admin()?;
     let record = sources::set_enabled(&state, &caller.who(), &id, enabled).await?;
-    Ok(Json(view(&state, id, record)))
+    Ok(tagged_view(&state, id, record))
 }
 
 /// `POST /sources/{id}/test` (admin): runs the plugin's connection test with the stored
@@ -227,6 +284,11 @@ pub async fn test_edit(
 ) -> Result<Json<TestOutcome>, ApiError> {
     caller.require_admin()?;
     Ok(Json(sources::test_edit(&state, &id, &input).await?))
+}
+
+/// [`view`] with the source's version as `ETag`.
+fn tagged_view(state: &AppState, id: String, record: SourceRecord) -> Tagged<SourceView> {
+    tagged(record.updated_at, view(state, id, record))
 }
 
 fn view(state: &AppState, id: String, record: SourceRecord) -> SourceView {
@@ -292,7 +354,7 @@ fn member_key_hint(
 }
 
 /// Body of `POST /key-patterns/check`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatternCheck {
     /// The pattern as the admin typed it.
@@ -309,12 +371,38 @@ pub struct PatternCheck {
 pub async fn check_pattern(
     caller: Caller,
     Body(input): Body<PatternCheck>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PatternVerdict>, ApiError> {
     caller.require_admin()?;
     Ok(Json(
         match sources::check_key_pattern(input.pattern.trim()) {
-            Ok(re) => json!({"valid": true, "matches": input.key.map(|k| re.is_match(&k))}),
-            Err(e) => json!({"valid": false, "message": e.message}),
+            Ok(re) => PatternVerdict::Valid {
+                valid: true,
+                matches: input.key.map(|k| re.is_match(&k)),
+            },
+            Err(e) => PatternVerdict::Invalid {
+                valid: false,
+                message: e.message,
+            },
         },
     ))
+}
+
+/// The answer of `POST /key-patterns/check`.
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PatternVerdict {
+    /// The pattern is valid.
+    Valid {
+        /// Whether the sample key matches; null without a sample key.
+        matches: Option<bool>,
+        /// Always `true`.
+        valid: bool,
+    },
+    /// The pattern is refused.
+    Invalid {
+        /// Why, for a person.
+        message: String,
+        /// Always `false`.
+        valid: bool,
+    },
 }

@@ -4,18 +4,21 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{Body, Caller, Path};
+use super::extract::{Body, Caller, Path, Query};
 use crate::app::AppState;
+use crate::paging::{self, Listed, PageQuery};
 use crate::store::records::{Role, TokenRecord};
 use crate::tokens;
 pub use crate::tokens::bootstrap_admin;
 
 /// Body of `POST /tokens`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({"name": "CI", "role": "member", "projects": ["prj_..."]}))]
 pub struct TokenInput {
     /// A label.
     pub name: String,
@@ -27,7 +30,7 @@ pub struct TokenInput {
 }
 
 /// A created token: the only time its value is sent.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct CreatedToken {
     /// The bearer token. Store it now; it cannot be shown again.
     pub token: String,
@@ -54,13 +57,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(CreatedToken { token, record })))
 }
 
-/// `GET /tokens` (admin): records only, never values.
+/// `GET /tokens` (admin): records only, never values; oldest first, paged by `limit`, `page`
+/// and `cursor` (see [`crate::paging`]).
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<TokenRecord>>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Listed<TokenRecord>>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(tokens::list(&state).await?))
+    let page = query.check()?;
+    let all = tokens::list(&state).await?;
+    Ok(Json(paging::cut(all, page, tokens::position)))
 }
 
 /// `DELETE /tokens/{id}` (admin). Revoking the last admin token is refused.

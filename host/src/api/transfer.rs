@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::error::ApiError;
@@ -13,7 +14,7 @@ use crate::app::AppState;
 use crate::sources_as_code::{self, ImportReport, MAX_IMPORT_BYTES, References};
 
 /// The media types an import accepts.
-const TOML_TYPES: [&str; 3] = ["application/toml", "text/toml", "text/plain"];
+pub const TOML_TYPES: [&str; 3] = ["application/toml", "text/toml", "text/plain"];
 
 /// `GET /sources/export` (admin): every source as TOML (`text/toml`), secrets as references.
 pub async fn export(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
@@ -23,7 +24,7 @@ pub async fn export(State(state): State<AppState>, caller: Caller) -> Result<Res
 }
 
 /// Query of `POST /sources/import`.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     /// Check the file and answer what the import would do, changing nothing.
@@ -72,5 +73,11 @@ pub async fn import(
         query.dry_run,
     )
     .await?;
+    if !query.dry_run {
+        // The shared health's headroom too (the import forgot this process's own).
+        for id in &report.other_account {
+            state.metrics.forget_headroom(id);
+        }
+    }
     Ok(Json(report))
 }

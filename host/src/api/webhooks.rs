@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::json;
 
@@ -43,7 +44,7 @@ pub async fn receive(
         Ok(body) => body.to_vec(),
         Err(_) => return respond(webhooks::too_large(&state, &source_id)),
     };
-    respond(webhooks::receive(&state, admitted, headers, body))
+    respond(webhooks::receive(&state, admitted, headers, body).await)
 }
 
 /// The receiver's answer: `{"status", "message"}` for a 2xx, the API's error shape otherwise,
@@ -67,7 +68,7 @@ fn respond(answer: Answer) -> Response {
 }
 
 /// A scheme as the editor shows it.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct SchemeView {
     /// Id.
     pub id: String,
@@ -79,7 +80,7 @@ pub struct SchemeView {
 
 /// A source's webhook set-up as admins see it. The secret never appears, except once in the
 /// answer that generated it.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct WebhookView {
     /// Source id.
     pub source_id: String,

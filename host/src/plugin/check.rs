@@ -216,6 +216,11 @@ pub async fn check_file(path: &Path, options: &CheckOptions) -> CheckReport {
     check_bytes(&bytes, options, report).await
 }
 
+/// Checks a plugin binary, as [`check_file`] checks a file.
+pub async fn check_binary(bytes: &[u8], options: &CheckOptions) -> CheckReport {
+    check_bytes(bytes, options, CheckReport::default()).await
+}
+
 async fn check_bytes(bytes: &[u8], options: &CheckOptions, mut report: CheckReport) -> CheckReport {
     let started = Instant::now();
     // The checks' own stand-in tracker listens on 127.0.0.1, and an operator's --base-url

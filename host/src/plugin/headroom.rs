@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use reqwest::header::HeaderMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Header triples (remaining, limit, reset) in the order they are tried; the first whose
 /// `remaining` is present and numeric is used.
@@ -35,7 +35,7 @@ const CONVENTIONS: [[&str; 3]; 3] = [
 ];
 
 /// What a tracker's response said about the rate limit of the source it was made for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Headroom {
     /// Requests left in the tracker's current window.
     pub remaining: u64,

@@ -24,6 +24,7 @@ pub mod registry;
 mod tiers;
 mod v1;
 
+use schemars::JsonSchema;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -241,6 +242,9 @@ pub struct LoadedPlugin {
     unoptimised: Mutex<Option<Arc<[u8]>>>,
     /// Why the optimised compile failed, if it did (the baseline code keeps serving).
     optimise_error: OnceLock<String>,
+    /// Who signed this version, when its signature was checked against a trusted key (see
+    /// [`crate::plugin_registry::signatures`]); `None`: unsigned.
+    pub signer: Option<crate::plugin_registry::signatures::Signer>,
 }
 
 /// A capability a plugin may lack, for [`LoadedPlugin::unsupported`].
@@ -298,7 +302,7 @@ impl LoadedPlugin {
 }
 
 /// What [`LoadedPlugin::capabilities`] answers, as listings show it.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, JsonSchema)]
 pub struct CapabilitySupport {
     /// The capabilities the plugin serves.
     pub supported: Vec<&'static str>,
@@ -360,6 +364,10 @@ pub struct PluginHost {
     swap_lock: tokio::sync::Mutex<()>,
     /// The largest binaries admitted, which an admin may change at run time.
     size_limits: RwLock<registry::SizeLimits>,
+    /// The trusted vendor keys, and whether a signature is required (checked before compiling).
+    signing: RwLock<Arc<crate::plugin_registry::signatures::SigningPolicy>>,
+    /// The latest refusal of each file in the plugins directory that does not serve.
+    file_problems: std::sync::Mutex<std::collections::BTreeMap<PathBuf, registry::FileProblem>>,
     /// Keeps the compile cache to the current and previous version of each plugin, when on.
     cache_bound: Option<cache::Bound>,
     /// The baseline compiler large plugins are compiled by first (see [`tiers`]).
@@ -379,6 +387,8 @@ impl PluginHost {
         Ok(PluginHost {
             size_limits: RwLock::new(registry::SizeLimits::new(limits.max_plugin_bytes)),
             cache_bound: None,
+            signing: RwLock::default(),
+            file_problems: std::sync::Mutex::default(),
             budget: budget::Budget::new(&limits),
             http: egress::Clients::new(false)?,
             engine,
@@ -476,6 +486,7 @@ impl PluginHost {
         let mut out = Vec::new();
         for path in paths {
             let result = self.load_file(&path).await;
+            self.note_file_outcome(&path, result.as_ref().err());
             match &result {
                 Ok(p) => {
                     tracing::info!(plugin = %p.info.id, version = %p.info.version, path = %path.display(), "plugin loaded")
@@ -487,14 +498,17 @@ impl PluginHost {
         out
     }
 
-    /// Loads (or replaces) the plugin in one file. A provider already served from another
+    /// Loads (or replaces) the plugin in one file, once the signature beside it passes the
+    /// signing policy (see [`PluginHost::set_signing`]). A provider already served from another
     /// file is refused (see [`PluginHost::check_claim`]).
     pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
         let bytes = std::fs::read(path)
             .map_err(|e| PluginError::Rejected(format!("cannot read {}: {e}", path.display())))?;
+        let signer = self.check_file_signature(path, &bytes)?;
         let mut plugin = self.prepare(&bytes, path.display().to_string()).await?;
         self.check_claim(&plugin.info.id, path)?;
         plugin.file = Some(path.to_path_buf());
+        plugin.signer = signer;
         Ok(self.install(plugin))
     }
 
@@ -525,6 +539,7 @@ impl PluginHost {
             code: arc_swap::ArcSwap::from_pointee(code),
             unoptimised: Mutex::new(unoptimised),
             optimise_error: OnceLock::new(),
+            signer: None,
         };
         let info = self
             .run(&plugin, Network::Offline("describe"), |store, p| {
@@ -706,6 +721,48 @@ impl PluginHost {
             })
         })
         .await
+    }
+
+    /// Benchmark support: `n` `normalize-key` calls, each on a fresh instance made before the
+    /// call is timed (instances pre-instantiated off the request path, then used once and
+    /// dropped, outside the timing too). Answers the time of each call alone.
+    #[doc(hidden)]
+    pub async fn bench_preinstantiated_normalize(
+        &self,
+        source: &SourceConfig,
+        key: &str,
+        n: usize,
+    ) -> Result<Vec<Duration>, PluginError> {
+        let plugin = self.get(&source.provider)?;
+        let wsrc = v1::source(&plugin.info, source);
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (stdout, stderr) = (
+                MemoryOutputPipe::new(16 << 10),
+                MemoryOutputPipe::new(16 << 10),
+            );
+            let offline = Err("normalize-key");
+            let code = plugin.code.load_full();
+            let mut store = self.new_store(
+                code.engine(),
+                &plugin,
+                offline,
+                Arc::default(),
+                &stdout,
+                &stderr,
+            );
+            let instance =
+                (code.pre.instantiate_async(&mut store).await).map_err(|e| self.classify(e, 0))?;
+            let started = Instant::now();
+            let exports = code.exports.load(&instance);
+            let answer = (exports.testorchestrator_provider_tracker())
+                .call_normalize_key(&mut store, &wsrc, key)
+                .await
+                .map_err(|e| self.classify(e, 0))?;
+            times.push(started.elapsed());
+            answer.map_err(|e| plugin.stats.provider_error(e))?;
+        }
+        Ok(times)
     }
 
     /// `issue-url`: the issue's browser URL.

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Everything a plugin call needs to know about a source. Built by the caller (the API or
@@ -57,7 +58,7 @@ impl std::fmt::Debug for SourceConfig {
 }
 
 /// The coarse state of an issue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StatusCategory {
     /// Not started.
@@ -146,7 +147,7 @@ impl ProviderError {
 }
 
 /// One input field of an auth type.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthField {
     /// Field name.
     pub name: String,
@@ -161,7 +162,7 @@ pub struct AuthField {
 }
 
 /// How the host applies an auth type's secrets to authenticated requests.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum CredentialScheme {
     /// Nothing.
@@ -190,7 +191,7 @@ pub enum CredentialScheme {
 }
 
 /// One way to authenticate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AuthType {
     /// Stable id.
     pub id: String,
@@ -203,7 +204,7 @@ pub struct AuthType {
 }
 
 /// What a setting holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SettingKind {
     /// Free text.
@@ -213,7 +214,7 @@ pub enum SettingKind {
 }
 
 /// A provider-specific setting.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Setting {
     /// Name.
     pub name: String,
@@ -228,7 +229,7 @@ pub struct Setting {
 }
 
 /// A plugin's self-description.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProviderInfo {
     /// Unique id.
     pub id: String,
@@ -299,7 +300,7 @@ impl ProviderInfo {
 }
 
 /// How a plugin posts comments (`comments-info`, contract 1.1).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CommentsInfo {
     /// The format the tracker stores, e.g. "Markdown".
     pub format: String,
@@ -317,7 +318,7 @@ pub struct CommentInfo {
 }
 
 /// How the bytes an HMAC covers are formed (`signed-content`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "headers", rename_all = "kebab-case")]
 pub enum SignedContent {
     /// The raw request body.
@@ -327,7 +328,7 @@ pub enum SignedContent {
 }
 
 /// The headers of the Standard Webhooks signed content (`id-timestamp-headers`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct IdTimestampHeaders {
     /// The header holding the delivery id.
     pub id: String,
@@ -336,7 +337,7 @@ pub struct IdTimestampHeaders {
 }
 
 /// How a digest is written in its header (`digest-encoding`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DigestEncoding {
     /// Lower-case hexadecimal.
@@ -346,7 +347,7 @@ pub enum DigestEncoding {
 }
 
 /// HMAC-SHA256 keyed with the source's webhook secret (`hmac-scheme`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HmacScheme {
     /// The header carrying the signature.
     pub header: String,
@@ -359,7 +360,7 @@ pub struct HmacScheme {
 }
 
 /// How an event proves it comes from the tracker (`authenticity`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "scheme", rename_all = "kebab-case")]
 pub enum Authenticity {
     /// An HMAC-SHA256 signature in a header (one of several space-separated ones matching
@@ -372,7 +373,7 @@ pub enum Authenticity {
 }
 
 /// Where a value of the event is found (`locator`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "name", rename_all = "kebab-case")]
 pub enum Locator {
     /// A request header, by name.
@@ -382,7 +383,7 @@ pub enum Locator {
 }
 
 /// The unit of a timestamp (`time-unit`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TimeUnit {
     /// Unix seconds.
@@ -392,7 +393,7 @@ pub enum TimeUnit {
 }
 
 /// A replay window (`replay-window`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ReplayWindow {
     /// Where the send time is.
     pub timestamp: Locator,
@@ -403,7 +404,7 @@ pub struct ReplayWindow {
 }
 
 /// One way a tracker's webhooks can be set up and verified (`event-scheme`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EventScheme {
     /// Stable id; the first scheme is the default.
     pub id: String,

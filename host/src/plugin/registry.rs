@@ -17,10 +17,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{LoadedPlugin, PluginError, PluginHost, ProviderError};
+use crate::plugin_registry::signatures::{self, SignatureError, Signer, SigningPolicy};
 
 /// Counters of the calls into one plugin version. Cheap: a few relaxed atomics per call.
 #[derive(Debug, Default)]
@@ -32,7 +34,7 @@ pub struct CallStats {
 }
 
 /// A snapshot of [`CallStats`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct CallCounts {
     /// Calls started.
     pub calls: u64,
@@ -99,7 +101,7 @@ impl CallStats {
 }
 
 /// How plugins were compiled since the host started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct CompileCounts {
     /// Components compiled from their `.wasm` (slow: ~0.1-1 s each, tens of seconds for a
     /// Python component).
@@ -139,6 +141,10 @@ pub enum UploadError {
     /// not forced; each entry names one source and why.
     #[error("{} source(s) do not fit this version", .0.len())]
     Incompatible(Vec<crate::compat::Affected>),
+    /// The signature is missing, malformed, by a key the operator does not trust, or does not
+    /// match the bytes (see [`signatures`]); checked before anything compiles the binary.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
     /// Saving the file to the plugins directory failed.
     #[error("cannot save the plugin to {path}: {error}")]
     Save {
@@ -152,7 +158,7 @@ pub enum UploadError {
 /// The largest plugin binaries admitted: for every plugin, and per provider id where an admin
 /// set one (`PUT /api/v1/plugin-settings`). Changed at run time; the start-up value is the
 /// operator's [`super::Limits::max_plugin_bytes`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SizeLimits {
     /// For every plugin without a limit of its own, in bytes.
     pub max_plugin_bytes: usize,
@@ -184,7 +190,76 @@ impl SizeLimits {
     }
 }
 
+/// A file of the plugins directory that was refused and does not serve, as the listing shows
+/// it until the file loads or is gone.
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
+pub struct FileProblem {
+    /// The file.
+    pub file: String,
+    /// Why it was refused.
+    pub error: String,
+    /// When (ms since the Unix epoch).
+    pub at: u64,
+}
+
 impl PluginHost {
+    /// The signing policy in force: the trusted vendor keys, and whether a signature is
+    /// required.
+    pub fn signing(&self) -> Arc<SigningPolicy> {
+        self.signing.read().expect("signing lock").clone()
+    }
+
+    /// Sets the signing policy for every binary admitted from now on (uploads and files);
+    /// loaded plugins stay. Set it before loading the plugins directory.
+    pub fn set_signing(&self, policy: SigningPolicy) {
+        *self.signing.write().expect("signing lock") = Arc::new(policy);
+    }
+
+    /// Checks the signature beside the plugin file `path` (see [`signatures::signature_path`]).
+    pub(super) fn check_file_signature(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<Option<Signer>, PluginError> {
+        self.signing()
+            .check_file(path, bytes)
+            .map_err(PluginError::Rejected)
+    }
+
+    /// The files of the plugins directory refused at start-up or by the watcher, which do not
+    /// serve, by file name.
+    pub fn file_problems(&self) -> Vec<FileProblem> {
+        let problems = self.file_problems.lock().expect("file problems lock");
+        problems.values().cloned().collect()
+    }
+
+    /// Remembers why the file `path` was refused, or forgets it once it loaded.
+    pub(super) fn note_file_outcome(&self, path: &Path, error: Option<&PluginError>) {
+        let mut problems = self.file_problems.lock().expect("file problems lock");
+        match error {
+            Some(e) => {
+                let at = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let problem = FileProblem {
+                    file: path.display().to_string(),
+                    error: e.to_string(),
+                    at,
+                };
+                problems.insert(path.to_path_buf(), problem);
+            }
+            None => {
+                problems.remove(path);
+            }
+        }
+    }
+
+    /// Forgets the problems of files no longer in the directory.
+    fn forget_problems_except(&self, present: &HashMap<PathBuf, FileState>) {
+        let mut problems = self.file_problems.lock().expect("file problems lock");
+        problems.retain(|path, _| present.contains_key(path));
+    }
+
     /// The size limits in force.
     pub fn size_limits(&self) -> SizeLimits {
         self.size_limits.read().expect("size limits lock").clone()
@@ -219,11 +294,7 @@ impl PluginHost {
         }
     }
 
-    /// Installs an uploaded binary as provider `expected_id`: compiles and checks it, asks
-    /// `breaks` which stored sources its `describe` would break (refused unless `force`),
-    /// saves it to `dir` (atomically, so it survives a restart), then swaps it in. The file is
-    /// the one the current version was loaded from when that is in `dir`, else `<id>.wasm`.
-    /// On any error nothing changes.
+    /// [`PluginHost::upload_signed`] without a signature.
     pub async fn upload(
         &self,
         expected_id: &str,
@@ -232,8 +303,29 @@ impl PluginHost {
         breaks: impl FnOnce(&super::ProviderInfo) -> Vec<crate::compat::Affected>,
         force: bool,
     ) -> Result<Swap, UploadError> {
+        self.upload_signed(expected_id, bytes, None, dir, breaks, force)
+            .await
+    }
+
+    /// Installs an uploaded binary as provider `expected_id`: checks its `signature` (the text
+    /// of its `.minisig`) against the signing policy, compiles and checks it, asks `breaks`
+    /// which stored sources its `describe` would break (refused unless `force`), saves it to
+    /// `dir` with its signature beside it (atomically, so it survives a restart), then swaps
+    /// it in. The file is the one the current version was loaded from when that is in `dir`,
+    /// else `<id>.wasm`. On any error nothing changes.
+    pub async fn upload_signed(
+        &self,
+        expected_id: &str,
+        bytes: &[u8],
+        signature: Option<&str>,
+        dir: &Path,
+        breaks: impl FnOnce(&super::ProviderInfo) -> Vec<crate::compat::Affected>,
+        force: bool,
+    ) -> Result<Swap, UploadError> {
         let _guard = self.swap_lock.lock().await;
+        let signer = self.signing().check(bytes, signature)?;
         let mut plugin = self.prepare(bytes, "upload".into()).await?;
+        plugin.signer = signer;
         if plugin.info.id != expected_id {
             return Err(UploadError::IdMismatch {
                 expected: expected_id.into(),
@@ -257,13 +349,17 @@ impl PluginHost {
             .filter(|f| same_dir(f, dir))
             .unwrap_or_else(|| dir.join(format!("{expected_id}.wasm")));
         let (target, owned) = (path.clone(), bytes.to_vec());
-        tokio::task::spawn_blocking(move || write_atomically(&target, &owned))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-            .map_err(|error| UploadError::Save {
-                path: path.clone(),
-                error,
-            })?;
+        let signature = signature.map(str::to_string);
+        tokio::task::spawn_blocking(move || {
+            write_signature(&target, signature.as_deref())?;
+            write_atomically(&target, &owned)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(|error| UploadError::Save {
+            path: path.clone(),
+            error,
+        })?;
         plugin.file = Some(path);
         let plugin = Arc::new(plugin);
         let previous = self.replace(plugin.clone());
@@ -294,6 +390,7 @@ impl PluginHost {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
+            write_signature(file, None)?;
         }
         let removed = self.remove(provider);
         tracing::info!(plugin = %provider, version = %current.info.version, "plugin removed");
@@ -327,9 +424,11 @@ impl PluginHost {
         if self.list().iter().any(|p| p.digest == digest) {
             return Ok(None);
         }
+        let signer = self.check_file_signature(path, &bytes)?;
         let mut plugin = self.prepare(&bytes, path.display().to_string()).await?;
         self.check_claim(&plugin.info.id, path)?;
         plugin.file = Some(path.to_path_buf());
+        plugin.signer = signer;
         let plugin = Arc::new(plugin);
         let previous = self.replace(plugin.clone());
         Ok(Some(Swap {
@@ -377,7 +476,9 @@ where
                 }
                 settling.remove(path);
                 seen.insert(path.clone(), *state);
-                match host.load_changed(path).await {
+                let loaded = host.load_changed(path).await;
+                host.note_file_outcome(path, loaded.as_ref().err());
+                match loaded {
                     Ok(Some(swap)) => {
                         tracing::info!(
                             plugin = %swap.plugin.info.id, version = %swap.plugin.info.version,
@@ -394,16 +495,20 @@ where
                 }
             }
             seen.retain(|path, _| now.contains_key(path));
+            host.forget_problems_except(&now);
         }
     })
 }
 
-/// What identifies a file's content without reading it: modification time, size, inode.
+/// What identifies a file's content without reading it: modification time, size, inode; and
+/// the same of its signature file, if there is one (a signature put beside a refused file
+/// retries it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct FileState {
     modified: Option<SystemTime>,
     len: u64,
     inode: u64,
+    signature: Option<(Option<SystemTime>, u64, u64)>,
 }
 
 fn scan(dir: &Path) -> HashMap<PathBuf, FileState> {
@@ -423,10 +528,14 @@ fn scan(dir: &Path) -> HashMap<PathBuf, FileState> {
         .filter_map(|p| {
             let meta = std::fs::metadata(&p).ok()?;
             meta.is_file().then(|| {
+                let signature = std::fs::metadata(signatures::signature_path(&p))
+                    .ok()
+                    .map(|m| (m.modified().ok(), m.len(), m.ino()));
                 let state = FileState {
                     modified: meta.modified().ok(),
                     len: meta.len(),
                     inode: meta.ino(),
+                    signature,
                 };
                 (p, state)
             })
@@ -445,6 +554,19 @@ fn same_dir(file: &Path, dir: &Path) -> bool {
 /// The path with links and `..` resolved, or as given when it does not exist.
 fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Writes the signature of the plugin file `wasm` beside it, or removes a stale one when the
+/// new version has none (it would not match).
+fn write_signature(wasm: &Path, signature: Option<&str>) -> std::io::Result<()> {
+    let path = signatures::signature_path(wasm);
+    match signature {
+        Some(text) => write_atomically(&path, text.as_bytes()),
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    }
 }
 
 /// Writes `bytes` to a hidden temporary file beside `path`, syncs it, then renames it over

@@ -32,7 +32,7 @@ use super::{CallState, LoadedPlugin, PluginError, PluginHost, first_line, v1};
 pub const DEFAULT_MIN_BYTES: usize = 4 << 20;
 
 /// Which compiler made the code a version runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tier {
     /// Winch: ready fast, runs slower; the optimised code is being compiled.

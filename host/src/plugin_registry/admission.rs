@@ -32,7 +32,7 @@ use crate::store::records::{Millis, now};
 pub const KEPT: usize = 100;
 
 /// Where a job stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum JobState {
     /// Waiting for the admission slot.
@@ -150,14 +150,16 @@ impl Admissions {
     }
 }
 
-/// Starts the admission of `bytes` as provider `plugin` on behalf of `who`; returns the job
-/// (queued) and the task that runs it, whose result is the job's end. A refusal is audited
-/// with the details `refusal` gives, before the job shows `failed`.
+/// Starts the admission of `bytes` (with its minisign `signature`, if any) as provider
+/// `plugin` on behalf of `who`; returns the job (queued) and the task that runs it, whose
+/// result is the job's end. A refusal is audited with the details `refusal` gives, before the
+/// job shows `failed`.
 pub fn start(
     state: &AppState,
     who: String,
     plugin: &str,
     bytes: bytes::Bytes,
+    signature: Option<String>,
     force: bool,
     refusal: RefusalDetails,
 ) -> (Job, tokio::task::JoinHandle<Result<Swap, Refusal>>) {
@@ -178,7 +180,9 @@ pub fn start(
         let _slot = admissions.slot.acquire().await;
         admissions.update(&id, |j| j.state = JobState::Compiling);
         let checking = || admissions.update(&id, |j| j.state = JobState::Checking);
-        let result = super::install(&state, &who, &plugin, &bytes, force, checking).await;
+        let signature = signature.as_deref();
+        let result =
+            super::install(&state, &who, &plugin, &bytes, signature, force, checking).await;
         if let Err(e) = &result {
             audit_refusal(&state, &who, &plugin, refusal(&plugin, e)).await;
         }

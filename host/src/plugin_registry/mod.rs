@@ -1,12 +1,14 @@
 //! The plugin registry's rules (the runtime itself is `plugin/`): admitting an uploaded
 //! version (compiled and described, checked against the stored sources it would break, see
 //! [`crate::compat`], then swapped in and saved) and the audit of every accepted swap, uploaded
-//! or picked up from the plugins directory; and the plugin size limits an admin sets
-//! ([`settings`]); the admission jobs that run [`install`] one at a time ([`admission`]).
-//! `api::plugins` maps their outcomes to answers.
+//! or picked up from the plugins directory; the plugin size limits an admin sets
+//! ([`settings`]); the operator's trusted vendor keys, which signed plugins are checked
+//! against ([`signatures`]); and the admission jobs that run [`install`] one at a time
+//! ([`admission`]). `api::plugins` maps their outcomes to answers.
 
 pub mod admission;
 pub mod settings;
+pub mod signatures;
 
 use serde_json::json;
 
@@ -30,8 +32,9 @@ pub enum AdmissionError {
     Store(#[from] StoreError),
 }
 
-/// Compiles, checks and swaps in `bytes` as provider `id` on behalf of `who`: refused when
-/// stored sources do not fit the new version, unless `force`; `checking` is called once it is
+/// Checks the `signature` of `bytes` (see [`signatures`]), then compiles, checks and swaps
+/// them in as provider `id` on behalf of `who`: refused when stored sources do not fit the
+/// new version, unless `force`; `checking` is called once it is
 /// compiled and described, before those checks. An accepted change is audited ([`record`]) and
 /// stored for the other replicas (a no-op on redb).
 pub async fn install(
@@ -39,6 +42,7 @@ pub async fn install(
     who: &str,
     id: &str,
     bytes: &[u8],
+    signature: Option<&str>,
     force: bool,
     checking: impl FnOnce(),
 ) -> Result<Swap, AdmissionError> {
@@ -49,16 +53,16 @@ pub async fn install(
     };
     let swap = state
         .plugins
-        .upload(id, bytes, &state.plugins_dir, breaks, force)
+        .upload_signed(id, bytes, signature, &state.plugins_dir, breaks, force)
         .await
         .inspect_err(|e| {
-            if let UploadError::Plugin(e) = e {
+            if let UploadError::Plugin(_) | UploadError::Signature(_) = e {
                 tracing::warn!(plugin = %id, error = %e, "plugin upload rejected; the loaded version keeps serving");
             }
         })?;
     if swap.changed {
         record(state, who, "upload", &swap).await?;
-        crate::replicas::publish_upload(state, &swap.plugin, bytes).await;
+        crate::replicas::publish_upload(state, &swap.plugin, bytes, signature).await;
     }
     Ok(swap)
 }
@@ -88,6 +92,7 @@ pub async fn record(state: &AppState, who: &str, via: &str, swap: &Swap) -> Resu
         "digest": plugin.digest,
         "contract": plugin.contract,
         "file": plugin.file.as_ref().map(|f| f.display().to_string()),
+        "signed_by": plugin.signer,
         "previous": swap.previous.as_ref().map(|p| json!({"version": p.info.version, "digest": p.digest})),
         "incompatible_sources": affected,
     });

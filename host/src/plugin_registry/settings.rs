@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -22,7 +23,7 @@ const RECORD: &str = "plugins";
 const RANGE: std::ops::RangeInclusive<usize> = (64 << 10)..=(1 << 30);
 
 /// What an admin set; stored as is. Unset fields take the operator's defaults.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSettings {
     /// The largest plugin binary admitted, in bytes, for every plugin without a limit of its

@@ -2,10 +2,11 @@
 //! checked into a [`ListRequest`], and the rules that pick, order and cut the sources
 //! ([`list`]).
 //!
-//! Without `limit` or `page` the answer stays the plain list existing clients read; with
-//! either, it is a [`Paged`](crate::paging::Paged) envelope carrying the total and the next
-//! page. Every parameter that does not parse is a [`ListError`] naming it.
+//! Without `limit`, `page` or `cursor` the answer stays the plain list existing clients read;
+//! with any, it is a [`Paged`](crate::paging::Paged) envelope carrying the total, the next page
+//! and the next cursor. Every parameter that does not parse is a [`ListError`] naming it.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::app::AppState;
@@ -97,7 +98,7 @@ pub const MAX_SEARCH: usize = 200;
 pub const HEALTH_STATUSES: [&str; 5] = ["unknown", "ok", "degraded", "failing", "rate-limited"];
 
 /// Query of `GET /sources`, as sent; [`ListQuery::check`] turns it into a [`ListRequest`].
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only sources usable in this project.
@@ -117,6 +118,9 @@ pub struct ListQuery {
     pub limit: Option<String>,
     /// Page number from 1; asks for the paged answer.
     pub page: Option<String>,
+    /// The `next_cursor` of the previous page (with the same filters and sort); asks for the
+    /// page after it.
+    pub cursor: Option<String>,
 }
 
 /// What a sort orders by.
@@ -197,7 +201,8 @@ impl ListQuery {
             let field = if health.is_some() { "health" } else { "sort" };
             return Err(ListError::HealthIsAdmins(field));
         }
-        let page = PageRequest::parse(self.limit, self.page, DEFAULT_LIMIT, MAX_LIMIT)?;
+        let page =
+            PageRequest::parse(self.limit, self.page, self.cursor, DEFAULT_LIMIT, MAX_LIMIT)?;
         Ok(ListRequest {
             project: nonempty(self.project),
             search,
@@ -227,32 +232,39 @@ impl ListRequest {
             })
     }
 
-    /// `items` in the asked order; names, in ascending order, break ties.
+    /// `items` in the asked order; names, then ids, in ascending order, break ties.
     pub fn sort(&self, items: Vec<Listing>) -> Vec<Listing> {
-        let (key, reversed) = self.sort;
-        let mut keyed: Vec<(String, String, Listing)> = items
+        let mut keyed: Vec<(Vec<String>, Listing)> = items
             .into_iter()
-            .map(|item| {
-                let (s, health) = (&item.record, item.health.as_ref());
-                let name = s.display_name.to_lowercase();
-                let first = match key {
-                    SortKey::Name => name.clone(),
-                    SortKey::Provider => s.provider.clone(),
-                    SortKey::BaseUrl => s.base_url.to_lowercase(),
-                    SortKey::Enabled => (!s.enabled as u8).to_string(),
-                    SortKey::Health => health_rank(health).to_string(),
-                    SortKey::Created => format!("{:020}", s.created_at),
-                    SortKey::Updated => format!("{:020}", s.updated_at),
-                };
-                (first, name, item)
-            })
+            .map(|item| (self.position(&item), item))
             .collect();
-        keyed.sort_by(|a, b| {
-            let first = a.0.cmp(&b.0);
-            let first = if reversed { first.reverse() } else { first };
-            first.then_with(|| a.1.cmp(&b.1))
-        });
-        keyed.into_iter().map(|(_, _, item)| item).collect()
+        keyed.sort_by(|a, b| self.order(&a.0, &b.0));
+        keyed.into_iter().map(|(_, item)| item).collect()
+    }
+
+    /// Where `item` stands in the asked order (what a cursor holds): the sort field, the
+    /// lower-cased name and the id.
+    fn position(&self, item: &Listing) -> Vec<String> {
+        let (s, health) = (&item.record, item.health.as_ref());
+        let name = s.display_name.to_lowercase();
+        let first = match self.sort.0 {
+            SortKey::Name => name.clone(),
+            SortKey::Provider => s.provider.clone(),
+            SortKey::BaseUrl => s.base_url.to_lowercase(),
+            SortKey::Enabled => (!s.enabled as u8).to_string(),
+            SortKey::Health => health_rank(health).to_string(),
+            SortKey::Created => format!("{:020}", s.created_at),
+            SortKey::Updated => format!("{:020}", s.updated_at),
+        };
+        vec![first, name, item.id.clone()]
+    }
+
+    /// The asked order of two [`ListRequest::position`]s: the sort field (reversed with a
+    /// leading `-`), then the rest ascending.
+    fn order(&self, a: &[String], b: &[String]) -> std::cmp::Ordering {
+        let (first, rest) = (a.first().cmp(&b.first()), a.get(1..).cmp(&b.get(1..)));
+        let first = if self.sort.1 { first.reverse() } else { first };
+        first.then(rest)
     }
 
     /// An error naming `provider` when it is neither a loaded plugin (`loaded`) nor the
@@ -272,8 +284,12 @@ impl ListRequest {
     }
 
     /// The asked page of `items` (already filtered and sorted), or all of them.
-    pub fn cut<T>(&self, items: Vec<T>) -> Listed<T> {
-        paging::cut(items, self.page)
+    pub fn cut(&self, items: Vec<Listing>) -> Listed<Listing> {
+        let (key, order) = (
+            |l: &Listing| self.position(l),
+            |a: &[String], b: &[String]| self.order(a, b),
+        );
+        paging::cut_by(items, self.page.clone(), key, order)
     }
 }
 
@@ -358,6 +374,7 @@ mod tests {
             ("limit", "501"),
             ("page", "0"),
             ("page", "two"),
+            ("cursor", "not-a-cursor"),
         ] {
             let Err(ListError::Invalid(e)) = query(&[(name, value)]) else {
                 panic!("{name}={value} is refused as a mistake in the query")

@@ -8,14 +8,20 @@
 //! render to absolute http(s) URLs, and a failed check stores nothing. Secrets are write-only:
 //! an edit that omits one keeps it, one that sends it replaces it, and switching provider or
 //! auth type drops the old ones.
+//!
+//! A source's version is its `updated_at`, which every edit moves forward (at least by one):
+//! the API's `ETag`, and what an edit may expect ([`Edit::versions`], from `If-Match`). A merge
+//! patch is turned into a whole configuration by [`patch`], then edited like any other.
 
 mod changes;
 mod check;
 mod draft_tests;
 pub mod listing;
+pub mod patch;
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -30,7 +36,9 @@ use crate::crypto::MasterKey;
 use crate::field::FieldError;
 use crate::ids::new_id;
 use crate::plugin::{PluginError, ProviderInfo, SourceConfig};
-use crate::store::records::{Capabilities, ProjectAssignment, SourceRecord, TestResult, now};
+use crate::store::records::{
+    Capabilities, Millis, ProjectAssignment, SourceRecord, TestResult, now,
+};
 use crate::store::{Read, SECRETS, SOURCES, StoreError};
 
 /// Why a source could not be read, checked, changed or tested.
@@ -48,6 +56,15 @@ pub enum SourceError {
     /// The source was changed by someone else between reading it for an edit and saving.
     #[error("the source changed while you edited it; reload and try again")]
     ChangedMeanwhile,
+    /// The stored source is not at a version the edit expected ([`Edit::versions`]).
+    #[error(
+        "someone else changed this source since you read it (it is now at version {current}); \
+         GET it again, make your change on what it holds now, and send If-Match with its new ETag"
+    )]
+    VersionMismatch {
+        /// The stored source's version.
+        current: Millis,
+    },
     /// The source's sealed secrets do not open with the master key.
     #[error("source {id}: {detail}")]
     Unsealed {
@@ -72,8 +89,16 @@ pub enum SourceError {
 }
 
 /// Body of create, update and draft test.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({
+    "provider": "github",
+    "display_name": "Shop issues",
+    "base_url": "https://github.com/acme/shop",
+    "auth": {"type": "api-token", "fields": {"token": "ghp_..."}},
+    "capabilities": {"read_issue_details": true, "create_issues": true},
+    "projects": {"mode": "all"}
+}))]
 pub struct SourceInput {
     /// Provider (plugin) id.
     pub provider: String,
@@ -82,6 +107,7 @@ pub struct SourceInput {
     /// Root URL of the tracker instance.
     pub base_url: String,
     /// Auth type and its fields (secret and non-secret together).
+    #[serde(deserialize_with = "crate::objects::object")]
     pub auth: AuthInput,
     /// Optional issue URL template (`{baseUrl}`, `{key}`).
     #[serde(default)]
@@ -96,7 +122,7 @@ pub struct SourceInput {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Capabilities (default, as on the admin page: "Read issue details" only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::object")]
     pub capabilities: Capabilities,
     /// Project assignment.
     pub projects: ProjectAssignment,
@@ -104,12 +130,12 @@ pub struct SourceInput {
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
     /// Network settings (CA bundle, proxy); none by default.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::objects::optional_object")]
     pub network: Option<NetworkInput>,
 }
 
 /// The network part of [`SourceInput`]: how the host reaches this tracker.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkInput {
     /// PEM certificates (one or more `BEGIN CERTIFICATE` blocks) trusted for this source
@@ -127,7 +153,7 @@ fn yes() -> bool {
 }
 
 /// The auth part of [`SourceInput`].
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthInput {
     /// Auth type id, one of the provider's.
@@ -139,7 +165,7 @@ pub struct AuthInput {
 }
 
 /// The outcome of a connection test.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct TestOutcome {
     /// True on success.
     pub ok: bool,
@@ -187,19 +213,49 @@ pub async fn create(
     Ok((id, record))
 }
 
-/// Replaces the configuration of source `id` by `input`; omitted secrets are kept. Returns
-/// the stored record.
+/// What an edit expects of the stored source and removes from it, besides the configuration
+/// it gives.
+#[derive(Clone, Debug, Default)]
+pub struct Edit {
+    /// The versions (`updated_at`) the stored source may be at for the edit to go ahead
+    /// (`If-Match`); any when `None`.
+    pub versions: Option<Vec<Millis>>,
+    /// Secret fields to remove (a merge patch's `null`s); the others the input omits are kept.
+    pub remove_secrets: Vec<String>,
+}
+
+impl Edit {
+    /// A [`SourceError::VersionMismatch`] unless `current` is at a version the edit expects.
+    pub fn allows(&self, current: &SourceRecord) -> Result<(), SourceError> {
+        match &self.versions {
+            Some(versions) if !versions.contains(&current.updated_at) => {
+                Err(SourceError::VersionMismatch {
+                    current: current.updated_at,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Replaces the configuration of source `id` by `input`; omitted secrets are kept, except
+/// those `edit` removes. Returns the stored record.
 pub async fn update(
     state: &AppState,
     who: &str,
     id: &str,
     input: &SourceInput,
+    edit: &Edit,
 ) -> Result<SourceRecord, SourceError> {
     let info = provider_info(state, &input.provider)?;
     let (current, stored) = load_with_secrets(state, id).await?;
-    let (mut record, mut secrets) = check(input, &info, Some((&current, &stored)))?;
+    edit.allows(&current)?;
+    let mut kept = stored.clone();
+    kept.retain(|name, _| !edit.remove_secrets.contains(name));
+    let (mut record, mut secrets) = check(input, &info, Some((&current, &kept)))?;
     crate::webhooks::settings::keep(&current, &stored, &mut record, &mut secrets);
     record.created_at = current.created_at;
+    record.updated_at = next_version(current.updated_at);
     record.last_test = kept_test(&current, &record, &stored, &secrets);
     let sealed = state.key.seal(id, &secrets);
     let changed = changed_fields(&current, &record, &stored, &secrets);
@@ -229,8 +285,15 @@ pub async fn update(
         .await?;
     if other_account {
         state.plugins.forget_source(id);
+        state.metrics.forget_headroom(id);
     }
     Ok(record)
+}
+
+/// The version (`updated_at`) of a source changed now: the time, or one more than `previous`
+/// when the clock has not moved past it, so that every change is a new version (and `ETag`).
+pub fn next_version(previous: Millis) -> Millis {
+    now().max(previous + 1)
 }
 
 /// Deletes source `id`. Links to it stay, marked not syncing.
@@ -244,6 +307,7 @@ pub async fn delete(state: &AppState, who: &str, id: &str) -> Result<(), SourceE
                 .ok_or_else(|| SourceError::NotFound(key.clone()))?;
             w.delete(SOURCES, &key)?;
             w.delete(SECRETS, &key)?;
+            w.delete(crate::store::HEALTH, &key)?;
             audit(
                 w,
                 &who,
@@ -276,7 +340,7 @@ pub async fn set_enabled(
                 .ok_or_else(|| SourceError::NotFound(key.clone()))?;
             if record.enabled != enabled {
                 record.enabled = enabled;
-                record.updated_at = now();
+                record.updated_at = next_version(record.updated_at);
                 w.put(SOURCES, &key, &record)?;
                 let action = if enabled {
                     "source.enabled"
@@ -433,7 +497,12 @@ pub async fn load_with_secrets(
     Ok((record, secrets))
 }
 
-fn open(key: &MasterKey, id: &str, sealed: &[u8]) -> Result<BTreeMap<String, String>, SourceError> {
+/// Opens the sealed credentials of source `id`.
+pub(crate) fn open(
+    key: &MasterKey,
+    id: &str,
+    sealed: &[u8],
+) -> Result<BTreeMap<String, String>, SourceError> {
     key.open(id, sealed).map_err(|e| SourceError::Unsealed {
         id: id.to_string(),
         detail: e.to_string(),

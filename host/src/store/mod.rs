@@ -59,8 +59,16 @@ pub const KEY_CHECK_ID: &str = "current";
 /// Settings admins change at run time, by name (e.g. `plugins`: the plugin size limits).
 pub const SETTINGS: Table = Table("settings");
 
+/// Each source's health as every replica's calls left it, by source id (see
+/// `crate::health_store`).
+pub const HEALTH: Table = Table("health");
+
+/// Webhook delivery ids seen, by source id and delivery id, with until when they are
+/// remembered (see `crate::webhooks::deliveries`).
+pub const DELIVERIES: Table = Table("deliveries");
+
 /// Every record table (the audit log aside).
-pub const ALL_TABLES: [Table; 8] = [
+pub const ALL_TABLES: [Table; 10] = [
     SOURCES,
     SECRETS,
     PROJECTS,
@@ -69,6 +77,8 @@ pub const ALL_TABLES: [Table; 8] = [
     LINK_IDENTITIES,
     KEY_CHECK,
     SETTINGS,
+    HEALTH,
+    DELIVERIES,
 ];
 
 /// Storage failures. Only `Corrupt`, `Db` and `Postgres` are unexpected; they become a 500
@@ -139,6 +149,8 @@ pub struct Store {
     damage: Arc<OnceLock<String>>,
     /// This process's name among the replicas on the database (random), its leases' holder.
     replica: Arc<str>,
+    /// Write transactions this process committed (see [`Store::write_commits`]).
+    commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The storage engines.
@@ -172,6 +184,7 @@ impl Store {
             engine,
             damage: Arc::default(),
             replica: hex::encode(rand::random::<[u8; 6]>()).into(),
+            commits: Arc::default(),
         }
     }
 
@@ -191,12 +204,31 @@ impl Store {
     /// loses its leases when they expire. On redb (one process owns the file) every lease is
     /// granted.
     pub async fn take_lease(&self, name: &str, hold: Duration) -> Result<bool, StoreError> {
+        self.take_lease_as(name, &self.replica, hold).await
+    }
+
+    /// [`Store::take_lease`] for `holder` (e.g. one operation of this replica, so that two
+    /// operations of the same replica exclude each other too).
+    pub async fn take_lease_as(
+        &self,
+        name: &str,
+        holder: &str,
+        hold: Duration,
+    ) -> Result<bool, StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(true),
             Engine::Postgres(pg) => {
                 let hold_ms = hold.as_millis().min(i64::MAX as u128) as i64;
-                pg.take_lease(name, &self.replica, hold_ms).await
+                pg.take_lease(name, holder, hold_ms).await
             }
+        }
+    }
+
+    /// Gives up lease `name` if `holder` holds it, so another may take it at once.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(()),
+            Engine::Postgres(pg) => pg.release_lease(name, holder).await,
         }
     }
 
@@ -261,7 +293,7 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let damage = self.damage.clone();
+        let (damage, commits) = (self.damage.clone(), self.commits.clone());
         let begin = self.begin(true).await?;
         blocking(move || {
             let mut writer = Writer(Txn {
@@ -270,6 +302,42 @@ impl Store {
             });
             let out = f(&mut writer)?;
             writer.0.tx.commit()?;
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(out)
+        })
+        .await
+    }
+
+    /// How many write transactions this process committed since the store was opened (what
+    /// group commit saves is visible in it).
+    pub fn write_commits(&self) -> u64 {
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Like [`Store::write`], for a closure whose only writes are new records added with
+    /// [`Writer::insert_new`] (and records under ids no one else can know yet, such as new
+    /// random ids): on PostgreSQL such writes run beside each other, on every replica (the
+    /// write lock taken shared; a conflicting `insert_new` waits for the other's end), but
+    /// never beside any other write, so what they read of other tables holds until they
+    /// commit. On redb, the same as [`Store::write`]. (Link creation's group commit.)
+    pub async fn write_additions<R, E>(
+        &self,
+        f: impl FnOnce(&mut Writer) -> Result<R, E> + Send + 'static,
+    ) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (damage, commits) = (self.damage.clone(), self.commits.clone());
+        let begin = self.begin_as(Begin::Additions).await?;
+        blocking(move || {
+            let mut writer = Writer(Txn {
+                tx: begin()?,
+                damage,
+            });
+            let out = f(&mut writer)?;
+            writer.0.tx.commit()?;
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(out)
         })
         .await
@@ -281,30 +349,49 @@ impl Store {
         &self,
         write: bool,
     ) -> Result<impl FnOnce() -> Result<Tx, StoreError> + Send + 'static, StoreError> {
+        self.begin_as(if write { Begin::Write } else { Begin::Read })
+            .await
+    }
+
+    async fn begin_as(
+        &self,
+        kind: Begin,
+    ) -> Result<impl FnOnce() -> Result<Tx, StoreError> + Send + 'static, StoreError> {
         let engine = match &self.engine {
             Engine::Redb(db) => Ok(db.clone()),
             Engine::Postgres(pg) => Err(pg.client().await?),
         };
-        Ok(move || match (engine, write) {
-            (Ok(db), false) => redb::Tx::read(&db).map(Tx::Redb),
-            (Ok(db), true) => redb::Tx::write(&db).map(Tx::Redb),
-            (Err(client), false) => postgres::Tx::read(client).map(Tx::Postgres),
-            (Err(client), true) => postgres::Tx::write(client).map(Tx::Postgres),
+        Ok(move || match (engine, kind) {
+            (Ok(db), Begin::Read) => redb::Tx::read(&db).map(Tx::Redb),
+            (Ok(db), Begin::Write | Begin::Additions) => redb::Tx::write(&db).map(Tx::Redb),
+            (Err(client), Begin::Read) => postgres::Tx::read(client).map(Tx::Postgres),
+            (Err(client), Begin::Write) => postgres::Tx::write(client).map(Tx::Postgres),
+            (Err(client), Begin::Additions) => postgres::Tx::write_shared(client).map(Tx::Postgres),
         })
     }
 
-    /// Makes an uploaded plugin binary (sha-256 `digest`) the version provider `id` serves on
-    /// every replica (see `crate::replicas`). Nothing to do on redb: the upload is in the
+    /// Makes an uploaded plugin binary (sha-256 `digest`), with its minisign `signature` if it
+    /// has one, the version provider `id` serves on every replica (see `crate::replicas`). Nothing to do on redb: the upload is in the
     /// plugins directory of the one process.
     pub async fn publish_plugin(
         &self,
         id: &str,
         digest: &str,
         wasm: &[u8],
+        signature: Option<&str>,
     ) -> Result<(), StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(()),
-            Engine::Postgres(pg) => pg.publish_plugin(id, digest, wasm).await,
+            Engine::Postgres(pg) => pg.publish_plugin(id, digest, wasm, signature, false).await,
+        }
+    }
+
+    /// Makes every replica remove version `digest` of provider `id` (see `crate::replicas`).
+    /// Nothing to do on redb.
+    pub async fn publish_removal(&self, id: &str, digest: &str) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Redb(_) => Ok(()),
+            Engine::Postgres(pg) => pg.publish_plugin(id, digest, &[], None, true).await,
         }
     }
 
@@ -323,20 +410,22 @@ impl Store {
         }
     }
 
-    /// (provider id, digest) of every plugin uploaded to a replica; none on redb.
-    pub async fn plugin_digests(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// (provider id, digest, removed) of every plugin uploaded to (or removed from) a replica;
+    /// none on redb.
+    pub async fn plugin_digests(&self) -> Result<Vec<(String, String, bool)>, StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(Vec::new()),
             Engine::Postgres(pg) => pg.plugin_digests().await,
         }
     }
 
-    /// The uploaded binary of provider `id`, if it is still the one with `digest`.
+    /// The uploaded binary of provider `id` and its signature, if it is still the one with
+    /// `digest`.
     pub async fn plugin_binary(
         &self,
         id: &str,
         digest: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
         match &self.engine {
             Engine::Redb(_) => Ok(None),
             Engine::Postgres(pg) => pg.plugin_binary(id, digest).await,
@@ -366,6 +455,14 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
         Ok(r) => r,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
+}
+
+/// The kinds of transaction.
+#[derive(Clone, Copy)]
+enum Begin {
+    Read,
+    Write,
+    Additions,
 }
 
 /// A transaction of either engine.
@@ -524,6 +621,33 @@ impl Writer {
         match &mut self.0.tx {
             Tx::Redb(tx) => tx.put(table, id, bytes),
             Tx::Postgres(tx) => tx.put(table, id, bytes),
+        }
+    }
+
+    /// Inserts or replaces records (as stored, bytes), in one statement on PostgreSQL.
+    pub fn put_all(
+        &mut self,
+        table: Table,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        match &mut self.0.tx {
+            Tx::Redb(tx) => records.iter().try_for_each(|(id, b)| tx.put(table, id, b)),
+            Tx::Postgres(tx) => tx.put_all(table, records),
+        }
+    }
+
+    /// Adds the records (as stored, bytes) whose id is not taken, in one statement on
+    /// PostgreSQL; returns the (id, bytes) it stored. Of records sharing an id, the
+    /// first is stored. Under [`Store::write_additions`], two transactions adding one id store
+    /// it once: the later waits for the earlier to end.
+    pub fn insert_new(
+        &mut self,
+        table: Table,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match &mut self.0.tx {
+            Tx::Redb(tx) => tx.insert_new(table, records),
+            Tx::Postgres(tx) => tx.insert_new(table, records),
         }
     }
 

@@ -75,6 +75,25 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE TABLE settings (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
     "#,
     ),
+    (
+        5,
+        // The minisign signature an uploaded plugin came with (null: unsigned), checked again
+        // by every replica that installs it.
+        r#"
+    ALTER TABLE plugins ADD COLUMN signature text;
+    "#,
+    ),
+    (
+        6,
+        // Each source's health, merged from every replica's calls; webhook delivery ids seen; a
+        // removed plugin stays as a row marked `removed` (its digest: the version every replica
+        // removes).
+        r#"
+    CREATE TABLE health (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
+    CREATE TABLE deliveries (id text COLLATE "C" PRIMARY KEY, body bytea NOT NULL);
+    ALTER TABLE plugins ADD COLUMN removed boolean NOT NULL DEFAULT false;
+    "#,
+    ),
 ];
 
 /// The schema version this build knows (the last migration).
@@ -301,6 +320,18 @@ impl Pg {
         Ok(row.is_some())
     }
 
+    /// Gives up lease `name` if `holder` holds it.
+    pub(super) async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM leases WHERE name = $1 AND holder = $2",
+                &[&name, &holder],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Publishes `local` pauses (source id, until) and returns every pause any replica
     /// published that runs after `now`.
     pub(super) async fn share_pauses(
@@ -335,20 +366,32 @@ impl Pg {
 }
 
 impl Pg {
-    /// Records `wasm` (sha-256 `digest`) as the version provider `id` serves.
+    /// Records `wasm` (sha-256 `digest`) and its `signature` as the version provider `id`
+    /// serves, or, `removed`, version `digest` as removed (`wasm` empty); announces it.
     pub(super) async fn publish_plugin(
         &self,
         id: &str,
         digest: &str,
         wasm: &[u8],
+        signature: Option<&str>,
+        removed: bool,
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO plugins (id, digest, wasm, uploaded_at) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO plugins (id, digest, wasm, uploaded_at, signature, removed) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (id) DO UPDATE SET digest = excluded.digest, wasm = excluded.wasm, \
-                 uploaded_at = excluded.uploaded_at",
-                &[&id, &digest, &wasm, &(super::records::now() as i64)],
+                 uploaded_at = excluded.uploaded_at, signature = excluded.signature, \
+                 removed = excluded.removed",
+                &[
+                    &id,
+                    &digest,
+                    &wasm,
+                    &(super::records::now() as i64),
+                    &signature,
+                    &removed,
+                ],
             )
             .await?;
         // PostgreSQL-only: NOTIFY (an engine without it leaves the replicas to their polling).
@@ -385,14 +428,17 @@ impl Pg {
         })
     }
 
-    /// (provider id, digest) of every uploaded plugin.
-    pub(super) async fn plugin_digests(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// (provider id, digest, removed) of every uploaded or removed plugin.
+    pub(super) async fn plugin_digests(&self) -> Result<Vec<(String, String, bool)>, StoreError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached("SELECT id, digest FROM plugins ORDER BY id")
+            .prepare_cached("SELECT id, digest, removed FROM plugins ORDER BY id")
             .await?;
         let rows = client.query(&statement, &[]).await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     /// The binary provider `id` serves, if it is still the one with `digest`.
@@ -400,15 +446,15 @@ impl Pg {
         &self,
         id: &str,
         digest: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT wasm FROM plugins WHERE id = $1 AND digest = $2",
+                "SELECT wasm, signature FROM plugins WHERE id = $1 AND digest = $2 AND NOT removed",
                 &[&id, &digest],
             )
             .await?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 }
 
@@ -477,6 +523,16 @@ impl Tx {
         Tx::begin(
             client,
             &format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"),
+        )
+    }
+
+    /// Begins a write transaction holding the write lock shared: beside other shared holders
+    /// (on every replica), never beside a [`Tx::write`] (call on a blocking-pool thread).
+    pub(super) fn write_shared(client: Object) -> Result<Tx, StoreError> {
+        // PostgreSQL-only: the advisory lock (see the module doc).
+        Tx::begin(
+            client,
+            &format!("BEGIN; SELECT pg_advisory_xact_lock_shared({WRITE_LOCK})"),
         )
     }
 
@@ -561,6 +617,50 @@ impl Tx {
         self.run(|c| async move {
             let statement = c.prepare_cached(&sql).await?;
             c.execute(&statement, &[&id, &bytes]).await.map(drop)
+        })
+    }
+
+    /// Inserts or replaces records, in one statement.
+    pub(super) fn put_all(
+        &mut self,
+        table: Table,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO {} (id, body) SELECT * FROM unnest($1::text[], $2::bytea[]) \
+             ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            table.name()
+        );
+        let (ids, bodies): (Vec<&str>, Vec<&[u8]>) = records
+            .iter()
+            .map(|(id, b)| (id.as_str(), b.as_slice()))
+            .unzip();
+        self.run(|c| async move {
+            let statement = c.prepare_cached(&sql).await?;
+            c.execute(&statement, &[&ids, &bodies]).await.map(drop)
+        })
+    }
+
+    /// Inserts the records whose id is not taken, in one statement; returns the (id, bytes) it
+    /// stored. A concurrent transaction inserting the same id makes this one wait for its end.
+    pub(super) fn insert_new(
+        &mut self,
+        table: Table,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let sql = format!(
+            "INSERT INTO {} (id, body) SELECT * FROM unnest($1::text[], $2::bytea[]) \
+             ON CONFLICT (id) DO NOTHING RETURNING id, body",
+            table.name()
+        );
+        let (ids, bodies): (Vec<&str>, Vec<&[u8]>) = records
+            .iter()
+            .map(|(id, b)| (id.as_str(), b.as_slice()))
+            .unzip();
+        self.run(|c| async move {
+            let statement = c.prepare_cached(&sql).await?;
+            let rows = c.query(&statement, &[&ids, &bodies]).await?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch.
@@ -18,7 +19,7 @@ pub fn now() -> Millis {
 
 /// What the host may do with a source (the spec's CAPABILITIES tab). An omitted capability
 /// takes the admin page's default: "Read issue details" on, the others off.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Capabilities {
     /// Fetch and cache issue status and assignee.
@@ -43,11 +44,13 @@ impl Default for Capabilities {
 }
 
 /// Which projects may use a source (the spec's PROJECTS tab).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ProjectAssignment {
-    /// Every project, including projects created later.
-    All,
+    /// Every project, including projects created later. (A struct variant, so that
+    /// `deny_unknown_fields` refuses `{"mode": "all", "ids": [...]}`: serde ignores the other
+    /// fields of a unit variant of an internally tagged enum.)
+    All {},
     /// Only these project ids (at least one when saved; may become empty when projects are
     /// deleted, which leaves the source usable by no project).
     Specific {
@@ -60,14 +63,14 @@ impl ProjectAssignment {
     /// True if the project may use the source.
     pub fn includes(&self, project: &str) -> bool {
         match self {
-            ProjectAssignment::All => true,
+            ProjectAssignment::All {} => true,
             ProjectAssignment::Specific { ids } => ids.iter().any(|id| id == project),
         }
     }
 }
 
 /// The outcome of the last connection test.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TestResult {
     /// True on success.
     pub ok: bool,
@@ -80,7 +83,7 @@ pub struct TestResult {
 }
 
 /// A source's stored configuration (no secret values).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SourceRecord {
     /// Provider (plugin) id.
     pub provider: String,
@@ -126,7 +129,7 @@ pub struct SourceRecord {
 
 /// A source's webhook set-up (see `crate::webhooks`). Not secret: the path token only makes
 /// the URL unguessable; an event proves itself with the sealed webhook secret.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WebhookSettings {
     /// The id of the plugin's event scheme that verifies events (`describe-events`).
     pub scheme: String,
@@ -137,7 +140,7 @@ pub struct WebhookSettings {
 /// A source's network settings, used by the plugins' HTTP client for this source only.
 /// Neither is secret: a CA bundle holds public certificates, and a proxy URL has no
 /// credentials (refused when saved).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct NetworkSettings {
     /// PEM certificates trusted in addition to the system's roots, for a tracker whose
@@ -155,7 +158,7 @@ impl NetworkSettings {
 }
 
 /// A project.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProjectRecord {
     /// Name, unique.
     pub name: String,
@@ -164,7 +167,7 @@ pub struct ProjectRecord {
 }
 
 /// What a token may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything.
@@ -174,7 +177,7 @@ pub enum Role {
 }
 
 /// An API token (stored under the sha-256 of its value, never the value).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct TokenRecord {
     /// Public id, used to revoke it.
     pub id: String,
@@ -189,7 +192,7 @@ pub struct TokenRecord {
 }
 
 /// The cached details of a linked issue, as last fetched.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Snapshot {
     /// Title.
     pub title: String,
@@ -206,7 +209,7 @@ pub struct Snapshot {
 }
 
 /// Why the last fetch of a link's issue failed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LinkError {
     /// Category (`not-found`, `unauthorized`, `rate-limited`, `plugin-trap`, ...).
     pub code: String,
@@ -217,7 +220,7 @@ pub struct LinkError {
 }
 
 /// A link between a test object and an issue.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LinkRecord {
     /// Project id.
     pub project: String,

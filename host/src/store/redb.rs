@@ -236,6 +236,23 @@ impl Tx {
         Ok(())
     }
 
+    /// Inserts the records whose id is not taken; returns the (id, bytes) it stored.
+    pub(super) fn insert_new(
+        &mut self,
+        table: Table,
+        records: &[(String, Vec<u8>)],
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut t = self.writing().open_table(def(table))?;
+        let mut stored = Vec::new();
+        for (id, bytes) in records {
+            if t.get(id.as_str())?.is_none() {
+                t.insert(id.as_str(), bytes.as_slice())?;
+                stored.push((id.clone(), bytes.clone()));
+            }
+        }
+        Ok(stored)
+    }
+
     /// Removes a record; true if it existed.
     pub(super) fn delete(&mut self, table: Table, id: &str) -> Result<bool, StoreError> {
         Ok(self.writing().open_table(def(table))?.remove(id)?.is_some())

@@ -13,6 +13,7 @@
 //! `Retry-After` for our own transient trouble (queue full, plugin being replaced), which
 //! every tracker retries. Never 410 or 500.
 
+pub mod deliveries;
 pub mod process;
 pub mod settings;
 pub mod verify;
@@ -20,6 +21,7 @@ pub mod verify;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -30,7 +32,8 @@ use crate::plugin::model::EventScheme;
 use crate::sources::SourceError;
 use crate::store::records::{Millis, SourceRecord, now};
 use crate::store::{Read, SECRETS, SOURCES, StoreError};
-use verify::{Deliveries, Rejection};
+use deliveries::Deliveries;
+use verify::Rejection;
 
 /// The largest body accepted, in bytes; a larger one is refused (413) before it is read whole.
 /// Issue events are a few kilobytes; trackers cap theirs at 25 MB.
@@ -106,7 +109,7 @@ impl Default for Webhooks {
 }
 
 /// A source's webhook counters since the service started.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, JsonSchema)]
 pub struct WebhookHealth {
     /// Requests that reached the source's URL.
     pub received: u64,
@@ -130,7 +133,7 @@ pub struct WebhookHealth {
 }
 
 /// A refusal or failure: why, and when.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct LastRejection {
     /// The reason code, or the error's code.
     pub reason: String,
@@ -338,8 +341,8 @@ pub async fn admit(state: &AppState, source_id: &str, token: &str) -> Result<Adm
 }
 
 /// Checks and queues one event of an admitted source: the proof first, then the source's
-/// state, then the delivery id; answers at once.
-pub fn receive(
+/// state, then the delivery id (in the database, shared by the replicas); answers at once.
+pub async fn receive(
     state: &AppState,
     admitted: Admitted,
     headers: Vec<(String, String)>,
@@ -400,7 +403,7 @@ pub fn receive(
         ));
     }
     if let Some(delivery) = &verified.delivery_id
-        && !webhooks.deliveries.claim(id, delivery, at)
+        && !claim(state, id, delivery, at).await
     {
         return refused(Answer::new(
             200,
@@ -417,8 +420,13 @@ pub fn receive(
         received_at: at,
     };
     if webhooks.sender.try_send(job).is_err() {
-        if let Some(delivery) = &verified.delivery_id {
-            webhooks.deliveries.release(id, delivery);
+        if let Some(delivery) = &verified.delivery_id
+            && let Err(e) = webhooks
+                .deliveries
+                .release(&state.store, id, delivery)
+                .await
+        {
+            tracing::warn!(source = %id, error = %e, "delivery id not released: a retry of it is ignored");
         }
         return refused(Answer::new(
             503,
@@ -431,6 +439,19 @@ pub fn receive(
         h.last_event_at = Some(at);
     });
     Answer::new(202, "accepted", "accepted")
+}
+
+/// Claims delivery `delivery` of `source_id`: false for a repeat. When the database cannot
+/// say, the event is taken (processing is idempotent: a repeat costs tracker calls, never
+/// wrong data).
+async fn claim(state: &AppState, source_id: &str, delivery: &str, at: Millis) -> bool {
+    let claimed = (state.webhooks.deliveries)
+        .claim(&state.store, source_id, delivery, at)
+        .await;
+    claimed.unwrap_or_else(|e| {
+        tracing::warn!(source = %source_id, error = %e, "delivery id not checked: the event is taken");
+        true
+    })
 }
 
 /// Counts a body refused as too large (413) on an admitted source.

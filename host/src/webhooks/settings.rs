@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rand::RngCore;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -18,7 +19,7 @@ use crate::field::FieldError;
 use crate::plugin::Capability;
 use crate::plugin::model::{Authenticity, EventScheme, SignedContent};
 use crate::sources::{self, SourceError};
-use crate::store::records::{SourceRecord, WebhookSettings, now};
+use crate::store::records::{SourceRecord, WebhookSettings};
 use crate::store::{Read, SECRETS, SOURCES};
 
 /// The reserved name of the webhook secret among a source's sealed secrets.
@@ -85,7 +86,7 @@ pub fn path(source_id: &str, settings: &WebhookSettings) -> String {
 }
 
 /// What an admin asks of a source's webhooks (body of `PUT /sources/{id}/webhook`).
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
     /// A scheme id of the plugin's; the first when omitted.
@@ -178,7 +179,7 @@ pub async fn set_up(
     }
     let mut updated = record.clone();
     updated.webhook = Some(with_scheme(record.webhook.as_ref(), &scheme.id));
-    updated.updated_at = now();
+    updated.updated_at = sources::next_version(record.updated_at);
     let sealed = state.key.seal(id, &secrets);
     let (key, value, who, scheme_id) = (
         id.to_string(),

@@ -5,8 +5,7 @@
 //! The facts behind each check (header names, encodings, vendors' test vectors, redelivery
 //! horizons) are in `../shared/providers-events.md`, sections 1.B to 5.B and 7.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -107,77 +106,6 @@ pub fn pointer_value(body: &[u8], pointer: &str) -> Option<String> {
         serde_json::Value::Number(n) => Some(n.to_string()),
         serde_json::Value::Bool(b) => Some(b.to_string()),
         _ => None,
-    }
-}
-
-/// How long a delivery id is remembered: GitHub Enterprise Server's redelivery horizon (7
-/// days), the longest of the trackers' (GitHub 3 days, Azure DevOps probation about 36 hours,
-/// Jira retries up to 30 minutes; `../shared/providers-events.md` section 7).
-pub const DELIVERY_HORIZON_MS: Millis = 7 * 24 * 3600 * 1000;
-
-/// The most delivery ids remembered; past it the oldest are forgotten first.
-pub const MAX_DELIVERIES: usize = 100_000;
-
-/// The delivery ids seen recently, per source, to drop repeated deliveries. Kept in memory:
-/// a restart forgets them, and a redelivery after a restart is processed again, which is
-/// harmless (processing is idempotent: a stale payload never overwrites a newer state).
-pub struct Deliveries {
-    seen: Mutex<Seen>,
-    horizon: Millis,
-    capacity: usize,
-}
-
-#[derive(Default)]
-struct Seen {
-    until: HashMap<String, Millis>,
-    order: VecDeque<(String, Millis)>,
-}
-
-impl Default for Deliveries {
-    fn default() -> Self {
-        Deliveries::new(DELIVERY_HORIZON_MS, MAX_DELIVERIES)
-    }
-}
-
-impl Deliveries {
-    /// Remembers ids for `horizon` milliseconds, at most `capacity` of them.
-    pub fn new(horizon: Millis, capacity: usize) -> Deliveries {
-        Deliveries {
-            seen: Mutex::default(),
-            horizon,
-            capacity,
-        }
-    }
-
-    /// Claims delivery `id` of `source_id` at `now`: true the first time, false for a repeat
-    /// within the horizon.
-    pub fn claim(&self, source_id: &str, id: &str, now: Millis) -> bool {
-        let key = format!("{source_id}\u{1f}{id}");
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some((old, until)) = seen.order.front().cloned() {
-            if until > now && seen.order.len() < self.capacity {
-                break;
-            }
-            seen.order.pop_front();
-            if seen.until.get(&old) == Some(&until) {
-                seen.until.remove(&old);
-            }
-        }
-        if seen.until.get(&key).is_some_and(|until| *until > now) {
-            return false;
-        }
-        let until = now + self.horizon;
-        seen.until.insert(key.clone(), until);
-        seen.order.push_back((key, until));
-        true
-    }
-
-    /// Forgets a claim whose event could not be taken (the queue was full), so the tracker's
-    /// retry is processed.
-    pub fn release(&self, source_id: &str, id: &str) {
-        let key = format!("{source_id}\u{1f}{id}");
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.until.remove(&key);
     }
 }
 
@@ -535,27 +463,5 @@ mod tests {
         assert_eq!(with_settings("{setting:h}", &settings), "X-Sig");
         assert_eq!(with_settings("a{setting:missing}b", &settings), "ab");
         assert_eq!(with_settings("sha256=", &settings), "sha256=");
-    }
-
-    #[test]
-    fn deliveries_drop_repeats_until_the_horizon_and_stay_bounded() {
-        let seen = Deliveries::new(1000, 3);
-        assert!(seen.claim("src_a", "d1", 0));
-        assert!(!seen.claim("src_a", "d1", 999));
-        assert!(seen.claim("src_b", "d1", 10), "ids are per source");
-        assert!(
-            seen.claim("src_a", "d1", 1000),
-            "forgotten after the horizon"
-        );
-        seen.release("src_a", "d1");
-        assert!(
-            seen.claim("src_a", "d1", 1001),
-            "a released claim is taken again"
-        );
-        for i in 0..10 {
-            assert!(seen.claim("src_c", &format!("x{i}"), 1002));
-        }
-        let len = seen.seen.lock().unwrap().order.len();
-        assert!(len <= 3, "bounded: {len}");
     }
 }

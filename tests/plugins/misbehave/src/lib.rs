@@ -14,6 +14,9 @@
 //! - `garbage`: answers things the contract forbids (an empty key, a non-URL, a short batch);
 //! - `huge`: answers 1 MiB where a short text belongs (a provider error's message, a
 //!   connection's detail, an issue's assignee);
+//! - `remember` (`normalize-key` only): looks through its whole linear memory for what an
+//!   earlier call left behind, answers it (or `clean`), then leaves its own key behind in a
+//!   global and across 8 MiB of heap, to prove nothing survives from one call to the next;
 //! - anything else: behaves.
 //!
 //! `describe` takes no input, so its faults are chosen in the binary instead: the sandbox tests
@@ -125,6 +128,60 @@ fn misbehave(source: &Source) -> Result<String, ProviderError> {
     }
 }
 
+/// The mark `remember` leaves before a key. It is written XOR a mask the compiler cannot fold
+/// (see [`mask`]), so that the bytes searched for are in memory only where a call left them.
+const MARK: &[u8] = b"left-behind-by-an-earlier-call:";
+
+fn mask() -> u8 {
+    std::hint::black_box(0x5a)
+}
+
+/// The byte at address `at` of linear memory.
+fn byte(at: usize) -> u8 {
+    // SAFETY: every address below the memory's size is readable by the guest (wasm has no
+    // unmapped pages); a test plugin reads them as bytes, nothing more.
+    unsafe { std::ptr::read_volatile(std::ptr::with_exposed_provenance::<u8>(at)) }
+}
+
+/// The key an earlier call left after a mark at `at`, if there is one there.
+fn left_behind(at: usize, size: usize, mask: u8) -> Option<String> {
+    if at + MARK.len() >= size || !(0..MARK.len()).all(|i| byte(at + i) == MARK[i] ^ mask) {
+        return None;
+    }
+    let key: Vec<u8> = (at + MARK.len()..size.min(at + MARK.len() + 64))
+        .map(byte)
+        .take_while(|b| *b != 0)
+        .collect();
+    Some(String::from_utf8_lossy(&key).into_owned())
+}
+
+/// Holds what this instance left behind.
+static LEFT: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// The `remember` mode: answers `found:KEY` for the first mark an earlier call left anywhere in
+/// linear memory, else `clean`; then leaves `key` behind, in a global and across 8 MiB of heap.
+fn remember(key: &str) -> String {
+    #[cfg(target_arch = "wasm32")]
+    let size = core::arch::wasm32::memory_size(0) * 65536;
+    #[cfg(not(target_arch = "wasm32"))]
+    let size = 0;
+    let mask = mask();
+    let found = (8..size).find_map(|at| left_behind(at, size, mask));
+    let mut mark: Vec<u8> = MARK.iter().map(|b| b ^ mask).collect();
+    mark.extend(key.trim().as_bytes());
+    mark.push(0);
+    let mut heap = Vec::with_capacity(8 << 20);
+    while heap.len() + mark.len() <= heap.capacity() {
+        heap.extend_from_slice(&mark);
+    }
+    std::hint::black_box(&heap);
+    *LEFT.lock().unwrap() = mark;
+    match found {
+        Some(key) => format!("found:{key}"),
+        None => "clean".into(),
+    }
+}
+
 impl Provider for Misbehave {
     fn describe() -> ProviderInfo {
         let mut info = ProviderInfo {
@@ -183,8 +240,10 @@ impl Provider for Misbehave {
     }
 
     fn normalize_key(source: &Source, key: &str) -> Result<String, ProviderError> {
-        if mode(source) == "garbage" {
-            return Ok(String::new());
+        match mode(source) {
+            "garbage" => return Ok(String::new()),
+            "remember" => return Ok(remember(key)),
+            _ => {}
         }
         misbehave(source).map(|_| key.trim().to_string())
     }
