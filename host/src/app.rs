@@ -42,7 +42,7 @@ pub struct AppState {
     /// The webhook receiver: delivery ids seen (in the database), the queue, counters (in memory).
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// Plugin admissions (uploads being compiled and checked, and the latest finished ones).
-    pub admissions: Arc<crate::api::admission::Admissions>,
+    pub admissions: Arc<crate::plugin_registry::admission::Admissions>,
 }
 
 impl AppState {

@@ -76,6 +76,11 @@ struct OpsApp {
 impl OpsApp {
     /// Starts an app whose plugins directory holds copies of `plugins` (path, file name).
     async fn start(plugins: &[(PathBuf, &str)], limits: Limits, cache: PathBuf) -> OpsApp {
+        OpsApp::start_on(plugins, PluginHost::new(limits, Some(cache)).unwrap()).await
+    }
+
+    /// Like [`OpsApp::start`], on `host`.
+    async fn start_on(plugins: &[(PathBuf, &str)], host: PluginHost) -> OpsApp {
         let dirs = tempfile::tempdir().unwrap();
         let plugins_dir = dirs.path().join("plugins");
         std::fs::create_dir_all(&plugins_dir).unwrap();
@@ -84,7 +89,6 @@ impl OpsApp {
                 panic!("{}: {e} (run scripts/build-plugins.sh)", from.display())
             });
         }
-        let host = PluginHost::new(limits, Some(cache)).unwrap();
         let host = Arc::new(host.allow_loopback_targets(true).unwrap());
         for (path, result) in host.load_dir(&plugins_dir).await {
             if let Err(e) = result {
@@ -635,6 +639,7 @@ async fn an_upload_answers_202_with_a_job_that_ends_active_or_failed_with_the_re
     assert_eq!(done["outcome"]["previous"]["version"], MARKER);
     assert!(done["finished_at"].as_u64().unwrap() >= done["created_at"].as_u64().unwrap());
     assert_eq!(app.plugin("hotswap").await["version"], V2);
+    let v2_job = done["id"].as_str().unwrap().to_string();
 
     // Refusals after the body was read end the job as failed, with the answer a waiting
     // upload gets; the version serving keeps serving.
@@ -674,6 +679,123 @@ async fn an_upload_answers_202_with_a_job_that_ends_active_or_failed_with_the_re
     );
     let (status, body) = app.call("GET", "/api/v1/plugins/jobs/job_nope", None).await;
     assert_eq!(status, 404, "{body}");
+
+    // A finished job does not keep its version in memory once another replaced it.
+    let (status, body) = app.upload("hotswap", hotswap(V3), wasm).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, v2_job) = app
+        .call("GET", &format!("/api/v1/plugins/jobs/{v2_job}"), None)
+        .await;
+    let plugin = &v2_job["outcome"]["plugin"];
+    assert_eq!(
+        (&plugin["version"], &plugin["loaded"]),
+        (&json!(V2), &json!(false)),
+        "{v2_job}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_upload_serves_on_baseline_code_at_once_then_swaps_to_optimised_code_without_a_failed_call()
+ {
+    // Every binary counts as large here, so the small hotswap plugin takes the fast path;
+    // an empty compile cache, so nothing is optimised already.
+    let cache = tempfile::tempdir().unwrap();
+    let host = PluginHost::new(Limits::default(), Some(cache.path().to_path_buf()))
+        .unwrap()
+        .baseline_tier_from(0);
+    let hotswap_v1 = (test_plugins_dir().join("hotswap.wasm"), "hotswap.wasm");
+    let app = OpsApp::start_on(std::slice::from_ref(&hotswap_v1), host).await;
+
+    let (accepted, job) = app
+        .upload_with("hotswap", "", hotswap(V2), "application/wasm")
+        .await;
+    assert_eq!(accepted, 202, "{job}");
+    let done = app.finished_job(job["id"].as_str().unwrap()).await;
+    assert_eq!(done["state"], "active", "{done}");
+    assert_eq!(done["outcome"]["plugin"]["version"], V2);
+    assert_eq!(
+        done["outcome"]["plugin"]["tier"], "baseline",
+        "served before the optimised compile ends: {done}"
+    );
+
+    // Calls all along, from several tasks, until the optimised code serves and a few more.
+    let plugins = app.state.plugins.clone();
+    let optimised_at = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (plugins, optimised_at) = (plugins.clone(), optimised_at.clone());
+            tokio::spawn(async move {
+                let (mut baseline, mut optimised, mut failed) = (0, 0, Vec::new());
+                let deadline = Instant::now() + Duration::from_secs(300);
+                loop {
+                    let tier = plugins.get("hotswap").unwrap().tier();
+                    match plugins.normalize_key(&hotswap_source(), " hs-7 ").await {
+                        Ok(key) if key == "HS-7" => {}
+                        other => failed.push(format!("{other:?}")),
+                    }
+                    match tier {
+                        host::plugin::Tier::Baseline => baseline += 1,
+                        host::plugin::Tier::Optimised => optimised += 1,
+                    }
+                    let since = *optimised_at.lock().unwrap();
+                    if since.is_some_and(|at| at.elapsed() > Duration::from_millis(200))
+                        || Instant::now() > deadline
+                    {
+                        return (baseline, optimised, failed);
+                    }
+                    // Paced, so the callers leave the optimising compile some CPU.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while app.plugin("hotswap").await["tier"] != "optimised" {
+        assert!(Instant::now() < deadline, "never optimised");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    *optimised_at.lock().unwrap() = Some(Instant::now());
+    let (mut baseline, mut optimised) = (0, 0);
+    for caller in callers {
+        let (b, o, failed) = caller.await.unwrap();
+        assert!(failed.is_empty(), "failed calls: {failed:?}");
+        (baseline, optimised) = (baseline + b, optimised + o);
+    }
+    assert!(
+        baseline > 0 && optimised > 0,
+        "{baseline} baseline, {optimised} optimised calls"
+    );
+
+    // The same version, now optimised: the job says so, and the listing, with its calls.
+    let plugin = app.plugin("hotswap").await;
+    assert_eq!(
+        (
+            plugin["version"].as_str(),
+            plugin["optimise_error"].as_str()
+        ),
+        (Some(V2), None)
+    );
+    assert!(
+        plugin["calls"]["ok"].as_u64().unwrap() >= baseline + optimised,
+        "{plugin}"
+    );
+    let (_, job) = app
+        .call(
+            "GET",
+            &format!("/api/v1/plugins/jobs/{}", done["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(job["outcome"]["plugin"]["tier"], "optimised", "{job}");
+
+    // Only the optimised code went to the compile cache: a restart loads it at once.
+    let again = PluginHost::new(Limits::default(), Some(cache.path().to_path_buf()))
+        .unwrap()
+        .baseline_tier_from(0);
+    let loaded = again.install(again.prepare(&hotswap(V2), "test".into()).await.unwrap());
+    assert!(loaded.from_cache);
+    assert_eq!(loaded.tier(), host::plugin::Tier::Optimised);
+    eprintln!("{baseline} calls on baseline code, {optimised} on optimised code, none failed");
 }
 
 #[tokio::test(flavor = "multi_thread")]

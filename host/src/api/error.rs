@@ -409,10 +409,16 @@ impl From<StoreError> for ApiError {
 }
 
 impl From<PluginError> for ApiError {
+    fn from(e: PluginError) -> Self {
+        ApiError::from(&e)
+    }
+}
+
+impl From<&PluginError> for ApiError {
     /// A plugin that is missing or misbehaved is the server's problem (409/502), not the
     /// caller's; a provider's own error keeps its category as the code.
-    fn from(e: PluginError) -> Self {
-        match &e {
+    fn from(e: &PluginError) -> Self {
+        match e {
             PluginError::NotLoaded(_) => {
                 ApiError::new(StatusCode::CONFLICT, e.code(), e.to_string())
             }

@@ -4,7 +4,6 @@
 //! `sync`, `sources_as_code`, ...) or, where there is no rule to apply, `store` or `plugin`,
 //! and returns a wire type. Errors are [`error::ApiError`], which maps every domain error.
 
-pub mod admission;
 pub mod audit;
 pub mod comments;
 pub mod error;

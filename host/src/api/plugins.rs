@@ -18,7 +18,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::admission;
 use super::error::ApiError;
 use super::extract::{Caller, Path, Query, has_media_type};
 use crate::app::AppState;
@@ -28,7 +27,9 @@ use crate::paging::{self, Listed, PageQuery};
 use crate::plugin::registry::{FileProblem, Swap, UploadError, watch_dir};
 use crate::plugin::{
     CallCounts, CapabilitySupport, CompileCounts, LoadedPlugin, ProviderInfo, SUPPORTED_CONTRACTS,
+    Tier,
 };
+use crate::plugin_registry::admission::{self, Admitted, Job, JobState};
 use crate::plugin_registry::signatures::{SignatureError, Signer};
 use crate::plugin_registry::{self, AdmissionError};
 use crate::store::records::{Millis, SourceRecord};
@@ -67,6 +68,11 @@ pub struct PluginView {
     pub from_cache: bool,
     /// Milliseconds spent compiling (or loading from the cache), linking and describing it.
     pub prepare_ms: u64,
+    /// Which compiler made the code calls run: `baseline` (a large plugin, serving at once
+    /// while its optimised code compiles in the background) or `optimised`.
+    pub tier: Tier,
+    /// Why the optimised compile of a baseline version failed, if it did.
+    pub optimise_error: Option<String>,
     /// Calls into this version and how they ended.
     pub calls: CallCounts,
     /// How many sources use this provider.
@@ -214,7 +220,8 @@ pub async fn get(
 /// `PUT /plugins/{id}` (admin): uploads a plugin binary (`Content-Type: application/wasm`, at
 /// most the host's plugin size limit), with its minisign signature, if it has one, in the
 /// [`SIGNATURE_HEADER`]. A body refused as such (media type, size, empty, an unreadable
-/// signature header) is a 4xx at once; otherwise `202` with an admission job (see [`super::admission`]), or, with
+/// signature header) is a 4xx at once; otherwise `202` with an admission job (see
+/// [`admission`]), or, with
 /// `?wait=true`, the job's end: 201 for a new provider, 200 for a replacement, 4xx (and the
 /// current version keeps serving) when the binary is refused.
 pub async fn upload(
@@ -246,47 +253,110 @@ pub async fn upload(
             return Err(e);
         }
     };
-    let (job, task) = admission::start(&state, caller.who(), &id, bytes, signature, query.force);
+    let (job, task) = admission::start(
+        &state,
+        caller.who(),
+        &id,
+        bytes,
+        signature,
+        query.force,
+        refusal_details,
+    );
     if query.wait {
-        let (status, outcome) = task.await.map_err(ApiError::internal)??;
+        let (status, outcome) = match task.await.map_err(ApiError::internal)? {
+            Ok(swap) => accepted(&state, &id, &swap).await?,
+            Err(e) => return Err(refusal(&id, &e)),
+        };
         return Ok((status, Json(outcome)).into_response());
     }
     let location = format!("/api/v1/plugins/jobs/{}", job.id);
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
-        Json(job),
+        Json(job_view(&state, job).await?),
     )
         .into_response())
 }
 
-/// `GET /plugins/jobs/{id}` (admin): an admission job (see [`super::admission`]).
+/// `GET /plugins/jobs/{id}` (admin): an admission job (see [`admission`]).
 pub async fn job(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<admission::Job>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     caller.require_admin()?;
-    state.admissions.get(&id).map(Json).ok_or_else(|| {
+    let job = state.admissions.get(&id).ok_or_else(|| {
         ApiError::not_found(format!(
             "no admission job {id:?} (the latest {} are kept)",
             admission::KEPT
         ))
+    })?;
+    Ok(Json(job_view(&state, job).await?))
+}
+
+/// One admission job, as `GET /plugins/jobs/{id}` shows it (named `Job` in the document).
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Job")]
+pub struct JobView {
+    /// The job's id.
+    pub id: String,
+    /// The provider id the binary was uploaded to.
+    pub plugin: String,
+    /// `queued`, `compiling`, `checking`, `active` or `failed`.
+    pub state: JobState,
+    /// Whether the upload was forced past stored sources it breaks.
+    pub forced: bool,
+    /// Size of the uploaded binary, in bytes.
+    pub size_bytes: usize,
+    /// When it was uploaded (ms since the Unix epoch).
+    pub created_at: Millis,
+    /// When it finished, if it has.
+    pub finished_at: Option<Millis>,
+    /// When `active`: what the upload did, as a waiting upload answers it (once that version
+    /// is unloaded, its `plugin` is only `{id, version, digest, loaded: false}`).
+    pub outcome: Option<serde_json::Value>,
+    /// When `failed`: `{status, error, errors}`, the answer a waiting upload gets.
+    pub error: Option<serde_json::Value>,
+}
+
+async fn job_view(state: &AppState, job: Job) -> Result<JobView, ApiError> {
+    let (mut outcome, mut error) = (None, None);
+    match &job.ended {
+        Some(Ok(admitted)) => outcome = Some(admitted_outcome(state, &job.plugin, admitted).await?),
+        Some(Err(e)) => {
+            let e = refusal(&job.plugin, e);
+            let mut body = e.body();
+            body["status"] = e.status.as_u16().into();
+            error = Some(body);
+        }
+        None => {}
+    }
+    Ok(JobView {
+        id: job.id,
+        plugin: job.plugin,
+        state: job.state,
+        forced: job.forced,
+        size_bytes: job.size_bytes,
+        created_at: job.created_at,
+        finished_at: job.finished_at,
+        outcome,
+        error,
     })
 }
 
 /// Audits a refused upload as `plugin.rejected`, with its status and reason: every admission
 /// outcome is audited (the accepted ones by [`plugin_registry::record`]).
 async fn audit_refusal(state: &AppState, who: &str, id: &str, e: &ApiError) {
-    let (who, target) = (who.to_string(), id.to_string());
-    let details = json!({"status": e.status.as_u16(), "code": e.code, "reason": e.message});
-    let audited = state
-        .store
-        .write(move |w| audit(w, &who, "plugin.rejected", &target, details))
-        .await;
-    if let Err(err) = audited {
-        tracing::error!(plugin = %id, error = %err, "could not audit a refused upload");
-    }
+    admission::audit_refusal(state, who, id, audit_details(e)).await;
+}
+
+fn audit_details(e: &ApiError) -> serde_json::Value {
+    json!({"status": e.status.as_u16(), "code": e.code, "reason": e.message})
+}
+
+/// The audit details of an admission's refusal: the status and message its answer has.
+fn refusal_details(id: &str, e: &AdmissionError) -> serde_json::Value {
+    audit_details(&refusal(id, e))
 }
 
 /// The upload's request headers, for the OpenAPI document: the [`SIGNATURE_HEADER`].
@@ -376,31 +446,29 @@ async fn receive(
     Ok(bytes.freeze())
 }
 
-/// An admission job's work: [`plugin_registry::install`] on behalf of `who`, answered as a
-/// synchronous upload is (201 for a new provider, 200 for a replacement); `checking` is called
-/// once the binary is compiled and described. Refusals are audited here, with their answer.
-pub(super) async fn install(
+/// A finished job's outcome: as the waiting upload was answered, with the version as it is
+/// now (its tier, its calls) while it is loaded.
+async fn admitted_outcome(
     state: &AppState,
-    who: &str,
     id: &str,
-    bytes: &[u8],
-    signature: Option<&str>,
-    force: bool,
-    checking: impl FnOnce(),
-) -> Result<(StatusCode, UploadOutcome), ApiError> {
-    let installed = plugin_registry::install(state, who, id, bytes, signature, force, checking);
-    let outcome = match installed.await {
-        Ok(swap) => outcome(state, id, &swap).await,
-        Err(e) => Err(refusal(id, e)),
+    admitted: &Admitted,
+) -> Result<serde_json::Value, ApiError> {
+    let plugin = match admitted.plugin.upgrade() {
+        Some(plugin) => {
+            let sources = sources_by_provider(state).await?;
+            serde_json::to_value(view(&plugin, count(&sources, id))).map_err(ApiError::internal)?
+        }
+        None => {
+            json!({"id": id, "version": admitted.version, "digest": admitted.digest, "loaded": false})
+        }
     };
-    if let Err(e) = &outcome {
-        audit_refusal(state, who, id, e).await;
-    }
-    outcome
+    let previous = (admitted.previous.as_ref())
+        .map(|(version, digest)| json!({"version": version, "digest": digest}));
+    Ok(json!({"changed": admitted.changed, "plugin": plugin, "previous": previous}))
 }
 
 /// The answer to an accepted upload.
-async fn outcome(
+async fn accepted(
     state: &AppState,
     id: &str,
     swap: &Swap,
@@ -425,16 +493,16 @@ async fn outcome(
 }
 
 /// The answer to a refused upload.
-fn refusal(id: &str, e: AdmissionError) -> ApiError {
+fn refusal(id: &str, e: &AdmissionError) -> ApiError {
     match e {
         AdmissionError::Upload(UploadError::Plugin(e)) => ApiError::from(e),
         AdmissionError::Upload(e @ UploadError::IdMismatch { .. }) => {
             ApiError::invalid("id", e.to_string())
         }
-        AdmissionError::Upload(UploadError::Incompatible(affected)) => incompatible(id, &affected),
-        AdmissionError::Upload(UploadError::Signature(e)) => signature_refusal(&e),
+        AdmissionError::Upload(UploadError::Incompatible(affected)) => incompatible(id, affected),
+        AdmissionError::Upload(UploadError::Signature(e)) => signature_refusal(e),
         AdmissionError::Upload(e @ UploadError::Save { .. }) => ApiError::internal(e),
-        AdmissionError::Store(e) => e.into(),
+        AdmissionError::Store(e) => ApiError::internal(e),
     }
 }
 
@@ -595,6 +663,8 @@ fn view(p: &LoadedPlugin, sources: usize) -> PluginView {
         file: p.file.as_ref().map(|f| f.display().to_string()),
         from_cache: p.from_cache,
         prepare_ms: p.prepare_time.as_millis() as u64,
+        tier: p.tier(),
+        optimise_error: p.optimise_error().map(str::to_string),
         calls: p.stats.counts(),
         sources,
         signed_by: p.signer.clone(),

@@ -353,11 +353,11 @@ routes! {
         ok = 200 plugin_settings::SettingsView;
         "Set the plugin size limits (body: max_plugin_bytes, per_plugin {id: bytes}); stored, in force at once"
     get "/plugins/jobs/{id}" admin => plugins::job,
-        ok = 200 admission::Job;
+        ok = 200 plugins::JobView;
         "An admission job: queued, compiling, checking, active, or failed with the reason"
     put "/plugins/{id}" admin => plugins::upload, query = query_parameters::<plugins::UploadQuery>, headers = plugins::upload_headers,
         body = Wasm,
-        ok = 202 admission::Job,
+        ok = 202 plugins::JobView,
         ok = 201 plugins::UploadOutcome,
         ok = 200 plugins::UploadOutcome,
         errors = [409, 422];

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy,
+};
 
 use super::Limits;
 
@@ -67,6 +69,16 @@ fn base_config() -> Config {
     config
 }
 
+/// Builds the engine of the baseline tier (see `tiers`): the same configuration compiled by
+/// Winch, wasmtime's fast baseline compiler, allocating on demand (its code serves only until
+/// the optimised code is ready, so it reserves no second instance pool).
+pub fn build_baseline() -> anyhow::Result<Engine> {
+    start_compile_threads();
+    let mut config = base_config();
+    config.strategy(Strategy::Winch);
+    Ok(start_ticker(Engine::new(&config)?))
+}
+
 /// How much lower than request handling compilation runs (a nice value, 0-19).
 pub const COMPILE_NICENESS: i32 = 10;
 
@@ -81,16 +93,21 @@ fn start_compile_threads() {
         .build_global();
 }
 
-#[cfg(target_os = "linux")]
 fn lower_this_thread() {
+    lower_this_thread_to(COMPILE_NICENESS);
+}
+
+/// Sets the calling thread's nice value (0-19) on Linux; a no-op elsewhere.
+#[cfg(target_os = "linux")]
+pub(super) fn lower_this_thread_to(niceness: i32) {
     // SAFETY: setpriority on the calling thread's own id only raises its nice value, which
     // any thread may do; a failure leaves it at the normal priority.
     let tid = unsafe { libc::gettid() };
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, COMPILE_NICENESS) };
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, niceness) };
 }
 
 #[cfg(not(target_os = "linux"))]
-fn lower_this_thread() {}
+pub(super) fn lower_this_thread_to(_niceness: i32) {}
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a plain thread, which exits once the
 /// engine is dropped (the thread only holds a weak reference).

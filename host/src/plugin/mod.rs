@@ -21,6 +21,7 @@ pub mod imports;
 pub mod model;
 pub mod redact;
 pub mod registry;
+mod tiers;
 mod v1;
 
 use schemars::JsonSchema;
@@ -29,11 +30,11 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -46,6 +47,7 @@ pub use model::{
 };
 use redact::{Redact, Redactor};
 pub use registry::{CallCounts, CallStats, CompileCounts};
+pub use tiers::Tier;
 
 /// The contract versions this host runs, for listings and error messages.
 pub const SUPPORTED_CONTRACTS: &[&str] = &["1.x"];
@@ -233,11 +235,16 @@ pub struct LoadedPlugin {
     pub prepare_time: Duration,
     /// Calls into this version and how they ended.
     pub stats: CallStats,
+    /// The compiled code calls run: the baseline tier's until the optimised code replaces it
+    /// (see [`tiers`]).
+    code: arc_swap::ArcSwap<tiers::Code>,
+    /// The binary, while the optimised compile of a baseline version has not started.
+    unoptimised: Mutex<Option<Arc<[u8]>>>,
+    /// Why the optimised compile failed, if it did (the baseline code keeps serving).
+    optimise_error: OnceLock<String>,
     /// Who signed this version, when its signature was checked against a trusted key (see
     /// [`crate::plugin_registry::signatures`]); `None`: unsigned.
     pub signer: Option<crate::plugin_registry::signatures::Signer>,
-    pre: InstancePre<CallState>,
-    exports: v1::ExportIndices,
 }
 
 /// A capability a plugin may lack, for [`LoadedPlugin::unsupported`].
@@ -254,11 +261,10 @@ impl LoadedPlugin {
     /// this plugin (contract 1.0)" when it was built before the contract had it, "not
     /// supported by this provider" when it has the export but says it cannot.
     pub fn unsupported(&self, capability: Capability) -> Option<String> {
+        let exports = &self.code.load().exports;
         let (exported, described) = match capability {
-            Capability::AddComments => (self.exports.has_comments(), self.info.comments.is_some()),
-            Capability::ProcessWebhooks => {
-                (self.exports.has_events(), !self.info.events.is_empty())
-            }
+            Capability::AddComments => (exports.has_comments(), self.info.comments.is_some()),
+            Capability::ProcessWebhooks => (exports.has_events(), !self.info.events.is_empty()),
         };
         if !exported {
             let minor = self
@@ -364,6 +370,8 @@ pub struct PluginHost {
     file_problems: std::sync::Mutex<std::collections::BTreeMap<PathBuf, registry::FileProblem>>,
     /// Keeps the compile cache to the current and previous version of each plugin, when on.
     cache_bound: Option<cache::Bound>,
+    /// The baseline compiler large plugins are compiled by first (see [`tiers`]).
+    tiers: tiers::Tiers,
 }
 
 impl PluginHost {
@@ -372,8 +380,7 @@ impl PluginHost {
     pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> anyhow::Result<PluginHost> {
         let engine = engine::build(&limits)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        v1::add_to_linker(&mut linker)?;
+        link_imports(&mut linker)?;
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir)?;
         }
@@ -393,7 +400,16 @@ impl PluginHost {
             compiles: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             swap_lock: tokio::sync::Mutex::new(()),
+            tiers: tiers::Tiers::new(tiers::DEFAULT_MIN_BYTES, link_imports),
         })
+    }
+
+    /// This host compiling binaries of at least `min_bytes` that are not in the compile
+    /// cache with the baseline compiler first (default [`tiers::DEFAULT_MIN_BYTES`];
+    /// `usize::MAX`: never), see [`tiers`].
+    pub fn baseline_tier_from(mut self, min_bytes: usize) -> PluginHost {
+        self.tiers.min_bytes = min_bytes;
+        self
     }
 
     /// This host with origins the admin named allowed to reach loopback and link-local
@@ -503,14 +519,10 @@ impl PluginHost {
         imports::check(bytes).map_err(PluginError::Rejected)?;
         let started = Instant::now();
         let digest = hex::encode(Sha256::digest(bytes));
-        let (component, from_cache) = self.compile(bytes, &digest).await?;
-        let contract = contract_version(&self.engine, &component)?;
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
-            PluginError::Rejected(format!("the plugin's imports cannot be satisfied: {e:#}"))
-        })?;
-        let exports = v1::ExportIndices::new(&pre).map_err(|e| {
-            PluginError::Rejected(format!("the plugin does not fit the provider world: {e}"))
-        })?;
+        let (component, tier, from_cache) = self.compile_tiered(bytes, &digest).await?;
+        let contract = contract_version(component.engine(), &component)?;
+        let code = tiers::Code::link(self.linker_of(tier), &component, tier)?;
+        let unoptimised = (tier == Tier::Baseline).then(|| Arc::from(bytes));
 
         // `describe` runs in the same sandbox as every other call, before the plugin is used.
         let mut plugin = LoadedPlugin {
@@ -524,9 +536,10 @@ impl PluginHost {
             from_cache,
             prepare_time: Duration::ZERO,
             stats: CallStats::default(),
+            code: arc_swap::ArcSwap::from_pointee(code),
+            unoptimised: Mutex::new(unoptimised),
+            optimise_error: OnceLock::new(),
             signer: None,
-            pre,
-            exports,
         };
         let info = self
             .run(&plugin, Network::Offline("describe"), |store, p| {
@@ -556,7 +569,11 @@ impl PluginHost {
         &self,
         plugin: &LoadedPlugin,
     ) -> Result<(Option<CommentsInfo>, Vec<EventScheme>), PluginError> {
-        let comments = if plugin.exports.has_comments() {
+        let (has_comments, has_events) = {
+            let exports = &plugin.code.load().exports;
+            (exports.has_comments(), exports.has_events())
+        };
+        let comments = if has_comments {
             self.run(plugin, Network::Offline("describe-comments"), |store, p| {
                 Box::pin(async move {
                     p.testorchestrator_provider_comments()?
@@ -570,7 +587,7 @@ impl PluginHost {
         } else {
             None
         };
-        let events = if plugin.exports.has_events() {
+        let events = if has_events {
             self.run(plugin, Network::Offline("describe-events"), |store, p| {
                 Box::pin(async move {
                     p.testorchestrator_provider_events()?
@@ -604,6 +621,7 @@ impl PluginHost {
             .write()
             .expect("plugin registry lock")
             .insert(plugin.info.id.clone(), plugin.clone());
+        self.optimise_later(&plugin);
         if let Some(bound) = &self.cache_bound {
             bound.swapped(&plugin.info.id, &plugin.digest, |d| self.artifact_name(d));
         }
@@ -724,11 +742,19 @@ impl PluginHost {
                 MemoryOutputPipe::new(16 << 10),
             );
             let offline = Err("normalize-key");
-            let mut store = self.new_store(&plugin, offline, Arc::default(), &stdout, &stderr);
-            let instance = (plugin.pre.instantiate_async(&mut store).await)
-                .map_err(|e| self.classify(e, 0))?;
+            let code = plugin.code.load_full();
+            let mut store = self.new_store(
+                code.engine(),
+                &plugin,
+                offline,
+                Arc::default(),
+                &stdout,
+                &stderr,
+            );
+            let instance =
+                (code.pre.instantiate_async(&mut store).await).map_err(|e| self.classify(e, 0))?;
             let started = Instant::now();
-            let exports = plugin.exports.load(&instance);
+            let exports = code.exports.load(&instance);
             let answer = (exports.testorchestrator_provider_tracker())
                 .call_normalize_key(&mut store, &wsrc, key)
                 .await
@@ -991,7 +1017,16 @@ impl PluginHost {
                 redactor.clone(),
             ),
         };
-        let mut store = self.new_store(plugin, egress, redactor.clone(), &stdout, &stderr);
+        // One code for the whole call: an optimised swap meanwhile changes the next call's.
+        let code = plugin.code.load_full();
+        let mut store = self.new_store(
+            code.engine(),
+            plugin,
+            egress,
+            redactor.clone(),
+            &stdout,
+            &stderr,
+        );
 
         // One span per plugin call: everything logged inside carries the plugin and version.
         let span = tracing::info_span!("plugin_call", plugin = %plugin.info.id, version = %plugin.info.version);
@@ -999,8 +1034,8 @@ impl PluginHost {
             wall,
             tracing::Instrument::instrument(
                 async {
-                    let instance = plugin.pre.instantiate_async(&mut store).await?;
-                    let exports = plugin.exports.load(&instance);
+                    let instance = code.pre.instantiate_async(&mut store).await?;
+                    let exports = code.exports.load(&instance);
                     f(&mut store, &exports).await
                 },
                 span,
@@ -1045,6 +1080,7 @@ impl PluginHost {
 
     fn new_store(
         &self,
+        engine: &Engine,
         plugin: &LoadedPlugin,
         egress: Result<Egress, &'static str>,
         redactor: Arc<Redactor>,
@@ -1076,7 +1112,7 @@ impl PluginHost {
             log_budget: 16 << 10,
             cpu_ticks: 0,
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
         // Every tick the guest spends running counts against its CPU budget; between ticks
         // it yields to tokio so one busy guest cannot hold a worker thread.
@@ -1154,29 +1190,47 @@ impl PluginHost {
         let engine = self.engine.clone();
         let owned = bytes.to_vec();
         self.compiles.fetch_add(1, Ordering::Relaxed);
-        let component =
-            tokio::task::spawn_blocking(move || Component::from_binary(&engine, &owned))
-                .await
-                .map_err(|e| PluginError::Rejected(format!("compilation panicked: {e}")))?
-                .map_err(|e| {
-                    PluginError::Rejected(format!(
-                        "not a valid WebAssembly component: {}",
-                        first_line(&format!("{e:#}"))
-                    ))
-                })?;
-        if let Some(path) = &cached
-            && let Ok(serialized) = component.serialize()
-        {
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            if std::fs::write(&tmp, serialized)
-                .and_then(|()| std::fs::rename(&tmp, path))
-                .is_err()
-            {
-                tracing::warn!(path = %path.display(), "could not write the compile cache");
-            }
-        }
+        let component = tokio::task::spawn_blocking(move || {
+            compile_optimised(&engine, &owned, cached.as_deref())
+        })
+        .await
+        .map_err(|e| PluginError::Rejected(format!("compilation panicked: {e}")))??;
         Ok((component, false))
     }
+}
+
+/// Compiles a component with Cranelift (the engine's optimising compiler) and writes it to the
+/// compile cache at `cached`, when given.
+fn compile_optimised(
+    engine: &Engine,
+    bytes: &[u8],
+    cached: Option<&Path>,
+) -> Result<Component, PluginError> {
+    let component = Component::from_binary(engine, bytes).map_err(|e| {
+        PluginError::Rejected(format!(
+            "not a valid WebAssembly component: {}",
+            first_line(&format!("{e:#}"))
+        ))
+    })?;
+    if let Some(path) = cached
+        && let Ok(serialized) = component.serialize()
+    {
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, serialized)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .is_err()
+        {
+            tracing::warn!(path = %path.display(), "could not write the compile cache");
+        }
+    }
+    Ok(component)
+}
+
+/// Adds the host's imports (WASI with nothing granted, contract 1.x) to a linker.
+fn link_imports(linker: &mut Linker<CallState>) -> anyhow::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    v1::add_to_linker(linker)?;
+    Ok(())
 }
 
 /// Bridges `std::hash::Hash` into a sha-256 (the compatibility hash only implements `Hash`).

@@ -2,10 +2,11 @@
 //! version (compiled and described, checked against the stored sources it would break, see
 //! [`crate::compat`], then swapped in and saved) and the audit of every accepted swap, uploaded
 //! or picked up from the plugins directory; the plugin size limits an admin sets
-//! ([`settings`]); and the operator's trusted vendor keys, which signed plugins are checked
-//! against ([`signatures`]). The admission jobs that run [`install`] one at a time, and the answers, are
-//! `api::admission` and `api::plugins`.
+//! ([`settings`]); the operator's trusted vendor keys, which signed plugins are checked
+//! against ([`signatures`]); and the admission jobs that run [`install`] one at a time
+//! ([`admission`]). `api::plugins` maps their outcomes to answers.
 
+pub mod admission;
 pub mod settings;
 pub mod signatures;
 
