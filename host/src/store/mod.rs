@@ -270,7 +270,7 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let damage = self.damage.clone();
-        let begin = self.begin(false).await?;
+        let begin = self.begin(Begin::Read).await?;
         blocking(move || {
             let reader = Reader(Txn {
                 tx: begin()?,
@@ -293,19 +293,7 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let (damage, commits) = (self.damage.clone(), self.commits.clone());
-        let begin = self.begin(true).await?;
-        blocking(move || {
-            let mut writer = Writer(Txn {
-                tx: begin()?,
-                damage,
-            });
-            let out = f(&mut writer)?;
-            writer.0.tx.commit()?;
-            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Ok(out)
-        })
-        .await
+        self.write_as(Begin::Write, f).await
     }
 
     /// How many write transactions this process committed since the store was opened (what
@@ -328,8 +316,22 @@ impl Store {
         R: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.write_as(Begin::Additions, f).await
+    }
+
+    /// [`Store::write`] and [`Store::write_additions`]: `f` in a transaction begun as `kind`,
+    /// committed if it returns `Ok`.
+    async fn write_as<R, E>(
+        &self,
+        kind: Begin,
+        f: impl FnOnce(&mut Writer) -> Result<R, E> + Send + 'static,
+    ) -> Result<R, E>
+    where
+        R: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let (damage, commits) = (self.damage.clone(), self.commits.clone());
-        let begin = self.begin_as(Begin::Additions).await?;
+        let begin = self.begin(kind).await?;
         blocking(move || {
             let mut writer = Writer(Txn {
                 tx: begin()?,
@@ -346,14 +348,6 @@ impl Store {
     /// What begins a transaction on the blocking pool (a pooled connection is taken here,
     /// asynchronously).
     async fn begin(
-        &self,
-        write: bool,
-    ) -> Result<impl FnOnce() -> Result<Tx, StoreError> + Send + 'static, StoreError> {
-        self.begin_as(if write { Begin::Write } else { Begin::Read })
-            .await
-    }
-
-    async fn begin_as(
         &self,
         kind: Begin,
     ) -> Result<impl FnOnce() -> Result<Tx, StoreError> + Send + 'static, StoreError> {
