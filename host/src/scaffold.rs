@@ -48,9 +48,8 @@ const RUST_FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The Python example's files, with the contract it builds against.
-const PYTHON_FILES: &[(&str, &str)] = &[
-    ("app.py", include_str!("../../examples/redmine-py/app.py")),
+/// The frozen 1.0 contract the Python and JavaScript projects build against.
+const CONTRACT_1_0_FILES: &[(&str, &str)] = &[
     (
         "wit/world.wit",
         include_str!("../../plugins/sdk/wit/provider/v1.0/world.wit"),
@@ -63,31 +62,24 @@ const PYTHON_FILES: &[(&str, &str)] = &[
         "wit/host.wit",
         include_str!("../../plugins/sdk/wit/provider/v1.0/host.wit"),
     ),
+];
+
+/// The Python example's files (and [`CONTRACT_1_0_FILES`]).
+const PYTHON_FILES: &[(&str, &str)] = &[
+    ("app.py", include_str!("../../examples/redmine-py/app.py")),
     (
         ".gitignore",
         include_str!("../../examples/redmine-py/.gitignore"),
     ),
 ];
 
-/// The JavaScript example's files, with the contract it builds against (package.json and the
-/// README are written by [`package_json`] and [`readme`]).
+/// The JavaScript example's files (and [`CONTRACT_1_0_FILES`]; package.json and the README are
+/// written by [`package_json`] and [`readme`]).
 const JS_FILES: &[(&str, &str)] = &[
     ("app.js", include_str!("../../examples/redmine-js/app.js")),
     (
         "fixtures.json",
         include_str!("../../examples/redmine-js/fixtures.json"),
-    ),
-    (
-        "wit/world.wit",
-        include_str!("../../plugins/sdk/wit/provider/v1.0/world.wit"),
-    ),
-    (
-        "wit/types.wit",
-        include_str!("../../plugins/sdk/wit/provider/v1.0/types.wit"),
-    ),
-    (
-        "wit/host.wit",
-        include_str!("../../plugins/sdk/wit/provider/v1.0/host.wit"),
     ),
     (".gitignore", "node_modules/\n*.wasm\n"),
 ];
@@ -139,6 +131,7 @@ pub fn create(
             .collect(),
         Lang::Python => PYTHON_FILES
             .iter()
+            .chain(CONTRACT_1_0_FILES)
             .map(|(path, text)| (path.to_string(), python_file(text, name)))
             .chain([("pyproject.toml".into(), pyproject(name))])
             .collect(),
@@ -197,6 +190,7 @@ fn pyproject(name: &str) -> String {
 fn js_files(name: &str) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = JS_FILES
         .iter()
+        .chain(CONTRACT_1_0_FILES)
         .map(|(path, text)| {
             let text = text
                 .replace("id: 'redmine'", &format!("id: {name:?}"))
