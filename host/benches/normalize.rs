@@ -12,6 +12,16 @@
 //! - `fresh / rust fresh`: how much a big interpreter runtime costs per call over a small Rust
 //!   plugin; the target is at most 10x.
 //!
+//! The fresh-instance path is measured three ways:
+//!
+//! - `fresh, 1 call/ms`: the service's path with calls arriving one per millisecond, so the
+//!   instances it makes ahead (`Limits::instances_ready`) are ready when a call comes: what a
+//!   request waits for in a service that is not saturated;
+//! - `fresh, back to back`: the same path with calls one right after the other, faster than
+//!   instances are made ahead: most calls instantiate on their own path (CPU-bound);
+//! - `fresh, instantiated on the path`: a host keeping no instance ready (`instances_ready = 0`),
+//!   each call instantiating its own (what every call did before instances were made ahead).
+//!
 //! Every row is measured in the same alternating rounds in one process (rust fresh, rust warm,
 //! native, python fresh, python warm, javascript fresh, javascript warm, then again), with the
 //! same input per plugin, so the ratios hold on a busy machine even when the absolute figures
@@ -33,18 +43,23 @@ const N: usize = 20_000;
 const N_BIG: usize = 2_000;
 /// The rows alternate in this many rounds.
 const ROUNDS: usize = 10;
+/// How often calls arrive in the paced row.
+const PACE: Duration = Duration::from_millis(1);
 
 /// One plugin under measurement: its own host (the Python and JavaScript examples both claim
 /// the provider id `redmine`), a source of its provider, and the key every call normalises.
 struct Subject {
     name: &'static str,
     host: PluginHost,
+    /// A host that keeps no instance ready.
+    on_path: PluginHost,
     source: SourceConfig,
     key: &'static str,
     calls: usize,
-    fresh: Vec<Duration>,
+    paced: Vec<Duration>,
+    back_to_back: Vec<Duration>,
+    instantiating: Vec<Duration>,
     warm: Vec<Duration>,
-    ahead: Vec<Duration>,
 }
 
 impl Subject {
@@ -64,9 +79,10 @@ impl Subject {
             );
             return None;
         }
-        let host = new_host();
+        let (host, on_path) = (new_host(2), new_host(0));
         let started = Instant::now();
         let plugin = host.load_file(file).await.expect("the plugin loads");
+        on_path.load_file(file).await.expect("the plugin loads");
         println!(
             "{name}: {} ({} bytes), loaded in {:.1?} (from the compile cache: {})",
             file.display(),
@@ -74,48 +90,69 @@ impl Subject {
             started.elapsed(),
             plugin.from_cache
         );
-        assert_eq!(host.normalize_key(&source, key).await.unwrap(), expected);
-        for _ in 0..10 {
-            host.normalize_key(&source, key).await.unwrap();
+        for host in [&host, &on_path] {
+            assert_eq!(host.normalize_key(&source, key).await.unwrap(), expected);
+            for _ in 0..10 {
+                host.normalize_key(&source, key).await.unwrap();
+            }
         }
         Some(Subject {
             name,
             host,
+            on_path,
             source,
             key,
             calls,
-            fresh: Vec::with_capacity(calls),
+            paced: Vec::with_capacity(calls),
+            back_to_back: Vec::with_capacity(calls),
+            instantiating: Vec::with_capacity(calls),
             warm: Vec::with_capacity(calls),
-            ahead: Vec::with_capacity(calls),
         })
     }
 
-    /// One round: a share of the fresh-instance calls, then as many calls on one warm instance.
+    /// One round: a share of each row's calls.
     async fn round(&mut self) {
-        for _ in 0..self.calls / ROUNDS {
-            let started = Instant::now();
-            (self.host.normalize_key(&self.source, self.key).await).unwrap();
-            self.fresh.push(started.elapsed());
+        let n = self.calls / ROUNDS;
+        let mut next = Instant::now();
+        for _ in 0..n {
+            // Waits for the next call's time without blocking the runtime's threads, where
+            // the instances made ahead are made meanwhile.
+            while Instant::now() < next {
+                tokio::task::yield_now().await;
+            }
+            next += PACE;
+            self.paced.push(self.fresh_call(&self.host).await);
+        }
+        for _ in 0..n {
+            let took = self.fresh_call(&self.host).await;
+            self.back_to_back.push(took);
+        }
+        for _ in 0..n {
+            let took = self.fresh_call(&self.on_path).await;
+            self.instantiating.push(took);
         }
         let warm = self
             .host
-            .bench_warm_normalize(&self.source, self.key, self.calls / ROUNDS)
+            .bench_warm_normalize(&self.source, self.key, n)
             .await
             .unwrap();
         self.warm.extend(warm);
-        let ahead = self
-            .host
-            .bench_preinstantiated_normalize(&self.source, self.key, self.calls / ROUNDS)
-            .await
-            .unwrap();
-        self.ahead.extend(ahead);
+    }
+
+    /// The time of one `normalize-key` call on a fresh instance of `host`.
+    async fn fresh_call(&self, host: &PluginHost) -> Duration {
+        let started = Instant::now();
+        (host.normalize_key(&self.source, self.key).await).unwrap();
+        started.elapsed()
     }
 }
 
-fn new_host() -> PluginHost {
+/// A plugin host keeping `instances_ready` instances of each plugin ready.
+fn new_host(instances_ready: u32) -> PluginHost {
     let target = target_dir();
     let limits = Limits {
         max_plugin_bytes: 64 << 20,
+        instances_ready,
         ..Limits::default()
     };
     PluginHost::new(limits, Some(target.join("bench-cache"))).expect("plugin host")
@@ -231,30 +268,30 @@ async fn main() {
         native_regex(&re, " proj-123 ", &mut native, N / ROUNDS);
     }
 
-    println!("normalize-key, fresh and warm rows alternating in {ROUNDS} rounds");
+    println!("normalize-key, all rows alternating in {ROUNDS} rounds");
     let mut p50 = Vec::new();
-    for subject in &mut subjects {
-        let fresh = report(
-            &format!("{}: fresh instance per call", subject.name),
-            &mut subject.fresh,
+    for s in &mut subjects {
+        let name = s.name;
+        let fresh = report(&format!("{name}: fresh, 1 call/ms"), &mut s.paced);
+        report(&format!("{name}: fresh, back to back"), &mut s.back_to_back);
+        let on_path = report(
+            &format!("{name}: fresh, instantiated on the path"),
+            &mut s.instantiating,
         );
-        let warm = report(
-            &format!("{}: warm instance (reused)", subject.name),
-            &mut subject.warm,
-        );
-        report(
-            &format!("{}: fresh, instantiated ahead", subject.name),
-            &mut subject.ahead,
-        );
-        p50.push((subject.name, fresh, warm));
+        let warm = report(&format!("{name}: warm instance (reused)"), &mut s.warm);
+        p50.push((name, fresh, on_path, warm));
     }
     let native = report("native Rust + regex", &mut native);
-    let rust_fresh = p50[0].1;
-    for (name, fresh, warm) in p50 {
+    let (rust_fresh, rust_on_path) = (p50[0].1, p50[0].2);
+    println!("ratios of p50s: fresh at 1 call/ms (in brackets: instantiated on the path)");
+    for (name, fresh, on_path, warm) in p50 {
         println!(
-            "ratios {name:<10}: fresh/warm {:>5.1}x   fresh / rust fresh {:>5.1}x   fresh/native {:>6.0}x",
+            "  {name:<10}  fresh/warm {:>5.1}x ({:>5.1}x)   fresh / rust fresh {:>6.1}x ({:>5.1}x)   \
+             fresh/native {:>6.0}x",
             ratio(fresh, warm),
+            ratio(on_path, warm),
             ratio(fresh, rust_fresh),
+            ratio(on_path, rust_on_path),
             ratio(fresh, native),
         );
     }

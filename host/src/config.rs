@@ -30,6 +30,7 @@
 //! max_concurrent_calls = 64
 //! max_calls_per_plugin = 16
 //! max_calls_per_source = 8
+//! instances_ready = 2
 //! memory_budget_bytes = 1073741824
 //! max_plugin_bytes = 33554432
 //! ```
@@ -238,6 +239,16 @@ pub struct Settings {
         value_name = "N"
     )]
     pub plugin_max_calls_per_source: Option<u32>,
+    /// Instances of each loaded plugin version made ahead for its next calls, each still
+    /// serving one call only; 0: every call instantiates on its own path
+    /// [file: limits.instances_ready; default: 2; at most 8].
+    #[arg(
+        long,
+        env = "INTEGRATION_PLUGIN_INSTANCES_READY",
+        global = true,
+        value_name = "N"
+    )]
+    pub plugin_instances_ready: Option<u32>,
     /// Memory all running plugin calls may hold together, in bytes; a call growing past it
     /// is stopped [file: limits.memory_budget_bytes; default: 1 GiB].
     #[arg(
@@ -357,6 +368,8 @@ pub struct FileLimits {
     pub max_calls_per_plugin: Option<u32>,
     /// See [`Settings::plugin_max_calls_per_source`].
     pub max_calls_per_source: Option<u32>,
+    /// See [`Settings::plugin_instances_ready`].
+    pub instances_ready: Option<u32>,
     /// See [`Settings::plugin_memory_budget_bytes`].
     pub memory_budget_bytes: Option<usize>,
     /// See [`Settings::max_plugin_bytes`].
@@ -495,6 +508,10 @@ pub fn resolve(settings: &Settings) -> anyhow::Result<Config> {
             .plugin_max_calls_per_source
             .or(fl.max_calls_per_source)
             .unwrap_or(defaults.max_calls_per_source),
+        instances_ready: settings
+            .plugin_instances_ready
+            .or(fl.instances_ready)
+            .unwrap_or(defaults.instances_ready),
         memory_budget_bytes: settings
             .plugin_memory_budget_bytes
             .or(fl.memory_budget_bytes)
@@ -598,6 +615,13 @@ fn check_limits(limits: &Limits) -> anyhow::Result<()> {
             anyhow::bail!("the plugin limit {name} must be at least 1");
         }
     }
+    if limits.instances_ready > crate::plugin::MAX_INSTANCES_READY {
+        anyhow::bail!(
+            "the plugin limit instances_ready ({}) must be at most {}",
+            limits.instances_ready,
+            crate::plugin::MAX_INSTANCES_READY
+        );
+    }
     if limits.memory_budget_bytes < limits.memory_bytes {
         anyhow::bail!(
             "the plugin limit memory_budget_bytes ({}) must be at least one call's memory_bytes \
@@ -652,6 +676,7 @@ response_bytes = 2048
 max_concurrent_calls = 3
 max_calls_per_plugin = 2
 max_calls_per_source = 1
+instances_ready = 0
 memory_budget_bytes = 5000000
 max_plugin_bytes = 99
 "#,
@@ -677,6 +702,7 @@ max_plugin_bytes = 99
         assert_eq!(l.max_concurrent_calls, 3);
         assert_eq!(l.max_calls_per_plugin, 2);
         assert_eq!(l.max_calls_per_source, 1);
+        assert_eq!(l.instances_ready, 0);
         assert_eq!(l.memory_budget_bytes, 5_000_000);
         assert_eq!(l.max_plugin_bytes, 99);
 
@@ -811,6 +837,14 @@ max_plugin_bytes = 99
             ..Settings::default()
         });
         assert!(err.contains("max_calls_per_source"), "{err}");
+        let err = refused(Settings {
+            plugin_instances_ready: Some(9),
+            ..Settings::default()
+        });
+        assert!(
+            err.contains("instances_ready (9) must be at most 8"),
+            "{err}"
+        );
         let err = refused(Settings {
             plugin_memory_budget_bytes: Some(1 << 20),
             ..Settings::default()

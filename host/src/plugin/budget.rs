@@ -159,7 +159,17 @@ impl Budget {
             host: self.host_memory.clone(),
             lane: self.lane(plugin),
             charged: 0,
+            deferred: None,
         }
+    }
+
+    /// The meter of an instance made ahead of its call (see `ready`): it enforces `limits`
+    /// but charges nothing to the budget until [`Meter::start_charging`], when the instance
+    /// is taken by a call.
+    pub(super) fn meter_ahead(&self, plugin: &str, limits: StoreLimits) -> Meter {
+        let mut meter = self.meter(plugin, limits);
+        meter.deferred = Some(0);
+        meter
     }
 
     /// The CPU turns of one call into `plugin`, each lasting `tick`.
@@ -247,9 +257,22 @@ pub(super) struct Meter {
     host: Arc<Pool>,
     lane: Arc<Lane>,
     charged: usize,
+    /// Bytes grown before the instance's call began, not charged yet (see
+    /// [`Budget::meter_ahead`]); `None` once charging.
+    deferred: Option<usize>,
 }
 
 impl Meter {
+    /// Charges what an instance made ahead grew to before its call, and everything from now
+    /// on; refused like a growth when the budget or the plugin's share has no room for it.
+    pub(super) fn start_charging(&mut self) -> Result<(), MemoryRefused> {
+        if let Some(bytes) = self.deferred {
+            self.charge(bytes)?;
+            self.deferred = None;
+        }
+        Ok(())
+    }
+
     fn charge(&mut self, bytes: usize) -> Result<(), MemoryRefused> {
         if !self.host.charge(bytes) {
             return Err(MemoryRefused(format!(
@@ -281,7 +304,11 @@ impl ResourceLimiter for Meter {
         if !self.limits.memory_growing(current, desired, maximum)? {
             return Ok(false);
         }
-        self.charge(desired.saturating_sub(current))?;
+        let bytes = desired.saturating_sub(current);
+        match &mut self.deferred {
+            Some(deferred) => *deferred += bytes,
+            None => self.charge(bytes)?,
+        }
         Ok(true)
     }
 
@@ -423,6 +450,31 @@ mod tests {
         assert!(err.to_string().contains("memory_budget_bytes"), "{err}");
         assert_eq!(budget.memory_in_use(), 100);
         drop((a, b, c));
+        assert_eq!(budget.memory_in_use(), 0);
+    }
+
+    #[test]
+    fn an_instance_made_ahead_is_charged_when_its_call_begins() {
+        let limits = Limits {
+            memory_bytes: 60,
+            memory_budget_bytes: 100,
+            max_concurrent_calls: 2,
+            max_calls_per_plugin: 2,
+            ..Limits::default()
+        };
+        let budget = Budget::new(&limits);
+        let mut ahead = budget.meter_ahead("jira-cloud", StoreLimits::default());
+        assert!(ahead.memory_growing(0, 50, None).unwrap());
+        assert_eq!(budget.memory_in_use(), 0, "nothing runs yet");
+        let mut running = budget.meter("jira-cloud", StoreLimits::default());
+        assert!(running.memory_growing(0, 60, None).unwrap());
+        let err = ahead.start_charging().unwrap_err();
+        assert!(err.0.contains("memory_budget_bytes"), "{}", err.0);
+        drop(running);
+        ahead.start_charging().unwrap();
+        assert_eq!(budget.memory_in_use(), 50);
+        assert!(ahead.memory_growing(50, 60, None).unwrap());
+        drop(ahead);
         assert_eq!(budget.memory_in_use(), 0);
     }
 }

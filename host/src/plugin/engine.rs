@@ -14,12 +14,13 @@ use super::Limits;
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Builds the engine: component model, epoch interruption, and the pooling allocator sized to
-/// `limits.max_concurrent_calls` (falling back to on-demand allocation where the machine cannot
-/// reserve the pool's address space).
+/// `limits.max_concurrent_calls` and the instances kept ready (falling back to on-demand
+/// allocation where the machine cannot reserve the pool's address space).
 pub fn build(limits: &Limits) -> anyhow::Result<Engine> {
     start_compile_threads();
     let mut config = base_config();
-    let n = limits.max_concurrent_calls;
+    // The calls' slots, and the instances kept ready for the next calls (see `ready`).
+    let n = limits.max_concurrent_calls + super::ready::MAX_READY;
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(n)
         // A std guest uses ~3 core instances (the guest, wasi adapters); leave headroom.

@@ -19,6 +19,7 @@ mod engine;
 pub mod headroom;
 pub mod imports;
 pub mod model;
+mod ready;
 pub mod redact;
 pub mod registry;
 mod tiers;
@@ -86,7 +87,14 @@ pub struct Limits {
     /// Largest plugin binary accepted, in bytes (default 32 MiB, which admits the ~18.5 MB
     /// Python example): the default of the admin's setting, see [`registry::SizeLimits`].
     pub max_plugin_bytes: usize,
+    /// Instances of each loaded version made ahead, off the request path, for its next calls
+    /// (default 2; 0: each call instantiates on its own path; at most
+    /// [`MAX_INSTANCES_READY`]). Each still serves one call only: see [`ready`].
+    pub instances_ready: u32,
 }
+
+/// The most instances a loaded version keeps ready ([`Limits::instances_ready`]).
+pub const MAX_INSTANCES_READY: u32 = 8;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -101,6 +109,7 @@ impl Default for Limits {
             max_calls_per_source: 8,
             memory_budget_bytes: 1 << 30,
             max_plugin_bytes: 32 << 20,
+            instances_ready: 2,
         }
     }
 }
@@ -195,6 +204,42 @@ impl WasiView for CallState {
 }
 
 impl CallState {
+    /// The state of a call into `plugin_id`: WASI with nothing granted but capped stdio
+    /// `pipes`, the per-call limits metered by `meter`, and `egress`. No redactor yet.
+    fn new(
+        limits: &Limits,
+        meter: impl FnOnce(wasmtime::StoreLimits) -> budget::Meter,
+        egress: Result<Egress, &'static str>,
+        plugin_id: &str,
+        pipes: &Pipes,
+    ) -> CallState {
+        // No env, no args, no preopened directories, no sockets: only capped stdio pipes.
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stdout(pipes.stdout.clone())
+            .stderr(pipes.stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let store_limits = StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes)
+            .instances(16)
+            .tables(32)
+            .memories(8)
+            .trap_on_grow_failure(true)
+            .build();
+        CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: meter(store_limits),
+            egress,
+            plugin_id: Arc::from(plugin_id),
+            redactor: Arc::default(),
+            log_budget: LOG_BUDGET,
+            cpu_ticks: 0,
+        }
+    }
+
     /// Writes a guest log line to the host log, tagged, within the per-call budget.
     fn guest_log(&mut self, level: tracing::Level, message: &str) {
         if self.log_budget == 0 {
@@ -210,6 +255,53 @@ impl CallState {
             _ => tracing::debug!(plugin = %self.plugin_id, "{line}"),
         }
     }
+}
+
+/// Bytes of log lines one call may write to the host log.
+const LOG_BUDGET: usize = 16 << 10;
+
+/// The stdout and stderr of one call, captured (up to 16 KiB each) and logged after it.
+struct Pipes {
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl Pipes {
+    fn new() -> Pipes {
+        Pipes {
+            stdout: MemoryOutputPipe::new(16 << 10),
+            stderr: MemoryOutputPipe::new(16 << 10),
+        }
+    }
+}
+
+/// The store of one call into `plugin_id` on `engine`: `state`, its memory limiter, and its
+/// CPU deadline (the call's budget of epoch ticks, and a turn at each tick).
+fn call_store(
+    engine: &Engine,
+    state: CallState,
+    budget: &budget::Budget,
+    limits: &Limits,
+    plugin_id: &str,
+) -> Store<CallState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    // Every tick the guest spends running counts against its CPU budget; between ticks
+    // it yields to tokio so one busy guest cannot hold a worker thread.
+    let budget_ticks = (limits.cpu_time.as_millis() / engine::EPOCH_TICK.as_millis()).max(1) as u64;
+    // Past a tick, it also takes turns with the plugin's other calls (see `budget`).
+    let turn = budget.turn(plugin_id, engine::EPOCH_TICK);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |mut ctx| {
+        let state = ctx.data_mut();
+        state.cpu_ticks += 1;
+        if state.cpu_ticks > budget_ticks {
+            Ok(wasmtime::UpdateDeadline::Interrupt)
+        } else {
+            Ok(wasmtime::UpdateDeadline::YieldCustom(1, turn.next()))
+        }
+    });
+    store
 }
 
 /// One loaded plugin version.
@@ -245,6 +337,8 @@ pub struct LoadedPlugin {
     /// Who signed this version, when its signature was checked against a trusted key (see
     /// [`crate::plugin_registry::signatures`]); `None`: unsigned.
     pub signer: Option<crate::plugin_registry::signatures::Signer>,
+    /// Instances made ahead for this version's next calls (see [`ready`]).
+    ready: Arc<ready::Ready>,
 }
 
 /// A capability a plugin may lack, for [`LoadedPlugin::unsupported`].
@@ -351,7 +445,9 @@ pub struct PluginHost {
     linker: Linker<CallState>,
     http: egress::Clients,
     limits: Limits,
-    budget: budget::Budget,
+    budget: Arc<budget::Budget>,
+    /// The instances all loaded versions keep ready (see [`ready`]).
+    ready_count: ready::Count,
     cache_dir: Option<PathBuf>,
     plugins: RwLock<HashMap<String, Arc<LoadedPlugin>>>,
     /// The rate-limit headroom trackers last announced, per stored source.
@@ -389,7 +485,8 @@ impl PluginHost {
             cache_bound: None,
             signing: RwLock::default(),
             file_problems: std::sync::Mutex::default(),
-            budget: budget::Budget::new(&limits),
+            budget: Arc::new(budget::Budget::new(&limits)),
+            ready_count: ready::Count::default(),
             http: egress::Clients::new(false)?,
             engine,
             linker,
@@ -540,6 +637,7 @@ impl PluginHost {
             unoptimised: Mutex::new(unoptimised),
             optimise_error: OnceLock::new(),
             signer: None,
+            ready: Arc::default(),
         };
         let info = self
             .run(&plugin, Network::Offline("describe"), |store, p| {
@@ -621,6 +719,12 @@ impl PluginHost {
             .write()
             .expect("plugin registry lock")
             .insert(plugin.info.id.clone(), plugin.clone());
+        plugin.ready.arm();
+        if let Some(old) = &previous
+            && !Arc::ptr_eq(old, &plugin)
+        {
+            old.ready.disarm();
+        }
         self.optimise_later(&plugin);
         if let Some(bound) = &self.cache_bound {
             bound.swapped(&plugin.info.id, &plugin.digest, |d| self.artifact_name(d));
@@ -642,6 +746,9 @@ impl PluginHost {
             .write()
             .expect("plugin registry lock")
             .remove(provider);
+        if let Some(plugin) = &removed {
+            plugin.ready.disarm();
+        }
         if let Some(bound) = &self.cache_bound {
             bound.removed(provider, |d| self.artifact_name(d));
         }
@@ -721,48 +828,6 @@ impl PluginHost {
             })
         })
         .await
-    }
-
-    /// Benchmark support: `n` `normalize-key` calls, each on a fresh instance made before the
-    /// call is timed (instances pre-instantiated off the request path, then used once and
-    /// dropped, outside the timing too). Answers the time of each call alone.
-    #[doc(hidden)]
-    pub async fn bench_preinstantiated_normalize(
-        &self,
-        source: &SourceConfig,
-        key: &str,
-        n: usize,
-    ) -> Result<Vec<Duration>, PluginError> {
-        let plugin = self.get(&source.provider)?;
-        let wsrc = v1::source(&plugin.info, source);
-        let mut times = Vec::with_capacity(n);
-        for _ in 0..n {
-            let (stdout, stderr) = (
-                MemoryOutputPipe::new(16 << 10),
-                MemoryOutputPipe::new(16 << 10),
-            );
-            let offline = Err("normalize-key");
-            let code = plugin.code.load_full();
-            let mut store = self.new_store(
-                code.engine(),
-                &plugin,
-                offline,
-                Arc::default(),
-                &stdout,
-                &stderr,
-            );
-            let instance =
-                (code.pre.instantiate_async(&mut store).await).map_err(|e| self.classify(e, 0))?;
-            let started = Instant::now();
-            let exports = code.exports.load(&instance);
-            let answer = (exports.testorchestrator_provider_tracker())
-                .call_normalize_key(&mut store, &wsrc, key)
-                .await
-                .map_err(|e| self.classify(e, 0))?;
-            times.push(started.elapsed());
-            answer.map_err(|e| plugin.stats.provider_error(e))?;
-        }
-        Ok(times)
     }
 
     /// `issue-url`: the issue's browser URL.
@@ -998,8 +1063,6 @@ impl PluginHost {
         let _counted = plugin.stats.start();
         let started = Instant::now();
         let wall = self.limits.wall_time;
-        let stdout = MemoryOutputPipe::new(16 << 10);
-        let stderr = MemoryOutputPipe::new(16 << 10);
         let (egress, redactor) = match network {
             Network::Offline(operation) => (Err(operation), Arc::default()),
             Network::Source(source, redactor) => (
@@ -1019,14 +1082,31 @@ impl PluginHost {
         };
         // One code for the whole call: an optimised swap meanwhile changes the next call's.
         let code = plugin.code.load_full();
-        let mut store = self.new_store(
-            code.engine(),
-            plugin,
-            egress,
-            redactor.clone(),
-            &stdout,
-            &stderr,
-        );
+        let (mut store, pipes, made_ahead) = match plugin.ready.take(&code) {
+            Some(ready) => {
+                let ready::Prepared {
+                    mut store,
+                    instance,
+                    pipes,
+                    ..
+                } = ready;
+                let state = store.data_mut();
+                (state.egress, state.redactor) = (egress, redactor.clone());
+                (state.cpu_ticks, state.log_budget) = (0, LOG_BUDGET);
+                state
+                    .limits
+                    .start_charging()
+                    .map_err(|refused| self.classify(wasmtime::Error::new(refused), 0))?;
+                store.set_epoch_deadline(1);
+                (store, pipes, Some(instance))
+            }
+            None => {
+                let pipes = Pipes::new();
+                let store = self.new_store(code.engine(), plugin, egress, redactor.clone(), &pipes);
+                (store, pipes, None)
+            }
+        };
+        self.refill(plugin, &code);
 
         // One span per plugin call: everything logged inside carries the plugin and version.
         let span = tracing::info_span!("plugin_call", plugin = %plugin.info.id, version = %plugin.info.version);
@@ -1034,7 +1114,10 @@ impl PluginHost {
             wall,
             tracing::Instrument::instrument(
                 async {
-                    let instance = code.pre.instantiate_async(&mut store).await?;
+                    let instance = match made_ahead {
+                        Some(instance) => instance,
+                        None => code.pre.instantiate_async(&mut store).await?,
+                    };
                     let exports = code.exports.load(&instance);
                     f(&mut store, &exports).await
                 },
@@ -1043,7 +1126,7 @@ impl PluginHost {
         )
         .await;
 
-        for (pipe, stream) in [(&stdout, "stdout"), (&stderr, "stderr")] {
+        for (pipe, stream) in [(&pipes.stdout, "stdout"), (&pipes.stderr, "stderr")] {
             let text = pipe.contents();
             for line in String::from_utf8_lossy(&text)
                 .lines()
@@ -1078,59 +1161,36 @@ impl PluginHost {
         plugin.stats.malformed(result)
     }
 
+    /// Leaves instances of `code` ready for the plugin's next calls, if it keeps too few.
+    fn refill(&self, plugin: &LoadedPlugin, code: &Arc<tiers::Code>) {
+        let (budget, limits) = (self.budget.clone(), self.limits.clone());
+        let plugin_id: Arc<str> = Arc::from(plugin.info.id.as_str());
+        ready::refill(
+            self.limits.instances_ready as usize,
+            plugin.ready.clone(),
+            code.clone(),
+            self.ready_count.clone(),
+            move |code, pipes| {
+                let meter = |limits| budget.meter_ahead(&plugin_id, limits);
+                let state = CallState::new(&limits, meter, Err("ahead"), &plugin_id, pipes);
+                call_store(code.engine(), state, &budget, &limits, &plugin_id)
+            },
+        );
+    }
+
     fn new_store(
         &self,
         engine: &Engine,
         plugin: &LoadedPlugin,
         egress: Result<Egress, &'static str>,
         redactor: Arc<Redactor>,
-        stdout: &MemoryOutputPipe,
-        stderr: &MemoryOutputPipe,
+        pipes: &Pipes,
     ) -> Store<CallState> {
-        // No env, no args, no preopened directories, no sockets: only capped stdio pipes.
-        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
-            .instances(16)
-            .tables(32)
-            .memories(8)
-            .trap_on_grow_failure(true)
-            .build();
-        let state = CallState {
-            wasi,
-            table: ResourceTable::new(),
-            limits: self.budget.meter(&plugin.info.id, limits),
-            egress,
-            plugin_id: Arc::from(plugin.info.id.as_str()),
-            redactor,
-            log_budget: 16 << 10,
-            cpu_ticks: 0,
-        };
-        let mut store = Store::new(engine, state);
-        store.limiter(|s| &mut s.limits);
-        // Every tick the guest spends running counts against its CPU budget; between ticks
-        // it yields to tokio so one busy guest cannot hold a worker thread.
-        let budget_ticks =
-            (self.limits.cpu_time.as_millis() / engine::EPOCH_TICK.as_millis()).max(1) as u64;
-        // Past a tick, it also takes turns with the plugin's other calls (see `budget`).
-        let turn = self.budget.turn(&plugin.info.id, engine::EPOCH_TICK);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut ctx| {
-            let state = ctx.data_mut();
-            state.cpu_ticks += 1;
-            if state.cpu_ticks > budget_ticks {
-                Ok(wasmtime::UpdateDeadline::Interrupt)
-            } else {
-                Ok(wasmtime::UpdateDeadline::YieldCustom(1, turn.next()))
-            }
-        });
-        store
+        let id = plugin.info.id.as_str();
+        let meter = |limits| self.budget.meter(id, limits);
+        let mut state = CallState::new(&self.limits, meter, egress, id, pipes);
+        state.redactor = redactor;
+        call_store(engine, state, &self.budget, &self.limits, id)
     }
 
     fn classify(&self, e: wasmtime::Error, cpu_ticks: u64) -> PluginError {

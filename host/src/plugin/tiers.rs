@@ -223,6 +223,7 @@ pub(super) fn optimise(
         match code {
             Ok(code) => {
                 plugin.code.store(Arc::new(code));
+                plugin.ready.clear();
                 tracing::info!(plugin = %id, version = %version, ms = started.elapsed().as_millis() as u64,
                     "optimised code swapped in");
             }
