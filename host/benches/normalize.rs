@@ -29,8 +29,9 @@
 //! criterion: the figures we want are per-call percentiles of the real path, and it needs no
 //! extra dependency.
 //!
-//! `NORMALIZE_BENCH_ONLY=rust|python|javascript` measures only that plugin's fresh calls
-//! (`NORMALIZE_BENCH_CALLS` of them), for a profiler: `perf record -g` on the bench binary.
+//! `NORMALIZE_BENCH_ONLY=rust|python|javascript` measures only that plugin's fresh calls at
+//! 1 call/ms (`NORMALIZE_BENCH_CALLS` of them; `NORMALIZE_BENCH_ON_PATH=1`: on the host that
+//! keeps no instance ready), for a profiler: `perf record -g` on the bench binary.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -113,21 +114,18 @@ impl Subject {
     /// One round: a share of each row's calls.
     async fn round(&mut self) {
         let n = self.calls / ROUNDS;
-        let mut next = Instant::now();
+        let mut ticks = pace();
         for _ in 0..n {
-            // Waits for the next call's time without blocking the runtime's threads, where
-            // the instances made ahead are made meanwhile.
-            while Instant::now() < next {
-                tokio::task::yield_now().await;
-            }
-            next += PACE;
+            ticks.tick().await;
             self.paced.push(self.fresh_call(&self.host).await);
         }
         for _ in 0..n {
             let took = self.fresh_call(&self.host).await;
             self.back_to_back.push(took);
         }
+        let mut ticks = pace();
         for _ in 0..n {
+            ticks.tick().await;
             let took = self.fresh_call(&self.on_path).await;
             self.instantiating.push(took);
         }
@@ -145,6 +143,14 @@ impl Subject {
         (host.normalize_key(&self.source, self.key).await).unwrap();
         started.elapsed()
     }
+}
+
+/// A call every [`PACE`]: the worker thread waits in between as a service's does between
+/// requests (parked, woken by the timer), and the runtime makes instances ahead meanwhile.
+fn pace() -> tokio::time::Interval {
+    let mut pace = tokio::time::interval(PACE);
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    pace
 }
 
 /// A plugin host keeping `instances_ready` instances of each plugin ready.
@@ -210,6 +216,12 @@ fn redmine() -> SourceConfig {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // On a worker thread of the runtime, as the service's request handlers run (the main
+    // thread only waits): the tasks that make instances ahead are spawned where they would be.
+    tokio::spawn(measure()).await.unwrap();
+}
+
+async fn measure() {
     let target = target_dir();
     let only = std::env::var("NORMALIZE_BENCH_ONLY").ok();
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
@@ -238,24 +250,24 @@ async fn main() {
     }
 
     if let Some(only) = &only {
-        // Only the fresh path, for a profiler.
-        let subject = subjects.iter_mut().find(|s| s.name == only).expect("known");
+        // Only the fresh path (on the host keeping instances ready, or with
+        // `NORMALIZE_BENCH_ON_PATH=1` the one that does not), calls paced like the row's, for
+        // a profiler.
+        let subject = subjects.iter().find(|s| s.name == only).expect("known");
         let calls = (std::env::var("NORMALIZE_BENCH_CALLS").ok())
             .and_then(|n| n.parse().ok())
-            .unwrap_or(subject.calls * 5);
-        let started = Instant::now();
+            .unwrap_or(subject.calls);
+        let host = match std::env::var("NORMALIZE_BENCH_ON_PATH").as_deref() {
+            Ok("1") => &subject.on_path,
+            _ => &subject.host,
+        };
+        let mut times = Vec::with_capacity(calls);
+        let mut ticks = pace();
         for _ in 0..calls {
-            (subject
-                .host
-                .normalize_key(&subject.source, subject.key)
-                .await)
-                .unwrap();
+            ticks.tick().await;
+            times.push(subject.fresh_call(host).await);
         }
-        let took = started.elapsed();
-        println!(
-            "{only}: {calls} fresh calls in {took:.2?} ({:.2?} each)",
-            took / calls as u32
-        );
+        report(&format!("{only}: fresh, 1 call/ms"), &mut times);
         return;
     }
 

@@ -1056,11 +1056,11 @@ impl PluginHost {
         network: Network<'_>,
         f: impl for<'a> FnOnce(&'a mut Store<CallState>, &'a v1::Exports<'a>) -> CallFuture<'a, R>,
     ) -> Result<R, PluginError> {
-        let _permit = self
+        let permit = self
             .budget
             .admit(&plugin.info.id, network.source_id(), self.limits.wall_time)
             .await?;
-        let _counted = plugin.stats.start();
+        let counted = plugin.stats.start();
         let started = Instant::now();
         let wall = self.limits.wall_time;
         let (egress, redactor) = match network {
@@ -1106,7 +1106,6 @@ impl PluginHost {
                 (store, pipes, None)
             }
         };
-        self.refill(plugin, &code);
 
         // One span per plugin call: everything logged inside carries the plugin and version.
         let span = tracing::info_span!("plugin_call", plugin = %plugin.info.id, version = %plugin.info.version);
@@ -1158,11 +1157,20 @@ impl PluginHost {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.classify(e, store.data().cpu_ticks)),
         };
+        drop((store, permit, counted));
+        // Instances for the next calls are made after this one's answer, on a task of its own.
+        if let Some(refill) = self.refill(plugin, &code) {
+            tokio::spawn(refill);
+        }
         plugin.stats.malformed(result)
     }
 
-    /// Leaves instances of `code` ready for the plugin's next calls, if it keeps too few.
-    fn refill(&self, plugin: &LoadedPlugin, code: &Arc<tiers::Code>) {
+    /// What leaves instances of `code` ready for the plugin's next calls, if it keeps too few.
+    fn refill(
+        &self,
+        plugin: &LoadedPlugin,
+        code: &Arc<tiers::Code>,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
         let (budget, limits) = (self.budget.clone(), self.limits.clone());
         let plugin_id: Arc<str> = Arc::from(plugin.info.id.as_str());
         ready::refill(
@@ -1175,7 +1183,7 @@ impl PluginHost {
                 let state = CallState::new(&limits, meter, Err("ahead"), &plugin_id, pipes);
                 call_store(code.engine(), state, &budget, &limits, &plugin_id)
             },
-        );
+        )
     }
 
     fn new_store(

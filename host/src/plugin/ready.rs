@@ -161,19 +161,20 @@ impl Drop for Counted {
     }
 }
 
-/// Makes instances of `code` until `ready` keeps `depth` (or the host [`MAX_READY`]), on a
-/// task of its own. `new_store` makes the store of one, charging nothing to the budget.
+/// What makes instances of `code` until `ready` keeps `depth` (or the host [`MAX_READY`]),
+/// when this version keeps fewer and no other refill runs; `new_store` makes the store of
+/// one, charging nothing to the budget.
 pub(super) fn refill(
     depth: usize,
     ready: Arc<Ready>,
     code: Arc<Code>,
     count: Count,
     new_store: impl Fn(&Code, &Pipes) -> Store<CallState> + Send + 'static,
-) {
+) -> Option<impl Future<Output = ()> + Send + 'static> {
     if !ready.claim_refill(depth) {
-        return;
+        return None;
     }
-    tokio::spawn(async move {
+    Some(async move {
         loop {
             let Some(counted) = count.add() else { break };
             let pipes = Pipes::new();
@@ -198,7 +199,7 @@ pub(super) fn refill(
             }
         }
         ready.refilled();
-    });
+    })
 }
 
 #[cfg(test)]
