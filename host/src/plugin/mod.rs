@@ -802,21 +802,29 @@ impl PluginHost {
         Ok(canonical)
     }
 
-    /// Benchmark support: `n` `normalize-key` calls on ONE warm instance, timing each. The
-    /// service never does this (every call gets a fresh instance); the benchmark compares.
+    /// Benchmark support: `n` `normalize-key` calls on ONE warm instance, timing each, one
+    /// `every` so long if given (else back to back). The service never does this (every call
+    /// gets a fresh instance); the benchmark compares.
     #[doc(hidden)]
     pub async fn bench_warm_normalize(
         &self,
         source: &SourceConfig,
         key: &str,
         n: usize,
+        every: Option<Duration>,
     ) -> Result<Vec<Duration>, PluginError> {
         let plugin = self.get(&source.provider)?;
         let (wsrc, key) = (v1::source(&plugin.info, source), key.to_string());
         self.run(&plugin, Network::Offline("normalize-key"), |store, p| {
             Box::pin(async move {
                 let mut times = Vec::with_capacity(n);
+                let mut ticks = every.map(tokio::time::interval);
                 for _ in 0..n {
+                    if let Some(ticks) = &mut ticks {
+                        ticks.tick().await;
+                        // The time waited is not the guest's: a CPU deadline from now on.
+                        store.set_epoch_deadline(1);
+                    }
                     let started = Instant::now();
                     let _ = p
                         .testorchestrator_provider_tracker()
