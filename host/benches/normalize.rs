@@ -19,7 +19,11 @@
 //! criterion: the figures we want are per-call percentiles of the real path, and it needs no
 //! extra dependency.
 //!
-//! `NORMALIZE_BENCH_ONLY=rust|python|javascript` measures only that plugin's fresh calls
+//! The Python and JavaScript examples are measured as the service serves them in the end, their
+//! warm-up snapshot (see `host/src/plugin/snapshot.rs`), and as the uploaded binaries
+//! (`python-unsnapshotted`, `javascript-unsnapshotted`).
+//!
+//! `NORMALIZE_BENCH_ONLY=rust|python|javascript|...-unsnapshotted` measures only that plugin's fresh calls
 //! (`NORMALIZE_BENCH_CALLS` of them), for a profiler: `perf record -g` on the bench binary.
 
 use std::path::{Path, PathBuf};
@@ -56,6 +60,7 @@ impl Subject {
         source: SourceConfig,
         (key, expected): (&'static str, &str),
         calls: usize,
+        snapshot: bool,
     ) -> Option<Subject> {
         if !file.exists() {
             println!(
@@ -64,9 +69,19 @@ impl Subject {
             );
             return None;
         }
-        let host = new_host();
+        let host = new_host(snapshot);
         let started = Instant::now();
         let plugin = host.load_file(file).await.expect("the plugin loads");
+        // A large binary serves on baseline code first; what is measured is what it serves
+        // in the end: its warm-up snapshot, compiled by Cranelift (see plugin/snapshot.rs).
+        while plugin.tier() != host::plugin::Tier::Optimised {
+            assert!(
+                plugin.optimise_error().is_none(),
+                "{:?}",
+                plugin.optimise_error()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         println!(
             "{name}: {} ({} bytes), loaded in {:.1?} (from the compile cache: {})",
             file.display(),
@@ -112,13 +127,26 @@ impl Subject {
     }
 }
 
-fn new_host() -> PluginHost {
+/// A host for one subject. Without `snapshot`, large binaries are compiled by Cranelift at once
+/// (no baseline tier, so no warm-up snapshot), cached in a directory of their own (a compiled
+/// snapshot is cached under the uploaded binary's digest).
+fn new_host(snapshot: bool) -> PluginHost {
     let target = target_dir();
     let limits = Limits {
         max_plugin_bytes: 64 << 20,
         ..Limits::default()
     };
-    PluginHost::new(limits, Some(target.join("bench-cache"))).expect("plugin host")
+    let cache = target.join(if snapshot {
+        "bench-cache"
+    } else {
+        "bench-cache-plain"
+    });
+    let host = PluginHost::new(limits, Some(cache)).expect("plugin host");
+    if snapshot {
+        host
+    } else {
+        host.baseline_tier_from(usize::MAX)
+    }
 }
 
 fn target_dir() -> PathBuf {
@@ -150,7 +178,7 @@ fn report(name: &str, times: &mut [Duration]) -> Duration {
     let p50 = percentile(times, 0.5);
     let p99 = percentile(times, 0.99);
     println!(
-        "{name:<36} {:>7} calls   p50 {:>9.2} us   p99 {:>9.2} us",
+        "{name:<52} {:>7} calls   p50 {:>9.2} us   p99 {:>9.2} us",
         times.len(),
         micros(p50),
         micros(p99)
@@ -186,16 +214,19 @@ async fn main() {
     let mut subjects = Vec::new();
     if wanted("rust") {
         let file = target.join("plugins/jira.wasm");
-        let rust = Subject::load("rust", &file, jira, (" proj-123 ", "PROJ-123"), N).await;
+        let rust = Subject::load("rust", &file, jira, (" proj-123 ", "PROJ-123"), N, true).await;
         subjects.push(rust.expect("run scripts/build-plugins.sh first"));
     }
-    for (name, file) in [
-        ("python", "redmine-py.wasm"),
-        ("javascript", "redmine-js.wasm"),
+    for (name, file, snapshot) in [
+        ("python", "redmine-py.wasm", true),
+        ("python-unsnapshotted", "redmine-py.wasm", false),
+        ("javascript", "redmine-js.wasm", true),
+        ("javascript-unsnapshotted", "redmine-js.wasm", false),
     ] {
         if wanted(name) {
             let file = examples.join(file);
-            let subject = Subject::load(name, &file, redmine(), (" #42 ", "42"), N_BIG).await;
+            let key = (" #42 ", "42");
+            let subject = Subject::load(name, &file, redmine(), key, N_BIG, snapshot).await;
             subjects.extend(subject);
         }
     }
@@ -252,7 +283,7 @@ async fn main() {
     let rust_fresh = p50[0].1;
     for (name, fresh, warm) in p50 {
         println!(
-            "ratios {name:<10}: fresh/warm {:>5.1}x   fresh / rust fresh {:>5.1}x   fresh/native {:>6.0}x",
+            "ratios {name:<24}: fresh/warm {:>5.1}x   fresh / rust fresh {:>5.1}x   fresh/native {:>6.0}x",
             ratio(fresh, warm),
             ratio(fresh, rust_fresh),
             ratio(fresh, native),
