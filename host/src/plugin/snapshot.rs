@@ -121,17 +121,23 @@ impl PluginHost {
         if !store.data().table.is_empty() {
             return Err("the guest still holds a host resource after the warm-up".into());
         }
-        // Reading the state back runs only the instrumentation's accessors, which cannot
-        // trap; past this point the CPU deadline would interrupt them.
+        // Reading the state back runs only the instrumentation's accessors, which do not loop
+        // (but copy the whole memory: past this point the CPU deadline would interrupt them).
         store.set_epoch_deadline(u64::MAX / 2);
         let mut state = InstanceState {
             store: &mut store,
             instance,
+            failed: None,
         };
-        (Wizer::new()
+        let wizer = Wizer::new();
+        let snapshot = (wizer
             .snapshot_component(&instrumented.context, &mut state)
             .await)
-            .map_err(|e| first_line(&format!("{e:#}")))
+            .map_err(|e| first_line(&format!("{e:#}")))?;
+        match state.failed {
+            Some(failed) => Err(failed),
+            None => Ok(snapshot),
+        }
     }
 }
 
@@ -165,31 +171,54 @@ async fn warm_up(
 /// The warmed-up instance, read by Wizer through the `wasmtime:wizer/access` exports the
 /// instrumentation added. (`wasmtime-wizer` has the same adapter behind its `wasmtime`
 /// feature, which would turn on wasmtime features the host does not use: GC, threads, a cache.)
+///
+/// Wizer's reads cannot fail, but an accessor can: reading a memory grows it by a page, which
+/// the call's memory limits may refuse. The first failure is kept in `failed` (the snapshot is
+/// then refused) and the reads after it answer nothing.
 struct InstanceState<'a> {
     store: &'a mut Store<CallState>,
     instance: Instance,
+    failed: Option<String>,
 }
 
 impl InstanceState<'_> {
-    /// Calls `func` of the exported instance `interface`, which takes nothing and answers `R`.
+    /// Calls `func` of the exported instance `interface`, which takes nothing and answers `R`;
+    /// none once a read failed.
     async fn call<R: Lift + Send + Sync + 'static, A>(
         &mut self,
         interface: &str,
         func: &str,
         answer: impl FnOnce(&Store<CallState>, R) -> A,
-    ) -> A {
+    ) -> Option<A> {
+        if self.failed.is_some() {
+            return None;
+        }
+        match self.try_call(interface, func).await {
+            Ok(value) => Some(answer(self.store, value)),
+            Err(e) => {
+                self.failed = Some(format!("reading the warmed-up state failed: {e:#}"));
+                None
+            }
+        }
+    }
+
+    async fn try_call<R: Lift + Send + Sync + 'static>(
+        &mut self,
+        interface: &str,
+        func: &str,
+    ) -> wasmtime::Result<R> {
         let store = &mut *self.store;
-        let (_, interface) = (self.instance.get_export(&mut *store, None, interface))
-            .expect("the instrumentation exports its accessors");
+        let missing = || wasmtime::format_err!("the instrumented binary lacks {interface}#{func}");
+        let (_, interface) =
+            (self.instance.get_export(&mut *store, None, interface)).ok_or_else(missing)?;
         let (_, func) = (self
             .instance
             .get_export(&mut *store, Some(&interface), func))
-        .expect("the instrumentation exports its accessors");
-        let func = (self.instance.get_typed_func::<(), (R,)>(&mut *store, func))
-            .expect("the accessors have the types the instrumentation gave them");
-        let (value,) = (func.call_async(&mut *store, ()).await)
-            .expect("an accessor reads state, it cannot trap");
-        answer(store, value)
+        .ok_or_else(missing)?;
+        let func = self
+            .instance
+            .get_typed_func::<(), (R,)>(&mut *store, func)?;
+        Ok(func.call_async(&mut *store, ()).await?.0)
     }
 }
 
@@ -200,28 +229,36 @@ impl ComponentInstanceState for InstanceState<'_> {
         func: &str,
         contents: impl FnOnce(&[u8]) + Send,
     ) {
-        (self.call(interface, func, |store, list: WasmList<u8>| {
-            contents(list.as_le_slice(store))
-        }))
-        .await
+        let mut contents = Some(contents);
+        let read = |store: &Store<CallState>, list: WasmList<u8>| {
+            (contents.take().expect("called once"))(list.as_le_slice(store))
+        };
+        self.call(interface, func, read).await;
+        if let Some(contents) = contents {
+            contents(&[]);
+        }
     }
 
     async fn call_func_ret_s32(&mut self, interface: &str, func: &str) -> i32 {
-        self.call(interface, func, |_, value| value).await
+        (self.call(interface, func, |_, value| value).await).unwrap_or_default()
     }
 
     async fn call_func_ret_s64(&mut self, interface: &str, func: &str) -> i64 {
-        self.call(interface, func, |_, value| value).await
+        (self.call(interface, func, |_, value| value).await).unwrap_or_default()
     }
 
     async fn call_func_ret_f32(&mut self, interface: &str, func: &str) -> u32 {
-        self.call(interface, func, |_, value: f32| value.to_bits())
-            .await
+        (self
+            .call(interface, func, |_, value: f32| value.to_bits())
+            .await)
+            .unwrap_or_default()
     }
 
     async fn call_func_ret_f64(&mut self, interface: &str, func: &str) -> u64 {
-        self.call(interface, func, |_, value: f64| value.to_bits())
-            .await
+        (self
+            .call(interface, func, |_, value: f64| value.to_bits())
+            .await)
+            .unwrap_or_default()
     }
 }
 
@@ -359,6 +396,36 @@ mod tests {
             host.normalize_key(&source, " bug-8 ").await.unwrap(),
             "BUG-8"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_warm_up_at_its_memory_cap_is_not_snapshotted_and_the_plugin_serves() {
+        // Reading a memory back grows it by a page: at the smallest cap the plugin loads
+        // under, that growth is refused, and the snapshot with it.
+        let bytes = test_plugin("test-plugins/hotswap.wasm");
+        for pages in 1..64 {
+            let limits = Limits {
+                memory_bytes: pages << 16,
+                ..Limits::default()
+            };
+            let host = PluginHost::new(limits, None).unwrap().baseline_tier_from(0);
+            let Ok(plugin) = host.prepare(&bytes, "test".into()).await else {
+                continue;
+            };
+            let unoptimised = plugin.unoptimised.lock().unwrap().clone().unwrap();
+            assert_eq!(&*unoptimised, &bytes[..], "at {pages} pages");
+            let plugin = host.install(plugin);
+            optimised(&plugin).await;
+            let source = SourceConfig {
+                provider: "hotswap".into(),
+                base_url: "http://127.0.0.1:1".into(),
+                auth_type: "none".into(),
+                ..Default::default()
+            };
+            assert_eq!(host.normalize_key(&source, "hs-3").await.unwrap(), "HS-3");
+            return;
+        }
+        panic!("the plugin never loaded");
     }
 
     #[tokio::test(flavor = "multi_thread")]
