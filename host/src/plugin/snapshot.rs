@@ -49,10 +49,10 @@ pub(super) struct Instrumented<'a> {
 /// Instruments `bytes` for a snapshot; none (logged) when Wizer cannot.
 pub(super) fn instrument(bytes: &[u8]) -> Option<Instrumented<'_>> {
     let started = Instant::now();
-    match Wizer::new().instrument_component(bytes) {
+    match off_the_worker(|| Wizer::new().instrument_component(bytes)) {
         Ok((context, bytes)) => {
             let ms = started.elapsed().as_millis() as u64;
-            tracing::debug!(ms, "plugin instrumented for a warm-up snapshot");
+            tracing::info!(ms, "plugin instrumented for a warm-up snapshot");
             Some(Instrumented { bytes, context })
         }
         Err(e) => {
@@ -60,6 +60,17 @@ pub(super) fn instrument(bytes: &[u8]) -> Option<Instrumented<'_>> {
             tracing::info!(%error, "the plugin cannot be snapshotted; it serves without a warm-up snapshot");
             None
         }
+    }
+}
+
+/// Runs `work`, which keeps a core busy for a while (instrumenting validates the whole binary:
+/// ~0.1 s a megabyte on a debug host), with the other tasks of this tokio worker moved to
+/// another where the runtime allows it.
+fn off_the_worker<T>(work: impl FnOnce() -> T) -> T {
+    let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+    match flavor {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 
