@@ -9,7 +9,8 @@
 //! swapped in under the same loaded version (calls running finish on the code they started
 //! on; the next call gets the new code). Only the optimised code goes to the compile cache, so
 //! a restart loads it at once. A background compile that fails is logged and shown as the
-//! version's `optimise_error`; the baseline code keeps serving.
+//! version's `optimise_error`; the baseline code keeps serving. What Cranelift compiles is the
+//! version's warm-up snapshot when one was taken at admission (see [`super::snapshot`]).
 //!
 //! Winch code needs its own engine (another calling convention), so its own [`Linker`] and its
 //! own stores; that engine allocates on demand instead of reserving a second instance pool
