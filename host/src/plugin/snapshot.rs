@@ -467,6 +467,37 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn the_compiled_snapshot_is_cached_under_the_uploads_digest_and_a_restart_serves_it() {
+        let (cache, bytes) = (
+            tempfile::tempdir().unwrap(),
+            test_plugin("test-plugins/hotswap.wasm"),
+        );
+        let new_host = || {
+            PluginHost::new(Limits::default(), Some(cache.path().to_path_buf()))
+                .unwrap()
+                .baseline_tier_from(0)
+        };
+        let host = new_host();
+        let plugin = host.prepare(&bytes, "test".into()).await.unwrap();
+        let snapshot = plugin.unoptimised.lock().unwrap().clone().unwrap();
+        assert_ne!(&*snapshot, &bytes[..], "snapshotted");
+        let plugin = host.install(plugin);
+        optimised(&plugin).await;
+        let cached = cache.path().join(host.artifact_name(&plugin.digest));
+        let compiled = super::super::compile_optimised(&host.engine, &snapshot, None).unwrap();
+        assert!(
+            std::fs::read(&cached).unwrap() == compiled.serialize().unwrap(),
+            "the cache holds the snapshot's code"
+        );
+
+        let restarted = new_host();
+        let plugin = restarted.prepare(&bytes, "test".into()).await.unwrap();
+        assert!(plugin.from_cache);
+        assert_eq!(plugin.tier(), Tier::Optimised);
+        assert_eq!(plugin.digest, host.list()[0].digest);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn large_examples_are_swapped_to_their_warm_snapshot_and_answer_as_before() {
         for file in ["redmine-js.wasm", "redmine-py.wasm"] {
             let (host, bytes) = (host(), example(file));
