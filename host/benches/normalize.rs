@@ -29,7 +29,11 @@
 //! criterion: the figures we want are per-call percentiles of the real path, and it needs no
 //! extra dependency.
 //!
-//! `NORMALIZE_BENCH_ONLY=rust|python|javascript` measures only that plugin's fresh calls at
+//! The Python and JavaScript examples are measured as the service serves them in the end, their
+//! warm-up snapshot (see `host/src/plugin/snapshot.rs`), and as the uploaded binaries
+//! (`python-unsnapshotted`, `javascript-unsnapshotted`).
+//!
+//! `NORMALIZE_BENCH_ONLY=rust|python|javascript|...-unsnapshotted` measures only that plugin's fresh calls at
 //! 1 call/ms (`NORMALIZE_BENCH_CALLS` of them; `NORMALIZE_BENCH_ON_PATH=1`: on the host that
 //! keeps no instance ready), for a profiler: `perf record -g` on the bench binary.
 
@@ -73,6 +77,7 @@ impl Subject {
         source: SourceConfig,
         (key, expected): (&'static str, &str),
         calls: usize,
+        snapshot: bool,
     ) -> Option<Subject> {
         if !file.exists() {
             println!(
@@ -81,10 +86,21 @@ impl Subject {
             );
             return None;
         }
-        let (host, on_path) = (new_host(2), new_host(0));
+        let (host, on_path) = (new_host(2, snapshot), new_host(0, snapshot));
         let started = Instant::now();
         let plugin = host.load_file(file).await.expect("the plugin loads");
-        on_path.load_file(file).await.expect("the plugin loads");
+        // A large binary serves on baseline code first; what is measured is what it serves
+        // in the end: its warm-up snapshot, compiled by Cranelift (see plugin/snapshot.rs).
+        for plugin in [
+            plugin.clone(),
+            on_path.load_file(file).await.expect("loads"),
+        ] {
+            while plugin.tier() != host::plugin::Tier::Optimised {
+                let error = plugin.optimise_error();
+                assert!(error.is_none(), "{error:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         println!(
             "{name}: {} ({} bytes), loaded in {:.1?} (from the compile cache: {})",
             file.display(),
@@ -161,15 +177,28 @@ fn pace() -> tokio::time::Interval {
     pace
 }
 
-/// A plugin host keeping `instances_ready` instances of each plugin ready.
-fn new_host(instances_ready: u32) -> PluginHost {
+/// A plugin host keeping `instances_ready` instances of each plugin ready. Without
+/// `snapshot`, large binaries are compiled by Cranelift at once (no baseline tier, so no
+/// warm-up snapshot), cached in a directory of their own (a compiled snapshot is cached under
+/// the uploaded binary's digest).
+fn new_host(instances_ready: u32, snapshot: bool) -> PluginHost {
     let target = target_dir();
     let limits = Limits {
         max_plugin_bytes: 64 << 20,
         instances_ready,
         ..Limits::default()
     };
-    PluginHost::new(limits, Some(target.join("bench-cache"))).expect("plugin host")
+    let cache = target.join(if snapshot {
+        "bench-cache"
+    } else {
+        "bench-cache-plain"
+    });
+    let host = PluginHost::new(limits, Some(cache)).expect("plugin host");
+    if snapshot {
+        host
+    } else {
+        host.baseline_tier_from(usize::MAX)
+    }
 }
 
 fn target_dir() -> PathBuf {
@@ -201,7 +230,7 @@ fn report(name: &str, times: &mut [Duration]) -> Duration {
     let p50 = percentile(times, 0.5);
     let p99 = percentile(times, 0.99);
     println!(
-        "{name:<36} {:>7} calls   p50 {:>9.2} us   p99 {:>9.2} us",
+        "{name:<56} {:>7} calls   p50 {:>9.2} us   p99 {:>9.2} us",
         times.len(),
         micros(p50),
         micros(p99)
@@ -243,16 +272,19 @@ async fn measure() {
     let mut subjects = Vec::new();
     if wanted("rust") {
         let file = target.join("plugins/jira.wasm");
-        let rust = Subject::load("rust", &file, jira, (" proj-123 ", "PROJ-123"), N).await;
+        let rust = Subject::load("rust", &file, jira, (" proj-123 ", "PROJ-123"), N, true).await;
         subjects.push(rust.expect("run scripts/build-plugins.sh first"));
     }
-    for (name, file) in [
-        ("python", "redmine-py.wasm"),
-        ("javascript", "redmine-js.wasm"),
+    for (name, file, snapshot) in [
+        ("python", "redmine-py.wasm", true),
+        ("python-unsnapshotted", "redmine-py.wasm", false),
+        ("javascript", "redmine-js.wasm", true),
+        ("javascript-unsnapshotted", "redmine-js.wasm", false),
     ] {
         if wanted(name) {
             let file = examples.join(file);
-            let subject = Subject::load(name, &file, redmine(), (" #42 ", "42"), N_BIG).await;
+            let key = (" #42 ", "42");
+            let subject = Subject::load(name, &file, redmine(), key, N_BIG, snapshot).await;
             subjects.extend(subject);
         }
     }
@@ -313,7 +345,7 @@ async fn measure() {
     );
     for (name, fresh, on_path, warm_paced, warm) in p50 {
         println!(
-            "  {name:<10}  fresh/warm {:>5.1}x ({:>5.1}x)   / rust fresh {:>5.1}x ({:>5.1}x)   \
+            "  {name:<24}  fresh/warm {:>5.1}x ({:>5.1}x)   / rust fresh {:>5.1}x ({:>5.1}x)   \
              / warm back to back {:>5.1}x   / native {:>6.0}x",
             ratio(fresh, warm_paced),
             ratio(on_path, warm_paced),

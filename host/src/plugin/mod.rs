@@ -22,6 +22,7 @@ pub mod model;
 mod ready;
 pub mod redact;
 pub mod registry;
+mod snapshot;
 mod tiers;
 mod v1;
 
@@ -616,7 +617,8 @@ impl PluginHost {
         imports::check(bytes).map_err(PluginError::Rejected)?;
         let started = Instant::now();
         let digest = hex::encode(Sha256::digest(bytes));
-        let (component, tier, from_cache) = self.compile_tiered(bytes, &digest).await?;
+        let (component, tier, from_cache, instrumented) =
+            self.compile_tiered(bytes, &digest).await?;
         let contract = contract_version(component.engine(), &component)?;
         let code = tiers::Code::link(self.linker_of(tier), &component, tier)?;
         let unoptimised = (tier == Tier::Baseline).then(|| Arc::from(bytes));
@@ -655,6 +657,9 @@ impl PluginHost {
         validate_info(&info).map_err(PluginError::Rejected)?;
         self.check_size(bytes.len(), Some(&info.id))?;
         plugin.info = info;
+        if let Some(instrumented) = &instrumented {
+            self.pre_initialise(&mut plugin, instrumented).await;
+        }
         // `describe` above is part of loading, not a call anyone made.
         plugin.stats = CallStats::default();
         plugin.prepare_time = started.elapsed();

@@ -9,7 +9,8 @@
 //! swapped in under the same loaded version (calls running finish on the code they started
 //! on; the next call gets the new code). Only the optimised code goes to the compile cache, so
 //! a restart loads it at once. A background compile that fails is logged and shown as the
-//! version's `optimise_error`; the baseline code keeps serving.
+//! version's `optimise_error`; the baseline code keeps serving. What Cranelift compiles is the
+//! version's warm-up snapshot when one was taken at admission (see [`super::snapshot`]).
 //!
 //! Winch code needs its own engine (another calling convention), so its own [`Linker`] and its
 //! own stores; that engine allocates on demand instead of reserving a second instance pool
@@ -24,7 +25,7 @@ use std::time::Instant;
 use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
 
-use super::{CallState, LoadedPlugin, PluginError, PluginHost, first_line, v1};
+use super::{CallState, LoadedPlugin, PluginError, PluginHost, first_line, snapshot, v1};
 
 /// The smallest binary compiled by Winch first, by default: the shipped Rust plugins (a few
 /// hundred KB) compile with Cranelift in well under a second; the JavaScript and Python
@@ -113,13 +114,15 @@ impl Tiers {
         }
     }
 
+    /// True when a binary of `size` bytes (not in the compile cache) is compiled by Winch first.
+    fn takes(&self, size: usize) -> bool {
+        self.baseline.is_some() && size >= self.min_bytes
+    }
+
     /// Compiles `bytes` with Winch when they are large enough; `None` when they are not, or
     /// when Winch refuses them (a feature it lacks), so the caller compiles with Cranelift.
     async fn compile_baseline(&self, bytes: &[u8]) -> Option<Component> {
-        let linker = self
-            .baseline
-            .as_ref()
-            .filter(|_| bytes.len() >= self.min_bytes)?;
+        let linker = self.baseline.as_ref().filter(|_| self.takes(bytes.len()))?;
         let (engine, owned, started) = (linker.engine().clone(), bytes.to_vec(), Instant::now());
         let compiled = tokio::task::spawn_blocking(move || Component::from_binary(&engine, &owned))
             .await
@@ -142,20 +145,25 @@ impl Tiers {
 impl PluginHost {
     /// Compiles a binary, or loads it from the compile cache: by Winch first when it is large
     /// and not cached (see [`Tiers::min_bytes`]), else by Cranelift. Answers the component,
-    /// its tier and whether it came from the cache.
-    pub(super) async fn compile_tiered(
+    /// its tier, whether it came from the cache and, for a baseline version, the binary
+    /// instrumented for its warm-up snapshot, which is what Winch compiled (see [`snapshot`]).
+    pub(super) async fn compile_tiered<'a>(
         &self,
-        bytes: &[u8],
+        bytes: &'a [u8],
         digest: &str,
-    ) -> Result<(Component, Tier, bool), PluginError> {
+    ) -> Result<(Component, Tier, bool, Option<snapshot::Instrumented<'a>>), PluginError> {
         let cached = (self.cache_dir.as_ref())
             .is_some_and(|dir| dir.join(self.artifact_name(digest)).exists());
-        if !cached && let Some(component) = self.tiers.compile_baseline(bytes).await {
-            self.compiles.fetch_add(1, Ordering::Relaxed);
-            return Ok((component, Tier::Baseline, false));
+        if !cached && self.tiers.takes(bytes.len()) {
+            let instrumented = snapshot::instrument(bytes);
+            let baseline = instrumented.as_ref().map_or(bytes, |i| &i.bytes);
+            if let Some(component) = self.tiers.compile_baseline(baseline).await {
+                self.compiles.fetch_add(1, Ordering::Relaxed);
+                return Ok((component, Tier::Baseline, false, instrumented));
+            }
         }
         let (component, from_cache) = self.compile(bytes, digest).await?;
-        Ok((component, Tier::Optimised, from_cache))
+        Ok((component, Tier::Optimised, from_cache, None))
     }
 
     /// The linker of the engine that compiles `tier`.
