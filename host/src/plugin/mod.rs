@@ -258,6 +258,11 @@ impl CallState {
     }
 }
 
+/// What the host compiles from an uploaded binary, in the compile cache's artifact names: a
+/// change here (large binaries now compiled from their warm-up snapshot, see [`snapshot`])
+/// makes a host ignore the artifacts an older one cached under the same digest.
+const ARTIFACT_SCHEME: &[u8] = b"large binaries from their warm-up snapshot";
+
 /// Bytes of log lines one call may write to the host log.
 const LOG_BUDGET: usize = 16 << 10;
 
@@ -1246,6 +1251,7 @@ impl PluginHost {
             &self.engine.precompile_compatibility_hash(),
             &mut HashWriter(&mut h),
         );
+        h.update(ARTIFACT_SCHEME);
         format!("{digest}-{}.cwasm", &hex::encode(h.finalize())[..16])
     }
 
