@@ -251,7 +251,7 @@ impl Turn {
 pub(super) struct MemoryRefused(pub String);
 
 /// The resource limiter of one call: the per-call limits, and every byte of linear memory
-/// charged to the host's budget and the plugin's share until the call's store is dropped.
+/// charged to the host's budget and the plugin's share until the call answers.
 pub(super) struct Meter {
     limits: StoreLimits,
     host: Arc<Pool>,
@@ -271,6 +271,15 @@ impl Meter {
             self.deferred = None;
         }
         Ok(())
+    }
+
+    /// Gives back everything charged, once the call has answered: its memory is reset and
+    /// its pool slot freed when the store is dropped, off the caller's path, while the call's
+    /// [`Permit`] is still held (so no more stores live than the slots admit).
+    pub(super) fn stop_charging(&mut self) {
+        self.host.release(self.charged);
+        self.lane.memory.release(self.charged);
+        self.charged = 0;
     }
 
     fn charge(&mut self, bytes: usize) -> Result<(), MemoryRefused> {
@@ -475,6 +484,28 @@ mod tests {
         assert_eq!(budget.memory_in_use(), 50);
         assert!(ahead.memory_growing(50, 60, None).unwrap());
         drop(ahead);
+        assert_eq!(budget.memory_in_use(), 0);
+    }
+
+    #[test]
+    fn a_call_that_answered_gives_its_memory_back_before_its_store_is_dropped() {
+        let limits = Limits {
+            memory_bytes: 60,
+            memory_budget_bytes: 100,
+            max_concurrent_calls: 2,
+            max_calls_per_plugin: 2,
+            ..Limits::default()
+        };
+        let budget = Budget::new(&limits);
+        let mut answered = budget.meter("jira-cloud", StoreLimits::default());
+        assert!(answered.memory_growing(0, 60, None).unwrap());
+        answered.stop_charging();
+        assert_eq!(budget.memory_in_use(), 0);
+        let mut next = budget.meter("jira-cloud", StoreLimits::default());
+        assert!(next.memory_growing(0, 60, None).unwrap());
+        drop(answered);
+        assert_eq!(budget.memory_in_use(), 60, "given back once, not again");
+        drop(next);
         assert_eq!(budget.memory_in_use(), 0);
     }
 }

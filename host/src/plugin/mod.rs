@@ -1175,11 +1175,19 @@ impl PluginHost {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(self.classify(e, store.data().cpu_ticks)),
         };
-        drop((store, permit, counted));
-        // Instances for the next calls are made after this one's answer, on a task of its own.
-        if let Some(refill) = self.refill(plugin, &code) {
-            tokio::spawn(refill);
-        }
+        // The call has answered: it is no longer counted, nor charged to the memory budget.
+        // Dropping its store (the memory reset, about half a small call) and making instances
+        // for the next calls happen after the answer, on a task of their own, which keeps the
+        // call's slots until the store is gone.
+        drop(counted);
+        store.data_mut().limits.stop_charging();
+        let refill = self.refill(plugin, &code);
+        tokio::spawn(async move {
+            drop((store, permit));
+            if let Some(refill) = refill {
+                refill.await;
+            }
+        });
         plugin.stats.malformed(result)
     }
 
