@@ -764,24 +764,25 @@ async fn a_sources_health_is_the_same_on_every_replica() {
 
 /// A manual refresh never runs the tracker requests of a source at the same time as a sync of
 /// it on another replica: three replicas sync a slow tracker every second while admins keep
-/// refreshing the source on the two others; the tracker never has two requests in hand at
-/// once. A refresh waits for a running sync (up to `REFRESH_WAIT`), else answers 409
-/// `source-syncing`.
+/// refreshing the source on all of them, with short pauses so that syncs get their turns too,
+/// until syncs have run; the tracker never has two requests in hand at once. A refresh waits
+/// for a running sync (up to `REFRESH_WAIT`), else answers 409 `source-syncing`.
 #[tokio::test(flavor = "multi_thread")]
 async fn manual_refreshes_wait_for_a_sync_of_the_source_on_another_replica() {
     let tracker = IssueTracker::start();
     let dirs = tempfile::tempdir().unwrap();
     let url = pg_server::database();
     let replicas = three_replicas(&dirs, &url, &["--sync-interval", "1"]);
-    let (source, _) = synced_source(&replicas[0].url, &tracker, 6).await;
+    let (source, _) = synced_source(&replicas[0].url, &tracker, 3).await;
     tracker.delay_ms.store(60, Ordering::SeqCst);
     let path = format!("/api/v1/sources/{source}/refresh");
+    let running = Arc::new(AtomicBool::new(true));
     let mut refreshes = Vec::new();
-    for replica in &replicas {
-        let (url, path) = (replica.url.clone(), path.clone());
+    for (n, replica) in replicas.iter().enumerate() {
+        let (url, path, running) = (replica.url.clone(), path.clone(), running.clone());
         refreshes.push(tokio::spawn(async move {
             let mut statuses = Vec::new();
-            for _ in 0..4 {
+            while statuses.len() < 3 || running.load(Ordering::Relaxed) {
                 let (status, report) = call(&client(), &url, ADMIN, "POST", &path, None).await;
                 match status {
                     200 => {}
@@ -789,16 +790,24 @@ async fn manual_refreshes_wait_for_a_sync_of_the_source_on_another_replica() {
                     _ => panic!("{status} {report}"),
                 }
                 statuses.push(status);
+                tokio::time::sleep(Duration::from_millis(400 * (n as u64 + 1))).await;
             }
             statuses
         }));
     }
+    let started = std::time::Instant::now();
+    while syncs_by_replica(&replicas, &source).iter().sum::<usize>() == 0
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.store(false, Ordering::Relaxed);
     let mut statuses = Vec::new();
     for refresh in refreshes {
         statuses.extend(refresh.await.unwrap());
     }
     let syncs = syncs_by_replica(&replicas, &source);
-    assert!(syncs.iter().sum::<usize>() > 0, "no sync ran meanwhile");
+    assert!(syncs.iter().sum::<usize>() > 0, "no sync ran in 30 s");
     assert!(statuses.contains(&200), "no refresh ran: {statuses:?}");
     assert_eq!(
         tracker.most_at_once.load(Ordering::SeqCst),
