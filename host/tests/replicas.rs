@@ -16,6 +16,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::*;
 
+/// Tests that time the replicas' exchanges (an upload or removal seen by the others within
+/// 2 s) hold this exclusively, the others shared: three replicas and PostgreSQL per test on a
+/// 2-core machine, two tests at once, could otherwise take those seconds from each other.
+static CPU: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// The master key every replica shares (base64 of 32 bytes).
 fn shared_key() -> String {
     use base64::Engine as _;
@@ -86,6 +91,7 @@ fn without(mut items: Vec<(String, Value)>, field: &str) -> Vec<(String, Value)>
 /// it). A second migrate into the now full database is refused.
 #[tokio::test(flavor = "multi_thread")]
 async fn migrate_moves_a_redb_directory_to_postgres_with_working_credentials() {
+    let _cpu = CPU.read().await;
     let data = tempfile::tempdir().unwrap();
     let ids = sources_with_credentials(data.path()).await;
     let (project, before_links, before_sources) = {
@@ -142,6 +148,7 @@ async fn migrate_moves_a_redb_directory_to_postgres_with_working_credentials() {
 /// empty as it was, and the migrate can simply be run again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_migrate_leaves_the_target_empty() {
+    let _cpu = CPU.read().await;
     let data = tempfile::tempdir().unwrap();
     sources_with_credentials(data.path()).await;
     let url = pg_server::database();
@@ -254,6 +261,7 @@ async fn write_round_robin(
 /// survivor, and the survivors kept serving.
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_of_one_replica_loses_no_acknowledged_write() {
+    let _cpu = CPU.read().await;
     let dirs = tempfile::tempdir().unwrap();
     // Trust authentication ignores the password: here it is a canary for the logs.
     let url = pg_server::database().replace("postgres@", "postgres:pw-canary-7d1@");
@@ -439,6 +447,7 @@ fn syncs_by_replica(replicas: &[Running], source: &str) -> Vec<usize> {
 /// source over.
 #[tokio::test(flavor = "multi_thread")]
 async fn one_replica_syncs_a_source_and_another_takes_over_when_its_lease_expires() {
+    let _cpu = CPU.read().await;
     let tracker = IssueTracker::start();
     let dirs = tempfile::tempdir().unwrap();
     let url = pg_server::database();
@@ -475,6 +484,7 @@ async fn one_replica_syncs_a_source_and_another_takes_over_when_its_lease_expire
 /// back-off.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_source_backs_off_on_one_replica_and_is_not_taken_over_meanwhile() {
+    let _cpu = CPU.read().await;
     let tracker = IssueTracker::start();
     tracker.failing.store(true, Ordering::SeqCst);
     let dirs = tempfile::tempdir().unwrap();
@@ -498,6 +508,7 @@ async fn a_failing_source_backs_off_on_one_replica_and_is_not_taken_over_meanwhi
 /// refreshes are refused `source-paused` without a request to the tracker.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_seen_by_one_replica_pauses_the_source_on_all_of_them() {
+    let _cpu = CPU.read().await;
     let tracker = IssueTracker::start();
     let dirs = tempfile::tempdir().unwrap();
     let url = pg_server::database();
@@ -588,6 +599,7 @@ async fn until_served(urls: &[String], id: &str, version: &str) -> Duration {
 /// replaces it there under load without a failed request.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_upload_on_one_replica_is_served_by_the_others_within_2_s() {
+    let _cpu = CPU.write().await;
     let dirs = tempfile::tempdir().unwrap();
     let url = pg_server::database();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/custom.wasm");
@@ -666,6 +678,7 @@ async fn an_upload_on_one_replica_is_served_by_the_others_within_2_s() {
 /// signature, and the others install it (checking the signature again) and list its signer.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signed_upload_is_installed_by_the_other_replicas_with_its_signer() {
+    let _cpu = CPU.read().await;
     use base64::Engine as _;
     let dirs = tempfile::tempdir().unwrap();
     let url = pg_server::database();
@@ -726,6 +739,7 @@ async fn health(url: &str, source: &str) -> Value {
 /// last error, the error rate and the headroom the tracker announced to A.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sources_health_is_the_same_on_every_replica() {
+    let _cpu = CPU.write().await;
     let tracker = IssueTracker::start();
     let dirs = tempfile::tempdir().unwrap();
     let url = pg_server::database();
@@ -769,6 +783,7 @@ async fn a_sources_health_is_the_same_on_every_replica() {
 /// for a running sync (up to `REFRESH_WAIT`), else answers 409 `source-syncing`.
 #[tokio::test(flavor = "multi_thread")]
 async fn manual_refreshes_wait_for_a_sync_of_the_source_on_another_replica() {
+    let _cpu = CPU.read().await;
     let tracker = IssueTracker::start();
     let dirs = tempfile::tempdir().unwrap();
     let url = pg_server::database();
@@ -820,6 +835,7 @@ async fn manual_refreshes_wait_for_a_sync_of_the_source_on_another_replica() {
 /// own copies of the shipped file included), and an upload afterwards brings it back everywhere.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plugin_removed_on_one_replica_is_removed_from_the_others_within_2_s() {
+    let _cpu = CPU.write().await;
     let dirs = tempfile::tempdir().unwrap();
     let url = pg_server::database();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/custom.wasm");
@@ -935,6 +951,7 @@ async fn deliver(url: &str, path: &str, secret: &str, body: &[u8], delivery: &st
 /// answered `duplicate` (200) by the others; another delivery id is taken again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_webhook_delivery_is_taken_once_whichever_replica_it_reaches() {
+    let _cpu = CPU.read().await;
     let dirs = tempfile::tempdir().unwrap();
     let url = pg_server::database();
     let replicas = three_replicas(&dirs, &url, &[]);
@@ -1083,6 +1100,7 @@ const MANY_LINKS: usize = 10_000;
 /// would take minutes in a debug build.)
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_thousand_links_on_three_replicas_cost_one_tracker_request_per_batch() {
+    let _cpu = CPU.read().await;
     let tracker = JiraSearch::start();
     let dirs = tempfile::tempdir().unwrap();
     let url = pg_server::database();
