@@ -462,16 +462,20 @@ mod tests {
         assert_eq!(budget.memory_in_use(), 0);
     }
 
-    #[test]
-    fn an_instance_made_ahead_is_charged_when_its_call_begins() {
-        let limits = Limits {
+    /// Two calls at once, of up to 60 bytes each, in a budget of 100.
+    fn budget_of_two_calls() -> Budget {
+        Budget::new(&Limits {
             memory_bytes: 60,
             memory_budget_bytes: 100,
             max_concurrent_calls: 2,
             max_calls_per_plugin: 2,
             ..Limits::default()
-        };
-        let budget = Budget::new(&limits);
+        })
+    }
+
+    #[test]
+    fn an_instance_made_ahead_is_charged_when_its_call_begins() {
+        let budget = budget_of_two_calls();
         let mut ahead = budget.meter_ahead("jira-cloud", StoreLimits::default());
         assert!(ahead.memory_growing(0, 50, None).unwrap());
         assert_eq!(budget.memory_in_use(), 0, "nothing runs yet");
@@ -489,14 +493,7 @@ mod tests {
 
     #[test]
     fn a_call_that_answered_gives_its_memory_back_before_its_store_is_dropped() {
-        let limits = Limits {
-            memory_bytes: 60,
-            memory_budget_bytes: 100,
-            max_concurrent_calls: 2,
-            max_calls_per_plugin: 2,
-            ..Limits::default()
-        };
-        let budget = Budget::new(&limits);
+        let budget = budget_of_two_calls();
         let mut answered = budget.meter("jira-cloud", StoreLimits::default());
         assert!(answered.memory_growing(0, 60, None).unwrap());
         answered.stop_charging();
