@@ -23,6 +23,8 @@ mod ready;
 pub mod redact;
 pub mod registry;
 mod snapshot;
+#[cfg(test)]
+mod test_plugins;
 mod tiers;
 mod v1;
 

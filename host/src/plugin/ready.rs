@@ -206,24 +206,8 @@ pub(super) fn refill(
 mod tests {
     use std::time::Duration;
 
-    use crate::plugin::{Limits, LoadedPlugin, PluginHost, SourceConfig};
-
-    fn hotswap() -> Vec<u8> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../target/test-plugins/hotswap.wasm"
-        );
-        std::fs::read(path).expect("hotswap.wasm (run scripts/build-plugins.sh)")
-    }
-
-    fn source() -> SourceConfig {
-        SourceConfig {
-            provider: "hotswap".into(),
-            base_url: "http://127.0.0.1:1".into(),
-            auth_type: "none".into(),
-            ..Default::default()
-        }
-    }
+    use crate::plugin::test_plugins::{hotswap, hotswap_source};
+    use crate::plugin::{Limits, LoadedPlugin, PluginHost};
 
     async fn until_kept(plugin: &LoadedPlugin, n: usize) {
         for _ in 0..500 {
@@ -247,7 +231,7 @@ mod tests {
         let plugin = host.install(prepared);
         for round in 0..5 {
             assert_eq!(
-                host.normalize_key(&source(), &format!(" hs-{round} "))
+                host.normalize_key(&hotswap_source(), &format!(" hs-{round} "))
                     .await
                     .unwrap(),
                 format!("HS-{round}")
@@ -262,7 +246,7 @@ mod tests {
         // A new version: the old one's instances are dropped, the new one's made on use.
         let newer = host.install(host.prepare(&hotswap(), "test".into()).await.unwrap());
         assert_eq!((plugin.ready.len(), host.ready_count.get()), (0, 0));
-        host.normalize_key(&source(), "hs-9").await.unwrap();
+        host.normalize_key(&hotswap_source(), "hs-9").await.unwrap();
         until_kept(&newer, 2).await;
         host.remove("hotswap");
         assert_eq!(host.ready_count.get(), 0, "a removed version keeps nothing");

@@ -276,18 +276,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::plugin::test_plugins::{built, hotswap, hotswap_source};
     use crate::plugin::tiers::{Code, Tier, optimise};
     use crate::plugin::{Limits, Network, PluginError};
     use wasmtime::component::Component;
-
-    fn example(file: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/../target/example-plugins/{file}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e} (run scripts/build-plugins.sh)"))
-    }
 
     fn host() -> PluginHost {
         let limits = Limits {
@@ -361,12 +353,6 @@ mod tests {
         started.elapsed() / 20
     }
 
-    fn test_plugin(path: &str) -> Vec<u8> {
-        let path = format!("{}/../target/{path}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e} (run scripts/build-plugins.sh)"))
-    }
-
     /// `bytes` with every `from` replaced by `to`, of the same length.
     fn patched(mut bytes: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
         assert_eq!(from.len(), to.len());
@@ -383,11 +369,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_plugin_whose_warm_up_traps_serves_its_unsnapshotted_code() {
         // The buggy test plugin panics on a key with `://`: its key example becomes one.
-        let bytes = patched(
-            test_plugin("contract-plugins/buggy.wasm"),
-            b"BUG-7",
-            b"a://b",
-        );
+        let bytes = patched(built("contract-plugins/buggy.wasm"), b"BUG-7", b"a://b");
         let host = host().baseline_tier_from(0);
         let plugin = host.prepare(&bytes, "test".into()).await.unwrap();
         assert_eq!(plugin.tier(), Tier::Baseline);
@@ -411,7 +393,7 @@ mod tests {
     async fn a_warm_up_at_its_memory_cap_is_not_snapshotted_and_the_plugin_serves() {
         // Reading a memory back grows it by a page: at the smallest cap the plugin loads
         // under, that growth is refused, and the snapshot with it.
-        let bytes = test_plugin("test-plugins/hotswap.wasm");
+        let bytes = hotswap();
         for pages in 1..64 {
             let limits = Limits {
                 memory_bytes: pages << 16,
@@ -425,12 +407,7 @@ mod tests {
             assert_eq!(&*unoptimised, &bytes[..], "at {pages} pages");
             let plugin = host.install(plugin);
             optimised(&plugin).await;
-            let source = SourceConfig {
-                provider: "hotswap".into(),
-                base_url: "http://127.0.0.1:1".into(),
-                auth_type: "none".into(),
-                ..Default::default()
-            };
+            let source = hotswap_source();
             assert_eq!(host.normalize_key(&source, "hs-3").await.unwrap(), "HS-3");
             return;
         }
@@ -439,19 +416,14 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_baseline_version_is_optimised_from_its_warm_up_snapshot_and_answers_as_before() {
-        let bytes = test_plugin("test-plugins/hotswap.wasm");
+        let bytes = hotswap();
         let host = host().baseline_tier_from(0);
         let plugin = host.prepare(&bytes, "test".into()).await.unwrap();
         let unoptimised = plugin.unoptimised.lock().unwrap().clone().unwrap();
         assert_ne!(&*unoptimised, &bytes[..], "the snapshot is compiled");
         let plugin = host.install(plugin);
         optimised(&plugin).await;
-        let source = SourceConfig {
-            provider: "hotswap".into(),
-            base_url: "http://127.0.0.1:1".into(),
-            auth_type: "none".into(),
-            ..Default::default()
-        };
+        let source = hotswap_source();
         for (key, canonical) in [(" hs-1 ", "HS-1"), ("hs-2", "HS-2")] {
             assert_eq!(host.normalize_key(&source, key).await.unwrap(), canonical);
         }
@@ -466,10 +438,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn the_compiled_snapshot_is_cached_under_the_uploads_digest_and_a_restart_serves_it() {
-        let (cache, bytes) = (
-            tempfile::tempdir().unwrap(),
-            test_plugin("test-plugins/hotswap.wasm"),
-        );
+        let (cache, bytes) = (tempfile::tempdir().unwrap(), hotswap());
         let new_host = || {
             PluginHost::new(Limits::default(), Some(cache.path().to_path_buf()))
                 .unwrap()
@@ -498,7 +467,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn large_examples_are_swapped_to_their_warm_snapshot_and_answer_as_before() {
         for file in ["redmine-js.wasm", "redmine-py.wasm"] {
-            let (host, bytes) = (host(), example(file));
+            let (host, bytes) = (host(), built(&format!("example-plugins/{file}")));
             let started = Instant::now();
             let plugin = host.prepare(&bytes, "test".into()).await.unwrap();
             eprintln!("{file}: prepared in {:?}", started.elapsed());

@@ -267,16 +267,13 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::plugin::{Limits, SourceConfig};
+    use crate::plugin::Limits;
+    use crate::plugin::test_plugins::{hotswap, hotswap_source};
 
     /// A baseline version of the hotswap test plugin, serving, whose optimised compile has
     /// not started (the test starts it).
     async fn baseline_version() -> (PluginHost, Arc<LoadedPlugin>, Arc<[u8]>) {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../target/test-plugins/hotswap.wasm"
-        );
-        let bytes = std::fs::read(path).expect("hotswap.wasm (run scripts/build-plugins.sh)");
+        let bytes = hotswap();
         let host = PluginHost::new(Limits::default(), None)
             .unwrap()
             .baseline_tier_from(0);
@@ -301,12 +298,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failed_or_panicking_optimising_compile_is_reported_and_baseline_code_serves_on() {
-        let source = SourceConfig {
-            provider: "hotswap".into(),
-            base_url: "http://127.0.0.1:1".into(),
-            auth_type: "none".into(),
-            ..Default::default()
-        };
+        let source = hotswap_source();
         type Compile = fn(&[u8]) -> Result<Component, PluginError>;
         let failures: [Compile; 2] = [
             |_| Err(PluginError::Rejected("out of memory".into())),
