@@ -353,8 +353,7 @@ impl ResourceLimiter for Meter {
 
 impl Drop for Meter {
     fn drop(&mut self) {
-        self.host.release(self.charged);
-        self.lane.memory.release(self.charged);
+        self.stop_charging();
     }
 }
 

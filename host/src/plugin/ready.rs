@@ -3,20 +3,21 @@
 //! Every call still runs in an instance no other call touched: made from the version's code
 //! in a store of its own, with no source, no secrets and no network, and dropped after that
 //! one call. What changes is *when* it is made. Instantiating takes most of a small plugin's
-//! call (a Rust plugin: ~13 of ~15 us; the call itself ~2 us), so each loaded version keeps up
-//! to [`Limits::instances_ready`] (default 2) instances ready; a call takes one if there is one (else it instantiates on its
-//! own path, as before) and a task makes the next meanwhile. Only when the call begins does
-//! its instance get its network, its redactor, a CPU deadline and its memory charged to the
-//! budget (see [`Meter::start_charging`]).
+//! call (a Rust plugin: ~13 of ~15 us; the call itself ~2 us), so each loaded version keeps
+//! up to [`Limits::instances_ready`] (default 2) instances ready; a call takes one if there is
+//! one (else it instantiates on its own path, as before) and, after its answer, a task drops
+//! its store and makes the next. Only when the call begins does its instance get its network,
+//! its redactor, a CPU deadline and its memory charged to the budget (see
+//! [`Meter::start_charging`]).
 //!
-//! Bounds: at most [`Limits::instances_ready`] per loaded version and [`MAX_READY`] in the whole host, for which
-//! the engine's instance pool reserves its own slots (see `engine::build`), so ready instances
-//! never take a slot a call needs. Their memory is not charged to the budget while they wait:
-//! it is their initial memory only (no guest code has run but the component's start
-//! functions), mapped copy-on-write from the compiled image. A version that fails to
-//! instantiate ahead is not tried again (its calls instantiate on their path and report the
-//! failure); a replaced or removed version, or one whose optimised code was swapped in, drops
-//! what it kept.
+//! Bounds: at most [`Limits::instances_ready`] per loaded version and [`MAX_READY`] in the
+//! whole host, for which the engine's instance pool reserves its own slots (see
+//! `engine::build`), so ready instances never take a slot a call needs. Their memory is not
+//! charged to the budget while they wait: it is their initial memory only (no guest code has
+//! run but the component's start functions), mapped copy-on-write from the compiled image. A
+//! version that fails to instantiate ahead is not tried again (its calls instantiate on their
+//! path and report the failure); a replaced or removed version, or one whose optimised code
+//! was swapped in, drops what it kept.
 //!
 //! [`Meter::start_charging`]: super::budget::Meter::start_charging
 //! [`Limits::instances_ready`]: super::Limits::instances_ready
