@@ -16,9 +16,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::*;
 
-/// Tests that time the replicas' exchanges (an upload or removal seen by the others within
-/// 2 s) hold this exclusively, the others shared: three replicas and PostgreSQL per test on a
-/// 2-core machine, two tests at once, could otherwise take those seconds from each other.
+/// Tests that time the replicas' exchanges (an upload, a removal or a source's health seen by
+/// the others within 2 s) hold this exclusively, the others shared: three replicas and
+/// PostgreSQL per test on a 2-core machine, two tests at once, could otherwise take those
+/// seconds from each other.
 static CPU: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// The master key every replica shares (base64 of 32 bytes).
