@@ -29,9 +29,10 @@
 //! criterion: the figures we want are per-call percentiles of the real path, and it needs no
 //! extra dependency.
 //!
-//! The Python and JavaScript examples are measured as the service serves them in the end, their
-//! warm-up snapshot (see `host/src/plugin/snapshot.rs`), and as the uploaded binaries
-//! (`python-unsnapshotted`, `javascript-unsnapshotted`).
+//! The Python and JavaScript examples are measured as the service serves them in the end (their
+//! warm-up snapshot, see `host/src/plugin/snapshot.rs`, and instances made ahead warmed up by
+//! the same warm-up, see `host/src/plugin/ready.rs`), and as the uploaded binaries would serve
+//! without either (`python-unsnapshotted`, `javascript-unsnapshotted`).
 //!
 //! `NORMALIZE_BENCH_ONLY=rust|python|javascript|...-unsnapshotted` measures only that plugin's fresh calls at
 //! 1 call/ms (`NORMALIZE_BENCH_CALLS` of them; `NORMALIZE_BENCH_ON_PATH=1`: on the host that
@@ -178,9 +179,9 @@ fn pace() -> tokio::time::Interval {
 }
 
 /// A plugin host keeping `instances_ready` instances of each plugin ready. Without
-/// `snapshot`, large binaries are compiled by Cranelift at once (no baseline tier, so no
-/// warm-up snapshot), cached in a directory of their own (a compiled snapshot is cached under
-/// the uploaded binary's digest).
+/// `snapshot`, no binary counts as large: compiled by Cranelift at once (no baseline tier, so
+/// no warm-up snapshot), instances made ahead without a warm-up, cached in a directory of their
+/// own (a compiled snapshot is cached under the uploaded binary's digest).
 fn new_host(instances_ready: u32, snapshot: bool) -> PluginHost {
     let target = target_dir();
     let limits = Limits {

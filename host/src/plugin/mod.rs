@@ -509,9 +509,10 @@ impl PluginHost {
         })
     }
 
-    /// This host compiling binaries of at least `min_bytes` that are not in the compile
-    /// cache with the baseline compiler first (default [`tiers::DEFAULT_MIN_BYTES`];
-    /// `usize::MAX`: never), see [`tiers`].
+    /// This host treating binaries of at least `min_bytes` as large (default
+    /// [`tiers::DEFAULT_MIN_BYTES`]; `usize::MAX`: none): compiled with the baseline compiler
+    /// first when not in the compile cache, see [`tiers`], and warmed up, see [`snapshot`]
+    /// and [`ready`].
     pub fn baseline_tier_from(mut self, min_bytes: usize) -> PluginHost {
         self.tiers.min_bytes = min_bytes;
         self
@@ -731,7 +732,8 @@ impl PluginHost {
             .write()
             .expect("plugin registry lock")
             .insert(plugin.info.id.clone(), plugin.clone());
-        plugin.ready.arm();
+        let large = self.tiers.large(plugin.size_bytes);
+        (plugin.ready).arm(large.then(|| snapshot::WarmUp::new(&plugin.info)));
         if let Some(old) = &previous
             && !Arc::ptr_eq(old, &plugin)
         {
@@ -1206,6 +1208,7 @@ impl PluginHost {
             plugin.ready.clone(),
             code.clone(),
             self.ready_count.clone(),
+            self.limits.wall_time,
             move |code, pipes| {
                 let meter = |limits| budget.meter_ahead(&plugin_id, limits);
                 let state = CallState::new(&limits, meter, Err("ahead"), &plugin_id, pipes);

@@ -1,4 +1,4 @@
-//! Instances made ahead of their calls, off the request path.
+//! Instances made ahead of their calls, off the request path, and warmed up.
 //!
 //! Every call still runs in an instance no other call touched: made from the version's code
 //! in a store of its own, with no source, no secrets and no network, and dropped after that
@@ -10,26 +10,40 @@
 //! its redactor, a CPU deadline and its memory charged to the budget (see
 //! [`Meter::start_charging`]).
 //!
+//! Before it is kept, an instance runs the plugin's own warm-up ([`WarmUp`]: `normalize-key`
+//! of its key example and `issue-url`, offline, on a source made of its examples), the same
+//! one a large plugin's snapshot is taken after. A fresh instance's first call is its slowest
+//! (the guest's lazy start-up, table entries filled on first use, its heap pages faulted in:
+//! a `normalize-key` of the Python example took ~80 us on an instance just made, ~40 us on
+//! one warmed up, `docs/benchmarks.md`), and this moves that work off the request path. So
+//! what a call's instance has run before it is the component's start functions and that
+//! warm-up, nothing a source or another call gave it. A warm-up that fails, times out or
+//! writes to stdout or stderr is not kept, and the version's instances are made ahead
+//! without it from then on (logged).
+//!
 //! Bounds: at most [`Limits::instances_ready`] per loaded version and [`MAX_READY`] in the
 //! whole host, for which the engine's instance pool reserves its own slots (see
 //! `engine::build`), so ready instances never take a slot a call needs. Their memory is not
-//! charged to the budget while they wait: it is their initial memory only (no guest code has
-//! run but the component's start functions), mapped copy-on-write from the compiled image. A
-//! version that fails to instantiate ahead is not tried again (its calls instantiate on their
-//! path and report the failure); a replaced or removed version, or one whose optimised code
-//! was swapped in, drops what it kept.
+//! charged to the budget while they wait (it is charged, with what the warm-up grew, when
+//! their call begins): their initial memory, mapped copy-on-write from the compiled image,
+//! and the pages the warm-up wrote, within the per-call memory cap. A version that fails to
+//! instantiate ahead is not tried again (its calls instantiate on their path and report the
+//! failure); a replaced or removed version, or one whose optimised code was swapped in, drops
+//! what it kept.
 //!
 //! [`Meter::start_charging`]: super::budget::Meter::start_charging
 //! [`Limits::instances_ready`]: super::Limits::instances_ready
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use wasmtime::Store;
 use wasmtime::component::Instance;
 
+use super::snapshot::WarmUp;
 use super::tiers::Code;
-use super::{CallState, Pipes};
+use super::{CallState, Pipes, first_line};
 
 /// Instances kept ready in the whole host, whatever the number of plugins (the engine's
 /// instance pool reserves as many slots for them).
@@ -55,14 +69,31 @@ pub(super) struct Ready {
     armed: AtomicBool,
     /// Set when instantiating ahead failed: this version is not tried again.
     failed: AtomicBool,
+    /// The warm-up each instance runs before it is kept, set when a large version is
+    /// installed.
+    warm_up: OnceLock<WarmUp>,
+    /// Set when a warm-up ahead failed or wrote output: this version's instances are made
+    /// ahead without it from then on.
+    cold: AtomicBool,
     /// Calls that ran on an instance made ahead.
     served: AtomicU64,
 }
 
 impl Ready {
-    /// From now on, calls leave instances ready for the next ones.
-    pub(super) fn arm(&self) {
+    /// From now on, calls leave instances ready for the next ones, each warmed up by
+    /// `warm_up` if there is one (the first one given stays).
+    pub(super) fn arm(&self, warm_up: Option<WarmUp>) {
+        if let Some(warm_up) = warm_up {
+            let _ = self.warm_up.set(warm_up);
+        }
         self.armed.store(true, Ordering::Release);
+    }
+
+    /// The warm-up instances made ahead run, unless one failed.
+    fn warm_up(&self) -> Option<&WarmUp> {
+        self.warm_up
+            .get()
+            .filter(|_| !self.cold.load(Ordering::Acquire))
     }
 
     /// Drops what is kept and keeps nothing more: the version was replaced or removed.
@@ -102,6 +133,12 @@ impl Ready {
     #[cfg(test)]
     fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
+    }
+
+    /// True when this version's instances are made ahead without a warm-up.
+    #[cfg(test)]
+    fn cold(&self) -> bool {
+        self.warm_up().is_none()
     }
 
     /// Claims the refill of this version when it is armed, keeps fewer than `depth` and no
@@ -164,12 +201,13 @@ impl Drop for Counted {
 
 /// What makes instances of `code` until `ready` keeps `depth` (or the host [`MAX_READY`]),
 /// when this version keeps fewer and no other refill runs; `new_store` makes the store of
-/// one, charging nothing to the budget.
+/// one, charging nothing to the budget. Each runs the version's warm-up within `wall`.
 pub(super) fn refill(
     depth: usize,
     ready: Arc<Ready>,
     code: Arc<Code>,
     count: Count,
+    wall: Duration,
     new_store: impl Fn(&Code, &Pipes) -> Store<CallState> + Send + 'static,
 ) -> Option<impl Future<Output = ()> + Send + 'static> {
     if !ready.claim_refill(depth) {
@@ -188,6 +226,14 @@ pub(super) fn refill(
                     break;
                 }
             };
+            if let Some(warm_up) = ready.warm_up()
+                && let Err(error) =
+                    warm_up_ahead(warm_up, &mut store, instance, &code, &pipes, wall).await
+            {
+                tracing::info!(%error, "an instance made ahead failed its warm-up; the next ones are made without it");
+                ready.cold.store(true, Ordering::Release);
+                continue;
+            }
             let prepared = Prepared {
                 store,
                 instance,
@@ -203,12 +249,37 @@ pub(super) fn refill(
     })
 }
 
+/// Runs `warm_up` on `instance`, silently (its log lines are dropped), within `wall`. Fails
+/// when the warm-up does, or writes to stdout or stderr (what the call would then log).
+async fn warm_up_ahead(
+    warm_up: &WarmUp,
+    store: &mut Store<CallState>,
+    instance: Instance,
+    code: &Code,
+    pipes: &Pipes,
+    wall: Duration,
+) -> Result<(), String> {
+    store.data_mut().log_budget = 0;
+    let exports = code.exports.load(&instance);
+    match tokio::time::timeout(wall, warm_up.run(store, &exports)).await {
+        Err(_) => Err(format!("it took longer than {wall:?}")),
+        Ok(Err(e)) => Err(first_line(&format!("{e:#}"))),
+        Ok(Ok(()))
+            if !pipes.stdout.contents().is_empty() || !pipes.stderr.contents().is_empty() =>
+        {
+            Err("it wrote to stdout or stderr".into())
+        }
+        Ok(Ok(())) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use crate::plugin::test_plugins::{hotswap, hotswap_source};
-    use crate::plugin::{Limits, LoadedPlugin, PluginHost};
+    use crate::plugin::test_plugins::{built, hotswap, hotswap_source, patched};
+    use crate::plugin::tiers::Tier;
+    use crate::plugin::{Limits, LoadedPlugin, PluginHost, SourceConfig};
 
     async fn until_kept(plugin: &LoadedPlugin, n: usize) {
         for _ in 0..500 {
@@ -251,5 +322,85 @@ mod tests {
         until_kept(&newer, 2).await;
         host.remove("hotswap");
         assert_eq!(host.ready_count.get(), 0, "a removed version keeps nothing");
+    }
+
+    /// What `normalize-key` of `?calls` answers on the next instance: how many `normalize-key`
+    /// calls that instance answered before (see the hotswap test plugin).
+    async fn calls_before(host: &PluginHost) -> String {
+        host.normalize_key(&hotswap_source(), "?calls")
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_large_plugins_instances_made_ahead_ran_its_warm_up_and_nothing_else() {
+        // Every binary counts as large here: compiled by Winch first, then snapshotted.
+        let host = PluginHost::new(Limits::default(), None)
+            .unwrap()
+            .baseline_tier_from(0);
+        let plugin = host.install(host.prepare(&hotswap(), "test".into()).await.unwrap());
+        for _ in 0..600 {
+            if plugin.tier() == Tier::Optimised {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            plugin.tier(),
+            Tier::Optimised,
+            "{:?}",
+            plugin.optimise_error()
+        );
+        // No call has left an instance of the snapshot ready: this one is made on its path,
+        // from the snapshot, taken after one warm-up `normalize-key`.
+        assert_eq!(calls_before(&host).await, "CALLS-1");
+        for _ in 0..4 {
+            until_kept(&plugin, 2).await;
+            // One more: the warm-up each instance made ahead runs; no call ran in it.
+            assert_eq!(calls_before(&host).await, "CALLS-2");
+        }
+        assert_eq!(plugin.ready.served(), 4);
+        assert!(!plugin.ready.cold());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_small_plugins_instances_made_ahead_are_not_warmed_up() {
+        let host = PluginHost::new(Limits::default(), None).unwrap();
+        let plugin = host.install(host.prepare(&hotswap(), "test".into()).await.unwrap());
+        assert_eq!(calls_before(&host).await, "CALLS-0");
+        until_kept(&plugin, 2).await;
+        assert_eq!(calls_before(&host).await, "CALLS-0");
+        assert_eq!(plugin.ready.served(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn instances_made_ahead_whose_warm_up_fails_are_made_without_it() {
+        // The buggy test plugin panics on a key with `://`: its key example becomes one, so
+        // its warm-up traps (and no snapshot is taken, see `snapshot`'s tests).
+        let bytes = patched(built("contract-plugins/buggy.wasm"), b"BUG-7", b"a://b");
+        let host = PluginHost::new(Limits::default(), None)
+            .unwrap()
+            .baseline_tier_from(0);
+        let plugin = host.install(host.prepare(&bytes, "test".into()).await.unwrap());
+        let source = SourceConfig {
+            provider: "buggy".into(),
+            base_url: "https://bugs.example.com".into(),
+            auth_type: "none".into(),
+            ..Default::default()
+        };
+        for n in 1..=3 {
+            let key = format!(" bug-{n} ");
+            assert_eq!(
+                host.normalize_key(&source, &key).await.unwrap(),
+                format!("BUG-{n}")
+            );
+            until_kept(&plugin, 2).await;
+        }
+        assert!(plugin.ready.cold());
+        assert_eq!(
+            plugin.ready.served(),
+            2,
+            "calls still run on instances made ahead"
+        );
     }
 }

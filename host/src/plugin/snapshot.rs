@@ -116,7 +116,8 @@ impl PluginHost {
         );
         let warm_up = async {
             let instance = code.pre.instantiate_async(&mut store).await?;
-            warm_up(&mut store, &code.exports.load(&instance), &plugin.info).await?;
+            let exports = code.exports.load(&instance);
+            WarmUp::new(&plugin.info).run(&mut store, &exports).await?;
             wasmtime::Result::Ok(instance)
         };
         let instance = match tokio::time::timeout(wall, warm_up).await {
@@ -150,31 +151,49 @@ impl PluginHost {
     }
 }
 
-/// The warm-up: `normalize-key` of the plugin's `key-example`, then `issue-url` of what it
-/// answered, on a source made of the plugin's own examples. An error answer fails it.
-async fn warm_up(
-    store: &mut Store<CallState>,
-    exports: &v1::Exports<'_>,
-    info: &ProviderInfo,
-) -> wasmtime::Result<()> {
-    let source = SourceConfig {
-        provider: info.id.clone(),
-        base_url: info.base_url_example.trim_end_matches('/').to_string(),
-        auth_type: (info.auth_types.first()).map_or_else(String::new, |a| a.id.clone()),
-        ..SourceConfig::default()
-    };
-    let source = v1::source(info, &source);
-    let tracker = exports.testorchestrator_provider_tracker();
-    let refused = |what: &str, error: ProviderError| {
-        wasmtime::format_err!("{what} of the key example answered an error: {error}")
-    };
-    let key = (tracker
-        .call_normalize_key(&mut *store, &source, &info.key_example)
-        .await?)
-        .map_err(|e| refused("normalize-key", e.into()))?;
-    (tracker.call_issue_url(&mut *store, &source, &key).await?)
-        .map_err(|e| refused("issue-url", e.into()))?;
-    Ok(())
+/// A plugin's warm-up: `normalize-key` of its `key-example`, then `issue-url` of what that
+/// answered, on a source made of the plugin's own examples (`base-url-example`, its first auth
+/// type): no tenant's configuration, no secret, no network (both exports are offline). It runs
+/// before a snapshot is taken, and on every instance made ahead (see [`super::ready`]).
+pub(super) struct WarmUp {
+    source: v1::testorchestrator::provider::types::Source,
+    key: String,
+}
+
+impl WarmUp {
+    pub(super) fn new(info: &ProviderInfo) -> WarmUp {
+        let source = SourceConfig {
+            provider: info.id.clone(),
+            base_url: info.base_url_example.trim_end_matches('/').to_string(),
+            auth_type: (info.auth_types.first()).map_or_else(String::new, |a| a.id.clone()),
+            ..SourceConfig::default()
+        };
+        WarmUp {
+            source: v1::source(info, &source),
+            key: info.key_example.clone(),
+        }
+    }
+
+    /// Runs the warm-up on `exports`' instance; an error answer fails it.
+    pub(super) async fn run(
+        &self,
+        store: &mut Store<CallState>,
+        exports: &v1::Exports<'_>,
+    ) -> wasmtime::Result<()> {
+        let tracker = exports.testorchestrator_provider_tracker();
+        let refused = |what: &str, error: ProviderError| {
+            wasmtime::format_err!("{what} of the key example answered an error: {error}")
+        };
+        let key = (tracker
+            .call_normalize_key(&mut *store, &self.source, &self.key)
+            .await?)
+            .map_err(|e| refused("normalize-key", e.into()))?;
+        (tracker
+            .call_issue_url(&mut *store, &self.source, &key)
+            .await?)
+            .map_err(|e| refused("issue-url", e.into()))?;
+        Ok(())
+    }
 }
 
 /// The warmed-up instance, read by Wizer through the `wasmtime:wizer/access` exports the
@@ -276,7 +295,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::plugin::test_plugins::{built, hotswap, hotswap_source};
+    use crate::plugin::test_plugins::{built, hotswap, hotswap_source, patched};
     use crate::plugin::tiers::{Code, Tier, optimise};
     use crate::plugin::{Limits, Network, PluginError};
     use wasmtime::component::Component;
@@ -351,19 +370,6 @@ mod tests {
             host.normalize_key(&source, " #42 ").await.unwrap();
         }
         started.elapsed() / 20
-    }
-
-    /// `bytes` with every `from` replaced by `to`, of the same length.
-    fn patched(mut bytes: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
-        assert_eq!(from.len(), to.len());
-        let at: Vec<usize> = (bytes.windows(from.len()).enumerate())
-            .filter_map(|(i, w)| (w == from).then_some(i))
-            .collect();
-        assert!(!at.is_empty());
-        for i in at {
-            bytes[i..i + to.len()].copy_from_slice(to);
-        }
-        bytes
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -23,3 +23,17 @@ pub(super) fn hotswap_source() -> SourceConfig {
         ..Default::default()
     }
 }
+
+/// `bytes` with every `from` replaced by `to`, of the same length (a test plugin's string
+/// patched in its binary, which stays valid).
+pub(super) fn patched(mut bytes: Vec<u8>, from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at: Vec<usize> = (bytes.windows(from.len()).enumerate())
+        .filter_map(|(i, w)| (w == from).then_some(i))
+        .collect();
+    assert!(!at.is_empty());
+    for i in at {
+        bytes[i..i + to.len()].copy_from_slice(to);
+    }
+    bytes
+}

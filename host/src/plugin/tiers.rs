@@ -27,9 +27,9 @@ use wasmtime::component::{Component, InstancePre, Linker};
 
 use super::{CallState, LoadedPlugin, PluginError, PluginHost, first_line, snapshot, v1};
 
-/// The smallest binary compiled by Winch first, by default: the shipped Rust plugins (a few
-/// hundred KB) compile with Cranelift in well under a second; the JavaScript and Python
-/// examples (12 and 18 MB) take many seconds.
+/// The smallest binary that counts as large (see [`Tiers::large`]), by default: the shipped
+/// Rust plugins (a few hundred KB) compile with Cranelift in well under a second; the
+/// JavaScript and Python examples (12 and 18 MB) take many seconds.
 pub const DEFAULT_MIN_BYTES: usize = 4 << 20;
 
 /// Which compiler made the code a version runs.
@@ -78,19 +78,12 @@ impl Code {
 pub(super) struct Tiers {
     /// The linker of the Winch engine; `None` when this host compiles with Cranelift only.
     baseline: Option<Linker<CallState>>,
-    /// Binaries at least this large (and not in the compile cache) are compiled by Winch first.
+    /// Binaries at least this large are compiled by Winch first (when not in the compile
+    /// cache) and warmed up (see [`Tiers::large`]).
     pub(super) min_bytes: usize,
 }
 
 impl Tiers {
-    /// Cranelift only.
-    pub(super) fn off() -> Tiers {
-        Tiers {
-            baseline: None,
-            min_bytes: usize::MAX,
-        }
-    }
-
     /// A Winch engine with the host's imports, for binaries of at least `min_bytes`. Where
     /// Winch cannot run (another architecture), Cranelift only, with a warning.
     pub(super) fn new(
@@ -102,21 +95,28 @@ impl Tiers {
             link(&mut linker)?;
             Ok(linker)
         });
-        match linker {
-            Ok(linker) => Tiers {
-                baseline: Some(linker),
-                min_bytes,
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "no baseline compiler; large plugins compile with Cranelift only");
-                Tiers::off()
-            }
+        let baseline = linker
+            .inspect_err(|e| tracing::warn!(error = %e, "no baseline compiler; large plugins compile with Cranelift only"))
+            .ok();
+        Tiers {
+            baseline,
+            min_bytes,
         }
     }
 
     /// True when a binary of `size` bytes (not in the compile cache) is compiled by Winch first.
     fn takes(&self, size: usize) -> bool {
-        self.baseline.is_some() && size >= self.min_bytes
+        self.baseline.is_some() && self.large(size)
+    }
+
+    /// True when a binary of `size` bytes is a large one: a big runtime (the JavaScript and
+    /// Python examples) whose first call on a new instance is much slower than its next ones.
+    /// Its warm-up runs before its snapshot is taken (when Winch compiled it first, see
+    /// [`super::snapshot`]) and on each of its instances made ahead (see [`super::ready`]).
+    /// A small plugin's is not worth it: the Rust plugins' first call costs ~2 us more than
+    /// the next, and a warm-up ahead made their calls slower (`docs/benchmarks.md`).
+    pub(super) fn large(&self, size: usize) -> bool {
+        size >= self.min_bytes
     }
 
     /// Compiles `bytes` with Winch when they are large enough; `None` when they are not, or

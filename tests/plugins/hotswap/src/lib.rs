@@ -9,7 +9,9 @@
 //!   answer to keep the call in flight) and answers the account `hotswap <version>`;
 //! - `fetch-issue` answers an issue whose title is `served by <version>`, without network;
 //! - `normalize-key` trims and upper-cases (a pasted issue URL gives its last segment); an
-//!   empty key is invalid input;
+//!   empty key is invalid input; the key `?calls` answers `CALLS-<n>`, `n` the `normalize-key`
+//!   calls this instance answered before (a warm-up's among them), so a test can tell what
+//!   ran in an instance before its call;
 //! - `describe-comments` names the host's contract version (the `contract` import);
 //! - `add-comment` (contract 1.1) answers the comment id `<version>`, without network;
 //! - `parse-event` (contract 1.1) reads a JSON body `{"keys": [...], "status": "..."}` into one
@@ -22,12 +24,17 @@
 //! required secret `api-token`), `S` adds a required setting `space`. The digits-only markers
 //! keep the plain shape: auth type `none`, no setting.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use testorchestrator_provider_sdk::*;
 
 /// The version marker the tests patch. Keep it unique in the binary and fixed-width.
 const VERSION: &str = "1.0.0-hotswap.00000000";
 
 struct Hotswap;
+
+/// The `normalize-key` calls this instance answered.
+static NORMALIZED: AtomicU32 = AtomicU32::new(0);
 
 impl Provider for Hotswap {
     fn describe() -> ProviderInfo {
@@ -62,7 +69,11 @@ impl Provider for Hotswap {
     }
 
     fn normalize_key(_source: &Source, key: &str) -> Result<String, ProviderError> {
+        let before = NORMALIZED.fetch_add(1, Ordering::Relaxed);
         let key = key.trim();
+        if key == "?calls" {
+            return Ok(format!("CALLS-{before}"));
+        }
         let key = match url_path_segments(key) {
             Some(segments) => segments.last().cloned().unwrap_or_default(),
             None => key.to_string(),
