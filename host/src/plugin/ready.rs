@@ -10,16 +10,17 @@
 //! its redactor, a CPU deadline and its memory charged to the budget (see
 //! [`Meter::start_charging`]).
 //!
-//! Before it is kept, an instance runs the plugin's own warm-up ([`WarmUp`]: `normalize-key`
-//! of its key example and `issue-url`, offline, on a source made of its examples), the same
-//! one a large plugin's snapshot is taken after. A fresh instance's first call is its slowest
-//! (the guest's lazy start-up, table entries filled on first use, its heap pages faulted in:
-//! a `normalize-key` of the Python example took ~80 us on an instance just made, ~40 us on
-//! one warmed up, `docs/benchmarks.md`), and this moves that work off the request path. So
-//! what a call's instance has run before it is the component's start functions and that
-//! warm-up, nothing a source or another call gave it. A warm-up that fails, times out or
-//! writes to stdout or stderr is not kept, and the version's instances are made ahead
-//! without it from then on (logged).
+//! Before it is kept, an instance of a large plugin (a big runtime, see [`Tiers::large`]) runs
+//! the plugin's own warm-up ([`WarmUp`]: `normalize-key` of its key example and `issue-url`,
+//! offline, on a source made of its examples), the same one its snapshot is taken after. Such
+//! a plugin's first call on an instance is its slowest (the guest's lazy start-up, table
+//! entries filled on first use, its heap pages faulted in: a `normalize-key` of the Python
+//! example took ~80 us on an instance just made, ~40 us on one warmed up,
+//! `docs/benchmarks.md`), and this moves that work off the request path. So what a call's
+//! instance has run before it is the component's start functions and, for a large plugin,
+//! that warm-up: nothing a source or another call gave it. An instance whose warm-up fails,
+//! times out or writes to stdout or stderr is not kept, and the version's instances are made
+//! ahead without it from then on (logged).
 //!
 //! Bounds: at most [`Limits::instances_ready`] per loaded version and [`MAX_READY`] in the
 //! whole host, for which the engine's instance pool reserves its own slots (see
@@ -32,6 +33,7 @@
 //! what it kept.
 //!
 //! [`Meter::start_charging`]: super::budget::Meter::start_charging
+//! [`Tiers::large`]: super::tiers::Tiers::large
 //! [`Limits::instances_ready`]: super::Limits::instances_ready
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -230,7 +232,8 @@ pub(super) fn refill(
                 && let Err(error) =
                     warm_up_ahead(warm_up, &mut store, instance, &code, &pipes, wall).await
             {
-                tracing::info!(%error, "an instance made ahead failed its warm-up; the next ones are made without it");
+                tracing::info!(plugin = %warm_up.plugin(), %error,
+                    "an instance made ahead failed its warm-up; the next ones are made without it");
                 ready.cold.store(true, Ordering::Release);
                 continue;
             }

@@ -156,6 +156,7 @@ impl PluginHost {
 /// type): no tenant's configuration, no secret, no network (both exports are offline). It runs
 /// before a snapshot is taken, and on every instance made ahead (see [`super::ready`]).
 pub(super) struct WarmUp {
+    plugin: String,
     source: v1::testorchestrator::provider::types::Source,
     key: String,
 }
@@ -169,9 +170,15 @@ impl WarmUp {
             ..SourceConfig::default()
         };
         WarmUp {
+            plugin: info.id.clone(),
             source: v1::source(info, &source),
             key: info.key_example.clone(),
         }
+    }
+
+    /// The id of the plugin this warms up.
+    pub(super) fn plugin(&self) -> &str {
+        &self.plugin
     }
 
     /// Runs the warm-up on `exports`' instance; an error answer fails it.
