@@ -239,9 +239,9 @@ pub struct Settings {
         value_name = "N"
     )]
     pub plugin_max_calls_per_source: Option<u32>,
-    /// Instances of each loaded plugin version made ahead for its next calls, each still
-    /// serving one call only; 0: every call instantiates on its own path
-    /// [file: limits.instances_ready; default: 2; at most 8].
+    /// Instances of each loaded plugin version made ahead for its next calls (a large
+    /// plugin's after its own warm-up), each still serving one call only; 0: every call
+    /// instantiates on its own path [file: limits.instances_ready; default: 2; at most 8].
     #[arg(
         long,
         env = "INTEGRATION_PLUGIN_INSTANCES_READY",
