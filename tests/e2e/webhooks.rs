@@ -205,8 +205,13 @@ impl Hooks {
         let mut req = self
             .client
             .post(format!("{}{path}", self.app.url))
-            .header("content-type", "application/json")
             .body(body.to_vec());
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
+            req = req.header("content-type", "application/json");
+        }
         for (name, value) in headers {
             req = req.header(*name, value);
         }
@@ -264,7 +269,7 @@ async fn github_signed_event_updates_the_link_and_every_bad_event_has_its_answer
     let (status, answer) = h
         .send(&path, &github_headers(&secret, &body, "d-1"), &body)
         .await;
-    assert_eq!((status, answer["status"].as_str()), (202, Some("accepted")));
+    assert_eq!((status, answer["status"].as_str()), (200, Some("accepted")));
     h.wait_for(&link, "closed").await;
 
     // The same delivery again: dropped, with a 2xx so GitHub keeps the hook.
@@ -300,36 +305,67 @@ async fn github_signed_event_updates_the_link_and_every_bad_event_has_its_answer
         .await;
     assert_eq!(status, 413);
 
+    // GitHub's other content type: the event is the form's `payload` field, signed as sent.
+    let form = format!(
+        "payload={}",
+        form_urlencoded::byte_serialize(&reopened).collect::<String>()
+    );
+    let mut form_headers = github_headers(&secret, form.as_bytes(), "d-4");
+    form_headers.push((
+        "content-type",
+        "application/x-www-form-urlencoded".to_string(),
+    ));
+    let (status, answer) = h.send(&path, &form_headers, form.as_bytes()).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("accepted")));
+    h.wait_for(&link, "open").await;
+
+    // Signed but not JSON: the hook is set up wrong, and the tracker shows why.
+    let text = b"state=closed";
+    let mut text_headers = github_headers(&secret, text, "d-4a");
+    text_headers.push(("content-type", "text/plain".to_string()));
+    let (status, answer) = h.send(&path, &text_headers, text).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (415, Some("unsupported-media-type"))
+    );
+    let (status, answer) = h
+        .send(&path, &github_headers(&secret, text, "d-4b"), text)
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("not-json"))
+    );
+
     // Irrelevant: a ping, another repository, a key nobody linked: taken, nothing changes.
     let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
     let mut ping_headers = github_headers(&secret, ping, "d-5");
     ping_headers[0].1 = "ping".into();
-    assert_eq!(h.send(&path, &ping_headers, ping).await.0, 202);
+    assert_eq!(h.send(&path, &ping_headers, ping).await.0, 200);
     let other = github_event(1, "open", "2026-12-07T03:00:00Z", "acme/other");
     assert_eq!(
         h.send(&path, &github_headers(&secret, &other, "d-6"), &other)
             .await
             .0,
-        202
+        200
     );
     let unlinked = github_event(2, "closed", "2026-12-07T03:00:00Z", "acme/shop");
     assert_eq!(
         h.send(&path, &github_headers(&secret, &unlinked, "d-7"), &unlinked)
             .await
             .0,
-        202
+        200
     );
 
     // An older event arriving late is not applied over the newer state.
-    let stale = github_event(1, "open", "2026-12-07T00:30:00Z", "acme/shop");
+    let stale = github_event(1, "closed", "2026-12-07T00:30:00Z", "acme/shop");
     assert_eq!(
         h.send(&path, &github_headers(&secret, &stale, "d-8"), &stale)
             .await
             .0,
-        202
+        200
     );
     let health = h.settle().await;
-    assert_eq!(h.status(&link).await.as_deref(), Some("closed"));
+    assert_eq!(h.status(&link).await.as_deref(), Some("open"));
 
     // A wrong URL token is an unknown URL.
     let wrong = format!("/hooks/{}/0123456789abcdef0123456789abcdef", h.source);
@@ -347,8 +383,10 @@ async fn github_signed_event_updates_the_link_and_every_bad_event_has_its_answer
         "{:?}",
         h.tracker.requests()
     );
-    assert_eq!(health["accepted"], 5, "{health}");
+    assert_eq!(health["accepted"], 6, "{health}");
     assert_eq!(health["rejected"]["duplicate"], 1, "{health}");
+    assert_eq!(health["rejected"]["not-json"], 1, "{health}");
+    assert_eq!(health["rejected"]["unsupported-media-type"], 1, "{health}");
     assert_eq!(health["rejected"]["signature"], 2, "{health}");
     assert_eq!(health["rejected"]["too-large"], 1, "{health}");
     assert!(health["last_event_at"].as_u64().is_some());
@@ -411,7 +449,7 @@ async fn a_disabled_source_or_capability_off_answers_2xx_and_processes_nothing()
     let (status, _) = h
         .send(&path, &github_headers(&secret, &body, "e-3"), &body)
         .await;
-    assert_eq!(status, 202, "the secret survived the edits");
+    assert_eq!(status, 200, "the secret survived the edits");
     h.wait_for(&link, "closed").await;
     let health = h.health().await;
     assert_eq!(health["rejected"]["source-disabled"], 1);
@@ -562,7 +600,7 @@ async fn jira_admin_webhook_with_a_secret() {
     );
     assert_eq!(
         h.send(&path, &sign(&secret, &body, "j-1"), &body).await.0,
-        202
+        200
     );
     h.wait_for(&link, "In Progress").await;
     assert_eq!(
@@ -598,7 +636,7 @@ async fn gitlab_secret_token_and_signing_token() {
         ]
     };
     assert_eq!(h.send(&path, &token("wrong", "g-0"), &closed).await.0, 401);
-    assert_eq!(h.send(&path, &token(&secret, "g-1"), &closed).await.0, 202);
+    assert_eq!(h.send(&path, &token(&secret, "g-1"), &closed).await.0, 200);
     h.wait_for(&link, "closed").await;
 
     // The signing token (Standard Webhooks): a new whsec_ secret, the same URL.
@@ -634,12 +672,15 @@ async fn gitlab_secret_token_and_signing_token() {
     let (status, answer) = h
         .send(&path, &signed(&opened, "g-4", now - 3600, &key), &opened)
         .await;
-    assert_eq!((status, answer["status"].as_str()), (200, Some("replay")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("replay"))
+    );
     assert_eq!(
         h.send(&path, &signed(&opened, "g-5", now, &key), &opened)
             .await
             .0,
-        202
+        200
     );
     h.wait_for(&link, "opened").await;
     assert_eq!(h.health().await["rejected"]["replay"], 1);
@@ -678,7 +719,10 @@ async fn linear_signature_and_replay_window() {
     };
     let old = event(now_ms() - 120_000);
     let (status, answer) = h.send(&path, &sign(&secret, &old, "l-1"), &old).await;
-    assert_eq!((status, answer["status"].as_str()), (200, Some("replay")));
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("replay"))
+    );
     let fresh = event(now_ms());
     assert_eq!(
         h.send(&path, &sign("wrong", &fresh, "l-2"), &fresh).await.0,
@@ -686,7 +730,7 @@ async fn linear_signature_and_replay_window() {
     );
     assert_eq!(
         h.send(&path, &sign(&secret, &fresh, "l-3"), &fresh).await.0,
-        202
+        200
     );
     h.wait_for(&link, "Done").await;
     assert!(h.tracker.requests().is_empty());
@@ -721,7 +765,7 @@ async fn azure_devops_service_hook_with_basic_credentials() {
     };
     assert_eq!(h.send(&path, &basic("wrong"), &body).await.0, 401);
     assert_eq!(h.send(&path, &[], &body).await.0, 401);
-    assert_eq!(h.send(&path, &basic(&secret), &body).await.0, 202);
+    assert_eq!(h.send(&path, &basic(&secret), &body).await.0, 200);
     h.wait_for(&link, "Active").await;
     let (status, answer) = h.send(&path, &basic(&secret), &body).await;
     assert_eq!(
@@ -777,7 +821,7 @@ async fn custom_tracker_generic_hmac_reads_linked_keys_again_and_unlinked_ones_c
         h.tracker.requests().is_empty(),
         "nothing read for a refused event"
     );
-    assert_eq!(h.send(&path, &sign(&secret, body), body).await.0, 202);
+    assert_eq!(h.send(&path, &sign(&secret, body), body).await.0, 200);
     h.wait_for(&link, "Closed").await;
     let reads = h.tracker.requests();
     assert_eq!(reads.len(), 1, "{reads:?}");
@@ -787,7 +831,7 @@ async fn custom_tracker_generic_hmac_reads_linked_keys_again_and_unlinked_ones_c
     let unlinked = br#"{"issue":{"key":"REQ-2"}}"#;
     assert_eq!(
         h.send(&path, &sign(&secret, unlinked), unlinked).await.0,
-        202
+        200
     );
     h.settle().await;
     assert!(
@@ -825,7 +869,7 @@ async fn bench_signed_webhook_to_link_status() {
             let event = github_event(1, state, &updated, "acme/shop");
             let headers = github_headers(&secret, &event, &format!("b-{links}-{round}"));
             let started = std::time::Instant::now();
-            assert_eq!(h.send(&path, &headers, &event).await.0, 202);
+            assert_eq!(h.send(&path, &headers, &event).await.0, 200);
             let last = ids.last().unwrap().clone();
             loop {
                 let id = last.clone();
@@ -921,7 +965,7 @@ async fn an_event_the_plugin_cannot_map_is_counted_as_failed_with_its_reason() {
     let signature = BASE64.encode(hmac(secret.as_bytes(), &[body]));
     assert_eq!(
         h.send(&path, &[("X-Signature", signature)], body).await.0,
-        202
+        200
     );
     let health = h.settle().await;
     assert_eq!(health["failed"], 1, "{health}");

@@ -5,13 +5,15 @@
 //!
 //! Answers (`../shared/providers-events.md` section 7: GitLab disables a hook after 4xx, Azure
 //! DevOps puts one on probation after 5xx and disables it on 410, Jira retries 408/409/425/429
-//! and 5xx): 202 for an event taken; 200 for one taken no further on purpose (a repeated
-//! delivery, a replay, a disabled source, "Process webhooks" off, a source that no longer fits
-//! its plugin), so a correctly configured hook stays alive; 4xx only for a misconfigured hook
-//! (401 wrong signature, 404 unknown URL or webhooks not set up, 413 too large), which the
-//! tracker then shows the admin; 503 with
-//! `Retry-After` for our own transient trouble (queue full, plugin being replaced), which
-//! every tracker retries. Never 410 or 500.
+//! and 5xx, Linear counts anything but 200 as failed): 200 for an event taken (`accepted`), and
+//! for one taken no further on purpose (a repeated delivery, a disabled source, "Process
+//! webhooks" off, a source that no longer fits its plugin), so a correctly configured hook stays
+//! alive; 4xx only for what the tracker must show its admin: 401 when the event is not proven
+//! (a wrong signature or token, or a signed time missing or outside the scheme's replay
+//! window), 404 unknown URL or webhooks not set up, 408 a body not sent in time, 413 too large,
+//! 415 a body that is not JSON (nor GitHub's form-encoded `payload`); 503 with `Retry-After`
+//! for our own transient trouble (queue full, plugin being replaced), which every tracker
+//! retries. Never 410 or 500.
 
 pub mod deliveries;
 pub mod process;
@@ -375,11 +377,15 @@ pub async fn receive(
         }
         Err(Rejection::Replay) => {
             return refused(Answer::new(
-                200,
+                401,
                 "replay",
-                "ignored: the event's signed time is outside the replay window (an old event sent again, or a clock far off)",
+                "the event's signed time is missing or outside the replay window (an old event sent again, or a clock far off)",
             ));
         }
+    };
+    let body = match event_json(&headers, body) {
+        Ok(body) => body,
+        Err(answer) => return refused(answer),
     };
     if !admitted.record.enabled {
         return refused(Answer::new(
@@ -438,7 +444,49 @@ pub async fn receive(
         h.accepted += 1;
         h.last_event_at = Some(at);
     });
-    Answer::new(202, "accepted", "accepted")
+    Answer::new(200, "accepted", "accepted")
+}
+
+/// The event's JSON, from a proven body: a JSON body as it is, or the `payload` field of a
+/// form-encoded one (GitHub's "application/x-www-form-urlencoded" content type). Anything else
+/// is a hook set up wrong: 415 for another content type, 400 for a body that is not JSON.
+fn event_json(headers: &[(String, String)], body: Vec<u8>) -> Result<Vec<u8>, Answer> {
+    let media_type = verify::header(headers, "content-type")
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let json = match media_type.as_deref() {
+        None | Some("application/json") => body,
+        Some(other) if other.ends_with("+json") => body,
+        Some("application/x-www-form-urlencoded") => {
+            let payload = form_urlencoded::parse(&body)
+                .find(|(name, _)| name == "payload")
+                .map(|(_, value)| value.into_owned().into_bytes());
+            payload.ok_or_else(|| {
+                Answer::new(
+                    400,
+                    "not-json",
+                    "the form-encoded body has no `payload` field: choose the content type application/json in the tracker's webhook settings",
+                )
+            })?
+        }
+        Some(other) => {
+            return Err(Answer::new(
+                415,
+                "unsupported-media-type",
+                format!(
+                    "events must be JSON, not {other}: choose the content type application/json in the tracker's webhook settings"
+                ),
+            ));
+        }
+    };
+    match serde_json::from_slice::<serde::de::IgnoredAny>(&json) {
+        Ok(_) => Ok(json),
+        Err(e) => Err(Answer::new(
+            400,
+            "not-json",
+            format!("the body is not JSON ({e})"),
+        )),
+    }
 }
 
 /// Claims delivery `delivery` of `source_id`: false for a repeat. When the database cannot

@@ -15,7 +15,7 @@ const SETUP_HEAD: &str = "In the project on GitLab (Maintainer role): Settings �
     URL: {webhookUrl}\n";
 
 const SETUP_TAIL: &str = "Trigger: tick Issues events (and Confidential issues events if you link those).\n\
-    Keep SSL verification on, press Add webhook, then Test → Issues events: the answer is 202.";
+    Keep SSL verification on, press Add webhook, then Test → Issues events: the answer is 200.";
 
 /// The secret token (every GitLab) and the signing token (GitLab with webhook signing).
 pub fn schemes() -> Vec<EventScheme> {
