@@ -41,13 +41,17 @@ use super::redact::{Redact, Redactor};
 /// The most redirects one request may follow.
 const MAX_REDIRECTS: usize = 5;
 
-/// Headers only the host may set.
-const RESERVED_HEADERS: [&str; 5] = [
+/// Headers only the host may set. `accept-encoding` and `range` among them: a reply is redacted
+/// as the bytes it is, so a compressed or partial reply could carry a secret the tracker echoed
+/// past the redactor; the host asks for `identity` and refuses any other encoding.
+const RESERVED_HEADERS: [&str; 7] = [
     "authorization",
     "cookie",
     "host",
     "proxy-authorization",
     "content-length",
+    "accept-encoding",
+    "range",
 ];
 
 /// An origin: scheme, lower-case host and port, the unit of the allow-list.
@@ -227,6 +231,10 @@ impl Egress {
                 .map_err(|_| SendError::InvalidRequest(format!("bad value for header {name}")))?;
             headers.append(name, value);
         }
+        headers.insert(
+            reqwest::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
         let mut method = req.method;
         let mut body = req.body;
         // A GET this source made before, answered with an ETag: ask whether it changed.
@@ -383,6 +391,14 @@ impl Egress {
             .is_some_and(|n| n > self.max_body as u64)
         {
             return Err(SendError::TooLarge);
+        }
+        let encoding = resp.headers().get(reqwest::header::CONTENT_ENCODING);
+        if let Some(encoding) = encoding.filter(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"))
+        {
+            return Err(SendError::Unreachable(format!(
+                "the tracker answered with Content-Encoding {:?} although asked for identity",
+                String::from_utf8_lossy(encoding.as_bytes())
+            )));
         }
         let mut body = Vec::new();
         loop {
@@ -1210,6 +1226,59 @@ mod tests {
             e.check(&url::Url::parse("https://api.example.com/x").unwrap())
                 .is_ok()
         );
+    }
+
+    /// A live HTTP server on 127.0.0.1 answering every request with `answer`; returns its port
+    /// and the requests' heads, lower-cased.
+    async fn recording_server(
+        answer: &'static [u8],
+    ) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut head = vec![0; 4096];
+                let n = socket.read(&mut head).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
+                seen.lock().unwrap().push(head);
+                let _ = socket.write_all(answer).await;
+            }
+        });
+        (port, heads)
+    }
+
+    #[tokio::test]
+    async fn replies_are_asked_for_and_taken_only_whole_and_uncompressed() {
+        // Compressed or partial, a tracker's echo of the token would pass the redactor unseen.
+        let gzip: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc";
+        let (port, heads) = recording_server(gzip).await;
+        let base = format!("http://127.0.0.1:{port}");
+        let mut e = egress(&base, &[]);
+        let mut req = get(&format!("{base}/x"));
+        req.headers = vec![
+            ("Accept-Encoding".into(), "gzip, br".into()),
+            ("Range".into(), "bytes=0-3".into()),
+            ("Accept".into(), "application/json".into()),
+        ];
+        match e.send(req).await {
+            Err(SendError::Unreachable(message)) => {
+                assert!(message.contains("Content-Encoding \"gzip\""), "{message}")
+            }
+            other => panic!("expected a refusal of the compressed reply, got {other:?}"),
+        }
+        let head = heads.lock().unwrap()[0].clone();
+        assert!(head.contains("accept-encoding: identity\r\n"), "{head}");
+        assert!(!head.contains("gzip") && !head.contains("range"), "{head}");
+        assert!(head.contains("accept: application/json"), "{head}");
+
+        let plain: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-encoding: identity\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+        let (port, _) = recording_server(plain).await;
+        let base = format!("http://127.0.0.1:{port}");
+        let reply = egress(&base, &[]).send(get(&format!("{base}/x"))).await;
+        assert_eq!(reply.unwrap().body, b"ok");
     }
 
     #[test]
