@@ -145,6 +145,26 @@ async fn the_password_of_the_url_never_shows() {
         url.scrub("a hunter2-pw%21 b hunter2-pw! c"),
         "a [redacted] b [redacted] c"
     );
+    // The other way libpq takes a password: a query parameter.
+    let url: DatabaseUrl =
+        "postgres://admin@127.0.0.1:9/nothing?sslmode=disable&password=s3cr%3Ft&sslpassword=k3y"
+            .parse()
+            .unwrap();
+    for shown in [url.to_string(), format!("{url:?}")] {
+        assert!(
+            !shown.contains("s3cr") && !shown.contains("k3y") && shown.contains("sslmode=disable"),
+            "{shown}"
+        );
+    }
+    assert_eq!(
+        url.scrub("s3cr?t, s3cr%3Ft, k3y"),
+        "[redacted], [redacted], [redacted]"
+    );
+    let err = match Store::connect(&url, 1).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("connected to a closed port"),
+    };
+    assert!(!err.contains("s3cr") && !err.contains("k3y"), "{err}");
     let bad: DatabaseUrl = "mysql://root:pw@x/db".parse().unwrap();
     let refused = bad.check().unwrap_err();
     assert!(

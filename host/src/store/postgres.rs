@@ -112,28 +112,45 @@ impl DatabaseUrl {
         &self.0
     }
 
-    /// The password in the URL, if any.
-    fn password(&self) -> Option<String> {
-        url::Url::parse(&self.0)
-            .ok()?
-            .password()
-            .filter(|p| !p.is_empty())
+    /// The passwords in the URL: its user info's, and any `password` or `sslpassword` query
+    /// parameter (libpq's and tokio-postgres's other way of giving one), as written.
+    fn passwords(&self) -> Vec<String> {
+        let Ok(url) = url::Url::parse(&self.0) else {
+            return Vec::new();
+        };
+        let in_query = url
+            .query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                is_password_parameter(&percent_decode(name)).then(|| value.to_string())
+            });
+        url.password()
             .map(String::from)
+            .into_iter()
+            .chain(in_query)
+            .filter(|p| !p.is_empty())
+            .collect()
     }
 
-    /// `text` with every occurrence of the URL's password (as written, and percent-decoded)
+    /// `text` with every occurrence of the URL's passwords (as written, and percent-decoded)
     /// replaced by `[redacted]`.
     pub fn scrub(&self, text: &str) -> String {
-        let Some(raw) = self.password() else {
-            return text.to_string();
-        };
-        let decoded = percent_decode(&raw);
-        let mut out = text.replace(&raw, "[redacted]");
-        if !decoded.is_empty() {
-            out = out.replace(&decoded, "[redacted]");
+        let mut out = text.to_string();
+        for raw in self.passwords() {
+            let decoded = percent_decode(&raw);
+            out = out.replace(&raw, "[redacted]");
+            if !decoded.is_empty() {
+                out = out.replace(&decoded, "[redacted]");
+            }
         }
         out
     }
+}
+
+fn is_password_parameter(name: &str) -> bool {
+    name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("sslpassword")
 }
 
 fn percent_decode(text: &str) -> String {
@@ -178,11 +195,24 @@ impl<'de> serde::Deserialize<'de> for DatabaseUrl {
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match url::Url::parse(&self.0) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("[redacted]"));
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("[redacted]"));
+                }
+                if let Some(query) = url.query() {
+                    let query: Vec<String> = query
+                        .split('&')
+                        .map(|pair| match pair.split_once('=') {
+                            Some((name, _)) if is_password_parameter(&percent_decode(name)) => {
+                                format!("{name}=[redacted]")
+                            }
+                            _ => pair.to_string(),
+                        })
+                        .collect();
+                    url.set_query(Some(&query.join("&")));
+                }
                 f.write_str(&url.to_string().replace("%5Bredacted%5D", "[redacted]"))
             }
-            Ok(_) => f.write_str(&self.0),
             // Not parseable as a URL: show only the scheme, a password could be anywhere.
             Err(_) => f.write_str("postgres://[unparseable URL]"),
         }
