@@ -296,10 +296,13 @@ pub async fn prepare(
     who: &str,
 ) -> Result<NewLink, LinksError> {
     let test_object = test_object.trim();
-    if test_object.is_empty() || test_object.chars().count() > 200 {
+    if test_object.is_empty()
+        || test_object.chars().count() > 200
+        || test_object.chars().any(char::is_control)
+    {
         return Err(LinksError::Invalid(FieldError::new(
             "test_object",
-            "name the test object, e.g. test-case:TC-42 (1 to 200 characters)",
+            "name the test object, e.g. test-case:TC-42 (1 to 200 characters, no control characters)",
         )));
     }
     if key.trim().is_empty() {

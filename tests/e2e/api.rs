@@ -583,6 +583,9 @@ async fn malformed_requests_get_json_errors_naming_the_parameter() {
             r#""projects""#,
             r#""capabilities":{"create_issues":1},"projects""#,
         );
+    let nul_name = projects_text
+        .replace(r#""all""#, r#"{"mode":"all"}"#)
+        .replace(r#""x""#, r#""x\u0000y""#);
     #[rustfmt::skip]
     let cases = [
         ("POST", "/api/v1/sources", "{bad json", 400, "invalid", "", "not valid JSON"),
@@ -594,6 +597,11 @@ async fn malformed_requests_get_json_errors_naming_the_parameter() {
         ("POST", "/api/v1/sources", &capability_number, 400, "invalid", "capabilities.create_issues", "expected true or false; got the number 1"),
         ("GET", "/api/v1/sources/%FF%FE", "", 400, "invalid", "id", "UTF-8"),
         ("GET", "/api/v1/projects/%FF/links", "", 400, "invalid", "project", "UTF-8"),
+        // PostgreSQL refuses a NUL in text: each is a 400 before any query.
+        ("GET", "/api/v1/sources/src_%00", "", 400, "invalid", "id", "control character"),
+        ("GET", "/api/v1/projects/%00/links", "", 400, "invalid", "project", "control character"),
+        ("POST", "/api/v1/sources", &nul_name, 400, "invalid", "display_name", "NUL"),
+        ("POST", "/api/v1/projects/prj_1/links", r#"{"test_object":"tc\u0000","source_id":"src_1","key":"A-1"}"#, 400, "invalid", "test_object", "NUL"),
         ("GET", "/api/v1/sources?bogus=1", "", 400, "invalid", "bogus", "there is no field \"bogus\""),
         ("DELETE", "/api/v1/plugins/misbehave?force=maybe", "", 400, "invalid", "force", "true"),
         ("PATCH", "/api/v1/sources", "", 405, "method-not-allowed", "", "PATCH"),

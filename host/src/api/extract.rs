@@ -69,6 +69,10 @@ async fn read_body(
 /// JSON `bytes` read as a `T`: not JSON, unknown fields and wrong types are 400s naming the
 /// field (as a path like `auth.fields`).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(path) = nul_at(bytes) {
+        let message = "a text holds a NUL character (\\u0000)".to_string();
+        return Err(invalid_at(&path, message));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let de = crate::objects::ObjectOnly(de);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -91,6 +95,36 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         invalid_at(&path, message)
     })
+}
+
+/// Where the JSON `bytes` hold a NUL in a string or a key (as serde_path_to_error names a
+/// path, `.` for the top), if they do: no field has a use for one, and PostgreSQL refuses it in
+/// text. Only bodies that spell `\u0000` are parsed twice.
+fn nul_at(bytes: &[u8]) -> Option<String> {
+    fn walk(value: &serde_json::Value, path: &str) -> Option<String> {
+        let join = |name: &str| match path {
+            "." => name.to_string(),
+            _ => format!("{path}.{name}"),
+        };
+        match value {
+            serde_json::Value::String(s) if s.contains('\0') => Some(path.to_string()),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| walk(item, &format!("{path}[{i}]"))),
+            serde_json::Value::Object(fields) => fields.iter().find_map(|(name, item)| {
+                if name.contains('\0') {
+                    return Some(path.to_string());
+                }
+                walk(item, &join(name))
+            }),
+            _ => None,
+        }
+    }
+    if !bytes.windows(6).any(|w| w == b"\\u0000") {
+        return None;
+    }
+    walk(&serde_json::from_slice(bytes).ok()?, ".")
 }
 
 /// True when the `Content-Type` is exactly one of `types` (parameters such as `charset` aside,
@@ -145,6 +179,18 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
     ) -> Result<Self, Self::Rejection> {
         use axum::extract::path::ErrorKind;
         use axum::extract::rejection::PathRejection;
+        // No id holds one, and PostgreSQL refuses a NUL in text: a 400, not a failed query.
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await
+            && let Some((key, _)) = raw.iter().find(|(_, v)| v.chars().any(char::is_control))
+        {
+            return Err(ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid",
+                message: format!("the path parameter {key} holds a control character"),
+                field: Some(key.to_string()),
+                more: Vec::new(),
+            });
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
