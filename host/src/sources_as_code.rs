@@ -180,6 +180,9 @@ fn render(
             "auth_type",
             "auth_fields",
             "projects",
+            // The webhook's URL token and scheme are set up again on the service imported into:
+            // the token is a credential of this service's URL.
+            "webhook",
         ] {
             rest.remove(gone);
         }

@@ -364,10 +364,34 @@ auth = { type = "api-token", fields = { user = "bot", token = "${SRC_BROKEN_NEW_
 async fn no_secret_value_appears_in_an_export() {
     let app = TestApp::start().await;
     seed(&app, "Leak").await;
+    // Webhooks set up: neither their URL's token nor their secret is exported.
+    let github = source_id(&app, "Leak GitHub").await;
+    let hook = app
+        .admin(
+            "PUT",
+            &format!("/api/v1/sources/{github}/webhook"),
+            Some(json!({"scheme": "hmac", "generate_secret": true})),
+        )
+        .await;
+    let hook = hook.expect(200).clone();
+    let (path, secret) = (
+        hook["path"].as_str().unwrap(),
+        hook["secret"].as_str().unwrap(),
+    );
+    let url_token = path.rsplit('/').next().unwrap();
     let text = export(&app).await;
-    for secret in [JIRA_TOKEN, TRACKER_TOKEN] {
+    for secret in [JIRA_TOKEN, TRACKER_TOKEN, secret, url_token] {
         assert!(!text.contains(secret), "{text}");
     }
+    assert!(
+        !text.contains("path_token") && !text.contains("sources.webhook"),
+        "{text}"
+    );
+    // And the file imports where it came from.
+    set_env("SRC_LEAK_JIRA_API_TOKEN", JIRA_TOKEN);
+    set_env("SRC_LEAK_TRACKER_TOKEN", TRACKER_TOKEN);
+    let (status, report) = import(&app, &text, "application/toml").await;
+    assert_eq!(status, 200, "{report}");
     // The references stand where the values were, and the header lists them.
     for name in ["SRC_LEAK_JIRA_API_TOKEN", "SRC_LEAK_TRACKER_TOKEN"] {
         assert!(text.contains(&format!("#   {name}: ")), "{text}");
