@@ -298,7 +298,10 @@ impl Egress {
                         Origin::of(&next).map_or_else(|| next.to_string(), |o| o.to_string())
                     ))
                 })?;
-                if matches!(status.as_u16(), 301..=303) && method != reqwest::Method::HEAD {
+                // Only "See Other" turns a write into a read; any other redirect repeats the
+                // request as it was (GitHub's API: "the request should be repeated verbatim"),
+                // never silently a GET that would answer a write with what the URL reads.
+                if status == reqwest::StatusCode::SEE_OTHER && method != reqwest::Method::HEAD {
                     method = reqwest::Method::GET;
                     body = None;
                 }
@@ -1279,6 +1282,71 @@ mod tests {
         let base = format!("http://127.0.0.1:{port}");
         let reply = egress(&base, &[]).send(get(&format!("{base}/x"))).await;
         assert_eq!(reply.unwrap().body, b"ok");
+    }
+
+    #[tokio::test]
+    async fn a_redirected_write_is_repeated_as_it_was_except_after_see_other() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                // The head, then as many bytes as it declares.
+                let mut request = Vec::new();
+                let mut chunk = [0; 4096];
+                let complete = |r: &[u8]| {
+                    let text = String::from_utf8_lossy(r);
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        return false;
+                    };
+                    let declared = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")?
+                                .parse()
+                                .ok()
+                        })
+                        .unwrap_or(0);
+                    body.len() >= declared
+                };
+                while !complete(&request) {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let request = String::from_utf8_lossy(&request).to_string();
+                let line = request.lines().next().unwrap_or_default().to_string();
+                let body = request.split("\r\n\r\n").nth(1).unwrap_or_default();
+                log.lock().unwrap().push(format!("{line} {body}"));
+                let answer = match line.split(' ').nth(1) {
+                    Some("/moved") => "301 Moved Permanently\r\nlocation: /comments",
+                    Some("/see") => "303 See Other\r\nlocation: /comments/7",
+                    _ => "201 Created",
+                };
+                let answer =
+                    format!("HTTP/1.1 {answer}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        let base = format!("http://127.0.0.1:{port}");
+        for path in ["/moved", "/see"] {
+            let mut req = get(&format!("{base}{path}"));
+            (req.method, req.body) = (reqwest::Method::POST, Some(b"{\"body\":\"hi\"}".to_vec()));
+            egress(&base, &[]).send(req).await.unwrap();
+        }
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "POST /moved HTTP/1.1 {\"body\":\"hi\"}",
+                "POST /comments HTTP/1.1 {\"body\":\"hi\"}",
+                "POST /see HTTP/1.1 {\"body\":\"hi\"}",
+                "GET /comments/7 HTTP/1.1 ",
+            ]
+        );
     }
 
     #[test]
