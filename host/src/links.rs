@@ -277,12 +277,14 @@ pub struct NewLink {
 }
 
 /// Runs the checks for a new link, in order: the source exists, is enabled, is assigned to the
-/// project; the provider's `normalize-key` accepts the key; the canonical key matches the
-/// source's key pattern. Then builds the issue URL and, with "Read issue details", fetches the
-/// issue (a failed fetch is recorded on the link, not thrown).
+/// project; the provider's `normalize-key` accepts the key; the key matches the source's key
+/// pattern. Then builds the issue URL and, with "Read issue details", fetches the issue (a
+/// failed fetch is recorded on the link, not thrown).
 ///
 /// The pattern is checked on the canonical key, after normalisation, so `proj-7` and a pasted
-/// issue URL pass a pattern like `^[A-Z]+-\d+$` once the plugin has made them `PROJ-7`.
+/// issue URL pass a pattern like `^[A-Z]+-\d+$` once the plugin has made them `PROJ-7`; and on
+/// the key as typed (trimmed), so a pattern written for what members type, like GitHub's
+/// `^#\d+$`, passes `#123` although the plugin stores `123`.
 ///
 /// The checks run against the source as creation last saw it (see [`crate::link_sources`]);
 /// a link that fails them there is checked again against the source as stored now, which
@@ -351,6 +353,7 @@ async fn prepare_against(
     };
     if let Some(pattern) = &source.key_pattern
         && !state.patterns.matches(pattern, &canonical)
+        && !state.patterns.matches(pattern, key.trim())
     {
         return Err(FieldError::new(
             "key",

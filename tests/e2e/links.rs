@@ -274,6 +274,28 @@ async fn creating_a_link_checks_each_rule_in_order_and_stores_the_canonical_key(
     assert_eq!(dup.status, 409, "{}", dup.text);
     w.link(&source, "test-case:TC-2", &pasted).await.expect(201);
 
+    // A pattern written for what members type (`#7`) passes the key as typed, although the
+    // canonical key is `7`; a key matching neither way is refused.
+    let typed = w
+        .app
+        .create(
+            "/api/v1/sources",
+            json!({
+                "provider": "gitlab", "display_name": "Typed",
+                "base_url": format!("{}/group/shop", w.gitlab.url),
+                "auth": {"type": "api-token", "fields": {"token": TOKEN}},
+                "key_pattern": "^#\\d+$", "projects": {"mode": "all"},
+            }),
+        )
+        .await;
+    let hashed = w.link(&typed, "test-case:TC-4", "#7").await;
+    assert_eq!(hashed.expect(201)["key"], "7");
+    let message = w
+        .link(&typed, "test-case:TC-5", "7")
+        .await
+        .expect_error(400, "key");
+    assert!(message.contains("key pattern"), "{message}");
+
     // A key the tracker does not know is linked, with the error shown rather than thrown.
     let missing = w.link(&source, "test-case:TC-3", "999").await;
     assert_eq!(
@@ -314,7 +336,7 @@ async fn creating_a_link_checks_each_rule_in_order_and_stores_the_canonical_key(
         )
         .await
         .expect(204);
-    assert_eq!(w.links().await.len(), 2);
+    assert_eq!(w.links().await.len(), 3, "the other two, and the one through Typed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
