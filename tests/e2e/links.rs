@@ -336,7 +336,11 @@ async fn creating_a_link_checks_each_rule_in_order_and_stores_the_canonical_key(
         )
         .await
         .expect(204);
-    assert_eq!(w.links().await.len(), 3, "the other two, and the one through Typed");
+    assert_eq!(
+        w.links().await.len(),
+        3,
+        "the other two, and the one through Typed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
