@@ -1307,3 +1307,33 @@ async fn fetch_issues_falls_back_to_single_reads_when_the_batch_is_refused() {
         .count();
     assert_eq!(posts, 1, "one refused batch, then single reads");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_updated_event_lays_the_changed_fields_over_the_revision() {
+    let host = plugin_host().await;
+    let src = source(
+        "azure-devops",
+        &format!("https://dev.azure.com/fabrikam/{PROJECT}"),
+    );
+    // As in providers-events.md §3.B: `System.AssignedTo` only among the changed fields.
+    let body = json!({"id": "27646e0e-b520-4d2b-9411-bba7524947cd", "eventType": "workitem.updated",
+        "resource": {"id": 2, "workItemId": 5, "rev": 2,
+            "fields": {"System.State": {"oldValue": "New", "newValue": "Active"},
+                       "System.AssignedTo": {"newValue": "Jamal Hartnett <jamal@example.com>"}},
+            "revision": {"id": 5, "rev": 2, "fields": {"System.TeamProject": PROJECT,
+                "System.WorkItemType": "Bug", "System.Title": "Crash on save",
+                "System.State": "Active"}}}});
+    let event = host::plugin::Event {
+        scheme: "basic".into(),
+        headers: vec![],
+        body: body.to_string().into_bytes(),
+    };
+    let changes = host.parse_event(&src, event).await.unwrap();
+    assert_eq!(changes[0].key, "5");
+    assert_eq!(changes[0].version, Some(2));
+    let issue = changes[0].issue.as_ref().unwrap();
+    assert_eq!(
+        (issue.status.as_str(), issue.assignee.as_deref()),
+        ("Active", Some("Jamal Hartnett"))
+    );
+}

@@ -136,6 +136,9 @@ const MOVED: (&str, u64) = ("old-group/project", 81);
 const MEMBERS_ONLY: &str = "public/members-only-issues";
 /// A relative URL root behind a proxy that refuses the batch list (`iids[]`) with 414.
 const PROXIED: &str = "/proxied";
+/// A relative URL root whose GitLab (or stand-in) has no "List project issues" route: Grape's
+/// catch-all 404.
+const NO_LIST: &str = "/no-list";
 
 struct Fixture {
     project: u64,
@@ -399,6 +402,9 @@ fn list_issues(root: &str, h: HeaderMap, id: String, uri: Uri) -> Response {
     if id == MEMBERS_ONLY {
         return reply(403, json!({"message": "403 Forbidden"}));
     }
+    if root == NO_LIST {
+        return reply(404, json!({"error": "404 Not Found"}));
+    }
     if root == PROXIED && uri.query().unwrap_or("").contains("iids") {
         return (
             StatusCode::URI_TOO_LONG,
@@ -459,7 +465,8 @@ async fn get_user_handler(h: HeaderMap) -> Response {
 }
 
 async fn gitlab() -> StandIn {
-    let router = routes(routes(routes(Router::new(), ""), "/gitlab"), PROXIED)
+    let router = routes(routes(routes(Router::new(), ""), "/gitlab"), PROXIED);
+    let router = routes(router, NO_LIST)
         // Any other route: Grape's catch-all (`error!('404 Not Found', 404)` in lib/api/api.rb).
         .fallback(|| async { reply(404, json!({"error": "404 Not Found"})) });
     StandIn::start(router).await
@@ -1083,11 +1090,17 @@ async fn batch_failures_of_the_whole_batch_are_the_outer_error() {
         ),
         "{err:?}"
     );
-    let err = provider_error(
-        host.fetch_issues(&src(&stand, "group/missing"), &keys)
-            .await,
+    // A missing project: the list's 404 falls back to single reads, each of which says so.
+    let results = host
+        .fetch_issues(&src(&stand, "group/missing"), &keys)
+        .await
+        .unwrap();
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(ProviderError::NotFound(m)) if m.contains("group/missing"))),
+        "{results:?}"
     );
-    assert!(matches!(err, ProviderError::NotFound(_)), "{err:?}");
 
     // A malformed key fails alone.
     let results = host
@@ -1130,6 +1143,32 @@ async fn fetch_issues_falls_back_to_single_reads_when_the_list_is_refused() {
         "the refused list, then three reads: {uris:?}"
     );
     assert!(uris[1].ends_with("/issues/1"), "{uris:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_issue_list_route_reads_fall_back_and_the_connection_test_passes() {
+    let (host, stand) = (plugin_host().await, gitlab().await);
+    let src = SourceConfig {
+        settings: map(&[("api-url", &format!("{}{NO_LIST}/api/v4", stand.url))]),
+        ..src(&stand, PROJECT)
+    };
+    let keys: Vec<String> = ["1", "99"].map(String::from).to_vec();
+    let results = host.fetch_issues(&src, &keys).await.unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(
+        matches!(&results[1], Err(ProviderError::NotFound(_))),
+        "{results:?}"
+    );
+    assert_eq!(
+        stand.requests().len(),
+        3,
+        "the missing list, then two reads"
+    );
+
+    let info = host.test_connection(&src).await.unwrap();
+    assert_eq!(info.account, "Mia Krystof (@mia)");
+    let detail = info.detail.unwrap();
+    assert!(detail.contains("issue list was not checked"), "{detail}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -56,6 +56,8 @@ struct Jira {
     browse: bool,
     /// Refuses every issue search with 503, as an overloaded or broken search does.
     search_down: bool,
+    /// Has no `/mypermissions` route (a 404, as a stand-in of only the cited endpoints would).
+    no_permissions_route: bool,
     /// Every JQL it was asked.
     jqls: Mutex<Vec<String>>,
 }
@@ -177,6 +179,7 @@ impl Jira {
             user_scope_only: Vec::new(),
             browse: true,
             search_down: false,
+            no_permissions_route: false,
             jqls: Mutex::new(Vec::new()),
         }
     }
@@ -251,6 +254,7 @@ async fn serve_jira(State(jira): State<Arc<Jira>>, req: Request) -> Response {
     }
     match (parts.method.as_str(), rest) {
         // getMyPermissions: the `permissions` parameter is required (since February 2019).
+        ("GET", "/mypermissions") if jira.no_permissions_route => StatusCode::NOT_FOUND.into_response(),
         ("GET", "/mypermissions") => match parts.uri.query().unwrap_or("") {
             "permissions=BROWSE_PROJECTS" => json_response(
                 200,
@@ -679,6 +683,20 @@ async fn test_connection_reports_the_account_with_basic_email_token() {
         requests[0].header("authorization"),
         Some(basic(EMAIL, TOKEN).as_str())
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_connection_passes_when_the_permission_probe_is_missing() {
+    let (stand, _) = start(Jira {
+        no_permissions_route: true,
+        ..Jira::new("", &accepted())
+    })
+    .await;
+    let host = plugin_host().await;
+    let info = host.test_connection(&api_token(&stand.url)).await.unwrap();
+    assert_eq!(info.account, "Mia Krystof (mia@example.com)");
+    let detail = info.detail.unwrap();
+    assert!(detail.contains("permission was not checked"), "{detail}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1647,4 +1665,41 @@ async fn create_issues_without_a_template_suggests_jiras_own_new_issue_page() {
         "{message}"
     );
     assert!(!message.contains("/issues/new"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_without_fields_updated_is_versioned_by_its_timestamp() {
+    let host = plugin_host().await;
+    let src = source(ID, "https://acme.atlassian.net");
+    let event = |fields: Value| host::plugin::Event {
+        scheme: "hmac".into(),
+        headers: vec![],
+        body: json!({"timestamp": 1718000000000u64, "webhookEvent": "jira:issue_updated",
+                     "issue": {"id": "10010", "key": "PROJ-123", "fields": fields}})
+        .to_string()
+        .into_bytes(),
+    };
+    let status = json!({"name": "In Progress", "statusCategory": {"key": "indeterminate"}});
+    // providers-events.md §1.B's sample: no `updated`, and no `summary` either, so the issue is
+    // read rather than stored with an empty title.
+    let changes = host
+        .parse_event(&src, event(json!({"status": status})))
+        .await
+        .unwrap();
+    assert_eq!(changes[0].version, Some(1718000000000));
+    assert_eq!(changes[0].issue, None);
+    let changes = host
+        .parse_event(
+            &src,
+            event(json!({"status": status, "summary": "Login fails"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changes[0].version, Some(1718000000000));
+    assert_eq!(changes[0].issue.as_ref().unwrap().title, "Login fails");
+    // `fields.updated`, when present, stays the version.
+    let fields = json!({"status": status, "summary": "Login fails",
+                        "updated": "2026-12-07T01:00:00.000+0000"});
+    let changes = host.parse_event(&src, event(fields)).await.unwrap();
+    assert_eq!(changes[0].version, Some(1796605200000));
 }

@@ -2,7 +2,8 @@
 //! section 3.B: no signature; a Web Hooks subscription sends Basic credentials (over HTTPS),
 //! whose password is this source's webhook secret. The body's `id` (the event's GUID) names
 //! the delivery. `workitem.updated` carries the work item after the change in
-//! `resource.revision`, with `resource.rev` as its version.
+//! `resource.revision`, with `resource.rev` as its version, and the changed fields' new values in
+//! `resource.fields`.
 
 use serde_json::Value;
 use testorchestrator_provider_sdk::*;
@@ -52,10 +53,11 @@ pub fn parse(source: &Source, event: &Event) -> Result<Vec<EventChange>, Provide
     };
     let project = Project::of(source)?;
     let fields = if kind == "workitem.updated" {
-        resource.pointer("/revision/fields")
+        updated_fields(resource)
     } else {
-        resource.get("fields")
+        resource.get("fields").cloned()
     };
+    let fields = fields.as_ref();
     let team_project = fields.and_then(|f| str_at(f, "/System.TeamProject"));
     if team_project.is_some_and(|p| !p.eq_ignore_ascii_case(&project.name)) {
         return Ok(Vec::new());
@@ -76,6 +78,25 @@ pub fn parse(source: &Source, event: &Event) -> Result<Vec<EventChange>, Provide
         version: version.filter(|_| issue.is_some()),
         issue,
     }])
+}
+
+/// A `workitem.updated` event's fields: the work item after the change (`revision.fields`)
+/// with the update's changed fields (`fields`, `{"oldValue","newValue"}` each) laid over it,
+/// since a changed field (e.g. `System.AssignedTo`) may appear only there.
+fn updated_fields(resource: &Value) -> Option<Value> {
+    let mut fields = resource.pointer("/revision/fields").cloned();
+    let Some(changes) = resource.get("fields").and_then(Value::as_object) else {
+        return fields;
+    };
+    let merged = fields.get_or_insert_with(|| Value::Object(Default::default()));
+    if let Some(merged) = merged.as_object_mut() {
+        for (name, change) in changes {
+            if let Some(new) = change.get("newValue") {
+                merged.insert(name.clone(), new.clone());
+            }
+        }
+    }
+    fields
 }
 
 /// The work item's state from its fields, when they hold the title and a state of a system

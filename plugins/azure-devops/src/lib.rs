@@ -179,8 +179,10 @@ impl Provider for AzureDevOps {
             let body = json!({ "ids": chunk, "fields": FIELDS, "errorPolicy": "omit" });
             let url = format!("{}/_apis/wit/workitemsbatch?{API_VERSION}", project.url());
             let answer = match project.read(source, request(post_json(url, &body)), None) {
-                // A 404 is about the organization or project, which single reads would meet too.
-                Err(e) if is_batch_refusal(&e) && !matches!(e, ProviderError::NotFound(_)) => {
+                // A 404 included: a server (or proxy) without the batch route may still answer
+                // the single reads, and if the project itself is missing each single read says so
+                // for its own work item.
+                Err(e) if is_batch_refusal(&e) => {
                     let cause = format!("the batch read failed: {}", error_message(&e));
                     return fetch_each(keys, &cause, |key| Self::fetch_issue(source, key));
                 }

@@ -210,8 +210,10 @@ impl Provider for GitHub {
             detail.push_str("; anonymous access is limited to 60 requests per hour");
             "anonymous".to_string()
         } else {
-            if info.get("has_issues").and_then(Value::as_bool) != Some(false) {
-                check_issue_access(source, &repo, &api)?;
+            if info.get("has_issues").and_then(Value::as_bool) != Some(false)
+                && let Some(note) = check_issue_access(source, &repo, &api)?
+            {
+                detail.push_str(&format!("; {note}"));
             }
             whoami(&api)?
         };
@@ -932,25 +934,42 @@ fn confirm_not_found(source: &Source, read: &mut HashMap<String, Result<Issue, P
 
 /// Proves the token can read the repository's issues, not only see the repository: a
 /// fine-grained token without the Issues permission reads `/repos/{o}/{r}` but gets 403 on
-/// issues. One issue of the list is enough (`per_page=1`).
-fn check_issue_access(source: &Source, repo: &Repo, api: &str) -> Result<(), ProviderError> {
+/// issues. One issue of the list is enough (`per_page=1`). The repository read proved the
+/// connection, so this probe is advisory: only a refusal of the credentials (401/403) fails the
+/// test; any other failure (a 404 or 5xx, a server without the route) is a note for the detail.
+fn check_issue_access(
+    source: &Source,
+    repo: &Repo,
+    api: &str,
+) -> Result<Option<String>, ProviderError> {
     let resp = send(
         http::Method::Get,
         &format!("{api}/repos/{}/issues?per_page=1&state=all", repo.path()),
         None,
-    )?;
-    if resp.is_success() {
-        return Ok(());
-    }
-    Err(match github_error(source, &resp, "") {
-        ProviderError::Forbidden(_) => ProviderError::Forbidden(format!(
+    );
+    let resp = match resp {
+        Ok(resp) if resp.is_success() => return Ok(None),
+        Ok(resp) => resp,
+        Err(e) => return Ok(Some(unchecked_issues(&e))),
+    };
+    match github_error(source, &resp, "the issue list") {
+        ProviderError::Forbidden(_) => Err(ProviderError::Forbidden(format!(
             "the token can see the repository {} but not its issues ({}, HTTP 403): give it read \
              access to Issues (fine-grained tokens and GitHub Apps: Repository permissions > Issues: Read)",
             repo.full_name(),
             error_text(&resp)
-        )),
-        other => other,
-    })
+        ))),
+        e @ ProviderError::Unauthorized(_) => Err(e),
+        other => Ok(Some(unchecked_issues(&other))),
+    }
+}
+
+/// The detail's note when the issue-list probe failed in a way that does not fail the test.
+fn unchecked_issues(e: &ProviderError) -> String {
+    format!(
+        "reading the issue list was not checked ({})",
+        error_message(e)
+    )
 }
 
 /// Seconds until `x-ratelimit-reset`, when GitHub says the budget is spent.

@@ -140,10 +140,13 @@ impl Provider for GitLab {
                  Visibility, project features, permissions"
             )));
         }
-        check_issue_access(source, &project)?;
+        let issue_note = check_issue_access(source, &project)?;
         let mut detail = format!("project {path}");
         if let Some(visibility) = str_at(&body, "/visibility") {
             detail.push_str(&format!(" ({visibility})"));
+        }
+        if let Some(note) = issue_note {
+            detail.push_str(&format!("; {note}"));
         }
         if !path.eq_ignore_ascii_case(&project.path) {
             // GitLab answers a renamed or transferred project's old path with a redirect.
@@ -190,9 +193,10 @@ impl Provider for GitLab {
                 url.push_str(&format!("&iids[]={iid}"));
             }
             let list = match list_issues(source, &project, &url) {
-                // A 404 is about the project or the API root, which single reads would meet too.
-                Err(e) if is_batch_refusal(&e) && !matches!(e, ProviderError::NotFound(_)) => {
-                    // The single-issue read of link creation may still work.
+                // A 404 included: a GitLab (or proxy) without the list route may still answer
+                // the single-issue read of link creation, and if the project itself is missing
+                // each single read says so for its own issue.
+                Err(e) if is_batch_refusal(&e) => {
                     let cause = format!("the issue list failed: {}", error_message(&e));
                     return fetch_each(keys, &cause, |key| Self::fetch_issue(source, key));
                 }
@@ -236,15 +240,20 @@ fn list_issues(source: &Source, project: &Project, url: &str) -> Result<Vec<Valu
     }
 }
 
-/// Proves the credentials can read the project's issues, not only the project: issues limited
-/// to members ("Issues: Only Project Members") refuse everyone else. One issue is enough.
-fn check_issue_access(source: &Source, project: &Project) -> Result<(), ProviderError> {
-    list_issues(
-        source,
-        project,
-        &project.api_url("/issues?scope=all&per_page=1"),
-    )
-    .map(|_| ())
+/// Checks the credentials can read the project's issues, not only the project: issues limited
+/// to members ("Issues: Only Project Members") refuse everyone else. One issue is enough. The
+/// project read proved the connection, so this probe is advisory: only a refusal of the
+/// credentials (401/403) fails the test; any other failure is a note for the detail.
+fn check_issue_access(source: &Source, project: &Project) -> Result<Option<String>, ProviderError> {
+    let url = project.api_url("/issues?scope=all&per_page=1");
+    match list_issues(source, project, &url) {
+        Ok(_) => Ok(None),
+        Err(e @ (ProviderError::Unauthorized(_) | ProviderError::Forbidden(_))) => Err(e),
+        Err(e) => Ok(Some(format!(
+            "reading the issue list was not checked ({})",
+            error_message(&e)
+        ))),
+    }
 }
 
 /// The project a source points at, and where its API lives.

@@ -3,7 +3,7 @@
 //! `X-Hub-Signature: sha256=<hex HMAC-SHA256>`; `X-Atlassian-Webhook-Identifier` is the same on
 //! every retry; retries come up to 30 minutes late, so no replay window is declared (the body's
 //! `timestamp` is signed, but a retry may keep it). `jira:issue_*` events carry the issue
-//! after the change, with `fields.updated` as its version.
+//! after the change, with `fields.updated` as its version (the body's `timestamp` when absent).
 
 use testorchestrator_provider_sdk::serde_json::Value;
 use testorchestrator_provider_sdk::*;
@@ -57,8 +57,15 @@ pub fn parse(source: &Source, event: &Event) -> Result<Vec<EventChange>, Provide
         }]);
     }
     let raw = &body["issue"];
-    let issue = issue_from_json(source, raw, &key).ok();
-    let version = str_at(raw, "/fields/updated").and_then(timestamp_millis);
+    // Without a summary the payload does not carry the whole issue: the host reads it instead
+    // of storing an empty title.
+    let issue = issue_from_json(source, raw, &key)
+        .ok()
+        .filter(|_| str_at(raw, "/fields/summary").is_some());
+    // The issue's updated time; else the event's own time (`timestamp`, already Unix ms).
+    let version = str_at(raw, "/fields/updated")
+        .and_then(timestamp_millis)
+        .or_else(|| body.get("timestamp").and_then(Value::as_u64));
     Ok(vec![EventChange {
         key,
         issue,

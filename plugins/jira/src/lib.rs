@@ -189,7 +189,9 @@ impl Provider for Jira {
         if me.get("active").and_then(Value::as_bool) == Some(false) {
             detail.push_str("; the account is deactivated");
         }
-        check_issue_access(source, &api, &account)?;
+        if let Some(note) = check_issue_access(source, &api, &account)? {
+            detail.push_str(&format!("; {note}"));
+        }
         Ok(ConnectionInfo {
             account,
             detail: Some(detail),
@@ -667,26 +669,43 @@ fn anonymous_connection(source: &Source, api: &str) -> Result<ConnectionInfo, Pr
 /// Proves the credentials can read issues, not only the user: `GET /mypermissions` with
 /// `BROWSE_PROJECTS` (operation `getMyPermissions`, OAuth scope `read:jira-work`, the scope
 /// issue reads need; without a project it says whether the account may browse any project).
-fn check_issue_access(source: &Source, api: &str, account: &str) -> Result<(), ProviderError> {
-    let resp = get(format!("{api}/mypermissions?permissions=BROWSE_PROJECTS")).send()?;
+/// `/myself` proved the connection, so this probe is advisory: only a refusal (401/403, or an
+/// answer that the account may browse no project) fails the test; any other failure (a 404 or
+/// 5xx, a server without the route) is a note for the detail.
+fn check_issue_access(
+    source: &Source,
+    api: &str,
+    account: &str,
+) -> Result<Option<String>, ProviderError> {
+    let unchecked = |e: &ProviderError| {
+        Some(format!(
+            "the Browse projects permission was not checked ({})",
+            error_message(e)
+        ))
+    };
+    let resp = match get(format!("{api}/mypermissions?permissions=BROWSE_PROJECTS")).send() {
+        Ok(resp) => resp,
+        Err(e) => return Ok(unchecked(&e)),
+    };
     if !resp.is_success() {
-        return Err(jira_error(
-            source,
-            &resp,
-            "the account's permissions (/mypermissions)",
-        ));
+        return match jira_error(source, &resp, "the account's permissions (/mypermissions)") {
+            e @ (ProviderError::Unauthorized(_) | ProviderError::Forbidden(_)) => Err(e),
+            other => Ok(unchecked(&other)),
+        };
     }
-    let allowed = resp
-        .json()?
-        .pointer("/permissions/BROWSE_PROJECTS/havePermission")
-        .and_then(Value::as_bool);
+    let allowed = match resp.json() {
+        Ok(body) => body
+            .pointer("/permissions/BROWSE_PROJECTS/havePermission")
+            .and_then(Value::as_bool),
+        Err(e) => return Ok(unchecked(&e)),
+    };
     if allowed == Some(false) {
         return Err(ProviderError::Forbidden(format!(
             "connected as {account}, but the account has the Browse projects permission in no \
              project, so it cannot read any issue: grant it Browse projects in the projects to link"
         )));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// A 401 from the API gateway for a token that is valid but lacks the scope of the operation
