@@ -549,8 +549,20 @@ fn parse(
     references: References,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Entry>, FileProblem> {
-    let doc: toml::Table =
-        toml::from_str(text).map_err(|e| bad_file(None, format!("not a valid TOML file: {e}")))?;
+    // The parser's message and where, without its quote of the line: a line may hold a
+    // secret written in the file.
+    let doc: toml::Table = toml::from_str(text).map_err(|e| {
+        let at = e.span().map_or_else(String::new, |span| {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            format!(" at line {line}, column {column}")
+        });
+        bad_file(
+            None,
+            format!("not a valid TOML file{at}: {}", e.message().trim()),
+        )
+    })?;
     let mut sources = None;
     for (k, v) in doc {
         match k.as_str() {

@@ -279,6 +279,27 @@ async fn every_invalid_input_is_a_4xx_naming_the_field_and_stores_nothing() {
         assert_eq!(count_sources(&app).await, 1, "{what} stored something");
     }
 
+    // A URL that does not parse is not quoted when it may hold credentials.
+    for (field, mutate) in [
+        (
+            "base_url",
+            Box::new(|s: &mut Value| s["base_url"] = json!("https://bot:pw-77e1@[::1")) as Mutation,
+        ),
+        (
+            "network.proxy_url",
+            Box::new(|s: &mut Value| {
+                s["network"] = json!({"proxy_url": "http://bot:pw-77e1@[::1"})
+            }),
+        ),
+    ] {
+        let mut body = source("Fresh", "https://t.example.com");
+        mutate(&mut body);
+        let response = app.admin("POST", "/api/v1/sources", Some(body)).await;
+        assert_eq!(response.status, 400, "{}", response.text);
+        assert_eq!(response.body["error"]["field"], field, "{}", response.text);
+        assert!(!response.text.contains("pw-77e1"), "{}", response.text);
+    }
+
     // Oversized and non-JSON bodies.
     let mut huge = source("Huge", "https://t.example.com");
     huge["settings"]["mode"] = json!("x".repeat(100_000));

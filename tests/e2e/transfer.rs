@@ -327,6 +327,15 @@ auth = { type = "api-token", fields = { user = "bot", token = "${SRC_BROKEN_NEW_
     assert_eq!(body["error"]["field"], "sources[2].display_name", "{body}");
     let (status, _) = import(&app, "[[sources]\n", "application/toml").await;
     assert_eq!(status, 400);
+    // A syntax error is placed by line and column; the line itself, which may hold a secret
+    // written in the file, is not quoted.
+    let typo =
+        "[[sources]]\ndisplay_name = \"Typo\"\nauth = { fields = { token = \"tok-4c1d9\" }\n";
+    let (status, body) = import(&app, typo, "application/toml").await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("line 3"), "{message}");
+    assert!(!body.to_string().contains("tok-4c1d9"), "{body}");
     let (status, _) = import(&app, good, "application/json").await;
     assert_eq!(status, 415);
     assert_eq!(app.admin("GET", "/api/v1/sources", None).await.text, before);

@@ -289,7 +289,7 @@ fn check_network(input: Option<&NetworkInput>) -> Result<NetworkSettings, FieldE
         let url = url::Url::parse(proxy).map_err(|e| {
             FieldError::new(
                 "network.proxy_url",
-                format!("{proxy:?} is not an absolute URL ({e})"),
+                format!("{} is not an absolute URL ({e})", quoted_url(proxy)),
             )
         })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -331,12 +331,25 @@ fn check_base_url(text: &str) -> Result<String, FieldError> {
     Ok(url)
 }
 
+/// `text` quoted for an error message, unless it may hold credentials (`user:password@`): an
+/// answer never repeats a secret, even one typed in the wrong field.
+fn quoted_url(text: &str) -> String {
+    if text.contains('@') {
+        "the URL".to_string()
+    } else {
+        format!("{text:?}")
+    }
+}
+
 /// An absolute http(s) URL without credentials in it, as given (trimmed).
 fn check_url(field: &str, text: &str) -> Result<String, FieldError> {
     let url = url::Url::parse(text).map_err(|e| {
         FieldError::new(
             field,
-            format!("{text:?} is not an absolute URL ({e}); e.g. https://tracker.example.com"),
+            format!(
+                "{} is not an absolute URL ({e}); e.g. https://tracker.example.com",
+                quoted_url(text)
+            ),
         )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
