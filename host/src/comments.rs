@@ -126,6 +126,11 @@ pub async fn add(
     }
     let max = (plugin.info.comments.as_ref()).map_or(MAX_CHARS, |c| c.max_length as usize);
     check_body(markdown, max.min(MAX_CHARS), &plugin.info.name)?;
+    // The tracker asked this source to wait (a 429, or its rate limit spent): the pause that
+    // sync and link fetches obey holds for comments too.
+    if let Some(until) = crate::sync::paused_until(state, &link.source_id) {
+        return Err(CommentError::RateLimited(crate::sync::seconds_until(until)));
+    }
 
     let (_, secrets) = sources::load_with_secrets(state, &link.source_id).await?;
     let config = sources::config(Some(&link.source_id), &source, secrets);

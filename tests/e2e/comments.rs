@@ -337,6 +337,22 @@ async fn the_trackers_refusals_say_what_to_fix() {
     assert_eq!(gone.status, 403, "{}", gone.text);
     assert!(gone.text.contains("issues are disabled"), "{}", gone.text);
 
+    // A rate limit: the tracker's wait is passed on, and the source waits it out, the next
+    // comment included, without asking the tracker.
+    let s = setup(&app, github, &tracker.url, comments_on()).await;
+    let (limited, other) = (s.link(&app, "5").await, s.link(&app, "1").await);
+    let first = s.comment(&app, &limited, "Test failed").await;
+    assert_eq!(first.status, 429, "{}", first.text);
+    let asked = tracker.requests().len();
+    let next = s.comment(&app, &other, "Test failed").await;
+    assert_eq!(next.status, 429, "{}", next.text);
+    assert_eq!(next.body["error"]["code"], "rate-limited", "{}", next.text);
+    assert_eq!(
+        tracker.requests().len(),
+        asked,
+        "the paused source asked the tracker"
+    );
+
     // An unknown issue concerns that comment, not the source: its health shows no error.
     let s = setup(&app, github, &tracker.url, comments_on()).await;
     let link = s.link(&app, "3").await;

@@ -5,7 +5,8 @@
 //! answers a request of another shape with the tracker's own 4xx, so a plugin that sends the
 //! wrong thing fails its test. Issue "1" (`PROJ-1`, `ENG-1`) takes comments; issue "2" refuses
 //! them (a locked GitHub conversation, a GitLab or Jira 403, a Linear `forbidden`); issue "3"
-//! does not exist; GitHub's issue "4" is in a repository with issues disabled (`410`). The
+//! does not exist; GitHub's issue "4" is in a repository with issues disabled (`410`), its issue
+//! "5" meets a secondary rate limit (`429`, `Retry-After: 60`). The
 //! GitLab stand-in runs quick actions as GitLab does: a line starting with `/` outside a fenced
 //! code block closes the issue (and answers `202` when the note holds nothing else), so a test
 //! can prove a comment never runs one.
@@ -116,6 +117,15 @@ pub async fn github() -> StandIn {
             })),
             "3" => reply(404, json!({"message": "Not Found", "documentation_url": "https://docs.github.com/rest/issues/comments#create-an-issue-comment"})),
             "4" => reply(410, json!({"message": "Issues are disabled for this repo", "documentation_url": "https://docs.github.com/v3/issues/"})),
+            // A secondary rate limit (providers.md 2.2): wait as Retry-After says.
+            "5" => {
+                let mut limited = reply(429, json!({
+                    "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                    "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+                }));
+                limited.headers_mut().insert("retry-after", "60".parse().unwrap());
+                limited
+            }
             _ if text.chars().count() > 65_536 => reply(422, json!({
                 "message": "Validation Failed",
                 "errors": [{"resource": "IssueComment", "code": "custom", "field": "body",
