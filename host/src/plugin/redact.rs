@@ -6,8 +6,9 @@
 //! debug page. [`Redactor`] replaces every form the host could have sent, and the common ways an
 //! echo re-encodes it, with [`MARKER`]:
 //!
-//! - each secret value as it is, JSON-escaped (`\"`, `\\`, `\/`) and percent-encoded (upper and
-//!   lower case hex, `+` for space as in forms);
+//! - each secret value as it is, JSON-escaped (`\"`, `\\`, `\/`, and `\uXXXX` as Python and Go
+//!   write it), HTML-escaped, and percent-encoded with each common safe set (`+` for space as in
+//!   forms); matched regardless of ASCII case, so hex digits may be upper or lower case;
 //! - base64 (standard and URL-safe, padded or not) of the secret, of `:secret` and of
 //!   `user:secret` for every non-secret field value `user` (HTTP Basic);
 //! - the whole credential header value (`Bearer ...`, `Basic ...`, `token ...`).
@@ -71,6 +72,7 @@ impl Redactor {
         }
         let matcher = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
+            .ascii_case_insensitive(true)
             .build(&needles)
             .expect("plain byte needles always build");
         Redactor {
@@ -112,46 +114,70 @@ impl Redactor {
     }
 }
 
-/// The secret as text may carry it: raw, JSON-escaped, percent-encoded.
+/// The secret as text may carry it: raw; JSON-escaped as serde does, with `\/`, and with
+/// `\uXXXX` escapes (non-ASCII as Python's `ensure_ascii` writes them; `<`, `>`, `&` as Go's
+/// encoder; every character but letters and digits); HTML-escaped; percent-encoded with each of
+/// the common safe sets (RFC 3986's unreserved, JavaScript's `encodeURIComponent` and
+/// `encodeURI`, Python's `quote`, forms). Hex digits may come in either case: the matcher
+/// ignores ASCII case.
 fn textual_forms(secret: &str) -> Vec<Vec<u8>> {
     let json = serde_json::to_string(secret).expect("a string serialises");
     let json = &json[1..json.len() - 1];
-    let mut forms = vec![
+    let html = |apostrophe: &str| {
+        secret
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', apostrophe)
+    };
+    let forms = [
         secret.to_string(),
         json.to_string(),
         json.replace('/', "\\/"),
-        percent_encode(secret, true),
-        percent_encode(secret, false),
+        json_escaped(secret, |c| !c.is_ascii()),
+        json_escaped(secret, |c| matches!(c, '<' | '>' | '&')),
+        json_escaped(secret, |c| !c.is_ascii_alphanumeric()),
+        html("&#39;"),
+        html("&#x27;"),
+        percent_encode(secret, ""),
+        percent_encode(secret, "!'()*"),
+        percent_encode(secret, "!'()*;,/?:@&=+$#"),
+        percent_encode(secret, "/"),
         form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
     ];
-    // Also a lower-case form of the form encoding's hex digits.
-    forms.push(lower_hex_escapes(&forms[5]));
     forms.into_iter().map(String::into_bytes).collect()
 }
 
-/// Every byte outside RFC 3986's unreserved set as `%XX`.
-fn percent_encode(text: &str, upper: bool) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else if upper {
-            out.push_str(&format!("%{b:02X}"));
+/// `text` as a JSON string's contents, with the characters `escape` picks as `\uXXXX` (UTF-16
+/// code units) and the others as serde writes them.
+fn json_escaped(text: &str, escape: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if escape(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
         } else {
-            out.push_str(&format!("%{b:02x}"));
+            let one = serde_json::to_string(&c.to_string()).expect("a string serialises");
+            out.push_str(&one[1..one.len() - 1]);
         }
     }
     out
 }
 
-/// `%3D` -> `%3d` throughout.
-fn lower_hex_escapes(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        out.push(c);
-        if c == '%' {
-            out.extend(chars.by_ref().take(2).map(|h| h.to_ascii_lowercase()));
+/// Every byte outside RFC 3986's unreserved set and `safe` as `%XX`.
+fn percent_encode(text: &str, safe: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || safe.as_bytes().contains(&b)
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     out
@@ -291,6 +317,13 @@ mod tests {
             "s3cr3t%2f%2btok%3den%20value".to_string(),
             "s3cr3t%2F%2Btok%3Den+value".to_string(),
             "s3cr3t%2f%2btok%3den+value".to_string(),
+            // Partial and mixed-case percent-encodings (encodeURIComponent, encodeURI, quote).
+            "s3cr3t%2F%2Btok%3den%20value".to_string(),
+            "s3cr3t/+tok=en%20value".to_string(),
+            "s3cr3t/%2Btok%3Den%20value".to_string(),
+            // \u escapes, as Python (non-ASCII) and Go (<, >, &) write them, or everywhere.
+            "s3cr3t\\u002f\\u002btok\\u003den\\u0020value".to_string(),
+            "s3cr3t\\u002F\\u002Btok\\u003Den\\u0020value".to_string(),
             STANDARD.encode(SECRET),
             STANDARD.encode(format!(":{SECRET}")),
             STANDARD.encode(format!("mia@example.com:{SECRET}")),
@@ -303,6 +336,22 @@ mod tests {
             assert!(out.contains(MARKER), "{out}");
             let out = String::from_utf8(r.bytes(echoed.into_bytes())).unwrap();
             assert!(!out.contains(&form), "{form} survived in bytes: {out}");
+        }
+    }
+
+    #[test]
+    fn escaped_forms_of_special_characters_are_replaced() {
+        let secret = "p<á>&'\"x";
+        let r = Redactor::new([secret], [], []);
+        for form in [
+            "p\\u003c\\u00e1\\u003e\\u0026\\u0027\\u0022x",
+            "p<\\u00e1>&'\\\"x",
+            "p\\u003c\u{e1}\\u003e\\u0026'\\\"x",
+            "p&lt;á&gt;&amp;&#39;&quot;x",
+            "p&lt;á&gt;&amp;&#x27;&quot;x",
+        ] {
+            let out = r.text(format!("echo: {form}."));
+            assert_eq!(out, "echo: [redacted].", "{form}");
         }
     }
 
