@@ -773,6 +773,28 @@ async fn azure_devops_service_hook_with_basic_credentials() {
         (200, Some("duplicate")),
         "the body's id names the delivery"
     );
+
+    // The other proof a subscription can carry: a custom header (`httpHeaders`).
+    let (path, secret) = h.set_up(Some("header")).await;
+    let header = |token: &str| vec![("X-Hook-Token", token.to_string())];
+    let closed = String::from_utf8(body)
+        .unwrap()
+        .replace("27646e0e", "37646e0e")
+        .replace("\"newValue\":\"Active\"", "\"newValue\":\"Closed\"")
+        .replace("\"rev\":3", "\"rev\":4");
+    assert_eq!(
+        h.send(&path, &header("wrong"), closed.as_bytes()).await.0,
+        401
+    );
+    assert_eq!(
+        h.send(&path, &basic(&secret), closed.as_bytes()).await.0,
+        401
+    );
+    assert_eq!(
+        h.send(&path, &header(&secret), closed.as_bytes()).await.0,
+        200
+    );
+    h.wait_for(&link, "Closed").await;
     assert!(h.tracker.requests().is_empty());
 }
 

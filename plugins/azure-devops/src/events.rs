@@ -1,6 +1,6 @@
 //! Azure DevOps service hooks ("Process webhooks"), from `../shared/providers-events.md`
 //! section 3.B: no signature; a Web Hooks subscription sends Basic credentials (over HTTPS),
-//! whose password is this source's webhook secret. The body's `id` (the event's GUID) names
+//! whose password is this source's webhook secret, or a custom header `X-Hook-Token` holding it. The body's `id` (the event's GUID) names
 //! the delivery. `workitem.updated` carries the work item after the change in
 //! `resource.revision`, with `resource.rev` as its version, and the changed fields' new values in
 //! `resource.fields`.
@@ -10,24 +10,40 @@ use testorchestrator_provider_sdk::*;
 
 use super::{AzureDevOps, Project, category_by_name};
 
-/// The one scheme: a Web Hooks subscription with Basic authentication.
+const SETUP_HEAD: &str = "In Azure DevOps: Project settings → Service hooks → Create subscription → Web Hooks → Next.\n\
+    Trigger: Work item updated (create more subscriptions for Work item created, deleted \
+    and restored if you want them); leave the filters empty or narrow them.\n\
+    URL: {webhookUrl}\n";
+
+const SETUP_TAIL: &str = "Resource details to send: All (Minimal works too: the issue is then read again).\n\
+    Test, then Finish.";
+
+/// A Web Hooks subscription proves itself with Basic authentication (the default) or with a
+/// custom header (`httpHeaders`), whichever the admin fills in.
 pub fn schemes() -> Vec<EventScheme> {
-    vec![EventScheme {
-        id: "basic".into(),
-        label: "Basic authentication (service hook)".into(),
-        authenticity: Authenticity::Basic,
+    let scheme = |id: &str, label: &str, authenticity, proof: &str| EventScheme {
+        id: id.into(),
+        label: label.into(),
+        authenticity,
         replay: None,
         delivery_id: Some(Locator::BodyPointer("/id".into())),
-        setup: "In Azure DevOps: Project settings → Service hooks → Create subscription → Web Hooks → Next.\n\
-                Trigger: Work item updated (create more subscriptions for Work item created, deleted \
-                and restored if you want them); leave the filters empty or narrow them.\n\
-                URL: {webhookUrl}\n\
-                Basic authentication username: any name, e.g. integration.\n\
-                Basic authentication password: paste this source's webhook secret.\n\
-                Resource details to send: All (Minimal works too: the issue is then read again).\n\
-                Test, then Finish."
-            .into(),
-    }]
+        setup: format!("{SETUP_HEAD}{proof}{SETUP_TAIL}"),
+    };
+    vec![
+        scheme(
+            "basic",
+            "Basic authentication (service hook)",
+            Authenticity::Basic,
+            "Basic authentication username: any name, e.g. integration.\n\
+             Basic authentication password: paste this source's webhook secret.\n",
+        ),
+        scheme(
+            "header",
+            "Custom header X-Hook-Token (service hook)",
+            Authenticity::TokenHeader("X-Hook-Token".into()),
+            "HTTP headers: X-Hook-Token:<this source's webhook secret> (one header per line).\n",
+        ),
+    ]
 }
 
 /// The work item a `workitem.*` event of this source's project concerns; nothing for other
