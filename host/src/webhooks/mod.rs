@@ -84,10 +84,13 @@ pub struct Job {
     pub scheme: String,
     /// Headers for the plugin (without the proof).
     pub headers: Vec<(String, String)>,
-    /// The raw body.
+    /// The event's JSON body.
     pub body: Vec<u8>,
     /// When it arrived.
     pub received_at: Millis,
+    /// Its delivery id, claimed when it was taken, released if processing fails (so that the
+    /// tracker's redelivery is processed rather than dropped as a repeat).
+    pub delivery_id: Option<String>,
 }
 
 /// The receiver's state: delivery ids seen, the queue and the per-source counters.
@@ -424,15 +427,11 @@ pub async fn receive(
         headers: verify::plugin_headers(&admitted.scheme, settings, &headers),
         body,
         received_at: at,
+        delivery_id: verified.delivery_id.clone(),
     };
     if webhooks.sender.try_send(job).is_err() {
-        if let Some(delivery) = &verified.delivery_id
-            && let Err(e) = webhooks
-                .deliveries
-                .release(&state.store, id, delivery)
-                .await
-        {
-            tracing::warn!(source = %id, error = %e, "delivery id not released: a retry of it is ignored");
+        if let Some(delivery) = &verified.delivery_id {
+            release(state, id, delivery).await;
         }
         return refused(Answer::new(
             503,
@@ -486,6 +485,17 @@ fn event_json(headers: &[(String, String)], body: Vec<u8>) -> Result<Vec<u8>, An
             "not-json",
             format!("the body is not JSON ({e})"),
         )),
+    }
+}
+
+/// Forgets delivery `delivery` of `source_id`, which was not processed (the queue was full,
+/// or processing failed): a retry or redelivery of it is taken, not dropped as a repeat.
+async fn release(state: &AppState, source_id: &str, delivery: &str) {
+    let released = (state.webhooks.deliveries)
+        .release(&state.store, source_id, delivery)
+        .await;
+    if let Err(e) = released {
+        tracing::warn!(source = %source_id, error = %e, "delivery id not released: a retry of it is ignored");
     }
 }
 

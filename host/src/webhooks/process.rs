@@ -33,11 +33,14 @@ pub async fn run(state: AppState, mut receiver: mpsc::Receiver<Job>) {
         };
         let state = state.clone();
         tokio::spawn(async move {
-            let source_id = job.source_id.clone();
+            let (source_id, delivery) = (job.source_id.clone(), job.delivery_id.clone());
             let failure = match process(&state, job).await {
                 Ok(()) => None,
                 Err(e) => {
                     tracing::warn!(source = %source_id, error = %e, "webhook event not processed");
+                    if let Some(delivery) = &delivery {
+                        super::release(&state, &source_id, delivery).await;
+                    }
                     Some(failure(&e))
                 }
             };
