@@ -1231,61 +1231,11 @@ mod tests {
         );
     }
 
-    /// A live HTTP server on 127.0.0.1 answering every request with `answer`; returns its port
-    /// and the requests' heads, lower-cased.
+    /// A live HTTP server on 127.0.0.1 answering each request with what `answer` makes of its
+    /// path; returns its port and the requests it got, whole (head and declared body).
     async fn recording_server(
-        answer: &'static [u8],
+        answer: fn(&str) -> &'static str,
     ) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = heads.clone();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut head = vec![0; 4096];
-                let n = socket.read(&mut head).await.unwrap_or(0);
-                let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
-                seen.lock().unwrap().push(head);
-                let _ = socket.write_all(answer).await;
-            }
-        });
-        (port, heads)
-    }
-
-    #[tokio::test]
-    async fn replies_are_asked_for_and_taken_only_whole_and_uncompressed() {
-        // Compressed or partial, a tracker's echo of the token would pass the redactor unseen.
-        let gzip: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc";
-        let (port, heads) = recording_server(gzip).await;
-        let base = format!("http://127.0.0.1:{port}");
-        let mut e = egress(&base, &[]);
-        let mut req = get(&format!("{base}/x"));
-        req.headers = vec![
-            ("Accept-Encoding".into(), "gzip, br".into()),
-            ("Range".into(), "bytes=0-3".into()),
-            ("Accept".into(), "application/json".into()),
-        ];
-        match e.send(req).await {
-            Err(SendError::Unreachable(message)) => {
-                assert!(message.contains("Content-Encoding \"gzip\""), "{message}")
-            }
-            other => panic!("expected a refusal of the compressed reply, got {other:?}"),
-        }
-        let head = heads.lock().unwrap()[0].clone();
-        assert!(head.contains("accept-encoding: identity\r\n"), "{head}");
-        assert!(!head.contains("gzip") && !head.contains("range"), "{head}");
-        assert!(head.contains("accept: application/json"), "{head}");
-
-        let plain: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-encoding: identity\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
-        let (port, _) = recording_server(plain).await;
-        let base = format!("http://127.0.0.1:{port}");
-        let reply = egress(&base, &[]).send(get(&format!("{base}/x"))).await;
-        assert_eq!(reply.unwrap().body, b"ok");
-    }
-
-    #[tokio::test]
-    async fn a_redirected_write_is_repeated_as_it_was_except_after_see_other() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -1293,9 +1243,6 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                // The head, then as many bytes as it declares.
-                let mut request = Vec::new();
-                let mut chunk = [0; 4096];
                 let complete = |r: &[u8]| {
                     let text = String::from_utf8_lossy(r);
                     let Some((head, body)) = text.split_once("\r\n\r\n") else {
@@ -1312,6 +1259,7 @@ mod tests {
                         .unwrap_or(0);
                     body.len() >= declared
                 };
+                let (mut request, mut chunk) = (Vec::new(), [0; 4096]);
                 while !complete(&request) {
                     match socket.read(&mut chunk).await {
                         Ok(0) | Err(_) => break,
@@ -1319,27 +1267,71 @@ mod tests {
                     }
                 }
                 let request = String::from_utf8_lossy(&request).to_string();
-                let line = request.lines().next().unwrap_or_default().to_string();
-                let body = request.split("\r\n\r\n").nth(1).unwrap_or_default();
-                log.lock().unwrap().push(format!("{line} {body}"));
-                let answer = match line.split(' ').nth(1) {
-                    Some("/moved") => "301 Moved Permanently\r\nlocation: /comments",
-                    Some("/see") => "303 See Other\r\nlocation: /comments/7",
-                    _ => "201 Created",
-                };
-                let answer =
-                    format!("HTTP/1.1 {answer}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-                let _ = socket.write_all(answer.as_bytes()).await;
+                let path = request.split(' ').nth(1).unwrap_or_default().to_string();
+                log.lock().unwrap().push(request);
+                let _ = socket.write_all(answer(&path).as_bytes()).await;
             }
         });
+        (port, seen)
+    }
+
+    #[tokio::test]
+    async fn replies_are_asked_for_and_taken_only_whole_and_uncompressed() {
+        // Compressed or partial, a tracker's echo of the token would pass the redactor unseen.
+        let (port, requests) = recording_server(|_| {
+            "HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc"
+        })
+        .await;
+        let base = format!("http://127.0.0.1:{port}");
+        let mut e = egress(&base, &[]);
+        let mut req = get(&format!("{base}/x"));
+        req.headers = vec![
+            ("Accept-Encoding".into(), "gzip, br".into()),
+            ("Range".into(), "bytes=0-3".into()),
+            ("Accept".into(), "application/json".into()),
+        ];
+        match e.send(req).await {
+            Err(SendError::Unreachable(message)) => {
+                assert!(message.contains("Content-Encoding \"gzip\""), "{message}")
+            }
+            other => panic!("expected a refusal of the compressed reply, got {other:?}"),
+        }
+        let head = requests.lock().unwrap()[0].to_ascii_lowercase();
+        assert!(head.contains("accept-encoding: identity\r\n"), "{head}");
+        assert!(!head.contains("gzip") && !head.contains("range"), "{head}");
+        assert!(head.contains("accept: application/json"), "{head}");
+
+        let (port, _) = recording_server(|_| {
+            "HTTP/1.1 200 OK\r\ncontent-encoding: identity\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+        })
+        .await;
+        let base = format!("http://127.0.0.1:{port}");
+        let reply = egress(&base, &[]).send(get(&format!("{base}/x"))).await;
+        assert_eq!(reply.unwrap().body, b"ok");
+    }
+
+    #[tokio::test]
+    async fn a_redirected_write_is_repeated_as_it_was_except_after_see_other() {
+        let (port, requests) = recording_server(|path| match path {
+            "/moved" => "HTTP/1.1 301 Moved Permanently\r\nlocation: /comments\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            "/see" => "HTTP/1.1 303 See Other\r\nlocation: /comments/7\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            _ => "HTTP/1.1 201 Created\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        })
+        .await;
         let base = format!("http://127.0.0.1:{port}");
         for path in ["/moved", "/see"] {
             let mut req = get(&format!("{base}{path}"));
             (req.method, req.body) = (reqwest::Method::POST, Some(b"{\"body\":\"hi\"}".to_vec()));
             egress(&base, &[]).send(req).await.unwrap();
         }
+        let seen: Vec<String> = (requests.lock().unwrap().iter())
+            .map(|r| {
+                let (head, body) = r.split_once("\r\n\r\n").unwrap();
+                format!("{} {body}", head.lines().next().unwrap())
+            })
+            .collect();
         assert_eq!(
-            *seen.lock().unwrap(),
+            seen,
             [
                 "POST /moved HTTP/1.1 {\"body\":\"hi\"}",
                 "POST /comments HTTP/1.1 {\"body\":\"hi\"}",
