@@ -69,8 +69,8 @@ async fn read_body(
 /// JSON `bytes` read as a `T`: not JSON, unknown fields and wrong types are 400s naming the
 /// field (as a path like `auth.fields`).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if let Some(path) = nul_at(bytes) {
-        let message = "a text holds a NUL character (\\u0000)".to_string();
+    if let Some((path, position)) = nul_at(bytes) {
+        let message = format!("character {position} is a NUL (\\u0000), which no field takes");
         return Err(invalid_at(&path, message));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -98,23 +98,27 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Where the JSON `bytes` hold a NUL in a string or a key (as serde_path_to_error names a
-/// path, `.` for the top), if they do: no field has a use for one, and PostgreSQL refuses it in
-/// text. Only bodies that spell `\u0000` are parsed twice.
-fn nul_at(bytes: &[u8]) -> Option<String> {
-    fn walk(value: &serde_json::Value, path: &str) -> Option<String> {
+/// path, `.` for the top, and the character's position from 1), if they do: no field has a
+/// use for one, and PostgreSQL refuses it in text. Only bodies that spell `\u0000` are parsed
+/// twice.
+fn nul_at(bytes: &[u8]) -> Option<(String, usize)> {
+    fn position(s: &str) -> Option<usize> {
+        s.chars().position(|c| c == '\0').map(|i| i + 1)
+    }
+    fn walk(value: &serde_json::Value, path: &str) -> Option<(String, usize)> {
         let join = |name: &str| match path {
             "." => name.to_string(),
             _ => format!("{path}.{name}"),
         };
         match value {
-            serde_json::Value::String(s) if s.contains('\0') => Some(path.to_string()),
+            serde_json::Value::String(s) => position(s).map(|at| (path.to_string(), at)),
             serde_json::Value::Array(items) => items
                 .iter()
                 .enumerate()
                 .find_map(|(i, item)| walk(item, &format!("{path}[{i}]"))),
             serde_json::Value::Object(fields) => fields.iter().find_map(|(name, item)| {
-                if name.contains('\0') {
-                    return Some(path.to_string());
+                if let Some(at) = position(name) {
+                    return Some((path.to_string(), at));
                 }
                 walk(item, &join(name))
             }),
@@ -157,6 +161,7 @@ fn invalid_at(path: &str, message: String) -> ApiError {
         message: super::wording::for_a_person(field.as_deref(), &message),
         field,
         more: Vec::new(),
+        retry_after: None,
     }
 }
 
@@ -189,6 +194,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
                 message: format!("the path parameter {key} holds a control character"),
                 field: Some(key.to_string()),
                 more: Vec::new(),
+                retry_after: None,
             });
         }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
@@ -208,6 +214,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
                     message: format!("a path parameter is invalid: {message}"),
                     field,
                     more: Vec::new(),
+                    retry_after: None,
                 })
             }
             // Routes and handlers disagree on the parameters: a bug of ours.
