@@ -347,6 +347,11 @@ async fn the_trackers_refusals_say_what_to_fix() {
     let next = s.comment(&app, &other, "Test failed").await;
     assert_eq!(next.status, 429, "{}", next.text);
     assert_eq!(next.body["error"]["code"], "rate-limited", "{}", next.text);
+    assert!(
+        next.headers.contains("\"retry-after\": \""),
+        "{}",
+        next.headers
+    );
     assert_eq!(
         tracker.requests().len(),
         asked,

@@ -1240,6 +1240,7 @@ async fn after_a_429_nothing_is_sent_before_retry_after_even_with_a_past_reset()
         "{}",
         r.text
     );
+    assert!(r.headers.contains("\"retry-after\": \""), "{}", r.headers);
     let r = app
         .admin("POST", &format!("/api/v1/sources/{source}/refresh"), None)
         .await;
@@ -1249,6 +1250,7 @@ async fn after_a_429_nothing_is_sent_before_retry_after_even_with_a_past_reset()
         "{}",
         r.text
     );
+    assert!(r.headers.contains("\"retry-after\": \""), "{}", r.headers);
     // A new link is stored without a fetch; the periodic sync waits too.
     let second = link("PROJ-2").await.expect(201).clone();
     assert_eq!(second["last_error"]["code"], "source-paused", "{second}");

@@ -38,6 +38,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Further errors found in the same request, after this one (see [`ApiError::all`]).
     pub more: Vec<ApiError>,
+    /// For a 429 or 503: seconds to wait, sent as `Retry-After`.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -49,6 +51,7 @@ impl ApiError {
             message: message.into(),
             field: Some(field.into()),
             more: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -60,6 +63,7 @@ impl ApiError {
             message: what.into(),
             field: None,
             more: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -71,6 +75,7 @@ impl ApiError {
             message: message.into(),
             field: field.map(str::to_string),
             more: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -82,6 +87,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             more: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -177,9 +183,25 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// This error, telling the caller to wait `seconds` (`Retry-After`).
+    pub fn retry_after(self, seconds: u32) -> ApiError {
+        ApiError {
+            retry_after: Some(seconds.max(1)),
+            ..self
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -264,8 +286,9 @@ impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         let message = e.to_string();
         match e {
-            SyncError::Paused(_) => {
+            SyncError::Paused(until) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "source-paused", message)
+                    .retry_after(crate::sync::seconds_until(until))
             }
             SyncError::NotSyncing(state) => {
                 ApiError::new(StatusCode::CONFLICT, state.code(), message)
@@ -354,8 +377,9 @@ impl From<CommentError> for ApiError {
             CommentError::IssueNotFound { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "issue-not-found", message)
             }
-            CommentError::RateLimited(_) => {
+            CommentError::RateLimited(seconds) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", message)
+                    .retry_after(seconds)
             }
             CommentError::Plugin(e) => e.into(),
             CommentError::Source(e) => e.into(),
@@ -428,8 +452,10 @@ impl From<&PluginError> for ApiError {
             PluginError::Rejected(_) => {
                 ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
             }
+            // The call slots are full: they free up within a call's time.
             PluginError::Busy(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
+                    .retry_after(1)
             }
             _ => {
                 tracing::warn!(error = %e, "plugin fault");

@@ -58,13 +58,11 @@ fn respond(answer: Answer) -> Response {
         )
             .into_response();
     }
-    let mut response = ApiError::new(status, answer.code, answer.message).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+    let error = ApiError::new(status, answer.code, answer.message);
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE => error.retry_after(RETRY_AFTER_SECS).into_response(),
+        _ => error.into_response(),
     }
-    response
 }
 
 /// A scheme as the editor shows it.
