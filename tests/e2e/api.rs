@@ -624,6 +624,8 @@ async fn malformed_requests_get_json_errors_naming_the_parameter() {
         ("POST", "/api/v1/sources", &nul_name, 400, "invalid", "display_name", "NUL"),
         ("POST", "/api/v1/projects/prj_1/links", r#"{"test_object":"tc\u0000","source_id":"src_1","key":"A-1"}"#, 400, "invalid", "test_object", "NUL"),
         ("GET", "/api/v1/sources?bogus=1", "", 400, "invalid", "bogus", "there is no field \"bogus\""),
+        ("GET", "/api/v1/sources/src_nope/links", "", 404, "not-found", "", "no source \"src_nope\""),
+        ("GET", "/api/v1/sources/src_nope/impact", "", 404, "not-found", "", "no source \"src_nope\""),
         ("DELETE", "/api/v1/plugins/misbehave?force=maybe", "", 400, "invalid", "force", "true"),
         ("PATCH", "/api/v1/sources", "", 405, "method-not-allowed", "", "PATCH"),
         ("GET", "/api/v1/no-such-route", "", 404, "not-found", "", "no such API route"),
@@ -749,6 +751,22 @@ async fn a_disabled_source_can_be_tested_and_the_result_is_recorded() {
         .admin("GET", &format!("/api/v1/sources/{id}"), None)
         .await;
     assert_eq!(stored.body["last_test"]["code"], "unreachable");
+
+    // So is a plugin breaking down during the test: the test ran, and failed.
+    let mut broken = source("Disabled", &tracker.url);
+    (broken["enabled"], broken["settings"]["mode"]) = (json!(false), json!("panic"));
+    app.admin("PUT", &format!("/api/v1/sources/{id}"), Some(broken))
+        .await
+        .expect(200);
+    let failed = app
+        .admin("POST", &format!("/api/v1/sources/{id}/test"), None)
+        .await;
+    assert_eq!(failed.expect(200)["ok"], false, "{}", failed.text);
+    let code = failed.body["code"].clone();
+    let stored = app
+        .admin("GET", &format!("/api/v1/sources/{id}"), None)
+        .await;
+    assert_eq!(stored.body["last_test"]["code"], code, "{}", stored.text);
 
     // A draft can be tested before it is saved.
     let draft = app

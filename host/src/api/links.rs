@@ -247,7 +247,12 @@ pub async fn list_by_source(
 ) -> Result<Json<Listed<LinkView>>, ApiError> {
     caller.require_admin()?;
     let page = query.check()?;
-    let views = links::load_views(&state, move |l| l.source_id == id).await?;
+    let wanted = id.clone();
+    let views = links::load_views(&state, move |l| l.source_id == wanted).await?;
+    // A deleted source's links are still listed; an id that names nothing is a 404.
+    if views.is_empty() {
+        crate::sources::load(&state, &id).await?;
+    }
     Ok(Json(paging::cut(views, page, links::position)))
 }
 
@@ -259,6 +264,7 @@ pub async fn impact(
     Path(id): Path<String>,
 ) -> Result<Json<Impact>, ApiError> {
     caller.require_admin()?;
+    crate::sources::load(&state, &id).await?;
     let (links, projects) = links::impact(&state, &id).await?;
     Ok(Json(Impact { links, projects }))
 }

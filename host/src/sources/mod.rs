@@ -451,6 +451,23 @@ async fn run_test(state: &AppState, config: &SourceConfig) -> Result<TestOutcome
             account: None,
             detail: None,
         }),
+        // The test ran and failed: the tracker did not answer in time, or the plugin broke
+        // down on what it got. A failure result, recorded like the tracker's own refusals.
+        Err(
+            e @ (PluginError::Timeout { .. }
+            | PluginError::CpuLimit(_)
+            | PluginError::MemoryLimit(_)
+            | PluginError::Trap(_)
+            | PluginError::Malformed(_)),
+        ) => Ok(TestOutcome {
+            ok: false,
+            code: e.code().into(),
+            message: e.to_string(),
+            account: None,
+            detail: None,
+            retry_after_secs: None,
+        }),
+        // Not run: no plugin, the call slots full, the host refused the call.
         Err(e) => Err(e.into()),
     }
 }
