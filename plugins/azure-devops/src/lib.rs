@@ -56,7 +56,7 @@ impl Provider for AzureDevOps {
             auth_types: vec![
                 AuthType {
                     id: "api-token".into(),
-                    label: "Personal access token".into(),
+                    label: "API Token".into(),
                     fields: vec![secret(
                         "pat",
                         "Personal access token",
@@ -70,7 +70,7 @@ impl Provider for AzureDevOps {
                 },
                 AuthType {
                     id: "oauth2".into(),
-                    label: "OAuth 2.0 / Microsoft Entra ID token".into(),
+                    label: "OAuth 2.0".into(),
                     fields: vec![secret(
                         "access-token",
                         "Access token",
@@ -81,7 +81,7 @@ impl Provider for AzureDevOps {
                 },
                 AuthType {
                     id: "none".into(),
-                    label: "None (public project)".into(),
+                    label: "None".into(),
                     fields: vec![],
                     scheme: CredentialScheme::None,
                 },

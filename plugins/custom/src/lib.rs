@@ -57,7 +57,7 @@ impl Provider for Plugin {
                 },
                 AuthType {
                     id: "api-token".into(),
-                    label: "API token".into(),
+                    label: "API Token".into(),
                     fields: vec![secret(
                         "api-token",
                         "API token",
@@ -67,7 +67,7 @@ impl Provider for Plugin {
                 },
                 AuthType {
                     id: "basic".into(),
-                    label: "Basic auth".into(),
+                    label: "Basic Auth".into(),
                     fields: vec![
                         AuthField {
                             name: "username".into(),
@@ -89,7 +89,7 @@ impl Provider for Plugin {
                 },
                 AuthType {
                     id: "oauth2".into(),
-                    label: "OAuth 2.0 access token".into(),
+                    label: "OAuth 2.0".into(),
                     fields: vec![secret(
                         "access-token",
                         "Access token",

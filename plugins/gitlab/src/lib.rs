@@ -47,7 +47,7 @@ impl Provider for GitLab {
             auth_types: vec![
                 AuthType {
                     id: "api-token".into(),
-                    label: "Access token".into(),
+                    label: "API Token".into(),
                     fields: vec![secret(
                         "token",
                         "Access token",
@@ -61,7 +61,7 @@ impl Provider for GitLab {
                 },
                 AuthType {
                     id: "oauth2".into(),
-                    label: "OAuth 2.0 access token".into(),
+                    label: "OAuth 2.0".into(),
                     fields: vec![secret(
                         "access-token",
                         "Access token",
@@ -71,7 +71,7 @@ impl Provider for GitLab {
                 },
                 AuthType {
                     id: "none".into(),
-                    label: "None (public project)".into(),
+                    label: "None".into(),
                     fields: vec![],
                     scheme: CredentialScheme::None,
                 },

@@ -50,7 +50,7 @@ impl Provider for Plugin {
             auth_types: vec![
                 AuthType {
                     id: "api-token".into(),
-                    label: "Personal API key".into(),
+                    label: "API Token".into(),
                     fields: vec![AuthField {
                         name: "api-key".into(),
                         label: "API key".into(),
@@ -71,7 +71,7 @@ impl Provider for Plugin {
                 },
                 AuthType {
                     id: "oauth2".into(),
-                    label: "OAuth 2.0 access token".into(),
+                    label: "OAuth 2.0".into(),
                     fields: vec![AuthField {
                         name: "access-token".into(),
                         label: "Access token".into(),
