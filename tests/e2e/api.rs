@@ -618,9 +618,9 @@ async fn malformed_requests_get_json_errors_naming_the_parameter() {
         ("POST", "/api/v1/sources", &capability_number, 400, "invalid", "capabilities.create_issues", "expected true or false; got the number 1"),
         ("GET", "/api/v1/sources/%FF%FE", "", 400, "invalid", "id", "UTF-8"),
         ("GET", "/api/v1/projects/%FF/links", "", 400, "invalid", "project", "UTF-8"),
-        // PostgreSQL refuses a NUL in text: each is a 400 before any query.
-        ("GET", "/api/v1/sources/src_%00", "", 400, "invalid", "id", "control character"),
-        ("GET", "/api/v1/projects/%00/links", "", 400, "invalid", "project", "control character"),
+        // PostgreSQL refuses a NUL in text: each is refused before any query.
+        ("GET", "/api/v1/sources/src_%00", "", 404, "not-found", "id", "control character"),
+        ("GET", "/api/v1/projects/%00/links", "", 404, "not-found", "project", "control character"),
         ("POST", "/api/v1/sources", &nul_name, 400, "invalid", "display_name", "NUL"),
         ("POST", "/api/v1/projects/prj_1/links", r#"{"test_object":"tc\u0000","source_id":"src_1","key":"A-1"}"#, 400, "invalid", "test_object", "NUL"),
         ("GET", "/api/v1/sources?bogus=1", "", 400, "invalid", "bogus", "there is no field \"bogus\""),
@@ -663,6 +663,26 @@ async fn secrets_are_write_only_kept_replaced_and_dropped() {
         .create("/api/v1/sources", source("Keep", &tracker.url))
         .await;
     let path = format!("/api/v1/sources/{id}");
+
+    // No API answer is kept by a cache: a token or a generated secret is shown once.
+    let token = app
+        .admin(
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"name": "ci", "role": "admin"})),
+        )
+        .await;
+    for answer in [&token, &app.admin("GET", &path, None).await] {
+        let headers = answer.headers.to_ascii_lowercase();
+        assert!(
+            headers.contains("\"cache-control\": \"no-store\""),
+            "{headers}"
+        );
+        assert!(
+            headers.contains("\"x-content-type-options\": \"nosniff\""),
+            "{headers}"
+        );
+    }
 
     // An edit without the secret keeps it: the tracker still receives it.
     let mut edit = source("Keep (renamed)", &tracker.url);

@@ -184,14 +184,15 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Path<T> {
     ) -> Result<Self, Self::Rejection> {
         use axum::extract::path::ErrorKind;
         use axum::extract::rejection::PathRejection;
-        // No id holds one, and PostgreSQL refuses a NUL in text: a 400, not a failed query.
+        // No id holds one (and PostgreSQL refuses a NUL in text): nothing by that id, found
+        // without a query.
         if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await
             && let Some((key, _)) = raw.iter().find(|(_, v)| v.chars().any(char::is_control))
         {
             return Err(ApiError {
-                status: StatusCode::BAD_REQUEST,
-                code: "invalid",
-                message: format!("the path parameter {key} holds a control character"),
+                status: StatusCode::NOT_FOUND,
+                code: "not-found",
+                message: format!("no such {key}: the path parameter holds a control character"),
                 field: Some(key.to_string()),
                 more: Vec::new(),
                 retry_after: None,

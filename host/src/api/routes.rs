@@ -197,8 +197,23 @@ macro_rules! routes {
                 .fallback(not_found)
                 .method_not_allowed_fallback(method_not_allowed)
                 .layer(DefaultBodyLimit::max(extract::MAX_JSON_BYTES))
+                .layer(axum::middleware::map_response(not_stored))
         }
     };
+}
+
+/// Every API answer: never stored by a browser or proxy cache (some carry a token or a secret
+/// shown once), and read only as the type it declares.
+async fn not_stored(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 routes! {
