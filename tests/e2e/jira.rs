@@ -1682,14 +1682,18 @@ async fn an_event_without_fields_updated_is_versioned_by_its_timestamp() {
         .into_bytes(),
     };
     let status = json!({"name": "In Progress", "statusCategory": {"key": "indeterminate"}});
-    // providers-events.md §1.B's sample: no `updated`, and no `summary` either, so the issue is
-    // read rather than stored with an empty title.
+    // providers-events.md §1.B's sample: no `updated`, and no `summary` either: the state is
+    // taken, with the title left empty (the host keeps the one the link shows).
     let changes = host
         .parse_event(&src, event(json!({"status": status})))
         .await
         .unwrap();
     assert_eq!(changes[0].version, Some(1718000000000));
-    assert_eq!(changes[0].issue, None);
+    let issue = changes[0].issue.as_ref().unwrap();
+    assert_eq!(
+        (issue.title.as_str(), issue.status.as_str()),
+        ("", "In Progress")
+    );
     let changes = host
         .parse_event(
             &src,

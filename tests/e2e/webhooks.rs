@@ -147,11 +147,16 @@ impl Hooks {
     }
 
     async fn status(&self, link: &str) -> Option<String> {
+        self.shown(link, "status").await
+    }
+
+    /// What the link's snapshot shows as `field`, if anything.
+    async fn shown(&self, link: &str, field: &str) -> Option<String> {
         let path = format!("/api/v1/projects/{}/links", self.project);
         let r = self.app.call("GET", &path, Some(&self.member), None).await;
         let links = r.expect(200).as_array().unwrap().clone();
         let found = links.iter().find(|l| l["id"] == link).unwrap();
-        found["snapshot"]["status"].as_str().map(str::to_string)
+        found["snapshot"][field].as_str().map(str::to_string)
     }
 
     /// Waits (at most 10 s) until the link shows `status`.
@@ -733,6 +738,23 @@ async fn linear_signature_and_replay_window() {
         200
     );
     h.wait_for(&link, "Done").await;
+
+    // A later payload without the title (providers-events.md §4.B's minimal one): its state is
+    // shown, with the title the link already had.
+    let mut later: Value = serde_json::from_slice(&event(now_ms())).unwrap();
+    later["data"]["state"] = json!({"id": "s-2", "name": "In Progress", "type": "started"});
+    later["data"]["updatedAt"] = json!("2026-12-07T02:00:00.000Z");
+    later["data"].as_object_mut().unwrap().remove("title");
+    let later = serde_json::to_vec(&later).unwrap();
+    assert_eq!(
+        h.send(&path, &sign(&secret, &later, "l-4"), &later).await.0,
+        200
+    );
+    h.wait_for(&link, "In Progress").await;
+    assert_eq!(
+        h.shown(&link, "title").await.as_deref(),
+        Some("Login fails")
+    );
     assert!(h.tracker.requests().is_empty());
 }
 

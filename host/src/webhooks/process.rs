@@ -1,6 +1,7 @@
 //! Processing a verified event: the plugin maps it to keys (`parse-event`), and only the
 //! links of that source with those keys change. A payload's state is applied only when its
-//! version is greater than the last one applied to the link (trackers do not promise order);
+//! version is greater than the last one applied to the link (trackers do not promise order;
+//! a payload without the title keeps the link's);
 //! otherwise the keys are read again, in one batched `fetch-issues` (when the source has "Read
 //! issue details" and its tracker has not asked us to wait; else the next sync reads them). A
 //! key nobody linked costs nothing. The source is read anew for every event, so an edit
@@ -160,7 +161,7 @@ async fn apply_payloads(
         .write(move |w| {
             let at = now();
             let mut stale = BTreeSet::new();
-            for (id, issue, version) in apply {
+            for (id, mut issue, version) in apply {
                 let Some(mut record) = w.get::<LinkRecord>(LINKS, &id)? else {
                     continue;
                 };
@@ -168,6 +169,17 @@ async fn apply_payloads(
                 if record.event_version.is_some_and(|v| v >= version) {
                     stale.insert(record.key.clone());
                     continue;
+                }
+                // A payload without the title keeps the one the link shows; with none shown,
+                // the issue is read.
+                if issue.title.is_empty() {
+                    match record.snapshot.as_ref().filter(|s| !s.title.is_empty()) {
+                        Some(shown) => issue.title = shown.title.clone(),
+                        None => {
+                            stale.insert(record.key.clone());
+                            continue;
+                        }
+                    }
                 }
                 crate::links::apply(&mut record, Ok(issue), at);
                 record.event_version = Some(version);

@@ -115,10 +115,11 @@ fn updated_fields(resource: &Value) -> Option<Value> {
     fields
 }
 
-/// The work item's state from its fields, when they hold the title and a state of a system
-/// process (a custom state's category needs a request, which events may not make).
+/// The work item's state from its fields, when they hold a state of a system process (a custom
+/// state's category needs a request, which events may not make).
 fn issue_of(source: &Source, fields: &Value, id: u64) -> Option<Issue> {
-    let title = str_at(fields, "/System.Title")?;
+    // A payload without the title leaves it empty: the host keeps the one the link shows.
+    let title = str_at(fields, "/System.Title").unwrap_or("");
     let state = str_at(fields, "/System.State")?;
     let category = category_by_name(state)?;
     let assignee = match fields.get("System.AssignedTo") {

@@ -84,8 +84,9 @@ pub fn parse(source: &Source, event: &Event) -> Result<Vec<EventChange>, Provide
         .flatten()
         .filter_map(|l| str_at(l, "/title"))
         .collect();
+    // A hook without the title leaves it empty: the host keeps the one the link shows.
     let item = json!({
-        "title": attributes.get("title"),
+        "title": attributes.get("title").cloned().unwrap_or(json!("")),
         "state": attributes.get("state"),
         "web_url": attributes.get("url"),
         "assignees": body.get("assignees").cloned().unwrap_or(json!([])),

@@ -57,11 +57,9 @@ pub fn parse(source: &Source, event: &Event) -> Result<Vec<EventChange>, Provide
         }]);
     }
     let raw = &body["issue"];
-    // Without a summary the payload does not carry the whole issue: the host reads it instead
-    // of storing an empty title.
-    let issue = issue_from_json(source, raw, &key)
-        .ok()
-        .filter(|_| str_at(raw, "/fields/summary").is_some());
+    // A payload without the summary leaves the title empty: the host keeps the one the link
+    // shows.
+    let issue = issue_from_json(source, raw, &key).ok();
     // The issue's updated time; else the event's own time (`timestamp`, already Unix ms).
     let version = str_at(raw, "/fields/updated")
         .and_then(timestamp_millis)

@@ -67,14 +67,19 @@ pub fn parse(source: &Source, event: &Event) -> Result<Vec<EventChange>, Provide
         keys.push(old.to_ascii_uppercase());
     }
     let removed = str_at(&body, "/action") == Some("remove");
-    let version = str_at(data, "/updatedAt").and_then(timestamp_millis);
+    // A payload without the title leaves it empty: the host keeps the one the link shows.
+    let mut data = data.clone();
+    if let Some(fields) = data.as_object_mut() {
+        fields.entry("title").or_insert(Value::from(""));
+    }
+    let version = str_at(&data, "/updatedAt").and_then(timestamp_millis);
     Ok(keys
         .into_iter()
         .map(|key| EventChange {
             issue: if removed {
                 None
             } else {
-                to_issue(source, &key, data).ok()
+                to_issue(source, &key, &data).ok()
             },
             version: version.filter(|_| !removed),
             key,
