@@ -355,13 +355,14 @@ pub async fn set_enabled(
 }
 
 /// Runs the plugin's connection test of source `id` with its stored configuration, enabled
-/// or not, and records the result on the source.
+/// or not, and records the result on the source, unless an edit came in meanwhile.
 pub async fn test(state: &AppState, who: &str, id: &str) -> Result<TestOutcome, SourceError> {
     let (record, secrets) = load_with_secrets(state, id).await?;
     if let Some(refused) = crate::compat::refusal(&state.plugins, &record) {
         return Err(refused.into());
     }
     let outcome = run_test(state, &config(Some(id), &record, secrets)).await?;
+    let tested = record.updated_at;
     let result = TestResult {
         ok: outcome.ok,
         code: outcome.code.clone(),
@@ -372,8 +373,11 @@ pub async fn test(state: &AppState, who: &str, id: &str) -> Result<TestOutcome, 
     state
         .store
         .write(move |w| {
-            // The source may have been deleted meanwhile; then there is nothing to record on.
-            if let Some(mut record) = w.get::<SourceRecord>(SOURCES, &key)? {
+            // The source may have been deleted or edited meanwhile; then the result is not
+            // its configuration's, and is not recorded on it.
+            if let Some(mut record) = w.get::<SourceRecord>(SOURCES, &key)?
+                && record.updated_at == tested
+            {
                 record.last_test = Some(result.clone());
                 w.put(SOURCES, &key, &record)?;
                 audit(
