@@ -95,6 +95,21 @@
   const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
   const main = () => document.getElementById('main');
 
+  // A tracker's link as an href: http(s) only (the server checks the same; this page does not
+  // rely on it), else nothing.
+  function webHref(url) {
+    return typeof url === 'string' && /^https?:\/\//i.test(url) ? url : null;
+  }
+
+  // A route part as text; a malformed escape is taken as it is rather than stopping the page.
+  function decodeOr(part) {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      return part;
+    }
+  }
+
   function mount(...nodes) {
     replace(main(), nodes);
   }
@@ -372,7 +387,7 @@
     } else if (parts[0] === 'sources' && parts[1] === 'new') {
       showEditor(null);
     } else if (parts[0] === 'sources' && parts[1]) {
-      showEditor(decodeURIComponent(parts[1]));
+      showEditor(decodeOr(parts[1]));
     } else {
       showSources();
     }
@@ -1822,8 +1837,8 @@
       if (!s || !s.create_issues) return;
       try {
         const r = await api('GET', '/projects/' + encodeURIComponent(this.project) + '/sources/' + encodeURIComponent(s.id) + '/create-url');
-        if (this.sourceSelect.value !== s.id || !r || !r.url) return;
-        this.createLink.href = r.url;
+        if (this.sourceSelect.value !== s.id || !r || !webHref(r.url)) return;
+        this.createLink.href = webHref(r.url);
         replace(this.createLink, icon('external'), 'Create issue in ' + s.name);
         this.createLink.hidden = false;
       } catch (_) {
@@ -1888,7 +1903,7 @@
 
     linkItem(l) {
       const snap = l.snapshot;
-      const href = l.url || (snap && snap.web_url);
+      const href = webHref(l.url || (snap && snap.web_url));
       const sync = SYNC[l.sync_state];
       const tip = issueTip(l);
       const keyEl = href
