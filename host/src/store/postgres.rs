@@ -118,14 +118,10 @@ impl DatabaseUrl {
         let Ok(url) = url::Url::parse(&self.0) else {
             return Vec::new();
         };
-        let in_query = url
-            .query()
-            .into_iter()
+        let in_query = (url.query().into_iter())
             .flat_map(|q| q.split('&'))
-            .filter_map(|pair| {
-                let (name, value) = pair.split_once('=')?;
-                is_password_parameter(&percent_decode(name)).then(|| value.to_string())
-            });
+            .filter_map(password_parameter)
+            .map(|(_, value)| value.to_string());
         url.password()
             .map(String::from)
             .into_iter()
@@ -149,8 +145,13 @@ impl DatabaseUrl {
     }
 }
 
-fn is_password_parameter(name: &str) -> bool {
-    name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("sslpassword")
+/// A query pair `name=value` that gives a password (`password` or `sslpassword`), as its name
+/// and value.
+fn password_parameter(pair: &str) -> Option<(&str, &str)> {
+    let (name, value) = pair.split_once('=')?;
+    let decoded = percent_decode(name);
+    (decoded.eq_ignore_ascii_case("password") || decoded.eq_ignore_ascii_case("sslpassword"))
+        .then_some((name, value))
 }
 
 fn percent_decode(text: &str) -> String {
@@ -195,18 +196,16 @@ impl<'de> serde::Deserialize<'de> for DatabaseUrl {
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match url::Url::parse(&self.0) {
+            Ok(_) if self.passwords().is_empty() => f.write_str(&self.0),
             Ok(mut url) => {
                 if url.password().is_some() {
                     let _ = url.set_password(Some("[redacted]"));
                 }
                 if let Some(query) = url.query() {
-                    let query: Vec<String> = query
-                        .split('&')
-                        .map(|pair| match pair.split_once('=') {
-                            Some((name, _)) if is_password_parameter(&percent_decode(name)) => {
-                                format!("{name}=[redacted]")
-                            }
-                            _ => pair.to_string(),
+                    let query: Vec<String> = (query.split('&'))
+                        .map(|pair| match password_parameter(pair) {
+                            Some((name, _)) => format!("{name}=[redacted]"),
+                            None => pair.to_string(),
                         })
                         .collect();
                     url.set_query(Some(&query.join("&")));
